@@ -1,0 +1,162 @@
+/* Vision transformers (ViT / DeiT, timm layout): configurations, the model with its parameters in
+ * one block and activations in one arena, forward, loss and backward on the CPU, and loading and
+ * saving timm-named safetensors. */
+#ifndef GPUSQ_VIT_H
+#define GPUSQ_VIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpusq/nn.h"
+#include "gpusq/status.h"
+
+typedef struct {
+    int img_size;     /* square input side, pixels */
+    int patch_size;   /* conv kernel = stride */
+    int in_chans;
+    int num_classes;
+    int embed_dim;
+    int depth;
+    int num_heads;
+    int mlp_hidden;   /* fc1 output size (mlp_ratio × embed_dim) */
+    int qkv_bias;     /* 1: the fused qkv projection has a bias */
+    int class_token;  /* 1: a class token is prepended */
+    int distilled;    /* 1: DeiT distillation token and head_dist; logits = (head + head_dist) / 2 */
+    gsq_pool pool;    /* token: the class token feeds the head; avg: mean of patch tokens + fc_norm */
+    float ln_eps;     /* LayerNorm epsilon (timm: 1e-6) */
+} gsq_vit_config;
+
+/* Fills *cfg for a timm model name (vit_tiny_patch16_224, deit_small_distilled_patch16_224, ...). */
+gsq_status gsq_vit_config_by_name(const char *name, gsq_vit_config *cfg, gsq_error *err);
+/* Names accepted by gsq_vit_config_by_name, NULL-terminated. */
+const char *const *gsq_vit_config_names(void);
+gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err);
+
+static inline int gsq_vit_grid(const gsq_vit_config *c) { return c->img_size / c->patch_size; }
+static inline int gsq_vit_num_patches(const gsq_vit_config *c) { return gsq_vit_grid(c) * gsq_vit_grid(c); }
+static inline int gsq_vit_prefix(const gsq_vit_config *c) { return c->class_token + c->distilled; }
+static inline int gsq_vit_tokens(const gsq_vit_config *c) { return gsq_vit_prefix(c) + gsq_vit_num_patches(c); }
+
+/* Multiply-accumulates of one image's forward pass (GEMMs and attention matmuls). */
+double gsq_vit_macs(const gsq_vit_config *cfg);
+
+/* Bytes of the activation arena for a batch (training adds the activation-gradient arena). */
+size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int training);
+
+/* One parameter tensor: timm name, shape and place in the parameter block. */
+#define GSQ_NAME_MAX 64
+typedef struct {
+    char name[GSQ_NAME_MAX];
+    int ndim;
+    int64_t shape[4];
+    size_t offset; /* in floats, into params and grads */
+    size_t numel;
+} gsq_param;
+
+/* Pointers into one block (parameters, or gradients with the same layout). */
+typedef struct {
+    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} gsq_vit_block_view;
+
+typedef struct {
+    float *patch_w, *patch_b, *cls_token, *dist_token, *pos_embed;
+    gsq_vit_block_view *blocks; /* depth entries */
+    float *norm_w, *norm_b;     /* final norm (token pooling) or fc_norm (avg pooling) */
+    float *head_w, *head_b, *head_dist_w, *head_dist_b;
+} gsq_vit_view;
+
+/* Activations of one block, kept by forward for backward. Rows N = B·T. */
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd; /* (N, D), (N), (N) */
+    float *qkv;                       /* (N, 3D) */
+    float *att;                       /* (B, NH, T, T) softmax probabilities */
+    float *atty;                      /* (N, D) attention output before proj */
+    float *res1;                      /* (N, D) x + proj(atty) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (N, D), (N), (N) */
+    float *fc1;                       /* (N, H) before GELU */
+    float *gelu;                      /* (N, H) */
+    float *res2;                      /* (N, D) block output */
+} gsq_vit_block_acts;
+
+typedef struct {
+    float *patches;       /* (B, NP, C·P·P) */
+    float *patch_out;     /* (B, NP, D) */
+    float *x0;            /* (B, T, D) tokens + position */
+    gsq_vit_block_acts *blocks;
+    float *pooled;        /* (PR, D): per image token 0 (or the patch-token mean), then token 1
+                           * when distilled; PR = B or 2B */
+    float *normed;        /* (PR, D) final norm (token pooling) or fc_norm (avg pooling) */
+    float *norm_mean, *norm_rstd; /* (PR) */
+    float *logits;        /* (B, K) */
+    float *logits_main, *logits_dist; /* (B, K) each, distilled only */
+    float *probs;         /* (B, K) softmax of the last loss */
+} gsq_vit_acts;
+
+/* Gradient scratch for backward (the activations' gradients). */
+typedef struct {
+    float *dres;          /* (B, T, D) gradient flowing along the residual stream */
+    float *dln;           /* (N, D) */
+    float *dqkv;          /* (N, 3D) */
+    float *datty;         /* (N, D) */
+    float *dfc1, *dgelu;  /* (N, H) */
+    float *datt;          /* (B, NH, T, T) attention backward scratch */
+    float *dpatch_out;    /* (B, NP, D) */
+    float *dpooled, *dnormed; /* (PR, D) */
+    float *dlogits;       /* (B, K) */
+} gsq_vit_grad_acts;
+
+typedef struct gsq_vit {
+    gsq_vit_config cfg;
+    int num_tensors;
+    gsq_param *tensors;   /* in timm state_dict order */
+    size_t num_params;
+    float *params;        /* one block: all parameters */
+    float *grads;         /* same layout, allocated on first backward (or by gsq_vit_alloc_grads) */
+    gsq_vit_view p, g;    /* views into params and grads */
+    int act_batch;        /* batch the arenas are sized for (0 = none yet) */
+    int batch;            /* batch of the last forward */
+    float *act_mem, *gact_mem;
+    gsq_vit_acts a;
+    gsq_vit_grad_acts ga;
+    int *targets;         /* (act_batch) labels of the last loss */
+    float label_smoothing;
+    float loss;
+} gsq_vit;
+
+/* Allocates a model with zeroed parameters. */
+gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err);
+void gsq_vit_free(gsq_vit *m);
+/* timm-style initialisation: trunc_normal(0.02) weights and position embedding, zero biases,
+ * unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6), deterministic from seed. */
+void gsq_vit_init(gsq_vit *m, uint64_t seed);
+const gsq_param *gsq_vit_find_param(const gsq_vit *m, const char *name);
+
+/* Forward pass of images (B, C, H, W), normalised; keeps activations for backward.
+ * Returns a pointer to the logits (B, num_classes) inside the model through *logits. */
+gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float **logits,
+                           gsq_error *err);
+/* Cross-entropy of the last forward's logits against targets (B), with label smoothing. */
+gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, float *loss,
+                        gsq_error *err);
+/* Zeroes the parameter gradients (allocating them on first use). */
+gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err);
+/* Backward of the last forward + loss; ACCUMULATES into m->grads (call zero_grad first). */
+gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err);
+
+/* Loads a timm state_dict from a safetensors file. With cfg NULL the architecture is inferred
+ * from the tensor shapes and the file's metadata ("num_heads", or head_dim 64 as timm's ViTs);
+ * with cfg given, every tensor is checked against it. Missing, extra and mis-shaped tensors are
+ * reported by name. */
+gsq_status gsq_vit_load(gsq_vit **out, const char *path, const gsq_vit_config *cfg,
+                        gsq_error *err);
+/* Infers a configuration from the tensors of an open safetensors file. The head count is not
+ * visible in the weights: it comes from num_heads if positive, else the file's "num_heads"
+ * metadata, else timm's head_dim 64. */
+struct gsq_st_file;
+gsq_status gsq_vit_infer_config(const struct gsq_st_file *f, int num_heads, gsq_vit_config *cfg,
+                                gsq_error *err);
+/* Writes the parameters with timm names (F32) and the configuration as metadata, atomically. */
+gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err);
+
+#endif

@@ -1,0 +1,96 @@
+/* ViT/DeiT configurations: timm's named models, validation and the per-image operation count. */
+#include "gpusq/vit.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int embed_dim, depth, num_heads, distilled;
+} named_config;
+
+/* timm's ViT and DeiT at 224² with patch 16 and 1000 classes; mlp_ratio 4, qkv bias, cls token. */
+static const named_config named[] = {
+    {"vit_tiny_patch16_224", 192, 12, 3, 0},
+    {"vit_small_patch16_224", 384, 12, 6, 0},
+    {"vit_base_patch16_224", 768, 12, 12, 0},
+    {"deit_tiny_patch16_224", 192, 12, 3, 0},
+    {"deit_small_patch16_224", 384, 12, 6, 0},
+    {"deit_base_patch16_224", 768, 12, 12, 0},
+    {"deit_tiny_distilled_patch16_224", 192, 12, 3, 1},
+    {"deit_small_distilled_patch16_224", 384, 12, 6, 1},
+    {"deit_base_distilled_patch16_224", 768, 12, 12, 1},
+};
+#define NUM_NAMED (sizeof named / sizeof named[0])
+
+const char *const *gsq_vit_config_names(void)
+{
+    static const char *names[NUM_NAMED + 1];
+    for (size_t i = 0; i < NUM_NAMED; i++) names[i] = named[i].name;
+    names[NUM_NAMED] = NULL;
+    return names;
+}
+
+gsq_status gsq_vit_config_by_name(const char *name, gsq_vit_config *cfg, gsq_error *err)
+{
+    for (size_t i = 0; i < NUM_NAMED; i++) {
+        if (strcmp(name, named[i].name) != 0) continue;
+        *cfg = (gsq_vit_config){
+            .img_size = 224, .patch_size = 16, .in_chans = 3, .num_classes = 1000,
+            .embed_dim = named[i].embed_dim, .depth = named[i].depth,
+            .num_heads = named[i].num_heads, .mlp_hidden = 4 * named[i].embed_dim,
+            .qkv_bias = 1, .class_token = 1, .distilled = named[i].distilled,
+            .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
+        };
+        return GSQ_OK;
+    }
+    return gsq_fail(err, GSQ_ERR_ARG, "unknown model configuration '%s' (see `gpusq info --list`)", name);
+}
+
+#define CHECK_RANGE(field, lo, hi)                                                                 \
+    if (cfg->field < (lo) || cfg->field > (hi))                                                    \
+        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: " #field " = %d is outside [%d, %d]",  \
+                        (int)cfg->field, (int)(lo), (int)(hi));
+
+gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
+{
+    /* the limits keep every buffer size far from overflow, even for hostile metadata */
+    CHECK_RANGE(img_size, 1, 8192);
+    CHECK_RANGE(patch_size, 1, cfg->img_size);
+    CHECK_RANGE(in_chans, 1, 64);
+    CHECK_RANGE(num_classes, 1, 1 << 20);
+    CHECK_RANGE(embed_dim, 1, 1 << 14);
+    CHECK_RANGE(depth, 1, 256);
+    CHECK_RANGE(num_heads, 1, cfg->embed_dim);
+    CHECK_RANGE(mlp_hidden, 1, 1 << 16);
+    CHECK_RANGE(qkv_bias, 0, 1);
+    CHECK_RANGE(class_token, 0, 1);
+    CHECK_RANGE(distilled, 0, 1);
+    if (cfg->embed_dim % cfg->num_heads != 0)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: embed_dim %d is not divisible by num_heads %d",
+                        cfg->embed_dim, cfg->num_heads);
+    if (gsq_vit_num_patches(cfg) > 65536)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: %d patches is too many (img_size %d / patch %d)",
+                        gsq_vit_num_patches(cfg), cfg->img_size, cfg->patch_size);
+    if (cfg->pool != GSQ_POOL_TOKEN && cfg->pool != GSQ_POOL_AVG)
+        return gsq_fail(err, GSQ_ERR_ARG, "configuration: unknown pooling %d", (int)cfg->pool);
+    if (cfg->pool == GSQ_POOL_TOKEN && !cfg->class_token)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: token pooling needs a class token");
+    if (cfg->distilled && (!cfg->class_token || cfg->pool != GSQ_POOL_TOKEN))
+        return gsq_fail(err, GSQ_ERR_SHAPE,
+                        "configuration: a distilled DeiT needs a class token and token pooling");
+    if (!(cfg->ln_eps > 0.0f && cfg->ln_eps < 1.0f))
+        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: ln_eps %g is outside (0, 1)", (double)cfg->ln_eps);
+    return GSQ_OK;
+}
+
+double gsq_vit_macs(const gsq_vit_config *cfg)
+{
+    double D = cfg->embed_dim, T = gsq_vit_tokens(cfg), H = cfg->mlp_hidden;
+    double patch = (double)gsq_vit_num_patches(cfg) * cfg->in_chans * cfg->patch_size * cfg->patch_size * D;
+    double block = T * D * 3 * D   /* qkv */
+                 + 2 * T * T * D   /* q·kᵀ and att·v over all heads */
+                 + T * D * D       /* proj */
+                 + 2 * T * D * H;  /* fc1 and fc2 */
+    double head = D * cfg->num_classes * (cfg->distilled ? 2 : 1);
+    return patch + cfg->depth * block + head;
+}

@@ -1,0 +1,212 @@
+/* Loading and saving ViT/DeiT weights as timm-named safetensors, and inferring the architecture
+ * from the tensor shapes when no configuration is given. */
+#include "gpusq/safetensors.h"
+#include "gpusq/vit.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Shape of tensor `name` into shape[], checking its rank; GSQ_ERR_MISSING if absent. */
+static gsq_status tensor_shape(const gsq_st_file *f, const char *name, int ndim, int64_t *shape,
+                               gsq_error *err)
+{
+    const gsq_st_tensor *t = gsq_st_find(f, name);
+    if (!t)
+        return gsq_fail(err, GSQ_ERR_MISSING, "%s: cannot infer the architecture: tensor '%s' is missing",
+                        gsq_st_label(f), name);
+    if (t->ndim != ndim)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, a ViT has %d there",
+                        gsq_st_label(f), name, t->ndim, ndim);
+    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
+    return GSQ_OK;
+}
+
+static int meta_int(const gsq_st_file *f, const char *key, int *out)
+{
+    const char *v = gsq_st_meta_get(f, key);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < 0 || x > 1 << 30) return -1;
+    *out = (int)x;
+    return 1;
+}
+
+gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_config *cfg,
+                                gsq_error *err)
+{
+    const char *label = gsq_st_label(f);
+    int64_t pw[4] = {0}, fc1[2] = {0}, head[2] = {0}, pos[3] = {0};
+    gsq_status st = tensor_shape(f, "patch_embed.proj.weight", 4, pw, err);
+    if (st == GSQ_OK) st = tensor_shape(f, "blocks.0.mlp.fc1.weight", 2, fc1, err);
+    if (st == GSQ_OK) st = tensor_shape(f, "head.weight", 2, head, err);
+    if (st == GSQ_OK) st = tensor_shape(f, "pos_embed", 3, pos, err);
+    if (st != GSQ_OK) return st;
+    memset(cfg, 0, sizeof *cfg);
+    if (pw[0] > 1 << 14 || pw[1] > 64 || pw[2] != pw[3] || pw[2] > 8192 || fc1[0] > 1 << 16 ||
+        head[0] > 1 << 20 || pos[1] > 1 << 17)
+        return gsq_fail(err, GSQ_ERR_SHAPE,
+                        "%s: tensor shapes are not those of a ViT (patch_embed.proj.weight [%lld, %lld, %lld, %lld])",
+                        label, (long long)pw[0], (long long)pw[1], (long long)pw[2], (long long)pw[3]);
+    cfg->embed_dim = (int)pw[0];
+    cfg->in_chans = (int)pw[1];
+    cfg->patch_size = (int)pw[2];
+    cfg->mlp_hidden = (int)fc1[0];
+    cfg->num_classes = (int)head[0];
+    char name[GSQ_NAME_MAX];
+    while (cfg->depth < 256) {
+        snprintf(name, sizeof name, "blocks.%d.norm1.weight", cfg->depth);
+        if (!gsq_st_find(f, name)) break;
+        cfg->depth++;
+    }
+    cfg->qkv_bias = gsq_st_find(f, "blocks.0.attn.qkv.bias") != NULL;
+    cfg->class_token = gsq_st_find(f, "cls_token") != NULL;
+    cfg->distilled = gsq_st_find(f, "dist_token") != NULL;
+    cfg->pool = gsq_st_find(f, "fc_norm.weight") ? GSQ_POOL_AVG : GSQ_POOL_TOKEN;
+    int64_t patches = pos[1] - cfg->class_token - cfg->distilled;
+    int64_t grid = (int64_t)llround(sqrt((double)(patches > 0 ? patches : 0)));
+    if (patches <= 0 || grid * grid != patches)
+        return gsq_fail(err, GSQ_ERR_SHAPE,
+                        "%s: pos_embed has %lld tokens, which is not a square grid of patches plus %d prefix tokens",
+                        label, (long long)pos[1], cfg->class_token + cfg->distilled);
+    cfg->img_size = (int)(grid * cfg->patch_size);
+    cfg->ln_eps = 1e-6f;
+    const char *eps = gsq_st_meta_get(f, "ln_eps");
+    if (eps) cfg->ln_eps = strtof(eps, NULL);
+    int heads = num_heads, r = num_heads > 0 ? 1 : meta_int(f, "num_heads", &heads);
+    if (r < 0) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata num_heads '%s' is not an integer", label,
+                               gsq_st_meta_get(f, "num_heads"));
+    if (r == 0) {
+        /* Head count is not visible in the weights; timm's ViT/DeiT use head_dim 64. */
+        if (cfg->embed_dim % 64 != 0)
+            return gsq_fail(err, GSQ_ERR_SHAPE,
+                            "%s: cannot infer num_heads: embed_dim %d is not a multiple of timm's head_dim 64 "
+                            "and the file has no num_heads metadata; give the head count (--heads)",
+                            label, cfg->embed_dim);
+        heads = cfg->embed_dim / 64;
+    }
+    cfg->num_heads = heads;
+    int img = 0;
+    if (meta_int(f, "img_size", &img) == 1 && img != cfg->img_size && img / cfg->patch_size == grid)
+        cfg->img_size = img; /* the image side may exceed grid·patch by a dropped remainder */
+    st = gsq_vit_config_validate(cfg, err);
+    if (st != GSQ_OK) {
+        char msg[GSQ_ERROR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+        return gsq_fail(err, st, "%s: inferred %s", label, msg);
+    }
+    return GSQ_OK;
+}
+
+/* Appends name to a comma-separated list in buf, or counts it once the list is full. */
+static void list_add(char *buf, size_t cap, int *listed, int *more, const char *name)
+{
+    size_t len = strlen(buf);
+    if (*listed < 6 && len + strlen(name) + 3 < cap) {
+        snprintf(buf + len, cap - len, "%s%s", *listed ? ", " : "", name);
+        (*listed)++;
+    } else {
+        (*more)++;
+    }
+}
+
+static gsq_status check_and_read(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
+{
+    const char *label = gsq_st_label(f);
+    char missing[256] = "", extra[256] = "";
+    int n_missing = 0, more_missing = 0, n_extra = 0, more_extra = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        const gsq_st_tensor *t = gsq_st_find(f, p->name);
+        if (!t) {
+            list_add(missing, sizeof missing, &n_missing, &more_missing, p->name);
+            continue;
+        }
+        int same = t->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            char want[96] = "", got[96] = "";
+            for (int d = 0; d < p->ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? ", " : "", (long long)p->shape[d]);
+            for (int d = 0; d < t->ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has shape [%s], the model expects [%s]",
+                            label, p->name, got, want);
+        }
+    }
+    for (size_t i = 0; i < gsq_st_count(f); i++) {
+        const char *name = gsq_st_at(f, i)->name;
+        if (!gsq_vit_find_param(m, name)) list_add(extra, sizeof extra, &n_extra, &more_extra, name);
+    }
+    if (n_missing)
+        return gsq_fail(err, GSQ_ERR_MISSING, "%s: %d tensor(s) missing: %s%s", label,
+                        n_missing + more_missing, missing, more_missing ? ", ..." : "");
+    if (n_extra)
+        return gsq_fail(err, GSQ_ERR_SHAPE,
+                        "%s: %d unexpected tensor(s) for this ViT/DeiT architecture: %s%s", label,
+                        n_extra + more_extra, extra, more_extra ? ", ..." : "");
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        gsq_status st = gsq_st_read_f32(f, gsq_st_find(f, p->name), m->params + p->offset, p->numel, err);
+        if (st != GSQ_OK) return st;
+    }
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_load(gsq_vit **out, const char *path, const gsq_vit_config *cfg,
+                        gsq_error *err)
+{
+    *out = NULL;
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st != GSQ_OK) return st;
+    gsq_vit_config inferred;
+    if (!cfg) {
+        st = gsq_vit_infer_config(f, 0, &inferred, err);
+        cfg = &inferred;
+    }
+    gsq_vit *m = NULL;
+    if (st == GSQ_OK) st = gsq_vit_create(&m, cfg, err);
+    if (st == GSQ_OK) st = check_and_read(m, f, err);
+    gsq_st_close(f);
+    if (st != GSQ_OK) {
+        gsq_vit_free(m);
+        return st;
+    }
+    *out = m;
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err)
+{
+    gsq_st_writer *w = NULL;
+    gsq_status st = gsq_st_writer_create(&w, err);
+    for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
+    }
+    const gsq_vit_config *c = &m->cfg;
+    char buf[32];
+    struct { const char *key; int value; } ints[] = {
+        {"img_size", c->img_size}, {"patch_size", c->patch_size}, {"in_chans", c->in_chans},
+        {"num_classes", c->num_classes}, {"embed_dim", c->embed_dim}, {"depth", c->depth},
+        {"num_heads", c->num_heads}, {"mlp_hidden", c->mlp_hidden}, {"qkv_bias", c->qkv_bias},
+        {"class_token", c->class_token}, {"distilled", c->distilled},
+    };
+    for (size_t i = 0; st == GSQ_OK && i < sizeof ints / sizeof ints[0]; i++) {
+        snprintf(buf, sizeof buf, "%d", ints[i].value);
+        st = gsq_st_writer_set_meta(w, ints[i].key, buf, err);
+    }
+    snprintf(buf, sizeof buf, "%.9g", (double)c->ln_eps);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "ln_eps", buf, err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "pool", c->pool == GSQ_POOL_AVG ? "avg" : "token", err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "producer", "gpusq", err);
+    if (st == GSQ_OK) st = gsq_st_writer_write(w, path, err);
+    gsq_st_writer_free(w);
+    return st;
+}

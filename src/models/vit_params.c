@@ -1,0 +1,192 @@
+/* The parameter table of a ViT/DeiT: timm names and shapes, one contiguous block for parameters
+ * (and one for gradients) with named views, model creation and timm-style initialisation. */
+#include "gpusq/rng.h"
+#include "gpusq/vit.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    gsq_param *tensors;
+    int count;
+    size_t total;
+} table_builder;
+
+static void add_param(table_builder *tb, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+    gsq_param *p = &tb->tensors[tb->count++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->name, sizeof p->name, fmt, ap);
+    va_end(ap);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->numel *= (size_t)shape[i];
+    }
+    p->offset = tb->total;
+    tb->total += p->numel;
+}
+
+#define SHAPE(...) (int64_t[]){__VA_ARGS__}
+#define ADD(nd, shp, ...) add_param(&tb, nd, shp, __VA_ARGS__)
+
+/* Fills the table in timm state_dict order; tensors must hold at least max_tensors entries. */
+static int build_table(const gsq_vit_config *c, gsq_param *tensors, size_t *total)
+{
+    table_builder tb = {tensors, 0, 0};
+    int64_t D = c->embed_dim, H = c->mlp_hidden, K = c->num_classes, P = c->patch_size;
+    if (c->class_token) ADD(3, SHAPE(1, 1, D), "cls_token");
+    if (c->distilled) ADD(3, SHAPE(1, 1, D), "dist_token");
+    ADD(3, SHAPE(1, gsq_vit_tokens(c), D), "pos_embed");
+    ADD(4, SHAPE(D, c->in_chans, P, P), "patch_embed.proj.weight");
+    ADD(1, SHAPE(D), "patch_embed.proj.bias");
+    for (int l = 0; l < c->depth; l++) {
+        ADD(1, SHAPE(D), "blocks.%d.norm1.weight", l);
+        ADD(1, SHAPE(D), "blocks.%d.norm1.bias", l);
+        ADD(2, SHAPE(3 * D, D), "blocks.%d.attn.qkv.weight", l);
+        if (c->qkv_bias) ADD(1, SHAPE(3 * D), "blocks.%d.attn.qkv.bias", l);
+        ADD(2, SHAPE(D, D), "blocks.%d.attn.proj.weight", l);
+        ADD(1, SHAPE(D), "blocks.%d.attn.proj.bias", l);
+        ADD(1, SHAPE(D), "blocks.%d.norm2.weight", l);
+        ADD(1, SHAPE(D), "blocks.%d.norm2.bias", l);
+        ADD(2, SHAPE(H, D), "blocks.%d.mlp.fc1.weight", l);
+        ADD(1, SHAPE(H), "blocks.%d.mlp.fc1.bias", l);
+        ADD(2, SHAPE(D, H), "blocks.%d.mlp.fc2.weight", l);
+        ADD(1, SHAPE(D), "blocks.%d.mlp.fc2.bias", l);
+    }
+    const char *norm = c->pool == GSQ_POOL_AVG ? "fc_norm" : "norm";
+    ADD(1, SHAPE(D), "%s.weight", norm);
+    ADD(1, SHAPE(D), "%s.bias", norm);
+    ADD(2, SHAPE(K, D), "head.weight");
+    ADD(1, SHAPE(K), "head.bias");
+    if (c->distilled) {
+        ADD(2, SHAPE(K, D), "head_dist.weight");
+        ADD(1, SHAPE(K), "head_dist.bias");
+    }
+    *total = tb.total;
+    return tb.count;
+}
+
+static int max_tensors(const gsq_vit_config *c) { return 12 + 12 * c->depth; }
+
+/* Points every field of *v into block following the table order of build_table. */
+static void make_view(const gsq_vit *m, float *block, gsq_vit_view *v)
+{
+    const gsq_vit_config *c = &m->cfg;
+    const gsq_param *t = m->tensors;
+#define NEXT() (block + (t++)->offset)
+    v->cls_token = c->class_token ? NEXT() : NULL;
+    v->dist_token = c->distilled ? NEXT() : NULL;
+    v->pos_embed = NEXT();
+    v->patch_w = NEXT();
+    v->patch_b = NEXT();
+    for (int l = 0; l < c->depth; l++) {
+        gsq_vit_block_view *b = &v->blocks[l];
+        b->ln1_w = NEXT();
+        b->ln1_b = NEXT();
+        b->qkv_w = NEXT();
+        b->qkv_b = c->qkv_bias ? NEXT() : NULL;
+        b->proj_w = NEXT();
+        b->proj_b = NEXT();
+        b->ln2_w = NEXT();
+        b->ln2_b = NEXT();
+        b->fc1_w = NEXT();
+        b->fc1_b = NEXT();
+        b->fc2_w = NEXT();
+        b->fc2_b = NEXT();
+    }
+    v->norm_w = NEXT();
+    v->norm_b = NEXT();
+    v->head_w = NEXT();
+    v->head_b = NEXT();
+    v->head_dist_w = c->distilled ? NEXT() : NULL;
+    v->head_dist_b = c->distilled ? NEXT() : NULL;
+#undef NEXT
+}
+
+gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err)
+{
+    *out = NULL;
+    gsq_status st = gsq_vit_config_validate(cfg, err);
+    if (st != GSQ_OK) return st;
+    gsq_vit *m = calloc(1, sizeof *m);
+    if (!m) return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating a model");
+    m->cfg = *cfg;
+    m->tensors = calloc((size_t)max_tensors(cfg), sizeof *m->tensors);
+    m->p.blocks = calloc((size_t)cfg->depth, sizeof *m->p.blocks);
+    m->g.blocks = calloc((size_t)cfg->depth, sizeof *m->g.blocks);
+    if (m->tensors && m->p.blocks && m->g.blocks) {
+        m->num_tensors = build_table(cfg, m->tensors, &m->num_params);
+        m->params = calloc(m->num_params, sizeof(float));
+    }
+    if (!m->params) {
+        size_t n = m->num_params;
+        gsq_vit_free(m);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu parameters", n);
+    }
+    make_view(m, m->params, &m->p);
+    *out = m;
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
+{
+    if (!m->grads) {
+        m->grads = calloc(m->num_params, sizeof(float));
+        if (!m->grads)
+            return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu gradients", m->num_params);
+        make_view(m, m->grads, &m->g);
+        return GSQ_OK;
+    }
+    memset(m->grads, 0, m->num_params * sizeof(float));
+    return GSQ_OK;
+}
+
+void gsq_vit_free(gsq_vit *m)
+{
+    if (!m) return;
+    free(m->tensors);
+    free(m->p.blocks);
+    free(m->g.blocks);
+    free(m->params);
+    free(m->grads);
+    free(m->act_mem);
+    free(m->gact_mem);
+    free(m->a.blocks);
+    free(m->targets);
+    free(m);
+}
+
+const gsq_param *gsq_vit_find_param(const gsq_vit *m, const char *name)
+{
+    for (int i = 0; i < m->num_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+    return NULL;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+void gsq_vit_init(gsq_vit *m, uint64_t seed)
+{
+    gsq_rng rng;
+    gsq_rng_seed(&rng, seed, 0x5eed);
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *t = &m->tensors[i];
+        float *x = m->params + t->offset;
+        int is_norm = strstr(t->name, "norm") != NULL;
+        for (size_t j = 0; j < t->numel; j++) {
+            if (is_norm) x[j] = ends_with(t->name, ".weight") ? 1.0f : 0.0f;
+            else if (ends_with(t->name, ".bias")) x[j] = 0.0f;
+            else if (ends_with(t->name, "_token")) x[j] = 1e-6f * gsq_rng_normal(&rng);
+            else x[j] = gsq_rng_trunc_normal(&rng, 0.02f);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+/* Multi-head self-attention core (scores, softmax, weighted values) over timm's fused qkv layout.
+ * Heads are independent: one OpenMP task per (batch, head), each calling single-threaded GEMMs. */
+#include "gpusq/kernels.h"
+#include "gpusq/nn.h"
+
+#include <math.h>
+#include <stddef.h>
+
+static void softmax_rows(float *att, int T)
+{
+    for (int t = 0; t < T; t++) {
+        float *row = att + (size_t)t * T;
+        float maxv = row[0];
+        for (int u = 1; u < T; u++) maxv = row[u] > maxv ? row[u] : maxv;
+        double sum = 0.0;
+        for (int u = 0; u < T; u++) {
+            row[u] = expf(row[u] - maxv);
+            sum += row[u];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int u = 0; u < T; u++) row[u] *= inv;
+    }
+}
+
+/* qkv (B, T, 3C) → att (B, NH, T, T), out (B, T, C) */
+void gsq_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
+{
+    int HD = C / NH;
+    float scale = 1.0f / sqrtf((float)HD);
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * 3 * C + (size_t)h * HD;
+        const float *k = q + C;
+        const float *v = q + 2 * C;
+        float *a = att + (size_t)bh * T * T;
+        gsq_sgemm(false, true, T, T, HD, scale, q, 3 * C, k, 3 * C, 0.0f, a, T);
+        softmax_rows(a, T);
+        gsq_sgemm(false, false, T, HD, T, 1.0f, a, T, v, 3 * C, 0.0f,
+                  out + (size_t)b * T * C + (size_t)h * HD, C);
+    }
+}
+
+/* dqkv (B, T, 3C) += gradient of the attention output dout (B, T, C); scratch (B, NH, T, T) */
+void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH)
+{
+    int HD = C / NH;
+    float scale = 1.0f / sqrtf((float)HD);
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        size_t off = (size_t)b * T * 3 * C + (size_t)h * HD;
+        const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
+        float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
+        const float *a = att + (size_t)bh * T * T;
+        const float *dy = dout + (size_t)b * T * C + (size_t)h * HD;
+        float *da = scratch + (size_t)bh * T * T;
+        /* datt = dy · vᵀ ; dv += attᵀ · dy */
+        gsq_sgemm(false, true, T, T, HD, 1.0f, dy, C, v, 3 * C, 0.0f, da, T);
+        gsq_sgemm(true, false, T, HD, T, 1.0f, a, T, dy, C, 1.0f, dv, 3 * C);
+        /* softmax backward: ds = att ⊙ (datt - Σ_u att·datt) */
+        for (int t = 0; t < T; t++) {
+            const float *ar = a + (size_t)t * T;
+            float *dr = da + (size_t)t * T;
+            double dot = 0.0;
+            for (int u = 0; u < T; u++) dot += (double)ar[u] * dr[u];
+            for (int u = 0; u < T; u++) dr[u] = ar[u] * (dr[u] - (float)dot);
+        }
+        /* dq += scale · ds · k ; dk += scale · dsᵀ · q */
+        gsq_sgemm(false, false, T, HD, T, scale, da, T, k, 3 * C, 1.0f, dq, 3 * C);
+        gsq_sgemm(true, false, T, HD, T, scale, da, T, q, 3 * C, 1.0f, dk, 3 * C);
+    }
+}

@@ -1,0 +1,68 @@
+/* LayerNorm over the channel dimension, forward and backward (timm uses eps = 1e-6). */
+#include "gpusq/nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* out (N, C) = (inp - mean) · rstd · weight + bias; mean, rstd (N) saved for backward */
+void gsq_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *weight, const float *bias, int N, int C, float eps)
+{
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        double s = 0.0;
+        for (int c = 0; c < C; c++) s += x[c];
+        float m = (float)(s / C);
+        double v = 0.0;
+        for (int c = 0; c < C; c++) {
+            float d = x[c] - m;
+            v += (double)d * d;
+        }
+        float r = (float)(1.0 / sqrt(v / C + eps));
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * weight[c] + bias[c];
+        mean[n] = m;
+        rstd[n] = r;
+    }
+}
+
+/* dinp (N, C) += ∂L/∂inp; dweight (C) += Σ dout·x̂; dbias (C) += Σ dout */
+void gsq_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, const float *mean,
+                            const float *rstd, int N, int C)
+{
+    if (dinp) {
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C;
+            const float *dy = dout + (size_t)n * C;
+            float *dx = dinp + (size_t)n * C;
+            float m = mean[n], r = rstd[n];
+            double sum_g = 0.0, sum_gx = 0.0;
+            for (int c = 0; c < C; c++) {
+                float g = dy[c] * weight[c];
+                sum_g += g;
+                sum_gx += (double)g * ((x[c] - m) * r);
+            }
+            float mg = (float)(sum_g / C), mgx = (float)(sum_gx / C);
+            for (int c = 0; c < C; c++) {
+                float xhat = (x[c] - m) * r;
+                dx[c] += (dy[c] * weight[c] - mg - xhat * mgx) * r;
+            }
+        }
+    }
+    if (dweight || dbias) {
+        #pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double sw = 0.0, sb = 0.0;
+            for (int n = 0; n < N; n++) {
+                float dy = dout[(size_t)n * C + c];
+                sw += (double)dy * ((inp[(size_t)n * C + c] - mean[n]) * rstd[n]);
+                sb += dy;
+            }
+            if (dweight) dweight[c] += (float)sw;
+            if (dbias) dbias[c] += (float)sb;
+        }
+    }
+}

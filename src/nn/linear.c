@@ -1,0 +1,33 @@
+/* Linear layer y = x·Wᵀ + b as GEMMs (forward and the two backward products). */
+#include "gpusq/kernels.h"
+#include "gpusq/nn.h"
+
+#include <stddef.h>
+
+/* out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC) */
+void gsq_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                        int C, int OC)
+{
+    if (bias) {
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias[o];
+    }
+    gsq_sgemm(false, true, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
+}
+
+/* dinp (N, C) += dout (N, OC) · weight (OC, C); dweight (OC, C) += doutᵀ · inp; dbias += Σ dout */
+void gsq_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int N, int C, int OC)
+{
+    if (dinp) gsq_sgemm(false, false, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dweight) gsq_sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) {
+        #pragma omp parallel for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            double s = 0.0;
+            for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+            dbias[o] += (float)s;
+        }
+    }
+}

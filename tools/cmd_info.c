@@ -1,0 +1,90 @@
+/* gpusq info: describe a model file or a named configuration (architecture, parameters, FLOPs,
+ * memory), or list the named configurations. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gpusq/safetensors.h"
+#include "gpusq/vit.h"
+
+static const char *help =
+    "usage: gpusq info MODEL.safetensors [--heads N]\n"
+    "       gpusq info --config NAME\n"
+    "       gpusq info --list\n\n"
+    "Prints the architecture of a timm ViT/DeiT (inferred from the tensor shapes), its parameter\n"
+    "count, forward FLOPs per image and memory.\n\n"
+    "options:\n"
+    "  --heads N      number of attention heads, when the file does not say and embed_dim is\n"
+    "                 not a multiple of timm's head_dim 64\n"
+    "  --config NAME  describe a named configuration instead of a file\n"
+    "  --list         list the named configurations\n";
+
+static void print_config(const char *source, const gsq_vit_config *c, size_t num_params)
+{
+    double macs = gsq_vit_macs(c);
+    double mib = 1024.0 * 1024.0;
+    printf("model          %s\n", source);
+    printf("architecture   %s, %d×%d input, %d channels, patch %d (%d tokens%s%s)\n",
+           c->distilled ? "DeiT (distilled)" : "ViT", c->img_size, c->img_size, c->in_chans,
+           c->patch_size, gsq_vit_tokens(c), c->class_token ? ", class token" : "",
+           c->distilled ? ", distillation token" : "");
+    printf("transformer    depth %d, embed_dim %d, heads %d (head_dim %d), mlp_hidden %d, qkv_bias %s\n",
+           c->depth, c->embed_dim, c->num_heads, c->embed_dim / c->num_heads, c->mlp_hidden,
+           c->qkv_bias ? "yes" : "no");
+    printf("head           %d classes, %s pooling\n", c->num_classes,
+           c->pool == GSQ_POOL_AVG ? "average" : "class-token");
+    printf("parameters     %zu (%.2f M)\n", num_params, num_params / 1e6);
+    printf("forward        %.3f GFLOPs per image (%.3f G multiply-accumulates)\n", 2 * macs / 1e9, macs / 1e9);
+    printf("memory         weights %.2f MiB fp32; activations %.2f MiB per image (inference), "
+           "%.2f MiB per image (training)\n",
+           num_params * 4.0 / mib, gsq_vit_activation_bytes(c, 1, 0) / mib,
+           gsq_vit_activation_bytes(c, 1, 1) / mib);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    const char *path = NULL, *config = NULL;
+    int heads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(help, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--list") == 0) {
+            for (const char *const *n = gsq_vit_config_names(); *n; n++) printf("%s\n", *n);
+            return 0;
+        } else if (strcmp(argv[i], "--heads") == 0 && i + 1 < argc) {
+            if (!cli_parse_int(argv[++i], 1, 4096, &heads))
+                return cli_usage_error("info", "--heads wants a positive integer, got '%s'", argv[i]);
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("info", "unknown or incomplete option '%s'", argv[i]);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            return cli_usage_error("info", "one model at a time ('%s' and '%s')", path, argv[i]);
+        }
+    }
+    if (!path == !config) return cli_usage_error("info", "give a MODEL.safetensors file or --config NAME");
+
+    gsq_error err = {0};
+    gsq_vit_config cfg;
+    gsq_vit *m = NULL;
+    if (config) {
+        if (gsq_vit_config_by_name(config, &cfg, &err) != GSQ_OK) return cli_report("info", &err);
+        if (gsq_vit_create(&m, &cfg, &err) != GSQ_OK) return cli_report("info", &err);
+        print_config(config, &cfg, m->num_params);
+        gsq_vit_free(m);
+        return 0;
+    }
+    gsq_st_file *f = NULL;
+    if (gsq_st_open(&f, path, &err) != GSQ_OK) return cli_report("info", &err);
+    gsq_status st = gsq_vit_infer_config(f, heads, &cfg, &err);
+    gsq_st_close(f);
+    /* loading checks every tensor against the inferred architecture */
+    if (st == GSQ_OK) st = gsq_vit_load(&m, path, &cfg, &err);
+    if (st != GSQ_OK) return cli_report("info", &err);
+    print_config(path, &cfg, m->num_params);
+    gsq_vit_free(m);
+    return 0;
+}

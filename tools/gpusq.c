@@ -1,0 +1,75 @@
+/* gpusq: the command-line program. Dispatches to one subcommand per file (tools/cmd_*.c) and
+ * turns library statuses into one-line messages and exit codes (0 ok, 1 failure, 2 usage). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const gsq_command commands[] = {
+    {"info", "print a model's architecture, parameter count, FLOPs and memory", cmd_info},
+};
+#define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+int cli_report(const char *cmd, const gsq_error *err)
+{
+    fprintf(stderr, "gpusq %s: %s\n", cmd, err->msg[0] ? err->msg : gsq_status_name(err->code));
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "gpusq %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see `gpusq %s --help`)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+int cli_is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: gpusq COMMAND [ARGS...]\n\n"
+                 "Compress vision transformers with 2:4 sparsity and quantization, and run them.\n\n"
+                 "commands:\n");
+    for (int i = 0; i < NUM_COMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`gpusq COMMAND --help` describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (cli_is_help(argv[1])) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("gpusq 0.1.0\n");
+        return 0;
+    }
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "gpusq: unknown command '%s' (see `gpusq --help`)\n", argv[1]);
+    return 2;
+}
