@@ -1,0 +1,108 @@
+/* Benchmark: forward and forward+backward time per image of ViT/DeiT configurations on the CPU.
+ * usage: bench_vit [--model NAME]... [--batch B] [--threads N] [--iters I] [--json]
+ * Reports the median over timed iterations after one warm-up; scripts/bench_vit_vs_pytorch.sh
+ * runs it beside bench/bench_pytorch.py and prints the ratios. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpusq/kernels.h"
+#include "gpusq/rng.h"
+#include "gpusq/vit.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int bench_model(const char *name, int B, int iters, int json)
+{
+    gsq_vit_config cfg;
+    gsq_error err = {0};
+    gsq_vit *m = NULL;
+    if (gsq_vit_config_by_name(name, &cfg, &err) != GSQ_OK || gsq_vit_create(&m, &cfg, &err) != GSQ_OK) {
+        fprintf(stderr, "bench_vit: %s\n", err.msg);
+        return 1;
+    }
+    gsq_vit_init(m, 1);
+    size_t img = (size_t)cfg.in_chans * cfg.img_size * cfg.img_size;
+    float *images = malloc((size_t)B * img * sizeof(float));
+    int *targets = malloc((size_t)B * sizeof(int));
+    gsq_rng rng;
+    gsq_rng_seed(&rng, 2, 0);
+    for (size_t i = 0; i < (size_t)B * img; i++) images[i] = gsq_rng_normal(&rng);
+    for (int b = 0; b < B; b++) targets[b] = (int)(gsq_rng_u32(&rng) % (uint32_t)cfg.num_classes);
+    double *fwd = malloc((size_t)iters * sizeof(double)), *step = malloc((size_t)iters * sizeof(double));
+    for (int it = -1; it < iters; it++) { /* iteration -1 warms up */
+        double t0 = now_ms();
+        gsq_vit_forward(m, images, B, NULL, &err);
+        double t1 = now_ms();
+        gsq_vit_forward(m, images, B, NULL, &err);
+        gsq_vit_loss(m, targets, 0.0f, NULL, &err);
+        gsq_vit_zero_grad(m, &err);
+        gsq_vit_backward(m, &err);
+        double t2 = now_ms();
+        if (it >= 0) {
+            fwd[it] = (t1 - t0) / B;
+            step[it] = (t2 - t1) / B;
+        }
+    }
+    double f = median(fwd, iters), s = median(step, iters);
+    if (json)
+        printf("{\"impl\": \"gpusq\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
+               "\"forward_ms_per_image\": %.3f, \"fwd_bwd_ms_per_image\": %.3f}\n",
+               name, B, gsq_get_num_threads(), f, s);
+    else
+        printf("gpusq %s batch=%d threads=%d forward_ms_per_image=%.3f fwd_bwd_ms_per_image=%.3f\n", name, B,
+               gsq_get_num_threads(), f, s);
+    free(fwd);
+    free(step);
+    free(images);
+    free(targets);
+    gsq_vit_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *models[16];
+    int n_models = 0, B = 8, threads = 0, iters = 5, json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc && n_models < 16) models[n_models++] = argv[++i];
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) B = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--json") == 0) json = 1;
+        else {
+            fprintf(stderr, "usage: bench_vit [--model NAME]... [--batch B] [--threads N] [--iters I] [--json]\n");
+            return 2;
+        }
+    }
+    if (B < 1 || iters < 1) {
+        fprintf(stderr, "bench_vit: --batch and --iters must be positive\n");
+        return 2;
+    }
+    if (n_models == 0) {
+        models[n_models++] = "deit_tiny_patch16_224";
+        models[n_models++] = "deit_small_patch16_224";
+    }
+    gsq_set_num_threads(threads);
+    for (int i = 0; i < n_models; i++)
+        if (bench_model(models[i], B, iters, json)) return 1;
+    return 0;
+}

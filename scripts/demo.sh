@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The built-in demo: installs dependencies, builds gpusq and describes the shipped timm-format
+# fixture model and the timm DeiT configurations. (Compression stages join as they land.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build -j"$(nproc)" --target gpusq_cli
+echo "== a timm ViT state_dict (tests/fixtures/vit_token.model.safetensors) =="
+./build/gpusq info tests/fixtures/vit_token.model.safetensors --heads 4
+echo
+echo "== a distilled DeiT, architecture inferred from its tensors =="
+./build/gpusq info tests/fixtures/deit_distilled.model.safetensors --heads 3
+echo
+echo "== timm's deit_small_patch16_224 =="
+./build/gpusq info --config deit_small_patch16_224
