@@ -1,0 +1,74 @@
+/* The gpusq program end to end: exit codes (0 ok, 1 failure, 2 usage), one-line error messages
+ * naming the file, --help on every subcommand, and `info` output on a shipped fixture. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+static char out[16384];
+
+/* Runs `gpusq ARGS` with stderr merged into stdout; returns the exit code, output in out. */
+static int run(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", GSQ_CLI_PATH, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+int main(void)
+{
+    char args[1024], dir[64] = "/tmp/gsq_test_cli_XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    const char *fixture = GSQ_SOURCE_DIR "/tests/fixtures/vit_token.model.safetensors";
+
+    CHECK(run("--help") == 0 && strstr(out, "info"), "gpusq --help: %s", out);
+    CHECK(run("") == 2, "no command should be a usage error");
+    CHECK(run("frobnicate") == 2 && strstr(out, "unknown command 'frobnicate'"), "%s", out);
+    CHECK(run("info --help") == 0 && strstr(out, "usage: gpusq info"), "%s", out);
+
+    snprintf(args, sizeof args, "info '%s' --heads 4", fixture);
+    CHECK(run(args) == 0, "info on a fixture failed: %s", out);
+    CHECK(strstr(out, "depth 2, embed_dim 64, heads 4") && strstr(out, "parameters     108106"), "%s", out);
+    CHECK(run("info --config deit_tiny_patch16_224") == 0 && strstr(out, "5717416"), "%s", out);
+    CHECK(run("info --list") == 0 && strstr(out, "deit_base_distilled_patch16_224"), "%s", out);
+
+    /* failures: exit 1 and a single line naming the file */
+    CHECK(run("info /nonexistent/m.safetensors") == 1 && strstr(out, "/nonexistent/m.safetensors") &&
+              count_lines(out) == 1, "%s", out);
+    char truncated[128];
+    snprintf(truncated, sizeof truncated, "%s/truncated.safetensors", dir);
+    snprintf(args, sizeof args, "head -c 3000 '%s' > '%s'", fixture, truncated);
+    CHECK(system(args) == 0, "could not make a truncated copy");
+    snprintf(args, sizeof args, "info '%s'", truncated);
+    CHECK(run(args) == 1 && strstr(out, "truncated.safetensors") && count_lines(out) == 1, "%s", out);
+    /* embed_dim 64 / head_dim 64 gives 1 head, which timm's file cannot contradict; but 40 cannot */
+    snprintf(args, sizeof args, "info '%s/tests/fixtures/vit_nocls_gray.model.safetensors'", GSQ_SOURCE_DIR);
+    CHECK(run(args) == 1 && strstr(out, "--heads"), "%s", out);
+
+    /* usage mistakes: exit 2 */
+    CHECK(run("info") == 2, "info without a model: %s", out);
+    snprintf(args, sizeof args, "info '%s' --heads zero", fixture);
+    CHECK(run(args) == 2 && strstr(out, "--heads"), "%s", out);
+    CHECK(run("info --config no_such_model") == 1 && strstr(out, "no_such_model"), "%s", out);
+    snprintf(args, sizeof args, "info '%s' --bogus", fixture);
+    CHECK(run(args) == 2 && strstr(out, "--bogus"), "%s", out);
+
+    snprintf(args, sizeof args, "rm -rf '%s'", dir);
+    if (system(args) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return test_finish("test_cli");
+}
