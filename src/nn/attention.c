@@ -45,6 +45,7 @@ void gsq_attention_forward(float *out, float *att, const float *qkv, int B, int 
 void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH)
 {
+    if (!dqkv) return;
     int HD = C / NH;
     float scale = 1.0f / sqrtf((float)HD);
     #pragma omp parallel for schedule(static)

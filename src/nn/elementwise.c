@@ -19,6 +19,7 @@ void gsq_gelu_forward(float *out, const float *inp, size_t n)
 /* dinp (n) += dout · (Φ(x) + x · φ(x)) */
 void gsq_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
+    if (!dinp) return;
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];

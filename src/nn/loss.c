@@ -33,6 +33,7 @@ float gsq_cross_entropy_forward(float *probs, const float *logits, const int *ta
 void gsq_cross_entropy_backward(float *dlogits, const float *probs, const int *targets, int B,
                                 int K, float smoothing, float dloss)
 {
+    if (!dlogits) return;
     float scale = dloss / (float)B;
     for (int b = 0; b < B; b++) {
         const float *p = probs + (size_t)b * K;

@@ -96,6 +96,7 @@ void gsq_pool_forward(float *out, const float *x, int B, int T, int D, gsq_pool 
 void gsq_pool_backward(float *dx, const float *dout, int B, int T, int D, gsq_pool pool, int token,
                        int prefix)
 {
+    if (!dx) return;
     for (int b = 0; b < B; b++) {
         const float *src = dout + (size_t)b * D;
         if (pool == GSQ_POOL_TOKEN) {
