@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpusq needs to build and test (run as root on a fresh machine).
-# Required: a C compiler with OpenMP, CMake, OpenBLAS (OpenMP build) and cJSON.
-# Optional (benchmarks only): oneDNN and BLIS, compared against OpenBLAS in bench/bench_gemm.
+# Required: a C compiler with OpenMP, CMake, OpenBLAS (OpenMP build) and cJSON; clang with its
+# runtime for the libFuzzer run in scripts/test.sh.
+# Optional (benchmarks only, GSQ_BENCH_DEPS=0 skips them): oneDNN and BLIS, compared against
+# OpenBLAS in bench/gemm_libs.c.
 set -euo pipefail
-packages=(build-essential cmake pkg-config libopenblas-dev libopenblas0-openmp libcjson-dev)
+packages=(build-essential cmake pkg-config libopenblas-dev libopenblas0-openmp libcjson-dev clang libclang-rt-14-dev)
 if [ "${GPUSQ_BENCH_DEPS:-1}" = 1 ]; then
     packages+=(libdnnl-dev libblis-dev)
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the build dependencies, builds the release
-# configuration (CUDA sources included when nvcc exists) and runs its CTest suite, then does the
-# same for the AddressSanitizer + UndefinedBehaviorSanitizer build.
+# configuration (CUDA sources included when nvcc exists) and runs its CTest suite, fuzzes the
+# safetensors parser for a short while (GSQ_FUZZ_SECONDS, default 20; 0 skips it), then builds
+# and runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -10,6 +11,11 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure
+
+fuzz_seconds="${GSQ_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+    bash scripts/fuzz.sh "$fuzz_seconds"
+fi
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGSQ_SANITIZE=ON -DGSQ_CUDA=OFF -DGSQ_BENCH=OFF
 cmake --build build-asan -j"$jobs"
