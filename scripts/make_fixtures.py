@@ -177,8 +177,9 @@ def check_layout(cfg, model):
 def perturb(model, gen):
     """Moves every parameter away from timm's init, in float32, in named_parameters order."""
     for name, p in model.named_parameters():
-        leaf = name.rsplit(".", 1)[-1]
-        is_norm = "norm" in name.rsplit(".", 2)[-2] if "." in name else False
+        parts = name.split(".")
+        leaf = parts[-1]
+        is_norm = len(parts) > 1 and "norm" in parts[-2]
         if name in ("cls_token", "dist_token", "pos_embed"):
             v = 0.5 * torch.randn(p.shape, generator=gen)
         elif leaf == "bias":
