@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-/* Fast path: multithreaded BLAS (OpenBLAS). */
+/* Fast path: multithreaded oneDNN (or OpenBLAS where oneDNN is not installed). */
 void gsq_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 

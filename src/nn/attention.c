@@ -6,18 +6,23 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "kernels/vmath.h"
+
 static void softmax_rows(float *att, int T)
 {
     for (int t = 0; t < T; t++) {
         float *row = att + (size_t)t * T;
         float maxv = row[0];
-        for (int u = 1; u < T; u++) maxv = row[u] > maxv ? row[u] : maxv;
-        double sum = 0.0;
+        #pragma omp simd reduction(max : maxv)
+        for (int u = 0; u < T; u++) maxv = row[u] > maxv ? row[u] : maxv;
+        float sum = 0.0f;
+        #pragma omp simd reduction(+ : sum)
         for (int u = 0; u < T; u++) {
-            row[u] = expf(row[u] - maxv);
+            row[u] = gsq_vexpf(row[u] - maxv);
             sum += row[u];
         }
-        float inv = (float)(1.0 / sum);
+        float inv = 1.0f / sum;
+        #pragma omp simd
         for (int u = 0; u < T; u++) row[u] *= inv;
     }
 }
@@ -64,9 +69,11 @@ void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, cons
         for (int t = 0; t < T; t++) {
             const float *ar = a + (size_t)t * T;
             float *dr = da + (size_t)t * T;
-            double dot = 0.0;
-            for (int u = 0; u < T; u++) dot += (double)ar[u] * dr[u];
-            for (int u = 0; u < T; u++) dr[u] = ar[u] * (dr[u] - (float)dot);
+            float dot = 0.0f;
+            #pragma omp simd reduction(+ : dot)
+            for (int u = 0; u < T; u++) dot += ar[u] * dr[u];
+            #pragma omp simd
+            for (int u = 0; u < T; u++) dr[u] = ar[u] * (dr[u] - dot);
         }
         /* dq += scale · ds · k ; dk += scale · dsᵀ · q */
         gsq_sgemm(false, false, T, HD, T, scale, da, T, k, 3 * C, 1.0f, dq, 3 * C);

@@ -1,7 +1,9 @@
-/* Elementwise layers: exact GELU, residual add and gradient accumulation. */
+/* Elementwise layers: exact (erf) GELU, residual add and gradient accumulation. */
 #include "gpusq/nn.h"
 
 #include <math.h>
+
+#include "kernels/vmath.h"
 
 #define GSQ_INV_SQRT2 0.70710678118654752440
 #define GSQ_INV_SQRT_2PI 0.39894228040143267794
@@ -9,10 +11,10 @@
 /* out (n) = x · Φ(x), Φ the standard normal CDF */
 void gsq_gelu_forward(float *out, const float *inp, size_t n)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * (float)GSQ_INV_SQRT2));
+        out[i] = 0.5f * x * (1.0f + gsq_verff(x * (float)GSQ_INV_SQRT2));
     }
 }
 
@@ -20,11 +22,11 @@ void gsq_gelu_forward(float *out, const float *inp, size_t n)
 void gsq_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
     if (!dinp) return;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * (float)GSQ_INV_SQRT2));
-        float pdf = (float)GSQ_INV_SQRT_2PI * expf(-0.5f * x * x);
+        float cdf = 0.5f * (1.0f + gsq_verff(x * (float)GSQ_INV_SQRT2));
+        float pdf = (float)GSQ_INV_SQRT_2PI * gsq_vexpf(-0.5f * x * x);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
 }

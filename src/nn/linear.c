@@ -2,6 +2,7 @@
 #include "gpusq/kernels.h"
 #include "gpusq/nn.h"
 
+#include <omp.h>
 #include <stddef.h>
 
 /* out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias (OC) */
@@ -23,11 +24,16 @@ void gsq_linear_backward(float *dinp, float *dweight, float *dbias, const float 
     if (dinp) gsq_sgemm(false, false, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     if (dweight) gsq_sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
-        #pragma omp parallel for schedule(static)
-        for (int o = 0; o < OC; o++) {
-            double s = 0.0;
-            for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
-            dbias[o] += (float)s;
+        /* column sums walked row by row, each thread owning a contiguous block of columns */
+        #pragma omp parallel
+        {
+            int nt = omp_get_num_threads(), id = omp_get_thread_num();
+            int lo = (int)((long)OC * id / nt), hi = (int)((long)OC * (id + 1) / nt);
+            for (int n = 0; n < N; n++) {
+                const float *row = dout + (size_t)n * OC;
+                #pragma omp simd
+                for (int o = lo; o < hi; o++) dbias[o] += row[o];
+            }
         }
     }
 }
