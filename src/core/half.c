@@ -2,22 +2,6 @@
  * compiler's or CPU's half-precision support. Narrowing is round-to-nearest-even. */
 #include "gpusq/half.h"
 
-#include <string.h>
-
-static uint32_t f32_bits(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    return x;
-}
-
-static float bits_f32(uint32_t x)
-{
-    float f;
-    memcpy(&f, &x, sizeof f);
-    return f;
-}
-
 float gsq_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -29,13 +13,13 @@ float gsq_f16_to_f32(uint16_t h)
         return sign ? -v : v;
     }
     if (exp == 31) /* inf, or NaN quieted with its payload kept (as F16C's vcvtph2ps does) */
-        return bits_f32(sign | 0x7f800000u | (mant ? 0x400000u : 0u) | (mant << 13));
-    return bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
+        return gsq_bits_f32(sign | 0x7f800000u | (mant ? 0x400000u : 0u) | (mant << 13));
+    return gsq_bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
 uint16_t gsq_f32_to_f16(float f)
 {
-    uint32_t x = f32_bits(f);
+    uint32_t x = gsq_f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
     uint32_t ax = x & 0x7fffffffu;
     if (ax > 0x7f800000u) /* NaN: keep the top payload bits, force quiet */
@@ -63,12 +47,12 @@ float gsq_bf16_to_f32(uint16_t h)
 {
     uint32_t x = (uint32_t)h << 16;
     if ((x & 0x7fffffffu) > 0x7f800000u) x |= 0x400000u; /* quiet a signalling NaN */
-    return bits_f32(x);
+    return gsq_bits_f32(x);
 }
 
 uint16_t gsq_f32_to_bf16(float f)
 {
-    uint32_t x = f32_bits(f);
+    uint32_t x = gsq_f32_bits(f);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x0040u); /* quiet NaN */
     x += 0x7fffu + ((x >> 16) & 1u);
     return (uint16_t)(x >> 16);
