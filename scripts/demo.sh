@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGSQ_SANITIZE=OFF > /dev/null
 cmake --build build -j"$(nproc)" --target gpusq_cli
 echo "== a timm ViT state_dict (tests/fixtures/vit_token.model.safetensors) =="
 ./build/gpusq info tests/fixtures/vit_token.model.safetensors --heads 4

@@ -198,6 +198,45 @@ static void test_load_errors(void)
     }
     gsq_vit_free(r);
 
+    /* an extra tensor whose name is too long to list is still an error */
+    char long_name[300];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    write_edited(m, path, EDIT_EXTRA, long_name, GSQ_DT_F32);
+    expect_load_error(path, NULL, GSQ_ERR_SHAPE, "1 unexpected", "edited.safetensors");
+
+    /* a small hostile file describing a huge model of empty tensors is rejected before any
+     * parameter memory is allocated (it would be terabytes) */
+    gsq_st_writer *w = NULL;
+    gsq_st_writer_create(&w, NULL);
+    float none[1];
+    float *patch = calloc(16384, sizeof(float));
+    CHECK(gsq_st_writer_add(w, "patch_embed.proj.weight", GSQ_DT_F32, 4, (int64_t[]){16384, 1, 1, 1}, patch, &err) == GSQ_OK,
+          "%s", err.msg);
+    gsq_st_writer_add(w, "blocks.0.mlp.fc1.weight", GSQ_DT_F32, 2, (int64_t[]){65536, 0}, none, NULL);
+    gsq_st_writer_add(w, "head.weight", GSQ_DT_F32, 2, (int64_t[]){1 << 20, 0}, none, NULL);
+    gsq_st_writer_add(w, "pos_embed", GSQ_DT_F32, 3, (int64_t[]){1, 65537, 0}, none, NULL);
+    gsq_st_writer_add(w, "cls_token", GSQ_DT_F32, 3, (int64_t[]){1, 1, 0}, none, NULL);
+    for (int l = 0; l < 256; l++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "blocks.%d.norm1.weight", l);
+        gsq_st_writer_add(w, nm, GSQ_DT_F32, 1, (int64_t[]){0}, none, NULL);
+    }
+    gsq_st_writer_set_meta(w, "num_heads", "256", NULL);
+    CHECK(gsq_st_writer_write(w, path, &err) == GSQ_OK, "%s", err.msg);
+    gsq_st_writer_free(w);
+    free(patch);
+    gsq_st_file *hf = NULL;
+    gsq_vit_config hc;
+    CHECK(gsq_st_open(&hf, path, &err) == GSQ_OK && gsq_vit_infer_config(hf, 0, &hc, &err) == GSQ_OK &&
+              hc.depth == 256 && hc.embed_dim == 16384,
+          "the hostile file should describe a valid huge architecture: %s", err.msg);
+    gsq_st_close(hf);
+    gsq_vit *huge = NULL;
+    gsq_status hs = gsq_vit_load(&huge, path, NULL, &err);
+    CHECK(hs == GSQ_ERR_SHAPE && huge == NULL && strstr(err.msg, "shape"), "hostile huge model: %s (%s)",
+          gsq_status_name(hs), err.msg);
+
     /* not a model at all, and not a file */
     expect_load_error("/nonexistent/model.safetensors", NULL, GSQ_ERR_IO, "/nonexistent/model.safetensors", "");
     gsq_vit_free(m);
@@ -238,6 +277,22 @@ static void test_batch_consistency(void)
     free(images);
     free(batched);
     gsq_vit_free(m);
+
+    /* backward needs the loss of the current forward */
+    gsq_vit *mm = make_model(&tiny, 3);
+    float *img4 = calloc((size_t)4 * tiny.in_chans * tiny.img_size * tiny.img_size, sizeof(float));
+    int t4[4] = {0, 1, 2, 3};
+    CHECK(gsq_vit_forward(mm, img4, 4, NULL, &err) == GSQ_OK && gsq_vit_backward(mm, &err) == GSQ_ERR_ARG,
+          "backward without a loss accepted");
+    CHECK(gsq_vit_loss(mm, t4, 0.0f, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_vit_forward(mm, img4, 2, NULL, &err) == GSQ_OK && gsq_vit_backward(mm, &err) == GSQ_ERR_ARG,
+          "backward used the loss of an earlier forward");
+    /* a failed forward leaves no stale state behind */
+    CHECK(gsq_vit_forward(mm, img4, 1 << 30, NULL, &err) != GSQ_OK, "a batch of 2^30 was accepted");
+    CHECK(gsq_vit_loss(mm, t4, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss after a failed forward accepted");
+    CHECK(gsq_vit_forward(mm, img4, 4, NULL, &err) == GSQ_OK, "forward after a failed one: %s", err.msg);
+    free(img4);
+    gsq_vit_free(mm);
 
     gsq_vit *fresh = make_model(&tiny, 1);
     CHECK(gsq_vit_backward(fresh, &err) == GSQ_ERR_ARG, "backward without forward accepted");

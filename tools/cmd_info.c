@@ -66,6 +66,7 @@ int cmd_info(int argc, char **argv)
         }
     }
     if (!path == !config) return cli_usage_error("info", "give a MODEL.safetensors file or --config NAME");
+    if (config && heads) return cli_usage_error("info", "--heads goes with a file; --config %s fixes the heads", config);
 
     gsq_error err = {0};
     gsq_vit_config cfg;
@@ -80,9 +81,9 @@ int cmd_info(int argc, char **argv)
     gsq_st_file *f = NULL;
     if (gsq_st_open(&f, path, &err) != GSQ_OK) return cli_report("info", &err);
     gsq_status st = gsq_vit_infer_config(f, heads, &cfg, &err);
-    gsq_st_close(f);
     /* loading checks every tensor against the inferred architecture */
-    if (st == GSQ_OK) st = gsq_vit_load(&m, path, &cfg, &err);
+    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, &cfg, NULL, &err);
+    gsq_st_close(f);
     if (st != GSQ_OK) return cli_report("info", &err);
     print_config(path, &cfg, m->num_params);
     gsq_vit_free(m);

@@ -112,7 +112,7 @@ typedef struct gsq_vit {
     gsq_param *tensors;   /* in timm state_dict order */
     size_t num_params;
     float *params;        /* one block: all parameters */
-    float *grads;         /* same layout, allocated on first backward (or by gsq_vit_alloc_grads) */
+    float *grads;         /* same layout, allocated by the first zero_grad or backward */
     gsq_vit_view p, g;    /* views into params and grads */
     int act_batch;        /* batch the arenas are sized for (0 = none yet) */
     int batch;            /* batch of the last forward */
@@ -121,11 +121,21 @@ typedef struct gsq_vit {
     gsq_vit_grad_acts ga;
     int *targets;         /* (act_batch) labels of the last loss */
     float label_smoothing;
-    float loss;
+    int have_loss;        /* gsq_vit_loss ran on the last forward */
+    char *class_names;    /* num_classes names separated by '\n', or NULL; saved as metadata */
 } gsq_vit;
+
+/* Sets the class names (copied; names must not contain '\n'); NULL clears them. */
+gsq_status gsq_vit_set_class_names(gsq_vit *m, char *const *names, gsq_error *err);
+/* The name of class k, written into buf; "" when the model has none. */
+const char *gsq_vit_class_name(const gsq_vit *m, int k, char *buf, size_t cap);
 
 /* Allocates a model with zeroed parameters. */
 gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err);
+/* The two halves of create: the parameter table alone (params NULL), so a file can be checked
+ * against the architecture before anything large is allocated; then the parameter block. */
+gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err);
+gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err);
 void gsq_vit_free(gsq_vit *m);
 /* timm-style initialisation: trunc_normal(0.02) weights and position embedding, zero biases,
  * unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6), deterministic from seed. */
@@ -158,5 +168,13 @@ gsq_status gsq_vit_infer_config(const struct gsq_st_file *f, int num_heads, gsq_
                                 gsq_error *err);
 /* Writes the parameters with timm names (F32) and the configuration as metadata, atomically. */
 gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err);
+
+/* The pieces of load and save for files that hold more than a model (checkpoints): load from an
+ * open file, ignoring tensors whose names start with ignore_prefix (NULL: none); and add the
+ * parameters and configuration metadata to a writer (borrowing the parameter block). */
+struct gsq_st_writer;
+gsq_status gsq_vit_load_open(gsq_vit **out, const struct gsq_st_file *f, const gsq_vit_config *cfg,
+                             const char *ignore_prefix, gsq_error *err);
+gsq_status gsq_vit_add_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
 
 #endif

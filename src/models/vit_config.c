@@ -3,42 +3,38 @@
 
 #include <string.h>
 
-typedef struct {
-    const char *name;
-    int embed_dim, depth, num_heads, distilled;
-} named_config;
-
-/* timm's ViT and DeiT at 224² with patch 16 and 1000 classes; mlp_ratio 4, qkv bias, cls token. */
-static const named_config named[] = {
-    {"vit_tiny_patch16_224", 192, 12, 3, 0},
-    {"vit_small_patch16_224", 384, 12, 6, 0},
-    {"vit_base_patch16_224", 768, 12, 12, 0},
-    {"deit_tiny_patch16_224", 192, 12, 3, 0},
-    {"deit_small_patch16_224", 384, 12, 6, 0},
-    {"deit_base_patch16_224", 768, 12, 12, 0},
-    {"deit_tiny_distilled_patch16_224", 192, 12, 3, 1},
-    {"deit_small_distilled_patch16_224", 384, 12, 6, 1},
-    {"deit_base_distilled_patch16_224", 768, 12, 12, 1},
+/* timm's ViT and DeiT at 224² with patch 16 and 1000 classes; mlp_ratio 4, qkv bias, cls token.
+ * names[i] goes with dims[i]. */
+static const char *const names[] = {
+    "vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224",
+    "deit_tiny_patch16_224", "deit_small_patch16_224", "deit_base_patch16_224",
+    "deit_tiny_distilled_patch16_224", "deit_small_distilled_patch16_224",
+    "deit_base_distilled_patch16_224", NULL,
 };
-#define NUM_NAMED (sizeof named / sizeof named[0])
+static const struct {
+    int embed_dim, depth, num_heads, distilled;
+} dims[] = {
+    {192, 12, 3, 0}, {384, 12, 6, 0}, {768, 12, 12, 0},
+    {192, 12, 3, 0}, {384, 12, 6, 0}, {768, 12, 12, 0},
+    {192, 12, 3, 1}, {384, 12, 6, 1}, {768, 12, 12, 1},
+};
+#define NUM_NAMED (sizeof dims / sizeof dims[0])
+_Static_assert(sizeof names / sizeof names[0] == NUM_NAMED + 1, "one name per configuration");
 
 const char *const *gsq_vit_config_names(void)
 {
-    static const char *names[NUM_NAMED + 1];
-    for (size_t i = 0; i < NUM_NAMED; i++) names[i] = named[i].name;
-    names[NUM_NAMED] = NULL;
     return names;
 }
 
 gsq_status gsq_vit_config_by_name(const char *name, gsq_vit_config *cfg, gsq_error *err)
 {
     for (size_t i = 0; i < NUM_NAMED; i++) {
-        if (strcmp(name, named[i].name) != 0) continue;
+        if (strcmp(name, names[i]) != 0) continue;
         *cfg = (gsq_vit_config){
             .img_size = 224, .patch_size = 16, .in_chans = 3, .num_classes = 1000,
-            .embed_dim = named[i].embed_dim, .depth = named[i].depth,
-            .num_heads = named[i].num_heads, .mlp_hidden = 4 * named[i].embed_dim,
-            .qkv_bias = 1, .class_token = 1, .distilled = named[i].distilled,
+            .embed_dim = dims[i].embed_dim, .depth = dims[i].depth,
+            .num_heads = dims[i].num_heads, .mlp_hidden = 4 * dims[i].embed_dim,
+            .qkv_bias = 1, .class_token = 1, .distilled = dims[i].distilled,
             .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
         };
         return GSQ_OK;
@@ -47,9 +43,11 @@ gsq_status gsq_vit_config_by_name(const char *name, gsq_vit_config *cfg, gsq_err
 }
 
 #define CHECK_RANGE(field, lo, hi)                                                                 \
-    if (cfg->field < (lo) || cfg->field > (hi))                                                    \
-        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: " #field " = %d is outside [%d, %d]",  \
-                        (int)cfg->field, (int)(lo), (int)(hi));
+    do {                                                                                           \
+        if (cfg->field < (lo) || cfg->field > (hi))                                                \
+            return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: " #field " = %d is outside [%d, %d]", \
+                            (int)cfg->field, (int)(lo), (int)(hi));                                \
+    } while (0)
 
 gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
 {
@@ -68,6 +66,9 @@ gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
     if (cfg->embed_dim % cfg->num_heads != 0)
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: embed_dim %d is not divisible by num_heads %d",
                         cfg->embed_dim, cfg->num_heads);
+    if ((long)cfg->in_chans * cfg->patch_size * cfg->patch_size > (1L << 20))
+        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: a patch of %d channels × %d² values is too large",
+                        cfg->in_chans, cfg->patch_size);
     if (gsq_vit_num_patches(cfg) > 65536)
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: %d patches is too many (img_size %d / patch %d)",
                         gsq_vit_num_patches(cfg), cfg->img_size, cfg->patch_size);

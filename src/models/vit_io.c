@@ -76,9 +76,14 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
     cfg->img_size = (int)(grid * cfg->patch_size);
     cfg->ln_eps = 1e-6f;
     const char *eps = gsq_st_meta_get(f, "ln_eps");
-    if (eps) cfg->ln_eps = strtof(eps, NULL);
+    if (eps) {
+        char *end;
+        cfg->ln_eps = strtof(eps, &end);
+        if (end == eps || *end)
+            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%s' is not a number", label, eps);
+    }
     int heads = num_heads, r = num_heads > 0 ? 1 : meta_int(f, "num_heads", &heads);
-    if (r < 0) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata num_heads '%s' is not an integer", label,
+    if (r < 0) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata num_heads '%s' is not a positive integer", label,
                                gsq_st_meta_get(f, "num_heads"));
     if (r == 0) {
         /* Head count is not visible in the weights; timm's ViT/DeiT use head_dim 64. */
@@ -91,8 +96,11 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
     }
     cfg->num_heads = heads;
     int img = 0;
-    if (meta_int(f, "img_size", &img) == 1 && img != cfg->img_size && img / cfg->patch_size == grid)
-        cfg->img_size = img; /* the image side may exceed grid·patch by a dropped remainder */
+    r = meta_int(f, "img_size", &img);
+    if (r < 0 || (r == 1 && img / cfg->patch_size != grid))
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata img_size '%s' disagrees with the %lld×%lld patch grid",
+                        label, gsq_st_meta_get(f, "img_size"), (long long)grid, (long long)grid);
+    if (r == 1) cfg->img_size = img; /* the side may exceed grid·patch by a remainder the conv drops */
     st = gsq_vit_config_validate(cfg, err);
     if (st != GSQ_OK) {
         char msg[GSQ_ERROR_MSG_MAX];
@@ -114,7 +122,14 @@ static void list_add(char *buf, size_t cap, int *listed, int *more, const char *
     }
 }
 
-static gsq_status check_and_read(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
+static int has_prefix(const char *s, const char *prefix)
+{
+    return prefix && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Checks every expected tensor is in f with its shape and nothing else is (but ignore_prefix). */
+static gsq_status check_tensors(const gsq_vit *m, const gsq_st_file *f, const char *ignore_prefix,
+                                gsq_error *err)
 {
     const char *label = gsq_st_label(f);
     char missing[256] = "", extra[256] = "";
@@ -140,20 +155,52 @@ static gsq_status check_and_read(gsq_vit *m, const gsq_st_file *f, gsq_error *er
     }
     for (size_t i = 0; i < gsq_st_count(f); i++) {
         const char *name = gsq_st_at(f, i)->name;
-        if (!gsq_vit_find_param(m, name)) list_add(extra, sizeof extra, &n_extra, &more_extra, name);
+        if (!gsq_vit_find_param(m, name) && !has_prefix(name, ignore_prefix))
+            list_add(extra, sizeof extra, &n_extra, &more_extra, name);
     }
-    if (n_missing)
+    if (n_missing + more_missing)
         return gsq_fail(err, GSQ_ERR_MISSING, "%s: %d tensor(s) missing: %s%s", label,
                         n_missing + more_missing, missing, more_missing ? ", ..." : "");
-    if (n_extra)
+    if (n_extra + more_extra)
         return gsq_fail(err, GSQ_ERR_SHAPE,
                         "%s: %d unexpected tensor(s) for this ViT/DeiT architecture: %s%s", label,
                         n_extra + more_extra, extra, more_extra ? ", ..." : "");
+    return GSQ_OK;
+}
+
+static gsq_status read_tensors(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
+{
     for (int i = 0; i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
         gsq_status st = gsq_st_read_f32(f, gsq_st_find(f, p->name), m->params + p->offset, p->numel, err);
         if (st != GSQ_OK) return st;
     }
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_load_open(gsq_vit **out, const gsq_st_file *f, const gsq_vit_config *cfg,
+                             const char *ignore_prefix, gsq_error *err)
+{
+    *out = NULL;
+    gsq_vit_config inferred;
+    gsq_status st = GSQ_OK;
+    if (!cfg) {
+        st = gsq_vit_infer_config(f, 0, &inferred, err);
+        cfg = &inferred;
+    }
+    gsq_vit *m = NULL;
+    if (st == GSQ_OK) st = gsq_vit_describe(&m, cfg, err);
+    if (st == GSQ_OK) st = check_tensors(m, f, ignore_prefix, err); /* before allocating */
+    if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
+    if (st == GSQ_OK) st = read_tensors(m, f, err);
+    const char *names = gsq_st_meta_get(f, "class_names");
+    if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "out of memory for class names");
+    if (st != GSQ_OK) {
+        gsq_vit_free(m);
+        return st;
+    }
+    *out = m;
     return GSQ_OK;
 }
 
@@ -163,28 +210,14 @@ gsq_status gsq_vit_load(gsq_vit **out, const char *path, const gsq_vit_config *c
     *out = NULL;
     gsq_st_file *f = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
-    if (st != GSQ_OK) return st;
-    gsq_vit_config inferred;
-    if (!cfg) {
-        st = gsq_vit_infer_config(f, 0, &inferred, err);
-        cfg = &inferred;
-    }
-    gsq_vit *m = NULL;
-    if (st == GSQ_OK) st = gsq_vit_create(&m, cfg, err);
-    if (st == GSQ_OK) st = check_and_read(m, f, err);
+    if (st == GSQ_OK) st = gsq_vit_load_open(out, f, cfg, NULL, err);
     gsq_st_close(f);
-    if (st != GSQ_OK) {
-        gsq_vit_free(m);
-        return st;
-    }
-    *out = m;
-    return GSQ_OK;
+    return st;
 }
 
-gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err)
+gsq_status gsq_vit_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *err)
 {
-    gsq_st_writer *w = NULL;
-    gsq_status st = gsq_st_writer_create(&w, err);
+    gsq_status st = GSQ_OK;
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
         st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
@@ -206,6 +239,15 @@ gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err)
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "pool", c->pool == GSQ_POOL_AVG ? "avg" : "token", err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "producer", "gpusq", err);
+    if (st == GSQ_OK && m->class_names) st = gsq_st_writer_set_meta(w, "class_names", m->class_names, err);
+    return st;
+}
+
+gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err)
+{
+    gsq_st_writer *w = NULL;
+    gsq_status st = gsq_st_writer_create(&w, err);
+    if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_write(w, path, err);
     gsq_st_writer_free(w);
     return st;

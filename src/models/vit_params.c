@@ -108,29 +108,46 @@ static void make_view(const gsq_vit *m, float *block, gsq_vit_view *v)
 #undef NEXT
 }
 
-gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err)
+gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err)
 {
     *out = NULL;
     gsq_status st = gsq_vit_config_validate(cfg, err);
     if (st != GSQ_OK) return st;
     gsq_vit *m = calloc(1, sizeof *m);
-    if (!m) return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating a model");
-    m->cfg = *cfg;
-    m->tensors = calloc((size_t)max_tensors(cfg), sizeof *m->tensors);
-    m->p.blocks = calloc((size_t)cfg->depth, sizeof *m->p.blocks);
-    m->g.blocks = calloc((size_t)cfg->depth, sizeof *m->g.blocks);
-    if (m->tensors && m->p.blocks && m->g.blocks) {
-        m->num_tensors = build_table(cfg, m->tensors, &m->num_params);
-        m->params = calloc(m->num_params, sizeof(float));
+    if (m) {
+        m->cfg = *cfg;
+        m->tensors = calloc((size_t)max_tensors(cfg), sizeof *m->tensors);
+        m->p.blocks = calloc((size_t)cfg->depth, sizeof *m->p.blocks);
+        m->g.blocks = calloc((size_t)cfg->depth, sizeof *m->g.blocks);
     }
-    if (!m->params) {
-        size_t n = m->num_params;
+    if (!m || !m->tensors || !m->p.blocks || !m->g.blocks) {
         gsq_vit_free(m);
-        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu parameters", n);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory describing a model of depth %d", cfg->depth);
     }
-    make_view(m, m->params, &m->p);
+    m->num_tensors = build_table(cfg, m->tensors, &m->num_params);
     *out = m;
     return GSQ_OK;
+}
+
+gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err)
+{
+    if (m->params) return GSQ_OK;
+    m->params = calloc(m->num_params, sizeof(float));
+    if (!m->params)
+        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu parameters", m->num_params);
+    make_view(m, m->params, &m->p);
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err)
+{
+    gsq_status st = gsq_vit_describe(out, cfg, err);
+    if (st == GSQ_OK) st = gsq_vit_alloc_params(*out, err);
+    if (st != GSQ_OK) {
+        gsq_vit_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
@@ -158,7 +175,43 @@ void gsq_vit_free(gsq_vit *m)
     free(m->gact_mem);
     free(m->a.blocks);
     free(m->targets);
+    free(m->class_names);
     free(m);
+}
+
+gsq_status gsq_vit_set_class_names(gsq_vit *m, char *const *names, gsq_error *err)
+{
+    free(m->class_names);
+    m->class_names = NULL;
+    if (!names) return GSQ_OK;
+    size_t len = 1;
+    for (int k = 0; k < m->cfg.num_classes; k++) {
+        if (strchr(names[k], '\n'))
+            return gsq_fail(err, GSQ_ERR_ARG, "class name %d contains a line break", k);
+        len += strlen(names[k]) + 1;
+    }
+    m->class_names = malloc(len);
+    if (!m->class_names) return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory for class names");
+    char *p = m->class_names;
+    for (int k = 0; k < m->cfg.num_classes; k++) p += sprintf(p, k ? "\n%s" : "%s", names[k]);
+    return GSQ_OK;
+}
+
+const char *gsq_vit_class_name(const gsq_vit *m, int k, char *buf, size_t cap)
+{
+    const char *p = m->class_names;
+    buf[0] = '\0';
+    for (int i = 0; p && i < k; i++) {
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    if (p && cap) {
+        size_t n = strcspn(p, "\n");
+        if (n >= cap) n = cap - 1;
+        memcpy(buf, p, n);
+        buf[n] = '\0';
+    }
+    return buf;
 }
 
 const gsq_param *gsq_vit_find_param(const gsq_vit *m, const char *name)

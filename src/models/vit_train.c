@@ -2,6 +2,7 @@
  * one arena (and their gradients in a second), sized for the largest batch seen so far. */
 #include "gpusq/vit.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,27 +99,34 @@ size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int traini
     return count.used * sizeof(float);
 }
 
-/* Sizes the activation arena for batch B (grows only). */
+/* Sizes the activation arena for batch B (grows only). On failure the model holds no
+ * activations (act_batch 0), so nothing can read freed memory. */
 static gsq_status ensure_acts(gsq_vit *m, int B, gsq_error *err)
 {
     if (B <= m->act_batch) return GSQ_OK;
     dims d = get_dims(&m->cfg, B);
     if (!m->a.blocks) m->a.blocks = calloc((size_t)m->cfg.depth, sizeof *m->a.blocks);
-    carver count = {NULL, 0}, gcount = {NULL, 0};
-    gsq_vit_acts tmp = {.blocks = m->a.blocks};
-    gsq_vit_grad_acts gtmp;
+    gsq_vit_block_acts *blocks = m->a.blocks;
+    carver count = {NULL, 0};
+    gsq_vit_acts tmp = {.blocks = blocks};
     carve_acts(&count, &tmp, &m->cfg, d);
-    carve_grad_acts(&gcount, &gtmp, d);
     free(m->act_mem);
     free(m->gact_mem);
     free(m->targets);
-    m->act_mem = malloc(count.used * sizeof(float));
+    m->a = (gsq_vit_acts){.blocks = blocks};
+    m->ga = (gsq_vit_grad_acts){0};
     m->gact_mem = NULL; /* gradients of activations: allocated by the first backward */
-    m->targets = malloc((size_t)B * sizeof(int));
     m->act_batch = 0;
-    if (!m->a.blocks || !m->act_mem || !m->targets)
+    m->act_mem = malloc(count.used * sizeof(float));
+    m->targets = malloc((size_t)B * sizeof(int));
+    if (!blocks || !m->act_mem || !m->targets) {
+        free(m->act_mem);
+        free(m->targets);
+        m->act_mem = NULL;
+        m->targets = NULL;
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating activations for batch %d (%zu MiB)",
                         B, count.used * sizeof(float) >> 20);
+    }
     carver cv = {m->act_mem, 0};
     carve_acts(&cv, &m->a, &m->cfg, d);
     m->act_batch = B;
@@ -145,7 +153,13 @@ gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float *
                            gsq_error *err)
 {
     const gsq_vit_config *c = &m->cfg;
+    m->batch = 0; /* no valid forward until this one succeeds */
+    m->have_loss = 0;
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "forward: batch size %d must be positive", B);
+    /* every GEMM dimension and head count is an int */
+    size_t tokens = (size_t)gsq_vit_tokens(c);
+    if ((size_t)B > (size_t)INT_MAX / tokens || (size_t)B > (size_t)INT_MAX / (size_t)c->num_heads)
+        return gsq_fail(err, GSQ_ERR_ARG, "forward: batch %d of %zu tokens is too large", B, tokens);
     gsq_status st = ensure_acts(m, B, err);
     if (st != GSQ_OK) return st;
     dims d = get_dims(c, B);
@@ -186,7 +200,6 @@ gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float *
         gsq_linear_forward(a->logits, a->normed, p->head_w, p->head_b, B, D, K);
     }
     m->batch = B;
-    m->loss = 0.0f;
     if (logits) *logits = a->logits;
     return GSQ_OK;
 }
@@ -198,14 +211,14 @@ gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, f
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "loss: no forward pass to take the loss of");
     if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
         return gsq_fail(err, GSQ_ERR_ARG, "loss: label smoothing %g is outside [0, 1)", (double)label_smoothing);
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < B; b++)
         if (targets[b] < 0 || targets[b] >= K)
             return gsq_fail(err, GSQ_ERR_ARG, "loss: target %d of sample %d is outside [0, %d)", targets[b], b, K);
-        m->targets[b] = targets[b];
-    }
+    memcpy(m->targets, targets, (size_t)B * sizeof(int));
     m->label_smoothing = label_smoothing;
-    m->loss = gsq_cross_entropy_forward(m->a.probs, m->a.logits, m->targets, B, K, label_smoothing);
-    if (loss) *loss = m->loss;
+    float value = gsq_cross_entropy_forward(m->a.probs, m->a.logits, m->targets, B, K, label_smoothing);
+    m->have_loss = 1;
+    if (loss) *loss = value;
     return GSQ_OK;
 }
 
@@ -213,7 +226,8 @@ gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err)
 {
     const gsq_vit_config *c = &m->cfg;
     int B = m->batch;
-    if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss to differentiate");
+    if (B <= 0 || !m->have_loss)
+        return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss of it to differentiate");
     gsq_status st = m->grads ? GSQ_OK : gsq_vit_zero_grad(m, err);
     if (st == GSQ_OK) st = ensure_grad_acts(m, err);
     if (st != GSQ_OK) return st;
