@@ -16,7 +16,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"
 python="${GPUSQ_PYTHON:-python3}"
-packages=(torch timm safetensors numpy onnx onnxscript onnxruntime)
+packages=(torch torchvision "pillow>=13" timm safetensors numpy onnx onnxscript onnxruntime)
 
 report() {
     "$venv/bin/python" - <<'PY'

@@ -2,6 +2,10 @@
 #ifndef GSQ_TOOLS_CLI_H
 #define GSQ_TOOLS_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpusq/data.h"
 #include "gpusq/status.h"
 
 typedef struct {
@@ -11,6 +15,21 @@ typedef struct {
 } gsq_command;
 
 int cmd_info(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+
+/* Sizes of the synthetic dataset's splits (other datasets have their own). */
+typedef struct {
+    size_t train_size, val_size;
+    int resolution;
+    uint64_t seed;
+} cli_data_sizes;
+
+/* Opens --data SPEC: "synthetic", "cifar:DIR" or "folder:DIR" (DIR/train and DIR/val when
+ * present, else DIR as a training set); *val may come back NULL. */
+gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
+                         gsq_dataset **val, gsq_error *err);
 
 /* Prints "gpusq CMD: message" for a failed library call and returns the exit code (1). */
 int cli_report(const char *cmd, const gsq_error *err);
@@ -18,6 +37,8 @@ int cli_report(const char *cmd, const gsq_error *err);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses a whole decimal integer in [lo, hi]; returns 0 on failure. */
 int cli_parse_int(const char *s, int lo, int hi, int *out);
+/* Parses a finite float in [lo, hi]; returns 0 on failure. */
+int cli_parse_float(const char *s, float lo, float hi, float *out);
 /* 1 if arg is -h or --help. */
 int cli_is_help(const char *arg);
 

@@ -10,6 +10,9 @@
 
 static const gsq_command commands[] = {
     {"info", "print a model's architecture, parameter count, FLOPs and memory", cmd_info},
+    {"train", "train or fine-tune a ViT/DeiT on synthetic, CIFAR or ImageFolder data", cmd_train},
+    {"eval", "top-1, top-5 and loss of a model on a dataset", cmd_eval},
+    {"predict", "top-5 classes of a model for image files", cmd_predict},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -37,6 +40,16 @@ int cli_parse_int(const char *s, int lo, int hi, int *out)
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) return 0;
     *out = (int)v;
+    return 1;
+}
+
+int cli_parse_float(const char *s, float lo, float hi, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
     return 1;
 }
 

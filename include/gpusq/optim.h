@@ -1,0 +1,53 @@
+/* AdamW with decoupled weight decay, a linear warm-up + cosine learning-rate schedule and global
+ * gradient-norm clipping, over a model's single parameter block. */
+#ifndef GPUSQ_OPTIM_H
+#define GPUSQ_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpusq/status.h"
+#include "gpusq/vit.h"
+
+typedef struct {
+    float lr;            /* peak learning rate, reached at the end of warm-up */
+    float min_lr;        /* the cosine schedule's floor */
+    float warmup_lr;     /* learning rate of the first warm-up step's start */
+    float weight_decay;  /* decoupled, applied as p -= lr·wd·p to weights only */
+    float beta1, beta2, eps;
+    long warmup_steps;
+    long total_steps;    /* optimizer steps in the whole run (sets the cosine period) */
+    float clip_grad;     /* max global L2 norm of the gradient; 0 disables clipping */
+} gsq_optim_config;
+
+/* timm-like defaults: lr 1e-3, min_lr 1e-5, warmup_lr 1e-6, wd 0.05, betas (0.9, 0.999),
+ * eps 1e-8, no clipping; the caller sets warmup_steps and total_steps. */
+void gsq_optim_defaults(gsq_optim_config *cfg);
+
+/* Learning rate of optimizer step `step` (0-based): linear from warmup_lr to lr over
+ * warmup_steps, then cosine from lr down to min_lr at total_steps (min_lr after it). */
+float gsq_lr_at(const gsq_optim_config *cfg, long step);
+
+typedef struct {
+    gsq_optim_config cfg;
+    size_t n;            /* parameters */
+    float *m, *v;        /* first and second moments (n each) */
+    uint8_t *decay;      /* per parameter: 1 where weight decay applies */
+    long step;           /* optimizer steps taken */
+} gsq_adamw;
+
+/* Weight decay applies as timm's param_groups_weight_decay: not to 1-D tensors (norms, biases)
+ * nor to cls_token, dist_token and pos_embed. Moments start at zero. */
+gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_vit *m, const gsq_optim_config *cfg,
+                          gsq_error *err);
+void gsq_adamw_free(gsq_adamw *opt);
+
+/* Global L2 norm of grads (n), accumulated in double. */
+double gsq_grad_norm(const float *grads, size_t n);
+
+/* One step on params with grads (both opt->n): clip to cfg.clip_grad if set, then the AdamW
+ * update with the scheduled learning rate (PyTorch's formula, bias-corrected). Returns the
+ * gradient norm before clipping; *lr_used gets the learning rate (may be NULL). */
+double gsq_adamw_step(gsq_adamw *opt, float *params, float *grads, float *lr_used);
+
+#endif

@@ -1,0 +1,98 @@
+/* Training and evaluation: the loop that feeds batches from the loader through forward, loss,
+ * backward and AdamW, with gradient accumulation, evaluation (top-1, top-5, loss), progress
+ * reports and checkpoints that resume bit for bit. */
+#ifndef GPUSQ_TRAIN_H
+#define GPUSQ_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "gpusq/data.h"
+#include "gpusq/optim.h"
+#include "gpusq/vit.h"
+
+typedef struct {
+    double top1, top5;  /* fractions in [0, 1] */
+    double loss;        /* mean cross-entropy (no smoothing) */
+    size_t count;       /* samples evaluated */
+    size_t skipped;     /* samples that failed to decode */
+} gsq_eval_result;
+
+/* Evaluates m on every sample of ds with the eval transform (t->size must be the model's input). */
+gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
+                        int workers, gsq_eval_result *out, gsq_error *err);
+
+/* Where a run stands; saved in checkpoints. The augmentation and shuffle randomness are
+ * functions of (seed, epoch, position), so this is the whole random state. */
+typedef struct {
+    long step;          /* optimizer steps taken */
+    long epoch, batch;  /* the next micro-batch to read */
+    uint64_t seed;
+} gsq_train_state;
+
+typedef struct {
+    long step, total_steps, epoch;
+    float loss;            /* mean training loss of this step's samples */
+    float lr;
+    double grad_norm;      /* before clipping */
+    double images_per_second, elapsed_seconds, eta_seconds;
+    size_t skipped;        /* samples skipped so far (decode failures) */
+    const gsq_eval_result *eval; /* non-NULL on the report that follows an evaluation */
+} gsq_train_progress;
+
+typedef struct {
+    int batch_size;        /* micro-batch */
+    int accum_steps;       /* micro-batches per optimizer step (gradient accumulation) */
+    long epochs;
+    float warmup_epochs;
+    float label_smoothing;
+    uint64_t seed;
+    gsq_optim_config optim;     /* warmup_steps and total_steps are derived from the epochs */
+    gsq_transform transform;    /* train augmentation; eval uses the same size, crop and stats */
+    int workers, prefetch;      /* loader threads and batches in flight */
+    const char *checkpoint_path; /* NULL: no checkpoints */
+    long checkpoint_every;      /* optimizer steps between checkpoints; 0: only at the end */
+    long max_steps;             /* stop after this many steps in this call (0: run to the end) */
+    gsq_dataset *val;           /* evaluated after every epoch when non-NULL */
+    volatile sig_atomic_t *stop; /* when it becomes non-zero: checkpoint and return */
+    void (*progress)(const gsq_train_progress *p, void *user);
+    void *user;
+} gsq_train_config;
+
+/* Fills defaults: batch 64, accum 1, 10 epochs, warm-up 1 epoch, smoothing 0.1, seed 0,
+ * gsq_optim_defaults, timm transforms at `size`, 1 worker, prefetch 4. */
+void gsq_train_defaults(gsq_train_config *cfg, int size);
+
+typedef struct {
+    gsq_vit *model;        /* owned */
+    gsq_adamw opt;
+    gsq_train_state state;
+} gsq_trainer;
+
+/* Starts a run on model m (ownership passes to the trainer), for a training set of
+ * train_size samples. */
+gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *cfg,
+                            size_t train_size, gsq_error *err);
+/* Continues a run from a checkpoint: model, optimizer moments and state. The configuration must
+ * describe the same run (batch, accumulation, epochs, seed, optimizer), which is checked. */
+gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_train_config *cfg,
+                              size_t train_size, gsq_error *err);
+
+typedef struct {
+    int finished;          /* all epochs done */
+    int interrupted;       /* stopped by cfg->stop */
+    float last_loss;
+    gsq_eval_result eval;  /* the last evaluation (count 0 if none) */
+    size_t skipped;
+    double seconds, images_per_second;
+} gsq_train_result;
+
+/* Trains from t->state until the last epoch, max_steps or a stop request. */
+gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_config *cfg,
+                           gsq_train_result *res, gsq_error *err);
+/* Writes model, optimizer moments and state atomically (safetensors; docs/FORMAT.md). */
+gsq_status gsq_trainer_save(const gsq_trainer *t, const gsq_train_config *cfg, const char *path,
+                            gsq_error *err);
+void gsq_trainer_free(gsq_trainer *t);
+
+#endif

@@ -1,0 +1,249 @@
+/* The batch loader: worker threads claim batches in order, decode and transform their samples
+ * into a ring of batch slots, and the consumer takes them back in order. Every batch's content
+ * is a function of (seed, epoch, position) alone, so thread timing never changes the data. */
+#include "gpusq/loader.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
+
+typedef struct {
+    float *images;
+    int *labels;
+    int n, skipped, state;
+    long global;          /* global batch index held (epoch · batches_per_epoch + index) */
+} slot;
+
+typedef struct {
+    long epoch;           /* -1: empty */
+    size_t *order;
+} epoch_order;
+
+struct gsq_loader {
+    gsq_dataset *ds;
+    gsq_loader_config cfg;
+    long bpe;             /* batches per epoch */
+    size_t sample_floats; /* 3 · size · size */
+    int ring;
+    slot *slots;
+    int n_orders;         /* ring + 1: enough for every epoch that can be in flight at once */
+    epoch_order *orders;
+    long next_claim;      /* next global batch a worker will produce */
+    long next_take;       /* global batch the consumer holds or waits for */
+    int holding;          /* the consumer holds next_take's slot */
+    int stop;
+    gsq_loader_stats stats;
+    pthread_mutex_t mu;
+    pthread_cond_t ready, freed;
+    pthread_t *threads;
+    int n_threads;
+};
+
+long gsq_loader_batches_per_epoch(const gsq_dataset *ds, const gsq_loader_config *cfg)
+{
+    size_t b = (size_t)cfg->batch_size;
+    return (long)(cfg->drop_last ? ds->size / b : (ds->size + b - 1) / b);
+}
+
+void gsq_epoch_permutation(size_t *order, size_t n, uint64_t seed, long epoch)
+{
+    gsq_rng rng;
+    gsq_rng_seed(&rng, seed, 0x5eedULL + (uint64_t)epoch);
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        uint64_t r = ((uint64_t)gsq_rng_u32(&rng) << 32) | gsq_rng_u32(&rng);
+        size_t j = (size_t)(r % i);
+        size_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The sample order of `epoch` (called with the lock held; computes it on first use). */
+static const size_t *order_for(gsq_loader *ld, long epoch)
+{
+    epoch_order *o = &ld->orders[epoch % ld->n_orders];
+    if (o->epoch != epoch) {
+        gsq_epoch_permutation(o->order, ld->ds->size, ld->cfg.seed, epoch);
+        o->epoch = epoch;
+    }
+    return o->order;
+}
+
+/* Fills slot s with global batch g (without the lock: the slot is this worker's). */
+static void produce(gsq_loader *ld, slot *s, long g, const size_t *order)
+{
+    const gsq_loader_config *c = &ld->cfg;
+    long epoch = g / ld->bpe, index = g % ld->bpe;
+    size_t begin = (size_t)index * (size_t)c->batch_size;
+    size_t end = begin + (size_t)c->batch_size;
+    if (end > ld->ds->size) end = ld->ds->size;
+    s->n = s->skipped = 0;
+    for (size_t pos = begin; pos < end; pos++) {
+        size_t sample = order ? order[pos] : pos;
+        gsq_image img = {0};
+        int label = 0;
+        gsq_error err = {0};
+        float *dst = s->images + (size_t)s->n * ld->sample_floats;
+        gsq_status st = ld->ds->get(ld->ds, sample, &img, &label, &err);
+        if (st == GSQ_OK && c->train) {
+            gsq_rng rng; /* augmentation randomness from (seed, epoch, position) only */
+            gsq_rng_seed(&rng, c->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(epoch + 1)), pos);
+            st = gsq_transform_train(&c->transform, &img, &rng, dst, &err);
+        } else if (st == GSQ_OK) {
+            st = gsq_transform_eval(&c->transform, &img, dst, &err);
+        }
+        gsq_image_free(&img);
+        if (st == GSQ_OK && (label < 0 || label >= ld->ds->num_classes))
+            st = gsq_fail(&err, GSQ_ERR_FORMAT, "%s: sample %zu has label %d outside [0, %d)", ld->ds->name,
+                          sample, label, ld->ds->num_classes);
+        if (st != GSQ_OK) {
+            s->skipped++;
+            pthread_mutex_lock(&ld->mu);
+            if (ld->stats.skipped++ == 0) snprintf(ld->stats.first_error, sizeof ld->stats.first_error, "%s", err.msg);
+            pthread_mutex_unlock(&ld->mu);
+            continue;
+        }
+        s->labels[s->n++] = label;
+    }
+}
+
+static void *worker(void *arg)
+{
+    gsq_loader *ld = arg;
+    pthread_mutex_lock(&ld->mu);
+    for (;;) {
+        while (!ld->stop && ld->next_claim - ld->next_take >= ld->ring) pthread_cond_wait(&ld->freed, &ld->mu);
+        if (ld->stop) break;
+        long g = ld->next_claim++;
+        slot *s = &ld->slots[g % ld->ring];
+        s->state = SLOT_FILLING;
+        const size_t *order = ld->cfg.train ? order_for(ld, g / ld->bpe) : NULL;
+        pthread_mutex_unlock(&ld->mu);
+        double t0 = now_s();
+        produce(ld, s, g, order);
+        double t1 = now_s();
+        pthread_mutex_lock(&ld->mu);
+        s->global = g;
+        s->state = SLOT_READY;
+        ld->stats.images += (size_t)s->n;
+        ld->stats.busy_seconds += t1 - t0;
+        pthread_cond_broadcast(&ld->ready);
+    }
+    pthread_mutex_unlock(&ld->mu);
+    return NULL;
+}
+
+gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader_config *cfg,
+                             long start_epoch, long start_index, gsq_error *err)
+{
+    *out = NULL;
+    if (cfg->batch_size < 1 || cfg->workers < 1 || cfg->prefetch < 1 || cfg->transform.size < 1)
+        return gsq_fail(err, GSQ_ERR_ARG, "loader: batch %d, workers %d, prefetch %d and size %d must be positive",
+                        cfg->batch_size, cfg->workers, cfg->prefetch, cfg->transform.size);
+    long bpe = gsq_loader_batches_per_epoch(ds, cfg);
+    if (bpe < 1)
+        return gsq_fail(err, GSQ_ERR_ARG, "loader: %s has %zu samples, fewer than one batch of %d", ds->name,
+                        ds->size, cfg->batch_size);
+    if (start_epoch < 0 || start_index < 0 || start_index >= bpe)
+        return gsq_fail(err, GSQ_ERR_ARG, "loader: start position epoch %ld batch %ld is outside the %ld batches of an epoch",
+                        start_epoch, start_index, bpe);
+    gsq_loader *ld = calloc(1, sizeof *ld);
+    if (!ld) return gsq_fail(err, GSQ_ERR_NOMEM, "loader: out of memory");
+    ld->ds = ds;
+    ld->cfg = *cfg;
+    ld->bpe = bpe;
+    ld->sample_floats = (size_t)3 * cfg->transform.size * cfg->transform.size;
+    ld->ring = cfg->prefetch;
+    ld->n_orders = cfg->train ? ld->ring + 1 : 0;
+    ld->next_claim = ld->next_take = start_epoch * bpe + start_index;
+    ld->slots = calloc((size_t)ld->ring, sizeof *ld->slots);
+    ld->orders = calloc((size_t)(ld->n_orders ? ld->n_orders : 1), sizeof *ld->orders);
+    ld->threads = calloc((size_t)cfg->workers, sizeof *ld->threads);
+    int ok = ld->slots && ld->orders && ld->threads;
+    for (int i = 0; ok && i < ld->ring; i++) {
+        ld->slots[i].images = malloc((size_t)cfg->batch_size * ld->sample_floats * sizeof(float));
+        ld->slots[i].labels = malloc((size_t)cfg->batch_size * sizeof(int));
+        ok = ld->slots[i].images && ld->slots[i].labels;
+    }
+    for (int i = 0; ok && i < ld->n_orders; i++) {
+        ld->orders[i].epoch = -1;
+        ld->orders[i].order = malloc(ds->size * sizeof(size_t));
+        ok = ld->orders[i].order != NULL;
+    }
+    pthread_mutex_init(&ld->mu, NULL);
+    pthread_cond_init(&ld->ready, NULL);
+    pthread_cond_init(&ld->freed, NULL);
+    for (int i = 0; ok && i < cfg->workers; i++) {
+        ok = pthread_create(&ld->threads[i], NULL, worker, ld) == 0;
+        if (ok) ld->n_threads++;
+    }
+    if (!ok) {
+        gsq_loader_destroy(ld);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "loader: out of memory or threads for %d batches of %d", cfg->prefetch,
+                        cfg->batch_size);
+    }
+    *out = ld;
+    return GSQ_OK;
+}
+
+gsq_status gsq_loader_next(gsq_loader *ld, gsq_batch *batch, gsq_error *err)
+{
+    pthread_mutex_lock(&ld->mu);
+    if (ld->holding) { /* hand the previous batch's slot back */
+        ld->slots[ld->next_take % ld->ring].state = SLOT_FREE;
+        ld->next_take++;
+        ld->holding = 0;
+        pthread_cond_broadcast(&ld->freed);
+    }
+    slot *s = &ld->slots[ld->next_take % ld->ring];
+    while (!(s->state == SLOT_READY && s->global == ld->next_take)) pthread_cond_wait(&ld->ready, &ld->mu);
+    ld->holding = 1;
+    *batch = (gsq_batch){
+        .images = s->images, .labels = s->labels, .n = s->n, .skipped = s->skipped,
+        .epoch = s->global / ld->bpe, .index = s->global % ld->bpe,
+    };
+    pthread_mutex_unlock(&ld->mu);
+    (void)err;
+    return GSQ_OK;
+}
+
+void gsq_loader_stats_get(gsq_loader *ld, gsq_loader_stats *stats)
+{
+    pthread_mutex_lock(&ld->mu);
+    *stats = ld->stats;
+    pthread_mutex_unlock(&ld->mu);
+}
+
+void gsq_loader_destroy(gsq_loader *ld)
+{
+    if (!ld) return;
+    pthread_mutex_lock(&ld->mu);
+    ld->stop = 1;
+    pthread_cond_broadcast(&ld->freed);
+    pthread_mutex_unlock(&ld->mu);
+    for (int i = 0; i < ld->n_threads; i++) pthread_join(ld->threads[i], NULL);
+    pthread_mutex_destroy(&ld->mu);
+    pthread_cond_destroy(&ld->ready);
+    pthread_cond_destroy(&ld->freed);
+    for (int i = 0; ld->slots && i < ld->ring; i++) {
+        free(ld->slots[i].images);
+        free(ld->slots[i].labels);
+    }
+    for (int i = 0; ld->orders && i < ld->n_orders; i++) free(ld->orders[i].order);
+    free(ld->slots);
+    free(ld->orders);
+    free(ld->threads);
+    free(ld);
+}

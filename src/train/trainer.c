@@ -1,0 +1,226 @@
+/* The training loop (micro-batches from the loader → forward, loss, backward → AdamW, with
+ * gradient accumulation), evaluation, and the trainer's set-up and tear-down. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpusq/loader.h"
+#include "gpusq/train.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void gsq_train_defaults(gsq_train_config *cfg, int size)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->batch_size = 64;
+    cfg->accum_steps = 1;
+    cfg->epochs = 10;
+    cfg->warmup_epochs = 1.0f;
+    cfg->label_smoothing = 0.1f;
+    gsq_optim_defaults(&cfg->optim);
+    gsq_transform_defaults(&cfg->transform, size);
+    cfg->workers = 1;
+    cfg->prefetch = 4;
+}
+
+static gsq_loader_config loader_config(const gsq_train_config *cfg, int train)
+{
+    return (gsq_loader_config){
+        .batch_size = cfg->batch_size, .train = train, .drop_last = 0, .seed = cfg->seed,
+        .workers = cfg->workers, .prefetch = cfg->prefetch, .transform = cfg->transform,
+    };
+}
+
+static long steps_per_epoch(const gsq_train_config *cfg, size_t train_size)
+{
+    long bpe = (long)((train_size + (size_t)cfg->batch_size - 1) / (size_t)cfg->batch_size);
+    return (bpe + cfg->accum_steps - 1) / cfg->accum_steps;
+}
+
+gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *cfg,
+                            size_t train_size, gsq_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->model = m;
+    if (cfg->batch_size < 1 || cfg->accum_steps < 1 || cfg->epochs < 1 || cfg->warmup_epochs < 0 ||
+        !(cfg->label_smoothing >= 0 && cfg->label_smoothing < 1) || train_size == 0) {
+        gsq_trainer_free(t);
+        return gsq_fail(err, GSQ_ERR_ARG,
+                        "train: invalid settings (batch %d, accumulation %d, epochs %ld, warm-up %g epochs, "
+                        "smoothing %g, %zu training samples)",
+                        cfg->batch_size, cfg->accum_steps, cfg->epochs, (double)cfg->warmup_epochs,
+                        (double)cfg->label_smoothing, train_size);
+    }
+    if (cfg->transform.size != m->cfg.img_size || m->cfg.in_chans != 3) {
+        gsq_trainer_free(t);
+        return gsq_fail(err, GSQ_ERR_SHAPE, "train: the data is %d×%d RGB but the model takes %d×%d with %d channels",
+                        cfg->transform.size, cfg->transform.size, m->cfg.img_size, m->cfg.img_size, m->cfg.in_chans);
+    }
+    gsq_optim_config oc = cfg->optim;
+    long spe = steps_per_epoch(cfg, train_size);
+    oc.total_steps = spe * cfg->epochs;
+    oc.warmup_steps = (long)(cfg->warmup_epochs * (float)spe + 0.5f);
+    if (oc.warmup_steps > oc.total_steps) oc.warmup_steps = oc.total_steps;
+    gsq_status st = gsq_adamw_init(&t->opt, m, &oc, err);
+    if (st == GSQ_OK) st = gsq_vit_zero_grad(m, err);
+    if (st != GSQ_OK) {
+        gsq_trainer_free(t);
+        return st;
+    }
+    t->state.seed = cfg->seed;
+    return GSQ_OK;
+}
+
+void gsq_trainer_free(gsq_trainer *t)
+{
+    gsq_vit_free(t->model);
+    gsq_adamw_free(&t->opt);
+    memset(t, 0, sizeof *t);
+}
+
+gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
+                        int workers, gsq_eval_result *out, gsq_error *err)
+{
+    memset(out, 0, sizeof *out);
+    gsq_loader_config lc = {.batch_size = batch_size, .train = 0, .workers = workers, .prefetch = 4, .transform = *t};
+    gsq_loader *ld = NULL;
+    gsq_status st = gsq_loader_create(&ld, ds, &lc, 0, 0, err);
+    long batches = st == GSQ_OK ? gsq_loader_batches_per_epoch(ds, &lc) : 0;
+    int K = m->cfg.num_classes;
+    double loss_sum = 0;
+    for (long b = 0; st == GSQ_OK && b < batches; b++) {
+        gsq_batch batch;
+        const float *logits = NULL;
+        st = gsq_loader_next(ld, &batch, err);
+        out->skipped += (size_t)(st == GSQ_OK ? batch.skipped : 0);
+        if (st != GSQ_OK || batch.n == 0) continue;
+        st = gsq_vit_forward(m, batch.images, batch.n, &logits, err);
+        float loss = 0;
+        if (st == GSQ_OK) st = gsq_vit_loss(m, batch.labels, 0.0f, &loss, err);
+        if (st != GSQ_OK) break;
+        loss_sum += (double)loss * batch.n;
+        for (int i = 0; i < batch.n; i++) {
+            const float *z = logits + (size_t)i * K;
+            float target = z[batch.labels[i]];
+            int above = 0; /* classes scored above the target; ties count for the target */
+            for (int k = 0; k < K; k++) above += z[k] > target;
+            out->top1 += above == 0;
+            out->top5 += above < 5;
+        }
+        out->count += (size_t)batch.n;
+    }
+    gsq_loader_destroy(ld);
+    if (st == GSQ_OK && out->count == 0)
+        st = gsq_fail(err, GSQ_ERR_MISSING, "evaluate: no sample of %s could be read", ds->name);
+    if (st != GSQ_OK) return st;
+    out->top1 /= (double)out->count;
+    out->top5 /= (double)out->count;
+    out->loss = loss_sum / (double)out->count;
+    return GSQ_OK;
+}
+
+/* Gradient accumulation: grads of each micro-batch (a mean over its samples) are weighted by its
+ * sample count into acc, and the step uses acc / samples. */
+static void accumulate(float *acc, const float *grads, size_t n, float weight)
+{
+    #pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) acc[i] += weight * grads[i];
+}
+
+gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_config *cfg,
+                           gsq_train_result *res, gsq_error *err)
+{
+    memset(res, 0, sizeof *res);
+    gsq_vit *m = t->model;
+    gsq_loader_config lc = loader_config(cfg, 1);
+    long bpe = gsq_loader_batches_per_epoch(train, &lc);
+    long total = t->opt.cfg.total_steps;
+    if (t->state.epoch >= cfg->epochs) {
+        res->finished = 1;
+        return GSQ_OK;
+    }
+    gsq_loader *ld = NULL;
+    gsq_status st = gsq_loader_create(&ld, train, &lc, t->state.epoch, t->state.batch, err);
+    float *acc = NULL;
+    if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc(m->num_params * sizeof(float))))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
+    double t0 = now_s();
+    size_t images = 0;
+    long steps_here = 0;
+    while (st == GSQ_OK && t->state.epoch < cfg->epochs) {
+        /* one optimizer step: up to accum_steps micro-batches, not crossing the epoch's end */
+        if (acc) memset(acc, 0, m->num_params * sizeof(float));
+        double loss_sum = 0;
+        int samples = 0;
+        for (int a = 0; st == GSQ_OK && a < cfg->accum_steps && t->state.batch < bpe; a++) {
+            gsq_batch batch;
+            st = gsq_loader_next(ld, &batch, err);
+            t->state.batch++;
+            if (st != GSQ_OK || batch.n == 0) continue;
+            float loss = 0;
+            st = gsq_vit_forward(m, batch.images, batch.n, NULL, err);
+            if (st == GSQ_OK) st = gsq_vit_loss(m, batch.labels, cfg->label_smoothing, &loss, err);
+            if (st == GSQ_OK) st = gsq_vit_zero_grad(m, err);
+            if (st == GSQ_OK) st = gsq_vit_backward(m, err);
+            if (st != GSQ_OK) break;
+            if (acc) accumulate(acc, m->grads, m->num_params, (float)batch.n);
+            loss_sum += (double)loss * batch.n;
+            samples += batch.n;
+        }
+        if (st != GSQ_OK) break;
+        gsq_train_progress p = {.step = t->state.step + 1, .total_steps = total, .epoch = t->state.epoch};
+        if (samples > 0) {
+            if (acc) {
+                float inv = 1.0f / (float)samples;
+                #pragma omp parallel for simd schedule(static)
+                for (size_t i = 0; i < m->num_params; i++) m->grads[i] = acc[i] * inv;
+            }
+            p.grad_norm = gsq_adamw_step(&t->opt, m->params, m->grads, &p.lr);
+            t->state.step++;
+            steps_here++;
+            images += (size_t)samples;
+            res->last_loss = p.loss = (float)(loss_sum / samples);
+        }
+        gsq_eval_result ev;
+        int epoch_done = t->state.batch >= bpe;
+        if (epoch_done) {
+            t->state.epoch++;
+            t->state.batch = 0;
+            if (cfg->val) {
+                st = gsq_evaluate(m, cfg->val, &cfg->transform, cfg->batch_size, cfg->workers, &ev, err);
+                if (st != GSQ_OK) break;
+                res->eval = ev;
+                p.eval = &res->eval;
+            }
+        }
+        gsq_loader_stats ls;
+        gsq_loader_stats_get(ld, &ls);
+        double elapsed = now_s() - t0;
+        p.elapsed_seconds = elapsed;
+        p.images_per_second = elapsed > 0 ? images / elapsed : 0;
+        p.eta_seconds = steps_here > 0 ? elapsed / steps_here * (double)(total - t->state.step) : 0;
+        p.skipped = res->skipped = ls.skipped;
+        if (cfg->progress) cfg->progress(&p, cfg->user);
+        int stop = cfg->stop && *cfg->stop;
+        int limit = cfg->max_steps > 0 && steps_here >= cfg->max_steps;
+        int finished = t->state.epoch >= cfg->epochs;
+        int periodic = cfg->checkpoint_every > 0 && t->state.step % cfg->checkpoint_every == 0;
+        if (cfg->checkpoint_path && (stop || limit || finished || periodic))
+            st = gsq_trainer_save(t, cfg, cfg->checkpoint_path, err);
+        if (stop || limit) {
+            res->interrupted = stop;
+            break;
+        }
+    }
+    res->finished = st == GSQ_OK && t->state.epoch >= cfg->epochs;
+    res->seconds = now_s() - t0;
+    res->images_per_second = res->seconds > 0 ? images / res->seconds : 0;
+    free(acc);
+    gsq_loader_destroy(ld);
+    return st;
+}

@@ -1,0 +1,90 @@
+/* gpusq predict: the top-5 classes (with names when the model has them) for image files. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gpusq/safetensors.h"
+#include "gpusq/vit.h"
+
+static const char *help =
+    "usage: gpusq predict MODEL.safetensors IMAGE... [--heads N]\n\n"
+    "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform).\n"
+    "An image that cannot be read is reported and skipped; the exit code is then 1.\n";
+
+int cmd_predict(int argc, char **argv)
+{
+    const char *path = NULL;
+    int heads = 0, first_image = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(help, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--heads") == 0 && i + 1 < argc) {
+            if (!cli_parse_int(argv[++i], 1, 4096, &heads))
+                return cli_usage_error("predict", "--heads wants a positive integer, got '%s'", argv[i]);
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("predict", "unknown or incomplete option '%s'", argv[i]);
+        } else if (!path) {
+            path = argv[i];
+        } else if (!first_image) {
+            first_image = i;
+        }
+    }
+    if (!path || !first_image) return cli_usage_error("predict", "give a MODEL.safetensors and at least one IMAGE");
+    gsq_error err = {0};
+    gsq_vit *m = NULL;
+    gsq_vit_config cfg;
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, &err);
+    if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, &err);
+    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, &cfg, NULL, &err);
+    gsq_st_close(f);
+    if (st != GSQ_OK) return cli_report("predict", &err);
+    gsq_transform t;
+    gsq_transform_defaults(&t, cfg.img_size);
+    float *input = malloc((size_t)3 * cfg.img_size * cfg.img_size * sizeof(float));
+    float *probs = malloc((size_t)cfg.num_classes * sizeof(float));
+    int failures = 0;
+    for (int i = first_image; input && probs && i < argc; i++) {
+        if (argv[i][0] == '-' ) {
+            i += strcmp(argv[i], "--heads") == 0;
+            continue;
+        }
+        gsq_image img = {0};
+        const float *logits = NULL;
+        st = gsq_image_load(argv[i], &img, &err);
+        if (st == GSQ_OK) st = gsq_transform_eval(&t, &img, input, &err);
+        if (st == GSQ_OK) st = gsq_vit_forward(m, input, 1, &logits, &err);
+        gsq_image_free(&img);
+        if (st != GSQ_OK) {
+            cli_report("predict", &err);
+            failures++;
+            continue;
+        }
+        float maxv = logits[0];
+        for (int k = 1; k < cfg.num_classes; k++) maxv = fmaxf(maxv, logits[k]);
+        double sum = 0;
+        for (int k = 0; k < cfg.num_classes; k++) sum += probs[k] = expf(logits[k] - maxv);
+        printf("%s\n", argv[i]);
+        int top = cfg.num_classes < 5 ? cfg.num_classes : 5;
+        for (int r = 0; r < top; r++) {
+            int best = 0;
+            for (int k = 1; k < cfg.num_classes; k++) best = probs[k] > probs[best] ? k : best;
+            char name[128];
+            gsq_vit_class_name(m, best, name, sizeof name);
+            printf("  %6.2f%%  %d %s\n", 100.0 * probs[best] / sum, best, name);
+            probs[best] = -1.0f;
+        }
+    }
+    int oom = !input || !probs;
+    free(input);
+    free(probs);
+    gsq_vit_free(m);
+    if (oom) {
+        gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
+        return cli_report("predict", &err);
+    }
+    return failures ? 1 : 0;
+}

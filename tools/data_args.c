@@ -1,0 +1,46 @@
+/* The --data argument shared by train, eval and run: synthetic, cifar:DIR or folder:DIR, opened
+ * as a training and a validation dataset. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static int is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
+                         gsq_dataset **val, gsq_error *err)
+{
+    *train = *val = NULL;
+    gsq_status st;
+    if (strcmp(spec, "synthetic") == 0) {
+        st = gsq_dataset_synthetic(train, sizes->train_size, sizes->resolution, sizes->seed, 0, err);
+        if (st == GSQ_OK) st = gsq_dataset_synthetic(val, sizes->val_size, sizes->resolution, sizes->seed, 1, err);
+    } else if (strncmp(spec, "cifar:", 6) == 0) {
+        st = gsq_dataset_cifar(train, spec + 6, 1, err);
+        if (st == GSQ_OK) st = gsq_dataset_cifar(val, spec + 6, 0, err);
+    } else if (strncmp(spec, "folder:", 7) == 0) {
+        /* ImageNet layout DIR/train/CLASS and DIR/val/CLASS, or DIR/CLASS as a training set alone */
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/train", spec + 7);
+        if (is_dir(sub)) {
+            st = gsq_dataset_folder(train, sub, err);
+            snprintf(sub, sizeof sub, "%s/val", spec + 7);
+            if (st == GSQ_OK && is_dir(sub)) st = gsq_dataset_folder(val, sub, err);
+        } else {
+            st = gsq_dataset_folder(train, spec + 7, err);
+        }
+    } else {
+        return gsq_fail(err, GSQ_ERR_ARG, "unknown --data '%s' (synthetic, cifar:DIR or folder:DIR)", spec);
+    }
+    if (st != GSQ_OK) {
+        gsq_dataset_free(*train);
+        gsq_dataset_free(*val);
+        *train = *val = NULL;
+    }
+    return st;
+}
