@@ -68,7 +68,7 @@ static void report(const gsq_train_progress *p, void *user)
                 p->elapsed_seconds, p->skipped);
     if (p->eval) {
         fprintf(stderr, "%sepoch %ld/%ld  train loss %.4f  val top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.0f img/s)\n",
-                r->tty ? "\n" : "", p->epoch, r->epochs, (double)p->loss, 100 * p->eval->top1,
+                r->tty ? "\n" : "", p->epoch + 1, r->epochs, (double)p->loss, 100 * p->eval->top1,
                 100 * p->eval->top5, p->eval->loss, p->images_per_second);
         if (r->log)
             fprintf(r->log, "{\"eval\": true, \"step\": %ld, \"epoch\": %ld, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}\n",

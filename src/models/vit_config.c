@@ -1,4 +1,5 @@
 /* ViT/DeiT configurations: timm's named models, validation and the per-image operation count. */
+#include "gpusq/data.h"
 #include "gpusq/vit.h"
 
 #include <string.h>
@@ -9,7 +10,7 @@ static const char *const names[] = {
     "vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224",
     "deit_tiny_patch16_224", "deit_small_patch16_224", "deit_base_patch16_224",
     "deit_tiny_distilled_patch16_224", "deit_small_distilled_patch16_224",
-    "deit_base_distilled_patch16_224", NULL,
+    "deit_base_distilled_patch16_224", "gpusq_demo", NULL,
 };
 static const struct {
     int embed_dim, depth, num_heads, distilled;
@@ -17,6 +18,7 @@ static const struct {
     {192, 12, 3, 0}, {384, 12, 6, 0}, {768, 12, 12, 0},
     {192, 12, 3, 0}, {384, 12, 6, 0}, {768, 12, 12, 0},
     {192, 12, 3, 1}, {384, 12, 6, 1}, {768, 12, 12, 1},
+    {96, 4, 3, 0}, /* gpusq_demo: 32×32 input, patch 4, 10 classes (see below) */
 };
 #define NUM_NAMED (sizeof dims / sizeof dims[0])
 _Static_assert(sizeof names / sizeof names[0] == NUM_NAMED + 1, "one name per configuration");
@@ -37,6 +39,11 @@ gsq_status gsq_vit_config_by_name(const char *name, gsq_vit_config *cfg, gsq_err
             .qkv_bias = 1, .class_token = 1, .distilled = dims[i].distilled,
             .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
         };
+        if (strcmp(name, "gpusq_demo") == 0) { /* the demo's model for the synthetic data */
+            cfg->img_size = 32;
+            cfg->patch_size = 4;
+            cfg->num_classes = GSQ_SYNTHETIC_CLASSES;
+        }
         return GSQ_OK;
     }
     return gsq_fail(err, GSQ_ERR_ARG, "unknown model configuration '%s' (see `gpusq info --list`)", name);

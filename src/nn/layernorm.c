@@ -2,6 +2,7 @@
 #include "gpusq/nn.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 /* out (N, C) = (inp - mean) · rstd · weight + bias; mean, rstd (N) saved for backward */
@@ -53,16 +54,23 @@ void gsq_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
         }
     }
     if (dweight || dbias) {
-        #pragma omp parallel for schedule(static)
-        for (int c = 0; c < C; c++) {
-            double sw = 0.0, sb = 0.0;
+        /* column sums walked row by row, each thread owning a contiguous block of columns */
+        #pragma omp parallel
+        {
+            int nt = omp_get_num_threads(), id = omp_get_thread_num();
+            int lo = (int)((long)C * id / nt), hi = (int)((long)C * (id + 1) / nt);
             for (int n = 0; n < N; n++) {
-                float dy = dout[(size_t)n * C + c];
-                sw += (double)dy * ((inp[(size_t)n * C + c] - mean[n]) * rstd[n]);
-                sb += dy;
+                const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+                float m = mean[n], r = rstd[n];
+                if (dweight) {
+                    #pragma omp simd
+                    for (int c = lo; c < hi; c++) dweight[c] += dy[c] * ((x[c] - m) * r);
+                }
+                if (dbias) {
+                    #pragma omp simd
+                    for (int c = lo; c < hi; c++) dbias[c] += dy[c];
+                }
             }
-            if (dweight) dweight[c] += (float)sw;
-            if (dbias) dbias[c] += (float)sb;
         }
     }
 }
