@@ -68,6 +68,33 @@ int main(void)
     snprintf(args, sizeof args, "info '%s' --bogus", fixture);
     CHECK(run(args) == 2 && strstr(out, "--bogus"), "%s", out);
 
+    /* train → eval, and a stopped run resumed from its checkpoint, on a small synthetic set */
+    const char *small = "--model gpusq_demo --data synthetic --train-size 96 --val-size 32 --batch 32 --epochs 2 "
+                        "--threads 1";
+    snprintf(args, sizeof args, "train %s --out '%s/a.safetensors' --log '%s/a.jsonl'", small, dir, dir);
+    CHECK(run(args) == 0 && strstr(out, "validation: top-1"), "train: %s", out);
+    snprintf(args, sizeof args, "eval '%s/a.safetensors' --data synthetic --val-size 32 --threads 1", dir);
+    CHECK(run(args) == 0 && strstr(out, "top-1") && strstr(out, "(32 images)"), "eval: %s", out);
+    snprintf(args, sizeof args, "%s/a.jsonl", dir);
+    FILE *lf = fopen(args, "r");
+    int lines = 0;
+    for (int ch; lf && (ch = fgetc(lf)) != EOF;) lines += ch == '\n';
+    if (lf) fclose(lf);
+    CHECK(lines == 8, "the log has %d lines, want 6 steps + 2 evaluations", lines); /* 96/32 × 2 */
+    snprintf(args, sizeof args, "train %s --out '%s/b.safetensors' --max-steps 4", small, dir);
+    CHECK(run(args) == 0 && strstr(out, "stopped at step 4"), "stopped run: %s", out);
+    snprintf(args, sizeof args, "train --resume '%s/b.ckpt.safetensors' %s --out '%s/b.safetensors'", dir, small + 18, dir);
+    CHECK(run(args) == 0 && strstr(out, "trained"), "resumed run: %s", out);
+    snprintf(args, sizeof args, "cmp -s '%s/a.safetensors' '%s/b.safetensors'", dir, dir);
+    CHECK(system(args) == 0, "a resumed run must write the same weights as an uninterrupted one");
+    snprintf(args, sizeof args, "train --resume '%s/b.ckpt.safetensors' %s --batch 16 --out '%s/c.safetensors'", dir,
+             small + 18, dir);
+    CHECK(run(args) == 1 && strstr(out, "other settings"), "resume with another batch: %s", out);
+    CHECK(run("train --model gpusq_demo --epochs zero") == 2 && strstr(out, "--epochs"), "%s", out);
+    CHECK(run("train --model gpusq_demo --weights x.safetensors") == 2, "two model sources accepted: %s", out);
+    CHECK(run("train --model gpusq_demo --data imagenet") == 1 && strstr(out, "imagenet"), "%s", out);
+    CHECK(run("eval /nonexistent.safetensors") == 1 && strstr(out, "/nonexistent.safetensors"), "%s", out);
+
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     if (system(args) != 0) fprintf(stderr, "could not remove %s\n", dir);
     return test_finish("test_cli");
