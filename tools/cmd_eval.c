@@ -4,7 +4,6 @@
 
 #include "cli.h"
 #include "gpusq/kernels.h"
-#include "gpusq/safetensors.h"
 #include "gpusq/train.h"
 
 static const char *help =
@@ -56,13 +55,9 @@ int cmd_eval(int argc, char **argv)
 
     gsq_error err = {0};
     gsq_vit *m = NULL;
-    gsq_vit_config cfg;
-    gsq_st_file *f = NULL;
-    gsq_status st = gsq_st_open(&f, path, &err);
-    if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, &err);
-    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, &cfg, NULL, &err);
-    gsq_st_close(f);
+    gsq_status st = cli_load_model(path, heads, &m, &err);
     if (st != GSQ_OK) return cli_report("eval", &err);
+    const gsq_vit_config cfg = m->cfg;
     sizes.resolution = cfg.img_size;
     gsq_dataset *train = NULL, *val = NULL;
     st = cli_open_data(data, &sizes, &train, &val, &err);

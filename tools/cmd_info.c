@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
 
 static const char *help =
@@ -78,14 +77,8 @@ int cmd_info(int argc, char **argv)
         gsq_vit_free(m);
         return 0;
     }
-    gsq_st_file *f = NULL;
-    if (gsq_st_open(&f, path, &err) != GSQ_OK) return cli_report("info", &err);
-    gsq_status st = gsq_vit_infer_config(f, heads, &cfg, &err);
-    /* loading checks every tensor against the inferred architecture */
-    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, &cfg, NULL, &err);
-    gsq_st_close(f);
-    if (st != GSQ_OK) return cli_report("info", &err);
-    print_config(path, &cfg, m->num_params);
+    if (cli_load_model(path, heads, &m, &err) != GSQ_OK) return cli_report("info", &err);
+    print_config(path, &m->cfg, m->num_params);
     gsq_vit_free(m);
     return 0;
 }

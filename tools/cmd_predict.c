@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
 
 static const char *help =
@@ -35,13 +34,9 @@ int cmd_predict(int argc, char **argv)
     if (!path || !first_image) return cli_usage_error("predict", "give a MODEL.safetensors and at least one IMAGE");
     gsq_error err = {0};
     gsq_vit *m = NULL;
-    gsq_vit_config cfg;
-    gsq_st_file *f = NULL;
-    gsq_status st = gsq_st_open(&f, path, &err);
-    if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, &err);
-    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, &cfg, NULL, &err);
-    gsq_st_close(f);
+    gsq_status st = cli_load_model(path, heads, &m, &err);
     if (st != GSQ_OK) return cli_report("predict", &err);
+    const gsq_vit_config cfg = m->cfg;
     gsq_transform t;
     gsq_transform_defaults(&t, cfg.img_size);
     float *input = malloc((size_t)3 * cfg.img_size * cfg.img_size * sizeof(float));

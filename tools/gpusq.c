@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "gpusq/safetensors.h"
+#include "gpusq/vit.h"
 
 static const gsq_command commands[] = {
     {"info", "print a model's architecture, parameter count, FLOPs and memory", cmd_info},
@@ -41,6 +43,18 @@ int cli_parse_int(const char *s, int lo, int hi, int *out)
     if (errno || end == s || *end || v < lo || v > hi) return 0;
     *out = (int)v;
     return 1;
+}
+
+gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_error *err)
+{
+    gsq_vit_config cfg;
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
+    /* loading checks every tensor against the inferred architecture */
+    if (st == GSQ_OK) st = gsq_vit_load_open(out, f, &cfg, NULL, err);
+    gsq_st_close(f);
+    return st;
 }
 
 int cli_parse_float(const char *s, float lo, float hi, float *out)
