@@ -20,15 +20,15 @@
 #define SYN_PI 3.14159265358979323846f
 
 enum {
-    K_CIRCLE, K_ELLIPSE, K_RING, K_TRIANGLE, K_SQUARE, K_PENTAGON, K_STAR, K_CROSS, K_STRIPES,
-    K_CHECKER,
+    K_CIRCLE, K_ELLIPSE, K_RING, K_TRIANGLE, K_SQUARE, K_STAR, K_CROSS, K_STRIPES, K_CHECKER,
+    K_DOTS,
     /* distractor kinds, never a label */
     K_DOT, K_LINE, K_BLOB,
 };
 
 static const char *const syn_class_names[GSQ_SYNTHETIC_CLASSES] = {
     "circle", "ellipse", "ring", "triangle", "square",
-    "pentagon", "star", "cross", "stripes", "checker",
+    "star", "cross", "stripes", "checker", "dots",
 };
 
 /* The knobs that set how hard the dataset is (calibrated in docs/DATA.md). Sizes are radii in
@@ -51,19 +51,19 @@ static const struct {
     float rotation_max;                /* rotation drawn in [0, rotation_max·2π) */
     float position_max;                /* centre within ±position_max of the allowed range */
 } K = {
-    .size_min = 0.30f, .size_max = 0.75f,
-    .contrast_min = 0.10f, .contrast_max = 0.80f,
-    .flip_prob = 0.15f,
+    .size_min = 0.45f, .size_max = 0.80f,
+    .contrast_min = 0.30f, .contrast_max = 0.80f,
+    .flip_prob = 0.05f,
     .bg_gradient = 0.20f,
-    .noise_max = 0.10f,
-    .texture_max = 0.25f,
-    .ellipse_aspect_min = 0.35f, .ellipse_aspect_max = 0.75f,
+    .noise_max = 0.03f,
+    .texture_max = 0.10f,
+    .ellipse_aspect_min = 0.35f, .ellipse_aspect_max = 0.70f,
     .ring_inner_min = 0.35f, .ring_inner_max = 0.75f,
     .star_inner_min = 0.38f, .star_inner_max = 0.60f,
-    .cross_arm_min = 0.18f, .cross_arm_max = 0.40f,
-    .period_min = 0.16f, .period_max = 0.40f,
+    .cross_arm_min = 0.22f, .cross_arm_max = 0.40f,
+    .period_min = 0.20f, .period_max = 0.40f,
     .shading_max = 0.30f,
-    .distractor_mean = 1.2f,
+    .distractor_mean = 0.3f,
     .rotation_max = 1.0f,
     .position_max = 1.0f,
 };
@@ -223,19 +223,26 @@ static float layer_sd(const layer *L, float x, float y, float px_local, float *m
     }
     case K_TRIANGLE:
     case K_SQUARE:
-    case K_PENTAGON:
     case K_STAR:
         return sd_star(L, x, y);
     case K_CROSS:
         return sd_cross(x, y, L->a);
     case K_STRIPES:
-    case K_CHECKER: {
+    case K_CHECKER:
+    case K_DOTS: {
         float w = px_local / L->period;
-        float u = x / L->period + L->phase_u;
-        float s = stripe(u, w);
-        if (L->kind == K_CHECKER) {
-            float t = stripe(y / L->period + L->phase_v, w);
-            s = s + t - 2.0f * s * t; /* xor of two independent box-filtered waves */
+        float u = x / L->period + L->phase_u, v = y / L->period + L->phase_v;
+        float s;
+        if (L->kind == K_DOTS) {
+            /* a square lattice of discs of radius 0.3 period (distance in periods) */
+            float du = u - floorf(u) - 0.5f, dv = v - floorf(v) - 0.5f;
+            s = 1.0f - clampf(0.5f - (sqrtf(du * du + dv * dv) - 0.3f) / w, 0.0f, 1.0f);
+        } else {
+            s = stripe(u, w);
+            if (L->kind == K_CHECKER) {
+                float t = stripe(v, w);
+                s = s + t - 2.0f * s * t; /* xor of two independent box-filtered waves */
+            }
         }
         *mixv = s;
         return L->region_box ? sd_box(x, y, 0.8f, 0.8f) : sqrtf(x * x + y * y) - 1.0f;
@@ -318,9 +325,6 @@ static void main_layer(layer *L, gsq_rng *r, int label, float y_bg, float y_obj)
         set_star(L, 4, cosf(SYN_PI / 4.0f));
         size *= 0.9f; /* similar area to the disc-like shapes */
         break;
-    case K_PENTAGON:
-        set_star(L, 5, cosf(SYN_PI / 5.0f));
-        break;
     case K_STAR:
         set_star(L, 5, uni(r, K.star_inner_min, K.star_inner_max));
         break;
@@ -329,6 +333,7 @@ static void main_layer(layer *L, gsq_rng *r, int label, float y_bg, float y_obj)
         break;
     case K_STRIPES:
     case K_CHECKER:
+    case K_DOTS:
         L->region_box = (int)(gsq_rng_u32(r) & 1);
         extent = 1.15f;
         L->period = uni(r, K.period_min, K.period_max) / size; /* local units */

@@ -18,7 +18,7 @@ static const struct {
     {192, 12, 3, 0}, {384, 12, 6, 0}, {768, 12, 12, 0},
     {192, 12, 3, 0}, {384, 12, 6, 0}, {768, 12, 12, 0},
     {192, 12, 3, 1}, {384, 12, 6, 1}, {768, 12, 12, 1},
-    {96, 4, 3, 0}, /* gpusq_demo: 32×32 input, patch 4, 10 classes (see below) */
+    {64, 4, 2, 0}, /* gpusq_demo: 32×32 input, patch 4, 10 classes (see below) */
 };
 #define NUM_NAMED (sizeof dims / sizeof dims[0])
 _Static_assert(sizeof names / sizeof names[0] == NUM_NAMED + 1, "one name per configuration");
