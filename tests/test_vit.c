@@ -27,6 +27,7 @@ static void test_named_configs(void)
         {"deit_small_patch16_224", 22050664}, {"deit_base_patch16_224", 86567656},
         {"deit_tiny_distilled_patch16_224", 5910800}, {"deit_small_distilled_patch16_224", 22436432},
         {"deit_base_distilled_patch16_224", 87338192},
+        {"gpusq_demo", 208074}, /* not a timm model: 32×32, patch 4, dim 64, depth 4, 10 classes */
     };
     int listed = 0;
     for (const char *const *n = gsq_vit_config_names(); *n; n++) listed++;
