@@ -127,7 +127,7 @@ static void test_schedule(void)
 
 static gsq_loader_config loader_cfg(int workers, int train)
 {
-    gsq_loader_config c = {.batch_size = 8, .train = train, .seed = 3, .workers = workers, .prefetch = 3};
+    gsq_loader_config c = {.batch_size = 8, .train = train, .augment = train, .seed = 3, .workers = workers, .prefetch = 3};
     gsq_transform_defaults(&c.transform, 16);
     return c;
 }

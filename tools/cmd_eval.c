@@ -67,6 +67,7 @@ int cmd_eval(int argc, char **argv)
                       ds->num_classes);
     gsq_transform t;
     gsq_transform_defaults(&t, cfg.img_size);
+    if (strcmp(data, "synthetic") == 0) t.crop_pct = 1.0f; /* drawn at the input size, as in training */
     gsq_eval_result r;
     if (st == GSQ_OK) st = gsq_evaluate(m, ds, &t, batch, workers, &r, &err);
     if (st == GSQ_OK) {

@@ -28,7 +28,10 @@ static const char *help =
     "optimisation:\n"
     "  --epochs N (10)  --batch N (64)  --accum N (1)  --lr X (1e-3)  --min-lr X (1e-5)\n"
     "  --warmup-epochs X (1)  --wd X (0.05)  --clip X (0: off)  --smoothing X (0.1)\n"
-    "  --scale-min X (0.08: RandomResizedCrop's smallest area)  --seed N (0)  --threads N\n"
+    "  --scale-min X (0.08: RandomResizedCrop's smallest area)  --no-augment  --seed N (0)\n"
+    "  --threads N\n"
+    "Synthetic images are made at the model's input size and used without resizing or cropping\n"
+    "(crop_pct 1); other data gets timm's eval transform (crop_pct 0.875) for validation.\n"
     "output:\n"
     "  --out FILE          trained weights (default model.safetensors)\n"
     "  --checkpoint FILE   checkpoint written every --checkpoint-every steps, at the end and on\n"
@@ -95,6 +98,10 @@ int cmd_train(int argc, char **argv)
             fputs(help, stdout);
             return 0;
         }
+        if (strcmp(a, "--no-augment") == 0) {
+            cfg.augment = 0;
+            continue;
+        }
 #define INT_OPT(flag, lo, hi, dst) else if (strcmp(a, flag) == 0) ok = (v = NEXT_ARG()) && cli_parse_int(v, lo, hi, &n) && ((dst) = n, 1)
 #define FLT_OPT(flag, lo, hi, dst) else if (strcmp(a, flag) == 0) ok = (v = NEXT_ARG()) && cli_parse_float(v, lo, hi, &(dst))
 #define STR_OPT(flag, dst) else if (strcmp(a, flag) == 0) ok = ((dst) = v = NEXT_ARG()) != NULL
@@ -158,6 +165,7 @@ int cmd_train(int argc, char **argv)
     }
     gsq_transform_defaults(&cfg.transform, mc.img_size);
     cfg.transform.scale_min = scale_min;
+    if (strcmp(data, "synthetic") == 0) cfg.transform.crop_pct = 1.0f; /* drawn at the input size */
     cfg.val = val;
     char ckpt_buf[4096];
     if (!checkpoint) {

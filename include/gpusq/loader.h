@@ -13,7 +13,8 @@
 
 typedef struct {
     int batch_size;
-    int train;            /* 1: shuffled each epoch, train transform; 0: in order, eval transform */
+    int train;            /* 1: shuffled each epoch; 0: in order */
+    int augment;          /* 1 (with train): the train transform; else the eval transform */
     int drop_last;        /* 1: an epoch's last partial batch is left out */
     uint64_t seed;
     int workers;          /* decoding threads, >= 1 */

@@ -49,6 +49,7 @@ typedef struct {
     uint64_t seed;
     gsq_optim_config optim;     /* warmup_steps and total_steps are derived from the epochs */
     gsq_transform transform;    /* train augmentation; eval uses the same size, crop and stats */
+    int augment;                /* 1: the train transform; 0: the eval transform for training too */
     int workers, prefetch;      /* loader threads and batches in flight */
     const char *checkpoint_path; /* NULL: no checkpoints */
     long checkpoint_every;      /* optimizer steps between checkpoints; 0: only at the end */
@@ -60,7 +61,7 @@ typedef struct {
 } gsq_train_config;
 
 /* Fills defaults: batch 64, accum 1, 10 epochs, warm-up 1 epoch, smoothing 0.1, seed 0,
- * gsq_optim_defaults, timm transforms at `size`, 1 worker, prefetch 4. */
+ * gsq_optim_defaults, timm transforms at `size` with augmentation, 1 worker, prefetch 4. */
 void gsq_train_defaults(gsq_train_config *cfg, int size);
 
 typedef struct {

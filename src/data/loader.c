@@ -97,7 +97,7 @@ static void produce(gsq_loader *ld, slot *s, long g, const size_t *order)
         gsq_error err = {0};
         float *dst = s->images + (size_t)s->n * ld->sample_floats;
         gsq_status st = ld->ds->get(ld->ds, sample, &img, &label, &err);
-        if (st == GSQ_OK && c->train) {
+        if (st == GSQ_OK && c->train && c->augment) {
             gsq_rng rng; /* augmentation randomness from (seed, epoch, position) only */
             gsq_rng_seed(&rng, c->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(epoch + 1)), pos);
             st = gsq_transform_train(&c->transform, &img, &rng, dst, &err);

@@ -24,6 +24,7 @@ void gsq_train_defaults(gsq_train_config *cfg, int size)
     cfg->label_smoothing = 0.1f;
     gsq_optim_defaults(&cfg->optim);
     gsq_transform_defaults(&cfg->transform, size);
+    cfg->augment = 1;
     cfg->workers = 1;
     cfg->prefetch = 4;
 }
@@ -31,7 +32,7 @@ void gsq_train_defaults(gsq_train_config *cfg, int size)
 static gsq_loader_config loader_config(const gsq_train_config *cfg, int train)
 {
     return (gsq_loader_config){
-        .batch_size = cfg->batch_size, .train = train, .drop_last = 0, .seed = cfg->seed,
+        .batch_size = cfg->batch_size, .train = train, .augment = cfg->augment, .drop_last = 0, .seed = cfg->seed,
         .workers = cfg->workers, .prefetch = cfg->prefetch, .transform = cfg->transform,
     };
 }
