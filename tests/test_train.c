@@ -294,8 +294,8 @@ static void test_accumulation(void)
 static void test_learns(void)
 {
     gsq_dataset *train = toy_dataset(256, 0), *val = toy_dataset(64, 0);
-    gsq_train_config c = train_cfg(32, 1, 20);
-    c.optim.lr = 3e-3f;
+    gsq_train_config c = train_cfg(32, 1, 30);
+    c.optim.lr = 5e-3f;
     c.label_smoothing = 0.0f;
     c.val = val;
     gsq_trainer t = start(&c, train->size);

@@ -15,7 +15,8 @@ uint32_t gsq_rng_u32(gsq_rng *rng);
 float gsq_rng_uniform(gsq_rng *rng);
 /* Standard normal (Box-Muller). */
 float gsq_rng_normal(gsq_rng *rng);
-/* Normal(0, std) truncated to [-2 std, 2 std] by resampling, as timm's trunc_normal_ init. */
-float gsq_rng_trunc_normal(gsq_rng *rng, float std);
+/* Normal(0, std) truncated to [-limit, limit] by resampling (timm's trunc_normal_(std, a=-limit,
+ * b=limit); limit must be positive). */
+float gsq_rng_trunc_normal(gsq_rng *rng, float std, float limit);
 
 #endif

@@ -137,8 +137,11 @@ gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *e
 gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err);
 gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err);
 void gsq_vit_free(gsq_vit *m);
-/* timm-style initialisation: trunc_normal(0.02) weights and position embedding, zero biases,
- * unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6), deterministic from seed. */
+/* timm's initialisation, deterministic from seed: Linear weights and the position embedding
+ * trunc_normal(std 0.02, cut at ±2 — in absolute units, as timm passes a=-2, b=2), zero Linear
+ * biases, unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6), and the patch embedding at
+ * PyTorch's Conv2d default (weight and bias uniform in ±1/sqrt(in_chans·patch²)), which timm
+ * leaves in place. */
 void gsq_vit_init(gsq_vit *m, uint64_t seed);
 const gsq_param *gsq_vit_find_param(const gsq_vit *m, const char *name);
 

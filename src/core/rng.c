@@ -34,10 +34,10 @@ float gsq_rng_normal(gsq_rng *rng)
     return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
 }
 
-float gsq_rng_trunc_normal(gsq_rng *rng, float std)
+float gsq_rng_trunc_normal(gsq_rng *rng, float std, float limit)
 {
     for (;;) {
-        float z = gsq_rng_normal(rng);
-        if (z >= -2.0f && z <= 2.0f) return z * std;
+        float x = std * gsq_rng_normal(rng);
+        if (x >= -limit && x <= limit) return x;
     }
 }

@@ -3,6 +3,7 @@
 #include "gpusq/rng.h"
 #include "gpusq/vit.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,15 +232,19 @@ void gsq_vit_init(gsq_vit *m, uint64_t seed)
 {
     gsq_rng rng;
     gsq_rng_seed(&rng, seed, 0x5eed);
+    const gsq_vit_config *c = &m->cfg;
+    float patch_bound = 1.0f / sqrtf((float)(c->in_chans * c->patch_size * c->patch_size));
     for (int i = 0; i < m->num_tensors; i++) {
         const gsq_param *t = &m->tensors[i];
         float *x = m->params + t->offset;
         int is_norm = strstr(t->name, "norm") != NULL;
+        int is_patch = strncmp(t->name, "patch_embed.", 12) == 0;
         for (size_t j = 0; j < t->numel; j++) {
             if (is_norm) x[j] = ends_with(t->name, ".weight") ? 1.0f : 0.0f;
+            else if (is_patch) x[j] = patch_bound * (2.0f * gsq_rng_uniform(&rng) - 1.0f);
             else if (ends_with(t->name, ".bias")) x[j] = 0.0f;
             else if (ends_with(t->name, "_token")) x[j] = 1e-6f * gsq_rng_normal(&rng);
-            else x[j] = gsq_rng_trunc_normal(&rng, 0.02f);
+            else x[j] = gsq_rng_trunc_normal(&rng, 0.02f, 2.0f);
         }
     }
 }
