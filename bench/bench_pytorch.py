@@ -1,12 +1,15 @@
-"""PyTorch CPU peer for the gpusq benchmarks: timm DeiT forward and forward+backward on the CPU.
+"""PyTorch CPU peer for the gpusq benchmarks: timm ViT forward, forward+backward and training step.
 
 Run inside the project venv (bash scripts/setup-venv.sh first):
     .venv/bin/python bench/bench_pytorch.py --threads 2
     .venv/bin/python bench/bench_pytorch.py --threads 2 --batch 8 --iters 5 --json
 
-For each model (random init, pretrained=False, nothing downloaded) at 224x224 it measures
-  forward_ms_per_image   eval mode under torch.inference_mode()
-  fwd_bwd_ms_per_image   train mode, cross-entropy loss, loss.backward(), no optimizer step
+For each model (random init, pretrained=False, nothing downloaded; gpusq_demo is the demo's
+32x32 configuration built with timm's VisionTransformer) it measures
+  forward_ms_per_image     eval mode under torch.inference_mode()
+  fwd_bwd_ms_per_image     train mode, cross-entropy loss, loss.backward(), no optimizer step
+  train_step_ms_per_image  the same plus an AdamW step (weight decay on weights only), as in
+                           training; label smoothing 0.1
 as the median over --iters timed iterations after --warmup untimed ones, divided by --batch.
 
 Run it on an otherwise idle machine: torch's OpenMP threads spin at every parallel region, and with
@@ -27,7 +30,14 @@ import timm
 import torch
 import torch.nn.functional as F
 
-MODELS = ("deit_tiny_patch16_224", "deit_small_patch16_224")
+MODELS = ("deit_tiny_patch16_224", "deit_small_patch16_224", "gpusq_demo")
+
+
+def create_model(name):
+    if name == "gpusq_demo":  # gpusq's demo configuration (src/models/vit_config.c)
+        return timm.models.vision_transformer.VisionTransformer(
+            img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, mlp_ratio=4, num_classes=10)
+    return timm.create_model(name, pretrained=False)
 
 
 def median_ms(fn, warmup, iters):
@@ -43,8 +53,9 @@ def median_ms(fn, warmup, iters):
 
 def bench_model(name, args):
     torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False)
-    images = torch.randn(args.batch, 3, 224, 224)
+    model = create_model(name)
+    size = model.patch_embed.img_size[0]
+    images = torch.randn(args.batch, 3, size, size)
     targets = torch.randint(0, model.num_classes, (args.batch,))
 
     model.eval()
@@ -63,10 +74,24 @@ def bench_model(name, args):
         loss.backward()
 
     bwd_ms, bwd_all = median_ms(forward_backward, args.warmup, args.iters)
+
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and n not in ("cls_token", "pos_embed")]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim > 1 and n not in ("cls_token", "pos_embed"))]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
+                            lr=1e-3)
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(images), targets, label_smoothing=0.1)
+        loss.backward()
+        opt.step()
+
+    step_ms, _ = median_ms(train_step, args.warmup, args.iters)
     nparams = sum(p.numel() for p in model.parameters())
     return {"peer": "pytorch", "model": name, "batch": args.batch, "threads": args.threads,
             "params": nparams, "forward_ms_per_image": fwd_ms / args.batch,
             "fwd_bwd_ms_per_image": bwd_ms / args.batch,
+            "train_step_ms_per_image": step_ms / args.batch,
             "forward_ms_per_batch_all": [round(t, 3) for t in fwd_all],
             "fwd_bwd_ms_per_batch_all": [round(t, 3) for t in bwd_all]}
 
@@ -132,8 +157,9 @@ def main():
           "warm-up")
     for r in results:
         print(f"pytorch {r['model']} batch={r['batch']} threads={r['threads']} "
-              f"forward_ms_per_image={r['forward_ms_per_image']:.2f} "
-              f"fwd_bwd_ms_per_image={r['fwd_bwd_ms_per_image']:.2f}")
+              f"forward_ms_per_image={r['forward_ms_per_image']:.3f} "
+              f"fwd_bwd_ms_per_image={r['fwd_bwd_ms_per_image']:.3f} "
+              f"train_step_ms_per_image={r['train_step_ms_per_image']:.3f}")
 
 
 if __name__ == "__main__":

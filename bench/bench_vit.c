@@ -1,4 +1,5 @@
-/* Benchmark: forward and forward+backward time per image of ViT/DeiT configurations on the CPU.
+/* Benchmark: forward, forward+backward and whole training-step (forward, loss, backward, AdamW)
+ * time per image of ViT/DeiT configurations on the CPU.
  * usage: bench_vit [--model NAME]... [--batch B] [--threads N] [--iters I] [--json]
  * Reports the median over timed iterations after one warm-up; scripts/bench_vit_vs_pytorch.sh
  * runs it beside bench/bench_pytorch.py and prints the ratios. */
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "gpusq/kernels.h"
+#include "gpusq/optim.h"
 #include "gpusq/rng.h"
 #include "gpusq/vit.h"
 
@@ -47,31 +49,46 @@ static int bench_model(const char *name, int B, int iters, int json)
     gsq_rng_seed(&rng, 2, 0);
     for (size_t i = 0; i < (size_t)B * img; i++) images[i] = gsq_rng_normal(&rng);
     for (int b = 0; b < B; b++) targets[b] = (int)(gsq_rng_u32(&rng) % (uint32_t)cfg.num_classes);
-    double *fwd = malloc((size_t)iters * sizeof(double)), *step = malloc((size_t)iters * sizeof(double));
+    gsq_optim_config oc;
+    gsq_optim_defaults(&oc);
+    oc.total_steps = 1000000;
+    gsq_adamw opt;
+    if (gsq_adamw_init(&opt, m, &oc, &err) != GSQ_OK) {
+        fprintf(stderr, "bench_vit: %s\n", err.msg);
+        return 1;
+    }
+    double *fwd = malloc((size_t)iters * sizeof(double)), *fb = malloc((size_t)iters * sizeof(double));
+    double *train = malloc((size_t)iters * sizeof(double));
     for (int it = -1; it < iters; it++) { /* iteration -1 warms up */
         double t0 = now_ms();
         gsq_vit_forward(m, images, B, NULL, &err);
         double t1 = now_ms();
         gsq_vit_forward(m, images, B, NULL, &err);
-        gsq_vit_loss(m, targets, 0.0f, NULL, &err);
+        gsq_vit_loss(m, targets, 0.1f, NULL, &err);
         gsq_vit_zero_grad(m, &err);
         gsq_vit_backward(m, &err);
         double t2 = now_ms();
+        gsq_adamw_step(&opt, m->params, m->grads, NULL);
+        double t3 = now_ms();
         if (it >= 0) {
             fwd[it] = (t1 - t0) / B;
-            step[it] = (t2 - t1) / B;
+            fb[it] = (t2 - t1) / B;
+            train[it] = (t3 - t1) / B;
         }
     }
-    double f = median(fwd, iters), s = median(step, iters);
+    double f = median(fwd, iters), s = median(fb, iters), t = median(train, iters);
     if (json)
         printf("{\"impl\": \"gpusq\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
-               "\"forward_ms_per_image\": %.3f, \"fwd_bwd_ms_per_image\": %.3f}\n",
-               name, B, gsq_get_num_threads(), f, s);
+               "\"forward_ms_per_image\": %.3f, \"fwd_bwd_ms_per_image\": %.3f, \"train_step_ms_per_image\": %.3f}\n",
+               name, B, gsq_get_num_threads(), f, s, t);
     else
-        printf("gpusq %s batch=%d threads=%d forward_ms_per_image=%.3f fwd_bwd_ms_per_image=%.3f\n", name, B,
-               gsq_get_num_threads(), f, s);
+        printf("gpusq %s batch=%d threads=%d forward_ms_per_image=%.3f fwd_bwd_ms_per_image=%.3f "
+               "train_step_ms_per_image=%.3f\n",
+               name, B, gsq_get_num_threads(), f, s, t);
+    gsq_adamw_free(&opt);
     free(fwd);
-    free(step);
+    free(fb);
+    free(train);
     free(images);
     free(targets);
     gsq_vit_free(m);
