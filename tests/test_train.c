@@ -1,9 +1,11 @@
 /* Training: AdamW against its formula (decay mask included), the learning-rate schedule, the
  * loader (each sample once per epoch, same batches for any worker count and start position,
  * failed samples skipped and counted, a last partial batch), gradient accumulation equal to one
- * large batch, bitwise resume from a checkpoint, a stop request, and learning a toy task. */
+ * large batch, bitwise resume from a checkpoint, a stop request, and learning a toy task; the
+ * loader's throughput and waiting-time statistics. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gpusq/loader.h"
@@ -16,12 +18,14 @@ static char tmpdir[64];
  * index is in `broken` (every 11th from 3) fail to decode when fail is set. */
 typedef struct {
     int fail;
+    int slow; /* each sample takes 1 ms to "decode" */
 } toy_impl;
 
 static gsq_status toy_get(gsq_dataset *ds, size_t index, gsq_image *img, int *label, gsq_error *err)
 {
     const toy_impl *impl = ds->impl;
     if (impl->fail && index % 11 == 3) return gsq_fail(err, GSQ_ERR_FORMAT, "toy: sample %zu is broken", index);
+    if (impl->slow) nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
     gsq_status st = gsq_image_alloc(img, 16, 16, err);
     if (st != GSQ_OK) return st;
     gsq_rng rng;
@@ -188,6 +192,29 @@ static void test_loader(void)
     gsq_dataset_free(ds);
 }
 
+/* The loader counts what it produced, its workers' busy time and the consumer's waiting time. */
+static void test_loader_stats(void)
+{
+    gsq_dataset *ds = toy_dataset(24, 0);
+    ((toy_impl *)ds->impl)->slow = 1;
+    gsq_loader_config c = loader_cfg(1, 0);
+    c.prefetch = 1;
+    gsq_loader *ld = NULL;
+    gsq_error err = {0};
+    CHECK(gsq_loader_create(&ld, ds, &c, 0, 0, &err) == GSQ_OK, "%s", err.msg);
+    for (int b = 0; ld && b < 3; b++) {
+        gsq_batch x;
+        CHECK(gsq_loader_next(ld, &x, &err) == GSQ_OK && x.n == 8, "batch %d", b);
+    }
+    gsq_loader_stats st;
+    gsq_loader_stats_get(ld, &st);
+    /* 24 samples of >= 1 ms each, and a consumer that never computes: it waits for nearly all */
+    CHECK(st.images >= 24 && st.busy_seconds >= 0.024, "produced %zu images in %.4f s", st.images, st.busy_seconds);
+    CHECK(st.wait_seconds >= 0.012 && st.wait_seconds <= st.busy_seconds + 1.0, "waited %.4f s", st.wait_seconds);
+    gsq_loader_destroy(ld);
+    gsq_dataset_free(ds);
+}
+
 static gsq_train_config train_cfg(int batch, int accum, long epochs)
 {
     gsq_train_config c;
@@ -318,6 +345,7 @@ int main(void)
     test_adamw();
     test_schedule();
     test_loader();
+    test_loader_stats();
     test_resume_bitwise();
     test_accumulation();
     test_learns();

@@ -216,6 +216,12 @@ int cmd_train(int argc, char **argv)
             printf("validation: top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %zu images\n", 100 * res.eval.top1,
                    100 * res.eval.top5, res.eval.loss, res.eval.count);
         if (res.skipped) printf("skipped %zu samples that failed to decode\n", res.skipped);
+        const gsq_loader_stats *ls = &res.loader;
+        if (ls->images && ls->busy_seconds > 0)
+            printf("data: %zu images prepared at %.0f img/s per loader thread (%d); training waited %.1f s for "
+                   "data (%.1f%% of the run)\n",
+                   ls->images, ls->images / ls->busy_seconds, cfg.workers, ls->wait_seconds,
+                   res.seconds > 0 ? 100 * ls->wait_seconds / res.seconds : 0.0);
     }
     if (rep.log) fclose(rep.log);
     gsq_trainer_free(&t);

@@ -34,6 +34,7 @@ typedef struct {
     size_t images;        /* decoded and transformed so far */
     size_t skipped;       /* samples that failed to decode */
     double busy_seconds;  /* summed worker time spent producing batches */
+    double wait_seconds;  /* time the consumer spent blocked in gsq_loader_next */
     char first_error[GSQ_ERROR_MSG_MAX]; /* the first decode failure, naming the sample */
 } gsq_loader_stats;
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "gpusq/data.h"
+#include "gpusq/loader.h"
 #include "gpusq/optim.h"
 #include "gpusq/vit.h"
 
@@ -86,6 +87,7 @@ typedef struct {
     gsq_eval_result eval;  /* the last evaluation (count 0 if none) */
     size_t skipped;
     double seconds, images_per_second;
+    gsq_loader_stats loader; /* the training loader's throughput and the time spent waiting on it */
 } gsq_train_result;
 
 /* Trains from t->state until the last epoch, max_steps or a stop request. */

@@ -208,7 +208,11 @@ gsq_status gsq_loader_next(gsq_loader *ld, gsq_batch *batch, gsq_error *err)
         pthread_cond_broadcast(&ld->freed);
     }
     slot *s = &ld->slots[ld->next_take % ld->ring];
-    while (!(s->state == SLOT_READY && s->global == ld->next_take)) pthread_cond_wait(&ld->ready, &ld->mu);
+    if (!(s->state == SLOT_READY && s->global == ld->next_take)) {
+        double t0 = now_s();
+        while (!(s->state == SLOT_READY && s->global == ld->next_take)) pthread_cond_wait(&ld->ready, &ld->mu);
+        ld->stats.wait_seconds += now_s() - t0;
+    }
     ld->holding = 1;
     *batch = (gsq_batch){
         .images = s->images, .labels = s->labels, .n = s->n, .skipped = s->skipped,

@@ -221,6 +221,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     res->finished = st == GSQ_OK && t->state.epoch >= cfg->epochs;
     res->seconds = now_s() - t0;
     res->images_per_second = res->seconds > 0 ? images / res->seconds : 0;
+    if (ld) gsq_loader_stats_get(ld, &res->loader);
     free(acc);
     gsq_loader_destroy(ld);
     return st;
