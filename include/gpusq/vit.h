@@ -156,6 +156,13 @@ gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, f
 gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err);
 /* Backward of the last forward + loss; ACCUMULATES into m->grads (call zero_grad first). */
 gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err);
+/* Backward of the last forward from a loss computed elsewhere (distillation): dlogits (B, K) is
+ * ∂L/∂(the head's logits); for distilled models dlogits_dist is ∂L/∂(head_dist's logits) (the
+ * output logits are their mean, so a loss on the output gives each half its gradient). When
+ * dblock_out is not NULL, dblock_out[l] (may be NULL) is added to ∂L/∂(block l's output), a
+ * (B, tokens, embed_dim) array. ACCUMULATES into m->grads. */
+gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *dlogits_dist,
+                                 const float *const *dblock_out, gsq_error *err);
 
 /* Loads a timm state_dict from a safetensors file. With cfg NULL the architecture is inferred
  * from the tensor shapes and the file's metadata ("num_heads", or head_dim 64 as timm's ViTs);

@@ -224,10 +224,29 @@ gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, f
 
 gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err)
 {
+    if (m->batch <= 0 || !m->have_loss)
+        return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss of it to differentiate");
+    gsq_status st = ensure_grad_acts(m, err);
+    if (st != GSQ_OK) return st;
+    size_t n = (size_t)m->batch * (size_t)m->cfg.num_classes;
+    float *dlogits = m->ga.dlogits;
+    memset(dlogits, 0, n * sizeof(float));
+    gsq_cross_entropy_backward(dlogits, m->a.probs, m->targets, m->batch, m->cfg.num_classes, m->label_smoothing,
+                               1.0f);
+    if (!m->cfg.distilled) return gsq_vit_backward_from(m, dlogits, NULL, NULL, err);
+    for (size_t i = 0; i < n; i++) dlogits[i] *= 0.5f; /* logits = (main + dist) / 2 */
+    return gsq_vit_backward_from(m, dlogits, dlogits, NULL, err);
+}
+
+gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *dlogits_dist,
+                                 const float *const *dblock_out, gsq_error *err)
+{
     const gsq_vit_config *c = &m->cfg;
     int B = m->batch;
-    if (B <= 0 || !m->have_loss)
-        return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss of it to differentiate");
+    if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass to differentiate");
+    if (!dlogits || (c->distilled && !dlogits_dist))
+        return gsq_fail(err, GSQ_ERR_ARG, "backward: missing the gradient of the %s logits",
+                        dlogits ? "distillation head's" : "head's");
     gsq_status st = m->grads ? GSQ_OK : gsq_vit_zero_grad(m, err);
     if (st == GSQ_OK) st = ensure_grad_acts(m, err);
     if (st != GSQ_OK) return st;
@@ -238,15 +257,11 @@ gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err)
     gsq_vit_view *g = &m->g;
     gsq_vit_grad_acts *ga = &m->ga;
 
-    memset(ga->dlogits, 0, d.B * d.K * sizeof(float));
-    gsq_cross_entropy_backward(ga->dlogits, a->probs, m->targets, B, K, m->label_smoothing, 1.0f);
     memset(ga->dnormed, 0, d.PR * d.D * sizeof(float));
-    if (c->distilled) {
-        for (size_t i = 0; i < d.B * d.K; i++) ga->dlogits[i] *= 0.5f; /* logits = (main + dist) / 2 */
-        gsq_linear_backward(ga->dnormed + d.B * d.D, g->head_dist_w, g->head_dist_b, ga->dlogits,
+    if (c->distilled)
+        gsq_linear_backward(ga->dnormed + d.B * d.D, g->head_dist_w, g->head_dist_b, dlogits_dist,
                             a->normed + d.B * d.D, p->head_dist_w, B, D, K);
-    }
-    gsq_linear_backward(ga->dnormed, g->head_w, g->head_b, ga->dlogits, a->normed, p->head_w, B, D, K);
+    gsq_linear_backward(ga->dnormed, g->head_w, g->head_b, dlogits, a->normed, p->head_w, B, D, K);
     memset(ga->dpooled, 0, d.PR * d.D * sizeof(float));
     gsq_layernorm_backward(ga->dpooled, g->norm_w, g->norm_b, ga->dnormed, a->pooled, p->norm_w,
                            a->norm_mean, a->norm_rstd, (int)d.PR, D);
@@ -259,6 +274,7 @@ gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err)
         const gsq_vit_block_view *w = &p->blocks[l];
         gsq_vit_block_view *gw = &g->blocks[l];
         const float *x = l == 0 ? a->x0 : a->blocks[l - 1].res2;
+        if (dblock_out && dblock_out[l]) gsq_accumulate(ga->dres, dblock_out[l], d.N * d.D);
         /* dres holds ∂L/∂res2; res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
         memset(ga->dgelu, 0, d.N * d.H * sizeof(float));
         gsq_linear_backward(ga->dgelu, gw->fc2_w, gw->fc2_b, ga->dres, ba->gelu, w->fc2_w, N, H, D);

@@ -1,0 +1,57 @@
+/* Mixed-strategy knowledge distillation (GPUSQ-ViT): a student learns from a teacher that ran
+ * forward on the same batch, through hard labels, softened logits and block features:
+ *
+ *   L = α·CE(z_s, y) + β·T²·KL(softmax(z_t/T) ‖ softmax(z_s/T)) + γ·Σ_l w_l·MSE_l
+ *
+ * z are the output logits (B, K); KL and CE are means over the batch. MSE_l compares block l's
+ * output tokens (B, T, D) of student and teacher, averaged over the samples on which the two
+ * predict the same class (the "agreeing" samples S) and over their T·D values; it is 0 when no
+ * sample agrees. Features are taken from blocks first_block .. depth-1 (by default the last
+ * third). Without labels (unsupervised), y is the teacher's argmax.
+ *
+ * Distilled DeiT students (a distillation token and head_dist): CE is the mean of the class
+ * head's CE against y and the distillation head's CE against the teacher's argmax (DeiT's hard
+ * distillation); KL applies to the output logits, the mean of the two heads. */
+#ifndef GPUSQ_DISTILL_H
+#define GPUSQ_DISTILL_H
+
+#include "gpusq/status.h"
+#include "gpusq/vit.h"
+
+typedef struct {
+    float alpha;            /* CE weight (1) */
+    float beta;             /* KL weight (10) */
+    float gamma;            /* feature weight (5) */
+    float temperature;      /* T (1) */
+    float label_smoothing;  /* of the CE term (0) */
+    int first_block;        /* features of blocks first_block..depth-1 (depth - depth/3) */
+    const float *block_weights; /* w_l for every block (depth entries), or NULL for all 1 */
+} gsq_distill_config;
+
+void gsq_distill_defaults(gsq_distill_config *cfg, int depth);
+
+/* One batch's loss and its parts (the parts unweighted: ce, kl (with T²), mse[l]). */
+typedef struct {
+    float total;
+    float ce, kl, feature;  /* feature = Σ_l w_l·MSE_l */
+    int agree;              /* samples where teacher and student predict the same class */
+} gsq_distill_terms;
+
+typedef struct gsq_distiller gsq_distiller;
+
+/* Checks that student and teacher are compatible (same classes, tokens, width and depth for the
+ * distilled blocks) and the configuration valid. */
+gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_vit_config *student,
+                                const gsq_vit_config *teacher, const gsq_distill_config *cfg,
+                                gsq_error *err);
+void gsq_distiller_free(gsq_distiller *d);
+
+/* The loss of the student's and the teacher's last forward passes (same batch); labels (B) or
+ * NULL for the teacher's argmax. Fills *terms and, when mse is not NULL, mse[l] for every block
+ * (0 for blocks not distilled). Does not touch the gradients. */
+gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *teacher,
+                            const int *labels, gsq_distill_terms *terms, float *mse, gsq_error *err);
+/* Backward of the last gsq_distill_loss into the student's gradients (accumulating). */
+gsq_status gsq_distill_backward(gsq_distiller *d, gsq_vit *student, gsq_error *err);
+
+#endif

@@ -1,0 +1,261 @@
+/* Mixed-strategy knowledge distillation: the loss of a student against a teacher's forward pass
+ * on the same batch (CE on labels, temperature-softened KL on logits, MSE on the later blocks'
+ * tokens of the samples both classify alike) and its gradients (include/gpusq/distill.h). */
+#include "gpusq/distill.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpusq/nn.h"
+
+struct gsq_distiller {
+    gsq_distill_config cfg;
+    int depth, K;
+    size_t feat;          /* T·D: one sample's values of one block output */
+    float *weights;       /* w_l (depth) */
+    int cap;              /* batch the buffers hold */
+    int B;                /* batch of the last loss (0: none) */
+    float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, K) each */
+    int *targets, *teacher_arg;
+    float *dfeat;         /* (depth - first_block) × cap × feat */
+    const float **dptr;   /* depth pointers into dfeat, NULL for blocks not distilled */
+};
+
+void gsq_distill_defaults(gsq_distill_config *cfg, int depth)
+{
+    *cfg = (gsq_distill_config){
+        .alpha = 1.0f, .beta = 10.0f, .gamma = 5.0f, .temperature = 1.0f, .label_smoothing = 0.0f,
+        .first_block = depth - depth / 3, .block_weights = NULL,
+    };
+}
+
+void gsq_distiller_free(gsq_distiller *d)
+{
+    if (!d) return;
+    free(d->weights);
+    free(d->probs);
+    free(d->probs_dist);
+    free(d->ps);
+    free(d->pt);
+    free(d->dlogits);
+    free(d->dlogits_dist);
+    free(d->targets);
+    free(d->teacher_arg);
+    free(d->dfeat);
+    free(d->dptr);
+    free(d);
+}
+
+gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_vit_config *s, const gsq_vit_config *t,
+                                const gsq_distill_config *cfg, gsq_error *err)
+{
+    *out = NULL;
+    if (!(cfg->alpha >= 0 && cfg->beta >= 0 && cfg->gamma >= 0 && cfg->temperature > 0 &&
+          cfg->label_smoothing >= 0 && cfg->label_smoothing < 1))
+        return gsq_fail(err, GSQ_ERR_ARG,
+                        "distillation: weights must be >= 0, T > 0 and smoothing in [0, 1) "
+                        "(alpha %g, beta %g, gamma %g, T %g, smoothing %g)",
+                        (double)cfg->alpha, (double)cfg->beta, (double)cfg->gamma, (double)cfg->temperature,
+                        (double)cfg->label_smoothing);
+    if (cfg->first_block < 0 || cfg->first_block > s->depth)
+        return gsq_fail(err, GSQ_ERR_ARG, "distillation: first feature block %d is outside 0..%d", cfg->first_block,
+                        s->depth);
+    if (s->num_classes != t->num_classes)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student has %d classes, the teacher %d",
+                        s->num_classes, t->num_classes);
+    if (s->img_size != t->img_size || s->in_chans != t->in_chans)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student takes %d×%d×%d images, the teacher %d×%d×%d",
+                        s->in_chans, s->img_size, s->img_size, t->in_chans, t->img_size, t->img_size);
+    int distilled_blocks = s->depth - cfg->first_block;
+    if (distilled_blocks > 0 && cfg->gamma > 0 &&
+        (s->depth != t->depth || s->embed_dim != t->embed_dim || gsq_vit_tokens(s) != gsq_vit_tokens(t)))
+        return gsq_fail(err, GSQ_ERR_SHAPE,
+                        "distillation: block features need the same depth, width and tokens (student %d×%d, %d "
+                        "tokens; teacher %d×%d, %d tokens); set the feature weight to 0 to distil logits only",
+                        s->depth, s->embed_dim, gsq_vit_tokens(s), t->depth, t->embed_dim, gsq_vit_tokens(t));
+    gsq_distiller *d = calloc(1, sizeof *d);
+    if (!d || !(d->weights = malloc((size_t)s->depth * sizeof(float))) ||
+        !(d->dptr = calloc((size_t)s->depth, sizeof *d->dptr))) {
+        gsq_distiller_free(d);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory");
+    }
+    d->cfg = *cfg;
+    d->cfg.block_weights = NULL; /* copied into d->weights */
+    d->depth = s->depth;
+    d->K = s->num_classes;
+    d->feat = (size_t)gsq_vit_tokens(s) * (size_t)s->embed_dim;
+    for (int l = 0; l < s->depth; l++) {
+        float w = cfg->block_weights ? cfg->block_weights[l] : 1.0f;
+        if (!(w >= 0.0f && isfinite(w))) {
+            gsq_distiller_free(d);
+            return gsq_fail(err, GSQ_ERR_ARG, "distillation: block %d's feature weight %g must be finite and >= 0", l,
+                            (double)w);
+        }
+        d->weights[l] = w;
+    }
+    *out = d;
+    return GSQ_OK;
+}
+
+static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
+{
+    if (B <= d->cap) return GSQ_OK;
+    size_t bk = (size_t)B * (size_t)d->K, nf = (size_t)(d->depth - d->cfg.first_block);
+    float **bufs[] = {&d->probs, &d->probs_dist, &d->ps, &d->pt, &d->dlogits, &d->dlogits_dist};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        free(*bufs[i]);
+        ok &= (*bufs[i] = malloc(bk * sizeof(float))) != NULL;
+    }
+    free(d->targets);
+    free(d->teacher_arg);
+    free(d->dfeat);
+    d->targets = malloc((size_t)B * sizeof(int));
+    d->teacher_arg = malloc((size_t)B * sizeof(int));
+    d->dfeat = nf ? malloc(nf * (size_t)B * d->feat * sizeof(float)) : NULL;
+    d->cap = 0;
+    if (!ok || !d->targets || !d->teacher_arg || (nf && !d->dfeat))
+        return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory for a batch of %d", B);
+    d->cap = B;
+    return GSQ_OK;
+}
+
+static int argmax(const float *z, int K)
+{
+    int best = 0;
+    for (int k = 1; k < K; k++)
+        if (z[k] > z[best]) best = k;
+    return best;
+}
+
+/* p = softmax(z / T) row by row (B, K), in double. */
+static void softmax_t(float *p, const float *z, int B, int K, float T)
+{
+    for (int b = 0; b < B; b++) {
+        const float *zr = z + (size_t)b * K;
+        float *pr = p + (size_t)b * K;
+        float m = zr[0];
+        for (int k = 1; k < K; k++) m = zr[k] > m ? zr[k] : m;
+        double sum = 0.0;
+        for (int k = 0; k < K; k++) sum += exp(((double)zr[k] - m) / T);
+        for (int k = 0; k < K; k++) pr[k] = (float)(exp(((double)zr[k] - m) / T) / sum);
+    }
+}
+
+/* KL(softmax(zt/T) ‖ softmax(zs/T)) summed over the batch, in double from the logits. */
+static double kl_sum(const float *zs, const float *zt, int B, int K, float T)
+{
+    double total = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *s = zs + (size_t)b * K, *t = zt + (size_t)b * K;
+        double ms = s[0], mt = t[0];
+        for (int k = 1; k < K; k++) {
+            ms = s[k] > ms ? s[k] : ms;
+            mt = t[k] > mt ? t[k] : mt;
+        }
+        double ss = 0.0, st = 0.0;
+        for (int k = 0; k < K; k++) {
+            ss += exp((s[k] - ms) / T);
+            st += exp((t[k] - mt) / T);
+        }
+        double lzs = log(ss), lzt = log(st);
+        for (int k = 0; k < K; k++) {
+            double lpt = (t[k] - mt) / T - lzt, lps = (s[k] - ms) / T - lzs;
+            total += exp(lpt) * (lpt - lps);
+        }
+    }
+    return total;
+}
+
+gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *teacher, const int *labels,
+                            gsq_distill_terms *terms, float *mse, gsq_error *err)
+{
+    int B = student->batch, K = d->K;
+    d->B = 0;
+    if (B <= 0 || teacher->batch != B)
+        return gsq_fail(err, GSQ_ERR_ARG, "distillation: student (batch %d) and teacher (batch %d) need a forward "
+                        "pass on the same batch", B, teacher->batch);
+    if (student->cfg.num_classes != K || student->cfg.depth != d->depth)
+        return gsq_fail(err, GSQ_ERR_ARG, "distillation: the student is not the model the distiller was made for");
+    gsq_status st = ensure_capacity(d, B, err);
+    if (st != GSQ_OK) return st;
+    const gsq_distill_config *c = &d->cfg;
+    const float *zs = student->a.logits, *zt = teacher->a.logits;
+    int agree = 0;
+    for (int b = 0; b < B; b++) {
+        d->teacher_arg[b] = argmax(zt + (size_t)b * K, K);
+        int y = labels ? labels[b] : d->teacher_arg[b];
+        if (y < 0 || y >= K) return gsq_fail(err, GSQ_ERR_ARG, "distillation: label %d of sample %d is outside [0, %d)", y, b, K);
+        d->targets[b] = y;
+        agree += argmax(zs + (size_t)b * K, K) == d->teacher_arg[b];
+    }
+    float ce;
+    if (student->cfg.distilled)
+        ce = 0.5f * (gsq_cross_entropy_forward(d->probs, student->a.logits_main, d->targets, B, K, c->label_smoothing) +
+                     gsq_cross_entropy_forward(d->probs_dist, student->a.logits_dist, d->teacher_arg, B, K,
+                                               c->label_smoothing));
+    else
+        ce = gsq_cross_entropy_forward(d->probs, zs, d->targets, B, K, c->label_smoothing);
+    float T = c->temperature;
+    softmax_t(d->ps, zs, B, K, T);
+    softmax_t(d->pt, zt, B, K, T);
+    float kl = (float)((double)T * T * kl_sum(zs, zt, B, K, T) / B);
+
+    double feature = 0.0;
+    for (int l = 0; l < d->depth; l++) {
+        if (mse) mse[l] = 0.0f;
+        d->dptr[l] = NULL;
+        if (l < c->first_block) continue;
+        float *g = d->dfeat + (size_t)(l - c->first_block) * (size_t)B * d->feat;
+        const float *fs = student->a.blocks[l].res2, *ft = teacher->a.blocks[l].res2;
+        double sum = 0.0, scale = agree ? 1.0 / ((double)agree * (double)d->feat) : 0.0;
+        float gscale = (float)(c->gamma * d->weights[l] * 2.0 * scale);
+        for (int b = 0; b < B; b++) {
+            size_t o = (size_t)b * d->feat;
+            if (argmax(zs + (size_t)b * K, K) != d->teacher_arg[b]) {
+                memset(g + o, 0, d->feat * sizeof(float));
+                continue;
+            }
+            for (size_t i = 0; i < d->feat; i++) {
+                float diff = fs[o + i] - ft[o + i];
+                sum += (double)diff * diff;
+                g[o + i] = gscale * diff;
+            }
+        }
+        float m = (float)(sum * scale);
+        if (mse) mse[l] = m;
+        feature += (double)d->weights[l] * m;
+        d->dptr[l] = g;
+    }
+    terms->ce = ce;
+    terms->kl = kl;
+    terms->feature = (float)feature;
+    terms->agree = agree;
+    terms->total = c->alpha * ce + c->beta * kl + c->gamma * (float)feature;
+    d->B = B;
+    return GSQ_OK;
+}
+
+gsq_status gsq_distill_backward(gsq_distiller *d, gsq_vit *student, gsq_error *err)
+{
+    int B = d->B, K = d->K;
+    if (B <= 0 || student->batch != B)
+        return gsq_fail(err, GSQ_ERR_ARG, "distillation: backward needs the loss of the student's last forward");
+    const gsq_distill_config *c = &d->cfg;
+    size_t bk = (size_t)B * (size_t)K;
+    /* ∂(β·T²·KL)/∂z_s = β·T·(p_s − p_t)/B */
+    float kl_scale = c->beta * c->temperature / (float)B;
+    int two_heads = student->cfg.distilled;
+    float half = two_heads ? 0.5f : 1.0f; /* output = (main + dist) / 2 */
+    for (size_t i = 0; i < bk; i++) {
+        float g = half * kl_scale * (d->ps[i] - d->pt[i]);
+        d->dlogits[i] = g;
+        if (two_heads) d->dlogits_dist[i] = g;
+    }
+    gsq_cross_entropy_backward(d->dlogits, d->probs, d->targets, B, K, c->label_smoothing, half * c->alpha);
+    if (two_heads)
+        gsq_cross_entropy_backward(d->dlogits_dist, d->probs_dist, d->teacher_arg, B, K, c->label_smoothing,
+                                   half * c->alpha);
+    return gsq_vit_backward_from(student, d->dlogits, two_heads ? d->dlogits_dist : NULL, d->dptr, err);
+}
