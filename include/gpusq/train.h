@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "gpusq/data.h"
+#include "gpusq/distill.h"
 #include "gpusq/loader.h"
 #include "gpusq/optim.h"
 #include "gpusq/vit.h"
@@ -56,19 +57,27 @@ typedef struct {
     long checkpoint_every;      /* optimizer steps between checkpoints; 0: only at the end */
     long max_steps;             /* stop after this many steps in this call (0: run to the end) */
     gsq_dataset *val;           /* evaluated after every epoch when non-NULL */
+    gsq_vit *teacher;           /* non-NULL: distil from it (its forward runs on every batch) */
+    gsq_distill_config distill; /* the loss with a teacher (label_smoothing is the field above) */
+    int unsupervised;           /* with a teacher: labels are never read, its argmax replaces them */
+    const uint8_t *frozen_zero; /* num_params bytes or NULL: where 0, the gradient is dropped, so a
+                                 * parameter that is 0 (a pruned weight) stays exactly 0 and its
+                                 * optimizer moments stay 0 */
     volatile sig_atomic_t *stop; /* when it becomes non-zero: checkpoint and return */
     void (*progress)(const gsq_train_progress *p, void *user);
     void *user;
 } gsq_train_config;
 
 /* Fills defaults: batch 64, accum 1, 10 epochs, warm-up 1 epoch, smoothing 0.1, seed 0,
- * gsq_optim_defaults, timm transforms at `size` with augmentation, 1 worker, prefetch 4. */
+ * gsq_optim_defaults, timm transforms at `size` with augmentation, 1 worker, prefetch 4; no
+ * teacher (distill gets gsq_distill_defaults for a depth of 12: set first_block for the model). */
 void gsq_train_defaults(gsq_train_config *cfg, int size);
 
 typedef struct {
     gsq_vit *model;        /* owned */
     gsq_adamw opt;
     gsq_train_state state;
+    gsq_distiller *distiller; /* with a teacher */
 } gsq_trainer;
 
 /* Starts a run on model m (ownership passes to the trainer), for a training set of

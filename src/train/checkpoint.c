@@ -23,6 +23,13 @@ static void run_identity(const gsq_train_config *c, char *buf, size_t cap)
              c->batch_size, c->accum_steps, c->epochs, (double)c->warmup_epochs, (double)c->label_smoothing,
              c->seed, (double)o->lr, (double)o->min_lr, (double)o->warmup_lr, (double)o->weight_decay,
              (double)o->beta1, (double)o->beta2, (double)o->eps, (double)o->clip_grad, c->transform.size, c->augment);
+    if (c->teacher) {
+        const gsq_distill_config *d = &c->distill;
+        size_t used = strlen(buf);
+        snprintf(buf + used, cap - used, " distill=%.9g,%.9g,%.9g T=%.9g from_block=%d unsupervised=%d",
+                 (double)d->alpha, (double)d->beta, (double)d->gamma, (double)d->temperature, d->first_block,
+                 c->unsupervised);
+    }
 }
 
 gsq_status gsq_trainer_save(const gsq_trainer *t, const gsq_train_config *cfg, const char *path,

@@ -27,6 +27,7 @@ void gsq_train_defaults(gsq_train_config *cfg, int size)
     cfg->augment = 1;
     cfg->workers = 1;
     cfg->prefetch = 4;
+    gsq_distill_defaults(&cfg->distill, 12);
 }
 
 static gsq_loader_config loader_config(const gsq_train_config *cfg, int train)
@@ -62,6 +63,19 @@ gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *
         return gsq_fail(err, GSQ_ERR_SHAPE, "train: the data is %d×%d RGB but the model takes %d×%d with %d channels",
                         cfg->transform.size, cfg->transform.size, m->cfg.img_size, m->cfg.img_size, m->cfg.in_chans);
     }
+    if (cfg->unsupervised && !cfg->teacher) {
+        gsq_trainer_free(t);
+        return gsq_fail(err, GSQ_ERR_ARG, "train: unsupervised training needs a teacher for its pseudo-labels");
+    }
+    if (cfg->teacher) {
+        gsq_distill_config dc = cfg->distill;
+        dc.label_smoothing = cfg->label_smoothing;
+        gsq_status st = gsq_distiller_create(&t->distiller, &m->cfg, &cfg->teacher->cfg, &dc, err);
+        if (st != GSQ_OK) {
+            gsq_trainer_free(t);
+            return st;
+        }
+    }
     gsq_optim_config oc = cfg->optim;
     long spe = steps_per_epoch(cfg, train_size);
     oc.total_steps = spe * cfg->epochs;
@@ -81,6 +95,7 @@ void gsq_trainer_free(gsq_trainer *t)
 {
     gsq_vit_free(t->model);
     gsq_adamw_free(&t->opt);
+    gsq_distiller_free(t->distiller);
     memset(t, 0, sizeof *t);
 }
 
@@ -133,6 +148,27 @@ static void accumulate(float *acc, const float *grads, size_t n, float weight)
     for (size_t i = 0; i < n; i++) acc[i] += weight * grads[i];
 }
 
+/* The gradients of one micro-batch into m->grads (zeroed first): cross-entropy on its labels,
+ * or the distillation loss against the teacher's forward pass on the same images. */
+static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, const gsq_batch *batch,
+                                 float *loss, gsq_error *err)
+{
+    gsq_vit *m = t->model;
+    gsq_status st = cfg->teacher ? gsq_vit_forward(cfg->teacher, batch->images, batch->n, NULL, err) : GSQ_OK;
+    if (st == GSQ_OK) st = gsq_vit_forward(m, batch->images, batch->n, NULL, err);
+    if (st == GSQ_OK) st = gsq_vit_zero_grad(m, err);
+    if (st != GSQ_OK) return st;
+    if (!cfg->teacher) {
+        st = gsq_vit_loss(m, batch->labels, cfg->label_smoothing, loss, err);
+        return st == GSQ_OK ? gsq_vit_backward(m, err) : st;
+    }
+    gsq_distill_terms terms;
+    st = gsq_distill_loss(t->distiller, m, cfg->teacher, cfg->unsupervised ? NULL : batch->labels, &terms, NULL,
+                          err);
+    *loss = terms.total;
+    return st == GSQ_OK ? gsq_distill_backward(t->distiller, m, err) : st;
+}
+
 gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_config *cfg,
                            gsq_train_result *res, gsq_error *err)
 {
@@ -164,10 +200,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
             t->state.batch++;
             if (st != GSQ_OK || batch.n == 0) continue;
             float loss = 0;
-            st = gsq_vit_forward(m, batch.images, batch.n, NULL, err);
-            if (st == GSQ_OK) st = gsq_vit_loss(m, batch.labels, cfg->label_smoothing, &loss, err);
-            if (st == GSQ_OK) st = gsq_vit_zero_grad(m, err);
-            if (st == GSQ_OK) st = gsq_vit_backward(m, err);
+            st = step_gradients(t, cfg, &batch, &loss, err);
             if (st != GSQ_OK) break;
             if (acc) accumulate(acc, m->grads, m->num_params, (float)batch.n);
             loss_sum += (double)loss * batch.n;
@@ -180,6 +213,11 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
                 float inv = 1.0f / (float)samples;
                 #pragma omp parallel for simd schedule(static)
                 for (size_t i = 0; i < m->num_params; i++) m->grads[i] = acc[i] * inv;
+            }
+            if (cfg->frozen_zero) {
+                const uint8_t *keep = cfg->frozen_zero;
+                #pragma omp parallel for simd schedule(static)
+                for (size_t i = 0; i < m->num_params; i++) m->grads[i] = keep[i] ? m->grads[i] : 0.0f;
             }
             p.grad_norm = gsq_adamw_step(&t->opt, m->params, m->grads, &p.lr);
             t->state.step++;
