@@ -31,6 +31,28 @@ typedef struct {
 gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
                          gsq_dataset **val, gsq_error *err);
 
+/* The options gpusq train and gpusq prune share (tools/train_opts.c). */
+#include "gpusq/train.h"
+typedef struct {
+    gsq_train_config cfg;
+    cli_data_sizes sizes;
+    const char *data, *out, *checkpoint, *log_path;
+    int threads, seed;
+    float scale_min;
+    char checkpoint_buf[4096];
+} cli_train_opts;
+extern const char cli_train_help[]; /* the shared options' help text */
+void cli_train_opts_init(cli_train_opts *o, const char *default_out);
+/* Takes argv[*i] (and its value) when it is a shared option: 1 taken, 0 not a shared option,
+ * -1 a bad value (reported; exit with 2). */
+int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i);
+/* After parsing, for a model of img_size: threads, seeds, transforms, the checkpoint path. */
+void cli_train_opts_apply(cli_train_opts *o, int img_size);
+/* Runs t on train with a progress line, the --log file and Ctrl-C (checkpoint and stop), then
+ * prints the summary (time, validation, skipped samples, loader throughput). */
+gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, const char *what,
+                         gsq_train_result *res, gsq_error *err);
+
 /* Prints "gpusq CMD: message" for a failed library call and returns the exit code (1). */
 int cli_report(const char *cmd, const gsq_error *err);
 /* Prints "gpusq CMD: message" (printf-style) to stderr and returns the usage exit code (2). */

@@ -15,6 +15,7 @@
 #ifndef GPUSQ_DISTILL_H
 #define GPUSQ_DISTILL_H
 
+#include "gpusq/data.h"
 #include "gpusq/status.h"
 #include "gpusq/vit.h"
 
@@ -53,5 +54,13 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
                             const int *labels, gsq_distill_terms *terms, float *mse, gsq_error *err);
 /* Backward of the last gsq_distill_loss into the student's gradients (accumulating). */
 gsq_status gsq_distill_backward(gsq_distiller *d, gsq_vit *student, gsq_error *err);
+
+/* The feature loss of every block over a dataset (eval transform t), computed as in training
+ * (blocks before cfg->first_block get 0) but with the teacher's argmax as labels, and averaged
+ * over all agreeing samples: mse (depth entries). *agreement gets the fraction of samples on
+ * which student and teacher predict the same class. */
+gsq_status gsq_distill_evaluate(gsq_vit *student, gsq_vit *teacher, const gsq_distill_config *cfg,
+                                gsq_dataset *ds, const gsq_transform *t, int batch_size,
+                                int workers, float *mse, double *agreement, gsq_error *err);
 
 #endif

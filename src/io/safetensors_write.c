@@ -1,22 +1,19 @@
 /* safetensors writer: collects tensors (borrowed) and metadata (copied), then writes the file
- * atomically — PATH.tmp.XXXXXX beside PATH, fsync, rename over PATH, fsync of the directory —
- * so a crash or an error never leaves a half-written file under PATH. */
+ * atomically (gsq_write_file_atomic), so a crash or an error never leaves a half-written file
+ * under PATH. */
 #include "gpusq/safetensors.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "gpusq/atomic_file.h"
 
 #define LBL "%.200s"
 #define TNS "'%.120s'"
 /* Offsets above 2^53 would not survive a JSON reader that parses numbers as doubles. */
 #define MAX_OFFSET ((size_t)1 << 53)
-#define WRITE_CHUNK ((size_t)1 << 30)
 
 typedef struct {
     char *name;
@@ -256,121 +253,31 @@ static gsq_status build_header(const gsq_st_writer *w, const char *path, strbuf 
     return GSQ_OK;
 }
 
-static void errno_text(int e, char *buf, size_t cap)
-{
-    if (strerror_r(e, buf, cap) != 0) snprintf(buf, cap, "error %d", e);
-}
-
-/* Writes all n bytes (chunked, retrying short writes and EINTR); 0 with errno set on failure. */
-static int write_all(int fd, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    while (n > 0) {
-        size_t chunk = n < WRITE_CHUNK ? n : WRITE_CHUNK;
-        ssize_t k = write(fd, p, chunk);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return 0;
-        }
-        if (k == 0) {
-            errno = EIO;
-            return 0;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 1;
-}
-
-/* Best effort: makes the rename durable. Failure here cannot be undone, so it is not reported. */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) {
-        dir = dup_str(".");
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        dir = malloc(n + 1);
-        if (dir) {
-            memcpy(dir, path, n);
-            dir[n] = '\0';
-        }
-    }
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 gsq_status gsq_st_writer_write(gsq_st_writer *w, const char *path, gsq_error *err)
 {
     if (!w || !path || !path[0])
         return gsq_fail(err, GSQ_ERR_ARG, "gsq_st_writer_write: writer or path is NULL or empty");
     strbuf hdr = {0};
     gsq_status st = build_header(w, path, &hdr, err);
-    if (st != GSQ_OK) {
-        free(hdr.p);
-        return st;
+    size_t n = w->count + 2;
+    const void **data = st == GSQ_OK ? malloc(n * sizeof *data) : NULL;
+    size_t *sizes = data ? malloc(n * sizeof *sizes) : NULL;
+    if (st == GSQ_OK && !sizes) st = gsq_fail(err, GSQ_ERR_NOMEM, LBL ": out of memory", path);
+    if (st == GSQ_OK) {
+        unsigned char len8[8];
+        for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hdr.len >> (8 * i));
+        data[0] = len8;
+        sizes[0] = sizeof len8;
+        data[1] = hdr.p;
+        sizes[1] = hdr.len;
+        for (size_t i = 0; i < w->count; i++) {
+            data[i + 2] = w->items[i].data;
+            sizes[i + 2] = w->items[i].nbytes;
+        }
+        st = gsq_write_file_atomic(path, data, sizes, n, err);
     }
-    size_t plen = strlen(path), tlen;
-    char *tmp = NULL;
-    if (gsq_size_add(plen, sizeof ".tmp.XXXXXX", &tlen)) tmp = malloc(tlen);
-    if (!tmp) {
-        free(hdr.p);
-        return gsq_fail(err, GSQ_ERR_NOMEM, LBL ": out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-
-    char why[128];
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        errno_text(errno, why, sizeof why);
-        free(tmp);
-        free(hdr.p);
-        return gsq_fail(err, GSQ_ERR_IO, LBL ": cannot create a temporary file beside it: %s", path, why);
-    }
-
-    /* keep an existing file's permissions; new files get rw-r--r-- rather than mkstemp's 0600 */
-    struct stat sb;
-    mode_t mode = (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) ? (sb.st_mode & 07777) : 0644;
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hdr.len >> (8 * i));
-    const char *step = "write";
-    int ok = write_all(fd, len8, sizeof len8) && write_all(fd, hdr.p, hdr.len);
-    for (size_t i = 0; ok && i < w->count; i++) ok = write_all(fd, w->items[i].data, w->items[i].nbytes);
-    if (ok) {
-        step = "chmod";
-        ok = fchmod(fd, mode) == 0;
-    }
-    if (ok) {
-        step = "fsync";
-        ok = fsync(fd) == 0;
-    }
-    int saved = errno;
-    if (close(fd) != 0 && ok) {
-        step = "close";
-        ok = 0;
-        saved = errno;
-    }
-    if (ok) {
-        step = "rename";
-        ok = rename(tmp, path) == 0;
-        saved = errno;
-    }
-    if (!ok) {
-        errno_text(saved, why, sizeof why);
-        unlink(tmp);
-        st = gsq_fail(err, GSQ_ERR_IO, LBL ": %s of temporary %.200s failed: %s (file left unchanged)",
-                      path, step, tmp, why);
-    } else {
-        sync_parent_dir(path);
-    }
-    free(tmp);
+    free(data);
+    free(sizes);
     free(hdr.p);
     return st;
 }
