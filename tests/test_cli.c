@@ -1,11 +1,14 @@
 /* The gpusq program end to end: exit codes (0 ok, 1 failure, 2 usage), one-line error messages
- * naming the file, --help on every subcommand, and `info` output on a shipped fixture. */
+ * naming the file, --help on every subcommand, `info` output on a shipped fixture, train/eval
+ * with resume, and prune (pattern of the written file, report, resume, mistakes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gpusq/safetensors.h"
+#include "gpusq/sparse.h"
 #include "test_util.h"
 
 static char out[16384];
@@ -28,6 +31,66 @@ static int count_lines(const char *s)
     int n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+/* Every layer the file's metadata lists as pruned obeys the pattern. */
+static void check_sparse_file(const char *path, gsq_sparse_pattern pattern)
+{
+    gsq_error err = {0};
+    gsq_st_file *f = NULL;
+    gsq_vit *m = NULL;
+    CHECK(gsq_st_open(&f, path, &err) == GSQ_OK, "%s", err.msg);
+    if (!f) return;
+    const char *layers = gsq_st_meta_get(f, "sparsity.layers"), *pat = gsq_st_meta_get(f, "sparsity.pattern");
+    CHECK(layers && pat && !strcmp(pat, gsq_sparse_pattern_name(pattern)) && gsq_st_meta_get(f, "distill.feature_loss.3"),
+          "sparsity metadata missing");
+    CHECK(gsq_vit_load_open(&m, f, NULL, NULL, &err) == GSQ_OK, "%s", err.msg);
+    int checked = 0;
+    for (const char *p = layers; m && p && *p;) {
+        const char *comma = strchr(p, ',');
+        char name[GSQ_NAME_MAX] = {0};
+        memcpy(name, p, comma ? (size_t)(comma - p) : strlen(p));
+        const gsq_param *t = gsq_vit_find_param(m, name);
+        int cols = t ? (int)(t->numel / (size_t)t->shape[0]) : 0;
+        CHECK(t && gsq_sparse_check(m->params + t->offset, (int)t->shape[0], cols, pattern), "%s breaks the pattern", name);
+        checked++;
+        p = comma ? comma + 1 : NULL;
+    }
+    CHECK(checked == 17, "%d pruned layers listed, want 17 (patch embedding and 4 blocks × 4)", checked);
+    gsq_vit_free(m);
+    gsq_st_close(f);
+}
+
+/* gpusq prune on the committed demo teacher, briefly: outputs, resume, report and mistakes. */
+static void test_prune(const char *dir)
+{
+    char args[1024], a[256], b[256];
+    const char *common = "--teacher '" GSQ_SOURCE_DIR "/assets/demo_teacher.safetensors' --train-size 64 "
+                         "--val-size 32 --batch 32 --epochs 2 --no-augment --threads 1";
+    snprintf(a, sizeof a, "%s/s.safetensors", dir);
+    snprintf(args, sizeof args, "prune %s --criterion permute --out '%s' --report '%s/s.json'", common, a, dir);
+    CHECK(run(args) == 0 && strstr(out, "one-shot pruned") && strstr(out, "fine-tuned") && strstr(out, " → "),
+          "prune: %s", out);
+    check_sparse_file(a, GSQ_SPARSE_2_4);
+    snprintf(args, sizeof args, "grep -q kept_magnitude_permuted '%s/s.json'", dir);
+    CHECK(system(args) == 0, "the JSON report lacks the permutation's kept magnitude");
+    snprintf(b, sizeof b, "%s/s2.safetensors", dir);
+    snprintf(args, sizeof args, "prune %s --criterion permute --out '%s' --max-steps 1", common, b);
+    CHECK(run(args) == 0 && strstr(out, "stopped at step 1"), "stopped prune: %s", out);
+    snprintf(args, sizeof args, "prune %s --criterion permute --out '%s' --resume '%s/s2.ckpt.safetensors'", common, b, dir);
+    CHECK(run(args) == 0 && strstr(out, "(resumed)"), "resumed prune: %s", out);
+    snprintf(args, sizeof args, "cmp -s '%s' '%s'", a, b);
+    CHECK(system(args) == 0, "a resumed prune must write the same weights as an uninterrupted one");
+    snprintf(args, sizeof args, "prune %s --pattern 4:8 --out '%s/p48.safetensors'", common, dir);
+    CHECK(run(args) == 0, "4:8: %s", out);
+    snprintf(args, sizeof args, "%s/p48.safetensors", dir);
+    check_sparse_file(args, GSQ_SPARSE_4_8);
+
+    CHECK(run("prune --epochs 1") == 2 && strstr(out, "--teacher"), "%s", out);
+    CHECK(run("prune --teacher x.safetensors --pattern 3:4") == 2 && strstr(out, "--pattern"), "%s", out);
+    CHECK(run("prune --teacher x.safetensors --criterion hessian") == 2, "%s", out);
+    snprintf(args, sizeof args, "prune %s --feature-blocks 9", common);
+    CHECK(run(args) == 1 && strstr(out, "4 blocks"), "%s", out);
 }
 
 int main(void)
@@ -94,6 +157,8 @@ int main(void)
     CHECK(run("train --model gpusq_demo --weights x.safetensors") == 2, "two model sources accepted: %s", out);
     CHECK(run("train --model gpusq_demo --data imagenet") == 1 && strstr(out, "imagenet"), "%s", out);
     CHECK(run("eval /nonexistent.safetensors") == 1 && strstr(out, "/nonexistent.safetensors"), "%s", out);
+
+    test_prune(dir);
 
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     if (system(args) != 0) fprintf(stderr, "could not remove %s\n", dir);

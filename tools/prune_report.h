@@ -1,0 +1,28 @@
+/* The report of gpusq prune: a per-layer table and the accuracies, printed and written as JSON. */
+#ifndef GSQ_TOOLS_PRUNE_REPORT_H
+#define GSQ_TOOLS_PRUNE_REPORT_H
+
+#include <stdio.h>
+
+#include "gpusq/distill.h"
+#include "gpusq/sparse.h"
+#include "gpusq/train.h"
+
+typedef struct {
+    const char *teacher, *out, *criterion;
+    const gsq_sparse_plan *plan;
+    const double *kept_plain;    /* per plan layer: magnitude kept without permutation (NULL: unknown) */
+    const double *kept_permuted; /* per plan layer, with permutation (NULL: not permuted) */
+    gsq_eval_result dense, one_shot, tuned; /* count 0: not measured */
+    const float *feature_loss;   /* depth entries */
+    int depth;
+    double agreement;            /* fine-tuned student vs teacher on the validation split */
+    gsq_distill_config distill;
+    int unsupervised;
+    double seconds;              /* fine-tuning */
+} prune_summary;
+
+void prune_report_print(const prune_summary *s, FILE *f);
+gsq_status prune_report_write_json(const prune_summary *s, const char *path, gsq_error *err);
+
+#endif
