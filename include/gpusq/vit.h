@@ -123,6 +123,7 @@ typedef struct gsq_vit {
     float label_smoothing;
     int have_loss;        /* gsq_vit_loss ran on the last forward */
     char *class_names;    /* num_classes names separated by '\n', or NULL; saved as metadata */
+    struct gsq_vit_quant *quant; /* fake quantizers for QAT (gpusq/vit_quant.h), or NULL */
 } gsq_vit;
 
 /* Sets the class names (copied; names must not contain '\n'); NULL clears them. */

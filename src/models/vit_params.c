@@ -2,6 +2,7 @@
  * (and one for gradients) with named views, model creation and timm-style initialisation. */
 #include "gpusq/rng.h"
 #include "gpusq/vit.h"
+#include "gpusq/vit_quant.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -167,6 +168,7 @@ gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
 void gsq_vit_free(gsq_vit *m)
 {
     if (!m) return;
+    gsq_vit_quant_disable(m);
     free(m->tensors);
     free(m->p.blocks);
     free(m->g.blocks);

@@ -1,6 +1,7 @@
 /* ViT/DeiT forward, loss and backward on the CPU, composing the layers of nn/. Activations live in
  * one arena (and their gradients in a second), sized for the largest batch seen so far. */
 #include "gpusq/vit.h"
+#include "vit_quant_state.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -161,6 +162,7 @@ gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float *
     if ((size_t)B > (size_t)INT_MAX / tokens || (size_t)B > (size_t)INT_MAX / (size_t)c->num_heads)
         return gsq_fail(err, GSQ_ERR_ARG, "forward: batch %d of %zu tokens is too large", B, tokens);
     gsq_status st = ensure_acts(m, B, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_prepare(m, B, err);
     if (st != GSQ_OK) return st;
     dims d = get_dims(c, B);
     int N = (int)d.N, D = (int)d.D, H = (int)d.H, K = (int)d.K, T = (int)d.T;
@@ -168,21 +170,27 @@ gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float *
     const gsq_vit_view *p = &m->p;
 
     gsq_patchify(a->patches, images, B, c->in_chans, c->img_size, c->img_size, c->patch_size);
-    gsq_linear_forward(a->patch_out, a->patches, p->patch_w, p->patch_b, (int)(d.B * d.NP), (int)d.CPP, D);
+    gsq_linear_forward(a->patch_out, gsq_qsite_input(m, 0, a->patches, d.B * d.NP * d.CPP),
+                       gsq_qsite_weight(m, 0, p->patch_w), p->patch_b, (int)(d.B * d.NP), (int)d.CPP, D);
     gsq_tokens_forward(a->x0, a->patch_out, p->cls_token, p->dist_token, p->pos_embed, B, (int)d.NP, D);
     const float *x = a->x0;
     for (int l = 0; l < c->depth; l++) {
         gsq_vit_block_acts *ba = &a->blocks[l];
         const gsq_vit_block_view *w = &p->blocks[l];
+        int s = 1 + 4 * l; /* quantization sites: qkv, proj, fc1, fc2 */
         gsq_layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, w->ln1_w, w->ln1_b, N, D, c->ln_eps);
-        gsq_linear_forward(ba->qkv, ba->ln1, w->qkv_w, w->qkv_b, N, D, 3 * D);
+        gsq_linear_forward(ba->qkv, gsq_qsite_input(m, s, ba->ln1, d.N * d.D), gsq_qsite_weight(m, s, w->qkv_w),
+                           w->qkv_b, N, D, 3 * D);
         gsq_attention_forward(ba->atty, ba->att, ba->qkv, B, T, D, c->num_heads);
-        gsq_linear_forward(ba->res1, ba->atty, w->proj_w, w->proj_b, N, D, D);
+        gsq_linear_forward(ba->res1, gsq_qsite_input(m, s + 1, ba->atty, d.N * d.D),
+                           gsq_qsite_weight(m, s + 1, w->proj_w), w->proj_b, N, D, D);
         gsq_accumulate(ba->res1, x, d.N * d.D);
         gsq_layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->res1, w->ln2_w, w->ln2_b, N, D, c->ln_eps);
-        gsq_linear_forward(ba->fc1, ba->ln2, w->fc1_w, w->fc1_b, N, D, H);
+        gsq_linear_forward(ba->fc1, gsq_qsite_input(m, s + 2, ba->ln2, d.N * d.D), gsq_qsite_weight(m, s + 2, w->fc1_w),
+                           w->fc1_b, N, D, H);
         gsq_gelu_forward(ba->gelu, ba->fc1, d.N * d.H);
-        gsq_linear_forward(ba->res2, ba->gelu, w->fc2_w, w->fc2_b, N, H, D);
+        gsq_linear_forward(ba->res2, gsq_qsite_input(m, s + 3, ba->gelu, d.N * d.H),
+                           gsq_qsite_weight(m, s + 3, w->fc2_w), w->fc2_b, N, H, D);
         gsq_accumulate(ba->res2, ba->res1, d.N * d.D);
         x = ba->res2;
     }
@@ -274,30 +282,48 @@ gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *
         const gsq_vit_block_view *w = &p->blocks[l];
         gsq_vit_block_view *gw = &g->blocks[l];
         const float *x = l == 0 ? a->x0 : a->blocks[l - 1].res2;
+        int s = 1 + 4 * l; /* quantization sites: qkv, proj, fc1, fc2 (straight-through when active) */
         if (dblock_out && dblock_out[l]) gsq_accumulate(ga->dres, dblock_out[l], d.N * d.D);
         /* dres holds ∂L/∂res2; res2 = res1 + fc2(gelu(fc1(ln2(res1)))) */
         memset(ga->dgelu, 0, d.N * d.H * sizeof(float));
-        gsq_linear_backward(ga->dgelu, gw->fc2_w, gw->fc2_b, ga->dres, ba->gelu, w->fc2_w, N, H, D);
+        gsq_linear_backward(ga->dgelu, gsq_qsite_dw_target(m, s + 3, gw->fc2_w), gw->fc2_b, ga->dres,
+                            gsq_qsite_saved_input(m, s + 3, ba->gelu), gsq_qsite_saved_weight(m, s + 3, w->fc2_w), N,
+                            H, D);
+        gsq_qsite_dw_finish(m, s + 3, gw->fc2_w);
+        gsq_qsite_input_grad(m, s + 3, ga->dgelu, d.N * d.H);
         memset(ga->dfc1, 0, d.N * d.H * sizeof(float));
         gsq_gelu_backward(ga->dfc1, ga->dgelu, ba->fc1, d.N * d.H);
         memset(ga->dln, 0, d.N * d.D * sizeof(float));
-        gsq_linear_backward(ga->dln, gw->fc1_w, gw->fc1_b, ga->dfc1, ba->ln2, w->fc1_w, N, D, H);
+        gsq_linear_backward(ga->dln, gsq_qsite_dw_target(m, s + 2, gw->fc1_w), gw->fc1_b, ga->dfc1,
+                            gsq_qsite_saved_input(m, s + 2, ba->ln2), gsq_qsite_saved_weight(m, s + 2, w->fc1_w), N,
+                            D, H);
+        gsq_qsite_dw_finish(m, s + 2, gw->fc1_w);
+        gsq_qsite_input_grad(m, s + 2, ga->dln, d.N * d.D);
         gsq_layernorm_backward(ga->dres, gw->ln2_w, gw->ln2_b, ga->dln, ba->res1, w->ln2_w,
                                ba->ln2_mean, ba->ln2_rstd, N, D);
         /* dres now holds ∂L/∂res1; res1 = x + proj(attention(qkv(ln1(x)))) */
         memset(ga->datty, 0, d.N * d.D * sizeof(float));
-        gsq_linear_backward(ga->datty, gw->proj_w, gw->proj_b, ga->dres, ba->atty, w->proj_w, N, D, D);
+        gsq_linear_backward(ga->datty, gsq_qsite_dw_target(m, s + 1, gw->proj_w), gw->proj_b, ga->dres,
+                            gsq_qsite_saved_input(m, s + 1, ba->atty), gsq_qsite_saved_weight(m, s + 1, w->proj_w), N,
+                            D, D);
+        gsq_qsite_dw_finish(m, s + 1, gw->proj_w);
+        gsq_qsite_input_grad(m, s + 1, ga->datty, d.N * d.D);
         memset(ga->dqkv, 0, d.N * 3 * d.D * sizeof(float));
         gsq_attention_backward(ga->dqkv, ga->datt, ga->datty, ba->qkv, ba->att, B, T, D, c->num_heads);
         memset(ga->dln, 0, d.N * d.D * sizeof(float));
-        gsq_linear_backward(ga->dln, gw->qkv_w, gw->qkv_b, ga->dqkv, ba->ln1, w->qkv_w, N, D, 3 * D);
+        gsq_linear_backward(ga->dln, gsq_qsite_dw_target(m, s, gw->qkv_w), gw->qkv_b, ga->dqkv,
+                            gsq_qsite_saved_input(m, s, ba->ln1), gsq_qsite_saved_weight(m, s, w->qkv_w), N, D, 3 * D);
+        gsq_qsite_dw_finish(m, s, gw->qkv_w);
+        gsq_qsite_input_grad(m, s, ga->dln, d.N * d.D);
         gsq_layernorm_backward(ga->dres, gw->ln1_w, gw->ln1_b, ga->dln, x, w->ln1_w, ba->ln1_mean,
                                ba->ln1_rstd, N, D);
     }
     memset(ga->dpatch_out, 0, d.B * d.NP * d.D * sizeof(float));
     gsq_tokens_backward(ga->dpatch_out, g->cls_token, g->dist_token, g->pos_embed, ga->dres, B, NP, D,
                         gsq_vit_prefix(c));
-    gsq_linear_backward(NULL, g->patch_w, g->patch_b, ga->dpatch_out, a->patches, p->patch_w,
-                        B * NP, (int)d.CPP, D);
+    gsq_linear_backward(NULL, gsq_qsite_dw_target(m, 0, g->patch_w), g->patch_b, ga->dpatch_out,
+                        gsq_qsite_saved_input(m, 0, a->patches), gsq_qsite_saved_weight(m, 0, p->patch_w), B * NP,
+                        (int)d.CPP, D);
+    gsq_qsite_dw_finish(m, 0, g->patch_w);
     return GSQ_OK;
 }

@@ -1,0 +1,54 @@
+/* Quantization-aware ViTs (stage 2): fake quantization of every GEMM of the transformer — the
+ * patch embedding and each block's qkv, proj, fc1 and fc2 — with per-output-channel weight scales
+ * and per-tensor activation scales on each GEMM's input, inside gsq_vit_forward/backward
+ * (straight-through gradients). LayerNorm, softmax, GELU, the attention matmuls (QKᵀ, AV) and the
+ * classifier head stay float; so do biases, which an integer engine adds to the INT32
+ * accumulator after rescaling.
+ *
+ * Use: gsq_vit_quant_enable, then calibrate the activation scales — gsq_vit_quant_observe_begin,
+ * a few float forward passes, gsq_vit_quant_observe_end — after which forward and backward
+ * fake-quantize. Weight scales follow the weights: they are recomputed from the current weights
+ * (by max or MSE) at every forward, so they always describe the weights being trained. */
+#ifndef GPUSQ_VIT_QUANT_H
+#define GPUSQ_VIT_QUANT_H
+
+#include "gpusq/quant.h"
+#include "gpusq/vit.h"
+
+typedef enum {
+    GSQ_QMODE_INT8, /* W8A8 */
+    GSQ_QMODE_INT4, /* W4A4 */
+    GSQ_QMODE_W4A8, /* 4-bit weights, 8-bit activations */
+} gsq_quant_mode;
+
+/* "int8", "int4", "w4a8". */
+gsq_status gsq_quant_mode_parse(const char *s, gsq_quant_mode *out, gsq_error *err);
+const char *gsq_quant_mode_name(gsq_quant_mode m);
+int gsq_quant_mode_weight_bits(gsq_quant_mode m);
+int gsq_quant_mode_act_bits(gsq_quant_mode m);
+
+/* The quantized GEMMs ("sites"): site 0 is the patch embedding, then qkv, proj, fc1, fc2 of each
+ * block: 1 + 4·depth sites. */
+int gsq_vit_quant_sites(const gsq_vit_config *cfg);
+/* The timm name of site s's weight (patch_embed.proj.weight, blocks.L.attn.qkv.weight, ...). */
+const char *gsq_vit_quant_site_weight(const gsq_vit *m, int site, char *buf, size_t cap);
+
+/* Attaches quantizers to m (replacing any); activations are not quantized until calibrated. */
+gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_method weight_calib, gsq_error *err);
+void gsq_vit_quant_disable(gsq_vit *m);
+/* The following forward passes run in float and record each site's input (a reservoir of
+ * `capacity` values per site). */
+gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *err);
+/* Sets every site's activation scale from what was observed (percentile for
+ * GSQ_CALIB_PERCENTILE) and switches fake quantization on. */
+gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float percentile, gsq_error *err);
+
+/* Read access: the mode, whether fake quantization is active, site s's activation scale, and its
+ * weight scales (rows of the site's weight) as of the last forward. */
+int gsq_vit_quant_active(const gsq_vit *m);
+float gsq_vit_quant_act_scale(const gsq_vit *m, int site);
+const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int site);
+/* Sets site s's activation scale (loading a quantized model). */
+gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int site, float scale, gsq_error *err);
+
+#endif

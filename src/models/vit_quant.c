@@ -1,0 +1,230 @@
+/* Quantization-aware training state of a ViT: which GEMMs are quantized, their scales, the
+ * calibration of activation scales, and the forward/backward hooks (fake quantization with
+ * straight-through gradients) that vit_train.c calls at each site. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vit_quant_state.h"
+
+static const char *const mode_names[] = {"int8", "int4", "w4a8"};
+
+gsq_status gsq_quant_mode_parse(const char *s, gsq_quant_mode *out, gsq_error *err)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, mode_names[i]) == 0) {
+            *out = (gsq_quant_mode)i;
+            return GSQ_OK;
+        }
+    return gsq_fail(err, GSQ_ERR_ARG, "unknown quantization mode '%s' (int8, int4 or w4a8)", s);
+}
+
+const char *gsq_quant_mode_name(gsq_quant_mode m) { return (unsigned)m < 3 ? mode_names[m] : "?"; }
+int gsq_quant_mode_weight_bits(gsq_quant_mode m) { return m == GSQ_QMODE_INT8 ? 8 : 4; }
+int gsq_quant_mode_act_bits(gsq_quant_mode m) { return m == GSQ_QMODE_INT4 ? 4 : 8; }
+
+int gsq_vit_quant_sites(const gsq_vit_config *cfg) { return 1 + 4 * cfg->depth; }
+
+const char *gsq_vit_quant_site_weight(const gsq_vit *m, int site, char *buf, size_t cap)
+{
+    static const char *const kinds[4] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
+    if (site <= 0) snprintf(buf, cap, "patch_embed.proj.weight");
+    else snprintf(buf, cap, "blocks.%d.%s.weight", (site - 1) / 4, kinds[(site - 1) % 4]);
+    (void)m;
+    return buf;
+}
+
+void gsq_vit_quant_disable(gsq_vit *m)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q) return;
+    for (int s = 0; s < q->num_sites; s++) {
+        free(q->sites[s].w_scales);
+        free(q->sites[s].wq);
+        free(q->sites[s].xq);
+        gsq_observer_free(q->sites[s].obs);
+    }
+    free(q->sites);
+    free(q->dw);
+    free(q);
+    m->quant = NULL;
+}
+
+gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_method weight_calib, gsq_error *err)
+{
+    if ((unsigned)mode > GSQ_QMODE_W4A8) return gsq_fail(err, GSQ_ERR_ARG, "quantization: unknown mode %d", (int)mode);
+    if (weight_calib != GSQ_CALIB_MAX && weight_calib != GSQ_CALIB_MSE)
+        return gsq_fail(err, GSQ_ERR_ARG, "quantization: weights calibrate by max or mse, not %s",
+                        gsq_calib_name(weight_calib));
+    gsq_vit_quant_disable(m);
+    const gsq_vit_config *c = &m->cfg;
+    struct gsq_vit_quant *q = calloc(1, sizeof *q);
+    int n = gsq_vit_quant_sites(c);
+    if (!q || !(q->sites = calloc((size_t)n, sizeof *q->sites))) {
+        free(q);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory");
+    }
+    q->mode = mode;
+    q->w_qmax = gsq_quant_qmax(gsq_quant_mode_weight_bits(mode));
+    q->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(mode));
+    q->weight_calib = weight_calib;
+    q->num_sites = n;
+    m->quant = q;
+    size_t T = (size_t)gsq_vit_tokens(c), D = (size_t)c->embed_dim, H = (size_t)c->mlp_hidden, max_w = 0;
+    size_t NP = (size_t)gsq_vit_num_patches(c), CPP = (size_t)c->in_chans * c->patch_size * c->patch_size;
+    for (int s = 0; s < n; s++) {
+        char name[GSQ_NAME_MAX];
+        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(m, s, name, sizeof name));
+        gsq_qsite *site = &q->sites[s];
+        site->w_offset = p->offset;
+        site->rows = (int)p->shape[0];
+        site->cols = (int)(p->numel / (size_t)p->shape[0]);
+        int kind = s == 0 ? -1 : (s - 1) % 4;
+        site->in_per_sample = kind < 0 ? NP * CPP : (kind == 3 ? T * H : T * D);
+        site->w_scales = malloc((size_t)site->rows * sizeof(float));
+        site->wq = malloc(p->numel * sizeof(float));
+        if (p->numel > max_w) max_w = p->numel;
+        if (!site->w_scales || !site->wq) {
+            gsq_vit_quant_disable(m);
+            return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for %s", name);
+        }
+    }
+    if (!(q->dw = malloc(max_w * sizeof(float)))) {
+        gsq_vit_quant_disable(m);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory");
+    }
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *err)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q) return gsq_fail(err, GSQ_ERR_ARG, "calibration: the model has no quantizers (gsq_vit_quant_enable)");
+    for (int s = 0; s < q->num_sites; s++) {
+        gsq_observer_free(q->sites[s].obs);
+        q->sites[s].obs = NULL;
+        gsq_status st = gsq_observer_create(&q->sites[s].obs, capacity, (uint64_t)s, err);
+        if (st != GSQ_OK) return st;
+    }
+    q->observing = 1;
+    q->active = 0;
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float percentile, gsq_error *err)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->observing) return gsq_fail(err, GSQ_ERR_ARG, "calibration: no observation was started");
+    gsq_status st = GSQ_OK;
+    for (int s = 0; s < q->num_sites && st == GSQ_OK; s++) {
+        st = gsq_observer_scale(q->sites[s].obs, method, percentile, q->a_qmax, &q->sites[s].a_scale, err);
+        if (st != GSQ_OK) {
+            char name[GSQ_NAME_MAX];
+            gsq_error inner = *err;
+            st = gsq_fail(err, inner.code, "calibrating the input of %s: %s",
+                          gsq_vit_quant_site_weight(m, s, name, sizeof name), inner.msg);
+        }
+    }
+    for (int s = 0; s < q->num_sites; s++) {
+        gsq_observer_free(q->sites[s].obs);
+        q->sites[s].obs = NULL;
+    }
+    q->observing = 0;
+    q->active = st == GSQ_OK;
+    return st;
+}
+
+int gsq_vit_quant_active(const gsq_vit *m) { return m->quant && m->quant->active; }
+float gsq_vit_quant_act_scale(const gsq_vit *m, int s) { return m->quant->sites[s].a_scale; }
+const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int s) { return m->quant->sites[s].w_scales; }
+
+gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int s, float scale, gsq_error *err)
+{
+    if (!m->quant || s < 0 || s >= m->quant->num_sites || !(scale > 0.0f && scale < 1e30f))
+        return gsq_fail(err, GSQ_ERR_ARG, "quantization: site %d scale %g is invalid", s, (double)scale);
+    m->quant->sites[s].a_scale = scale;
+    int all = 1;
+    for (int i = 0; i < m->quant->num_sites; i++) all &= m->quant->sites[i].a_scale > 0.0f;
+    m->quant->active = all;
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_quant_prepare(gsq_vit *m, int B, gsq_error *err)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->active || B <= q->batch_cap) return GSQ_OK;
+    for (int s = 0; s < q->num_sites; s++) {
+        free(q->sites[s].xq);
+        q->sites[s].xq = malloc((size_t)B * q->sites[s].in_per_sample * sizeof(float));
+        if (!q->sites[s].xq) {
+            q->batch_cap = 0;
+            return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for a batch of %d", B);
+        }
+    }
+    q->batch_cap = B;
+    return GSQ_OK;
+}
+
+const float *gsq_qsite_input(gsq_vit *m, int s, const float *x, size_t n)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q) return x;
+    gsq_qsite *site = &q->sites[s];
+    site->x = x;
+    if (q->observing) gsq_observer_observe(site->obs, x, n);
+    if (!q->active) return x;
+    gsq_fake_quant(site->xq, x, n, site->a_scale, q->a_qmax);
+    return site->xq;
+}
+
+const float *gsq_qsite_weight(gsq_vit *m, int s, const float *w)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->active) return w;
+    gsq_qsite *site = &q->sites[s];
+    gsq_weight_scales(site->w_scales, w, site->rows, site->cols, q->w_qmax, q->weight_calib, NULL);
+    gsq_fake_quant_rows(site->wq, w, site->rows, site->cols, site->w_scales, q->w_qmax);
+    return site->wq;
+}
+
+const float *gsq_qsite_saved_input(const gsq_vit *m, int s, const float *x)
+{
+    return m->quant && m->quant->active ? m->quant->sites[s].xq : x;
+}
+
+const float *gsq_qsite_saved_weight(const gsq_vit *m, int s, const float *w)
+{
+    return m->quant && m->quant->active ? m->quant->sites[s].wq : w;
+}
+
+float *gsq_qsite_dw_target(gsq_vit *m, int s, float *grad)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->active) return grad;
+    const gsq_qsite *site = &q->sites[s];
+    memset(q->dw, 0, (size_t)site->rows * (size_t)site->cols * sizeof(float));
+    return q->dw;
+}
+
+void gsq_qsite_dw_finish(gsq_vit *m, int s, float *grad)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->active) return;
+    const gsq_qsite *site = &q->sites[s];
+    const float *w = m->params + site->w_offset;
+    #pragma omp parallel for schedule(static)
+    for (int r = 0; r < site->rows; r++) {
+        size_t o = (size_t)r * (size_t)site->cols;
+        /* the STE of each row's quantizer, then accumulate */
+        gsq_fake_quant_backward(q->dw + o, q->dw + o, w + o, (size_t)site->cols, site->w_scales[r], q->w_qmax);
+        for (int c = 0; c < site->cols; c++) grad[o + c] += q->dw[o + c];
+    }
+}
+
+void gsq_qsite_input_grad(gsq_vit *m, int s, float *dx, size_t n)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->active) return;
+    const gsq_qsite *site = &q->sites[s];
+    gsq_fake_quant_backward(dx, dx, site->x, n, site->a_scale, q->a_qmax);
+}
