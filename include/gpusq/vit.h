@@ -187,5 +187,10 @@ struct gsq_st_writer;
 gsq_status gsq_vit_load_open(gsq_vit **out, const struct gsq_st_file *f, const gsq_vit_config *cfg,
                              const char *ignore_prefix, gsq_error *err);
 gsq_status gsq_vit_add_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
+/* Only the metadata part: the configuration (and class names). */
+gsq_status gsq_vit_add_meta_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
+/* The configuration recorded in a file's metadata alone (every key of gsq_vit_add_meta_to_writer;
+ * GSQ_ERR_MISSING naming the first absent one), validated. */
+gsq_status gsq_vit_config_from_meta(const struct gsq_st_file *f, gsq_vit_config *cfg, gsq_error *err);
 
 #endif

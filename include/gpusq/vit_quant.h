@@ -46,9 +46,16 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
 /* Read access: the mode, whether fake quantization is active, site s's activation scale, and its
  * weight scales (rows of the site's weight) as of the last forward. */
 int gsq_vit_quant_active(const gsq_vit *m);
+gsq_quant_mode gsq_vit_quant_mode(const gsq_vit *m); /* m must have quantizers */
 float gsq_vit_quant_act_scale(const gsq_vit *m, int site);
 const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int site);
 /* Sets site s's activation scale (loading a quantized model). */
 gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int site, float scale, gsq_error *err);
+/* Site s's weight as the forward quantizes it now: integer codes (rows·cols) and the per-row
+ * scales (rows). */
+gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int site, int8_t *codes, float *scales, gsq_error *err);
+/* Fixes site s's per-row weight scales (rows values, each > 0): forward then uses them instead of
+ * recomputing scales from the weights (a model loaded from a compressed file). */
+gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int site, const float *scales, gsq_error *err);
 
 #endif

@@ -36,6 +36,39 @@ static int meta_int(const gsq_st_file *f, const char *key, int *out)
     return 1;
 }
 
+gsq_status gsq_vit_config_from_meta(const gsq_st_file *f, gsq_vit_config *cfg, gsq_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    struct { const char *key; int *dst; } ints[] = {
+        {"img_size", &cfg->img_size}, {"patch_size", &cfg->patch_size}, {"in_chans", &cfg->in_chans},
+        {"num_classes", &cfg->num_classes}, {"embed_dim", &cfg->embed_dim}, {"depth", &cfg->depth},
+        {"num_heads", &cfg->num_heads}, {"mlp_hidden", &cfg->mlp_hidden}, {"qkv_bias", &cfg->qkv_bias},
+        {"class_token", &cfg->class_token}, {"distilled", &cfg->distilled},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int r = meta_int(f, ints[i].key, ints[i].dst);
+        if (r <= 0)
+            return gsq_fail(err, r ? GSQ_ERR_FORMAT : GSQ_ERR_MISSING, "%s: metadata '%s' is %s", gsq_st_label(f),
+                            ints[i].key, r ? "not a valid integer" : "missing");
+    }
+    const char *pool = gsq_st_meta_get(f, "pool"), *eps = gsq_st_meta_get(f, "ln_eps");
+    if (!pool || !eps)
+        return gsq_fail(err, GSQ_ERR_MISSING, "%s: metadata '%s' is missing", gsq_st_label(f), pool ? "ln_eps" : "pool");
+    if (strcmp(pool, "token") && strcmp(pool, "avg"))
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata pool '%.40s' is neither token nor avg", gsq_st_label(f), pool);
+    cfg->pool = strcmp(pool, "avg") == 0 ? GSQ_POOL_AVG : GSQ_POOL_TOKEN;
+    char *end;
+    cfg->ln_eps = strtof(eps, &end);
+    if (end == eps || *end)
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%.40s' is not a number", gsq_st_label(f), eps);
+    gsq_status st = gsq_vit_config_validate(cfg, err);
+    if (st != GSQ_OK) {
+        gsq_error inner = *err;
+        return gsq_fail(err, st, "%s: %s", gsq_st_label(f), inner.msg);
+    }
+    return GSQ_OK;
+}
+
 gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_config *cfg,
                                 gsq_error *err)
 {
@@ -222,6 +255,12 @@ gsq_status gsq_vit_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *
         const gsq_param *p = &m->tensors[i];
         st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
     }
+    return st == GSQ_OK ? gsq_vit_add_meta_to_writer(m, w, err) : st;
+}
+
+gsq_status gsq_vit_add_meta_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *err)
+{
+    gsq_status st = GSQ_OK;
     const gsq_vit_config *c = &m->cfg;
     char buf[32];
     struct { const char *key; int value; } ints[] = {

@@ -135,6 +135,7 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
 }
 
 int gsq_vit_quant_active(const gsq_vit *m) { return m->quant && m->quant->active; }
+gsq_quant_mode gsq_vit_quant_mode(const gsq_vit *m) { return m->quant->mode; }
 float gsq_vit_quant_act_scale(const gsq_vit *m, int s) { return m->quant->sites[s].a_scale; }
 const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int s) { return m->quant->sites[s].w_scales; }
 
@@ -182,9 +183,41 @@ const float *gsq_qsite_weight(gsq_vit *m, int s, const float *w)
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active) return w;
     gsq_qsite *site = &q->sites[s];
-    gsq_weight_scales(site->w_scales, w, site->rows, site->cols, q->w_qmax, q->weight_calib, NULL);
+    if (!site->fixed_scales)
+        gsq_weight_scales(site->w_scales, w, site->rows, site->cols, q->w_qmax, q->weight_calib, NULL);
     gsq_fake_quant_rows(site->wq, w, site->rows, site->cols, site->w_scales, q->w_qmax);
     return site->wq;
+}
+
+gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int s, int8_t *codes, float *scales, gsq_error *err)
+{
+    const struct gsq_vit_quant *q = m->quant;
+    if (!q || s < 0 || s >= q->num_sites) return gsq_fail(err, GSQ_ERR_ARG, "quantization: no site %d", s);
+    const gsq_qsite *site = &q->sites[s];
+    const float *w = m->params + site->w_offset;
+    if (site->fixed_scales) memcpy(scales, site->w_scales, (size_t)site->rows * sizeof(float));
+    else {
+        gsq_status st = gsq_weight_scales(scales, w, site->rows, site->cols, q->w_qmax, q->weight_calib, err);
+        if (st != GSQ_OK) return st;
+    }
+    for (int r = 0; r < site->rows; r++)
+        gsq_quantize_codes(codes + (size_t)r * site->cols, w + (size_t)r * site->cols, (size_t)site->cols, scales[r],
+                           q->w_qmax);
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int s, const float *scales, gsq_error *err)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || s < 0 || s >= q->num_sites) return gsq_fail(err, GSQ_ERR_ARG, "quantization: no site %d", s);
+    gsq_qsite *site = &q->sites[s];
+    for (int r = 0; r < site->rows; r++)
+        if (!(scales[r] > 0.0f && scales[r] < 1e30f))
+            return gsq_fail(err, GSQ_ERR_FORMAT, "quantization: weight scale %g of row %d is not a positive number",
+                            (double)scales[r], r);
+    memcpy(site->w_scales, scales, (size_t)site->rows * sizeof(float));
+    site->fixed_scales = 1;
+    return GSQ_OK;
 }
 
 const float *gsq_qsite_saved_input(const gsq_vit *m, int s, const float *x)

@@ -11,7 +11,8 @@ typedef struct {
     int rows, cols;
     size_t in_per_sample;  /* input floats per image */
     float a_scale;         /* 0 until calibrated */
-    float *w_scales;       /* (rows) from the last forward */
+    float *w_scales;       /* (rows) from the last forward, or fixed */
+    int fixed_scales;      /* 1: w_scales were set (gsq_vit_quant_fix_weight_scales), not recomputed */
     float *wq;             /* (rows, cols) fake-quantized weight of the last forward */
     float *xq;             /* (batch_cap · in_per_sample) fake-quantized input of the last forward */
     const float *x;        /* the float input of the last forward (for the STE) */

@@ -1,0 +1,212 @@
+/* Reading the compressed model file back into a fake-quantized ViT: every tensor's presence,
+ * dtype and shape, every metadata nibble, INT4 code and scale is validated before use, and a
+ * malformed file is an error that says what is wrong where (docs/FORMAT.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpusq/compressed.h"
+#include "gpusq/safetensors.h"
+
+/* The tensor `base.suffix` if it has dtype dt and shape (d0[, d1]) (ndim 0: a scalar); else an error. */
+static gsq_status expect(const gsq_st_file *f, const char *base, const char *suffix, gsq_dtype dt, int ndim,
+                         int64_t d0, int64_t d1, const gsq_st_tensor **out, gsq_error *err)
+{
+    char name[GSQ_NAME_MAX + 16];
+    snprintf(name, sizeof name, "%s.%s", base, suffix);
+    const gsq_st_tensor *t = gsq_st_find(f, name);
+    if (!t) return gsq_fail(err, GSQ_ERR_MISSING, "%s: tensor '%s' is missing", gsq_st_label(f), name);
+    int ok = t->dtype == dt && t->ndim == ndim && (ndim < 1 || t->shape[0] == d0) && (ndim < 2 || t->shape[1] == d1);
+    if (!ok)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' is %s with %d dimension(s) [%lld, %lld]; expected %s [%lld, %lld]",
+                        gsq_st_label(f), name, gsq_dtype_name(t->dtype), t->ndim, (long long)(t->ndim > 0 ? t->shape[0] : 0),
+                        (long long)(t->ndim > 1 ? t->shape[1] : 0), gsq_dtype_name(dt), (long long)d0, (long long)d1);
+    *out = t;
+    return GSQ_OK;
+}
+
+/* Code i of a stored row: INT8 as it is; INT4 sign-extended from its nibble. */
+static int code_at(const uint8_t *row, size_t i, int four)
+{
+    if (!four) return (int8_t)row[i];
+    int v = (row[i / 2] >> (4 * (i % 2))) & 0x0F;
+    return v >= 8 ? v - 16 : v;
+}
+
+/* Decodes site weights into dense float rows (codes · scale). */
+static gsq_status decode_site(const gsq_st_file *f, const char *base, const gsq_st_tensor *values,
+                              const gsq_st_tensor *meta, const float *scales, int rows, int cols, int four, int qmax,
+                              int pair, float *w, gsq_error *err)
+{
+    int unit = pair ? 2 : 1, group = 4 * unit, groups = cols / group, words = (groups + 3) / 4;
+    size_t kept = meta ? (size_t)cols / 2 : (size_t)cols, bytes = four ? (kept + 1) / 2 : kept;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *vrow = (const uint8_t *)values->data + (size_t)r * bytes;
+        float *out = w + (size_t)r * cols;
+        for (size_t i = 0; i < kept; i++) {
+            int c = code_at(vrow, i, four);
+            if (c < -qmax || c > qmax)
+                return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s row %d value %zu is %d, outside [-%d, %d]", gsq_st_label(f),
+                                base, r, i, c, qmax, qmax);
+        }
+        if (!meta) {
+            for (int c = 0; c < cols; c++) out[c] = (float)code_at(vrow, (size_t)c, four) * scales[r];
+            continue;
+        }
+        memset(out, 0, (size_t)cols * sizeof(float));
+        const uint8_t *mrow = (const uint8_t *)meta->data + (size_t)r * words * 2;
+        for (int g = 0; g < words * 4; g++) {
+            uint16_t word = (uint16_t)(mrow[2 * (g / 4)] | mrow[2 * (g / 4) + 1] << 8);
+            int nib = (word >> (4 * (g % 4))) & 0xF, i0 = nib & 3, i1 = nib >> 2;
+            if (g >= groups) {
+                if (nib)
+                    return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s row %d: metadata past the last group is not zero",
+                                    gsq_st_label(f), base, r);
+                continue;
+            }
+            if (i0 >= i1)
+                return gsq_fail(err, GSQ_ERR_FORMAT,
+                                "%s: %s row %d group %d: metadata indices %d, %d are not increasing", gsq_st_label(f),
+                                base, r, g, i0, i1);
+            for (int k = 0; k < 2; k++)
+                for (int e = 0; e < unit; e++)
+                    out[g * group + (k ? i1 : i0) * unit + e] =
+                        (float)code_at(vrow, (size_t)((g * 2 + k) * unit + e), four) * scales[r];
+        }
+    }
+    return GSQ_OK;
+}
+
+static gsq_status load_sites(gsq_vit *m, const gsq_st_file *f, gsq_quant_mode mode, gsq_sparse_pattern pattern,
+                             int alloc, gsq_compressed_info *info, gsq_error *err)
+{
+    int four = gsq_quant_mode_weight_bits(mode) == 4, qmax = gsq_quant_qmax(gsq_quant_mode_weight_bits(mode));
+    int pair = pattern == GSQ_SPARSE_4_8, group = pair ? 8 : 4;
+    for (int s = 0; s < gsq_vit_quant_sites(&m->cfg); s++) {
+        char wname[GSQ_NAME_MAX], base[GSQ_NAME_MAX], probe[GSQ_NAME_MAX + 16];
+        gsq_vit_quant_site_weight(m, s, wname, sizeof wname);
+        snprintf(base, sizeof base, "%.*s", (int)(strlen(wname) - 7), wname);
+        const gsq_param *p = gsq_vit_find_param(m, wname);
+        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
+        snprintf(probe, sizeof probe, "%s.values", base);
+        int sparse = gsq_st_find(f, probe) != NULL;
+        if (sparse && cols % group)
+            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s is stored %s-sparse but its %d inputs are not a multiple of %d",
+                            gsq_st_label(f), base, gsq_sparse_pattern_name(pattern), cols, group);
+        size_t kept = sparse ? (size_t)cols / 2 : (size_t)cols, bytes = four ? (kept + 1) / 2 : kept;
+        int words = (cols / group + 3) / 4;
+        const gsq_st_tensor *values, *meta = NULL, *scale, *in_scale;
+        gsq_status st = expect(f, base, sparse ? "values" : "qweight", four ? GSQ_DT_U8 : GSQ_DT_I8, 2, rows,
+                               (int64_t)bytes, &values, err);
+        if (st == GSQ_OK && sparse) st = expect(f, base, "meta", GSQ_DT_U16, 2, rows, words, &meta, err);
+        if (st == GSQ_OK) st = expect(f, base, "weight_scale", GSQ_DT_F32, 1, rows, 0, &scale, err);
+        if (st == GSQ_OK) st = expect(f, base, "input_scale", GSQ_DT_F32, 0, 0, 0, &in_scale, err);
+        if (st != GSQ_OK || !alloc) {
+            if (st == GSQ_OK && info) *(sparse ? &info->sparse_sites : &info->dense_sites) += 1;
+            if (st != GSQ_OK) return st;
+            continue;
+        }
+        float *scales = malloc((size_t)rows * sizeof(float)), act;
+        if (!scales) return gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", gsq_st_label(f));
+        memcpy(scales, scale->data, (size_t)rows * sizeof(float));
+        memcpy(&act, in_scale->data, sizeof act);
+        st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
+        if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, s, act, err);
+        if (st != GSQ_OK) {
+            gsq_error inner = *err;
+            st = gsq_fail(err, inner.code, "%s: %s: %s", gsq_st_label(f), base, inner.msg);
+        } else {
+            st = decode_site(f, base, values, meta, scales, rows, cols, four, qmax, pair, m->params + p->offset, err);
+        }
+        free(scales);
+        if (st != GSQ_OK) return st;
+    }
+    return GSQ_OK;
+}
+
+/* Every non-site parameter as F32 (or F16/BF16) of its exact shape; no unknown tensor. */
+static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, const char *is_site, gsq_error *err)
+{
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        if (is_site[i]) continue;
+        const gsq_st_tensor *t = gsq_st_find(f, p->name);
+        if (!t) return gsq_fail(err, GSQ_ERR_MISSING, "%s: tensor '%s' is missing", gsq_st_label(f), p->name);
+        int same = t->ndim == p->ndim && t->numel == p->numel;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has the wrong shape", gsq_st_label(f), p->name);
+    }
+    static const char *const suffixes[] = {".values", ".meta", ".qweight", ".weight_scale", ".input_scale"};
+    for (size_t i = 0; i < gsq_st_count(f); i++) {
+        const char *name = gsq_st_at(f, i)->name;
+        const gsq_param *p = gsq_vit_find_param(m, name);
+        int known = p && !is_site[p - m->tensors];
+        for (size_t k = 0; !known && k < sizeof suffixes / sizeof suffixes[0]; k++) {
+            size_t n = strlen(name), sl = strlen(suffixes[k]);
+            char w[GSQ_NAME_MAX + 16];
+            if (n <= sl || strcmp(name + n - sl, suffixes[k])) continue;
+            snprintf(w, sizeof w, "%.*s.weight", (int)(n - sl), name);
+            const gsq_param *q = gsq_vit_find_param(m, w);
+            known = q && is_site[q - m->tensors];
+        }
+        if (!known) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: unexpected tensor '%s'", gsq_st_label(f), name);
+    }
+    return GSQ_OK;
+}
+
+gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_info *info, gsq_error *err)
+{
+    *out = NULL;
+    gsq_compressed_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st != GSQ_OK) return st;
+    const char *kind = gsq_st_meta_get(f, "gpusq.kind"), *version = gsq_st_meta_get(f, "gpusq.format_version");
+    const char *mode_s = gsq_st_meta_get(f, "quant.mode"), *pat_s = gsq_st_meta_get(f, "sparsity.pattern");
+    char want[16];
+    snprintf(want, sizeof want, "%d", GSQ_COMPRESSED_VERSION);
+    if (!kind || strcmp(kind, "compressed"))
+        st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: not a gpusq compressed model (gpusq.kind is %s)", path,
+                      kind ? kind : "missing");
+    else if (!version || strcmp(version, want))
+        st = gsq_fail(err, GSQ_ERR_UNSUPPORTED, "%s: compressed format version %.20s; this gpusq reads version %s", path,
+                      version ? version : "(missing)", want);
+    else if (!mode_s || gsq_quant_mode_parse(mode_s, &info->mode, err) != GSQ_OK)
+        st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.mode %.20s is not int8, int4 or w4a8", path, mode_s ? mode_s : "missing");
+    else if (!pat_s || gsq_sparse_pattern_parse(pat_s, &info->pattern, err) != GSQ_OK)
+        st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: sparsity.pattern %.20s is not 2:4 or 4:8", path, pat_s ? pat_s : "missing");
+    gsq_vit_config cfg;
+    gsq_vit *m = NULL;
+    char *is_site = NULL;
+    if (st == GSQ_OK) st = gsq_vit_config_from_meta(f, &cfg, err);
+    if (st == GSQ_OK) st = gsq_vit_describe(&m, &cfg, err);
+    if (st == GSQ_OK && !(is_site = calloc((size_t)m->num_tensors, 1)))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
+    for (int s = 0; st == GSQ_OK && s < gsq_vit_quant_sites(&cfg); s++) {
+        char wname[GSQ_NAME_MAX];
+        is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(m, s, wname, sizeof wname)) - m->tensors] = 1;
+    }
+    /* everything checked against the architecture before the parameters are allocated */
+    if (st == GSQ_OK) st = check_float_tensors(m, f, is_site, err);
+    if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 0, info, err);
+    if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 1, NULL, err);
+    for (int i = 0; st == GSQ_OK && m && i < m->num_tensors; i++)
+        if (!is_site[i]) st = gsq_st_read_f32(f, gsq_st_find(f, m->tensors[i].name), m->params + m->tensors[i].offset,
+                                              m->tensors[i].numel, err);
+    for (size_t i = 0; st == GSQ_OK && i < gsq_st_count(f); i++) info->param_bytes += gsq_st_at(f, i)->nbytes;
+    const char *names = f ? gsq_st_meta_get(f, "class_names") : NULL;
+    if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "out of memory for class names");
+    free(is_site);
+    gsq_st_close(f);
+    if (st != GSQ_OK) {
+        gsq_vit_free(m);
+        return st;
+    }
+    *out = m;
+    return GSQ_OK;
+}

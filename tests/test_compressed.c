@@ -1,0 +1,214 @@
+/* The compressed model file: round trip (the loaded model's logits equal the fake-quantized
+ * model's) for INT8 2:4, INT4 4:8 with a dense-stored layer, and W4A8; the stored bytes of one
+ * row against the format's definition; and hostile files (wrong version, bad metadata indices,
+ * sizes that disagree, missing tensors, out-of-range codes and scales) rejected with clear errors. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gpusq/compressed.h"
+#include "gpusq/safetensors.h"
+#include "test_util.h"
+
+static char dir[64] = "/tmp/gsq_test_compressed_XXXXXX";
+
+enum { B = 4 };
+
+static gsq_vit *quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, float *x)
+{
+    gsq_vit_config c = {
+        .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 5, .embed_dim = 24, .depth = 2,
+        .num_heads = 3, .mlp_hidden = mlp, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
+    };
+    gsq_error err = {0};
+    gsq_vit *m = NULL;
+    gsq_vit_create(&m, &c, NULL);
+    gsq_vit_init(m, 9);
+    gsq_rng rng;
+    gsq_rng_seed(&rng, 10, 0);
+    for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.05f * gsq_rng_normal(&rng);
+    for (int i = 0; i < B * 3 * 16 * 16; i++) x[i] = gsq_rng_normal(&rng);
+    gsq_sparse_plan plan;
+    gsq_sparse_plan_magnitude(&plan, m, pattern, 0, &err);
+    gsq_sparse_apply(&plan, m->params);
+    gsq_sparse_plan_free(&plan);
+    gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
+    gsq_vit_quant_observe_begin(m, 4096, &err);
+    gsq_vit_forward(m, x, B, NULL, &err);
+    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
+    return m;
+}
+
+static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int want_dense)
+{
+    float x[B * 3 * 16 * 16], ref[B * 5];
+    gsq_vit *m = quantized_model(mlp, pattern, mode, x);
+    gsq_error err = {0};
+    const float *logits;
+    gsq_vit_forward(m, x, B, &logits, &err);
+    memcpy(ref, logits, sizeof ref);
+    char path[128];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    gsq_compressed_info saved, loaded;
+    CHECK(gsq_compressed_save(m, pattern, path, &saved, &err) == GSQ_OK, "%s", err.msg);
+    gsq_vit *r = NULL;
+    CHECK(gsq_compressed_load(&r, path, &loaded, &err) == GSQ_OK, "%s", err.msg);
+    const char *what = gsq_quant_mode_name(mode);
+    if (r) {
+        CHECK(gsq_vit_forward(r, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+        double e = 0, n = 0;
+        for (int i = 0; i < B * 5; i++) e = fmax(e, fabs(logits[i] - ref[i])), n = fmax(n, fabs(ref[i]));
+        CHECK(e <= 1e-5 * n, "%s %s: loaded logits differ by %g (max %g)", what, gsq_sparse_pattern_name(pattern), e, n);
+        CHECK(loaded.mode == mode && loaded.pattern == pattern && loaded.sparse_sites == 9 - want_dense &&
+                  loaded.dense_sites == want_dense && loaded.param_bytes == saved.param_bytes,
+              "%s: info: %d sparse, %d dense, %zu vs %zu bytes", what, loaded.sparse_sites, loaded.dense_sites,
+              loaded.param_bytes, saved.param_bytes);
+        size_t fp32 = m->num_params * 4;
+        printf("%s %s: %zu bytes vs %zu fp32 (%.2fx smaller)\n", what, gsq_sparse_pattern_name(pattern),
+               saved.param_bytes, fp32, (double)fp32 / (double)saved.param_bytes);
+    }
+    gsq_vit_free(r);
+    gsq_vit_free(m);
+}
+
+/* Row 0 of blocks.0.mlp.fc1 in the file, against the format's definition applied to its codes. */
+static void test_layout(void)
+{
+    float x[B * 3 * 16 * 16];
+    gsq_vit *m = quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT4, x);
+    gsq_error err = {0};
+    char path[128];
+    snprintf(path, sizeof path, "%s/layout.safetensors", dir);
+    CHECK(gsq_compressed_save(m, GSQ_SPARSE_2_4, path, NULL, &err) == GSQ_OK, "%s", err.msg);
+    int8_t codes[48 * 24];
+    float scales[48];
+    gsq_vit_quant_weight_codes(m, 3, codes, scales, &err); /* site 3: blocks.0.mlp.fc1 */
+    gsq_st_file *f = NULL;
+    gsq_st_open(&f, path, &err);
+    const gsq_st_tensor *v = gsq_st_find(f, "blocks.0.mlp.fc1.values"), *mt = gsq_st_find(f, "blocks.0.mlp.fc1.meta");
+    CHECK(v && mt && v->dtype == GSQ_DT_U8 && v->shape[1] == 6 && mt->dtype == GSQ_DT_U16 && mt->shape[1] == 2,
+          "INT4 2:4 of 24 inputs: 12 kept values in 6 bytes, 6 groups in 2 words");
+    int bad = 0;
+    for (int g = 0; v && mt && g < 6; g++) {
+        const uint8_t *mb = (const uint8_t *)mt->data;
+        int nib = ((mb[2 * (g / 4)] | mb[2 * (g / 4) + 1] << 8) >> (4 * (g % 4))) & 15, i0 = nib & 3, i1 = nib >> 2;
+        bad += i0 >= i1;
+        for (int u = 0; u < 4; u++) /* every non-zero code is at a kept index */
+            bad += codes[g * 4 + u] != 0 && u != i0 && u != i1;
+        for (int k = 0; k < 2; k++) {
+            int idx = 2 * g + k, byte = ((const uint8_t *)v->data)[idx / 2], nibble = (byte >> (4 * (idx % 2))) & 15;
+            int code = nibble >= 8 ? nibble - 16 : nibble;
+            bad += code != codes[g * 4 + (k ? i1 : i0)];
+        }
+    }
+    CHECK(bad == 0, "%d mismatches between row 0's bytes and its codes", bad);
+    gsq_st_close(f);
+    gsq_vit_free(m);
+}
+
+/* Copies src to dst with one change: tensor `name` replaced by (dt, shape, data), or dropped when
+ * data is NULL and dt < 0; metadata `key` set to `value` (NULL: unchanged). */
+static void rewrite(const char *src, const char *dst, const char *name, int dt, int ndim, const int64_t *shape,
+                    const void *data, const char *key, const char *value)
+{
+    gsq_error err = {0};
+    gsq_st_file *f = NULL;
+    gsq_st_writer *w = NULL;
+    gsq_st_open(&f, src, &err);
+    gsq_st_writer_create(&w, &err);
+    for (size_t i = 0; i < gsq_st_count(f); i++) {
+        const gsq_st_tensor *t = gsq_st_at(f, i);
+        if (name && !strcmp(t->name, name)) {
+            if (dt >= 0) gsq_st_writer_add(w, t->name, (gsq_dtype)dt, ndim, shape, data, &err);
+            continue;
+        }
+        gsq_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &err);
+    }
+    for (size_t i = 0; i < gsq_st_meta_count(f); i++) {
+        const char *k, *v;
+        gsq_st_meta_at(f, i, &k, &v);
+        gsq_st_writer_set_meta(w, k, key && !strcmp(k, key) ? value : v, &err);
+    }
+    CHECK(gsq_st_writer_write(w, dst, &err) == GSQ_OK, "%s", err.msg);
+    gsq_st_writer_free(w);
+    gsq_st_close(f);
+}
+
+static void expect_error(const char *path, gsq_status code, const char *needle, const char *what)
+{
+    gsq_error err = {0};
+    gsq_vit *m = NULL;
+    gsq_status st = gsq_compressed_load(&m, path, NULL, &err);
+    CHECK(st == code && m == NULL && strstr(err.msg, needle), "%s: got %s '%s'", what, gsq_status_name(st), err.msg);
+    gsq_vit_free(m);
+}
+
+static void test_hostile(void)
+{
+    char good[128], bad[128];
+    snprintf(good, sizeof good, "%s/layout.safetensors", dir); /* INT4 2:4, from test_layout */
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    gsq_error err = {0};
+    gsq_st_file *f = NULL;
+    gsq_st_open(&f, good, &err);
+    const gsq_st_tensor *meta = gsq_st_find(f, "blocks.0.mlp.fc1.meta"), *vals = gsq_st_find(f, "blocks.0.mlp.fc1.values");
+    uint8_t mcopy[48 * 4], vcopy[48 * 6];
+    memcpy(mcopy, meta->data, sizeof mcopy);
+    memcpy(vcopy, vals->data, sizeof vcopy);
+    int64_t mshape[2] = {48, 2}, vshape[2] = {48, 6}, short_shape[2] = {48, 5}, sshape[1] = {48};
+    gsq_st_close(f);
+
+    rewrite(good, bad, NULL, 0, 0, NULL, NULL, "gpusq.format_version", "2");
+    expect_error(bad, GSQ_ERR_UNSUPPORTED, "version 2", "a newer format version");
+    rewrite(good, bad, NULL, 0, 0, NULL, NULL, "gpusq.kind", "sparse");
+    expect_error(bad, GSQ_ERR_FORMAT, "not a gpusq compressed model", "another kind of file");
+    rewrite(good, bad, NULL, 0, 0, NULL, NULL, "quant.mode", "int3");
+    expect_error(bad, GSQ_ERR_FORMAT, "quant.mode", "an unknown mode");
+    rewrite(good, bad, NULL, 0, 0, NULL, NULL, "depth", "3");
+    expect_error(bad, GSQ_ERR_MISSING, "blocks.2", "metadata that disagrees with the tensors");
+
+    uint8_t m2[sizeof mcopy];
+    memcpy(m2, mcopy, sizeof m2);
+    m2[0] = (uint8_t)((m2[0] & 0xF0) | (1 | 1 << 2)); /* group 0: indices 1, 1 */
+    rewrite(good, bad, "blocks.0.mlp.fc1.meta", GSQ_DT_U16, 2, mshape, m2, NULL, NULL);
+    expect_error(bad, GSQ_ERR_FORMAT, "not increasing", "metadata indices out of order");
+    memcpy(m2, mcopy, sizeof m2);
+    m2[3] |= 0x30; /* row 0, word 1, group 7: past the 6 groups */
+    rewrite(good, bad, "blocks.0.mlp.fc1.meta", GSQ_DT_U16, 2, mshape, m2, NULL, NULL);
+    expect_error(bad, GSQ_ERR_FORMAT, "past the last group", "metadata beyond the row");
+    uint8_t v2[sizeof vcopy];
+    memcpy(v2, vcopy, sizeof v2);
+    v2[5] = 0x08; /* code -8: outside [-7, 7] */
+    rewrite(good, bad, "blocks.0.mlp.fc1.values", GSQ_DT_U8, 2, vshape, v2, NULL, NULL);
+    expect_error(bad, GSQ_ERR_FORMAT, "outside [-7, 7]", "an INT4 code of -8");
+    rewrite(good, bad, "blocks.0.mlp.fc1.values", GSQ_DT_U8, 2, short_shape, vcopy, NULL, NULL);
+    expect_error(bad, GSQ_ERR_SHAPE, "blocks.0.mlp.fc1.values", "values of the wrong size");
+    rewrite(good, bad, "blocks.0.mlp.fc1.values", GSQ_DT_I8, 2, vshape, vcopy, NULL, NULL);
+    expect_error(bad, GSQ_ERR_SHAPE, "expected U8", "INT8 values in an INT4 file");
+    rewrite(good, bad, "blocks.1.attn.proj.input_scale", -1, 0, NULL, NULL, NULL, NULL);
+    expect_error(bad, GSQ_ERR_MISSING, "blocks.1.attn.proj.input_scale", "a missing activation scale");
+    float neg[48];
+    for (int i = 0; i < 48; i++) neg[i] = i == 7 ? -1.0f : 0.01f;
+    rewrite(good, bad, "blocks.0.mlp.fc1.weight_scale", GSQ_DT_F32, 1, sshape, neg, NULL, NULL);
+    expect_error(bad, GSQ_ERR_FORMAT, "row 7", "a negative weight scale");
+    rewrite(good, bad, "norm.bias", -1, 0, NULL, NULL, NULL, NULL);
+    expect_error(bad, GSQ_ERR_MISSING, "norm.bias", "a missing float parameter");
+    float extra = 1.0f;
+    rewrite(good, bad, "norm.bias", GSQ_DT_F32, 0, NULL, &extra, NULL, NULL);
+    expect_error(bad, GSQ_ERR_SHAPE, "norm.bias", "a float parameter of the wrong shape");
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) return 1;
+    round_trip(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
+    round_trip(36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 2); /* fc2 has 36 inputs: stored dense, both blocks */
+    round_trip(48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0);
+    test_layout();
+    test_hostile();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return test_finish("test_compressed");
+}
