@@ -1,12 +1,14 @@
 /* The gpusq program end to end: exit codes (0 ok, 1 failure, 2 usage), one-line error messages
  * naming the file, --help on every subcommand, `info` output on a shipped fixture, train/eval
- * with resume, and prune (pattern of the written file, report, resume, mistakes). */
+ * with resume, prune (pattern of the written file, report, resume, mistakes) and quantize (the
+ * compressed files it writes, mistakes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/sparse.h"
 #include "test_util.h"
@@ -16,7 +18,7 @@ static char out[16384];
 /* Runs `gpusq ARGS` with stderr merged into stdout; returns the exit code, output in out. */
 static int run(const char *args)
 {
-    char cmd[1024];
+    char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", GSQ_CLI_PATH, args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
@@ -85,6 +87,29 @@ static void test_prune(const char *dir)
     CHECK(run(args) == 0, "4:8: %s", out);
     snprintf(args, sizeof args, "%s/p48.safetensors", dir);
     check_sparse_file(args, GSQ_SPARSE_4_8);
+
+    /* stage 2 on the stage-1 outputs: INT8 from 2:4, INT4 from 4:8 */
+    const char *small = "--train-size 64 --val-size 32 --batch 32 --calib-batches 2 --no-augment --threads 1";
+    for (int i = 0; i < 2; i++) {
+        char q[256];
+        snprintf(q, sizeof q, "%s/q%d.gsq.safetensors", dir, i);
+        if (i == 0)
+            snprintf(args, sizeof args, "quantize --teacher '%s' --mode int8 %s --out '%s' --report '%s/q0.json'", a,
+                     small, q, dir);
+        else
+            snprintf(args, sizeof args, "quantize --teacher '%s/p48.safetensors' --mode int4 %s --out '%s'", dir, small, q);
+        CHECK(run(args) == 0 && strstr(out, "after QAT") && strstr(out, "compressed model in"), "quantize: %s", out);
+        gsq_error err = {0};
+        gsq_vit *m = NULL;
+        gsq_compressed_info info;
+        CHECK(gsq_compressed_load(&m, q, &info, &err) == GSQ_OK && info.sparse_sites == 17 &&
+                  info.mode == (i ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8) && info.pattern == (i ? GSQ_SPARSE_4_8 : GSQ_SPARSE_2_4),
+              "the compressed file: %s", err.msg);
+        gsq_vit_free(m);
+    }
+    snprintf(args, sizeof args, "quantize --teacher '%s/assets/demo_teacher.safetensors' %s", GSQ_SOURCE_DIR, small);
+    CHECK(run(args) == 1 && strstr(out, "gpusq prune first"), "quantize of a dense model: %s", out);
+    CHECK(run("quantize --teacher x.safetensors --mode int3") == 2 && strstr(out, "--mode"), "%s", out);
 
     CHECK(run("prune --epochs 1") == 2 && strstr(out, "--teacher"), "%s", out);
     CHECK(run("prune --teacher x.safetensors --pattern 3:4") == 2 && strstr(out, "--pattern"), "%s", out);

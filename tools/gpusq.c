@@ -16,6 +16,7 @@ static const gsq_command commands[] = {
     {"eval", "top-1, top-5 and loss of a model on a dataset", cmd_eval},
     {"predict", "top-5 classes of a model for image files", cmd_predict},
     {"prune", "stage 1: 2:4 / 4:8 sparsity fine-tuned with distillation from the dense model", cmd_prune},
+    {"quantize", "stage 2: INT8/INT4 quantization-aware fine-tuning; writes the compressed model", cmd_quantize},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -12,6 +12,7 @@
 #ifndef GPUSQ_VIT_QUANT_H
 #define GPUSQ_VIT_QUANT_H
 
+#include "gpusq/data.h"
 #include "gpusq/quant.h"
 #include "gpusq/vit.h"
 
@@ -42,6 +43,11 @@ gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *e
 /* Sets every site's activation scale from what was observed (percentile for
  * GSQ_CALIB_PERCENTILE) and switches fake quantization on. */
 gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float percentile, gsq_error *err);
+
+/* The whole calibration: observe the first `batches` batches of ds (eval transform t), then set
+ * the scales by method (src/compress/calibrate.c). On failure the quantizers are removed. */
+gsq_status gsq_vit_quant_calibrate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size, int batches,
+                                   int workers, gsq_calib_method method, float percentile, gsq_error *err);
 
 /* Read access: the mode, whether fake quantization is active, site s's activation scale, and its
  * weight scales (rows of the site's weight) as of the last forward. */

@@ -1,0 +1,236 @@
+/* gpusq quantize: stage 2 of GPUSQ-ViT. From the stage-1 sparse model: attach INT8/INT4
+ * quantizers to every GEMM, calibrate the activation scales, fine-tune with the masks frozen
+ * (quantization-aware, distilling from the sparse float model with per-block feature weights
+ * derived from stage 1's losses), and write the compressed model file and a report. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gpusq/atomic_file.h"
+#include "gpusq/compressed.h"
+#include "gpusq/safetensors.h"
+
+static const char *help =
+    "usage: gpusq quantize --teacher SPARSE.safetensors [options]\n\n"
+    "Quantization-aware fine-tuning of a gpusq prune output; writes the compressed model file.\n\n"
+    "quantization:\n"
+    "  --teacher FILE      the sparse float model from gpusq prune (also the starting point)\n"
+    "  --mode M            int8 (W8A8, default), int4 (W4A4) or w4a8\n"
+    "  --calib C           activation calibration: max, percentile (default), mse or entropy\n"
+    "  --percentile P      for --calib percentile (default 99.99)\n"
+    "  --weight-calib C    per-channel weight scales: max (default) or mse\n"
+    "  --calib-batches N   batches observed for calibration (default 16)\n"
+    "  --uniform-weights   feature weights w_l = 1 instead of stage 1's sparse-distillation-aware ones\n"
+    "  --alpha X (1)  --beta X (10)  --gamma X (5)  --temperature T (1)  --unsupervised\n"
+    "  --report FILE       also write the report as JSON\n";
+static const char *defaults =
+    "defaults: --epochs 1 --batch 64 --lr 1e-4 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation\n"
+    "on, --out model.gsq.safetensors\n";
+
+typedef struct {
+    const char *teacher, *report;
+    gsq_quant_mode mode;
+    gsq_calib_method calib, weight_calib;
+    float percentile, alpha, beta, gamma, temperature;
+    int calib_batches, uniform, unsupervised;
+} quant_opts;
+
+static int quant_option(quant_opts *q, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    gsq_error err = {0};
+    int ok;
+    if (!strcmp(a, "--uniform-weights")) return q->uniform = 1;
+    if (!strcmp(a, "--unsupervised")) return q->unsupervised = 1;
+    if (!strcmp(a, "--teacher")) ok = (q->teacher = v) != NULL;
+    else if (!strcmp(a, "--report")) ok = (q->report = v) != NULL;
+    else if (!strcmp(a, "--mode")) ok = v && gsq_quant_mode_parse(v, &q->mode, &err) == GSQ_OK;
+    else if (!strcmp(a, "--calib")) ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK;
+    else if (!strcmp(a, "--weight-calib"))
+        ok = v && gsq_calib_parse(v, &q->weight_calib, &err) == GSQ_OK &&
+             (q->weight_calib == GSQ_CALIB_MAX || q->weight_calib == GSQ_CALIB_MSE);
+    else if (!strcmp(a, "--percentile")) ok = v && cli_parse_float(v, 1e-3f, 100.0f, &q->percentile);
+    else if (!strcmp(a, "--calib-batches")) ok = v && cli_parse_int(v, 1, 1 << 20, &q->calib_batches);
+    else if (!strcmp(a, "--alpha")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &q->alpha);
+    else if (!strcmp(a, "--beta")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &q->beta);
+    else if (!strcmp(a, "--gamma")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &q->gamma);
+    else if (!strcmp(a, "--temperature")) ok = v && cli_parse_float(v, 1e-3f, 1e3f, &q->temperature);
+    else return 0;
+    if (!ok) {
+        cli_usage_error("quantize", "%s needs a valid value%s%s", a, v ? ", got " : "", v ? v : "");
+        return -1;
+    }
+    ++*i;
+    return 1;
+}
+
+/* Stage 1's per-block feature losses (distill.feature_loss.L) → w_l = L_l / mean(L) over the
+ * recorded blocks (1 each when uniform or when they are all 0); *first = the first recorded block.
+ * A block stage 1 did not distil gets 0 and is not distilled here either. */
+static gsq_status feature_weights(const char *path, int depth, int uniform, float *w, int *first, gsq_error *err)
+{
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st != GSQ_OK) return st;
+    double sum = 0;
+    int n = 0;
+    *first = depth;
+    for (int l = 0; l < depth; l++) {
+        char key[64];
+        snprintf(key, sizeof key, "distill.feature_loss.%d", l);
+        const char *v = gsq_st_meta_get(f, key);
+        char *end = NULL;
+        w[l] = v ? strtof(v, &end) : 0.0f;
+        if (v && (end == v || *end || !(w[l] >= 0.0f && w[l] < 1e30f)))
+            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata %s = '%.40s' is not a loss", path, key, v);
+        if (v && *first == depth) *first = l;
+        if (v) sum += w[l], n++;
+    }
+    const char *pattern = gsq_st_meta_get(f, "sparsity.pattern");
+    if (st == GSQ_OK && !pattern)
+        st = gsq_fail(err, GSQ_ERR_MISSING, "%s: not a sparse model (no sparsity.pattern); run gpusq prune first", path);
+    gsq_st_close(f);
+    for (int l = *first; st == GSQ_OK && l < depth; l++)
+        w[l] = uniform || sum <= 0 ? 1.0f : (float)(w[l] * n / sum);
+    return st;
+}
+
+static void print_acc(const char *what, const gsq_eval_result *r)
+{
+    printf("  %-26s top-1 %6.2f%%  top-5 %6.2f%%  loss %.4f\n", what, 100 * r->top1, 100 * r->top5, r->loss);
+}
+
+static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse_pattern pattern,
+                               const gsq_eval_result *acc, const gsq_compressed_info *info, size_t fp32_bytes,
+                               const float *w, int first, int depth, double seconds, gsq_error *err)
+{
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf,
+                     "{\n  \"mode\": \"%s\",\n  \"pattern\": \"%s\",\n  \"calibration\": \"%s\",\n"
+                     "  \"weight_calibration\": \"%s\",\n  \"feature_weights\": \"%s\",\n  \"accuracy\": {\n",
+                     gsq_quant_mode_name(q->mode), gsq_sparse_pattern_name(pattern), gsq_calib_name(q->calib),
+                     gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1");
+    const char *names[3] = {"sparse_float", "calibrated", "qat"};
+    for (int i = 0; i < 3; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n",
+                      names[i], acc[i].top1, acc[i].top5, acc[i].loss, i < 2 ? "," : "");
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "  },\n  \"w_l\": {");
+    for (int l = first; l < depth; l++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "%s\"blocks.%d\": %.6f", l > first ? ", " : "", l, (double)w[l]);
+    n += snprintf(buf + n, sizeof buf - (size_t)n,
+                  "},\n  \"param_bytes\": %zu,\n  \"fp32_param_bytes\": %zu,\n  \"sparse_gemms\": %d,\n"
+                  "  \"dense_gemms\": %d,\n  \"qat_seconds\": %.1f\n}\n",
+                  info->param_bytes, fp32_bytes, info->sparse_sites, info->dense_sites, seconds);
+    if (n >= (int)sizeof buf) return gsq_fail(err, GSQ_ERR_NOMEM, "%s: the report is too long", path);
+    const void *data[1] = {buf};
+    size_t sizes[1] = {(size_t)n};
+    return gsq_write_file_atomic(path, data, sizes, 1, err);
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+    quant_opts q = {.mode = GSQ_QMODE_INT8, .calib = GSQ_CALIB_PERCENTILE, .weight_calib = GSQ_CALIB_MAX,
+                    .percentile = 99.99f, .alpha = 1, .beta = 10, .gamma = 5, .temperature = 1, .calib_batches = 16};
+    cli_train_opts o;
+    cli_train_opts_init(&o, "model.gsq.safetensors");
+    o.cfg.epochs = 1;
+    o.cfg.optim.lr = 1e-4f;
+    o.cfg.warmup_epochs = 0.1f;
+    o.cfg.label_smoothing = 0.0f;
+    o.cfg.optim.clip_grad = 1.0f;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            printf("%s%s%s", help, cli_train_help, defaults);
+            return 0;
+        }
+        int taken = cli_train_option(&o, "quantize", argc, argv, &i);
+        if (!taken) taken = quant_option(&q, argc, argv, &i);
+        if (taken < 0) return 2;
+        if (!taken) return cli_usage_error("quantize", "unknown option '%s'", argv[i]);
+    }
+    if (!q.teacher) return cli_usage_error("quantize", "--teacher SPARSE.safetensors is required");
+
+    gsq_error err = {0};
+    gsq_vit *teacher = NULL, *student = NULL;
+    gsq_dataset *train = NULL, *val = NULL;
+    gsq_sparse_plan plan = {0};
+    gsq_sparse_pattern pattern = GSQ_SPARSE_2_4;
+    gsq_trainer t = {0};
+    gsq_train_result res = {0};
+    gsq_eval_result acc[3] = {{0}};
+    float *w = NULL;
+    int first = 0;
+    gsq_status st = gsq_vit_load(&teacher, q.teacher, NULL, &err);
+    if (st == GSQ_OK) st = gsq_vit_load(&student, q.teacher, NULL, &err);
+    if (st == GSQ_OK && !(w = calloc((size_t)teacher->cfg.depth, sizeof(float))))
+        st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
+    if (st == GSQ_OK) st = feature_weights(q.teacher, teacher->cfg.depth, q.uniform, w, &first, &err);
+    if (st == GSQ_OK) {
+        gsq_st_file *f = NULL;
+        st = gsq_st_open(&f, q.teacher, &err);
+        if (st == GSQ_OK) st = gsq_sparse_pattern_parse(gsq_st_meta_get(f, "sparsity.pattern"), &pattern, &err);
+        gsq_st_close(f);
+    }
+    if (st == GSQ_OK) {
+        cli_train_opts_apply(&o, teacher->cfg.img_size);
+        st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
+    }
+    gsq_dataset *eval_ds = val ? val : train;
+    int batch = o.cfg.batch_size, workers = o.cfg.workers;
+    if (st == GSQ_OK) st = gsq_sparse_plan_from_weights(&plan, student, pattern, 1, &err);
+    if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &o.cfg.transform, batch, workers, &acc[0], &err);
+    if (st == GSQ_OK) st = gsq_vit_quant_enable(student, q.mode, q.weight_calib, &err);
+    if (st == GSQ_OK)
+        st = gsq_vit_quant_calibrate(student, train, &o.cfg.transform, batch, q.calib_batches, workers, q.calib,
+                                     q.percentile, &err);
+    if (st == GSQ_OK) st = gsq_evaluate(student, eval_ds, &o.cfg.transform, batch, workers, &acc[1], &err);
+    if (st == GSQ_OK)
+        printf("calibrated %s (%s): top-1 %.2f%% (sparse float %.2f%%)\n", gsq_quant_mode_name(q.mode),
+               gsq_calib_name(q.calib), 100 * acc[1].top1, 100 * acc[0].top1);
+    gsq_distill_config *dc = &o.cfg.distill;
+    gsq_distill_defaults(dc, teacher ? teacher->cfg.depth : 0);
+    dc->first_block = first;
+    dc->block_weights = w;
+    dc->alpha = q.alpha;
+    dc->beta = q.beta;
+    dc->gamma = q.gamma;
+    dc->temperature = q.temperature;
+    o.cfg.teacher = teacher;
+    o.cfg.unsupervised = q.unsupervised;
+    o.cfg.val = val;
+    o.cfg.frozen_zero = plan.mask;
+    if (st == GSQ_OK) {
+        st = gsq_trainer_init(&t, student, &o.cfg, train->size, &err);
+        student = NULL;
+    }
+    if (st == GSQ_OK) st = cli_train_run(&o, &t, train, q.teacher, &res, &err);
+    gsq_compressed_info info = {0};
+    if (st == GSQ_OK && res.finished) {
+        acc[2] = res.eval;
+        if (!val) st = gsq_evaluate(t.model, eval_ds, &o.cfg.transform, batch, workers, &acc[2], &err);
+        if (st == GSQ_OK) st = gsq_compressed_save(t.model, pattern, o.out, &info, &err);
+        size_t fp32 = t.model->num_params * sizeof(float);
+        if (st == GSQ_OK) {
+            printf("compressed model in %s: %zu parameter bytes, %.2fx smaller than FP32 (%d sparse GEMMs, %d dense)\n",
+                   o.out, info.param_bytes, (double)fp32 / (double)info.param_bytes, info.sparse_sites,
+                   info.dense_sites);
+            printf("\n%s %s, calibration %s, feature weights %s:\n", gsq_quant_mode_name(q.mode),
+                   gsq_sparse_pattern_name(pattern), gsq_calib_name(q.calib), q.uniform ? "uniform" : "from stage 1");
+            for (int l = first; l < t.model->cfg.depth; l++) printf("  w_%d = %.4f\n", l, (double)w[l]);
+            print_acc("sparse float (teacher)", &acc[0]);
+            print_acc("calibrated, before QAT", &acc[1]);
+            print_acc("after QAT", &acc[2]);
+        }
+        if (st == GSQ_OK && q.report)
+            st = write_report(q.report, &q, pattern, acc, &info, fp32, w, first, t.model->cfg.depth, res.seconds, &err);
+    }
+    gsq_trainer_free(&t);
+    gsq_vit_free(student);
+    gsq_vit_free(teacher);
+    gsq_sparse_plan_free(&plan);
+    free(w);
+    gsq_dataset_free(train);
+    gsq_dataset_free(val);
+    return st == GSQ_OK ? (res.interrupted ? 130 : 0) : cli_report("quantize", &err);
+}
