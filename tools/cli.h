@@ -48,6 +48,15 @@ void cli_train_opts_init(cli_train_opts *o, const char *default_out);
 /* Takes argv[*i] (and its value) when it is a shared option: 1 taken, 0 not a shared option,
  * -1 a bad value (reported; exit with 2). */
 int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i);
+/* The defaults of distillation fine-tuning (prune, quantize): epochs and lr as given, warm-up 0.1
+ * epoch, no label smoothing, gradient clipping at 1. */
+void cli_train_opts_fine_tune(cli_train_opts *o, long epochs, float lr);
+/* A command's whole argument list: the shared options, then own(ctx, argc, argv, &i) for the
+ * command's own (1 taken, 0 not its, -1 bad value reported); --help prints help, the shared
+ * options and defaults. Returns -1 to go on, or the exit code (0 after --help, 2 on a mistake). */
+typedef int (*cli_own_option)(void *ctx, int argc, char **argv, int *i);
+int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
+                      const char *help, const char *defaults);
 /* After parsing, for a model of img_size: threads, seeds, transforms, the checkpoint path. */
 void cli_train_opts_apply(cli_train_opts *o, int img_size);
 /* Runs t on train with a progress line, the --log file and Ctrl-C (checkpoint and stop), then

@@ -38,8 +38,9 @@ typedef struct {
 } prune_opts;
 
 /* Parses prune's own options; returns -1 (usage error reported), 0 (not ours) or 1. */
-static int prune_option(prune_opts *p, int argc, char **argv, int *i)
+static int prune_option(void *ctx, int argc, char **argv, int *i)
 {
+    prune_opts *p = ctx;
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     gsq_error err = {0};
     int ok;
@@ -113,21 +114,9 @@ int cmd_prune(int argc, char **argv)
                     .feature_blocks = -1, .alpha = 1.0f, .beta = 10.0f, .gamma = 5.0f, .temperature = 1.0f};
     cli_train_opts o;
     cli_train_opts_init(&o, "sparse.safetensors");
-    o.cfg.epochs = 2;
-    o.cfg.optim.lr = 5e-4f;
-    o.cfg.warmup_epochs = 0.1f;
-    o.cfg.label_smoothing = 0.0f;
-    o.cfg.optim.clip_grad = 1.0f;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            printf("%s%s%s", help, cli_train_help, defaults);
-            return 0;
-        }
-        int taken = cli_train_option(&o, "prune", argc, argv, &i);
-        if (!taken) taken = prune_option(&p, argc, argv, &i);
-        if (taken < 0) return 2;
-        if (!taken) return cli_usage_error("prune", "unknown option '%s'", argv[i]);
-    }
+    cli_train_opts_fine_tune(&o, 2, 5e-4f);
+    int code = cli_parse_command(&o, "prune", argc, argv, prune_option, &p, help, defaults);
+    if (code >= 0) return code;
     if (!p.teacher) return cli_usage_error("prune", "--teacher DENSE.safetensors is required");
 
     gsq_error err = {0};

@@ -36,8 +36,9 @@ typedef struct {
     int calib_batches, uniform, unsupervised;
 } quant_opts;
 
-static int quant_option(quant_opts *q, int argc, char **argv, int *i)
+static int quant_option(void *ctx, int argc, char **argv, int *i)
 {
+    quant_opts *q = ctx;
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     gsq_error err = {0};
     int ok;
@@ -134,21 +135,9 @@ int cmd_quantize(int argc, char **argv)
                     .percentile = 99.99f, .alpha = 1, .beta = 10, .gamma = 5, .temperature = 1, .calib_batches = 16};
     cli_train_opts o;
     cli_train_opts_init(&o, "model.gsq.safetensors");
-    o.cfg.epochs = 1;
-    o.cfg.optim.lr = 1e-4f;
-    o.cfg.warmup_epochs = 0.1f;
-    o.cfg.label_smoothing = 0.0f;
-    o.cfg.optim.clip_grad = 1.0f;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            printf("%s%s%s", help, cli_train_help, defaults);
-            return 0;
-        }
-        int taken = cli_train_option(&o, "quantize", argc, argv, &i);
-        if (!taken) taken = quant_option(&q, argc, argv, &i);
-        if (taken < 0) return 2;
-        if (!taken) return cli_usage_error("quantize", "unknown option '%s'", argv[i]);
-    }
+    cli_train_opts_fine_tune(&o, 1, 1e-4f);
+    int code = cli_parse_command(&o, "quantize", argc, argv, quant_option, &q, help, defaults);
+    if (code >= 0) return code;
     if (!q.teacher) return cli_usage_error("quantize", "--teacher SPARSE.safetensors is required");
 
     gsq_error err = {0};

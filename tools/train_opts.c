@@ -39,6 +39,31 @@ void cli_train_opts_init(cli_train_opts *o, const char *default_out)
     o->scale_min = o->cfg.transform.scale_min;
 }
 
+void cli_train_opts_fine_tune(cli_train_opts *o, long epochs, float lr)
+{
+    o->cfg.epochs = epochs;
+    o->cfg.optim.lr = lr;
+    o->cfg.warmup_epochs = 0.1f;
+    o->cfg.label_smoothing = 0.0f;
+    o->cfg.optim.clip_grad = 1.0f;
+}
+
+int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
+                      const char *help, const char *defaults)
+{
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            printf("%s%s%s", help, cli_train_help, defaults);
+            return 0;
+        }
+        int taken = cli_train_option(o, cmd, argc, argv, &i);
+        if (!taken && own) taken = own(ctx, argc, argv, &i);
+        if (taken < 0) return 2;
+        if (!taken) return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+    }
+    return -1;
+}
+
 #define NEXT_ARG() (*i + 1 < argc ? argv[++*i] : NULL)
 
 int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i)
