@@ -111,6 +111,18 @@ static void test_prune(const char *dir)
     CHECK(run(args) == 1 && strstr(out, "gpusq prune first"), "quantize of a dense model: %s", out);
     CHECK(run("quantize --teacher x.safetensors --mode int3") == 2 && strstr(out, "--mode"), "%s", out);
 
+    /* the whole method; a second run reuses both stages */
+    snprintf(args, sizeof args,
+             "compress --teacher '%s/assets/demo_teacher.safetensors' --out-dir '%s/c' --modes int8 --train-size 64 "
+             "--val-size 32 --batch 32 --no-augment --threads 1 --prune-epochs 1",
+             GSQ_SOURCE_DIR, dir);
+    CHECK(run(args) == 0 && strstr(out, "| 2:4 sparse INT8 (W8A8) |") && strstr(out, "report in"), "compress: %s", out);
+    CHECK(run(args) == 0 && strstr(out, "reusing") && !strstr(out, "training "), "compress again: %s", out);
+    snprintf(args, sizeof args, "test -s '%s/c/report.md' && test -s '%s/c/report.json' && test -s '%s/c/int8.gsq.safetensors'",
+             dir, dir, dir);
+    CHECK(system(args) == 0, "compress outputs missing");
+    CHECK(run("compress --teacher x.safetensors") == 2 && strstr(out, "--out-dir"), "%s", out);
+
     CHECK(run("prune --epochs 1") == 2 && strstr(out, "--teacher"), "%s", out);
     CHECK(run("prune --teacher x.safetensors --pattern 3:4") == 2 && strstr(out, "--pattern"), "%s", out);
     CHECK(run("prune --teacher x.safetensors --criterion hessian") == 2, "%s", out);

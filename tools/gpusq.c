@@ -17,6 +17,7 @@ static const gsq_command commands[] = {
     {"predict", "top-5 classes of a model for image files", cmd_predict},
     {"prune", "stage 1: 2:4 / 4:8 sparsity fine-tuned with distillation from the dense model", cmd_prune},
     {"quantize", "stage 2: INT8/INT4 quantization-aware fine-tuning; writes the compressed model", cmd_quantize},
+    {"compress", "dense → prune → quantize → INT8 and INT4 compressed models and the report", cmd_compress},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

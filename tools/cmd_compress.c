@@ -1,0 +1,232 @@
+/* gpusq compress: the whole method in one command. From a dense model: stage 1 (gpusq prune) to
+ * 2:4 for INT8 and to paired 4:8 for INT4, stage 2 (gpusq quantize) on each, then the report the
+ * paper's tables use — top-1, parameter bytes, dense/sparse MACs and bit-weighted operations
+ * against FP32 — printed and written as JSON and Markdown. Each stage's output is kept in the
+ * output folder and reused when the command runs again (--fresh to redo). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "gpusq/atomic_file.h"
+#include "gpusq/compressed.h"
+
+static const char *help =
+    "usage: gpusq compress --teacher DENSE.safetensors --out-dir DIR [options]\n\n"
+    "Dense → stage 1 (prune, distil) → stage 2 (quantize, distil) → compressed models + report.\n"
+    "  --teacher FILE      the dense model\n"
+    "  --out-dir DIR       stage outputs, compressed models and report.{json,md} (created)\n"
+    "  --modes LIST        int8 (2:4) and/or int4 (4:8), comma-separated (default int8,int4)\n"
+    "  --prune-epochs N    stage-1 fine-tuning epochs (default 2)\n"
+    "  --qat-epochs N      stage-2 epochs (default 1)\n"
+    "  --criterion C       stage-1 mask selection: magnitude or permute (default permute)\n"
+    "  --feature-blocks N  blocks distilled in stage 1 and weighted in stage 2 (default: a third)\n"
+    "  --unsupervised      no labels in either stage\n"
+    "  --fresh             redo stages whose outputs exist\n"
+    "passed to every stage: --data --train-size --val-size --batch --workers --seed --threads\n"
+    "  --no-augment\n";
+
+typedef struct {
+    const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks;
+    int unsupervised, fresh;
+    char *pass[32]; /* options for every stage */
+    int npass;
+} compress_opts;
+
+static int parse(compress_opts *c, int argc, char **argv)
+{
+    static const char *const shared[] = {"--data", "--train-size", "--val-size", "--batch", "--workers", "--seed",
+                                         "--threads"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = !strcmp(a, "--teacher") ? &c->teacher : !strcmp(a, "--out-dir") ? &c->out_dir
+                         : !strcmp(a, "--modes") ? &c->modes : !strcmp(a, "--criterion") ? &c->criterion
+                         : !strcmp(a, "--prune-epochs") ? &c->prune_epochs : !strcmp(a, "--qat-epochs") ? &c->qat_epochs
+                         : !strcmp(a, "--feature-blocks") ? &c->feature_blocks : NULL;
+        int is_shared = 0;
+        for (size_t k = 0; k < sizeof shared / sizeof shared[0]; k++) is_shared |= !strcmp(a, shared[k]);
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--unsupervised")) {
+            c->unsupervised = 1;
+        } else if (!strcmp(a, "--fresh")) {
+            c->fresh = 1;
+        } else if (!strcmp(a, "--no-augment") && c->npass < 30) {
+            c->pass[c->npass++] = argv[i];
+        } else if ((dst || is_shared) && !v) {
+            return cli_usage_error("compress", "%s needs a value", a);
+        } else if (dst) {
+            *dst = argv[++i];
+        } else if (is_shared && c->npass < 30) {
+            c->pass[c->npass++] = argv[i];
+            c->pass[c->npass++] = argv[++i];
+        } else {
+            return cli_usage_error("compress", "unknown option '%s'", a);
+        }
+    }
+    if (!c->teacher || !c->out_dir) return cli_usage_error("compress", "--teacher and --out-dir are required");
+    return -1;
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Runs a stage command (prune or quantize) with argv, unless its output exists (and !fresh). */
+static int run_stage(int (*cmd)(int, char **), const char *name, char **argv, int argc, const char *out,
+                     const char *report, int fresh)
+{
+    if (!fresh && exists(out) && exists(report)) {
+        printf("== %s: reusing %s\n", name, out);
+        return 0;
+    }
+    printf("== %s → %s\n", name, out);
+    fflush(stdout);
+    return cmd(argc, argv);
+}
+
+static cJSON *read_json(const char *path, gsq_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gsq_fail(err, GSQ_ERR_IO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    if (!j) gsq_fail(err, GSQ_ERR_FORMAT, "%s: not a JSON report", path);
+    return j;
+}
+
+static double num(const cJSON *j, const char *a, const char *b)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, a);
+    if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
+    if (b && cJSON_IsObject(x)) x = cJSON_GetObjectItemCaseSensitive(x, "top1");
+    return cJSON_IsNumber(x) ? x->valuedouble : -1;
+}
+
+typedef struct {
+    char name[48];
+    double top1, bytes, macs, bitops;
+} row;
+
+/* MACs per image: the quantized GEMMs' share (halved where pruned), the rest (attention matmuls,
+ * head) dense float; bit-weighted MACs count each at w_bits·a_bits / (32·32). */
+static void flops(const gsq_vit_config *c, int sparse, int w_bits, int a_bits, double *macs, double *bitops)
+{
+    double T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden;
+    double gemm = (double)gsq_vit_num_patches(c) * c->in_chans * c->patch_size * c->patch_size * D +
+                  c->depth * (T * D * 3 * D + T * D * D + 2 * T * D * H);
+    double rest = gsq_vit_macs(c) - gemm, kept = sparse ? 0.5 : 1.0;
+    *macs = gemm * kept + rest;
+    *bitops = gemm * kept * w_bits * a_bits / 1024.0 + rest;
+}
+
+static gsq_status write_reports(const char *dir, const row *rows, int n, double fp32_bytes, double fp32_macs,
+                                gsq_error *err)
+{
+    char md[8192], js[8192], path[4096];
+    int m = snprintf(md, sizeof md,
+                     "| model | top-1 | parameter bytes | vs FP32 | MACs/image | bit-weighted MACs | vs FP32 |\n"
+                     "|---|---|---|---|---|---|---|\n");
+    int j = snprintf(js, sizeof js, "{\n  \"models\": [\n");
+    for (int i = 0; i < n; i++) {
+        const row *r = &rows[i];
+        m += snprintf(md + m, sizeof md - (size_t)m, "| %s | %.2f%% | %.0f | %.2f× | %.3g | %.3g | %.1f× |\n", r->name,
+                      100 * r->top1, r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops);
+        j += snprintf(js + j, sizeof js - (size_t)j,
+                      "    {\"model\": \"%s\", \"top1\": %.6f, \"param_bytes\": %.0f, \"size_ratio\": %.4f, "
+                      "\"macs\": %.0f, \"bit_weighted_macs\": %.0f, \"bitops_ratio\": %.4f}%s\n",
+                      r->name, r->top1, r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops,
+                      i + 1 < n ? "," : "");
+    }
+    j += snprintf(js + j, sizeof js - (size_t)j, "  ]\n}\n");
+    const void *d[1];
+    size_t s[1];
+    d[0] = md, s[0] = (size_t)m;
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    gsq_status st = gsq_write_file_atomic(path, d, s, 1, err);
+    d[0] = js, s[0] = (size_t)j;
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    if (st == GSQ_OK) st = gsq_write_file_atomic(path, d, s, 1, err);
+    if (st == GSQ_OK) printf("\n%s\nreport in %s/report.md and report.json\n", md, dir);
+    return st;
+}
+
+int cmd_compress(int argc, char **argv)
+{
+    compress_opts c = {.modes = "int8,int4", .criterion = "permute", .prune_epochs = "2", .qat_epochs = "1"};
+    int code = parse(&c, argc, argv);
+    if (code >= 0) return code;
+    gsq_error err = {0};
+    if (mkdir(c.out_dir, 0755) != 0 && errno != EEXIST) {
+        gsq_fail(&err, GSQ_ERR_IO, "%s: cannot create the output folder: %s", c.out_dir, strerror(errno));
+        return cli_report("compress", &err);
+    }
+    gsq_vit *dense = NULL;
+    if (gsq_vit_load(&dense, c.teacher, NULL, &err) != GSQ_OK) return cli_report("compress", &err);
+    gsq_vit_config cfg = dense->cfg;
+    double fp32_bytes = (double)dense->num_params * 4, macs, bitops;
+    gsq_vit_free(dense);
+    row rows[5];
+    int nrows = 0;
+    flops(&cfg, 0, 32, 32, &macs, &bitops);
+    double fp32_macs = macs, dense_top1 = -1;
+    const char *modes[2] = {"int8", "int4"}, *patterns[2] = {"2:4", "4:8"}, *tags[2] = {"2of4", "4of8"};
+    gsq_status st = GSQ_OK;
+    for (int k = 0; k < 2 && st == GSQ_OK; k++) {
+        if (!strstr(c.modes, modes[k])) continue;
+        char sparse[4096], sparse_json[4096], comp[4096], comp_json[4096];
+        snprintf(sparse, sizeof sparse, "%s/sparse_%s.safetensors", c.out_dir, tags[k]);
+        snprintf(sparse_json, sizeof sparse_json, "%s/sparse_%s.json", c.out_dir, tags[k]);
+        snprintf(comp, sizeof comp, "%s/%s.gsq.safetensors", c.out_dir, modes[k]);
+        snprintf(comp_json, sizeof comp_json, "%s/%s.json", c.out_dir, modes[k]);
+        char *pa[64] = {"prune", "--teacher", (char *)c.teacher, "--pattern", (char *)patterns[k], "--criterion",
+                        (char *)c.criterion, "--epochs", (char *)c.prune_epochs, "--out", sparse, "--report", sparse_json};
+        int pn = 13;
+        if (c.feature_blocks) pa[pn++] = "--feature-blocks", pa[pn++] = (char *)c.feature_blocks;
+        if (c.unsupervised) pa[pn++] = "--unsupervised";
+        for (int i = 0; i < c.npass; i++) pa[pn++] = c.pass[i];
+        code = run_stage(cmd_prune, "stage 1", pa, pn, sparse, sparse_json, c.fresh);
+        if (code) return code;
+        char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--epochs", (char *)c.qat_epochs,
+                        "--out", comp, "--report", comp_json};
+        int qn = 11;
+        if (c.unsupervised) qa[qn++] = "--unsupervised";
+        for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
+        code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh);
+        if (code) return code;
+        cJSON *pj = read_json(sparse_json, &err), *qj = pj ? read_json(comp_json, &err) : NULL;
+        if (!pj || !qj) {
+            cJSON_Delete(pj);
+            return cli_report("compress", &err);
+        }
+        if (dense_top1 < 0) {
+            dense_top1 = num(pj, "accuracy", "dense");
+            rows[nrows++] = (row){"dense FP32", dense_top1, fp32_bytes, fp32_macs, fp32_macs};
+        }
+        row r = {.top1 = num(pj, "accuracy", "fine_tuned"), .bytes = fp32_bytes};
+        snprintf(r.name, sizeof r.name, "%s sparse FP32", patterns[k]);
+        flops(&cfg, 1, 32, 32, &r.macs, &r.bitops);
+        rows[nrows++] = r;
+        row q = {.top1 = num(qj, "accuracy", "qat"), .bytes = num(qj, "param_bytes", NULL)};
+        snprintf(q.name, sizeof q.name, "%s sparse %s", patterns[k], k ? "INT4 (W4A4)" : "INT8 (W8A8)");
+        flops(&cfg, 1, k ? 4 : 8, k ? 4 : 8, &q.macs, &q.bitops);
+        rows[nrows++] = q;
+        cJSON_Delete(pj);
+        cJSON_Delete(qj);
+    }
+    if (nrows == 0) return cli_usage_error("compress", "--modes %s names neither int8 nor int4", c.modes);
+    st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
+    return st == GSQ_OK ? 0 : cli_report("compress", &err);
+}
