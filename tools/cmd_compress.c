@@ -21,7 +21,7 @@ static const char *help =
     "  --out-dir DIR       stage outputs, compressed models and report.{json,md} (created)\n"
     "  --modes LIST        int8 (2:4) and/or int4 (4:8), comma-separated (default int8,int4)\n"
     "  --prune-epochs N    stage-1 fine-tuning epochs (default 2)\n"
-    "  --qat-epochs N      stage-2 epochs (default 1)\n"
+    "  --qat-epochs N      stage-2 epochs (default: gpusq quantize's, 1 for INT8 and 2 for INT4)\n"
     "  --criterion C       stage-1 mask selection: magnitude or permute (default permute)\n"
     "  --feature-blocks N  blocks distilled in stage 1 and weighted in stage 2 (default: a third)\n"
     "  --unsupervised      no labels in either stage\n"
@@ -165,7 +165,7 @@ static gsq_status write_reports(const char *dir, const row *rows, int n, double 
 
 int cmd_compress(int argc, char **argv)
 {
-    compress_opts c = {.modes = "int8,int4", .criterion = "permute", .prune_epochs = "2", .qat_epochs = "1"};
+    compress_opts c = {.modes = "int8,int4", .criterion = "permute", .prune_epochs = "2"};
     int code = parse(&c, argc, argv);
     if (code >= 0) return code;
     gsq_error err = {0};
@@ -199,9 +199,9 @@ int cmd_compress(int argc, char **argv)
         for (int i = 0; i < c.npass; i++) pa[pn++] = c.pass[i];
         code = run_stage(cmd_prune, "stage 1", pa, pn, sparse, sparse_json, c.fresh);
         if (code) return code;
-        char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--epochs", (char *)c.qat_epochs,
-                        "--out", comp, "--report", comp_json};
-        int qn = 11;
+        char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--out", comp, "--report", comp_json};
+        int qn = 9;
+        if (c.qat_epochs) qa[qn++] = "--epochs", qa[qn++] = (char *)c.qat_epochs;
         if (c.unsupervised) qa[qn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
         code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh);

@@ -17,7 +17,8 @@ static const char *help =
     "quantization:\n"
     "  --teacher FILE      the sparse float model from gpusq prune (also the starting point)\n"
     "  --mode M            int8 (W8A8, default), int4 (W4A4) or w4a8\n"
-    "  --calib C           activation calibration: max, percentile (default), mse or entropy\n"
+    "  --calib C           activation calibration: max, percentile, mse or entropy (default:\n"
+    "                      percentile for 8-bit activations, mse for 4-bit)\n"
     "  --percentile P      for --calib percentile (default 99.99)\n"
     "  --weight-calib C    per-channel weight scales: max (default) or mse\n"
     "  --calib-batches N   batches observed for calibration (default 16)\n"
@@ -25,15 +26,15 @@ static const char *help =
     "  --alpha X (1)  --beta X (10)  --gamma X (5)  --temperature T (1)  --unsupervised\n"
     "  --report FILE       also write the report as JSON\n";
 static const char *defaults =
-    "defaults: --epochs 1 --batch 64 --lr 1e-4 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation\n"
-    "on, --out model.gsq.safetensors\n";
+    "defaults: --epochs 1 --lr 1e-4 with 8-bit weights, --epochs 2 --lr 5e-4 with 4-bit weights;\n"
+    "--batch 64 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation on, --out model.gsq.safetensors\n";
 
 typedef struct {
     const char *teacher, *report;
     gsq_quant_mode mode;
     gsq_calib_method calib, weight_calib;
     float percentile, alpha, beta, gamma, temperature;
-    int calib_batches, uniform, unsupervised;
+    int calib_batches, uniform, unsupervised, calib_given;
 } quant_opts;
 
 static int quant_option(void *ctx, int argc, char **argv, int *i)
@@ -47,7 +48,7 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
     if (!strcmp(a, "--teacher")) ok = (q->teacher = v) != NULL;
     else if (!strcmp(a, "--report")) ok = (q->report = v) != NULL;
     else if (!strcmp(a, "--mode")) ok = v && gsq_quant_mode_parse(v, &q->mode, &err) == GSQ_OK;
-    else if (!strcmp(a, "--calib")) ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK;
+    else if (!strcmp(a, "--calib")) ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK && (q->calib_given = 1);
     else if (!strcmp(a, "--weight-calib"))
         ok = v && gsq_calib_parse(v, &q->weight_calib, &err) == GSQ_OK &&
              (q->weight_calib == GSQ_CALIB_MAX || q->weight_calib == GSQ_CALIB_MSE);
@@ -139,6 +140,15 @@ int cmd_quantize(int argc, char **argv)
     int code = cli_parse_command(&o, "quantize", argc, argv, quant_option, &q, help, defaults);
     if (code >= 0) return code;
     if (!q.teacher) return cli_usage_error("quantize", "--teacher SPARSE.safetensors is required");
+    /* 16 levels leave no room for outliers: 4-bit activations clip where the error is least */
+    if (!q.calib_given && gsq_quant_mode_act_bits(q.mode) == 4) q.calib = GSQ_CALIB_MSE;
+    /* 4-bit weights move further from the float model: longer and faster QAT unless told */
+    int epochs_given = 0, lr_given = 0;
+    for (int i = 1; i < argc; i++) epochs_given |= !strcmp(argv[i], "--epochs"), lr_given |= !strcmp(argv[i], "--lr");
+    if (gsq_quant_mode_weight_bits(q.mode) == 4) {
+        if (!epochs_given) o.cfg.epochs = 2;
+        if (!lr_given) o.cfg.optim.lr = 5e-4f;
+    }
 
     gsq_error err = {0};
     gsq_vit *teacher = NULL, *student = NULL;
