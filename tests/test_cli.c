@@ -106,6 +106,8 @@ static void test_prune(const char *dir)
                   info.mode == (i ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8) && info.pattern == (i ? GSQ_SPARSE_4_8 : GSQ_SPARSE_2_4),
               "the compressed file: %s", err.msg);
         gsq_vit_free(m);
+        snprintf(args, sizeof args, "eval '%s' --data synthetic --val-size 32 --threads 1", q);
+        CHECK(run(args) == 0 && strstr(out, "(32 images)"), "eval of a compressed model: %s", out);
     }
     snprintf(args, sizeof args, "quantize --teacher '%s/assets/demo_teacher.safetensors' %s", GSQ_SOURCE_DIR, small);
     CHECK(run(args) == 1 && strstr(out, "gpusq prune first"), "quantize of a dense model: %s", out);

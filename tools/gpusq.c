@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
 
@@ -53,6 +54,11 @@ gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_error 
     gsq_vit_config cfg;
     gsq_st_file *f = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
+    const char *kind = st == GSQ_OK ? gsq_st_meta_get(f, "gpusq.kind") : NULL;
+    if (kind && strcmp(kind, "compressed") == 0) { /* runs as its fake-quantized twin */
+        gsq_st_close(f);
+        return gsq_compressed_load(out, path, NULL, err);
+    }
     if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
     /* loading checks every tensor against the inferred architecture */
     if (st == GSQ_OK) st = gsq_vit_load_open(out, f, &cfg, NULL, err);
