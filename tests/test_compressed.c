@@ -16,7 +16,7 @@ static char dir[64] = "/tmp/gsq_test_compressed_XXXXXX";
 
 enum { B = 4 };
 
-static gsq_vit *quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, float *x)
+static gsq_vit *quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, float *x)
 {
     gsq_vit_config c = {
         .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 5, .embed_dim = 24, .depth = 2,
@@ -35,16 +35,17 @@ static gsq_vit *quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_m
     gsq_sparse_apply(&plan, m->params);
     gsq_sparse_plan_free(&plan);
     gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
+    if (attention) gsq_vit_quant_enable_attention(m, &err);
     gsq_vit_quant_observe_begin(m, 4096, &err);
     gsq_vit_forward(m, x, B, NULL, &err);
     CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
     return m;
 }
 
-static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int want_dense)
+static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, int want_dense)
 {
     float x[B * 3 * 16 * 16], ref[B * 5];
-    gsq_vit *m = quantized_model(mlp, pattern, mode, x);
+    gsq_vit *m = quantized_model(mlp, pattern, mode, attention, x);
     gsq_error err = {0};
     const float *logits;
     gsq_vit_forward(m, x, B, &logits, &err);
@@ -61,6 +62,9 @@ static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode,
         double e = 0, n = 0;
         for (int i = 0; i < B * 5; i++) e = fmax(e, fabs(logits[i] - ref[i])), n = fmax(n, fabs(ref[i]));
         CHECK(e <= 1e-5 * n, "%s %s: loaded logits differ by %g (max %g)", what, gsq_sparse_pattern_name(pattern), e, n);
+        CHECK(!attention || (gsq_vit_quant_attention_scales(r, 1) &&
+                             !memcmp(gsq_vit_quant_attention_scales(r, 1), gsq_vit_quant_attention_scales(m, 1), 12)),
+              "attention scales lost");
         CHECK(loaded.mode == mode && loaded.pattern == pattern && loaded.sparse_sites == 9 - want_dense &&
                   loaded.dense_sites == want_dense && loaded.param_bytes == saved.param_bytes,
               "%s: info: %d sparse, %d dense, %zu vs %zu bytes", what, loaded.sparse_sites, loaded.dense_sites,
@@ -77,7 +81,7 @@ static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode,
 static void test_layout(void)
 {
     float x[B * 3 * 16 * 16];
-    gsq_vit *m = quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT4, x);
+    gsq_vit *m = quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT4, 0, x);
     gsq_error err = {0};
     char path[128];
     snprintf(path, sizeof path, "%s/layout.safetensors", dir);
@@ -253,9 +257,10 @@ static void test_mutations(void)
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
-    round_trip(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
-    round_trip(36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 2); /* fc2 has 36 inputs: stored dense, both blocks */
-    round_trip(48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0);
+    round_trip(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, 0);
+    round_trip(36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0, 2); /* fc2 has 36 inputs: stored dense, both blocks */
+    round_trip(48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0, 0);
+    round_trip(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1, 0); /* attention matmuls quantized too */
     test_layout();
     test_hostile();
     test_mutations();

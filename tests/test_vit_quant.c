@@ -83,6 +83,35 @@ static void test_grid_and_closeness(void)
             free(want);
         }
     }
+    /* INT8 with the attention matmuls quantized too: Q, K, V on their grids, probabilities on 1/127's */
+    CHECK(gsq_vit_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err) == GSQ_OK &&
+              gsq_vit_quant_enable_attention(m, &err) == GSQ_OK && gsq_vit_quant_attention_scales(m, 0),
+          "%s", err.msg);
+    gsq_vit_quant_observe_begin(m, 4096, &err);
+    gsq_vit_forward(m, x, B, NULL, &err);
+    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_vit_quant_enable_attention(m, &err) == GSQ_ERR_ARG, "attention enabled after calibration");
+    gsq_vit_forward(m, x, B, &logits, &err);
+    double attn_diff = rel_diff(logits, ref, B * 4);
+    const struct gsq_vit_quant *q = m->quant;
+    size_t T = 17, D = 24, off = 0;
+    for (int l = 0; l < 2; l++) {
+        const gsq_qattn *a = &q->attn[l];
+        for (size_t r = 0; r < B * T; r++)
+            for (int k = 0; k < 3; k++)
+                for (size_t i = 0; i < D; i++) {
+                    float c = a->qkv_q[r * 3 * D + k * D + i] / a->qkv_scale[k];
+                    off += fabsf(c - rintf(c)) > 1e-3f || fabsf(c) > 127.001f;
+                }
+        for (size_t i = 0; i < (size_t)B * 3 * T * T; i++) {
+            float c = a->att_q[i] * 127.0f;
+            off += fabsf(c - rintf(c)) > 1e-3f || c < -1e-3f || c > 127.001f;
+        }
+    }
+    CHECK(off == 0, "%zu attention values off their grids", off);
+    CHECK(attn_diff > diff[0] && attn_diff < 0.05, "INT8 with attention: %.4f from float (GEMMs only %.4f)", attn_diff,
+          diff[0]);
+    printf("logits vs float: INT8 with the attention matmuls quantized %.4f\n", attn_diff);
     CHECK(diff[0] > 0 && diff[0] < 0.05, "INT8 logits %.4f from float", diff[0]);
     CHECK(diff[1] > diff[0], "INT4 (%.4f) should be further from float than INT8 (%.4f)", diff[1], diff[0]);
     printf("logits vs float: INT8 %.4f, INT4 %.4f relative\n", diff[0], diff[1]);
@@ -138,6 +167,7 @@ static void test_qat_trains(void)
         gsq_vit_create(&q, &tiny, NULL);
         memcpy(q->params, start, q->num_params * sizeof(float));
         gsq_vit_quant_enable(q, mode ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err);
+        if (mode) gsq_vit_quant_enable_attention(q, &err); /* INT4 quantizes the attention matmuls too */
         gsq_vit_quant_observe_begin(q, 8192, &err);
         gsq_eval_result ev;
         gsq_evaluate(q, train, &c.transform, 32, 1, &ev, &err); /* the observation pass */

@@ -25,13 +25,14 @@ static const char *help =
     "  --criterion C       stage-1 mask selection: magnitude or permute (default permute)\n"
     "  --feature-blocks N  blocks distilled in stage 1 and weighted in stage 2 (default: a third)\n"
     "  --unsupervised      no labels in either stage\n"
+    "  --attention         stage 2 also quantizes the attention matmuls' inputs\n"
     "  --fresh             redo stages whose outputs exist\n"
     "passed to every stage: --data --train-size --val-size --batch --workers --seed --threads\n"
     "  --no-augment\n";
 
 typedef struct {
     const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks;
-    int unsupervised, fresh;
+    int unsupervised, fresh, attention;
     char *pass[32]; /* options for every stage */
     int npass;
 } compress_opts;
@@ -55,6 +56,8 @@ static int parse(compress_opts *c, int argc, char **argv)
             c->unsupervised = 1;
         } else if (!strcmp(a, "--fresh")) {
             c->fresh = 1;
+        } else if (!strcmp(a, "--attention")) {
+            c->attention = 1;
         } else if (!strcmp(a, "--no-augment") && c->npass < 30) {
             c->pass[c->npass++] = argv[i];
         } else if ((dst || is_shared) && !v) {
@@ -120,16 +123,18 @@ typedef struct {
     double top1, bytes, macs, bitops;
 } row;
 
-/* MACs per image: the quantized GEMMs' share (halved where pruned), the rest (attention matmuls,
- * head) dense float; bit-weighted MACs count each at w_bits·a_bits / (32·32). */
-static void flops(const gsq_vit_config *c, int sparse, int w_bits, int a_bits, double *macs, double *bitops)
+/* MACs per image: the quantized GEMMs' share (halved where pruned), the attention matmuls (at
+ * a_bits × a_bits when quantized, else float) and the head (float); bit-weighted MACs count each
+ * at w_bits·a_bits / (32·32). */
+static void flops(const gsq_vit_config *c, int sparse, int w_bits, int a_bits, int attention, double *macs,
+                  double *bitops)
 {
     double T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden;
     double gemm = (double)gsq_vit_num_patches(c) * c->in_chans * c->patch_size * c->patch_size * D +
                   c->depth * (T * D * 3 * D + T * D * D + 2 * T * D * H);
-    double rest = gsq_vit_macs(c) - gemm, kept = sparse ? 0.5 : 1.0;
-    *macs = gemm * kept + rest;
-    *bitops = gemm * kept * w_bits * a_bits / 1024.0 + rest;
+    double attn = c->depth * 2 * T * T * D, rest = gsq_vit_macs(c) - gemm - attn, kept = sparse ? 0.5 : 1.0;
+    *macs = gemm * kept + attn + rest;
+    *bitops = gemm * kept * w_bits * a_bits / 1024.0 + attn * (attention ? a_bits * a_bits / 1024.0 : 1.0) + rest;
 }
 
 static gsq_status write_reports(const char *dir, const row *rows, int n, double fp32_bytes, double fp32_macs,
@@ -180,7 +185,7 @@ int cmd_compress(int argc, char **argv)
     gsq_vit_free(dense);
     row rows[5];
     int nrows = 0;
-    flops(&cfg, 0, 32, 32, &macs, &bitops);
+    flops(&cfg, 0, 32, 32, 0, &macs, &bitops);
     double fp32_macs = macs, dense_top1 = -1;
     const char *modes[2] = {"int8", "int4"}, *patterns[2] = {"2:4", "4:8"}, *tags[2] = {"2of4", "4of8"};
     gsq_status st = GSQ_OK;
@@ -202,6 +207,7 @@ int cmd_compress(int argc, char **argv)
         char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--out", comp, "--report", comp_json};
         int qn = 9;
         if (c.qat_epochs) qa[qn++] = "--epochs", qa[qn++] = (char *)c.qat_epochs;
+        if (c.attention) qa[qn++] = "--attention";
         if (c.unsupervised) qa[qn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
         code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh);
@@ -217,11 +223,12 @@ int cmd_compress(int argc, char **argv)
         }
         row r = {.top1 = num(pj, "accuracy", "fine_tuned"), .bytes = fp32_bytes};
         snprintf(r.name, sizeof r.name, "%s sparse FP32", patterns[k]);
-        flops(&cfg, 1, 32, 32, &r.macs, &r.bitops);
+        flops(&cfg, 1, 32, 32, 0, &r.macs, &r.bitops);
         rows[nrows++] = r;
         row q = {.top1 = num(qj, "accuracy", "qat"), .bytes = num(qj, "param_bytes", NULL)};
         snprintf(q.name, sizeof q.name, "%s sparse %s", patterns[k], k ? "INT4 (W4A4)" : "INT8 (W8A8)");
-        flops(&cfg, 1, k ? 4 : 8, k ? 4 : 8, &q.macs, &q.bitops);
+        const cJSON *attn = cJSON_GetObjectItemCaseSensitive(qj, "attention");
+        flops(&cfg, 1, k ? 4 : 8, k ? 4 : 8, cJSON_IsTrue(attn), &q.macs, &q.bitops);
         rows[nrows++] = q;
         cJSON_Delete(pj);
         cJSON_Delete(qj);

@@ -22,6 +22,7 @@ static const char *help =
     "  --percentile P      for --calib percentile (default 99.99)\n"
     "  --weight-calib C    per-channel weight scales: max (default) or mse\n"
     "  --calib-batches N   batches observed for calibration (default 16)\n"
+    "  --attention         also quantize the attention matmuls' inputs (Q, K, V, softmax output)\n"
     "  --uniform-weights   feature weights w_l = 1 instead of stage 1's sparse-distillation-aware ones\n"
     "  --alpha X (1)  --beta X (10)  --gamma X (5)  --temperature T (1)  --unsupervised\n"
     "  --report FILE       also write the report as JSON\n";
@@ -34,7 +35,7 @@ typedef struct {
     gsq_quant_mode mode;
     gsq_calib_method calib, weight_calib;
     float percentile, alpha, beta, gamma, temperature;
-    int calib_batches, uniform, unsupervised, calib_given;
+    int calib_batches, uniform, unsupervised, calib_given, attention;
 } quant_opts;
 
 static int quant_option(void *ctx, int argc, char **argv, int *i)
@@ -45,6 +46,7 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
     int ok;
     if (!strcmp(a, "--uniform-weights")) return q->uniform = 1;
     if (!strcmp(a, "--unsupervised")) return q->unsupervised = 1;
+    if (!strcmp(a, "--attention")) return q->attention = 1;
     if (!strcmp(a, "--teacher")) ok = (q->teacher = v) != NULL;
     else if (!strcmp(a, "--report")) ok = (q->report = v) != NULL;
     else if (!strcmp(a, "--mode")) ok = v && gsq_quant_mode_parse(v, &q->mode, &err) == GSQ_OK;
@@ -110,9 +112,10 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
     char buf[4096];
     int n = snprintf(buf, sizeof buf,
                      "{\n  \"mode\": \"%s\",\n  \"pattern\": \"%s\",\n  \"calibration\": \"%s\",\n"
-                     "  \"weight_calibration\": \"%s\",\n  \"feature_weights\": \"%s\",\n  \"accuracy\": {\n",
+                     "  \"weight_calibration\": \"%s\",\n  \"feature_weights\": \"%s\",\n  \"attention\": %s,\n"
+                     "  \"accuracy\": {\n",
                      gsq_quant_mode_name(q->mode), gsq_sparse_pattern_name(pattern), gsq_calib_name(q->calib),
-                     gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1");
+                     gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1", q->attention ? "true" : "false");
     const char *names[3] = {"sparse_float", "calibrated", "qat"};
     for (int i = 0; i < 3; i++)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n",
@@ -180,6 +183,7 @@ int cmd_quantize(int argc, char **argv)
     if (st == GSQ_OK) st = gsq_sparse_plan_from_weights(&plan, student, pattern, 1, &err);
     if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &o.cfg.transform, batch, workers, &acc[0], &err);
     if (st == GSQ_OK) st = gsq_vit_quant_enable(student, q.mode, q.weight_calib, &err);
+    if (st == GSQ_OK && q.attention) st = gsq_vit_quant_enable_attention(student, &err);
     if (st == GSQ_OK)
         st = gsq_vit_quant_calibrate(student, train, &o.cfg.transform, batch, q.calib_batches, workers, q.calib,
                                      q.percentile, &err);
@@ -214,8 +218,9 @@ int cmd_quantize(int argc, char **argv)
             printf("compressed model in %s: %zu parameter bytes, %.2fx smaller than FP32 (%d sparse GEMMs, %d dense)\n",
                    o.out, info.param_bytes, (double)fp32 / (double)info.param_bytes, info.sparse_sites,
                    info.dense_sites);
-            printf("\n%s %s, calibration %s, feature weights %s:\n", gsq_quant_mode_name(q.mode),
-                   gsq_sparse_pattern_name(pattern), gsq_calib_name(q.calib), q.uniform ? "uniform" : "from stage 1");
+            printf("\n%s %s%s, calibration %s, feature weights %s:\n", gsq_quant_mode_name(q.mode),
+                   gsq_sparse_pattern_name(pattern), q.attention ? " with quantized attention matmuls" : "",
+                   gsq_calib_name(q.calib), q.uniform ? "uniform" : "from stage 1");
             for (int l = first; l < t.model->cfg.depth; l++) printf("  w_%d = %.4f\n", l, (double)w[l]);
             print_acc("sparse float (teacher)", &acc[0]);
             print_acc("calibrated, before QAT", &acc[1]);

@@ -32,10 +32,13 @@ void gsq_gelu_backward(float *dinp, const float *dout, const float *inp, size_t 
  * qkv (B, T, 3C) in timm's layout: qkv[b, t, s·C + h·HD + d] for s ∈ {q, k, v}, HD = C / NH.
  * att (B, NH, T, T) = softmax(q kᵀ / sqrt(HD)) is saved for backward; out (B, T, C) with
  * out[b, t, h·HD + d] = Σ_u att[b, h, t, u] · v[b, u, h, d]. */
-void gsq_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-/* dqkv (B, T, 3C) += gradient; scratch must hold B·NH·T·T floats (overwritten). */
+void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, int p_qmax, const float *qkv, int B,
+                           int T, int C, int NH);
+/* (QAT: with att_q non-NULL, also att_q = fake_quant(att, p_scale, ±p_qmax), and out uses att_q.)
+ * dqkv (B, T, 3C) += gradient; scratch must hold B·NH·T·T floats (overwritten); att_q as given
+ * to forward (NULL: float), with a straight-through gradient for its quantizer. */
 void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH);
+                            const float *att, const float *att_q, int B, int T, int C, int NH);
 
 /* Residual add: out (n) = a + b. Its backward is dout added to both inputs' gradients. */
 void gsq_add_forward(float *out, const float *a, const float *b, size_t n);

@@ -37,6 +37,13 @@ const char *gsq_vit_quant_site_weight(const gsq_vit *m, int site, char *buf, siz
 /* Attaches quantizers to m (replacing any); activations are not quantized until calibrated. */
 gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_method weight_calib, gsq_error *err);
 void gsq_vit_quant_disable(gsq_vit *m);
+/* Also quantizes the attention matmuls' inputs — Q, K, V with per-tensor scales (calibrated with
+ * the GEMM inputs), and the softmax probabilities with the fixed scale 1/qmax (they lie in
+ * [0, 1]) — at the activation bit width. Call after gsq_vit_quant_enable, before calibrating. */
+gsq_status gsq_vit_quant_enable_attention(gsq_vit *m, gsq_error *err);
+/* Block l's Q, K, V scales (3 values), or NULL when the attention matmuls stay float. */
+const float *gsq_vit_quant_attention_scales(const gsq_vit *m, int l);
+gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *scales, gsq_error *err);
 /* The following forward passes run in float and record each site's input (a reservoir of
  * `capacity` values per site). */
 gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *err);

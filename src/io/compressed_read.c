@@ -124,6 +124,22 @@ static gsq_status load_sites(gsq_vit *m, const gsq_st_file *f, gsq_quant_mode mo
     return GSQ_OK;
 }
 
+/* The Q, K, V scales of every block's attention matmuls (quant.attention = 1). */
+static gsq_status load_attention(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
+{
+    gsq_status st = gsq_vit_quant_enable_attention(m, err);
+    for (int l = 0; st == GSQ_OK && l < m->cfg.depth; l++) {
+        char base[64];
+        snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
+        const gsq_st_tensor *t;
+        float scales[3];
+        st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
+        if (st == GSQ_OK) memcpy(scales, t->data, sizeof scales);
+        if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
+    }
+    return st;
+}
+
 /* Every non-site parameter as F32 (or F16/BF16) of its exact shape; no unknown tensor. */
 static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, const char *is_site, gsq_error *err)
 {
@@ -136,7 +152,8 @@ static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, co
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!same) return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has the wrong shape", gsq_st_label(f), p->name);
     }
-    static const char *const suffixes[] = {".values", ".meta", ".qweight", ".weight_scale", ".input_scale"};
+    static const char *const suffixes[] = {".values", ".meta", ".qweight", ".weight_scale", ".input_scale",
+                                           ".output_scale"};
     for (size_t i = 0; i < gsq_st_count(f); i++) {
         const char *name = gsq_st_at(f, i)->name;
         const gsq_param *p = gsq_vit_find_param(m, name);
@@ -193,6 +210,10 @@ gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_i
     if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 0, info, err);
     if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
     if (st == GSQ_OK) st = gsq_vit_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
+    const char *attn = f ? gsq_st_meta_get(f, "quant.attention") : NULL;
+    if (st == GSQ_OK && attn && strcmp(attn, "0") && strcmp(attn, "1"))
+        st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.attention is '%.20s', not 0 or 1", path, attn);
+    if (st == GSQ_OK && attn && !strcmp(attn, "1")) st = load_attention(m, f, err);
     if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 1, NULL, err);
     for (int i = 0; st == GSQ_OK && m && i < m->num_tensors; i++)
         if (!is_site[i]) st = gsq_st_read_f32(f, gsq_st_find(f, m->tensors[i].name), m->params + m->tensors[i].offset,

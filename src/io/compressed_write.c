@@ -139,6 +139,14 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
         info->param_bytes += p->numel * 4;
     }
+    int attention = gsq_vit_quant_attention_scales(m, 0) != NULL;
+    for (int l = 0; st == GSQ_OK && attention && l < m->cfg.depth; l++) {
+        char tname[64];
+        int64_t three[1] = {3};
+        snprintf(tname, sizeof tname, "blocks.%d.attn.qkv.output_scale", l);
+        st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 1, three, gsq_vit_quant_attention_scales(m, l), err);
+        info->param_bytes += 12;
+    }
     char v[16];
     snprintf(v, sizeof v, "%d", GSQ_COMPRESSED_VERSION);
     if (st == GSQ_OK) st = gsq_vit_add_meta_to_writer(m, w, err);
@@ -146,6 +154,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "gpusq.format_version", v, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.mode", gsq_quant_mode_name(mode), err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "sparsity.pattern", gsq_sparse_pattern_name(pattern), err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.attention", attention ? "1" : "0", err);
     if (st == GSQ_OK) st = gsq_st_writer_write(w, path, err);
     gsq_st_writer_free(w);
     for (int i = 0; i < kl.n; i++) free(kl.p[i]);

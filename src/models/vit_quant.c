@@ -44,6 +44,12 @@ void gsq_vit_quant_disable(gsq_vit *m)
         free(q->sites[s].xq);
         gsq_observer_free(q->sites[s].obs);
     }
+    for (int l = 0; q->attn && l < m->cfg.depth; l++) {
+        free(q->attn[l].qkv_q);
+        free(q->attn[l].att_q);
+        for (int k = 0; k < 3; k++) gsq_observer_free(q->attn[l].obs[k]);
+    }
+    free(q->attn);
     free(q->sites);
     free(q->dw);
     free(q);
@@ -106,8 +112,55 @@ gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *e
         gsq_status st = gsq_observer_create(&q->sites[s].obs, capacity, (uint64_t)s, err);
         if (st != GSQ_OK) return st;
     }
+    for (int l = 0; q->attn && l < m->cfg.depth; l++)
+        for (int k = 0; k < 3; k++) {
+            gsq_observer_free(q->attn[l].obs[k]);
+            q->attn[l].obs[k] = NULL;
+            gsq_status st = gsq_observer_create(&q->attn[l].obs[k], capacity, (uint64_t)(1000 + 3 * l + k), err);
+            if (st != GSQ_OK) return st;
+        }
     q->observing = 1;
     q->active = 0;
+    return GSQ_OK;
+}
+
+gsq_status gsq_vit_quant_enable_attention(gsq_vit *m, gsq_error *err)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || q->active || q->observing)
+        return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: enable the quantizers first, before calibrating");
+    if (q->attn) return GSQ_OK;
+    if (!(q->attn = calloc((size_t)m->cfg.depth, sizeof *q->attn)))
+        return gsq_fail(err, GSQ_ERR_NOMEM, "attention quantization: out of memory");
+    q->batch_cap = 0; /* buffers are re-sized with the attention ones on the next forward */
+    return GSQ_OK;
+}
+
+const float *gsq_vit_quant_attention_scales(const gsq_vit *m, int l)
+{
+    return m->quant && m->quant->attn && l >= 0 && l < m->cfg.depth ? m->quant->attn[l].qkv_scale : NULL;
+}
+
+static int all_scales_set(const struct gsq_vit_quant *q, int depth)
+{
+    int all = 1;
+    for (int i = 0; i < q->num_sites; i++) all &= q->sites[i].a_scale > 0.0f;
+    for (int l = 0; q->attn && l < depth; l++)
+        for (int k = 0; k < 3; k++) all &= q->attn[l].qkv_scale[k] > 0.0f;
+    return all;
+}
+
+gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *scales, gsq_error *err)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->attn || l < 0 || l >= m->cfg.depth)
+        return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: block %d has no attention quantizers", l);
+    for (int k = 0; k < 3; k++)
+        if (!(scales[k] > 0.0f && scales[k] < 1e30f))
+            return gsq_fail(err, GSQ_ERR_FORMAT, "attention quantization: block %d scale %g is not a positive number",
+                            l, (double)scales[k]);
+    for (int k = 0; k < 3; k++) q->attn[l].qkv_scale[k] = scales[k];
+    q->active = all_scales_set(q, m->cfg.depth);
     return GSQ_OK;
 }
 
@@ -125,10 +178,24 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
                           gsq_vit_quant_site_weight(m, s, name, sizeof name), inner.msg);
         }
     }
+    static const char *const part[3] = {"Q", "K", "V"};
+    for (int l = 0; q->attn && l < m->cfg.depth && st == GSQ_OK; l++)
+        for (int k = 0; k < 3 && st == GSQ_OK; k++) {
+            st = gsq_observer_scale(q->attn[l].obs[k], method, percentile, q->a_qmax, &q->attn[l].qkv_scale[k], err);
+            if (st != GSQ_OK) {
+                gsq_error inner = *err;
+                st = gsq_fail(err, inner.code, "calibrating block %d's %s: %s", l, part[k], inner.msg);
+            }
+        }
     for (int s = 0; s < q->num_sites; s++) {
         gsq_observer_free(q->sites[s].obs);
         q->sites[s].obs = NULL;
     }
+    for (int l = 0; q->attn && l < m->cfg.depth; l++)
+        for (int k = 0; k < 3; k++) {
+            gsq_observer_free(q->attn[l].obs[k]);
+            q->attn[l].obs[k] = NULL;
+        }
     q->observing = 0;
     q->active = st == GSQ_OK;
     return st;
@@ -144,9 +211,7 @@ gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int s, float scale, gsq_error
     if (!m->quant || s < 0 || s >= m->quant->num_sites || !(scale > 0.0f && scale < 1e30f))
         return gsq_fail(err, GSQ_ERR_ARG, "quantization: site %d scale %g is invalid", s, (double)scale);
     m->quant->sites[s].a_scale = scale;
-    int all = 1;
-    for (int i = 0; i < m->quant->num_sites; i++) all &= m->quant->sites[i].a_scale > 0.0f;
-    m->quant->active = all;
+    m->quant->active = all_scales_set(m->quant, m->cfg.depth);
     return GSQ_OK;
 }
 
@@ -162,8 +227,74 @@ gsq_status gsq_vit_quant_prepare(gsq_vit *m, int B, gsq_error *err)
             return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for a batch of %d", B);
         }
     }
+    size_t T = (size_t)gsq_vit_tokens(&m->cfg), D = (size_t)m->cfg.embed_dim, NH = (size_t)m->cfg.num_heads;
+    for (int l = 0; q->attn && l < m->cfg.depth; l++) {
+        gsq_qattn *a = &q->attn[l];
+        free(a->qkv_q);
+        free(a->att_q);
+        a->qkv_q = malloc((size_t)B * T * 3 * D * sizeof(float));
+        a->att_q = malloc((size_t)B * NH * T * T * sizeof(float));
+        if (!a->qkv_q || !a->att_q) {
+            q->batch_cap = 0;
+            return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for a batch of %d", B);
+        }
+    }
     q->batch_cap = B;
     return GSQ_OK;
+}
+
+const float *gsq_qattn_qkv(gsq_vit *m, int l, const float *qkv, size_t rows)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->attn) return qkv;
+    gsq_qattn *a = &q->attn[l];
+    size_t D = (size_t)m->cfg.embed_dim;
+    a->qkv = qkv;
+    if (q->observing)
+        for (size_t r = 0; r < rows; r++)
+            for (int k = 0; k < 3; k++) gsq_observer_observe(a->obs[k], qkv + r * 3 * D + (size_t)k * D, D);
+    if (!q->active) return qkv;
+    #pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < 3; k++)
+            gsq_fake_quant(a->qkv_q + r * 3 * D + (size_t)k * D, qkv + r * 3 * D + (size_t)k * D, D, a->qkv_scale[k],
+                           q->a_qmax);
+    return a->qkv_q;
+}
+
+float *gsq_qattn_probs(gsq_vit *m, int l, float *p_scale, int *p_qmax)
+{
+    struct gsq_vit_quant *q = m->quant;
+    *p_scale = 0.0f;
+    *p_qmax = 0;
+    if (!q || !q->attn || !q->active) return NULL;
+    *p_qmax = q->a_qmax;
+    *p_scale = 1.0f / (float)q->a_qmax;
+    return q->attn[l].att_q;
+}
+
+const float *gsq_qattn_saved_qkv(const gsq_vit *m, int l, const float *qkv)
+{
+    return m->quant && m->quant->attn && m->quant->active ? m->quant->attn[l].qkv_q : qkv;
+}
+
+const float *gsq_qattn_saved_probs(const gsq_vit *m, int l)
+{
+    return m->quant && m->quant->attn && m->quant->active ? m->quant->attn[l].att_q : NULL;
+}
+
+void gsq_qattn_qkv_grad(gsq_vit *m, int l, float *dqkv, size_t rows)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->attn || !q->active) return;
+    const gsq_qattn *a = &q->attn[l];
+    size_t D = (size_t)m->cfg.embed_dim;
+    #pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < 3; k++) {
+            size_t o = r * 3 * D + (size_t)k * D;
+            gsq_fake_quant_backward(dqkv + o, dqkv + o, a->qkv + o, D, a->qkv_scale[k], q->a_qmax);
+        }
 }
 
 const float *gsq_qsite_input(gsq_vit *m, int s, const float *x, size_t n)

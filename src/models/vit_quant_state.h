@@ -19,6 +19,16 @@ typedef struct {
     gsq_observer *obs;     /* while observing */
 } gsq_qsite;
 
+/* The attention matmuls of one block (when quantized): Q, K and V (the sections of qkv's output)
+ * each with a per-tensor scale, and the softmax probabilities with the fixed scale 1/qmax. */
+typedef struct {
+    float qkv_scale[3];    /* 0 until calibrated */
+    float *qkv_q;          /* (batch_cap · T · 3D) fake-quantized qkv of the last forward */
+    float *att_q;          /* (batch_cap · heads · T · T) fake-quantized probabilities */
+    const float *qkv;      /* the float qkv of the last forward (for the STE) */
+    gsq_observer *obs[3];
+} gsq_qattn;
+
 struct gsq_vit_quant {
     gsq_quant_mode mode;
     int w_qmax, a_qmax;
@@ -28,6 +38,7 @@ struct gsq_vit_quant {
     int num_sites;
     gsq_qsite *sites;
     int batch_cap;         /* xq buffers hold this many images */
+    gsq_qattn *attn;       /* (depth) when the attention matmuls are quantized, else NULL */
     float *dw;             /* scratch for one site's weight gradient */
 };
 
@@ -45,5 +56,14 @@ void gsq_qsite_input_grad(gsq_vit *m, int s, float *dx, size_t n);
 /* Backward: the input and weight the forward actually used at site s. */
 const float *gsq_qsite_saved_input(const gsq_vit *m, int s, const float *x);
 const float *gsq_qsite_saved_weight(const gsq_vit *m, int s, const float *w);
+
+/* The attention hooks of block l: the qkv to attend with (observed, quantized or as it is), the
+ * buffer for quantized probabilities (NULL: float) and their scale and range; in backward the
+ * qkv the forward used, and the STE of qkv's gradient (rows · 3D, in place). */
+const float *gsq_qattn_qkv(gsq_vit *m, int l, const float *qkv, size_t rows);
+float *gsq_qattn_probs(gsq_vit *m, int l, float *p_scale, int *p_qmax);
+const float *gsq_qattn_saved_qkv(const gsq_vit *m, int l, const float *qkv);
+const float *gsq_qattn_saved_probs(const gsq_vit *m, int l);
+void gsq_qattn_qkv_grad(gsq_vit *m, int l, float *dqkv, size_t rows);
 
 #endif

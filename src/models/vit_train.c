@@ -181,7 +181,11 @@ gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float *
         gsq_layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, w->ln1_w, w->ln1_b, N, D, c->ln_eps);
         gsq_linear_forward(ba->qkv, gsq_qsite_input(m, s, ba->ln1, d.N * d.D), gsq_qsite_weight(m, s, w->qkv_w),
                            w->qkv_b, N, D, 3 * D);
-        gsq_attention_forward(ba->atty, ba->att, ba->qkv, B, T, D, c->num_heads);
+        float p_scale;
+        int p_qmax;
+        float *att_q = gsq_qattn_probs(m, l, &p_scale, &p_qmax);
+        gsq_attention_forward(ba->atty, ba->att, att_q, p_scale, p_qmax, gsq_qattn_qkv(m, l, ba->qkv, d.N), B, T, D,
+                              c->num_heads);
         gsq_linear_forward(ba->res1, gsq_qsite_input(m, s + 1, ba->atty, d.N * d.D),
                            gsq_qsite_weight(m, s + 1, w->proj_w), w->proj_b, N, D, D);
         gsq_accumulate(ba->res1, x, d.N * d.D);
@@ -309,7 +313,9 @@ gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *
         gsq_qsite_dw_finish(m, s + 1, gw->proj_w);
         gsq_qsite_input_grad(m, s + 1, ga->datty, d.N * d.D);
         memset(ga->dqkv, 0, d.N * 3 * d.D * sizeof(float));
-        gsq_attention_backward(ga->dqkv, ga->datt, ga->datty, ba->qkv, ba->att, B, T, D, c->num_heads);
+        gsq_attention_backward(ga->dqkv, ga->datt, ga->datty, gsq_qattn_saved_qkv(m, l, ba->qkv), ba->att,
+                               gsq_qattn_saved_probs(m, l), B, T, D, c->num_heads);
+        gsq_qattn_qkv_grad(m, l, ga->dqkv, d.N);
         memset(ga->dln, 0, d.N * d.D * sizeof(float));
         gsq_linear_backward(ga->dln, gsq_qsite_dw_target(m, s, gw->qkv_w), gw->qkv_b, ga->dqkv,
                             gsq_qsite_saved_input(m, s, ba->ln1), gsq_qsite_saved_weight(m, s, w->qkv_w), N, D, 3 * D);

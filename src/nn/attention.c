@@ -2,6 +2,7 @@
  * Heads are independent: one OpenMP task per (batch, head), each calling single-threaded GEMMs. */
 #include "gpusq/kernels.h"
 #include "gpusq/nn.h"
+#include "gpusq/quant.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -27,8 +28,10 @@ static void softmax_rows(float *att, int T)
     }
 }
 
-/* qkv (B, T, 3C) → att (B, NH, T, T), out (B, T, C) */
-void gsq_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
+/* qkv (B, T, 3C) → att (B, NH, T, T), out (B, T, C); with att_q, the probabilities are also
+ * fake-quantized into it (scale p_scale, codes ±p_qmax) and the values weighted by those. */
+void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, int p_qmax, const float *qkv, int B,
+                           int T, int C, int NH)
 {
     int HD = C / NH;
     float scale = 1.0f / sqrtf((float)HD);
@@ -41,14 +44,22 @@ void gsq_attention_forward(float *out, float *att, const float *qkv, int B, int 
         float *a = att + (size_t)bh * T * T;
         gsq_sgemm(false, true, T, T, HD, scale, q, 3 * C, k, 3 * C, 0.0f, a, T);
         softmax_rows(a, T);
-        gsq_sgemm(false, false, T, HD, T, 1.0f, a, T, v, 3 * C, 0.0f,
+        const float *p = a;
+        if (att_q) {
+            float *aq = att_q + (size_t)bh * T * T;
+            gsq_fake_quant(aq, a, (size_t)T * T, p_scale, p_qmax);
+            p = aq;
+        }
+        gsq_sgemm(false, false, T, HD, T, 1.0f, p, T, v, 3 * C, 0.0f,
                   out + (size_t)b * T * C + (size_t)h * HD, C);
     }
 }
 
-/* dqkv (B, T, 3C) += gradient of the attention output dout (B, T, C); scratch (B, NH, T, T) */
+/* dqkv (B, T, 3C) += gradient of the attention output dout (B, T, C); scratch (B, NH, T, T).
+ * With att_q (the forward's quantized probabilities) the values' gradient uses them, and the
+ * probabilities' gradient passes straight through to the softmax. */
 void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH)
+                            const float *att, const float *att_q, int B, int T, int C, int NH)
 {
     if (!dqkv) return;
     int HD = C / NH;
@@ -64,7 +75,7 @@ void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, cons
         float *da = scratch + (size_t)bh * T * T;
         /* datt = dy · vᵀ ; dv += attᵀ · dy */
         gsq_sgemm(false, true, T, T, HD, 1.0f, dy, C, v, 3 * C, 0.0f, da, T);
-        gsq_sgemm(true, false, T, HD, T, 1.0f, a, T, dy, C, 1.0f, dv, 3 * C);
+        gsq_sgemm(true, false, T, HD, T, 1.0f, att_q ? att_q + (size_t)bh * T * T : a, T, dy, C, 1.0f, dv, 3 * C);
         /* softmax backward: ds = att ⊙ (datt - Σ_u att·datt) */
         for (int t = 0; t < T; t++) {
             const float *ar = a + (size_t)t * T;
