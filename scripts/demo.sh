@@ -17,4 +17,5 @@ echo "== compress it: dense → 2:4 INT8 and 4:8 INT4 =="
 fresh=()
 [ "${DEMO_FRESH:-0}" = 1 ] && fresh=(--fresh)
 ./build/gpusq compress --teacher assets/demo_teacher.safetensors --out-dir demo-out \
-    --train-size 20000 --val-size 10000 --batch 32 --no-augment --feature-blocks 2 "${fresh[@]}"
+    --train-size 20000 --val-size 10000 --batch 32 --no-augment --feature-blocks 2 --attention int8 \
+    "${fresh[@]}"

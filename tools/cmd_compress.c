@@ -25,14 +25,15 @@ static const char *help =
     "  --criterion C       stage-1 mask selection: magnitude or permute (default permute)\n"
     "  --feature-blocks N  blocks distilled in stage 1 and weighted in stage 2 (default: a third)\n"
     "  --unsupervised      no labels in either stage\n"
-    "  --attention         stage 2 also quantizes the attention matmuls' inputs\n"
+    "  --attention LIST    modes whose stage 2 also quantizes the attention matmuls' inputs\n"
+    "                      (int8 and/or int4, comma-separated; default none)\n"
     "  --fresh             redo stages whose outputs exist\n"
     "passed to every stage: --data --train-size --val-size --batch --workers --seed --threads\n"
     "  --no-augment\n";
 
 typedef struct {
-    const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks;
-    int unsupervised, fresh, attention;
+    const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks, *attention;
+    int unsupervised, fresh;
     char *pass[32]; /* options for every stage */
     int npass;
 } compress_opts;
@@ -46,7 +47,8 @@ static int parse(compress_opts *c, int argc, char **argv)
         const char **dst = !strcmp(a, "--teacher") ? &c->teacher : !strcmp(a, "--out-dir") ? &c->out_dir
                          : !strcmp(a, "--modes") ? &c->modes : !strcmp(a, "--criterion") ? &c->criterion
                          : !strcmp(a, "--prune-epochs") ? &c->prune_epochs : !strcmp(a, "--qat-epochs") ? &c->qat_epochs
-                         : !strcmp(a, "--feature-blocks") ? &c->feature_blocks : NULL;
+                         : !strcmp(a, "--feature-blocks") ? &c->feature_blocks
+                         : !strcmp(a, "--attention") ? &c->attention : NULL;
         int is_shared = 0;
         for (size_t k = 0; k < sizeof shared / sizeof shared[0]; k++) is_shared |= !strcmp(a, shared[k]);
         if (cli_is_help(a)) {
@@ -56,8 +58,6 @@ static int parse(compress_opts *c, int argc, char **argv)
             c->unsupervised = 1;
         } else if (!strcmp(a, "--fresh")) {
             c->fresh = 1;
-        } else if (!strcmp(a, "--attention")) {
-            c->attention = 1;
         } else if (!strcmp(a, "--no-augment") && c->npass < 30) {
             c->pass[c->npass++] = argv[i];
         } else if ((dst || is_shared) && !v) {
@@ -207,7 +207,7 @@ int cmd_compress(int argc, char **argv)
         char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--out", comp, "--report", comp_json};
         int qn = 9;
         if (c.qat_epochs) qa[qn++] = "--epochs", qa[qn++] = (char *)c.qat_epochs;
-        if (c.attention) qa[qn++] = "--attention";
+        if (c.attention && strstr(c.attention, modes[k])) qa[qn++] = "--attention";
         if (c.unsupervised) qa[qn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
         code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh);
