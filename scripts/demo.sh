@@ -4,7 +4,7 @@
 # synthetic shapes by the command in docs/DATA.md) to 2:4 INT8 and paired 4:8 INT4 models —
 # stage 1 (prune + distil) and stage 2 (QAT + distil) for each — and prints the report
 # (docs/QUANTIZATION.md). Outputs go to demo-out/ (a rerun reuses finished stages; DEMO_FRESH=1
-# redoes them). About 3.5 minutes with 2 threads.
+# redoes them). About 4 minutes with 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
