@@ -343,12 +343,15 @@ static void test_bad_sizes(void)
     }
     free(j.data);
 
-    /* Progressive, 4:4:4, 16000×16000: within the pixel limit, but libjpeg would need 1.5 GiB. */
-    j = encode_jpeg(&rgb[0][0][0], W, H, 3, JCS_RGB, JCS_YCbCr, 0, 1, 0);
+    /* Progressive CMYK, 12000×12000: within the pixel limit, but libjpeg would keep 4 components'
+     * coefficients, 1.1 GiB. */
+    uint8_t cmyk[H][W][4];
+    memset(cmyk, 100, sizeof cmyk);
+    j = encode_jpeg(&cmyk[0][0][0], W, H, 4, JCS_CMYK, JCS_CMYK, 0, 1, 0);
     sof = find_sof(&j);
     if (sof) {
-        put_be(j.data + sof + 5, 16000, 2);
-        put_be(j.data + sof + 7, 16000, 2);
+        put_be(j.data + sof + 5, 12000, 2);
+        put_be(j.data + sof + 7, 12000, 2);
         expect_error(j.data, j.size, GSQ_ERR_UNSUPPORTED, "decoder memory",
                      "huge progressive JPEG");
     }

@@ -43,7 +43,7 @@ gsq_status gsq_image_check_size(long width, long height, const char *label, gsq_
         return gsq_fail(err, GSQ_ERR_FORMAT,
                         GSQ_LBL ": image size %ldx%ld out of range (at most %d per side and "
                         "%zu pixels)",
-                        label, width, height, GSQ_IMAGE_MAX_SIDE, GSQ_IMAGE_MAX_PIXELS);
+                        label, width, height, GSQ_IMAGE_MAX_SIDE, (size_t)GSQ_IMAGE_MAX_PIXELS);
     return GSQ_OK;
 }
 

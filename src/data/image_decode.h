@@ -7,9 +7,14 @@
 
 #include "gpusq/data.h"
 
-/* Largest decodable image: a side of 32768 pixels and 2^28 pixels in all (768 MiB as RGB). */
+/* Largest decodable image: a side of 32768 pixels and 178,956,970 pixels in all (512 MiB as RGB):
+ * Pillow's decompression-bomb threshold (2 × Image.MAX_IMAGE_PIXELS), so a few hundred bytes of
+ * header cannot demand seconds of decoding and gigabytes. The fuzz build lowers the pixel limit
+ * (tests/fuzz/CMakeLists.txt) so that every input it tries decodes quickly. */
 #define GSQ_IMAGE_MAX_SIDE 32768
-#define GSQ_IMAGE_MAX_PIXELS ((size_t)1 << 28)
+#ifndef GSQ_IMAGE_MAX_PIXELS
+#define GSQ_IMAGE_MAX_PIXELS ((size_t)178956970)
+#endif
 
 /* Labels (file names) are clipped in messages so the rest of the message always fits. */
 #define GSQ_LBL "%.300s"
