@@ -109,6 +109,12 @@ static void test_prune(const char *dir)
         snprintf(args, sizeof args, "eval '%s' --data synthetic --val-size 32 --threads 1", q);
         CHECK(run(args) == 0 && strstr(out, "(32 images)"), "eval of a compressed model: %s", out);
     }
+    snprintf(args, sizeof args, "quantize --teacher '%s' %s --max-steps 1 --out '%s/stopped.gsq.safetensors'", a, small,
+             dir);
+    CHECK(run(args) == 0 && strstr(out, "cannot resume"), "stopped quantize: %s", out);
+    snprintf(args, sizeof args, "test -e '%s/stopped.gsq.safetensors' || test -e '%s/stopped.gsq.ckpt.safetensors'", dir,
+             dir);
+    CHECK(system(args) != 0, "a stopped quantize must leave neither a model nor a checkpoint");
     snprintf(args, sizeof args, "quantize --teacher '%s/assets/demo_teacher.safetensors' %s", GSQ_SOURCE_DIR, small);
     CHECK(run(args) == 1 && strstr(out, "gpusq prune first"), "quantize of a dense model: %s", out);
     CHECK(run("quantize --teacher x.safetensors --mode int3") == 2 && strstr(out, "--mode"), "%s", out);

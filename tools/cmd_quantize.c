@@ -28,7 +28,9 @@ static const char *help =
     "  --report FILE       also write the report as JSON\n";
 static const char *defaults =
     "defaults: --epochs 1 --lr 1e-4 with 8-bit weights, --epochs 2 --lr 5e-4 with 4-bit weights;\n"
-    "--batch 64 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation on, --out model.gsq.safetensors\n";
+    "--batch 64 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation on, --out model.gsq.safetensors.\n"
+    "Stage 2 writes no checkpoints (--checkpoint and --checkpoint-every do nothing here); an interrupted\n"
+    "run is run again.\n";
 
 typedef struct {
     const char *teacher, *report;
@@ -176,6 +178,8 @@ int cmd_quantize(int argc, char **argv)
     }
     if (st == GSQ_OK) {
         cli_train_opts_apply(&o, teacher->cfg.img_size);
+        /* a checkpoint would lack the quantizers' calibrated scales: stage 2 reruns instead of resuming */
+        o.cfg.checkpoint_path = NULL;
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
     gsq_dataset *eval_ds = val ? val : train;

@@ -196,9 +196,12 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
     if (res->finished)
         printf("trained %s in %.1f s (%.0f img/s)%s\n", train->name, res->seconds, res->images_per_second,
                res->skipped ? " with skipped samples" : "");
-    else
+    else if (o->cfg.checkpoint_path)
         printf("stopped at step %ld (epoch %ld, batch %ld); resume with --resume %s\n", t->state.step, t->state.epoch,
                t->state.batch, o->checkpoint);
+    else
+        printf("stopped at step %ld (epoch %ld, batch %ld); this stage cannot resume: run it again\n", t->state.step,
+               t->state.epoch, t->state.batch);
     if (res->eval.count)
         printf("validation: top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %zu images\n", 100 * res->eval.top1,
                100 * res->eval.top5, res->eval.loss, res->eval.count);
