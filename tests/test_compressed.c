@@ -112,8 +112,8 @@ static void test_layout(void)
     gsq_vit_free(m);
 }
 
-/* Copies src to dst with one change: tensor `name` replaced by (dt, shape, data), or dropped when
- * data is NULL and dt < 0; metadata `key` set to `value` (NULL: unchanged). */
+/* Copies src to dst with one change: tensor `name` replaced by (dt, shape, data) — or added when
+ * the file has none — or dropped when dt < 0; metadata `key` set to `value` (NULL: unchanged). */
 static void rewrite(const char *src, const char *dst, const char *name, int dt, int ndim, const int64_t *shape,
                     const void *data, const char *key, const char *value)
 {
@@ -122,14 +122,17 @@ static void rewrite(const char *src, const char *dst, const char *name, int dt, 
     gsq_st_writer *w = NULL;
     gsq_st_open(&f, src, &err);
     gsq_st_writer_create(&w, &err);
+    int replaced = 0;
     for (size_t i = 0; i < gsq_st_count(f); i++) {
         const gsq_st_tensor *t = gsq_st_at(f, i);
         if (name && !strcmp(t->name, name)) {
             if (dt >= 0) gsq_st_writer_add(w, t->name, (gsq_dtype)dt, ndim, shape, data, &err);
+            replaced = 1;
             continue;
         }
         gsq_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &err);
     }
+    if (name && dt >= 0 && !replaced) gsq_st_writer_add(w, name, (gsq_dtype)dt, ndim, shape, data, &err);
     for (size_t i = 0; i < gsq_st_meta_count(f); i++) {
         const char *k, *v;
         gsq_st_meta_at(f, i, &k, &v);
@@ -202,6 +205,14 @@ static void test_hostile(void)
     float extra = 1.0f;
     rewrite(good, bad, "norm.bias", GSQ_DT_F32, 0, NULL, &extra, NULL, NULL);
     expect_error(bad, GSQ_ERR_SHAPE, "norm.bias", "a float parameter of the wrong shape");
+    float three[3] = {1, 1, 1};
+    int64_t s3[1] = {3};
+    rewrite(good, bad, "blocks.0.attn.qkv.output_scale", GSQ_DT_F32, 1, s3, three, NULL, NULL);
+    expect_error(bad, GSQ_ERR_FORMAT, "extra tensors", "attention scales in a file without quantized attention");
+    rewrite(good, bad, "blocks.0.mlp.fc1.qweight", GSQ_DT_U8, 2, vshape, vcopy, NULL, NULL);
+    expect_error(bad, GSQ_ERR_FORMAT, "extra tensors", "a sparse GEMM stored dense as well");
+    rewrite(good, bad, NULL, 0, 0, NULL, NULL, "quant.attention", "yes");
+    expect_error(bad, GSQ_ERR_FORMAT, "quant.attention", "quant.attention neither 0 nor 1");
 }
 
 /* Random byte mutations of a valid file (its data and its header): loading must end in success

@@ -137,6 +137,14 @@ static void test_observer(void)
     gsq_observer_observe(o, x, 100);
     CHECK(gsq_observer_scale(o, GSQ_CALIB_MAX, 0, 127, &s, &err) == GSQ_ERR_ARG && strstr(err.msg, "0"), "all zeros");
     gsq_observer_free(o);
+    /* NaN and infinity are counted, never binned or sorted: every method refuses */
+    gsq_observer_create(&o, 16, 3, &err);
+    float bad[4] = {1.0f, NAN, INFINITY, 2.0f};
+    gsq_observer_observe(o, bad, 4);
+    for (int k = 0; k < 4; k++)
+        CHECK(gsq_observer_scale(o, (gsq_calib_method)k, 99.0f, 127, &s, &err) == GSQ_ERR_ARG && strstr(err.msg, "NaN"),
+              "%s with NaN and infinity: %s", gsq_calib_name((gsq_calib_method)k), err.msg);
+    gsq_observer_free(o);
     gsq_calib_method m;
     CHECK(gsq_calib_parse("entropy", &m, &err) == GSQ_OK && m == GSQ_CALIB_ENTROPY &&
               gsq_calib_parse("kl", &m, &err) == GSQ_ERR_ARG,

@@ -126,15 +126,29 @@ typedef struct {
 /* MACs per image: the quantized GEMMs' share (halved where pruned), the attention matmuls (at
  * a_bits × a_bits when quantized, else float) and the head (float); bit-weighted MACs count each
  * at w_bits·a_bits / (32·32). */
-static void flops(const gsq_vit_config *c, int sparse, int w_bits, int a_bits, int attention, double *macs,
+static void flops(const gsq_vit_config *c, int group, int w_bits, int a_bits, int attention, double *macs,
                   double *bitops)
 {
-    double T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden;
-    double gemm = (double)gsq_vit_num_patches(c) * c->in_chans * c->patch_size * c->patch_size * D +
-                  c->depth * (T * D * 3 * D + T * D * D + 2 * T * D * H);
-    double attn = c->depth * 2 * T * T * D, rest = gsq_vit_macs(c) - gemm - attn, kept = sparse ? 0.5 : 1.0;
-    *macs = gemm * kept + attn + rest;
-    *bitops = gemm * kept * w_bits * a_bits / 1024.0 + attn * (attention ? a_bits * a_bits / 1024.0 : 1.0) + rest;
+    double T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden, NP = gsq_vit_num_patches(c);
+    int cpp = c->in_chans * c->patch_size * c->patch_size;
+    /* a GEMM is pruned (half its MACs) when its input size is a multiple of the group (0: dense) */
+#define KEEP(inputs) (group && (inputs) % group == 0 ? 0.5 : 1.0)
+    double patch = NP * cpp * D, qkv_proj_fc1 = c->depth * (T * D * 3 * D + T * D * D + T * D * H);
+    double fc2 = c->depth * T * H * D;
+    double gemm = patch + qkv_proj_fc1 + fc2;
+    double kept = patch * KEEP(cpp) + qkv_proj_fc1 * KEEP(c->embed_dim) + fc2 * KEEP(c->mlp_hidden);
+#undef KEEP
+    double attn = c->depth * 2 * T * T * D, rest = gsq_vit_macs(c) - gemm - attn;
+    *macs = kept + attn + rest;
+    *bitops = kept * w_bits * a_bits / 1024.0 + attn * (attention ? a_bits * a_bits / 1024.0 : 1.0) + rest;
+}
+
+/* A top-1 fraction as JSON text (a static buffer: one use per expression). */
+static const char *top1_json(double v)
+{
+    static char buf[32];
+    snprintf(buf, sizeof buf, "%.6f", v);
+    return buf;
 }
 
 static gsq_status write_reports(const char *dir, const row *rows, int n, double fp32_bytes, double fp32_macs,
@@ -147,12 +161,14 @@ static gsq_status write_reports(const char *dir, const row *rows, int n, double 
     int j = snprintf(js, sizeof js, "{\n  \"models\": [\n");
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
-        m += snprintf(md + m, sizeof md - (size_t)m, "| %s | %.2f%% | %.0f | %.2f× | %.3g | %.3g | %.1f× |\n", r->name,
-                      100 * r->top1, r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops);
+        char top1[16] = "n/a"; /* no validation split */
+        if (r->top1 >= 0) snprintf(top1, sizeof top1, "%.2f%%", 100 * r->top1);
+        m += snprintf(md + m, sizeof md - (size_t)m, "| %s | %s | %.0f | %.2f× | %.3g | %.3g | %.1f× |\n", r->name, top1,
+                      r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops);
         j += snprintf(js + j, sizeof js - (size_t)j,
-                      "    {\"model\": \"%s\", \"top1\": %.6f, \"param_bytes\": %.0f, \"size_ratio\": %.4f, "
+                      "    {\"model\": \"%s\", \"top1\": %s, \"param_bytes\": %.0f, \"size_ratio\": %.4f, "
                       "\"macs\": %.0f, \"bit_weighted_macs\": %.0f, \"bitops_ratio\": %.4f}%s\n",
-                      r->name, r->top1, r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops,
+                      r->name, r->top1 >= 0 ? top1_json(r->top1) : "null", r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops,
                       i + 1 < n ? "," : "");
     }
     j += snprintf(js + j, sizeof js - (size_t)j, "  ]\n}\n");
@@ -184,9 +200,9 @@ int cmd_compress(int argc, char **argv)
     double fp32_bytes = (double)dense->num_params * 4, macs, bitops;
     gsq_vit_free(dense);
     row rows[5];
-    int nrows = 0;
+    int nrows = 0, have_dense = 0;
     flops(&cfg, 0, 32, 32, 0, &macs, &bitops);
-    double fp32_macs = macs, dense_top1 = -1;
+    double fp32_macs = macs;
     const char *modes[2] = {"int8", "int4"}, *patterns[2] = {"2:4", "4:8"}, *tags[2] = {"2of4", "4of8"};
     gsq_status st = GSQ_OK;
     for (int k = 0; k < 2 && st == GSQ_OK; k++) {
@@ -202,6 +218,7 @@ int cmd_compress(int argc, char **argv)
         if (c.feature_blocks) pa[pn++] = "--feature-blocks", pa[pn++] = (char *)c.feature_blocks;
         if (c.unsupervised) pa[pn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) pa[pn++] = c.pass[i];
+        int stage1_ran = c.fresh || !exists(sparse) || !exists(sparse_json);
         code = run_stage(cmd_prune, "stage 1", pa, pn, sparse, sparse_json, c.fresh);
         if (code) return code;
         char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--out", comp, "--report", comp_json};
@@ -210,25 +227,25 @@ int cmd_compress(int argc, char **argv)
         if (c.attention && strstr(c.attention, modes[k])) qa[qn++] = "--attention";
         if (c.unsupervised) qa[qn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
-        code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh);
+        code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh || stage1_ran);
         if (code) return code;
         cJSON *pj = read_json(sparse_json, &err), *qj = pj ? read_json(comp_json, &err) : NULL;
         if (!pj || !qj) {
             cJSON_Delete(pj);
             return cli_report("compress", &err);
         }
-        if (dense_top1 < 0) {
-            dense_top1 = num(pj, "accuracy", "dense");
-            rows[nrows++] = (row){"dense FP32", dense_top1, fp32_bytes, fp32_macs, fp32_macs};
+        if (!have_dense) {
+            have_dense = 1;
+            rows[nrows++] = (row){"dense FP32", num(pj, "accuracy", "dense"), fp32_bytes, fp32_macs, fp32_macs};
         }
         row r = {.top1 = num(pj, "accuracy", "fine_tuned"), .bytes = fp32_bytes};
         snprintf(r.name, sizeof r.name, "%s sparse FP32", patterns[k]);
-        flops(&cfg, 1, 32, 32, 0, &r.macs, &r.bitops);
+        flops(&cfg, k ? 8 : 4, 32, 32, 0, &r.macs, &r.bitops);
         rows[nrows++] = r;
         row q = {.top1 = num(qj, "accuracy", "qat"), .bytes = num(qj, "param_bytes", NULL)};
         snprintf(q.name, sizeof q.name, "%s sparse %s", patterns[k], k ? "INT4 (W4A4)" : "INT8 (W8A8)");
         const cJSON *attn = cJSON_GetObjectItemCaseSensitive(qj, "attention");
-        flops(&cfg, 1, k ? 4 : 8, k ? 4 : 8, cJSON_IsTrue(attn), &q.macs, &q.bitops);
+        flops(&cfg, k ? 8 : 4, k ? 4 : 8, k ? 4 : 8, cJSON_IsTrue(attn), &q.macs, &q.bitops);
         rows[nrows++] = q;
         cJSON_Delete(pj);
         cJSON_Delete(qj);

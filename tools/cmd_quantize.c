@@ -111,8 +111,12 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
                                const gsq_eval_result *acc, const gsq_compressed_info *info, size_t fp32_bytes,
                                const float *w, int first, int depth, double seconds, gsq_error *err)
 {
-    char buf[4096];
-    int n = snprintf(buf, sizeof buf,
+    char buf[8192];
+    int n = 0;
+    /* every append is bounded; n only grows while it fits (a report too long is an error below) */
+#define APPEND(...) (n += snprintf(buf + n, n < (int)sizeof buf ? sizeof buf - (size_t)n : 0, __VA_ARGS__), \
+                     n = n < (int)sizeof buf ? n : (int)sizeof buf)
+    APPEND(
                      "{\n  \"mode\": \"%s\",\n  \"pattern\": \"%s\",\n  \"calibration\": \"%s\",\n"
                      "  \"weight_calibration\": \"%s\",\n  \"feature_weights\": \"%s\",\n  \"attention\": %s,\n"
                      "  \"accuracy\": {\n",
@@ -120,15 +124,15 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
                      gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1", q->attention ? "true" : "false");
     const char *names[3] = {"sparse_float", "calibrated", "qat"};
     for (int i = 0; i < 3; i++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n",
+        APPEND("    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n",
                       names[i], acc[i].top1, acc[i].top5, acc[i].loss, i < 2 ? "," : "");
-    n += snprintf(buf + n, sizeof buf - (size_t)n, "  },\n  \"w_l\": {");
+    APPEND("  },\n  \"w_l\": {");
     for (int l = first; l < depth; l++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, "%s\"blocks.%d\": %.6f", l > first ? ", " : "", l, (double)w[l]);
-    n += snprintf(buf + n, sizeof buf - (size_t)n,
-                  "},\n  \"param_bytes\": %zu,\n  \"fp32_param_bytes\": %zu,\n  \"sparse_gemms\": %d,\n"
+        APPEND("%s\"blocks.%d\": %.6f", l > first ? ", " : "", l, (double)w[l]);
+    APPEND("},\n  \"param_bytes\": %zu,\n  \"fp32_param_bytes\": %zu,\n  \"sparse_gemms\": %d,\n"
                   "  \"dense_gemms\": %d,\n  \"qat_seconds\": %.1f\n}\n",
                   info->param_bytes, fp32_bytes, info->sparse_sites, info->dense_sites, seconds);
+#undef APPEND
     if (n >= (int)sizeof buf) return gsq_fail(err, GSQ_ERR_NOMEM, "%s: the report is too long", path);
     const void *data[1] = {buf};
     size_t sizes[1] = {(size_t)n};
@@ -240,5 +244,7 @@ int cmd_quantize(int argc, char **argv)
     free(w);
     gsq_dataset_free(train);
     gsq_dataset_free(val);
+    if (st == GSQ_OK && !res.finished && !res.interrupted)
+        st = gsq_fail(&err, GSQ_ERR_ARG, "stopped by --max-steps before the end: nothing was written");
     return st == GSQ_OK ? (res.interrupted ? 130 : 0) : cli_report("quantize", &err);
 }

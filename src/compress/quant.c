@@ -110,7 +110,7 @@ gsq_status gsq_weight_scales(float *scales, const float *w, int rows, int cols, 
         const float *row = w + (size_t)r * (size_t)cols;
         float max = 0.0f;
         for (int c = 0; c < cols; c++) max = fmaxf(max, fabsf(row[c]));
-        if (max == 0.0f) scales[r] = 1.0f;
+        if (max == 0.0f || !isfinite(max)) scales[r] = 1.0f; /* non-finite rows are refused by the caller */
         else scales[r] = (m == GSQ_CALIB_MSE ? mse_amax(row, (size_t)cols, max, qmax) : max) / (float)qmax;
     }
     return GSQ_OK;
@@ -119,7 +119,8 @@ gsq_status gsq_weight_scales(float *scales, const float *w, int rows, int cols, 
 struct gsq_observer {
     float *sample;   /* |x| values, a uniform sample of everything observed */
     size_t cap, n;   /* capacity, values held */
-    uint64_t seen;   /* values observed */
+    uint64_t seen;   /* finite values observed */
+    uint64_t nonfinite; /* NaN or infinite values observed */
     float max;
     gsq_rng rng;
 };
@@ -150,6 +151,10 @@ void gsq_observer_observe(gsq_observer *o, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float a = fabsf(x[i]);
+        if (!isfinite(a)) { /* counted, never sampled: calibration then fails */
+            o->nonfinite++;
+            continue;
+        }
         if (a > o->max) o->max = a;
         if (o->n < o->cap) {
             o->sample[o->n++] = a;
@@ -181,8 +186,8 @@ static float entropy_amax(const float *x, size_t n, float max, int levels)
     }
     float width = max / BINS;
     for (size_t k = 0; k < n; k++) {
-        int b = (int)(x[k] / width);
-        hist[b < BINS ? b : BINS - 1] += 1.0;
+        float f = x[k] / width;
+        hist[f < (float)BINS ? (int)f : BINS - 1] += 1.0; /* x is finite and >= 0 */
     }
     double best_kl = INFINITY;
     int best = BINS;
@@ -227,6 +232,9 @@ gsq_status gsq_observer_scale(gsq_observer *o, gsq_calib_method m, float percent
                               gsq_error *err)
 {
     if (qmax < 1) return gsq_fail(err, GSQ_ERR_ARG, "quantizer range %d is not positive", qmax);
+    if (o->nonfinite)
+        return gsq_fail(err, GSQ_ERR_ARG, "calibration: %llu observed values were NaN or infinite",
+                        (unsigned long long)o->nonfinite);
     if (o->n == 0 || o->max == 0.0f)
         return gsq_fail(err, GSQ_ERR_ARG, "calibration: %s", o->n ? "every observed value was 0" : "nothing observed");
     float amax = o->max;
@@ -252,5 +260,7 @@ gsq_status gsq_observer_scale(gsq_observer *o, gsq_calib_method m, float percent
         return gsq_fail(err, GSQ_ERR_ARG, "calibration: unknown method %d", (int)m);
     }
     *scale = amax / (float)qmax;
+    if (!(*scale > 0.0f && isfinite(*scale)))
+        return gsq_fail(err, GSQ_ERR_ARG, "calibration: the scale %g is not a positive number", (double)*scale);
     return GSQ_OK;
 }

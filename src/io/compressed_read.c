@@ -135,12 +135,15 @@ static gsq_status load_attention(gsq_vit *m, const gsq_st_file *f, gsq_error *er
         float scales[3];
         st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
         if (st == GSQ_OK) memcpy(scales, t->data, sizeof scales);
-        if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
+        if (st == GSQ_OK && gsq_vit_quant_set_attention_scales(m, l, scales, err) != GSQ_OK) {
+            gsq_error inner = *err;
+            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s.output_scale: %s", gsq_st_label(f), base, inner.msg);
+        }
     }
     return st;
 }
 
-/* Every non-site parameter as F32 (or F16/BF16) of its exact shape; no unknown tensor. */
+/* Every non-site parameter as F32 of its exact shape. */
 static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, const char *is_site, gsq_error *err)
 {
     for (int i = 0; i < m->num_tensors; i++) {
@@ -148,25 +151,12 @@ static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, co
         if (is_site[i]) continue;
         const gsq_st_tensor *t = gsq_st_find(f, p->name);
         if (!t) return gsq_fail(err, GSQ_ERR_MISSING, "%s: tensor '%s' is missing", gsq_st_label(f), p->name);
+        if (t->dtype != GSQ_DT_F32)
+            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: tensor '%s' is %s, the format stores F32", gsq_st_label(f), p->name,
+                            gsq_dtype_name(t->dtype));
         int same = t->ndim == p->ndim && t->numel == p->numel;
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!same) return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has the wrong shape", gsq_st_label(f), p->name);
-    }
-    static const char *const suffixes[] = {".values", ".meta", ".qweight", ".weight_scale", ".input_scale",
-                                           ".output_scale"};
-    for (size_t i = 0; i < gsq_st_count(f); i++) {
-        const char *name = gsq_st_at(f, i)->name;
-        const gsq_param *p = gsq_vit_find_param(m, name);
-        int known = p && !is_site[p - m->tensors];
-        for (size_t k = 0; !known && k < sizeof suffixes / sizeof suffixes[0]; k++) {
-            size_t n = strlen(name), sl = strlen(suffixes[k]);
-            char w[GSQ_NAME_MAX + 16];
-            if (n <= sl || strcmp(name + n - sl, suffixes[k])) continue;
-            snprintf(w, sizeof w, "%.*s.weight", (int)(n - sl), name);
-            const gsq_param *q = gsq_vit_find_param(m, w);
-            known = q && is_site[q - m->tensors];
-        }
-        if (!known) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: unexpected tensor '%s'", gsq_st_label(f), name);
     }
     return GSQ_OK;
 }
@@ -205,15 +195,32 @@ gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_i
         char wname[GSQ_NAME_MAX];
         is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(m, s, wname, sizeof wname)) - m->tensors] = 1;
     }
+    const char *attn = f ? gsq_st_meta_get(f, "quant.attention") : NULL;
+    int attention = attn && !strcmp(attn, "1");
+    if (st == GSQ_OK && (!attn || (strcmp(attn, "0") && strcmp(attn, "1"))))
+        st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.attention is %.20s, not 0 or 1", path, attn ? attn : "missing");
     /* everything checked against the architecture before the parameters are allocated */
     if (st == GSQ_OK) st = check_float_tensors(m, f, is_site, err);
     if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 0, info, err);
+    for (int l = 0; st == GSQ_OK && attention && l < cfg.depth; l++) {
+        char base[64];
+        const gsq_st_tensor *t;
+        snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
+        st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
+    }
+    if (st == GSQ_OK) { /* each expected tensor was found by name: equal counts leave no room for others */
+        size_t floats = 0;
+        for (int i = 0; i < m->num_tensors; i++) floats += !is_site[i];
+        size_t expected = floats + 4 * (size_t)info->sparse_sites + 3 * (size_t)info->dense_sites +
+                      (attention ? (size_t)cfg.depth : 0);
+        if (gsq_st_count(f) != expected)
+            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %zu tensors where this %s%s model has %zu (extra tensors)", path,
+                          gsq_st_count(f), gsq_quant_mode_name(info->mode), attention ? " attention-quantized" : "",
+                          expected);
+    }
     if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
     if (st == GSQ_OK) st = gsq_vit_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
-    const char *attn = f ? gsq_st_meta_get(f, "quant.attention") : NULL;
-    if (st == GSQ_OK && attn && strcmp(attn, "0") && strcmp(attn, "1"))
-        st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.attention is '%.20s', not 0 or 1", path, attn);
-    if (st == GSQ_OK && attn && !strcmp(attn, "1")) st = load_attention(m, f, err);
+    if (st == GSQ_OK && attention) st = load_attention(m, f, err);
     if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 1, NULL, err);
     for (int i = 0; st == GSQ_OK && m && i < m->num_tensors; i++)
         if (!is_site[i]) st = gsq_st_read_f32(f, gsq_st_find(f, m->tensors[i].name), m->params + m->tensors[i].offset,
