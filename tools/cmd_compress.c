@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "gpusq/atomic_file.h"
 #include "gpusq/compressed.h"
+#include "text.h"
 
 static const char *help =
     "usage: gpusq compress --teacher DENSE.safetensors --out-dir DIR [options]\n\n"
@@ -143,44 +143,37 @@ static void flops(const gsq_vit_config *c, int group, int w_bits, int a_bits, in
     *bitops = kept * w_bits * a_bits / 1024.0 + attn * (attention ? a_bits * a_bits / 1024.0 : 1.0) + rest;
 }
 
-/* A top-1 fraction as JSON text (a static buffer: one use per expression). */
-static const char *top1_json(double v)
-{
-    static char buf[32];
-    snprintf(buf, sizeof buf, "%.6f", v);
-    return buf;
-}
-
 static gsq_status write_reports(const char *dir, const row *rows, int n, double fp32_bytes, double fp32_macs,
                                 gsq_error *err)
 {
-    char md[8192], js[8192], path[4096];
-    int m = snprintf(md, sizeof md,
-                     "| model | top-1 | parameter bytes | vs FP32 | MACs/image | bit-weighted MACs | vs FP32 |\n"
-                     "|---|---|---|---|---|---|---|\n");
-    int j = snprintf(js, sizeof js, "{\n  \"models\": [\n");
+    cli_text md = {0}, js = {0};
+    cli_put(&md, "| model | top-1 | parameter bytes | vs FP32 | MACs/image | bit-weighted MACs | vs FP32 |\n"
+                 "|---|---|---|---|---|---|---|\n");
+    cli_put(&js, "{\n  \"models\": [\n");
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
-        char top1[16] = "n/a"; /* no validation split */
-        if (r->top1 >= 0) snprintf(top1, sizeof top1, "%.2f%%", 100 * r->top1);
-        m += snprintf(md + m, sizeof md - (size_t)m, "| %s | %s | %.0f | %.2f× | %.3g | %.3g | %.1f× |\n", r->name, top1,
-                      r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops);
-        j += snprintf(js + j, sizeof js - (size_t)j,
-                      "    {\"model\": \"%s\", \"top1\": %s, \"param_bytes\": %.0f, \"size_ratio\": %.4f, "
-                      "\"macs\": %.0f, \"bit_weighted_macs\": %.0f, \"bitops_ratio\": %.4f}%s\n",
-                      r->name, r->top1 >= 0 ? top1_json(r->top1) : "null", r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops,
-                      i + 1 < n ? "," : "");
+        char top1[16] = "n/a", top1_json[16] = "null"; /* n/a: no validation split */
+        if (r->top1 >= 0) {
+            snprintf(top1, sizeof top1, "%.2f%%", 100 * r->top1);
+            snprintf(top1_json, sizeof top1_json, "%.6f", r->top1);
+        }
+        cli_put(&md, "| %s | %s | %.0f | %.2f× | %.3g | %.3g | %.1f× |\n", r->name, top1, r->bytes,
+                fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops);
+        cli_put(&js,
+                "    {\"model\": \"%s\", \"top1\": %s, \"param_bytes\": %.0f, \"size_ratio\": %.4f, "
+                "\"macs\": %.0f, \"bit_weighted_macs\": %.0f, \"bitops_ratio\": %.4f}%s\n",
+                r->name, top1_json, r->bytes, fp32_bytes / r->bytes, r->macs, r->bitops, fp32_macs / r->bitops,
+                i + 1 < n ? "," : "");
     }
-    j += snprintf(js + j, sizeof js - (size_t)j, "  ]\n}\n");
-    const void *d[1];
-    size_t s[1];
-    d[0] = md, s[0] = (size_t)m;
+    cli_put(&js, "  ]\n}\n");
+    char path[4096];
+    if (md.p) printf("\n%s\n", md.p);
     snprintf(path, sizeof path, "%s/report.md", dir);
-    gsq_status st = gsq_write_file_atomic(path, d, s, 1, err);
-    d[0] = js, s[0] = (size_t)j;
+    gsq_status st = cli_text_write(&md, path, err);
     snprintf(path, sizeof path, "%s/report.json", dir);
-    if (st == GSQ_OK) st = gsq_write_file_atomic(path, d, s, 1, err);
-    if (st == GSQ_OK) printf("\n%s\nreport in %s/report.md and report.json\n", md, dir);
+    if (st == GSQ_OK) st = cli_text_write(&js, path, err);
+    free(js.p); /* not written when the first write failed */
+    if (st == GSQ_OK) printf("report in %s/report.md and report.json\n", dir);
     return st;
 }
 

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "gpusq/atomic_file.h"
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
+#include "text.h"
 
 static const char *help =
     "usage: gpusq quantize --teacher SPARSE.safetensors [options]\n\n"
@@ -111,32 +111,24 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
                                const gsq_eval_result *acc, const gsq_compressed_info *info, size_t fp32_bytes,
                                const float *w, int first, int depth, double seconds, gsq_error *err)
 {
-    char buf[8192];
-    int n = 0;
-    /* every append is bounded; n only grows while it fits (a report too long is an error below) */
-#define APPEND(...) (n += snprintf(buf + n, n < (int)sizeof buf ? sizeof buf - (size_t)n : 0, __VA_ARGS__), \
-                     n = n < (int)sizeof buf ? n : (int)sizeof buf)
-    APPEND(
-                     "{\n  \"mode\": \"%s\",\n  \"pattern\": \"%s\",\n  \"calibration\": \"%s\",\n"
-                     "  \"weight_calibration\": \"%s\",\n  \"feature_weights\": \"%s\",\n  \"attention\": %s,\n"
-                     "  \"accuracy\": {\n",
-                     gsq_quant_mode_name(q->mode), gsq_sparse_pattern_name(pattern), gsq_calib_name(q->calib),
-                     gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1", q->attention ? "true" : "false");
+    cli_text t = {0};
+    cli_put(&t,
+            "{\n  \"mode\": \"%s\",\n  \"pattern\": \"%s\",\n  \"calibration\": \"%s\",\n"
+            "  \"weight_calibration\": \"%s\",\n  \"feature_weights\": \"%s\",\n  \"attention\": %s,\n"
+            "  \"accuracy\": {\n",
+            gsq_quant_mode_name(q->mode), gsq_sparse_pattern_name(pattern), gsq_calib_name(q->calib),
+            gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1", q->attention ? "true" : "false");
     const char *names[3] = {"sparse_float", "calibrated", "qat"};
     for (int i = 0; i < 3; i++)
-        APPEND("    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n",
-                      names[i], acc[i].top1, acc[i].top5, acc[i].loss, i < 2 ? "," : "");
-    APPEND("  },\n  \"w_l\": {");
-    for (int l = first; l < depth; l++)
-        APPEND("%s\"blocks.%d\": %.6f", l > first ? ", " : "", l, (double)w[l]);
-    APPEND("},\n  \"param_bytes\": %zu,\n  \"fp32_param_bytes\": %zu,\n  \"sparse_gemms\": %d,\n"
-                  "  \"dense_gemms\": %d,\n  \"qat_seconds\": %.1f\n}\n",
-                  info->param_bytes, fp32_bytes, info->sparse_sites, info->dense_sites, seconds);
-#undef APPEND
-    if (n >= (int)sizeof buf) return gsq_fail(err, GSQ_ERR_NOMEM, "%s: the report is too long", path);
-    const void *data[1] = {buf};
-    size_t sizes[1] = {(size_t)n};
-    return gsq_write_file_atomic(path, data, sizes, 1, err);
+        cli_put(&t, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n", names[i], acc[i].top1,
+                acc[i].top5, acc[i].loss, i < 2 ? "," : "");
+    cli_put(&t, "  },\n  \"w_l\": {");
+    for (int l = first; l < depth; l++) cli_put(&t, "%s\"blocks.%d\": %.6f", l > first ? ", " : "", l, (double)w[l]);
+    cli_put(&t,
+            "},\n  \"param_bytes\": %zu,\n  \"fp32_param_bytes\": %zu,\n  \"sparse_gemms\": %d,\n"
+            "  \"dense_gemms\": %d,\n  \"qat_seconds\": %.1f\n}\n",
+            info->param_bytes, fp32_bytes, info->sparse_sites, info->dense_sites, seconds);
+    return cli_text_write(&t, path, err);
 }
 
 int cmd_quantize(int argc, char **argv)

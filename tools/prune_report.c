@@ -3,11 +3,10 @@
  * per-block feature-distillation losses; printed as a table and written as JSON. */
 #include "prune_report.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpusq/atomic_file.h"
+#include "text.h"
 
 static void print_acc(FILE *f, const char *what, const gsq_eval_result *r, const gsq_eval_result *dense)
 {
@@ -46,98 +45,44 @@ void prune_report_print(const prune_summary *s, FILE *f)
     for (int l = s->distill.first_block; l < s->depth; l++) fprintf(f, "  blocks.%d  %.6g\n", l, (double)s->feature_loss[l]);
 }
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int failed;
-} buf;
-
-static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(buf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = b->failed ? 0 : vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (b->failed || n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->failed = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
-
-/* A JSON string literal of s. */
-static void put_str(buf *b, const char *s)
-{
-    put(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') put(b, "\\%c", *c);
-        else if (*c < 0x20) put(b, "\\u%04x", *c);
-        else put(b, "%c", *c);
-    }
-    put(b, "\"");
-}
-
-static void put_acc(buf *b, const char *key, const gsq_eval_result *r, const char *sep)
+static void put_acc(cli_text *b, const char *key, const gsq_eval_result *r, const char *sep)
 {
     if (r->count)
-        put(b, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %zu}%s\n", key, r->top1, r->top5,
+        cli_put(b, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %zu}%s\n", key, r->top1, r->top5,
             r->loss, r->count, sep);
     else
-        put(b, "    \"%s\": null%s\n", key, sep);
+        cli_put(b, "    \"%s\": null%s\n", key, sep);
 }
 
 gsq_status prune_report_write_json(const prune_summary *s, const char *path, gsq_error *err)
 {
     const gsq_sparse_plan *p = s->plan;
-    buf b = {0};
-    put(&b, "{\n  \"teacher\": ");
-    put_str(&b, s->teacher);
-    put(&b, ",\n  \"output\": ");
-    put_str(&b, s->out);
-    put(&b, ",\n  \"pattern\": \"%s\",\n  \"criterion\": \"%s\",\n", gsq_sparse_pattern_name(p->pattern), s->criterion);
-    put(&b, "  \"sparsity\": %.6f,\n  \"layers\": [\n", gsq_sparse_plan_sparsity(p));
+    cli_text b = {0};
+    cli_put(&b, "{\n  \"teacher\": ");
+    cli_put_json_string(&b, s->teacher);
+    cli_put(&b, ",\n  \"output\": ");
+    cli_put_json_string(&b, s->out);
+    cli_put(&b, ",\n  \"pattern\": \"%s\",\n  \"criterion\": \"%s\",\n", gsq_sparse_pattern_name(p->pattern), s->criterion);
+    cli_put(&b, "  \"sparsity\": %.6f,\n  \"layers\": [\n", gsq_sparse_plan_sparsity(p));
     for (int i = 0; i < p->num_layers; i++) {
         const gsq_sparse_layer *l = &p->layers[i];
-        put(&b, "    {\"name\": \"%s\", \"rows\": %d, \"cols\": %d, \"pruned\": %s", l->name, l->rows, l->cols,
+        cli_put(&b, "    {\"name\": \"%s\", \"rows\": %d, \"cols\": %d, \"pruned\": %s", l->name, l->rows, l->cols,
             l->pruned ? "true" : "false");
-        if (!l->pruned) put(&b, ", \"dense_because\": \"%s\"", l->skip_reason ? l->skip_reason : "");
-        if (l->pruned && s->kept_plain) put(&b, ", \"kept_magnitude\": %.6f", s->kept_plain[i]);
-        if (l->pruned && s->kept_permuted) put(&b, ", \"kept_magnitude_permuted\": %.6f", s->kept_permuted[i]);
-        put(&b, "}%s\n", i + 1 < p->num_layers ? "," : "");
+        if (!l->pruned) cli_put(&b, ", \"dense_because\": \"%s\"", l->skip_reason ? l->skip_reason : "");
+        if (l->pruned && s->kept_plain) cli_put(&b, ", \"kept_magnitude\": %.6f", s->kept_plain[i]);
+        if (l->pruned && s->kept_permuted) cli_put(&b, ", \"kept_magnitude_permuted\": %.6f", s->kept_permuted[i]);
+        cli_put(&b, "}%s\n", i + 1 < p->num_layers ? "," : "");
     }
-    put(&b, "  ],\n  \"accuracy\": {\n");
+    cli_put(&b, "  ],\n  \"accuracy\": {\n");
     put_acc(&b, "dense", &s->dense, ",");
     put_acc(&b, "one_shot", &s->one_shot, ",");
     put_acc(&b, "fine_tuned", &s->tuned, "");
-    put(&b, "  },\n  \"distillation\": {\"alpha\": %g, \"beta\": %g, \"gamma\": %g, \"temperature\": %g, "
+    cli_put(&b, "  },\n  \"distillation\": {\"alpha\": %g, \"beta\": %g, \"gamma\": %g, \"temperature\": %g, "
         "\"unsupervised\": %s, \"agreement\": %.6f, \"feature_loss\": {",
         (double)s->distill.alpha, (double)s->distill.beta, (double)s->distill.gamma, (double)s->distill.temperature,
         s->unsupervised ? "true" : "false", s->agreement);
     for (int l = s->distill.first_block; l < s->depth; l++)
-        put(&b, "%s\"blocks.%d\": %.9g", l > s->distill.first_block ? ", " : "", l, (double)s->feature_loss[l]);
-    put(&b, "}},\n  \"fine_tune_seconds\": %.1f\n}\n", s->seconds);
-    gsq_status st;
-    if (b.failed) {
-        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory building the report", path);
-    } else {
-        const void *data[1] = {b.p};
-        size_t sizes[1] = {b.len};
-        st = gsq_write_file_atomic(path, data, sizes, 1, err);
-    }
-    free(b.p);
-    return st;
+        cli_put(&b, "%s\"blocks.%d\": %.9g", l > s->distill.first_block ? ", " : "", l, (double)s->feature_loss[l]);
+    cli_put(&b, "}},\n  \"fine_tune_seconds\": %.1f\n}\n", s->seconds);
+    return cli_text_write(&b, path, err);
 }
