@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "gpusq/compressed.h"
+#include "gpusq/safetensors.h"
 #include "text.h"
 
 static const char *help =
@@ -187,9 +188,15 @@ int cmd_compress(int argc, char **argv)
         gsq_fail(&err, GSQ_ERR_IO, "%s: cannot create the output folder: %s", c.out_dir, strerror(errno));
         return cli_report("compress", &err);
     }
+    /* the architecture and parameter count, for the report (stage 1 loads the weights) */
+    gsq_vit_config cfg;
     gsq_vit *dense = NULL;
-    if (gsq_vit_load(&dense, c.teacher, NULL, &err) != GSQ_OK) return cli_report("compress", &err);
-    gsq_vit_config cfg = dense->cfg;
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, c.teacher, &err);
+    if (st == GSQ_OK) st = gsq_vit_infer_config(f, 0, &cfg, &err);
+    if (st == GSQ_OK) st = gsq_vit_describe(&dense, &cfg, &err);
+    gsq_st_close(f);
+    if (st != GSQ_OK) return cli_report("compress", &err);
     double fp32_bytes = (double)dense->num_params * 4, macs, bitops;
     gsq_vit_free(dense);
     row rows[5];
@@ -197,7 +204,6 @@ int cmd_compress(int argc, char **argv)
     flops(&cfg, 0, 32, 32, 0, &macs, &bitops);
     double fp32_macs = macs;
     const char *modes[2] = {"int8", "int4"}, *patterns[2] = {"2:4", "4:8"}, *tags[2] = {"2of4", "4of8"};
-    gsq_status st = GSQ_OK;
     for (int k = 0; k < 2 && st == GSQ_OK; k++) {
         if (!strstr(c.modes, modes[k])) continue;
         char sparse[4096], sparse_json[4096], comp[4096], comp_json[4096];

@@ -129,7 +129,7 @@ int cmd_prune(int argc, char **argv)
     gsq_train_result res = {0};
     prune_summary sum = {.teacher = p.teacher, .out = o.out, .criterion = p.criterion, .unsupervised = p.unsupervised};
     gsq_status st = gsq_vit_load(&teacher, p.teacher, NULL, &err);
-    if (st == GSQ_OK && !p.resume) st = gsq_vit_load(&student, p.teacher, NULL, &err);
+    if (st == GSQ_OK && !p.resume) st = gsq_vit_clone(&student, teacher, &err);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&o, teacher->cfg.img_size);
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);

@@ -71,14 +71,15 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
     return 1;
 }
 
-/* Stage 1's per-block feature losses (distill.feature_loss.L) → w_l = L_l / mean(L) over the
- * recorded blocks (1 each when uniform or when they are all 0); *first = the first recorded block.
- * A block stage 1 did not distil gets 0 and is not distilled here either. */
-static gsq_status feature_weights(const char *path, int depth, int uniform, float *w, int *first, gsq_error *err)
+/* What stage 1 recorded in its output's metadata: the pattern, and the per-block feature losses
+ * (distill.feature_loss.L) → w_l = L_l / mean(L) over the recorded blocks (1 each when uniform or
+ * when they are all 0); *first = the first recorded block. A block stage 1 did not distil gets 0
+ * and is not distilled here either. */
+static gsq_status read_stage1(const gsq_st_file *f, int depth, int uniform, float *w, int *first,
+                              gsq_sparse_pattern *pattern, gsq_error *err)
 {
-    gsq_st_file *f = NULL;
-    gsq_status st = gsq_st_open(&f, path, err);
-    if (st != GSQ_OK) return st;
+    const char *path = gsq_st_label(f);
+    gsq_status st = GSQ_OK;
     double sum = 0;
     int n = 0;
     *first = depth;
@@ -93,10 +94,10 @@ static gsq_status feature_weights(const char *path, int depth, int uniform, floa
         if (v && *first == depth) *first = l;
         if (v) sum += w[l], n++;
     }
-    const char *pattern = gsq_st_meta_get(f, "sparsity.pattern");
-    if (st == GSQ_OK && !pattern)
+    const char *pat = gsq_st_meta_get(f, "sparsity.pattern");
+    if (st == GSQ_OK && !pat)
         st = gsq_fail(err, GSQ_ERR_MISSING, "%s: not a sparse model (no sparsity.pattern); run gpusq prune first", path);
-    gsq_st_close(f);
+    if (st == GSQ_OK) st = gsq_sparse_pattern_parse(pat, pattern, err);
     for (int l = *first; st == GSQ_OK && l < depth; l++)
         w[l] = uniform || sum <= 0 ? 1.0f : (float)(w[l] * n / sum);
     return st;
@@ -161,17 +162,14 @@ int cmd_quantize(int argc, char **argv)
     gsq_eval_result acc[3] = {{0}};
     float *w = NULL;
     int first = 0;
-    gsq_status st = gsq_vit_load(&teacher, q.teacher, NULL, &err);
-    if (st == GSQ_OK) st = gsq_vit_load(&student, q.teacher, NULL, &err);
+    gsq_st_file *f = NULL; /* the stage-1 file, read once: the model and its metadata */
+    gsq_status st = gsq_st_open(&f, q.teacher, &err);
+    if (st == GSQ_OK) st = gsq_vit_load_open(&teacher, f, NULL, NULL, &err);
+    if (st == GSQ_OK) st = gsq_vit_clone(&student, teacher, &err);
     if (st == GSQ_OK && !(w = calloc((size_t)teacher->cfg.depth, sizeof(float))))
         st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
-    if (st == GSQ_OK) st = feature_weights(q.teacher, teacher->cfg.depth, q.uniform, w, &first, &err);
-    if (st == GSQ_OK) {
-        gsq_st_file *f = NULL;
-        st = gsq_st_open(&f, q.teacher, &err);
-        if (st == GSQ_OK) st = gsq_sparse_pattern_parse(gsq_st_meta_get(f, "sparsity.pattern"), &pattern, &err);
-        gsq_st_close(f);
-    }
+    if (st == GSQ_OK) st = read_stage1(f, teacher->cfg.depth, q.uniform, w, &first, &pattern, &err);
+    gsq_st_close(f);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&o, teacher->cfg.img_size);
         /* a checkpoint would lack the quantizers' calibrated scales: stage 2 reruns instead of resuming */

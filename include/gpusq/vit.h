@@ -138,6 +138,9 @@ gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *e
 gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err);
 gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err);
 void gsq_vit_free(gsq_vit *m);
+/* A new model with m's configuration, parameters and class names (no gradients, activations or
+ * quantizers). */
+gsq_status gsq_vit_clone(gsq_vit **out, const gsq_vit *m, gsq_error *err);
 /* timm's initialisation, deterministic from seed: Linear weights and the position embedding
  * trunc_normal(std 0.02, cut at ±2 — in absolute units, as timm passes a=-2, b=2), zero Linear
  * biases, unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6), and the patch embedding at

@@ -165,6 +165,19 @@ gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
     return GSQ_OK;
 }
 
+gsq_status gsq_vit_clone(gsq_vit **out, const gsq_vit *m, gsq_error *err)
+{
+    gsq_status st = gsq_vit_create(out, &m->cfg, err);
+    if (st != GSQ_OK) return st;
+    memcpy((*out)->params, m->params, m->num_params * sizeof(float));
+    if (m->class_names && !((*out)->class_names = strdup(m->class_names))) {
+        gsq_vit_free(*out);
+        *out = NULL;
+        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory copying class names");
+    }
+    return GSQ_OK;
+}
+
 void gsq_vit_free(gsq_vit *m)
 {
     if (!m) return;
