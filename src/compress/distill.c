@@ -17,7 +17,7 @@ struct gsq_distiller {
     int cap;              /* batch the buffers hold */
     int B;                /* batch of the last loss (0: none) */
     float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, K) each */
-    int *targets, *teacher_arg;
+    int *targets, *teacher_arg, *agrees; /* (cap) labels used, teacher's class, 1 where the two agree */
     float *dfeat;         /* (depth - first_block) × cap × feat */
     const float **dptr;   /* depth pointers into dfeat, NULL for blocks not distilled */
 };
@@ -42,6 +42,7 @@ void gsq_distiller_free(gsq_distiller *d)
     free(d->dlogits_dist);
     free(d->targets);
     free(d->teacher_arg);
+    free(d->agrees);
     free(d->dfeat);
     free(d->dptr);
     free(d);
@@ -110,12 +111,14 @@ static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
     }
     free(d->targets);
     free(d->teacher_arg);
+    free(d->agrees);
     free(d->dfeat);
     d->targets = malloc((size_t)B * sizeof(int));
     d->teacher_arg = malloc((size_t)B * sizeof(int));
+    d->agrees = malloc((size_t)B * sizeof(int));
     d->dfeat = nf ? malloc(nf * (size_t)B * d->feat * sizeof(float)) : NULL;
     d->cap = 0;
-    if (!ok || !d->targets || !d->teacher_arg || (nf && !d->dfeat))
+    if (!ok || !d->targets || !d->teacher_arg || !d->agrees || (nf && !d->dfeat))
         return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory for a batch of %d", B);
     d->cap = B;
     return GSQ_OK;
@@ -129,22 +132,9 @@ static int argmax(const float *z, int K)
     return best;
 }
 
-/* p = softmax(z / T) row by row (B, K), in double. */
-static void softmax_t(float *p, const float *z, int B, int K, float T)
-{
-    for (int b = 0; b < B; b++) {
-        const float *zr = z + (size_t)b * K;
-        float *pr = p + (size_t)b * K;
-        float m = zr[0];
-        for (int k = 1; k < K; k++) m = zr[k] > m ? zr[k] : m;
-        double sum = 0.0;
-        for (int k = 0; k < K; k++) sum += exp(((double)zr[k] - m) / T);
-        for (int k = 0; k < K; k++) pr[k] = (float)(exp(((double)zr[k] - m) / T) / sum);
-    }
-}
-
-/* KL(softmax(zt/T) ‖ softmax(zs/T)) summed over the batch, in double from the logits. */
-static double kl_sum(const float *zs, const float *zt, int B, int K, float T)
+/* The temperature-softened distributions of student and teacher, ps and pt (B, K), and
+ * Σ over the batch of KL(pt ‖ ps); log-softmax in double from the logits, once per row. */
+static double softened(float *ps, float *pt, const float *zs, const float *zt, int B, int K, float T)
 {
     double total = 0.0;
     for (int b = 0; b < B; b++) {
@@ -161,7 +151,10 @@ static double kl_sum(const float *zs, const float *zt, int B, int K, float T)
         }
         double lzs = log(ss), lzt = log(st);
         for (int k = 0; k < K; k++) {
+            double es = exp((s[k] - ms) / T), et = exp((t[k] - mt) / T);
             double lpt = (t[k] - mt) / T - lzt, lps = (s[k] - ms) / T - lzs;
+            ps[(size_t)b * K + k] = (float)(es / ss);
+            pt[(size_t)b * K + k] = (float)(et / st);
             total += exp(lpt) * (lpt - lps);
         }
     }
@@ -188,7 +181,8 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
         int y = labels ? labels[b] : d->teacher_arg[b];
         if (y < 0 || y >= K) return gsq_fail(err, GSQ_ERR_ARG, "distillation: label %d of sample %d is outside [0, %d)", y, b, K);
         d->targets[b] = y;
-        agree += argmax(zs + (size_t)b * K, K) == d->teacher_arg[b];
+        d->agrees[b] = argmax(zs + (size_t)b * K, K) == d->teacher_arg[b];
+        agree += d->agrees[b];
     }
     float ce;
     if (student->cfg.distilled)
@@ -198,9 +192,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
     else
         ce = gsq_cross_entropy_forward(d->probs, zs, d->targets, B, K, c->label_smoothing);
     float T = c->temperature;
-    softmax_t(d->ps, zs, B, K, T);
-    softmax_t(d->pt, zt, B, K, T);
-    float kl = (float)((double)T * T * kl_sum(zs, zt, B, K, T) / B);
+    float kl = (float)((double)T * T * softened(d->ps, d->pt, zs, zt, B, K, T) / B);
 
     double feature = 0.0;
     for (int l = 0; l < d->depth; l++) {
@@ -213,7 +205,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
         float gscale = (float)(c->gamma * d->weights[l] * 2.0 * scale);
         for (int b = 0; b < B; b++) {
             size_t o = (size_t)b * d->feat;
-            if (argmax(zs + (size_t)b * K, K) != d->teacher_arg[b]) {
+            if (!d->agrees[b]) {
                 memset(g + o, 0, d->feat * sizeof(float));
                 continue;
             }
