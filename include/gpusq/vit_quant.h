@@ -32,7 +32,7 @@ int gsq_quant_mode_act_bits(gsq_quant_mode m);
  * block: 1 + 4·depth sites. */
 int gsq_vit_quant_sites(const gsq_vit_config *cfg);
 /* The timm name of site s's weight (patch_embed.proj.weight, blocks.L.attn.qkv.weight, ...). */
-const char *gsq_vit_quant_site_weight(const gsq_vit *m, int site, char *buf, size_t cap);
+const char *gsq_vit_quant_site_weight(int site, char *buf, size_t cap);
 
 /* Attaches quantizers to m (replacing any); activations are not quantized until calibrated. */
 gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_method weight_calib, gsq_error *err);

@@ -140,12 +140,7 @@ gsq_status gsq_decode_jpeg(const unsigned char *data, size_t size, const char *l
     gsq_status st = decode_rows(job, data, size, label, err);
     if (job->created) jpeg_destroy_decompress(&job->cinfo);
     free(job->cmyk_row);
-    if (st == GSQ_OK) {
-        *out = job->img;
-    } else {
-        gsq_image_free(&job->img);
-        memset(out, 0, sizeof *out);
-    }
+    gsq_image_hand_over(&job->img, st, out);
     free(job);
     return st;
 }

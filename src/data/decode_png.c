@@ -105,12 +105,7 @@ gsq_status gsq_decode_png(const unsigned char *data, size_t size, const char *la
     gsq_status st = decode_rows(job, label, err);
     if (job->png) png_destroy_read_struct(&job->png, job->info ? &job->info : NULL, NULL);
     free(job->rows);
-    if (st == GSQ_OK) {
-        *out = job->img;
-    } else {
-        gsq_image_free(&job->img);
-        memset(out, 0, sizeof *out);
-    }
+    gsq_image_hand_over(&job->img, st, out);
     free(job);
     return st;
 }

@@ -84,7 +84,7 @@ static gsq_status load_sites(gsq_vit *m, const gsq_st_file *f, gsq_quant_mode mo
     int pair = pattern == GSQ_SPARSE_4_8, group = pair ? 8 : 4;
     for (int s = 0; s < gsq_vit_quant_sites(&m->cfg); s++) {
         char wname[GSQ_NAME_MAX], base[GSQ_NAME_MAX], probe[GSQ_NAME_MAX + 16];
-        gsq_vit_quant_site_weight(m, s, wname, sizeof wname);
+        gsq_vit_quant_site_weight(s, wname, sizeof wname);
         snprintf(base, sizeof base, "%.*s", (int)(strlen(wname) - 7), wname);
         const gsq_param *p = gsq_vit_find_param(m, wname);
         int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
@@ -193,7 +193,7 @@ gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_i
         st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
     for (int s = 0; st == GSQ_OK && s < gsq_vit_quant_sites(&cfg); s++) {
         char wname[GSQ_NAME_MAX];
-        is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(m, s, wname, sizeof wname)) - m->tensors] = 1;
+        is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname)) - m->tensors] = 1;
     }
     const char *attn = f ? gsq_st_meta_get(f, "quant.attention") : NULL;
     int attention = attn && !strcmp(attn, "1");

@@ -90,7 +90,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
     if (st == GSQ_OK && !is_site) st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
     for (int s = 0; st == GSQ_OK && s < sites; s++) {
         char wname[GSQ_NAME_MAX], tname[GSQ_NAME_MAX + 16];
-        gsq_vit_quant_site_weight(m, s, wname, sizeof wname);
+        gsq_vit_quant_site_weight(s, wname, sizeof wname);
         const gsq_param *p = gsq_vit_find_param(m, wname);
         is_site[p - m->tensors] = 1;
         int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);

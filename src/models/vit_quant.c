@@ -25,12 +25,11 @@ int gsq_quant_mode_act_bits(gsq_quant_mode m) { return m == GSQ_QMODE_INT4 ? 4 :
 
 int gsq_vit_quant_sites(const gsq_vit_config *cfg) { return 1 + 4 * cfg->depth; }
 
-const char *gsq_vit_quant_site_weight(const gsq_vit *m, int site, char *buf, size_t cap)
+const char *gsq_vit_quant_site_weight(int site, char *buf, size_t cap)
 {
     static const char *const kinds[4] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
     if (site <= 0) snprintf(buf, cap, "patch_embed.proj.weight");
     else snprintf(buf, cap, "blocks.%d.%s.weight", (site - 1) / 4, kinds[(site - 1) % 4]);
-    (void)m;
     return buf;
 }
 
@@ -80,7 +79,7 @@ gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_metho
     size_t NP = (size_t)gsq_vit_num_patches(c), CPP = (size_t)c->in_chans * c->patch_size * c->patch_size;
     for (int s = 0; s < n; s++) {
         char name[GSQ_NAME_MAX];
-        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(m, s, name, sizeof name));
+        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name));
         gsq_qsite *site = &q->sites[s];
         site->w_offset = p->offset;
         site->rows = (int)p->shape[0];
@@ -175,7 +174,7 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
             char name[GSQ_NAME_MAX];
             gsq_error inner = *err;
             st = gsq_fail(err, inner.code, "calibrating the input of %s: %s",
-                          gsq_vit_quant_site_weight(m, s, name, sizeof name), inner.msg);
+                          gsq_vit_quant_site_weight(s, name, sizeof name), inner.msg);
         }
     }
     static const char *const part[3] = {"Q", "K", "V"};
