@@ -18,33 +18,39 @@ static const char *defaults =
     "defaults: --epochs 10 --batch 64 --lr 1e-3 --warmup-epochs 1 --smoothing 0.1, augmentation on,\n"
     "--out model.safetensors\n";
 
+typedef struct {
+    const char *model_name, *weights, *resume;
+    int num_classes;
+} train_model_opts;
+
+/* train's own options (cli_own_option): where the model comes from. */
+static int model_option(void *ctx, int argc, char **argv, int *i)
+{
+    train_model_opts *t = ctx;
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    const char **dst = !strcmp(a, "--model") ? &t->model_name : !strcmp(a, "--weights") ? &t->weights
+                     : !strcmp(a, "--resume") ? &t->resume : NULL;
+    int ok;
+    if (dst) ok = (*dst = v) != NULL;
+    else if (!strcmp(a, "--num-classes")) ok = v && cli_parse_int(v, 1, 1 << 20, &t->num_classes);
+    else return 0;
+    if (!ok) {
+        cli_usage_error("train", "%s needs a valid value%s%s", a, v ? ", got " : "", v ? v : "");
+        return -1;
+    }
+    ++*i;
+    return 1;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    const char *model_name = NULL, *weights = NULL, *resume = NULL;
-    int num_classes = 0;
+    train_model_opts t0 = {0};
     cli_train_opts o;
     cli_train_opts_init(&o, "model.safetensors");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            printf("%s%s%s", help, cli_train_help, defaults);
-            return 0;
-        }
-        int taken = cli_train_option(&o, "train", argc, argv, &i);
-        if (taken < 0) return 2;
-        if (taken) continue;
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--model") == 0 && v) model_name = argv[++i];
-        else if (strcmp(a, "--weights") == 0 && v) weights = argv[++i];
-        else if (strcmp(a, "--resume") == 0 && v) resume = argv[++i];
-        else if (strcmp(a, "--num-classes") == 0) {
-            if (!v || !cli_parse_int(v, 1, 1 << 20, &num_classes))
-                return cli_usage_error("train", "--num-classes needs a valid value%s%s", v ? ", got " : "", v ? v : "");
-            i++;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--weights") || !strcmp(a, "--resume"))
-            return cli_usage_error("train", "%s needs a value", a);
-        else return cli_usage_error("train", "unknown option '%s'", a);
-    }
+    int code = cli_parse_command(&o, "train", argc, argv, model_option, &t0, help, defaults);
+    if (code >= 0) return code;
+    const char *model_name = t0.model_name, *weights = t0.weights, *resume = t0.resume;
+    int num_classes = t0.num_classes;
     if ((model_name != NULL) + (weights != NULL) + (resume != NULL) != 1)
         return cli_usage_error("train", "give exactly one of --model, --weights and --resume");
 
