@@ -56,6 +56,9 @@ void cli_train_opts_fine_tune(cli_train_opts *o, long epochs, float lr);
  * command's own (1 taken, 0 not its, -1 bad value reported); --help prints help, the shared
  * options and defaults. Returns -1 to go on, or the exit code (0 after --help, 2 on a mistake). */
 typedef int (*cli_own_option)(void *ctx, int argc, char **argv, int *i);
+/* The end of an own option taking a value argv[*i + 1]: reports a usage error and returns -1
+ * when !ok, else steps past the value and returns 1. */
+int cli_option_value(const char *cmd, int ok, int argc, char **argv, int *i);
 int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
                       const char *help, const char *defaults);
 /* After parsing, for a model of img_size: threads, seeds, transforms, the checkpoint path. */

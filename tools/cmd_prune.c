@@ -58,12 +58,7 @@ static int prune_option(void *ctx, int argc, char **argv, int *i)
     else if (!strcmp(a, "--gamma")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &p->gamma);
     else if (!strcmp(a, "--temperature")) ok = v && cli_parse_float(v, 1e-3f, 1e3f, &p->temperature);
     else return 0;
-    if (!ok) {
-        cli_usage_error("prune", "%s needs a valid value%s%s", a, v ? ", got " : "", v ? v : "");
-        return -1;
-    }
-    ++*i;
-    return 1;
+    return cli_option_value("prune", ok, argc, argv, i);
 }
 
 /* The sparse model with its provenance in metadata. */

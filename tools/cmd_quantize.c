@@ -63,12 +63,7 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
     else if (!strcmp(a, "--gamma")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &q->gamma);
     else if (!strcmp(a, "--temperature")) ok = v && cli_parse_float(v, 1e-3f, 1e3f, &q->temperature);
     else return 0;
-    if (!ok) {
-        cli_usage_error("quantize", "%s needs a valid value%s%s", a, v ? ", got " : "", v ? v : "");
-        return -1;
-    }
-    ++*i;
-    return 1;
+    return cli_option_value("quantize", ok, argc, argv, i);
 }
 
 /* What stage 1 recorded in its output's metadata: the pattern, and the per-block feature losses

@@ -34,12 +34,7 @@ static int model_option(void *ctx, int argc, char **argv, int *i)
     if (dst) ok = (*dst = v) != NULL;
     else if (!strcmp(a, "--num-classes")) ok = v && cli_parse_int(v, 1, 1 << 20, &t->num_classes);
     else return 0;
-    if (!ok) {
-        cli_usage_error("train", "%s needs a valid value%s%s", a, v ? ", got " : "", v ? v : "");
-        return -1;
-    }
-    ++*i;
-    return 1;
+    return cli_option_value("train", ok, argc, argv, i);
 }
 
 int cmd_train(int argc, char **argv)

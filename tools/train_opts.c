@@ -64,6 +64,17 @@ int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv,
     return -1;
 }
 
+int cli_option_value(const char *cmd, int ok, int argc, char **argv, int *i)
+{
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!ok) {
+        cli_usage_error(cmd, "%s needs a valid value%s%s", argv[*i], v ? ", got " : "", v ? v : "");
+        return -1;
+    }
+    ++*i;
+    return 1;
+}
+
 #define NEXT_ARG() (*i + 1 < argc ? argv[++*i] : NULL)
 
 int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i)
