@@ -42,6 +42,23 @@ static gsq_vit *quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_m
     return m;
 }
 
+/* The paper's accounting, from docs/FORMAT.md's sizes: every GEMM weight's codes and position
+ * metadata (a GEMM whose inputs are not a multiple of the group is stored dense). */
+static void expected_gemm_bytes(const gsq_vit *m, gsq_sparse_pattern pattern, gsq_quant_mode mode, size_t *weights,
+                                size_t *bytes)
+{
+    int group = pattern == GSQ_SPARSE_4_8 ? 8 : 4, four = gsq_quant_mode_weight_bits(mode) == 4;
+    *weights = *bytes = 0;
+    for (int s = 0; s < gsq_vit_quant_sites(&m->cfg); s++) {
+        char name[GSQ_NAME_MAX];
+        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name));
+        size_t rows = (size_t)p->shape[0], cols = p->numel / rows, sparse = cols % (size_t)group == 0;
+        size_t kept = sparse ? cols / 2 : cols, words = (cols / (size_t)group + 3) / 4;
+        *weights += p->numel;
+        *bytes += rows * ((four ? (kept + 1) / 2 : kept) + (sparse ? 2 * words : 0));
+    }
+}
+
 static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, int want_dense)
 {
     float x[B * 3 * 16 * 16], ref[B * 5];
@@ -69,6 +86,12 @@ static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode,
                   loaded.dense_sites == want_dense && loaded.param_bytes == saved.param_bytes,
               "%s: info: %d sparse, %d dense, %zu vs %zu bytes", what, loaded.sparse_sites, loaded.dense_sites,
               loaded.param_bytes, saved.param_bytes);
+        size_t weights, bytes;
+        expected_gemm_bytes(m, pattern, mode, &weights, &bytes);
+        CHECK(saved.gemm_weights == weights && saved.gemm_weight_bytes == bytes &&
+                  loaded.gemm_weights == weights && loaded.gemm_weight_bytes == bytes,
+              "%s: GEMM weights %zu/%zu (loaded %zu/%zu) where the format gives %zu/%zu", what, saved.gemm_weights,
+              saved.gemm_weight_bytes, loaded.gemm_weights, loaded.gemm_weight_bytes, weights, bytes);
         size_t fp32 = m->num_params * 4;
         printf("%s %s: %zu bytes vs %zu fp32 (%.2fx smaller)\n", what, gsq_sparse_pattern_name(pattern),
                saved.param_bytes, fp32, (double)fp32 / (double)saved.param_bytes);

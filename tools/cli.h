@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gpusq/compressed.h"
 #include "gpusq/data.h"
 #include "gpusq/status.h"
 
@@ -74,9 +75,12 @@ int cli_report(const char *cmd, const gsq_error *err);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses a whole decimal integer in [lo, hi]; returns 0 on failure. */
 int cli_parse_int(const char *s, int lo, int hi, int *out);
-/* Loads MODEL.safetensors, inferring the architecture (heads > 0 overrides the head count). */
+/* Loads MODEL.safetensors, inferring the architecture (heads > 0 overrides the head count). A
+ * compressed file loads as its fake-quantized twin, and fills info when info is not NULL (zeroed
+ * for other files). */
 struct gsq_vit;
-gsq_status cli_load_model(const char *path, int heads, struct gsq_vit **out, gsq_error *err);
+gsq_status cli_load_model(const char *path, int heads, struct gsq_vit **out, gsq_compressed_info *info,
+                          gsq_error *err);
 /* Parses a finite float in [lo, hi]; returns 0 on failure. */
 int cli_parse_float(const char *s, float lo, float hi, float *out);
 /* 1 if arg is -h or --help. */

@@ -55,7 +55,7 @@ int cmd_eval(int argc, char **argv)
 
     gsq_error err = {0};
     gsq_vit *m = NULL;
-    gsq_status st = cli_load_model(path, heads, &m, &err);
+    gsq_status st = cli_load_model(path, heads, &m, NULL, &err);
     if (st != GSQ_OK) return cli_report("eval", &err);
     const gsq_vit_config cfg = m->cfg;
     sizes.resolution = cfg.img_size;

@@ -34,7 +34,7 @@ int cmd_predict(int argc, char **argv)
     if (!path || !first_image) return cli_usage_error("predict", "give a MODEL.safetensors and at least one IMAGE");
     gsq_error err = {0};
     gsq_vit *m = NULL;
-    gsq_status st = cli_load_model(path, heads, &m, &err);
+    gsq_status st = cli_load_model(path, heads, &m, NULL, &err);
     if (st != GSQ_OK) return cli_report("predict", &err);
     const gsq_vit_config cfg = m->cfg;
     gsq_transform t;

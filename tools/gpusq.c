@@ -49,15 +49,16 @@ int cli_parse_int(const char *s, int lo, int hi, int *out)
     return 1;
 }
 
-gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_error *err)
+gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_compressed_info *info, gsq_error *err)
 {
     gsq_vit_config cfg;
     gsq_st_file *f = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
     const char *kind = st == GSQ_OK ? gsq_st_meta_get(f, "gpusq.kind") : NULL;
+    if (info) memset(info, 0, sizeof *info);
     if (kind && strcmp(kind, "compressed") == 0) { /* runs as its fake-quantized twin */
         gsq_st_close(f);
-        return gsq_compressed_load(out, path, NULL, err);
+        return gsq_compressed_load(out, path, info, err);
     }
     if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
     /* loading checks every tensor against the inferred architecture */

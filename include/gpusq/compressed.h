@@ -16,6 +16,10 @@ typedef struct {
     gsq_sparse_pattern pattern;
     int sparse_sites, dense_sites; /* quantized GEMMs stored sparse / dense */
     size_t param_bytes;            /* bytes of tensor data in the file */
+    /* The paper's accounting (docs/QUANTIZATION.md, "Model size"): the quantized GEMMs' weights
+     * alone — their element count, and the bytes of their codes plus position metadata (scales,
+     * biases and float parameters not counted). */
+    size_t gemm_weights, gemm_weight_bytes;
 } gsq_compressed_info;
 
 /* Writes m, which must carry calibrated quantizers, atomically. A GEMM whose weights obey the

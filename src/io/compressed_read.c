@@ -102,7 +102,11 @@ static gsq_status load_sites(gsq_vit *m, const gsq_st_file *f, gsq_quant_mode mo
         if (st == GSQ_OK) st = expect(f, base, "weight_scale", GSQ_DT_F32, 1, rows, 0, &scale, err);
         if (st == GSQ_OK) st = expect(f, base, "input_scale", GSQ_DT_F32, 0, 0, 0, &in_scale, err);
         if (st != GSQ_OK || !alloc) {
-            if (st == GSQ_OK && info) *(sparse ? &info->sparse_sites : &info->dense_sites) += 1;
+            if (st == GSQ_OK && info) {
+                *(sparse ? &info->sparse_sites : &info->dense_sites) += 1;
+                info->gemm_weights += p->numel;
+                info->gemm_weight_bytes += values->nbytes + (meta ? meta->nbytes : 0);
+            }
             if (st != GSQ_OK) return st;
             continue;
         }

@@ -128,8 +128,10 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         if (st == GSQ_OK) st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 1, sshape, scales, err);
         snprintf(tname, sizeof tname, "%.*s.input_scale", (int)(strlen(wname) - 7), wname);
         if (st == GSQ_OK) st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 0, sshape, in_scale, err);
-        info->param_bytes += (size_t)rows * bytes_per_row + (sparse ? (size_t)rows * words * 2 : 0) +
-                             (size_t)rows * 4 + 4;
+        size_t weight_bytes = (size_t)rows * bytes_per_row + (sparse ? (size_t)rows * words * 2 : 0);
+        info->param_bytes += weight_bytes + (size_t)rows * 4 + 4;
+        info->gemm_weights += p->numel;
+        info->gemm_weight_bytes += weight_bytes;
         if (sparse) info->sparse_sites++;
         else info->dense_sites++;
     }
