@@ -10,37 +10,12 @@
 
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
+#include "quantized_model.h"
 #include "test_util.h"
 
 static char dir[64] = "/tmp/gsq_test_compressed_XXXXXX";
 
 enum { B = 4 };
-
-static gsq_vit *quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, float *x)
-{
-    gsq_vit_config c = {
-        .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 5, .embed_dim = 24, .depth = 2,
-        .num_heads = 3, .mlp_hidden = mlp, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
-    };
-    gsq_error err = {0};
-    gsq_vit *m = NULL;
-    gsq_vit_create(&m, &c, NULL);
-    gsq_vit_init(m, 9);
-    gsq_rng rng;
-    gsq_rng_seed(&rng, 10, 0);
-    for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.05f * gsq_rng_normal(&rng);
-    for (int i = 0; i < B * 3 * 16 * 16; i++) x[i] = gsq_rng_normal(&rng);
-    gsq_sparse_plan plan;
-    gsq_sparse_plan_magnitude(&plan, m, pattern, 0, &err);
-    gsq_sparse_apply(&plan, m->params);
-    gsq_sparse_plan_free(&plan);
-    gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
-    if (attention) gsq_vit_quant_enable_attention(m, &err);
-    gsq_vit_quant_observe_begin(m, 4096, &err);
-    gsq_vit_forward(m, x, B, NULL, &err);
-    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
-    return m;
-}
 
 /* The paper's accounting, from docs/FORMAT.md's sizes: every GEMM weight's codes and position
  * metadata (a GEMM whose inputs are not a multiple of the group is stored dense). */
@@ -62,7 +37,7 @@ static void expected_gemm_bytes(const gsq_vit *m, gsq_sparse_pattern pattern, gs
 static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, int want_dense)
 {
     float x[B * 3 * 16 * 16], ref[B * 5];
-    gsq_vit *m = quantized_model(mlp, pattern, mode, attention, x);
+    gsq_vit *m = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
     gsq_error err = {0};
     const float *logits;
     gsq_vit_forward(m, x, B, &logits, &err);
@@ -104,7 +79,7 @@ static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode,
 static void test_layout(void)
 {
     float x[B * 3 * 16 * 16];
-    gsq_vit *m = quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT4, 0, x);
+    gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT4, 0, x, B);
     gsq_error err = {0};
     char path[128];
     snprintf(path, sizeof path, "%s/layout.safetensors", dir);

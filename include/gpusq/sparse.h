@@ -106,6 +106,14 @@ void gsq_sparse_plan_free(gsq_sparse_plan *plan);
  * moments do not follow the permutation. */
 #define GSQ_SPARSE_PERMUTE_EFFORT 32
 
+/* The compressed form of one row of integer codes (cols a multiple of the group; docs/FORMAT.md):
+ * per group, the two kept positions (2:4: values; paired 4:8 (pair = 1): aligned pairs) in
+ * increasing order — the non-zero ones, padded with the lowest unused — their codes appended to
+ * kept (cols / 2 values), and a nibble (first index in bits 0–1, second in bits 2–3) ORed into
+ * meta, four groups per 16-bit word (meta must start zeroed). A group with more non-zero
+ * positions than it keeps loses the later ones: check the pattern first. */
+void gsq_sparse_compress_row(const int8_t *codes, int cols, int pair, int8_t *kept, uint16_t *meta);
+
 typedef struct {
     char name[GSQ_NAME_MAX];  /* the regrouped weight: blocks.L.mlp.fc2.weight or blocks.L.attn.proj.weight */
     double kept_before;       /* fraction of Σ|w| the magnitude mask keeps, before and after */

@@ -41,33 +41,6 @@ static void pack_codes(uint8_t *dst, const int8_t *codes, size_t n, int four_bit
     }
 }
 
-/* The kept values and metadata of one row: per group, the two kept positions (2:4: values; 4:8:
- * aligned pairs) in increasing order — the non-zero ones, padded with the lowest unused — as a
- * nibble (first index in bits 0–1, second in bits 2–3), four groups per 16-bit word. */
-static void compress_row(const int8_t *codes, int cols, int pair, int8_t *kept, uint16_t *meta)
-{
-    int unit = pair ? 2 : 1, group = 4 * unit, groups = cols / group;
-    for (int g = 0; g < groups; g++) {
-        const int8_t *c = codes + g * group;
-        int idx[2], n = 0, used[4] = {0};
-        for (int u = 0; u < 4 && n < 2; u++) {
-            int nz = 0;
-            for (int e = 0; e < unit; e++) nz |= c[u * unit + e] != 0;
-            if (nz) idx[n++] = u, used[u] = 1;
-        }
-        for (int u = 0; n < 2; u++) /* fewer than two non-zero: pad with the lowest unused positions */
-            if (!used[u]) idx[n++] = u, used[u] = 1;
-        if (idx[0] > idx[1]) {
-            int t = idx[0];
-            idx[0] = idx[1];
-            idx[1] = t;
-        }
-        for (int k = 0; k < 2; k++)
-            for (int e = 0; e < unit; e++) kept[(g * 2 + k) * unit + e] = c[idx[k] * unit + e];
-        meta[g / 4] |= (uint16_t)((idx[0] | idx[1] << 2) << (4 * (g % 4)));
-    }
-}
-
 gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, const char *path,
                                gsq_compressed_info *info, gsq_error *err)
 {
@@ -114,7 +87,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
             st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
         for (int r = 0; st == GSQ_OK && r < rows; r++) {
             const int8_t *c = codes + (size_t)r * cols;
-            if (sparse) compress_row(c, cols, pair, row_kept, meta + (size_t)r * words);
+            if (sparse) gsq_sparse_compress_row(c, cols, pair, row_kept, meta + (size_t)r * words);
             else memcpy(row_kept, c, (size_t)cols);
             pack_codes(values + (size_t)r * bytes_per_row, row_kept, kept_per_row, four);
         }

@@ -1,0 +1,44 @@
+/* The CPU inference engine for compressed models (docs/ENGINE.md): integer GEMMs on the kept
+ * INT8/INT4 codes of a compressed file, float LayerNorm, softmax and GELU, run-time choice of
+ * the kernels (AVX-512 VNNI or plain C). The packed weights stay compressed in memory; the
+ * activation buffers are sized once for the largest batch. */
+#ifndef GPUSQ_ENGINE_H
+#define GPUSQ_ENGINE_H
+
+#include "gpusq/sparse.h"
+#include "gpusq/vit.h"
+
+typedef enum {
+    GSQ_ENGINE_SPARSE, /* as the file stores it: 2:4 / 4:8 GEMMs read only their kept codes */
+    GSQ_ENGINE_DENSE,  /* every GEMM as dense integer codes (pruned zeros multiplied): the baseline */
+} gsq_engine_layout;
+
+/* Time spent per part of the forward pass, accumulated since the last reset (seconds). */
+typedef enum {
+    GSQ_ENGINE_T_PATCH, GSQ_ENGINE_T_NORM, GSQ_ENGINE_T_QKV, GSQ_ENGINE_T_ATTENTION, GSQ_ENGINE_T_PROJ,
+    GSQ_ENGINE_T_FC1, GSQ_ENGINE_T_GELU, GSQ_ENGINE_T_FC2, GSQ_ENGINE_T_HEAD, GSQ_ENGINE_T_COUNT
+} gsq_engine_part;
+
+typedef struct gsq_engine gsq_engine;
+
+/* Builds the engine of m, a model with calibrated quantizers (as gsq_compressed_load returns it,
+ * the file's scales fixed), for batches of up to max_batch images. With GSQ_ENGINE_SPARSE a GEMM
+ * whose codes obey pattern (and whose input size is a multiple of its group) runs sparse, any
+ * other dense. The engine copies what it needs; m may be freed afterwards. */
+gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern, gsq_engine_layout layout,
+                             int max_batch, gsq_error *err);
+void gsq_engine_free(gsq_engine *e);
+/* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch; the pointer is valid until the
+ * next call. */
+gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err);
+const gsq_vit_config *gsq_engine_config(const gsq_engine *e);
+/* Bytes the packed GEMM weights occupy in memory, and the number of GEMMs that run sparse. */
+size_t gsq_engine_weight_bytes(const gsq_engine *e);
+int gsq_engine_sparse_gemms(const gsq_engine *e);
+const double *gsq_engine_times(const gsq_engine *e); /* GSQ_ENGINE_T_COUNT entries */
+void gsq_engine_reset_times(gsq_engine *e);
+const char *gsq_engine_part_name(gsq_engine_part p);
+/* The kernels in use: "avx512-vnni" or "reference C". */
+const char *gsq_engine_isa(void);
+
+#endif

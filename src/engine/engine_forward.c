@@ -1,0 +1,105 @@
+/* The CPU engine's forward pass: the ViT of src/models/vit_train.c with every quantized GEMM run
+ * as an integer GEMM on its packed codes — the input quantized once into the kernel's layout, the
+ * output rescaled with the bias (and the residual) added in the GEMM's epilogue. LayerNorm,
+ * softmax, GELU and the head stay float; with quantized attention, Q, K, V and the probabilities
+ * are rounded to their codes first, so the matmuls multiply the same values an integer kernel
+ * would. */
+#include <time.h>
+
+#include "engine_state.h"
+#include "gpusq/nn.h"
+#include "gpusq/quant.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* y (M, ldy) = GEMM s of x (M, K): y = result (+ y when accumulate). */
+static void gemm(gsq_engine *e, int s, float *y, int ldy, const float *x, int M, int K, const float *bias,
+                 int accumulate)
+{
+    const gsq_engine_site *site = &e->sites[s];
+    gsq_i8_quantize(e->xq, x, M, K, K, site->inv_a, e->a_qmax);
+    gsq_i8_epilogue ep = {.scale = site->scale, .bias = bias, .accumulate = accumulate};
+    gsq_i8_gemm(y, ldy, e->xq, M, &site->w.w, &ep);
+}
+
+/* Time since *t0 into part p; *t0 moves on. */
+static void lap(gsq_engine *e, gsq_engine_part p, double *t0)
+{
+    double t = now();
+    e->times[p] += t - *t0;
+    *t0 = t;
+}
+
+static void attention(gsq_engine *e, int l, int B)
+{
+    const gsq_vit_config *c = &e->cfg;
+    int T = gsq_vit_tokens(c), D = c->embed_dim;
+    size_t N = (size_t)B * T;
+    if (!e->attention) {
+        gsq_attention_forward(e->atty, e->att, NULL, 0.0f, 0, e->qkv, B, T, D, c->num_heads);
+        return;
+    }
+    const float *s = e->qkv_scales + 3 * l;
+    #pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++)
+        for (int k = 0; k < 3; k++) {
+            float *q = e->qkv + r * 3 * (size_t)D + (size_t)k * D;
+            gsq_fake_quant(q, q, (size_t)D, s[k], e->a_qmax);
+        }
+    gsq_attention_forward(e->atty, e->att, e->att_q, 1.0f / (float)e->a_qmax, e->a_qmax, e->qkv, B, T, D,
+                          c->num_heads);
+}
+
+gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err)
+{
+    if (B < 1 || B > e->max_batch)
+        return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is outside 1..%d", B, e->max_batch);
+    const gsq_vit_config *c = &e->cfg;
+    const gsq_vit_view *p = &e->p;
+    int T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden, NP = gsq_vit_num_patches(c), K = c->num_classes;
+    int CPP = c->in_chans * c->patch_size * c->patch_size, N = B * T;
+    double t0 = now();
+
+    gsq_patchify(e->patches, images, B, c->in_chans, c->img_size, c->img_size, c->patch_size);
+    gemm(e, 0, e->atty, D, e->patches, B * NP, CPP, p->patch_b, 0);
+    gsq_tokens_forward(e->x, e->atty, p->cls_token, p->dist_token, p->pos_embed, B, NP, D);
+    lap(e, GSQ_ENGINE_T_PATCH, &t0);
+    for (int l = 0; l < c->depth; l++) {
+        const gsq_vit_block_view *w = &p->blocks[l];
+        int s = 1 + 4 * l;
+        gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln1_w, w->ln1_b, N, D, c->ln_eps);
+        lap(e, GSQ_ENGINE_T_NORM, &t0);
+        gemm(e, s, e->qkv, 3 * D, e->ln, N, D, w->qkv_b, 0);
+        lap(e, GSQ_ENGINE_T_QKV, &t0);
+        attention(e, l, B);
+        lap(e, GSQ_ENGINE_T_ATTENTION, &t0);
+        gemm(e, s + 1, e->x, D, e->atty, N, D, w->proj_b, 1); /* x += proj(attention) */
+        lap(e, GSQ_ENGINE_T_PROJ, &t0);
+        gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln2_w, w->ln2_b, N, D, c->ln_eps);
+        lap(e, GSQ_ENGINE_T_NORM, &t0);
+        gemm(e, s + 2, e->h, H, e->ln, N, D, w->fc1_b, 0);
+        lap(e, GSQ_ENGINE_T_FC1, &t0);
+        gsq_gelu_forward(e->h, e->h, (size_t)N * H);
+        lap(e, GSQ_ENGINE_T_GELU, &t0);
+        gemm(e, s + 3, e->x, D, e->h, N, H, w->fc2_b, 1); /* x += fc2(gelu) */
+        lap(e, GSQ_ENGINE_T_FC2, &t0);
+    }
+    int rows = c->distilled ? 2 * B : B;
+    gsq_pool_forward(e->pooled, e->x, B, T, D, c->pool, 0, gsq_vit_prefix(c));
+    if (c->distilled) gsq_pool_forward(e->pooled + (size_t)B * D, e->x, B, T, D, GSQ_POOL_TOKEN, 1, 2);
+    gsq_layernorm_forward(e->normed, e->mean, e->rstd, e->pooled, p->norm_w, p->norm_b, rows, D, c->ln_eps);
+    gsq_linear_forward(e->logits, e->normed, p->head_w, p->head_b, B, D, K);
+    if (c->distilled) {
+        float *dist = e->logits + (size_t)B * K;
+        gsq_linear_forward(dist, e->normed + (size_t)B * D, p->head_dist_w, p->head_dist_b, B, D, K);
+        for (size_t i = 0; i < (size_t)B * K; i++) e->logits[i] = 0.5f * (e->logits[i] + dist[i]);
+    }
+    lap(e, GSQ_ENGINE_T_HEAD, &t0);
+    *logits = e->logits;
+    return GSQ_OK;
+}

@@ -1,0 +1,34 @@
+/* Private: the CPU engine's plan and buffers (engine.c builds them, engine_forward.c runs them). */
+#ifndef GSQ_ENGINE_STATE_H
+#define GSQ_ENGINE_STATE_H
+
+#include "gpusq/engine.h"
+#include "int8_pack.h"
+
+/* One quantized GEMM: packed codes, per-row output scales (weight scale × input scale), and the
+ * reciprocal input scale its input is quantized with. */
+typedef struct {
+    gsq_i8_owned_weight w;
+    float *scale;
+    float inv_a;
+} gsq_engine_site;
+
+struct gsq_engine {
+    gsq_vit_config cfg;
+    int max_batch;
+    int num_sites, sparse_sites; /* the GEMMs in gsq_vit_quant_site_weight's order */
+    gsq_engine_site *sites;
+    size_t weight_bytes;
+    int a_qmax;                  /* activation codes: ±a_qmax */
+    int attention;               /* 1: Q, K, V and the probabilities are quantized too */
+    float *qkv_scales;           /* (depth, 3) when attention */
+    float *fparams;              /* the float parameters, which p points into */
+    gsq_vit_view p;              /* GEMM weight pointers are NULL */
+    gsq_vit_block_view *blocks;
+    float *act;                  /* one allocation for the buffers below */
+    float *patches, *x, *ln, *qkv, *att, *att_q, *atty, *h, *mean, *rstd, *pooled, *normed, *logits;
+    uint8_t *xq;                 /* the quantized input of the current GEMM */
+    double times[GSQ_ENGINE_T_COUNT];
+};
+
+#endif

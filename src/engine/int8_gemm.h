@@ -1,0 +1,90 @@
+/* Private: the integer GEMM of the CPU engine, its operand layouts, and its implementations —
+ * the plain-C reference (int8_gemm_ref.c, the specification) and the AVX-512 VNNI fast path
+ * (int8_gemm_avx512.c), chosen at run time (int8_dispatch.c). Both compute the same exact
+ * integer sums and then the same scalar epilogue, so their outputs agree bit for bit.
+ *
+ * Activations (the GEMM input, M rows of K values) are quantized into "chunk-major" bytes:
+ * xq[c][m][j] = code(x[m][8c + j]) + 128 for chunk c < ceil(K/8), row m < Mpad, j < 8, where Mpad
+ * rounds M up to GSQ_I8_MBLOCK; padding columns and rows hold 128 (code 0). The +128 makes the
+ * codes unsigned for VNNI's u8 × s8 products; the GEMM subtracts 128 · Σ w again.
+ *
+ * Weights (N output rows of K inputs) are held as the compressed file holds them: per row and
+ * chunk of 8 inputs either 8 codes (dense) or the 4 kept codes and one metadata byte (sparse:
+ * 2:4, two groups of 4 with their 2-bit index nibbles, or paired 4:8, one group of 8 with its
+ * pair-index nibble). Codes are int8, or int4 packed two per byte (low nibble first). */
+#ifndef GSQ_ENGINE_INT8_GEMM_H
+#define GSQ_ENGINE_INT8_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GSQ_I8_MBLOCK 32 /* activation rows are padded to a multiple of this */
+#define GSQ_I8_NBLOCK 4  /* weight rows are padded to a multiple of this */
+
+typedef enum {
+    GSQ_I8_DENSE,       /* 8 codes per chunk */
+    GSQ_I8_SPARSE_2_4,  /* 4 kept codes per chunk; meta: group 2c in bits 0-3, group 2c+1 in bits 4-7 */
+    GSQ_I8_SPARSE_4_8,  /* 4 kept codes per chunk (2 pairs); meta bits 0-3: the pair indices */
+} gsq_i8_layout;
+
+typedef struct {
+    gsq_i8_layout layout;
+    int four;            /* 1: codes are int4, packed two per byte */
+    int rows, rows_pad;  /* N, and N rounded up to GSQ_I8_NBLOCK (padding rows are zero) */
+    int cols, chunks;    /* K, and ceil(K / 8) */
+    const uint8_t *codes; /* rows_pad · chunks · (8 dense, 4 sparse) codes, int8 or packed int4 */
+    const uint8_t *meta;  /* sparse: rows_pad · chunks bytes */
+    const int32_t *wsum;  /* rows_pad: Σ of the row's codes (the +128 correction) */
+} gsq_i8_weight;
+
+/* y (M, ldy) from the exact sums acc[m][n] = Σ_k code_x · code_w:
+ * v = (float)acc · scale[n] + bias[n] (bias may be NULL); y = v, or y += v (residual). */
+typedef struct {
+    const float *scale, *bias;
+    int accumulate;
+} gsq_i8_epilogue;
+
+static inline void gsq_i8_epilogue_apply(float *y, int32_t acc, const gsq_i8_epilogue *e, int n)
+{
+    float v = (float)acc * e->scale[n] + (e->bias ? e->bias[n] : 0.0f);
+    *y = e->accumulate ? *y + v : v;
+}
+
+/* Bytes of one row's codes per chunk. */
+static inline size_t gsq_i8_chunk_bytes(const gsq_i8_weight *w)
+{
+    size_t codes = w->layout == GSQ_I8_DENSE ? 8 : 4;
+    return w->four ? codes / 2 : codes;
+}
+
+/* The byte offsets (0..7) within a chunk of the 4 kept codes named by a sparse metadata byte. */
+static inline void gsq_i8_meta_offsets(gsq_i8_layout layout, uint8_t meta, uint8_t off[4])
+{
+    if (layout == GSQ_I8_SPARSE_2_4) {
+        off[0] = meta & 3, off[1] = (meta >> 2) & 3, off[2] = 4 + ((meta >> 4) & 3), off[3] = 4 + (meta >> 6);
+    } else {
+        int p0 = meta & 3, p1 = (meta >> 2) & 3;
+        off[0] = (uint8_t)(2 * p0), off[1] = (uint8_t)(2 * p0 + 1), off[2] = (uint8_t)(2 * p1),
+        off[3] = (uint8_t)(2 * p1 + 1);
+    }
+}
+
+/* Quantize x (M, K), row stride ldx, into xq (chunk-major, Mpad rows): code = clamp(rint(x · inv),
+ * ±qmax) + 128, exactly gsq_quantize_codes' rounding. */
+void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+
+/* y = epilogue(xq · wᵀ) for the M rows of xq (packed for M) and w's first `rows` rows. */
+void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
+void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
+                        const gsq_i8_epilogue *e);
+
+/* Rows padded for the activation layout, and its size in bytes. */
+static inline int gsq_i8_mpad(int M) { return (M + GSQ_I8_MBLOCK - 1) / GSQ_I8_MBLOCK * GSQ_I8_MBLOCK; }
+static inline size_t gsq_i8_xq_bytes(int M, int K) { return (size_t)gsq_i8_mpad(M) * (size_t)((K + 7) / 8) * 8; }
+
+/* The dispatched implementations (int8_dispatch.c): the fast path where the CPU has it. */
+void gsq_i8_quantize(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
+
+#endif

@@ -1,0 +1,162 @@
+/* The AVX-512 VNNI fast path of the engine's integer kernels (int8_gemm.h), compiled for that ISA
+ * whatever the build's -march, and called only where the CPU has it (int8_dispatch.c).
+ *
+ * Dense: one 512-bit register holds 8 activation rows × one chunk of 8 codes; the row's 8 weight
+ * codes are broadcast to every 64-bit lane and VPDPBUSD adds 4 products per 32-bit lane, so lane
+ * pairs hold the two halves of a row's chunk, summed at the end.
+ *
+ * Sparse (2:4 and paired 4:8): per weight row and chunk only the 4 kept codes are multiplied.
+ * Two registers hold 16 activation rows × 8 codes; VPERMT2B gathers, for every row at once, the
+ * 4 bytes the metadata names (one index vector per weight row and chunk: a constant base plus the
+ * broadcast offsets), and one VPDPBUSD multiplies them with the 4 broadcast kept codes. Half the
+ * multiplies of the dense kernel, plus one byte permute each. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "int8_gemm.h"
+
+#define GSQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2")))
+
+GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
+{
+    int chunks = (K + 7) / 8, mpad = gsq_i8_mpad(M);
+    const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps((float)-qmax), hi = _mm512_set1_ps((float)qmax);
+    const __m512i off = _mm512_set1_epi32(128);
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < mpad; m++) {
+        uint8_t *dst = xq + (size_t)m * 8;
+        if (m >= M) {
+            for (int c = 0; c < chunks; c++) memset(dst + (size_t)c * mpad * 8, 128, 8);
+            continue;
+        }
+        const float *row = x + (size_t)m * ldx;
+        for (int c = 0; c < chunks; c += 2) {
+            int k = 8 * c, left = K - k;
+            __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(mask, row + k); /* columns past K read as 0: code 0 */
+            __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+            __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(r), off));
+            _mm_storel_epi64((__m128i *)(dst + (size_t)c * mpad * 8), b);
+            if (c + 1 < chunks) _mm_storel_epi64((__m128i *)(dst + (size_t)(c + 1) * mpad * 8), _mm_unpackhi_epi64(b, b));
+        }
+    }
+}
+
+/* 8 int4 codes (4 bytes, low nibble first) as 8 sign-extended bytes, or 4 codes (2 bytes) as 4. */
+GSQ_AVX512 static inline uint64_t unpack8(uint32_t v)
+{
+    uint64_t u = _pdep_u64(v, 0x0F0F0F0F0F0F0F0FULL) ^ 0x0808080808080808ULL;
+    return ((u | 0x8080808080808080ULL) - 0x0808080808080808ULL) ^ 0x8080808080808080ULL;
+}
+
+GSQ_AVX512 static inline uint32_t unpack4(uint16_t v) { return (uint32_t)unpack8(v); }
+
+/* The epilogue of one tile: tile[r][t] holds Σ (code_x + 128) · code_w for weight row n0 + r and
+ * activation row m0 + t. */
+static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK], int n0, int m0, int M,
+                        const gsq_i8_weight *w, const gsq_i8_epilogue *e)
+{
+    int mend = m0 + GSQ_I8_MBLOCK < M ? m0 + GSQ_I8_MBLOCK : M;
+    int nend = n0 + GSQ_I8_NBLOCK < w->rows ? n0 + GSQ_I8_NBLOCK : w->rows;
+    for (int m = m0; m < mend; m++)
+        for (int n = n0; n < nend; n++)
+            gsq_i8_epilogue_apply(y + (size_t)m * ldy + n, tile[n - n0][m - m0] - 128 * w->wsum[n], e, n);
+}
+
+GSQ_AVX512 static void dense_tile(float *y, int ldy, const uint8_t *xq, int M, int mpad, const gsq_i8_weight *w,
+                                  const gsq_i8_epilogue *e, int n0, int m0)
+{
+    __m512i acc[GSQ_I8_NBLOCK][4];
+    for (int r = 0; r < GSQ_I8_NBLOCK; r++)
+        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
+    size_t cb = gsq_i8_chunk_bytes(w);
+    for (int c = 0; c < w->chunks; c++) {
+        const uint8_t *xc = xq + ((size_t)c * mpad + m0) * 8;
+        __m512i a[4];
+        for (int t = 0; t < 4; t++) a[t] = _mm512_loadu_si512(xc + 64 * t);
+        for (int r = 0; r < GSQ_I8_NBLOCK; r++) {
+            const uint8_t *wc = w->codes + ((size_t)(n0 + r) * w->chunks + c) * cb;
+            uint64_t codes;
+            if (w->four) {
+                uint32_t packed;
+                memcpy(&packed, wc, 4);
+                codes = unpack8(packed);
+            } else {
+                memcpy(&codes, wc, 8);
+            }
+            __m512i b = _mm512_set1_epi64((long long)codes);
+            for (int t = 0; t < 4; t++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], a[t], b);
+        }
+    }
+    /* lanes 2i and 2i+1 hold the two halves of row i's chunk sums: add them, keep the even lanes */
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK];
+    for (int r = 0; r < GSQ_I8_NBLOCK; r++)
+        for (int t = 0; t < 4; t += 2) {
+            __m512i s0 = _mm512_add_epi32(acc[r][t], _mm512_shuffle_epi32(acc[r][t], _MM_PERM_CDAB));
+            __m512i s1 = _mm512_add_epi32(acc[r][t + 1], _mm512_shuffle_epi32(acc[r][t + 1], _MM_PERM_CDAB));
+            _mm512_storeu_si512(&tile[r][8 * t], _mm512_permutex2var_epi32(s0, even, s1));
+        }
+    finish_tile(y, ldy, tile, n0, m0, M, w, e);
+}
+
+GSQ_AVX512 static void sparse_tile(float *y, int ldy, const uint8_t *xq, int M, int mpad, const gsq_i8_weight *w,
+                                   const gsq_i8_epilogue *e, int n0, int m0, const uint32_t *lut)
+{
+    /* output byte j of a gathered register comes from activation row j / 4 of the pair of registers */
+    const __m512i base = _mm512_set_epi8(120, 120, 120, 120, 112, 112, 112, 112, 104, 104, 104, 104, 96, 96, 96, 96,
+                                         88, 88, 88, 88, 80, 80, 80, 80, 72, 72, 72, 72, 64, 64, 64, 64, 56, 56, 56,
+                                         56, 48, 48, 48, 48, 40, 40, 40, 40, 32, 32, 32, 32, 24, 24, 24, 24, 16, 16,
+                                         16, 16, 8, 8, 8, 8, 0, 0, 0, 0);
+    __m512i acc[GSQ_I8_NBLOCK][2];
+    for (int r = 0; r < GSQ_I8_NBLOCK; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    size_t cb = gsq_i8_chunk_bytes(w);
+    for (int c = 0; c < w->chunks; c++) {
+        const uint8_t *xc = xq + ((size_t)c * mpad + m0) * 8;
+        __m512i a0 = _mm512_loadu_si512(xc), a1 = _mm512_loadu_si512(xc + 64);
+        __m512i a2 = _mm512_loadu_si512(xc + 128), a3 = _mm512_loadu_si512(xc + 192);
+        for (int r = 0; r < GSQ_I8_NBLOCK; r++) {
+            size_t at = (size_t)(n0 + r) * w->chunks + c;
+            const uint8_t *wc = w->codes + at * cb;
+            uint32_t codes;
+            if (w->four) {
+                uint16_t packed;
+                memcpy(&packed, wc, 2);
+                codes = unpack4(packed);
+            } else {
+                memcpy(&codes, wc, 4);
+            }
+            __m512i idx = _mm512_add_epi8(base, _mm512_set1_epi32((int)lut[w->meta[at]]));
+            __m512i b = _mm512_set1_epi32((int)codes);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_permutex2var_epi8(a0, idx, a1), b);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], _mm512_permutex2var_epi8(a2, idx, a3), b);
+        }
+    }
+    int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK];
+    for (int r = 0; r < GSQ_I8_NBLOCK; r++) {
+        _mm512_storeu_si512(&tile[r][0], acc[r][0]);
+        _mm512_storeu_si512(&tile[r][16], acc[r][1]);
+    }
+    finish_tile(y, ldy, tile, n0, m0, M, w, e);
+}
+
+GSQ_AVX512 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
+                                   const gsq_i8_epilogue *e)
+{
+    int mpad = gsq_i8_mpad(M), nb = w->rows_pad / GSQ_I8_NBLOCK, mb = mpad / GSQ_I8_MBLOCK;
+    uint32_t lut[256]; /* metadata byte → the 4 byte offsets of its kept codes */
+    for (int v = 0; v < 256 && w->layout != GSQ_I8_DENSE; v++) {
+        uint8_t off[4];
+        gsq_i8_meta_offsets(w->layout, (uint8_t)v, off);
+        memcpy(&lut[v], off, 4);
+    }
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int i = 0; i < nb; i++)
+        for (int j = 0; j < mb; j++) {
+            if (w->layout == GSQ_I8_DENSE)
+                dense_tile(y, ldy, xq, M, mpad, w, e, i * GSQ_I8_NBLOCK, j * GSQ_I8_MBLOCK);
+            else
+                sparse_tile(y, ldy, xq, M, mpad, w, e, i * GSQ_I8_NBLOCK, j * GSQ_I8_MBLOCK, lut);
+        }
+}

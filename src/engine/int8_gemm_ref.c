@@ -1,0 +1,50 @@
+/* The plain-C reference of the engine's integer kernels (int8_gemm.h): activation quantization
+ * into the chunk-major layout, and the dense / 2:4 / paired 4:8 integer GEMM with its epilogue.
+ * Written for clarity; the fast paths must produce exactly what these produce. */
+#include <math.h>
+#include <string.h>
+
+#include "int8_gemm.h"
+
+void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
+{
+    int mpad = gsq_i8_mpad(M);
+    float q = (float)qmax;
+    memset(xq, 128, gsq_i8_xq_bytes(M, K));
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) {
+            float r = rintf(x[(size_t)m * ldx + k] * inv);
+            r = r < -q ? -q : (r > q ? q : r);
+            xq[((size_t)(k / 8) * mpad + m) * 8 + k % 8] = (uint8_t)((int)r + 128);
+        }
+}
+
+/* Code i of a row's chunk: int8, or int4 from the low / high nibble, sign-extended. */
+static int code_at(const uint8_t *chunk, int i, int four)
+{
+    if (!four) return (int8_t)chunk[i];
+    int nib = (chunk[i / 2] >> (4 * (i % 2))) & 0xF;
+    return nib >= 8 ? nib - 16 : nib;
+}
+
+void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
+{
+    int mpad = gsq_i8_mpad(M);
+    size_t cb = gsq_i8_chunk_bytes(w);
+    for (int n = 0; n < w->rows; n++)
+        for (int m = 0; m < M; m++) {
+            int32_t acc = 0;
+            for (int c = 0; c < w->chunks; c++) {
+                const uint8_t *x = xq + ((size_t)c * mpad + m) * 8;
+                const uint8_t *chunk = w->codes + ((size_t)n * w->chunks + c) * cb;
+                if (w->layout == GSQ_I8_DENSE) {
+                    for (int j = 0; j < 8; j++) acc += (x[j] - 128) * code_at(chunk, j, w->four);
+                } else {
+                    uint8_t off[4];
+                    gsq_i8_meta_offsets(w->layout, w->meta[(size_t)n * w->chunks + c], off);
+                    for (int j = 0; j < 4; j++) acc += (x[off[j]] - 128) * code_at(chunk, j, w->four);
+                }
+            }
+            gsq_i8_epilogue_apply(y + (size_t)m * ldy + n, acc, e, n);
+        }
+}

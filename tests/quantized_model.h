@@ -1,0 +1,39 @@
+/* A tiny quantized test model (16×16 images, patch 4, dim 24, 2 blocks, 3 heads, MLP `mlp`, 5
+ * classes): initialised, perturbed, pruned to the pattern by magnitude, quantizers in `mode`
+ * attached (and on the attention matmuls when asked) and calibrated on x, B random images that
+ * it also fills (x holds B·3·16·16 floats). */
+#ifndef GSQ_TEST_QUANTIZED_MODEL_H
+#define GSQ_TEST_QUANTIZED_MODEL_H
+
+#include "gpusq/sparse.h"
+#include "gpusq/vit_quant.h"
+#include "test_util.h"
+
+static gsq_vit *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
+                                         float *x, int B)
+{
+    gsq_vit_config c = {
+        .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 5, .embed_dim = 24, .depth = 2,
+        .num_heads = 3, .mlp_hidden = mlp, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
+    };
+    gsq_error err = {0};
+    gsq_vit *m = NULL;
+    gsq_vit_create(&m, &c, NULL);
+    gsq_vit_init(m, 9);
+    gsq_rng rng;
+    gsq_rng_seed(&rng, 10, 0);
+    for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.05f * gsq_rng_normal(&rng);
+    for (int i = 0; i < B * 3 * 16 * 16; i++) x[i] = gsq_rng_normal(&rng);
+    gsq_sparse_plan plan;
+    gsq_sparse_plan_magnitude(&plan, m, pattern, 0, &err);
+    gsq_sparse_apply(&plan, m->params);
+    gsq_sparse_plan_free(&plan);
+    gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
+    if (attention) gsq_vit_quant_enable_attention(m, &err);
+    gsq_vit_quant_observe_begin(m, 4096, &err);
+    gsq_vit_forward(m, x, B, NULL, &err);
+    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
+    return m;
+}
+
+#endif
