@@ -63,7 +63,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     for (int m = 0; m < mpad; m++)
         for (int k = 0; k < (K + 7) / 8 * 8; k++) {
             int want = m < M && k < K ? xc[(size_t)m * K + k] + 128 : 128;
-            bad += xq[((size_t)(k / 8) * mpad + m) * 8 + k % 8] != want;
+            bad += xq[gsq_i8_xq_at(m, k / 8, (K + 7) / 8) + k % 8] != want;
         }
     CHECK(bad == 0, "quantize_ref M=%d K=%d: %d bytes differ from gsq_quantize_codes", M, K, bad);
 

@@ -4,6 +4,7 @@
  * softmax, GELU and the head stay float; with quantized attention, Q, K, V and the probabilities
  * are rounded to their codes first, so the matmuls multiply the same values an integer kernel
  * would. */
+#include <math.h>
 #include <time.h>
 
 #include "engine_state.h"
@@ -45,11 +46,16 @@ static void attention(gsq_engine *e, int l, int B)
         return;
     }
     const float *s = e->qkv_scales + 3 * l;
+    float inv[3] = {1.0f / s[0], 1.0f / s[1], 1.0f / s[2]}, qmax = (float)e->a_qmax;
     #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 3; k++) { /* gsq_fake_quant's rounding, one row section at a time */
             float *q = e->qkv + r * 3 * (size_t)D + (size_t)k * D;
-            gsq_fake_quant(q, q, (size_t)D, s[k], e->a_qmax);
+            #pragma omp simd
+            for (int d = 0; d < D; d++) {
+                float code = rintf(q[d] * inv[k]);
+                q[d] = (code < -qmax ? -qmax : (code > qmax ? qmax : code)) * s[k];
+            }
         }
     gsq_attention_forward(e->atty, e->att, e->att_q, 1.0f / (float)e->a_qmax, e->a_qmax, e->qkv, B, T, D,
                           c->num_heads);

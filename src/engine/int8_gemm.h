@@ -3,10 +3,12 @@
  * (int8_gemm_avx512.c), chosen at run time (int8_dispatch.c). Both compute the same exact
  * integer sums and then the same scalar epilogue, so their outputs agree bit for bit.
  *
- * Activations (the GEMM input, M rows of K values) are quantized into "chunk-major" bytes:
- * xq[c][m][j] = code(x[m][8c + j]) + 128 for chunk c < ceil(K/8), row m < Mpad, j < 8, where Mpad
- * rounds M up to GSQ_I8_MBLOCK; padding columns and rows hold 128 (code 0). The +128 makes the
- * codes unsigned for VNNI's u8 × s8 products; the GEMM subtracts 128 · Σ w again.
+ * Activations (the GEMM input, M rows of K values) are quantized into blocks of GSQ_I8_MBLOCK
+ * rows, chunk by chunk: xq[m / 32][c][m % 32][j] = code(x[m][8c + j]) + 128 for chunk
+ * c < ceil(K/8), row m < Mpad, j < 8, where Mpad rounds M up to GSQ_I8_MBLOCK; padding columns
+ * and rows hold 128 (code 0). One row block is contiguous, so a GEMM tile reads it from cache for
+ * every weight row. The +128 makes the codes unsigned for VNNI's u8 × s8 products; the GEMM
+ * subtracts 128 · Σ w again.
  *
  * Weights (N output rows of K inputs) are held as the compressed file holds them: per row and
  * chunk of 8 inputs either 8 codes (dense) or the 4 kept codes and one metadata byte (sparse:
@@ -78,6 +80,12 @@ void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, 
 void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
                         const gsq_i8_epilogue *e);
+
+/* The byte offset of row m's chunk c in the activation layout of `chunks` chunks per row. */
+static inline size_t gsq_i8_xq_at(int m, int c, int chunks)
+{
+    return (((size_t)(m / GSQ_I8_MBLOCK) * (size_t)chunks + (size_t)c) * GSQ_I8_MBLOCK + (size_t)(m % GSQ_I8_MBLOCK)) * 8;
+}
 
 /* Rows padded for the activation layout, and its size in bytes. */
 static inline int gsq_i8_mpad(int M) { return (M + GSQ_I8_MBLOCK - 1) / GSQ_I8_MBLOCK * GSQ_I8_MBLOCK; }

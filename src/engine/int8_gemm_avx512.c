@@ -24,9 +24,8 @@ GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K
     const __m512i off = _mm512_set1_epi32(128);
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < mpad; m++) {
-        uint8_t *dst = xq + (size_t)m * 8;
         if (m >= M) {
-            for (int c = 0; c < chunks; c++) memset(dst + (size_t)c * mpad * 8, 128, 8);
+            for (int c = 0; c < chunks; c++) memset(xq + gsq_i8_xq_at(m, c, chunks), 128, 8);
             continue;
         }
         const float *row = x + (size_t)m * ldx;
@@ -37,8 +36,8 @@ GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K
             __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
             __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(r), off));
-            _mm_storel_epi64((__m128i *)(dst + (size_t)c * mpad * 8), b);
-            if (c + 1 < chunks) _mm_storel_epi64((__m128i *)(dst + (size_t)(c + 1) * mpad * 8), _mm_unpackhi_epi64(b, b));
+            _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c, chunks)), b);
+            if (c + 1 < chunks) _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c + 1, chunks)), _mm_unpackhi_epi64(b, b));
         }
     }
 }
@@ -53,39 +52,56 @@ GSQ_AVX512 static inline uint64_t unpack8(uint32_t v)
 GSQ_AVX512 static inline uint32_t unpack4(uint16_t v) { return (uint32_t)unpack8(v); }
 
 /* The epilogue of one tile: tile[r][t] holds Σ (code_x + 128) · code_w for weight row n0 + r and
- * activation row m0 + t. */
-static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK], int n0, int m0, int M,
-                        const gsq_i8_weight *w, const gsq_i8_epilogue *e)
+ * activation row m0 + t. gsq_i8_epilogue_apply's arithmetic, 16 activation rows at a time
+ * (separate multiply and add, as the scalar code compiles without contraction), scattered to
+ * y's rows. */
+GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK], int n0, int m0,
+                                   int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
-    int mend = m0 + GSQ_I8_MBLOCK < M ? m0 + GSQ_I8_MBLOCK : M;
+    const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32(ldy));
     int nend = n0 + GSQ_I8_NBLOCK < w->rows ? n0 + GSQ_I8_NBLOCK : w->rows;
-    for (int m = m0; m < mend; m++)
-        for (int n = n0; n < nend; n++)
-            gsq_i8_epilogue_apply(y + (size_t)m * ldy + n, tile[n - n0][m - m0] - 128 * w->wsum[n], e, n);
+    for (int h = 0; h < GSQ_I8_MBLOCK; h += 16) {
+        int left = M - (m0 + h);
+        if (left <= 0) break;
+        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        for (int n = n0; n < nend; n++) {
+            __m512i acc = _mm512_sub_epi32(_mm512_loadu_si512(&tile[n - n0][h]), _mm512_set1_epi32(128 * w->wsum[n]));
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(e->scale[n]));
+            v = _mm512_add_ps(v, _mm512_set1_ps(e->bias ? e->bias[n] : 0.0f));
+            float *dst = y + (size_t)(m0 + h) * ldy + n;
+            if (e->accumulate) v = _mm512_add_ps(_mm512_mask_i32gather_ps(v, mask, stride, dst, 4), v);
+            _mm512_mask_i32scatter_ps(dst, mask, stride, v, 4);
+        }
+    }
 }
 
-GSQ_AVX512 static void dense_tile(float *y, int ldy, const uint8_t *xq, int M, int mpad, const gsq_i8_weight *w,
-                                  const gsq_i8_epilogue *e, int n0, int m0)
+/* The tiles are written once with `four` a constant, and instantiated for int8 and int4 codes, so
+ * the inner loops carry no branch and the accumulators stay in registers. */
+#define GSQ_TILE GSQ_AVX512 static inline __attribute__((always_inline))
+
+GSQ_TILE void dense_tile(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
+                         const gsq_i8_epilogue *e, int n0, int m0, const int four)
 {
     __m512i acc[GSQ_I8_NBLOCK][4];
     for (int r = 0; r < GSQ_I8_NBLOCK; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
     size_t cb = gsq_i8_chunk_bytes(w);
     for (int c = 0; c < w->chunks; c++) {
-        const uint8_t *xc = xq + ((size_t)c * mpad + m0) * 8;
+        const uint8_t *xc = xq + gsq_i8_xq_at(m0, c, w->chunks);
         __m512i a[4];
         for (int t = 0; t < 4; t++) a[t] = _mm512_loadu_si512(xc + 64 * t);
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < GSQ_I8_NBLOCK; r++) {
             const uint8_t *wc = w->codes + ((size_t)(n0 + r) * w->chunks + c) * cb;
-            uint64_t codes;
-            if (w->four) {
+            __m512i b;
+            if (four) {
                 uint32_t packed;
                 memcpy(&packed, wc, 4);
-                codes = unpack8(packed);
+                b = _mm512_set1_epi64((long long)unpack8(packed));
             } else {
-                memcpy(&codes, wc, 8);
+                b = _mm512_broadcastq_epi64(_mm_loadl_epi64((const __m128i *)wc)); /* a broadcast load */
             }
-            __m512i b = _mm512_set1_epi64((long long)codes);
             for (int t = 0; t < 4; t++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], a[t], b);
         }
     }
@@ -101,34 +117,29 @@ GSQ_AVX512 static void dense_tile(float *y, int ldy, const uint8_t *xq, int M, i
     finish_tile(y, ldy, tile, n0, m0, M, w, e);
 }
 
-GSQ_AVX512 static void sparse_tile(float *y, int ldy, const uint8_t *xq, int M, int mpad, const gsq_i8_weight *w,
-                                   const gsq_i8_epilogue *e, int n0, int m0, const uint32_t *lut)
+GSQ_TILE void sparse_tile(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
+                          const gsq_i8_epilogue *e, int n0, int m0, const __m512i *lut, const int four)
 {
-    /* output byte j of a gathered register comes from activation row j / 4 of the pair of registers */
-    const __m512i base = _mm512_set_epi8(120, 120, 120, 120, 112, 112, 112, 112, 104, 104, 104, 104, 96, 96, 96, 96,
-                                         88, 88, 88, 88, 80, 80, 80, 80, 72, 72, 72, 72, 64, 64, 64, 64, 56, 56, 56,
-                                         56, 48, 48, 48, 48, 40, 40, 40, 40, 32, 32, 32, 32, 24, 24, 24, 24, 16, 16,
-                                         16, 16, 8, 8, 8, 8, 0, 0, 0, 0);
     __m512i acc[GSQ_I8_NBLOCK][2];
     for (int r = 0; r < GSQ_I8_NBLOCK; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
     size_t cb = gsq_i8_chunk_bytes(w);
     for (int c = 0; c < w->chunks; c++) {
-        const uint8_t *xc = xq + ((size_t)c * mpad + m0) * 8;
+        const uint8_t *xc = xq + gsq_i8_xq_at(m0, c, w->chunks);
         __m512i a0 = _mm512_loadu_si512(xc), a1 = _mm512_loadu_si512(xc + 64);
         __m512i a2 = _mm512_loadu_si512(xc + 128), a3 = _mm512_loadu_si512(xc + 192);
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < GSQ_I8_NBLOCK; r++) {
             size_t at = (size_t)(n0 + r) * w->chunks + c;
             const uint8_t *wc = w->codes + at * cb;
-            uint32_t codes;
-            if (w->four) {
+            __m512i b;
+            if (four) {
                 uint16_t packed;
                 memcpy(&packed, wc, 2);
-                codes = unpack4(packed);
+                b = _mm512_set1_epi32((int)unpack4(packed));
             } else {
-                memcpy(&codes, wc, 4);
+                b = _mm512_broadcastd_epi32(_mm_loadu_si32(wc)); /* a broadcast load */
             }
-            __m512i idx = _mm512_add_epi8(base, _mm512_set1_epi32((int)lut[w->meta[at]]));
-            __m512i b = _mm512_set1_epi32((int)codes);
+            __m512i idx = _mm512_load_si512(&lut[w->meta[at]]);
             acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_permutex2var_epi8(a0, idx, a1), b);
             acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], _mm512_permutex2var_epi8(a2, idx, a3), b);
         }
@@ -145,18 +156,28 @@ GSQ_AVX512 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, 
                                    const gsq_i8_epilogue *e)
 {
     int mpad = gsq_i8_mpad(M), nb = w->rows_pad / GSQ_I8_NBLOCK, mb = mpad / GSQ_I8_MBLOCK;
-    uint32_t lut[256]; /* metadata byte → the 4 byte offsets of its kept codes */
-    for (int v = 0; v < 256 && w->layout != GSQ_I8_DENSE; v++) {
-        uint8_t off[4];
-        gsq_i8_meta_offsets(w->layout, (uint8_t)v, off);
-        memcpy(&lut[v], off, 4);
+    /* metadata byte → the VPERMT2B index vector: output byte j takes byte (j / 4) · 8 + offset[j % 4]
+     * of the pair of registers that hold 16 activation rows' chunks */
+    static _Alignas(64) uint8_t lut[2][256][64];
+    static int lut_ready[2];
+    int which = w->layout == GSQ_I8_SPARSE_4_8;
+    if (w->layout != GSQ_I8_DENSE && !lut_ready[which]) { /* idempotent: a racing first call writes the same bytes */
+        for (int v = 0; v < 256; v++) {
+            uint8_t off[4];
+            gsq_i8_meta_offsets(w->layout, (uint8_t)v, off);
+            for (int j = 0; j < 64; j++) lut[which][v][j] = (uint8_t)((j / 4) * 8 + off[j % 4]);
+        }
+        lut_ready[which] = 1;
     }
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int i = 0; i < nb; i++)
-        for (int j = 0; j < mb; j++) {
-            if (w->layout == GSQ_I8_DENSE)
-                dense_tile(y, ldy, xq, M, mpad, w, e, i * GSQ_I8_NBLOCK, j * GSQ_I8_MBLOCK);
-            else
-                sparse_tile(y, ldy, xq, M, mpad, w, e, i * GSQ_I8_NBLOCK, j * GSQ_I8_MBLOCK, lut);
+    const __m512i *table = (const __m512i *)lut[which];
+    /* a thread takes a block of activation rows (in cache) through every weight row */
+    #pragma omp parallel for schedule(static)
+    for (int j = 0; j < mb; j++)
+        for (int i = 0; i < nb; i++) {
+            int n0 = i * GSQ_I8_NBLOCK, m0 = j * GSQ_I8_MBLOCK;
+            if (w->layout == GSQ_I8_DENSE && w->four) dense_tile(y, ldy, xq, M, w, e, n0, m0, 1);
+            else if (w->layout == GSQ_I8_DENSE) dense_tile(y, ldy, xq, M, w, e, n0, m0, 0);
+            else if (w->four) sparse_tile(y, ldy, xq, M, w, e, n0, m0, table, 1);
+            else sparse_tile(y, ldy, xq, M, w, e, n0, m0, table, 0);
         }
 }

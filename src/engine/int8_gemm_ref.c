@@ -8,14 +8,14 @@
 
 void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
 {
-    int mpad = gsq_i8_mpad(M);
+    int chunks = (K + 7) / 8;
     float q = (float)qmax;
     memset(xq, 128, gsq_i8_xq_bytes(M, K));
     for (int m = 0; m < M; m++)
         for (int k = 0; k < K; k++) {
             float r = rintf(x[(size_t)m * ldx + k] * inv);
             r = r < -q ? -q : (r > q ? q : r);
-            xq[((size_t)(k / 8) * mpad + m) * 8 + k % 8] = (uint8_t)((int)r + 128);
+            xq[gsq_i8_xq_at(m, k / 8, chunks) + k % 8] = (uint8_t)((int)r + 128);
         }
 }
 
@@ -29,13 +29,12 @@ static int code_at(const uint8_t *chunk, int i, int four)
 
 void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
-    int mpad = gsq_i8_mpad(M);
     size_t cb = gsq_i8_chunk_bytes(w);
     for (int n = 0; n < w->rows; n++)
         for (int m = 0; m < M; m++) {
             int32_t acc = 0;
             for (int c = 0; c < w->chunks; c++) {
-                const uint8_t *x = xq + ((size_t)c * mpad + m) * 8;
+                const uint8_t *x = xq + gsq_i8_xq_at(m, c, w->chunks);
                 const uint8_t *chunk = w->codes + ((size_t)n * w->chunks + c) * cb;
                 if (w->layout == GSQ_I8_DENSE) {
                     for (int j = 0; j < 8; j++) acc += (x[j] - 128) * code_at(chunk, j, w->four);
