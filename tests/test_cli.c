@@ -98,7 +98,9 @@ static void test_prune(const char *dir)
                      small, q, dir);
         else
             snprintf(args, sizeof args, "quantize --teacher '%s/p48.safetensors' --mode int4 %s --out '%s'", dir, small, q);
-        CHECK(run(args) == 0 && strstr(out, "after QAT") && strstr(out, "compressed model in"), "quantize: %s", out);
+        CHECK(run(args) == 0 && strstr(out, "after QAT") && strstr(out, "compressed model in") &&
+                  !strstr(out, "(LSQ)") == (i == 0), /* learned scales by default for int4 only */
+              "quantize: %s", out);
         gsq_error err = {0};
         gsq_vit *m = NULL;
         gsq_compressed_info info;
@@ -108,7 +110,20 @@ static void test_prune(const char *dir)
         gsq_vit_free(m);
         snprintf(args, sizeof args, "eval '%s' --data synthetic --val-size 32 --threads 1", q);
         CHECK(run(args) == 0 && strstr(out, "(32 images)"), "eval of a compressed model: %s", out);
+        /* the engine: the same images, all GEMMs sparse, checked against the twin */
+        snprintf(args, sizeof args, "run '%s' --data synthetic --val-size 32 --threads 1 --check", q);
+        CHECK(run(args) == 0 && strstr(out, "17 of 17 GEMMs sparse") && strstr(out, "(32 images") &&
+                  strstr(out, "top-1 agrees on"),
+              "run of a compressed model: %s", out);
+        snprintf(args, sizeof args, "bench '%s' --batch 2 --iters 1 --threads 1", q);
+        CHECK(run(args) == 0 && strstr(out, "| dense FP32 |") && strstr(out, i ? "| 4:8 int4 |" : "| 2:4 int8 |") &&
+                  strstr(out, "time per forward pass by part"),
+              "bench of a compressed model: %s", out);
     }
+    snprintf(args, sizeof args, "run '%s' --data synthetic --val-size 32", a);
+    CHECK(run(args) == 1 && strstr(out, "not a compressed model"), "run of a float model: %s", out);
+    CHECK(run("bench --config gpusq_demo --mode int5") == 1 && strstr(out, "int5"), "%s", out);
+    CHECK(run("bench") == 2 && strstr(out, "--config"), "%s", out);
     snprintf(args, sizeof args, "quantize --teacher '%s' %s --max-steps 1 --out '%s/stopped.gsq.safetensors'", a, small,
              dir);
     CHECK(run(args) == 1 && strstr(out, "cannot resume") && strstr(out, "nothing was written"), "stopped quantize: %s",
@@ -119,6 +134,7 @@ static void test_prune(const char *dir)
     snprintf(args, sizeof args, "quantize --teacher '%s/assets/demo_teacher.safetensors' %s", GSQ_SOURCE_DIR, small);
     CHECK(run(args) == 1 && strstr(out, "gpusq prune first"), "quantize of a dense model: %s", out);
     CHECK(run("quantize --teacher x.safetensors --mode int3") == 2 && strstr(out, "--mode"), "%s", out);
+    CHECK(run("quantize --teacher x.safetensors --lsq --lsq-lr 0") == 2 && strstr(out, "--lsq-lr"), "%s", out);
 
     /* the whole method; a second run reuses both stages */
     snprintf(args, sizeof args,

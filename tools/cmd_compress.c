@@ -28,12 +28,15 @@ static const char *help =
     "  --unsupervised      no labels in either stage\n"
     "  --attention LIST    modes whose stage 2 also quantizes the attention matmuls' inputs\n"
     "                      (int8 and/or int4, comma-separated; default none)\n"
+    "  --lsq LIST          modes whose stage 2 learns its quantizer scales (gpusq quantize --lsq;\n"
+    "                      int8 and/or int4, comma-separated, or none; default: quantize's, int4)\n"
     "  --fresh             redo stages whose outputs exist\n"
     "passed to every stage: --data --train-size --val-size --batch --workers --seed --threads\n"
     "  --no-augment\n";
 
 typedef struct {
-    const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks, *attention;
+    const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks, *attention,
+        *lsq;
     int unsupervised, fresh;
     char *pass[32]; /* options for every stage */
     int npass;
@@ -49,7 +52,7 @@ static int parse(compress_opts *c, int argc, char **argv)
                          : !strcmp(a, "--modes") ? &c->modes : !strcmp(a, "--criterion") ? &c->criterion
                          : !strcmp(a, "--prune-epochs") ? &c->prune_epochs : !strcmp(a, "--qat-epochs") ? &c->qat_epochs
                          : !strcmp(a, "--feature-blocks") ? &c->feature_blocks
-                         : !strcmp(a, "--attention") ? &c->attention : NULL;
+                         : !strcmp(a, "--attention") ? &c->attention : !strcmp(a, "--lsq") ? &c->lsq : NULL;
         int is_shared = 0;
         for (size_t k = 0; k < sizeof shared / sizeof shared[0]; k++) is_shared |= !strcmp(a, shared[k]);
         if (cli_is_help(a)) {
@@ -224,6 +227,7 @@ int cmd_compress(int argc, char **argv)
         int qn = 9;
         if (c.qat_epochs) qa[qn++] = "--epochs", qa[qn++] = (char *)c.qat_epochs;
         if (c.attention && strstr(c.attention, modes[k])) qa[qn++] = "--attention";
+        if (c.lsq) qa[qn++] = strstr(c.lsq, modes[k]) ? "--lsq" : "--no-lsq";
         if (c.unsupervised) qa[qn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
         code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh || stage1_ran);

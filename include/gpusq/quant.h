@@ -1,6 +1,6 @@
 /* Symmetric linear quantization for QAT (stage 2): fake quantization with straight-through
- * gradients, per-output-channel weight scales, and calibration of per-tensor activation scales
- * (max, percentile, MSE-optimal, entropy) from observed values.
+ * gradients, LSQ's gradient of the scale, per-output-channel weight scales, and calibration of
+ * per-tensor activation scales (max, percentile, MSE-optimal, entropy) from observed values.
  *
  * A b-bit symmetric quantizer with scale s maps x to q = clamp(round(x / s), -qmax, qmax) with
  * qmax = 2^(b-1) - 1 (INT8: [-127, 127]; INT4: [-7, 7]; the most negative code, -128 or -8, is
@@ -22,6 +22,11 @@ int gsq_quant_qmax(int bits);
 void gsq_fake_quant(float *y, const float *x, size_t n, float scale, int qmax);
 /* Straight-through gradient: dx = dy where |round(x / scale)| <= qmax, else 0 (dx may be dy). */
 void gsq_fake_quant_backward(float *dx, const float *dy, const float *x, size_t n, float scale, int qmax);
+/* LSQ's step-size gradient (learned step size quantization, Esser et al. 2020): Σ dy·∂x̂/∂s over
+ * n values, with ∂x̂/∂s = round(x/s) − x/s where |round(x/s)| <= qmax (round's straight-through
+ * estimator) and ±qmax, the sign of x, where the quantizer saturates. Summed in double over fixed
+ * chunks in a fixed order: the same bits for any number of threads. */
+double gsq_fake_quant_scale_grad(const float *dy, const float *x, size_t n, float scale, int qmax);
 /* Per-row fake quantization of a (rows, cols) weight with scales[row]. */
 void gsq_fake_quant_rows(float *y, const float *w, int rows, int cols, const float *scales, int qmax);
 /* Integer codes of x with a scale (the values the compressed format stores). */

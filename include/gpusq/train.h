@@ -23,6 +23,10 @@ typedef struct {
 /* Evaluates m on every sample of ds with the eval transform (t->size must be the model's input). */
 gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_eval_result *out, gsq_error *err);
+/* The same with any forward pass: forward(ctx, images (n, 3, H, W), n, &logits (n, K)). */
+typedef gsq_status (*gsq_forward_fn)(void *ctx, const float *images, int n, const float **logits, gsq_error *err);
+gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_dataset *ds, const gsq_transform *t,
+                             int batch_size, int workers, gsq_eval_result *out, gsq_error *err);
 
 /* Where a run stands; saved in checkpoints. The augmentation and shuffle randomness are
  * functions of (seed, epoch, position), so this is the whole random state. */

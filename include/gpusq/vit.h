@@ -156,7 +156,8 @@ gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float *
 /* Cross-entropy of the last forward's logits against targets (B), with label smoothing. */
 gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, float *loss,
                         gsq_error *err);
-/* Zeroes the parameter gradients (allocating them on first use). */
+/* Zeroes the parameter gradients (allocating them on first use), and those of the quantizers'
+ * learned scales when LSQ is on (gpusq/vit_quant.h). */
 gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err);
 /* Backward of the last forward + loss; ACCUMULATES into m->grads (call zero_grad first). */
 gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err);

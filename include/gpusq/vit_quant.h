@@ -8,7 +8,8 @@
  * Use: gsq_vit_quant_enable, then calibrate the activation scales — gsq_vit_quant_observe_begin,
  * a few float forward passes, gsq_vit_quant_observe_end — after which forward and backward
  * fake-quantize. Weight scales follow the weights: they are recomputed from the current weights
- * (by max or MSE) at every forward, so they always describe the weights being trained. */
+ * (by max or MSE) at every forward, so they always describe the weights being trained. With LSQ
+ * (gsq_vit_quant_enable_lsq) the scales are learned instead. */
 #ifndef GPUSQ_VIT_QUANT_H
 #define GPUSQ_VIT_QUANT_H
 
@@ -44,6 +45,24 @@ gsq_status gsq_vit_quant_enable_attention(gsq_vit *m, gsq_error *err);
 /* Block l's Q, K, V scales (3 values), or NULL when the attention matmuls stay float. */
 const float *gsq_vit_quant_attention_scales(const gsq_vit *m, int l);
 gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *scales, gsq_error *err);
+/* LSQ, learned step size quantization (Esser et al. 2020): every site's activation scale and
+ * per-row weight scales become trained parameters. The activation scales start from calibration,
+ * the weight scales from the first fake-quantized forward's (by the weight calibration, or those
+ * fixed by gsq_vit_quant_fix_weight_scales); from then on they are held, not recomputed. Backward
+ * adds ∂L/∂s to the scales' gradients with LSQ's straight-through estimator and gradient scale
+ * g = 1/sqrt(N·qmax) (N: a GEMM input's features per image, or a weight row's length);
+ * gsq_vit_zero_grad zeroes them. The attention matmuls' Q, K, V scales stay calibrated. Call after
+ * gsq_vit_quant_enable; lr_scale (> 0) multiplies the learning rate given to each step. */
+gsq_status gsq_vit_quant_enable_lsq(gsq_vit *m, float lr_scale, gsq_error *err);
+/* The learned scales' gradients, in site order: each site's activation scale, then its rows'
+ * weight scales; gsq_vit_quant_lsq_size values (0 and NULL without LSQ). A trainer averages them
+ * over micro-batches as it does the parameters' gradients. */
+size_t gsq_vit_quant_lsq_size(const gsq_vit *m);
+float *gsq_vit_quant_lsq_grads(gsq_vit *m);
+/* One Adam step (betas 0.9, 0.999, eps 1e-8) of the learned scales from their gradients, on log s
+ * (s ← s·exp(−lr·lr_scale·m̂/(√v̂ + eps))), so that they stay positive and move by about the same
+ * fraction whatever their size. Nothing happens without LSQ or before calibration. */
+void gsq_vit_quant_lsq_step(gsq_vit *m, float lr);
 /* The following forward passes run in float and record each site's input (a reservoir of
  * `capacity` values per site). */
 gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *err);

@@ -1,6 +1,6 @@
-/* Symmetric fake quantization with straight-through gradients, weight scales per output channel,
- * and activation calibration (max, percentile, MSE, entropy) from a reservoir sample
- * (include/gpusq/quant.h). */
+/* Symmetric fake quantization with straight-through gradients, LSQ's scale gradient, weight scales
+ * per output channel, and activation calibration (max, percentile, MSE, entropy) from a reservoir
+ * sample (include/gpusq/quant.h). */
 #include "gpusq/quant.h"
 
 #include <math.h>
@@ -36,6 +36,39 @@ void gsq_fake_quant_backward(float *dx, const float *dy, const float *x, size_t 
         float r = rintf(x[i] * inv);
         dx[i] = (r >= -q && r <= q) ? dy[i] : 0.0f;
     }
+}
+
+/* LSQ's ∂x̂/∂s summed against dy over one chunk, in double: round(x/s) − x/s where the code is in
+ * range (the straight-through estimator of round), ±qmax where it saturates. */
+static double scale_grad_chunk(const float *dy, const float *x, size_t n, float inv, float q)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] * inv, r = rintf(v);
+        float d = r < -q ? -q : (r > q ? q : r - v);
+        sum += (double)dy[i] * (double)d;
+    }
+    return sum;
+}
+
+double gsq_fake_quant_scale_grad(const float *dy, const float *x, size_t n, float scale, int qmax)
+{
+    /* fixed chunks, summed in order: the partition does not depend on the thread count */
+    enum { CHUNK = 4096, GROUP = 64 };
+    float inv = 1.0f / scale, q = (float)qmax;
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+    double total = 0.0;
+    for (size_t g0 = 0; g0 < chunks; g0 += GROUP) {
+        double part[GROUP];
+        int k = (int)(chunks - g0 < GROUP ? chunks - g0 : GROUP);
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (int c = 0; c < k; c++) {
+            size_t lo = (g0 + (size_t)c) * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
+            part[c] = scale_grad_chunk(dy + lo, x + lo, len, inv, q);
+        }
+        for (int c = 0; c < k; c++) total += part[c];
+    }
+    return total;
 }
 
 void gsq_fake_quant_rows(float *y, const float *w, int rows, int cols, const float *scales, int qmax)

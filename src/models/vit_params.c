@@ -3,6 +3,7 @@
 #include "gpusq/rng.h"
 #include "gpusq/vit.h"
 #include "gpusq/vit_quant.h"
+#include "vit_quant_state.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -154,6 +155,7 @@ gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *e
 
 gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
 {
+    gsq_vit_quant_zero_grad(m); /* LSQ's learned scales, when on */
     if (!m->grads) {
         m->grads = calloc(m->num_params, sizeof(float));
         if (!m->grads)

@@ -1,6 +1,7 @@
 /* Quantization-aware training state of a ViT: which GEMMs are quantized, their scales, the
  * calibration of activation scales, and the forward/backward hooks (fake quantization with
- * straight-through gradients) that vit_train.c calls at each site. */
+ * straight-through gradients) that vit_train.c calls at each site. LSQ's learned scales are in
+ * vit_quant_lsq.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ void gsq_vit_quant_disable(gsq_vit *m)
     free(q->attn);
     free(q->sites);
     free(q->dw);
+    gsq_lsq_free(q->lsq);
     free(q);
     m->quant = NULL;
 }
@@ -238,8 +240,9 @@ gsq_status gsq_vit_quant_prepare(gsq_vit *m, int B, gsq_error *err)
             return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for a batch of %d", B);
         }
     }
-    q->batch_cap = B;
-    return GSQ_OK;
+    gsq_status st = gsq_lsq_prepare(m, B, err);
+    q->batch_cap = st == GSQ_OK ? B : 0;
+    return st;
 }
 
 const float *gsq_qattn_qkv(gsq_vit *m, int l, const float *qkv, size_t rows)
@@ -313,8 +316,10 @@ const float *gsq_qsite_weight(gsq_vit *m, int s, const float *w)
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active) return w;
     gsq_qsite *site = &q->sites[s];
-    if (!site->fixed_scales)
+    if (!site->fixed_scales) { /* LSQ starts from the first forward's scales and then learns them */
         gsq_weight_scales(site->w_scales, w, site->rows, site->cols, q->w_qmax, q->weight_calib, NULL);
+        site->fixed_scales = q->lsq != NULL;
+    }
     gsq_fake_quant_rows(site->wq, w, site->rows, site->cols, site->w_scales, q->w_qmax);
     return site->wq;
 }
@@ -378,7 +383,8 @@ void gsq_qsite_dw_finish(gsq_vit *m, int s, float *grad)
     #pragma omp parallel for schedule(static)
     for (int r = 0; r < site->rows; r++) {
         size_t o = (size_t)r * (size_t)site->cols;
-        /* the STE of each row's quantizer, then accumulate */
+        /* LSQ's scale gradient needs dw before the STE of each row's quantizer, then accumulate */
+        if (q->lsq) gsq_lsq_row_grad(m, s, r, q->dw + o);
         gsq_fake_quant_backward(q->dw + o, q->dw + o, w + o, (size_t)site->cols, site->w_scales[r], q->w_qmax);
         for (int c = 0; c < site->cols; c++) grad[o + c] += q->dw[o + c];
     }
@@ -387,7 +393,16 @@ void gsq_qsite_dw_finish(gsq_vit *m, int s, float *grad)
 void gsq_qsite_input_grad(gsq_vit *m, int s, float *dx, size_t n)
 {
     struct gsq_vit_quant *q = m->quant;
-    if (!q || !q->active) return;
+    if (!q || !q->active || !dx) return;
     const gsq_qsite *site = &q->sites[s];
+    if (q->lsq) gsq_lsq_act_grad(m, s, dx, n);
     gsq_fake_quant_backward(dx, dx, site->x, n, site->a_scale, q->a_qmax);
+}
+
+float *gsq_qsite_patch_dx(gsq_vit *m, size_t n)
+{
+    struct gsq_vit_quant *q = m->quant;
+    if (!q || !q->active || !q->lsq) return NULL;
+    memset(q->lsq->dpatches, 0, n * sizeof(float));
+    return q->lsq->dpatches;
 }

@@ -11,8 +11,10 @@ typedef struct {
     int rows, cols;
     size_t in_per_sample;  /* input floats per image */
     float a_scale;         /* 0 until calibrated */
-    float *w_scales;       /* (rows) from the last forward, or fixed */
-    int fixed_scales;      /* 1: w_scales were set (gsq_vit_quant_fix_weight_scales), not recomputed */
+    float *w_scales;       /* (rows) from the last forward, or held */
+    int fixed_scales;      /* 1: w_scales are held (set by gsq_vit_quant_fix_weight_scales, or learned
+                            * by LSQ from the first forward's), not recomputed */
+    size_t lsq_index;      /* LSQ: a_scale's slot in the gradients and moments; the rows' follow it */
     float *wq;             /* (rows, cols) fake-quantized weight of the last forward */
     float *xq;             /* (batch_cap · in_per_sample) fake-quantized input of the last forward */
     const float *x;        /* the float input of the last forward (for the STE) */
@@ -29,6 +31,16 @@ typedef struct {
     gsq_observer *obs[3];
 } gsq_qattn;
 
+/* LSQ: the gradients and Adam moments of the learned scales, in site order (each site's
+ * activation scale, then its rows' weight scales); the scales themselves stay in the sites. */
+typedef struct {
+    float lr_scale;        /* their learning rate, as a multiple of the trainer's */
+    size_t n;              /* learned scales */
+    float *grad, *m, *v;   /* (n) each; grad is ∂L/∂s, scaled by LSQ's g */
+    long steps;            /* Adam steps taken */
+    float *dpatches;       /* (batch_cap · site 0's in_per_sample) the patch embedding's input gradient */
+} gsq_lsq;
+
 struct gsq_vit_quant {
     gsq_quant_mode mode;
     int w_qmax, a_qmax;
@@ -40,6 +52,7 @@ struct gsq_vit_quant {
     int batch_cap;         /* xq buffers hold this many images */
     gsq_qattn *attn;       /* (depth) when the attention matmuls are quantized, else NULL */
     float *dw;             /* scratch for one site's weight gradient */
+    gsq_lsq *lsq;          /* learned scales, or NULL */
 };
 
 /* Sizes the input buffers for a batch of B (called by forward). */
@@ -53,9 +66,22 @@ const float *gsq_qsite_weight(gsq_vit *m, int s, const float *w);
 float *gsq_qsite_dw_target(gsq_vit *m, int s, float *grad);
 void gsq_qsite_dw_finish(gsq_vit *m, int s, float *grad);
 void gsq_qsite_input_grad(gsq_vit *m, int s, float *dx, size_t n);
+/* Backward: a zeroed buffer of n floats for the patch embedding's input gradient, which only LSQ
+ * needs (its activation scale's gradient); NULL without LSQ. */
+float *gsq_qsite_patch_dx(gsq_vit *m, size_t n);
 /* Backward: the input and weight the forward actually used at site s. */
 const float *gsq_qsite_saved_input(const gsq_vit *m, int s, const float *x);
 const float *gsq_qsite_saved_weight(const gsq_vit *m, int s, const float *w);
+
+/* LSQ's private parts (vit_quant_lsq.c): freeing, sizing dpatches for a batch of B, zeroing the
+ * gradients (gsq_vit_zero_grad), and adding one site's activation-scale gradient from its input's
+ * gradient dy (before the STE) or one weight row's from dw (rows' gradients may be added from
+ * parallel threads: each writes its own slot). */
+void gsq_lsq_free(gsq_lsq *l);
+gsq_status gsq_lsq_prepare(gsq_vit *m, int B, gsq_error *err);
+void gsq_vit_quant_zero_grad(gsq_vit *m);
+void gsq_lsq_act_grad(gsq_vit *m, int s, const float *dy, size_t n);
+void gsq_lsq_row_grad(gsq_vit *m, int s, int row, const float *dw);
 
 /* The attention hooks of block l: the qkv to attend with (observed, quantized or as it is), the
  * buffer for quantized probabilities (NULL: float) and their scale and range; in backward the

@@ -327,9 +327,12 @@ gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *
     memset(ga->dpatch_out, 0, d.B * d.NP * d.D * sizeof(float));
     gsq_tokens_backward(ga->dpatch_out, g->cls_token, g->dist_token, g->pos_embed, ga->dres, B, NP, D,
                         gsq_vit_prefix(c));
-    gsq_linear_backward(NULL, gsq_qsite_dw_target(m, 0, g->patch_w), g->patch_b, ga->dpatch_out,
+    /* the images need no gradient; LSQ's input scale does (NULL without LSQ) */
+    float *dpatches = gsq_qsite_patch_dx(m, d.B * d.NP * d.CPP);
+    gsq_linear_backward(dpatches, gsq_qsite_dw_target(m, 0, g->patch_w), g->patch_b, ga->dpatch_out,
                         gsq_qsite_saved_input(m, 0, a->patches), gsq_qsite_saved_weight(m, 0, p->patch_w), B * NP,
                         (int)d.CPP, D);
     gsq_qsite_dw_finish(m, 0, g->patch_w);
+    gsq_qsite_input_grad(m, 0, dpatches, d.B * d.NP * d.CPP);
     return GSQ_OK;
 }

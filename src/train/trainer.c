@@ -1,11 +1,13 @@
-/* The training loop (micro-batches from the loader → forward, loss, backward → AdamW, with
- * gradient accumulation), evaluation, and the trainer's set-up and tear-down. */
+/* The training loop (micro-batches from the loader → forward, loss, backward → AdamW, and the
+ * quantizers' learned scales with LSQ, with gradient accumulation), evaluation, and the trainer's
+ * set-up and tear-down. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "gpusq/loader.h"
 #include "gpusq/train.h"
+#include "gpusq/vit_quant.h"
 
 static double now_s(void)
 {
@@ -99,15 +101,27 @@ void gsq_trainer_free(gsq_trainer *t)
     memset(t, 0, sizeof *t);
 }
 
+static gsq_status vit_forward(void *ctx, const float *images, int n, const float **logits, gsq_error *err)
+{
+    return gsq_vit_forward(ctx, images, n, logits, err);
+}
+
 gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_eval_result *out, gsq_error *err)
+{
+    return gsq_evaluate_with(vit_forward, m, m->cfg.num_classes, ds, t, batch_size, workers, out, err);
+}
+
+gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_dataset *ds, const gsq_transform *t,
+                             int batch_size, int workers, gsq_eval_result *out, gsq_error *err)
 {
     memset(out, 0, sizeof *out);
     gsq_loader_config lc = {.batch_size = batch_size, .train = 0, .workers = workers, .prefetch = 4, .transform = *t};
     gsq_loader *ld = NULL;
     gsq_status st = gsq_loader_create(&ld, ds, &lc, 0, 0, err);
     long batches = st == GSQ_OK ? gsq_loader_batches_per_epoch(ds, &lc) : 0;
-    int K = m->cfg.num_classes;
+    float *probs = st == GSQ_OK ? malloc((size_t)batch_size * (size_t)K * sizeof(float)) : NULL;
+    if (st == GSQ_OK && !probs) st = gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
     double loss_sum = 0;
     for (long b = 0; st == GSQ_OK && b < batches; b++) {
         gsq_batch batch;
@@ -115,11 +129,9 @@ gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int
         st = gsq_loader_next(ld, &batch, err);
         out->skipped += (size_t)(st == GSQ_OK ? batch.skipped : 0);
         if (st != GSQ_OK || batch.n == 0) continue;
-        st = gsq_vit_forward(m, batch.images, batch.n, &logits, err);
-        float loss = 0;
-        if (st == GSQ_OK) st = gsq_vit_loss(m, batch.labels, 0.0f, &loss, err);
+        st = forward(ctx, batch.images, batch.n, &logits, err);
         if (st != GSQ_OK) break;
-        loss_sum += (double)loss * batch.n;
+        loss_sum += (double)gsq_cross_entropy_forward(probs, logits, batch.labels, batch.n, K, 0.0f) * batch.n;
         for (int i = 0; i < batch.n; i++) {
             const float *z = logits + (size_t)i * K;
             float target = z[batch.labels[i]];
@@ -130,6 +142,7 @@ gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int
         }
         out->count += (size_t)batch.n;
     }
+    free(probs);
     gsq_loader_destroy(ld);
     if (st == GSQ_OK && out->count == 0)
         st = gsq_fail(err, GSQ_ERR_MISSING, "evaluate: no sample of %s could be read", ds->name);
@@ -183,15 +196,17 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     }
     gsq_loader *ld = NULL;
     gsq_status st = gsq_loader_create(&ld, train, &lc, t->state.epoch, t->state.batch, err);
-    float *acc = NULL;
-    if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc(m->num_params * sizeof(float))))
+    /* LSQ's learned quantizer scales: their gradients follow the parameters' through accumulation */
+    size_t np = m->num_params, nq = gsq_vit_quant_lsq_size(m);
+    float *qgrads = gsq_vit_quant_lsq_grads(m), *acc = NULL;
+    if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc((np + nq) * sizeof(float))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
     double t0 = now_s();
     size_t images = 0;
     long steps_here = 0;
     while (st == GSQ_OK && t->state.epoch < cfg->epochs) {
         /* one optimizer step: up to accum_steps micro-batches, not crossing the epoch's end */
-        if (acc) memset(acc, 0, m->num_params * sizeof(float));
+        if (acc) memset(acc, 0, (np + nq) * sizeof(float));
         double loss_sum = 0;
         int samples = 0;
         for (int a = 0; st == GSQ_OK && a < cfg->accum_steps && t->state.batch < bpe; a++) {
@@ -202,7 +217,10 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
             float loss = 0;
             st = step_gradients(t, cfg, &batch, &loss, err);
             if (st != GSQ_OK) break;
-            if (acc) accumulate(acc, m->grads, m->num_params, (float)batch.n);
+            if (acc) {
+                accumulate(acc, m->grads, np, (float)batch.n);
+                accumulate(acc + np, qgrads, nq, (float)batch.n);
+            }
             loss_sum += (double)loss * batch.n;
             samples += batch.n;
         }
@@ -212,7 +230,8 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
             if (acc) {
                 float inv = 1.0f / (float)samples;
                 #pragma omp parallel for simd schedule(static)
-                for (size_t i = 0; i < m->num_params; i++) m->grads[i] = acc[i] * inv;
+                for (size_t i = 0; i < np; i++) m->grads[i] = acc[i] * inv;
+                for (size_t i = 0; i < nq; i++) qgrads[i] = acc[np + i] * inv;
             }
             if (cfg->frozen_zero) {
                 const uint8_t *keep = cfg->frozen_zero;
@@ -220,6 +239,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
                 for (size_t i = 0; i < m->num_params; i++) m->grads[i] = keep[i] ? m->grads[i] : 0.0f;
             }
             p.grad_norm = gsq_adamw_step(&t->opt, m->params, m->grads, &p.lr);
+            gsq_vit_quant_lsq_step(m, p.lr); /* nothing without LSQ */
             t->state.step++;
             steps_here++;
             images += (size_t)samples;

@@ -1,0 +1,179 @@
+/* gpusq bench: the CPU speed of one model three ways in one run — dense FP32 (the float forward),
+ * dense INT8 (the engine on dense integer codes) and sparse INT8/INT4 (the engine on the kept
+ * codes) — as batch-1 latency and batch-N throughput with ratios, and the engine's time per part
+ * of the forward pass. A compressed file is benchmarked as it is; --config NAME builds a
+ * randomly initialised model, pruned by magnitude and calibrated on random images (speed only). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "gpusq/compressed.h"
+#include "gpusq/engine.h"
+#include "gpusq/kernels.h"
+
+static const char *help =
+    "usage: gpusq bench MODEL.gsq.safetensors [options]\n"
+    "       gpusq bench --config NAME [--pattern 2:4|4:8] [--mode int8|int4|w4a8] [options]\n\n"
+    "Latency (batch 1) and throughput (batch N) of dense FP32, dense INT8 and sparse INT8 (or\n"
+    "INT4) versions of one model, and the engine's time per part of the forward pass.\n\n"
+    "options:\n"
+    "  --config NAME   random weights in a named configuration (gpusq info --list), pruned by\n"
+    "                  magnitude and calibrated on random images: for speed, not accuracy\n"
+    "  --pattern P     with --config: 2:4 (default) or 4:8\n"
+    "  --mode M        with --config: int8 (default), int4 or w4a8\n"
+    "  --batch N       the throughput batch (default 32)\n"
+    "  --iters N       timed runs per measurement, the median is reported (default 10)\n"
+    "  --threads N     threads (default: all)\n";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median seconds of iters forward passes (after one warm-up), engine or float model. */
+static gsq_status time_forward(gsq_engine *e, gsq_vit *m, const float *images, int B, int iters, double *median,
+                               gsq_error *err)
+{
+    double t[64];
+    const float *logits;
+    gsq_status st = GSQ_OK;
+    for (int i = -1; i < iters && st == GSQ_OK; i++) {
+        double t0 = now_s();
+        st = e ? gsq_engine_forward(e, images, B, &logits, err) : gsq_vit_forward(m, images, B, &logits, err);
+        if (i >= 0) t[i] = now_s() - t0;
+        if (i == -1 && e) gsq_engine_reset_times(e); /* the per-part table counts the timed runs */
+    }
+    qsort(t, (size_t)iters, sizeof t[0], cmp_double);
+    *median = t[iters / 2];
+    return st;
+}
+
+/* A random model of config `name`, pruned to pattern and quantized in mode, calibrated on images. */
+static gsq_status random_model(gsq_vit **out, const char *name, gsq_sparse_pattern pattern, gsq_quant_mode mode,
+                               const float *images, int B, gsq_error *err)
+{
+    gsq_vit_config cfg;
+    gsq_sparse_plan plan = {0};
+    gsq_vit *m = NULL;
+    gsq_status st = gsq_vit_config_by_name(name, &cfg, err);
+    if (st == GSQ_OK) st = gsq_vit_create(&m, &cfg, err);
+    if (st == GSQ_OK) gsq_vit_init(m, 0);
+    if (st == GSQ_OK) st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, err);
+    if (st == GSQ_OK) gsq_sparse_apply(&plan, m->params);
+    gsq_sparse_plan_free(&plan);
+    if (st == GSQ_OK) st = gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_observe_begin(m, 1 << 16, err);
+    if (st == GSQ_OK) st = gsq_vit_forward(m, images, B, NULL, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err);
+    if (st != GSQ_OK) gsq_vit_free(m);
+    *out = st == GSQ_OK ? m : NULL;
+    return st;
+}
+
+static void print_parts(const char *title, const gsq_engine *e, int iters, int B)
+{
+    const double *t = gsq_engine_times(e);
+    double total = 0;
+    for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++) total += t[p];
+    printf("\n%s, batch %d: time per forward pass by part\n", title, B);
+    for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++)
+        printf("  %-12s %9.3f ms  %5.1f%%\n", gsq_engine_part_name((gsq_engine_part)p), 1e3 * t[p] / iters,
+               100 * t[p] / total);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *path = NULL, *config = NULL, *pattern_s = "2:4", *mode_s = "int8";
+    int batch = 32, iters = 10, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (cli_is_help(a)) {
+            fputs(help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--config")) ok = (config = v) != NULL, i++;
+        else if (!strcmp(a, "--pattern")) ok = (pattern_s = v) != NULL, i++;
+        else if (!strcmp(a, "--mode")) ok = (mode_s = v) != NULL, i++;
+        else if (!strcmp(a, "--batch")) ok = v && cli_parse_int(v, 1, 4096, &batch), i++;
+        else if (!strcmp(a, "--iters")) ok = v && cli_parse_int(v, 1, 64, &iters), i++;
+        else if (!strcmp(a, "--threads")) ok = v && cli_parse_int(v, 1, 1024, &threads), i++;
+        else if (a[0] == '-') return cli_usage_error("bench", "unknown option '%s'", a);
+        else if (!path) path = a;
+        else return cli_usage_error("bench", "one model at a time ('%s' and '%s')", path, a);
+        if (!ok) return cli_usage_error("bench", "%s needs a valid value", a);
+    }
+    if (!path == !config) return cli_usage_error("bench", "give a compressed MODEL file or --config NAME");
+    if (threads) gsq_set_num_threads(threads);
+    gsq_error err = {0};
+    gsq_compressed_info info = {0};
+    gsq_vit *m = NULL;
+    gsq_vit_config cfg;
+    float *images = NULL;
+    gsq_status st = GSQ_OK;
+    if (config) {
+        st = gsq_vit_config_by_name(config, &cfg, &err);
+        if (st == GSQ_OK) st = gsq_sparse_pattern_parse(pattern_s, &info.pattern, &err);
+        if (st == GSQ_OK) st = gsq_quant_mode_parse(mode_s, &info.mode, &err);
+    } else {
+        st = gsq_compressed_load(&m, path, &info, &err);
+        if (st == GSQ_OK) cfg = m->cfg;
+    }
+    size_t per_image = (size_t)cfg.in_chans * cfg.img_size * cfg.img_size;
+    if (st == GSQ_OK && !(images = malloc((size_t)batch * per_image * sizeof(float))))
+        st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory for a batch of %d", batch);
+    if (st == GSQ_OK) {
+        gsq_rng rng;
+        gsq_rng_seed(&rng, 1, 0);
+        for (size_t i = 0; i < (size_t)batch * per_image; i++) images[i] = gsq_rng_normal(&rng);
+    }
+    if (st == GSQ_OK && config) st = random_model(&m, config, info.pattern, info.mode, images, batch < 8 ? batch : 8, &err);
+    gsq_engine *sparse = NULL, *dense = NULL;
+    if (st == GSQ_OK) st = gsq_engine_create(&sparse, m, info.pattern, GSQ_ENGINE_SPARSE, batch, &err);
+    if (st == GSQ_OK) st = gsq_engine_create(&dense, m, info.pattern, GSQ_ENGINE_DENSE, batch, &err);
+    if (st == GSQ_OK) gsq_vit_quant_disable(m); /* m is now the float model of the same weights */
+    if (st != GSQ_OK) {
+        free(images);
+        gsq_vit_free(m);
+        gsq_engine_free(sparse);
+        return cli_report("bench", &err);
+    }
+    char sparse_name[48];
+    snprintf(sparse_name, sizeof sparse_name, "%s %s", gsq_sparse_pattern_name(info.pattern), gsq_quant_mode_name(info.mode));
+    char dense_name[48];
+    snprintf(dense_name, sizeof dense_name, "dense %s", gsq_quant_mode_name(info.mode));
+    const char *names[3] = {"dense FP32", dense_name, sparse_name};
+    gsq_engine *engines[3] = {NULL, dense, sparse};
+    double lat[3] = {0}, thr[3] = {0};
+    printf("%s: %s, %d threads, engine kernels %s, FP32 GEMM %s; median of %d runs\n", path ? path : config,
+           sparse_name, gsq_get_num_threads(), gsq_engine_isa(), gsq_blas_name(), iters);
+    printf("GEMM weights in memory: dense INT8 layout %.2f MB, sparse layout %.2f MB (%d GEMMs sparse)\n",
+           gsq_engine_weight_bytes(dense) / 1e6, gsq_engine_weight_bytes(sparse) / 1e6, gsq_engine_sparse_gemms(sparse));
+    for (int v = 0; v < 3 && st == GSQ_OK; v++) {
+        st = time_forward(engines[v], m, images, 1, iters, &lat[v], &err);
+        if (st == GSQ_OK) st = time_forward(engines[v], m, images, batch, iters, &thr[v], &err);
+    }
+    if (st == GSQ_OK) {
+        printf("\n| model | batch 1 latency | vs FP32 | batch %d throughput | vs FP32 | vs dense |\n"
+               "|---|---|---|---|---|---|\n", batch);
+        for (int v = 0; v < 3; v++)
+            printf("| %s | %.2f ms | %.2f× | %.1f img/s | %.2f× | %.2f× |\n", names[v], 1e3 * lat[v], lat[0] / lat[v],
+                   batch / thr[v], thr[0] / thr[v], thr[1] / thr[v]);
+        print_parts(names[1], dense, iters, batch);
+        print_parts(names[2], sparse, iters, batch);
+    }
+    free(images);
+    gsq_vit_free(m);
+    gsq_engine_free(sparse);
+    gsq_engine_free(dense);
+    return st == GSQ_OK ? 0 : cli_report("bench", &err);
+}
