@@ -36,6 +36,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi"))) static double 
     double t0 = now_s();
     for (long s = 0; s < steps; s++)
         for (int i = 0; i < 8; i++) {
+            __asm__ volatile("" : "+v"(idx)); /* an index the compiler cannot hoist out of the loop */
             __m512i x = kind ? _mm512_permutex2var_epi8(a, idx, b) : a;
             acc[i] = _mm512_dpbusd_epi32(acc[i], x, b);
         }
