@@ -281,7 +281,8 @@ def bench_model(name, args, meter):
     x1 = g.standard_normal((1, 3, size, size), dtype=np.float32)
     x32 = g.standard_normal((BATCH_THROUGHPUT, 3, size, size), dtype=np.float32)
     t1, t32 = torch.from_numpy(x1), torch.from_numpy(x32)
-    res = {"max_load": args.max_load, "model": name, "image_size": size, "params": sum(p.numel() for p in model.parameters())}
+    res = {"model": name, "image_size": size, "params": sum(p.numel() for p in model.parameters()),
+           "max_load": args.max_load}
 
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as tmp:
         fp32_path = os.path.join(tmp, "model.onnx")
@@ -362,7 +363,8 @@ def markdown(res):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="PyTorch / ONNX Runtime FP32 / ONNX Runtime INT8 CPU peers for gpusq")
+    ap = argparse.ArgumentParser(
+        description="PyTorch / ONNX Runtime FP32 / ONNX Runtime INT8 CPU peers for gpusq")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every runtime (default: all cores)")
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {','.join(MODELS)}")
     ap.add_argument("--iters", type=int, default=50, help="minimum timed iterations at batch 1 (default 50)")
