@@ -11,20 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/int8_gemm.h"
 #include "engine/int8_pack.h"
+#include "gpusq/clock.h"
 #include "gpusq/engine.h"
 #include "gpusq/kernels.h"
 #include "gpusq/rng.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Instructions per second of a dependency-free loop of `kind` (0: VPDPBUSD; 1: VPERMT2B feeding
  * VPDPBUSD, one of each per step) on this core: 8 independent accumulators, 1e8 steps. */
@@ -33,14 +26,14 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi"))) static double 
     __m512i acc[8], a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5), idx = _mm512_set1_epi8(7);
     for (int i = 0; i < 8; i++) acc[i] = _mm512_set1_epi32(i);
     long steps = 20000000;
-    double t0 = now_s();
+    double t0 = gsq_seconds();
     for (long s = 0; s < steps; s++)
         for (int i = 0; i < 8; i++) {
             __asm__ volatile("" : "+v"(idx)); /* an index the compiler cannot hoist out of the loop */
             __m512i x = kind ? _mm512_permutex2var_epi8(a, idx, b) : a;
             acc[i] = _mm512_dpbusd_epi32(acc[i], x, b);
         }
-    double t = now_s() - t0;
+    double t = gsq_seconds() - t0;
     int32_t sink[16];
     __m512i sum = acc[0];
     for (int i = 1; i < 8; i++) sum = _mm512_add_epi32(sum, acc[i]);
@@ -59,9 +52,9 @@ static double time_it(int reps, void (*fn)(void *), void *ctx)
     fn(ctx); /* warm-up */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = gsq_seconds();
         fn(ctx);
-        double t = now_s() - t0;
+        double t = gsq_seconds() - t0;
         best = t < best ? t : best;
     }
     return best;

@@ -11,14 +11,6 @@
 #include "gpusq/quant.h"
 #include "test_util.h"
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2");
-}
-
 /* Random codes in ±qmax obeying the layout: 2:4 keeps up to 2 of each 4, 4:8 up to 2 aligned
  * pairs of each 8 (some groups keep fewer, so padding indices are exercised). */
 static void random_codes(int8_t *w, int rows, int cols, gsq_i8_layout layout, int qmax, gsq_rng *rng)
@@ -85,7 +77,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
 
     gsq_i8_epilogue e = {.scale = scale, .bias = bias, .accumulate = accumulate};
     gsq_i8_gemm_ref(y_ref, N, xq, M, &pw.w, &e);
-    if (have_avx512()) {
+    if (gsq_i8_cpu_has_avx512()) {
         gsq_i8_quantize_avx512(xq_fast, x, M, K, K, 1.0f / a_scale, 127);
         CHECK(!memcmp(xq, xq_fast, gsq_i8_xq_bytes(M, K)), "quantize M=%d K=%d: fast path differs", M, K);
         gsq_i8_gemm_avx512(y_fast, N, xq, M, &pw.w, &e);
@@ -101,7 +93,7 @@ int main(void)
 {
     gsq_rng rng;
     gsq_rng_seed(&rng, 3, 0);
-    printf("AVX-512 VNNI path: %s\n", have_avx512() ? "tested" : "absent, reference only");
+    printf("AVX-512 VNNI path: %s\n", gsq_i8_cpu_has_avx512() ? "tested" : "absent, reference only");
     static const int shapes[][3] = {{1, 4, 8}, {5, 7, 16}, {32, 4, 24}, {33, 9, 40}, {70, 12, 64}, {197, 20, 96}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];

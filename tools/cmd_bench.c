@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "gpusq/clock.h"
 #include "gpusq/compressed.h"
 #include "gpusq/engine.h"
 #include "gpusq/kernels.h"
@@ -27,13 +27,6 @@ static const char *help =
     "  --iters N       timed runs per measurement, the median is reported (default 10)\n"
     "  --threads N     threads (default: all)\n";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -48,9 +41,9 @@ static gsq_status time_forward(gsq_engine *e, gsq_vit *m, const float *images, i
     const float *logits;
     gsq_status st = GSQ_OK;
     for (int i = -1; i < iters && st == GSQ_OK; i++) {
-        double t0 = now_s();
+        double t0 = gsq_seconds();
         st = e ? gsq_engine_forward(e, images, B, &logits, err) : gsq_vit_forward(m, images, B, &logits, err);
-        if (i >= 0) t[i] = now_s() - t0;
+        if (i >= 0) t[i] = gsq_seconds() - t0;
         if (i == -1 && e) gsq_engine_reset_times(e); /* the per-part table counts the timed runs */
     }
     qsort(t, (size_t)iters, sizeof t[0], cmp_double);

@@ -4,11 +4,12 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "gpusq/clock.h"
 #include "gpusq/engine.h"
 #include "gpusq/kernels.h"
+#include "gpusq/nn.h"
 #include "gpusq/train.h"
 
 static const char *help =
@@ -43,26 +44,12 @@ typedef struct {
     size_t agree, count;
 } run_ctx;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int argmax(const float *z, int K)
-{
-    int best = 0;
-    for (int k = 1; k < K; k++) best = z[k] > z[best] ? k : best;
-    return best;
-}
-
 static gsq_status run_forward(void *ctx, const float *images, int n, const float **logits, gsq_error *err)
 {
     run_ctx *r = ctx;
-    double t0 = now_s();
+    double t0 = gsq_seconds();
     gsq_status st = gsq_engine_forward(r->e, images, n, logits, err);
-    r->seconds += now_s() - t0;
+    r->seconds += gsq_seconds() - t0;
     const float *ref = NULL;
     if (st != GSQ_OK || !r->twin || (st = gsq_vit_forward(r->twin, images, n, &ref, err)) != GSQ_OK) return st;
     int K = r->twin->cfg.num_classes;
@@ -71,7 +58,7 @@ static gsq_status run_forward(void *ctx, const float *images, int n, const float
         double diff = 0, scale = 1e-30;
         for (int k = 0; k < K; k++) diff = fmax(diff, fabs((double)a[k] - b[k])), scale = fmax(scale, fabs(b[k]));
         r->max_rel = fmax(r->max_rel, diff / scale);
-        r->agree += argmax(a, K) == argmax(b, K);
+        r->agree += gsq_argmax(a, K) == gsq_argmax(b, K);
     }
     r->count += (size_t)n;
     return GSQ_OK;

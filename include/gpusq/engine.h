@@ -31,7 +31,6 @@ void gsq_engine_free(gsq_engine *e);
 /* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch; the pointer is valid until the
  * next call. */
 gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err);
-const gsq_vit_config *gsq_engine_config(const gsq_engine *e);
 /* Bytes the packed GEMM weights occupy in memory, and the number of GEMMs that run sparse. */
 size_t gsq_engine_weight_bytes(const gsq_engine *e);
 int gsq_engine_sparse_gemms(const gsq_engine *e);

@@ -68,6 +68,9 @@ void gsq_pool_forward(float *out, const float *x, int B, int T, int D, gsq_pool 
 void gsq_pool_backward(float *dx, const float *dout, int B, int T, int D, gsq_pool pool, int token,
                        int prefix);
 
+/* The index of the largest of z[0..K) (the first one on ties): a predicted class. */
+int gsq_argmax(const float *z, int K);
+
 /* Cross-entropy with label smoothing ε, mean over the batch, as torch's
  * F.cross_entropy(logits, targets, label_smoothing=ε): per sample
  * loss = -Σ_k q_k log p_k with q = (1 - ε)·onehot(target) + ε / K.

@@ -78,6 +78,8 @@ gsq_status gsq_sparse_plan_from_weights(gsq_sparse_plan *plan, const gsq_vit *m,
 void gsq_sparse_apply(const gsq_sparse_plan *plan, float *block);
 /* Fraction of the candidate layers' weights (pruned or dense) that the mask prunes. */
 double gsq_sparse_plan_sparsity(const gsq_sparse_plan *plan);
+/* 1 when the plan prunes the weight called name (a timm name), else 0. */
+int gsq_sparse_plan_prunes(const gsq_sparse_plan *plan, const char *name);
 void gsq_sparse_plan_free(gsq_sparse_plan *plan);
 
 /* Channel permutation (after Pool & Yu, "Channel Permutations for N:M Sparsity", NeurIPS 2021).

@@ -124,14 +124,6 @@ static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
     return GSQ_OK;
 }
 
-static int argmax(const float *z, int K)
-{
-    int best = 0;
-    for (int k = 1; k < K; k++)
-        if (z[k] > z[best]) best = k;
-    return best;
-}
-
 /* The temperature-softened distributions of student and teacher, ps and pt (B, K), and
  * Σ over the batch of KL(pt ‖ ps); log-softmax in double from the logits, once per row. */
 static double softened(float *ps, float *pt, const float *zs, const float *zt, int B, int K, float T)
@@ -177,11 +169,11 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
     const float *zs = student->a.logits, *zt = teacher->a.logits;
     int agree = 0;
     for (int b = 0; b < B; b++) {
-        d->teacher_arg[b] = argmax(zt + (size_t)b * K, K);
+        d->teacher_arg[b] = gsq_argmax(zt + (size_t)b * K, K);
         int y = labels ? labels[b] : d->teacher_arg[b];
         if (y < 0 || y >= K) return gsq_fail(err, GSQ_ERR_ARG, "distillation: label %d of sample %d is outside [0, %d)", y, b, K);
         d->targets[b] = y;
-        d->agrees[b] = argmax(zs + (size_t)b * K, K) == d->teacher_arg[b];
+        d->agrees[b] = gsq_argmax(zs + (size_t)b * K, K) == d->teacher_arg[b];
         agree += d->agrees[b];
     }
     float ce;

@@ -21,32 +21,63 @@ static inline float code_of(float x, float inv, float qmax)
     return r < -qmax ? -qmax : (r > qmax ? qmax : r);
 }
 
-void gsq_fake_quant(float *y, const float *x, size_t n, float scale, int qmax)
+/* Below this many values the elementwise loops run in the calling thread: even a one-thread
+ * OpenMP region costs about a microsecond, and rows of a few hundred values are quantized from
+ * inside parallel loops (attention sections, weight rows). */
+enum { PARALLEL_MIN = 65536 };
+
+static void fake_quant_span(float *y, const float *x, size_t n, float inv, float q, float scale)
 {
-    float inv = 1.0f / scale, q = (float)qmax;
-    #pragma omp parallel for simd schedule(static) if (n > 65536)
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) y[i] = code_of(x[i], inv, q) * scale;
 }
 
-void gsq_fake_quant_backward(float *dx, const float *dy, const float *x, size_t n, float scale, int qmax)
+static void fake_quant_backward_span(float *dx, const float *dy, const float *x, size_t n, float inv, float q)
 {
-    float inv = 1.0f / scale, q = (float)qmax;
-    #pragma omp parallel for simd schedule(static) if (n > 65536)
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float r = rintf(x[i] * inv);
         dx[i] = (r >= -q && r <= q) ? dy[i] : 0.0f;
     }
 }
 
-/* LSQ's ∂x̂/∂s summed against dy over one chunk, in double: round(x/s) − x/s where the code is in
- * range (the straight-through estimator of round), ±qmax where it saturates. */
-static double scale_grad_chunk(const float *dy, const float *x, size_t n, float inv, float q)
+void gsq_fake_quant(float *y, const float *x, size_t n, float scale, int qmax)
 {
+    float inv = 1.0f / scale, q = (float)qmax;
+    if (n <= PARALLEL_MIN) {
+        fake_quant_span(y, x, n, inv, q, scale);
+        return;
+    }
+    #pragma omp parallel for schedule(static)
+    for (size_t lo = 0; lo < n; lo += PARALLEL_MIN)
+        fake_quant_span(y + lo, x + lo, n - lo < PARALLEL_MIN ? n - lo : PARALLEL_MIN, inv, q, scale);
+}
+
+void gsq_fake_quant_backward(float *dx, const float *dy, const float *x, size_t n, float scale, int qmax)
+{
+    float inv = 1.0f / scale, q = (float)qmax;
+    if (n <= PARALLEL_MIN) {
+        fake_quant_backward_span(dx, dy, x, n, inv, q);
+        return;
+    }
+    #pragma omp parallel for schedule(static)
+    for (size_t lo = 0; lo < n; lo += PARALLEL_MIN)
+        fake_quant_backward_span(dx + lo, dy + lo, x + lo, n - lo < PARALLEL_MIN ? n - lo : PARALLEL_MIN, inv, q);
+}
+
+/* LSQ's ∂x̂/∂s summed against dy over chunk i (SCALE_CHUNK values) of n, in double:
+ * round(x/s) − x/s where the code is in range (the straight-through estimator of round), ±qmax
+ * where it saturates. */
+enum { SCALE_CHUNK = 4096, SCALE_GROUP = 64 };
+
+static double scale_grad_chunk(const float *dy, const float *x, size_t n, size_t i, float inv, float q)
+{
+    size_t lo = i * SCALE_CHUNK, len = n - lo < SCALE_CHUNK ? n - lo : SCALE_CHUNK;
     double sum = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i] * inv, r = rintf(v);
+    for (size_t k = lo; k < lo + len; k++) {
+        float v = x[k] * inv, r = rintf(v);
         float d = r < -q ? -q : (r > q ? q : r - v);
-        sum += (double)dy[i] * (double)d;
+        sum += (double)dy[k] * (double)d;
     }
     return sum;
 }
@@ -54,17 +85,17 @@ static double scale_grad_chunk(const float *dy, const float *x, size_t n, float 
 double gsq_fake_quant_scale_grad(const float *dy, const float *x, size_t n, float scale, int qmax)
 {
     /* fixed chunks, summed in order: the partition does not depend on the thread count */
-    enum { CHUNK = 4096, GROUP = 64 };
     float inv = 1.0f / scale, q = (float)qmax;
-    size_t chunks = (n + CHUNK - 1) / CHUNK;
+    size_t chunks = (n + SCALE_CHUNK - 1) / SCALE_CHUNK;
     double total = 0.0;
-    for (size_t g0 = 0; g0 < chunks; g0 += GROUP) {
-        double part[GROUP];
-        int k = (int)(chunks - g0 < GROUP ? chunks - g0 : GROUP);
-        #pragma omp parallel for schedule(static) if (n > 65536)
-        for (int c = 0; c < k; c++) {
-            size_t lo = (g0 + (size_t)c) * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
-            part[c] = scale_grad_chunk(dy + lo, x + lo, len, inv, q);
+    for (size_t g0 = 0; g0 < chunks; g0 += SCALE_GROUP) {
+        double part[SCALE_GROUP];
+        int k = (int)(chunks - g0 < SCALE_GROUP ? chunks - g0 : SCALE_GROUP);
+        if (n <= PARALLEL_MIN) {
+            for (int c = 0; c < k; c++) part[c] = scale_grad_chunk(dy, x, n, g0 + (size_t)c, inv, q);
+        } else {
+            #pragma omp parallel for schedule(static)
+            for (int c = 0; c < k; c++) part[c] = scale_grad_chunk(dy, x, n, g0 + (size_t)c, inv, q);
         }
         for (int c = 0; c < k; c++) total += part[c];
     }

@@ -210,6 +210,13 @@ double gsq_sparse_plan_sparsity(const gsq_sparse_plan *plan)
     return total ? (double)zeros / (double)total : 0.0;
 }
 
+int gsq_sparse_plan_prunes(const gsq_sparse_plan *plan, const char *name)
+{
+    for (int i = 0; i < plan->num_layers; i++)
+        if (!strcmp(plan->layers[i].name, name)) return plan->layers[i].pruned;
+    return 0;
+}
+
 void gsq_sparse_plan_free(gsq_sparse_plan *plan)
 {
     if (!plan) return;

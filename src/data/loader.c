@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "gpusq/clock.h"
 
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
 
@@ -61,13 +62,6 @@ void gsq_epoch_permutation(size_t *order, size_t n, uint64_t seed, long epoch)
         order[i - 1] = order[j];
         order[j] = t;
     }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* The sample order of `epoch` (called with the lock held; computes it on first use). */
@@ -131,9 +125,9 @@ static void *worker(void *arg)
         s->state = SLOT_FILLING;
         const size_t *order = ld->cfg.train ? order_for(ld, g / ld->bpe) : NULL;
         pthread_mutex_unlock(&ld->mu);
-        double t0 = now_s();
+        double t0 = gsq_seconds();
         produce(ld, s, g, order);
-        double t1 = now_s();
+        double t1 = gsq_seconds();
         pthread_mutex_lock(&ld->mu);
         s->global = g;
         s->state = SLOT_READY;
@@ -209,9 +203,9 @@ gsq_status gsq_loader_next(gsq_loader *ld, gsq_batch *batch, gsq_error *err)
     }
     slot *s = &ld->slots[ld->next_take % ld->ring];
     if (!(s->state == SLOT_READY && s->global == ld->next_take)) {
-        double t0 = now_s();
+        double t0 = gsq_seconds();
         while (!(s->state == SLOT_READY && s->global == ld->next_take)) pthread_cond_wait(&ld->ready, &ld->mu);
-        ld->stats.wait_seconds += now_s() - t0;
+        ld->stats.wait_seconds += gsq_seconds() - t0;
     }
     ld->holding = 1;
     *batch = (gsq_batch){

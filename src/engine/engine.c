@@ -28,26 +28,12 @@ void gsq_engine_free(gsq_engine *e)
     free(e);
 }
 
-/* 1 when every group of the codes keeps at most 2 of its 4 units (values, or aligned pairs). */
-static int obeys(const int8_t *codes, size_t n, int unit)
-{
-    for (size_t g = 0; g < n; g += 4 * (size_t)unit) {
-        int kept = 0;
-        for (int u = 0; u < 4; u++) {
-            int nz = 0;
-            for (int k = 0; k < unit; k++) nz |= codes[g + (size_t)(u * unit + k)] != 0;
-            kept += nz;
-        }
-        if (kept > 2) return 0;
-    }
-    return 1;
-}
-
 static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern pattern, gsq_engine_layout layout,
                              gsq_error *err)
 {
-    int four = gsq_quant_mode_weight_bits(gsq_vit_quant_mode(m)) == 4, group = pattern == GSQ_SPARSE_4_8 ? 8 : 4;
-    gsq_status st = GSQ_OK;
+    int four = gsq_quant_mode_weight_bits(gsq_vit_quant_mode(m)) == 4;
+    gsq_sparse_plan plan = {0}; /* which GEMMs obey the pattern: the compressed file's own rule */
+    gsq_status st = layout == GSQ_ENGINE_SPARSE ? gsq_sparse_plan_from_weights(&plan, m, pattern, 1, err) : GSQ_OK;
     for (int s = 0; s < e->num_sites && st == GSQ_OK; s++) {
         char name[GSQ_NAME_MAX];
         const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name));
@@ -60,8 +46,7 @@ static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern
         float a = st == GSQ_OK ? gsq_vit_quant_act_scale(m, s) : 0.0f;
         for (int r = 0; st == GSQ_OK && r < rows; r++) site->scale[r] *= a;
         site->inv_a = 1.0f / a;
-        int sparse = layout == GSQ_ENGINE_SPARSE && cols % group == 0 &&
-                     obeys(codes, p->numel, pattern == GSQ_SPARSE_4_8 ? 2 : 1);
+        int sparse = layout == GSQ_ENGINE_SPARSE && gsq_sparse_plan_prunes(&plan, name);
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
         if (st == GSQ_OK) st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, err);
         if (st == GSQ_OK) {
@@ -71,6 +56,7 @@ static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern
         }
         free(codes);
     }
+    gsq_sparse_plan_free(&plan);
     return st;
 }
 
@@ -196,7 +182,6 @@ gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_patt
     return GSQ_OK;
 }
 
-const gsq_vit_config *gsq_engine_config(const gsq_engine *e) { return &e->cfg; }
 size_t gsq_engine_weight_bytes(const gsq_engine *e) { return e->weight_bytes; }
 int gsq_engine_sparse_gemms(const gsq_engine *e) { return e->sparse_sites; }
 const double *gsq_engine_times(const gsq_engine *e) { return e->times; }

@@ -4,19 +4,11 @@
  * softmax, GELU and the head stay float; with quantized attention, Q, K, V and the probabilities
  * are rounded to their codes first, so the matmuls multiply the same values an integer kernel
  * would. */
-#include <math.h>
-#include <time.h>
 
 #include "engine_state.h"
+#include "gpusq/clock.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* y (M, ldy) = GEMM s of x (M, K): y = result (+ y when accumulate). */
 static void gemm(gsq_engine *e, int s, float *y, int ldy, const float *x, int M, int K, const float *bias,
@@ -31,7 +23,7 @@ static void gemm(gsq_engine *e, int s, float *y, int ldy, const float *x, int M,
 /* Time since *t0 into part p; *t0 moves on. */
 static void lap(gsq_engine *e, gsq_engine_part p, double *t0)
 {
-    double t = now();
+    double t = gsq_seconds();
     e->times[p] += t - *t0;
     *t0 = t;
 }
@@ -46,16 +38,11 @@ static void attention(gsq_engine *e, int l, int B)
         return;
     }
     const float *s = e->qkv_scales + 3 * l;
-    float inv[3] = {1.0f / s[0], 1.0f / s[1], 1.0f / s[2]}, qmax = (float)e->a_qmax;
     #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++)
-        for (int k = 0; k < 3; k++) { /* gsq_fake_quant's rounding, one row section at a time */
+        for (int k = 0; k < 3; k++) {
             float *q = e->qkv + r * 3 * (size_t)D + (size_t)k * D;
-            #pragma omp simd
-            for (int d = 0; d < D; d++) {
-                float code = rintf(q[d] * inv[k]);
-                q[d] = (code < -qmax ? -qmax : (code > qmax ? qmax : code)) * s[k];
-            }
+            gsq_fake_quant(q, q, (size_t)D, s[k], e->a_qmax);
         }
     gsq_attention_forward(e->atty, e->att, e->att_q, 1.0f / (float)e->a_qmax, e->a_qmax, e->qkv, B, T, D,
                           c->num_heads);
@@ -69,7 +56,7 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
     const gsq_vit_view *p = &e->p;
     int T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden, NP = gsq_vit_num_patches(c), K = c->num_classes;
     int CPP = c->in_chans * c->patch_size * c->patch_size, N = B * T;
-    double t0 = now();
+    double t0 = gsq_seconds();
 
     gsq_patchify(e->patches, images, B, c->in_chans, c->img_size, c->img_size, c->patch_size);
     gemm(e, 0, e->atty, D, e->patches, B * NP, CPP, p->patch_b, 0);

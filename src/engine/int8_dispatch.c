@@ -7,16 +7,20 @@
 #include "gpusq/engine.h"
 #include "int8_gemm.h"
 
+int gsq_i8_cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2");
+}
+
 static int use_avx512(void)
 {
     static int chosen = -1; /* a benign race: every thread computes the same value */
     if (chosen < 0) {
         const char *isa = getenv("GSQ_ISA");
-        __builtin_cpu_init();
-        chosen = !(isa && strcmp(isa, "ref") == 0) && __builtin_cpu_supports("avx512f") &&
-                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
-                 __builtin_cpu_supports("bmi2");
+        chosen = !(isa && strcmp(isa, "ref") == 0) && gsq_i8_cpu_has_avx512();
     }
     return chosen;
 }

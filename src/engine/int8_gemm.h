@@ -91,6 +91,8 @@ static inline size_t gsq_i8_xq_at(int m, int c, int chunks)
 static inline int gsq_i8_mpad(int M) { return (M + GSQ_I8_MBLOCK - 1) / GSQ_I8_MBLOCK * GSQ_I8_MBLOCK; }
 static inline size_t gsq_i8_xq_bytes(int M, int K) { return (size_t)gsq_i8_mpad(M) * (size_t)((K + 7) / 8) * 8; }
 
+/* 1 when this CPU has what the fast path needs: AVX-512 F/BW/VL, VNNI, VBMI and BMI2. */
+int gsq_i8_cpu_has_avx512(void);
 /* The dispatched implementations (int8_dispatch.c): the fast path where the CPU has it. */
 void gsq_i8_quantize(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
 void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);

@@ -67,8 +67,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         const gsq_param *p = gsq_vit_find_param(m, wname);
         is_site[p - m->tensors] = 1;
         int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
-        int sparse = 0;
-        for (int i = 0; i < plan.num_layers; i++) sparse |= !strcmp(plan.layers[i].name, wname) && plan.layers[i].pruned;
+        int sparse = gsq_sparse_plan_prunes(&plan, wname);
         int8_t *codes = keep(&kl, p->numel);
         float *scales = keep(&kl, (size_t)rows * sizeof(float)), *in_scale = keep(&kl, sizeof(float));
         if (!codes || !scales || !in_scale) {

@@ -1,4 +1,4 @@
-/* Cross-entropy with label smoothing (torch semantics), mean over the batch. */
+/* Cross-entropy with label smoothing (torch semantics), mean over the batch; the argmax of a row of logits. */
 #include "gpusq/nn.h"
 
 #include <math.h>
@@ -43,4 +43,12 @@ void gsq_cross_entropy_backward(float *dlogits, const float *probs, const int *t
             d[k] += scale * (p[k] - q);
         }
     }
+}
+
+int gsq_argmax(const float *z, int K)
+{
+    int best = 0;
+    for (int k = 1; k < K; k++)
+        if (z[k] > z[best]) best = k;
+    return best;
 }

@@ -3,18 +3,11 @@
  * set-up and tear-down. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "gpusq/clock.h"
 #include "gpusq/loader.h"
 #include "gpusq/train.h"
 #include "gpusq/vit_quant.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void gsq_train_defaults(gsq_train_config *cfg, int size)
 {
@@ -201,7 +194,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     float *qgrads = gsq_vit_quant_lsq_grads(m), *acc = NULL;
     if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc((np + nq) * sizeof(float))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
-    double t0 = now_s();
+    double t0 = gsq_seconds();
     size_t images = 0;
     long steps_here = 0;
     while (st == GSQ_OK && t->state.epoch < cfg->epochs) {
@@ -259,7 +252,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
         }
         gsq_loader_stats ls;
         gsq_loader_stats_get(ld, &ls);
-        double elapsed = now_s() - t0;
+        double elapsed = gsq_seconds() - t0;
         p.elapsed_seconds = elapsed;
         p.images_per_second = elapsed > 0 ? images / elapsed : 0;
         p.eta_seconds = steps_here > 0 ? elapsed / steps_here * (double)(total - t->state.step) : 0;
@@ -277,7 +270,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
         }
     }
     res->finished = st == GSQ_OK && t->state.epoch >= cfg->epochs;
-    res->seconds = now_s() - t0;
+    res->seconds = gsq_seconds() - t0;
     res->images_per_second = res->seconds > 0 ? images / res->seconds : 0;
     if (ld) gsq_loader_stats_get(ld, &res->loader);
     free(acc);
