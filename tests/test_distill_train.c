@@ -60,8 +60,8 @@ static gsq_trainer run(const gsq_vit *start, const gsq_train_config *c, int scra
 {
     gsq_dataset *ds = toy_dataset(64, 0);
     ((toy_impl *)ds->impl)->scramble = scramble;
-    gsq_vit *m = model(0);
-    memcpy(m->params, start->params, m->num_params * sizeof(float));
+    gsq_vit *m = NULL;
+    gsq_vit_clone(&m, start, NULL);
     gsq_trainer t;
     gsq_error err = {0};
     CHECK(gsq_trainer_init(&t, m, c, ds->size, &err) == GSQ_OK, "%s", err.msg);

@@ -149,8 +149,8 @@ static gsq_vit *make_model(const gsq_vit_config *c, uint64_t seed)
 
 static gsq_vit *clone(const gsq_vit *m)
 {
-    gsq_vit *r = make_model(&m->cfg, 0);
-    memcpy(r->params, m->params, m->num_params * sizeof *m->params);
+    gsq_vit *r = NULL;
+    gsq_vit_clone(&r, m, NULL);
     return r;
 }
 

@@ -47,11 +47,19 @@ typedef struct {
     float scale_min;
     char checkpoint_buf[4096];
 } cli_train_opts;
-extern const char cli_train_help[]; /* the shared options' help text */
 void cli_train_opts_init(cli_train_opts *o, const char *default_out);
 /* Takes argv[*i] (and its value) when it is a shared option: 1 taken, 0 not a shared option,
  * -1 a bad value (reported; exit with 2). */
 int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i);
+/* The mixed distillation loss's weights that prune and quantize take (--alpha, --beta, --gamma,
+ * --temperature): init gives gsq_distill_defaults' values, option takes one (1 taken, 0 not one
+ * of them, -1 a bad value reported), apply sets them in a distillation config. */
+typedef struct {
+    float alpha, beta, gamma, temperature;
+} cli_distill_weights;
+void cli_distill_weights_init(cli_distill_weights *w);
+int cli_distill_option(cli_distill_weights *w, const char *cmd, int argc, char **argv, int *i);
+void cli_distill_weights_apply(const cli_distill_weights *w, gsq_distill_config *dc);
 /* The defaults of distillation fine-tuning (prune, quantize): epochs and lr as given, warm-up 0.1
  * epoch, no label smoothing, gradient clipping at 1. */
 void cli_train_opts_fine_tune(cli_train_opts *o, long epochs, float lr);

@@ -85,11 +85,16 @@ static int exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
-/* Runs a stage command (prune or quantize) with argv, unless its output exists (and !fresh). */
-static int run_stage(int (*cmd)(int, char **), const char *name, char **argv, int argc, const char *out,
-                     const char *report, int fresh)
+/* 1 when a stage must run: asked to (fresh), or its output or report is missing. */
+static int must_run(int fresh, const char *out, const char *report)
 {
-    if (!fresh && exists(out) && exists(report)) {
+    return fresh || !exists(out) || !exists(report);
+}
+
+/* Runs a stage command (prune or quantize) with argv when run is set, else reuses its output. */
+static int run_stage(int (*cmd)(int, char **), const char *name, char **argv, int argc, const char *out, int run)
+{
+    if (!run) {
         printf("== %s: reusing %s\n", name, out);
         return 0;
     }
@@ -220,8 +225,8 @@ int cmd_compress(int argc, char **argv)
         if (c.feature_blocks) pa[pn++] = "--feature-blocks", pa[pn++] = (char *)c.feature_blocks;
         if (c.unsupervised) pa[pn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) pa[pn++] = c.pass[i];
-        int stage1_ran = c.fresh || !exists(sparse) || !exists(sparse_json);
-        code = run_stage(cmd_prune, "stage 1", pa, pn, sparse, sparse_json, c.fresh);
+        int stage1_ran = must_run(c.fresh, sparse, sparse_json);
+        code = run_stage(cmd_prune, "stage 1", pa, pn, sparse, stage1_ran);
         if (code) return code;
         char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--out", comp, "--report", comp_json};
         int qn = 9;
@@ -230,7 +235,7 @@ int cmd_compress(int argc, char **argv)
         if (c.lsq) qa[qn++] = strstr(c.lsq, modes[k]) ? "--lsq" : "--no-lsq";
         if (c.unsupervised) qa[qn++] = "--unsupervised";
         for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
-        code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, comp_json, c.fresh || stage1_ran);
+        code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, must_run(c.fresh || stage1_ran, comp, comp_json));
         if (code) return code;
         cJSON *pj = read_json(sparse_json, &err), *qj = pj ? read_json(comp_json, &err) : NULL;
         if (!pj || !qj) {

@@ -34,7 +34,7 @@ typedef struct {
     const char *teacher, *resume, *report, *criterion;
     gsq_sparse_pattern pattern;
     int effort, prune_head, feature_blocks, unsupervised;
-    float alpha, beta, gamma, temperature;
+    cli_distill_weights kd;
 } prune_opts;
 
 /* Parses prune's own options; returns -1 (usage error reported), 0 (not ours) or 1. */
@@ -43,7 +43,8 @@ static int prune_option(void *ctx, int argc, char **argv, int *i)
     prune_opts *p = ctx;
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     gsq_error err = {0};
-    int ok;
+    int ok = cli_distill_option(&p->kd, "prune", argc, argv, i);
+    if (ok) return ok;
     if (!strcmp(a, "--prune-head")) return p->prune_head = 1;
     if (!strcmp(a, "--unsupervised")) return p->unsupervised = 1;
     if (!strcmp(a, "--teacher")) ok = (p->teacher = v) != NULL;
@@ -53,10 +54,6 @@ static int prune_option(void *ctx, int argc, char **argv, int *i)
     else if (!strcmp(a, "--criterion")) ok = v && (!strcmp(v, "magnitude") || !strcmp(v, "permute")) && (p->criterion = v);
     else if (!strcmp(a, "--effort")) ok = v && cli_parse_int(v, 0, 1 << 20, &p->effort);
     else if (!strcmp(a, "--feature-blocks")) ok = v && cli_parse_int(v, 0, 1 << 20, &p->feature_blocks);
-    else if (!strcmp(a, "--alpha")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &p->alpha);
-    else if (!strcmp(a, "--beta")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &p->beta);
-    else if (!strcmp(a, "--gamma")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &p->gamma);
-    else if (!strcmp(a, "--temperature")) ok = v && cli_parse_float(v, 1e-3f, 1e3f, &p->temperature);
     else return 0;
     return cli_option_value("prune", ok, argc, argv, i);
 }
@@ -95,18 +92,11 @@ static gsq_status save_sparse(const gsq_vit *m, const gsq_sparse_plan *plan, con
     return st;
 }
 
-/* Per-layer magnitude kept by the plan's masks. */
-static double *kept_of(const gsq_sparse_plan *plan)
-{
-    double *k = malloc((size_t)(plan->num_layers ? plan->num_layers : 1) * sizeof *k);
-    for (int i = 0; k && i < plan->num_layers; i++) k[i] = plan->layers[i].kept_magnitude;
-    return k;
-}
-
 int cmd_prune(int argc, char **argv)
 {
     prune_opts p = {.criterion = "magnitude", .pattern = GSQ_SPARSE_2_4, .effort = GSQ_SPARSE_PERMUTE_EFFORT,
-                    .feature_blocks = -1, .alpha = 1.0f, .beta = 10.0f, .gamma = 5.0f, .temperature = 1.0f};
+                    .feature_blocks = -1};
+    cli_distill_weights_init(&p.kd);
     cli_train_opts o;
     cli_train_opts_init(&o, "sparse.safetensors");
     cli_train_opts_fine_tune(&o, 2, 5e-4f);
@@ -118,7 +108,6 @@ int cmd_prune(int argc, char **argv)
     gsq_vit *teacher = NULL, *student = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_sparse_plan plan = {0}, plain = {0};
-    double *kept_plain = NULL, *kept_perm = NULL;
     float *feature_loss = NULL;
     gsq_trainer t = {0};
     gsq_train_result res = {0};
@@ -139,10 +128,7 @@ int cmd_prune(int argc, char **argv)
     if (st == GSQ_OK) {
         gsq_distill_defaults(dc, depth);
         if (p.feature_blocks >= 0) dc->first_block = depth - p.feature_blocks;
-        dc->alpha = p.alpha;
-        dc->beta = p.beta;
-        dc->gamma = p.gamma;
-        dc->temperature = p.temperature;
+        cli_distill_weights_apply(&p.kd, dc);
         sum.distill = *dc;
         sum.depth = depth;
         feature_loss = calloc((size_t)depth, sizeof(float));
@@ -153,12 +139,10 @@ int cmd_prune(int argc, char **argv)
 
     if (st == GSQ_OK && !p.resume) { /* choose the masks on the dense weights, prune, measure */
         st = gsq_sparse_plan_magnitude(&plain, student, p.pattern, p.prune_head, &err);
-        if (st == GSQ_OK && !(kept_plain = kept_of(&plain))) st = gsq_fail(&err, GSQ_ERR_NOMEM, "prune: out of memory");
         if (st == GSQ_OK && !strcmp(p.criterion, "permute")) {
             int permuted = 0;
             st = gsq_sparse_permute(student, p.pattern, p.effort, NULL, 0, &permuted, &err);
             if (st == GSQ_OK) st = gsq_sparse_plan_magnitude(&plan, student, p.pattern, p.prune_head, &err);
-            if (st == GSQ_OK && !(kept_perm = kept_of(&plan))) st = gsq_fail(&err, GSQ_ERR_NOMEM, "prune: out of memory");
         } else if (st == GSQ_OK) {
             plan = plain;
             plain = (gsq_sparse_plan){0};
@@ -195,8 +179,9 @@ int cmd_prune(int argc, char **argv)
         }
         if (st == GSQ_OK) st = save_sparse(t.model, &plan, &p, dc, feature_loss, o.out, &err);
         sum.plan = &plan;
-        sum.kept_plain = kept_plain;
-        sum.kept_permuted = kept_perm;
+        int permuted = !p.resume && !strcmp(p.criterion, "permute");
+        sum.plain = p.resume ? NULL : permuted ? &plain : &plan;
+        sum.permuted = permuted ? &plan : NULL;
         sum.feature_loss = feature_loss;
         if (st == GSQ_OK) {
             printf("sparse weights in %s\n", o.out);
@@ -209,8 +194,6 @@ int cmd_prune(int argc, char **argv)
     gsq_vit_free(teacher);
     gsq_sparse_plan_free(&plan);
     gsq_sparse_plan_free(&plain);
-    free(kept_plain);
-    free(kept_perm);
     free(feature_loss);
     gsq_dataset_free(train);
     gsq_dataset_free(val);

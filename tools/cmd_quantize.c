@@ -40,7 +40,8 @@ typedef struct {
     const char *teacher, *report;
     gsq_quant_mode mode;
     gsq_calib_method calib, weight_calib;
-    float percentile, alpha, beta, gamma, temperature;
+    float percentile;
+    cli_distill_weights kd;
     float lsq_lr;
     int calib_batches, uniform, unsupervised, calib_given, attention, lsq;
 } quant_opts;
@@ -50,7 +51,8 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
     quant_opts *q = ctx;
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     gsq_error err = {0};
-    int ok;
+    int ok = cli_distill_option(&q->kd, "quantize", argc, argv, i);
+    if (ok) return ok;
     if (!strcmp(a, "--uniform-weights")) return q->uniform = 1;
     if (!strcmp(a, "--unsupervised")) return q->unsupervised = 1;
     if (!strcmp(a, "--attention")) return q->attention = 1;
@@ -68,10 +70,6 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
              (q->weight_calib == GSQ_CALIB_MAX || q->weight_calib == GSQ_CALIB_MSE);
     else if (!strcmp(a, "--percentile")) ok = v && cli_parse_float(v, 1e-3f, 100.0f, &q->percentile);
     else if (!strcmp(a, "--calib-batches")) ok = v && cli_parse_int(v, 1, 1 << 20, &q->calib_batches);
-    else if (!strcmp(a, "--alpha")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &q->alpha);
-    else if (!strcmp(a, "--beta")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &q->beta);
-    else if (!strcmp(a, "--gamma")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &q->gamma);
-    else if (!strcmp(a, "--temperature")) ok = v && cli_parse_float(v, 1e-3f, 1e3f, &q->temperature);
     else if (!strcmp(a, "--lsq-lr")) ok = v && cli_parse_float(v, 1e-6f, 1e6f, &q->lsq_lr);
     else return 0;
     return cli_option_value("quantize", ok, argc, argv, i);
@@ -143,8 +141,9 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
 int cmd_quantize(int argc, char **argv)
 {
     quant_opts q = {.mode = GSQ_QMODE_INT8, .calib = GSQ_CALIB_PERCENTILE, .weight_calib = GSQ_CALIB_MAX,
-                    .percentile = 99.99f, .alpha = 1, .beta = 10, .gamma = 5, .temperature = 1, .calib_batches = 16,
+                    .percentile = 99.99f, .calib_batches = 16,
                     .lsq = -1, .lsq_lr = 10};
+    cli_distill_weights_init(&q.kd);
     cli_train_opts o;
     cli_train_opts_init(&o, "model.gsq.safetensors");
     cli_train_opts_fine_tune(&o, 1, 1e-4f);
@@ -205,10 +204,7 @@ int cmd_quantize(int argc, char **argv)
     gsq_distill_defaults(dc, teacher ? teacher->cfg.depth : 0);
     dc->first_block = first;
     dc->block_weights = w;
-    dc->alpha = q.alpha;
-    dc->beta = q.beta;
-    dc->gamma = q.gamma;
-    dc->temperature = q.temperature;
+    cli_distill_weights_apply(&q.kd, dc);
     o.cfg.teacher = teacher;
     o.cfg.unsupervised = q.unsupervised;
     o.cfg.val = val;

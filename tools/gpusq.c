@@ -59,12 +59,12 @@ gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_compre
     const char *kind = st == GSQ_OK ? gsq_st_meta_get(f, "gpusq.kind") : NULL;
     if (info) memset(info, 0, sizeof *info);
     if (kind && strcmp(kind, "compressed") == 0) { /* runs as its fake-quantized twin */
-        gsq_st_close(f);
-        return gsq_compressed_load(out, path, info, err);
+        st = gsq_compressed_load_open(out, f, info, err);
+    } else {
+        if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
+        /* loading checks every tensor against the inferred architecture */
+        if (st == GSQ_OK) st = gsq_vit_load_open(out, f, &cfg, NULL, err);
     }
-    if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
-    /* loading checks every tensor against the inferred architecture */
-    if (st == GSQ_OK) st = gsq_vit_load_open(out, f, &cfg, NULL, err);
     gsq_st_close(f);
     return st;
 }

@@ -23,16 +23,17 @@ void prune_report_print(const prune_summary *s, FILE *f)
 {
     const gsq_sparse_plan *p = s->plan;
     fprintf(f, "\n%s pruning (%s) of %s\n", gsq_sparse_pattern_name(p->pattern), s->criterion, s->teacher);
-    fprintf(f, "  %-28s %11s  %-8s %s\n", "layer", "shape", "", s->kept_permuted ? "kept |w|: plain → permuted" : "kept |w|");
+    fprintf(f, "  %-28s %11s  %-8s %s\n", "layer", "shape", "", s->permuted ? "kept |w|: plain → permuted" : "kept |w|");
     for (int i = 0; i < p->num_layers; i++) {
         const gsq_sparse_layer *l = &p->layers[i];
         char shape[32];
         snprintf(shape, sizeof shape, "%d×%d", l->rows, l->cols);
         fprintf(f, "  %-28s %11s  %-8s ", l->name, shape, l->pruned ? gsq_sparse_pattern_name(p->pattern) : "dense");
+        double plain = s->plain ? s->plain->layers[i].kept_magnitude : 0;
+        double permuted = s->permuted ? s->permuted->layers[i].kept_magnitude : 0;
         if (!l->pruned) fprintf(f, "(%s)\n", l->skip_reason ? l->skip_reason : "");
-        else if (s->kept_plain && s->kept_permuted && s->kept_permuted[i] != s->kept_plain[i])
-            fprintf(f, "%.4f → %.4f\n", s->kept_plain[i], s->kept_permuted[i]);
-        else if (s->kept_plain) fprintf(f, "%.4f\n", s->kept_plain[i]);
+        else if (s->plain && s->permuted && permuted != plain) fprintf(f, "%.4f → %.4f\n", plain, permuted);
+        else if (s->plain) fprintf(f, "%.4f\n", plain);
         else fputs("(resumed)\n", f);
     }
     fprintf(f, "  sparsity of the prunable weights: %.1f%%\n", 100 * gsq_sparse_plan_sparsity(p));
@@ -69,8 +70,9 @@ gsq_status prune_report_write_json(const prune_summary *s, const char *path, gsq
         cli_put(&b, "    {\"name\": \"%s\", \"rows\": %d, \"cols\": %d, \"pruned\": %s", l->name, l->rows, l->cols,
             l->pruned ? "true" : "false");
         if (!l->pruned) cli_put(&b, ", \"dense_because\": \"%s\"", l->skip_reason ? l->skip_reason : "");
-        if (l->pruned && s->kept_plain) cli_put(&b, ", \"kept_magnitude\": %.6f", s->kept_plain[i]);
-        if (l->pruned && s->kept_permuted) cli_put(&b, ", \"kept_magnitude_permuted\": %.6f", s->kept_permuted[i]);
+        if (l->pruned && s->plain) cli_put(&b, ", \"kept_magnitude\": %.6f", s->plain->layers[i].kept_magnitude);
+        if (l->pruned && s->permuted)
+            cli_put(&b, ", \"kept_magnitude_permuted\": %.6f", s->permuted->layers[i].kept_magnitude);
         cli_put(&b, "}%s\n", i + 1 < p->num_layers ? "," : "");
     }
     cli_put(&b, "  ],\n  \"accuracy\": {\n");

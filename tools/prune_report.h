@@ -11,8 +11,9 @@
 typedef struct {
     const char *teacher, *out, *criterion;
     const gsq_sparse_plan *plan;
-    const double *kept_plain;    /* per plan layer: magnitude kept without permutation (NULL: unknown) */
-    const double *kept_permuted; /* per plan layer, with permutation (NULL: not permuted) */
+    /* the masks chosen without and with channel permutation, whose layers (in plan's order) hold
+     * the magnitude each keeps: plain NULL when unknown (resumed), permuted NULL when not permuted */
+    const gsq_sparse_plan *plain, *permuted;
     gsq_eval_result dense, one_shot, tuned; /* count 0: not measured */
     const float *feature_loss;   /* depth entries */
     int depth;

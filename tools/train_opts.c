@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "gpusq/kernels.h"
 
-const char cli_train_help[] =
+static const char cli_train_help[] =
     "data:\n"
     "  --data SPEC         synthetic (default), cifar:DIR or folder:DIR\n"
     "  --train-size N      synthetic training samples (default 20000)\n"
@@ -75,7 +75,7 @@ int cli_option_value(const char *cmd, int ok, int argc, char **argv, int *i)
     return 1;
 }
 
-#define NEXT_ARG() (*i + 1 < argc ? argv[++*i] : NULL)
+#define NEXT_ARG() (*i + 1 < argc ? argv[*i + 1] : NULL)
 
 int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i)
 {
@@ -115,11 +115,7 @@ int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, 
 #undef INT_OPT
 #undef FLT_OPT
 #undef STR_OPT
-    if (!ok) {
-        cli_usage_error(cmd, "%s needs a valid value%s%s", a, v ? ", got " : "", v ? v : "");
-        return -1;
-    }
-    return 1;
+    return cli_option_value(cmd, ok, argc, argv, i);
 }
 
 void cli_train_opts_apply(cli_train_opts *o, int img_size)
@@ -224,4 +220,31 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
                ls->images, ls->images / ls->busy_seconds, o->cfg.workers, ls->wait_seconds,
                res->seconds > 0 ? 100 * ls->wait_seconds / res->seconds : 0.0);
     return GSQ_OK;
+}
+
+void cli_distill_weights_init(cli_distill_weights *w)
+{
+    gsq_distill_config d;
+    gsq_distill_defaults(&d, 0);
+    *w = (cli_distill_weights){d.alpha, d.beta, d.gamma, d.temperature};
+}
+
+int cli_distill_option(cli_distill_weights *w, const char *cmd, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int ok;
+    if (!strcmp(a, "--alpha")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &w->alpha);
+    else if (!strcmp(a, "--beta")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &w->beta);
+    else if (!strcmp(a, "--gamma")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &w->gamma);
+    else if (!strcmp(a, "--temperature")) ok = v && cli_parse_float(v, 1e-3f, 1e3f, &w->temperature);
+    else return 0;
+    return cli_option_value(cmd, ok, argc, argv, i);
+}
+
+void cli_distill_weights_apply(const cli_distill_weights *w, gsq_distill_config *dc)
+{
+    dc->alpha = w->alpha;
+    dc->beta = w->beta;
+    dc->gamma = w->gamma;
+    dc->temperature = w->temperature;
 }

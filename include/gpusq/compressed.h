@@ -6,6 +6,7 @@
 #ifndef GPUSQ_COMPRESSED_H
 #define GPUSQ_COMPRESSED_H
 
+#include "gpusq/safetensors.h"
 #include "gpusq/sparse.h"
 #include "gpusq/vit_quant.h"
 
@@ -32,5 +33,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
  * size, index, code and scale is validated first; a malformed file is an error naming what is
  * wrong. info may be NULL. */
 gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_info *info, gsq_error *err);
+/* The same from a file already open (it stays open; messages name its label). */
+gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err);
 
 #endif

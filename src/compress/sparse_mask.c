@@ -80,6 +80,16 @@ int gsq_sparse_check(const float *w, int rows, int cols, gsq_sparse_pattern p)
     return 1;
 }
 
+/* Σ|w| of one group of G values into *total, and of the kept ones into *kept. */
+static void add_group(const float *w, const uint8_t *keep, int G, double *kept, double *total)
+{
+    for (int j = 0; j < G; j++) {
+        double a = fabs((double)w[j]);
+        *total += a;
+        *kept += keep[j] ? a : 0.0;
+    }
+}
+
 double gsq_sparse_kept_fraction(const float *w, int rows, int cols, gsq_sparse_pattern p)
 {
     int G = gsq_sparse_group(p);
@@ -88,12 +98,18 @@ double gsq_sparse_kept_fraction(const float *w, int rows, int cols, gsq_sparse_p
     uint8_t keep[8];
     for (size_t i = 0; i < n; i += (size_t)G) {
         group_keep(w + i, p, keep);
-        for (int j = 0; j < G; j++) {
-            double a = fabs((double)w[i + j]);
-            total += a;
-            kept += keep[j] ? a : 0.0;
-        }
+        add_group(w + i, keep, G, &kept, &total);
     }
+    return total > 0 ? kept / total : 1.0;
+}
+
+/* gsq_sparse_kept_fraction of a mask already chosen (the same sums in the same order). */
+static double masked_fraction(const float *w, const uint8_t *mask, int rows, int cols, gsq_sparse_pattern p)
+{
+    int G = gsq_sparse_group(p);
+    size_t n = (size_t)rows * (size_t)cols;
+    double kept = 0, total = 0;
+    for (size_t i = 0; i < n; i += (size_t)G) add_group(w + i, mask + i, G, &kept, &total);
     return total > 0 ? kept / total : 1.0;
 }
 
@@ -161,7 +177,7 @@ static gsq_status plan_masks(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse
         const float *w = m->params + l->offset;
         if (!from_weights) {
             gsq_sparse_mask_magnitude(w, l->rows, l->cols, p, plan->mask + l->offset);
-            l->kept_magnitude = gsq_sparse_kept_fraction(w, l->rows, l->cols, p);
+            l->kept_magnitude = masked_fraction(w, plan->mask + l->offset, l->rows, l->cols, p);
         } else if (!gsq_sparse_check(w, l->rows, l->cols, p)) {
             l->pruned = 0;
             l->skip_reason = p == GSQ_SPARSE_2_4 ? "weights do not obey 2:4" : "weights do not obey 4:8";

@@ -125,7 +125,7 @@ gsq_status gsq_image_load(const char *path, gsq_image *out, gsq_error *err)
     return st;
 }
 
-gsq_status gsq_image_hand_over(gsq_image *decoded, gsq_status st, gsq_image *out)
+void gsq_image_hand_over(gsq_image *decoded, gsq_status st, gsq_image *out)
 {
     if (st == GSQ_OK) {
         *out = *decoded;
@@ -133,5 +133,4 @@ gsq_status gsq_image_hand_over(gsq_image *decoded, gsq_status st, gsq_image *out
         gsq_image_free(decoded);
         memset(out, 0, sizeof *out);
     }
-    return st;
 }

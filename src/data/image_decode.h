@@ -14,10 +14,6 @@
 #define GSQ_IMAGE_MAX_SIDE 32768
 #ifndef GSQ_IMAGE_MAX_PIXELS
 #define GSQ_IMAGE_MAX_PIXELS ((size_t)178956970)
-/* The end of a decoder: on success hands *decoded over to *out, else frees it and zeroes *out;
- * returns st. */
-gsq_status gsq_image_hand_over(gsq_image *decoded, gsq_status st, gsq_image *out);
-
 #endif
 
 /* Labels (file names) are clipped in messages so the rest of the message always fits. */
@@ -34,8 +30,8 @@ gsq_status gsq_decode_jpeg(const unsigned char *data, size_t size, const char *l
 gsq_status gsq_decode_png(const unsigned char *data, size_t size, const char *label,
                           gsq_image *out, gsq_error *err);
 
-/* The end of a decoder: on success hands *decoded over to *out, else frees it and zeroes *out;
- * returns st. */
-gsq_status gsq_image_hand_over(gsq_image *decoded, gsq_status st, gsq_image *out);
+/* The end of a decoder: on success (st == GSQ_OK) hands *decoded over to *out, else frees it and
+ * zeroes *out. */
+void gsq_image_hand_over(gsq_image *decoded, gsq_status st, gsq_image *out);
 
 #endif

@@ -168,12 +168,21 @@ static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, co
 gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_info *info, gsq_error *err)
 {
     *out = NULL;
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st == GSQ_OK) st = gsq_compressed_load_open(out, f, info, err);
+    gsq_st_close(f);
+    return st;
+}
+
+gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
+{
+    *out = NULL;
     gsq_compressed_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
-    gsq_st_file *f = NULL;
-    gsq_status st = gsq_st_open(&f, path, err);
-    if (st != GSQ_OK) return st;
+    const char *path = gsq_st_label(f);
+    gsq_status st = GSQ_OK;
     const char *kind = gsq_st_meta_get(f, "gpusq.kind"), *version = gsq_st_meta_get(f, "gpusq.format_version");
     const char *mode_s = gsq_st_meta_get(f, "quant.mode"), *pat_s = gsq_st_meta_get(f, "sparsity.pattern");
     char want[16];
@@ -199,7 +208,7 @@ gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_i
         char wname[GSQ_NAME_MAX];
         is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname)) - m->tensors] = 1;
     }
-    const char *attn = f ? gsq_st_meta_get(f, "quant.attention") : NULL;
+    const char *attn = gsq_st_meta_get(f, "quant.attention");
     int attention = attn && !strcmp(attn, "1");
     if (st == GSQ_OK && (!attn || (strcmp(attn, "0") && strcmp(attn, "1"))))
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.attention is %.20s, not 0 or 1", path, attn ? attn : "missing");
@@ -230,11 +239,10 @@ gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_i
         if (!is_site[i]) st = gsq_st_read_f32(f, gsq_st_find(f, m->tensors[i].name), m->params + m->tensors[i].offset,
                                               m->tensors[i].numel, err);
     for (size_t i = 0; st == GSQ_OK && i < gsq_st_count(f); i++) info->param_bytes += gsq_st_at(f, i)->nbytes;
-    const char *names = f ? gsq_st_meta_get(f, "class_names") : NULL;
+    const char *names = gsq_st_meta_get(f, "class_names");
     if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "out of memory for class names");
     free(is_site);
-    gsq_st_close(f);
     if (st != GSQ_OK) {
         gsq_vit_free(m);
         return st;

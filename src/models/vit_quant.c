@@ -34,20 +34,33 @@ const char *gsq_vit_quant_site_weight(int site, char *buf, size_t cap)
     return buf;
 }
 
+/* Frees every observer (sites, then attention) and clears the pointers. */
+static void free_observers(struct gsq_vit_quant *q, int depth)
+{
+    for (int s = 0; s < q->num_sites; s++) {
+        gsq_observer_free(q->sites[s].obs);
+        q->sites[s].obs = NULL;
+    }
+    for (int l = 0; q->attn && l < depth; l++)
+        for (int k = 0; k < 3; k++) {
+            gsq_observer_free(q->attn[l].obs[k]);
+            q->attn[l].obs[k] = NULL;
+        }
+}
+
 void gsq_vit_quant_disable(gsq_vit *m)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q) return;
+    free_observers(q, m->cfg.depth);
     for (int s = 0; s < q->num_sites; s++) {
         free(q->sites[s].w_scales);
         free(q->sites[s].wq);
         free(q->sites[s].xq);
-        gsq_observer_free(q->sites[s].obs);
     }
     for (int l = 0; q->attn && l < m->cfg.depth; l++) {
         free(q->attn[l].qkv_q);
         free(q->attn[l].att_q);
-        for (int k = 0; k < 3; k++) gsq_observer_free(q->attn[l].obs[k]);
     }
     free(q->attn);
     free(q->sites);
@@ -107,16 +120,13 @@ gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *e
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q) return gsq_fail(err, GSQ_ERR_ARG, "calibration: the model has no quantizers (gsq_vit_quant_enable)");
+    free_observers(q, m->cfg.depth);
     for (int s = 0; s < q->num_sites; s++) {
-        gsq_observer_free(q->sites[s].obs);
-        q->sites[s].obs = NULL;
         gsq_status st = gsq_observer_create(&q->sites[s].obs, capacity, (uint64_t)s, err);
         if (st != GSQ_OK) return st;
     }
     for (int l = 0; q->attn && l < m->cfg.depth; l++)
         for (int k = 0; k < 3; k++) {
-            gsq_observer_free(q->attn[l].obs[k]);
-            q->attn[l].obs[k] = NULL;
             gsq_status st = gsq_observer_create(&q->attn[l].obs[k], capacity, (uint64_t)(1000 + 3 * l + k), err);
             if (st != GSQ_OK) return st;
         }
@@ -188,15 +198,7 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
                 st = gsq_fail(err, inner.code, "calibrating block %d's %s: %s", l, part[k], inner.msg);
             }
         }
-    for (int s = 0; s < q->num_sites; s++) {
-        gsq_observer_free(q->sites[s].obs);
-        q->sites[s].obs = NULL;
-    }
-    for (int l = 0; q->attn && l < m->cfg.depth; l++)
-        for (int k = 0; k < 3; k++) {
-            gsq_observer_free(q->attn[l].obs[k]);
-            q->attn[l].obs[k] = NULL;
-        }
+    free_observers(q, m->cfg.depth);
     q->observing = 0;
     q->active = st == GSQ_OK;
     return st;
