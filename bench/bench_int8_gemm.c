@@ -77,7 +77,7 @@ static void run_int(void *p)
 {
     gemm_ctx *c = p;
     gsq_i8_epilogue e = {.scale = c->scale, .bias = NULL, .accumulate = 0};
-    gsq_i8_quantize(c->xq, c->x, c->M, c->K, c->K, 20.0f, 127);
+    gsq_i8_quantize(gsq_i8_isa_active(), c->xq, c->x, c->M, c->K, c->K, 20.0f, 127);
     gsq_i8_gemm(c->y, c->N, c->xq, c->M, c->pw, &e);
 }
 
@@ -106,7 +106,7 @@ int main(int argc, char **argv)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int M = batches[bi] * 197, N = shapes[s].N, K = shapes[s].K;
             gemm_ctx c = {M, N, K, malloc((size_t)M * K * 4), malloc((size_t)N * K * 4), malloc((size_t)M * N * 4),
-                          malloc((size_t)N * 4), malloc(gsq_i8_xq_bytes(M, K)), NULL};
+                          malloc((size_t)N * 4), malloc(gsq_i8_input_bytes(gsq_i8_isa_active(), M, K)), NULL};
             int8_t *codes = malloc((size_t)N * K);
             for (size_t i = 0; i < (size_t)M * K; i++) c.x[i] = gsq_rng_normal(&rng);
             for (size_t i = 0; i < (size_t)N * K; i++) c.w[i] = gsq_rng_normal(&rng);
@@ -123,7 +123,7 @@ int main(int argc, char **argv)
                 }
                 gsq_i8_owned_weight pw;
                 gsq_error err = {0};
-                if (gsq_i8_pack(&pw, codes, N, K, layouts[l], l == 2, &err) != GSQ_OK) {
+                if (gsq_i8_pack(&pw, codes, N, K, layouts[l], l == 2, gsq_i8_isa_active(), &err) != GSQ_OK) {
                     fprintf(stderr, "%s\n", err.msg);
                     return 1;
                 }

@@ -1,9 +1,9 @@
-/* Tests of the CPU engine's integer kernels (src/engine/int8_gemm.h): the AVX-512 VNNI path
- * against the plain-C reference, bit for bit, and the reference against sums written here from
- * the unpacked codes — for dense, 2:4 and paired 4:8 weights, int8 and int4 codes, on random data
- * and awkward shapes (one activation row, rows not a multiple of the blocks, K not a multiple of
- * 8 where the layout allows it), with the store and residual epilogues. Without AVX-512 VNNI
- * only the reference is checked. */
+/* Tests of the CPU engine's integer kernels (src/engine/int8_gemm.h): every fast path this CPU
+ * has against the plain-C reference, bit for bit, and the reference against sums written here
+ * from the unpacked codes — for dense, 2:4 and paired 4:8 weights, int8 and int4 codes, on random
+ * data and awkward shapes (one activation row, rows not a multiple of the blocks, K not a multiple
+ * of 8 where the layout allows it), with the store and residual epilogues. Instruction sets the
+ * CPU lacks are reported and skipped. */
 #include <string.h>
 
 #include "engine/int8_gemm.h"
@@ -35,7 +35,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     float *bias = malloc((size_t)N * sizeof(float)), *y_ref = malloc((size_t)M * N * sizeof(float));
     float *y_fast = malloc((size_t)M * N * sizeof(float)), *y_int = malloc((size_t)M * N * sizeof(float));
     int8_t *w = malloc((size_t)N * K), *xc = malloc((size_t)M * K);
-    uint8_t *xq = malloc(gsq_i8_xq_bytes(M, K)), *xq_fast = malloc(gsq_i8_xq_bytes(M, K));
+    uint8_t *xq = malloc(gsq_i8_xq_bytes(M, K));
     const float a_scale = 0.05f;
     fill_normal(x, (size_t)M * K, rng, 2.0f); /* some values clip at ±127 · 0.05 */
     fill_normal(bias, (size_t)N, rng, 1.0f);
@@ -45,7 +45,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     random_codes(w, N, K, layout, qmax, rng);
     gsq_i8_owned_weight pw;
     gsq_error err = {0};
-    CHECK(gsq_i8_pack(&pw, w, N, K, layout, four, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_i8_pack(&pw, w, N, K, layout, four, GSQ_I8_ISA_REF, &err) == GSQ_OK, "%s", err.msg);
     const char *name = layout == GSQ_I8_DENSE ? "dense" : (layout == GSQ_I8_SPARSE_2_4 ? "2:4" : "4:8");
 
     /* quantization: the reference gives gsq_quantize_codes' codes; the fast path the same bytes */
@@ -77,23 +77,36 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
 
     gsq_i8_epilogue e = {.scale = scale, .bias = bias, .accumulate = accumulate};
     gsq_i8_gemm_ref(y_ref, N, xq, M, &pw.w, &e);
-    if (gsq_i8_cpu_has_avx512()) {
-        gsq_i8_quantize_avx512(xq_fast, x, M, K, K, 1.0f / a_scale, 127);
-        CHECK(!memcmp(xq, xq_fast, gsq_i8_xq_bytes(M, K)), "quantize M=%d K=%d: fast path differs", M, K);
-        gsq_i8_gemm_avx512(y_fast, N, xq, M, &pw.w, &e);
-        CHECK(!memcmp(y_ref, y_fast, (size_t)M * N * sizeof(float)), "%s%s M=%d N=%d K=%d acc=%d: fast path differs",
-              name, four ? " int4" : "", M, N, K, accumulate);
+    for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++) {
+        gsq_i8_isa isa = (gsq_i8_isa)i;
+        if (!gsq_i8_isa_supported(isa)) continue;
+        gsq_i8_owned_weight fw;
+        CHECK(gsq_i8_pack(&fw, w, N, K, layout, four, isa, &err) == GSQ_OK, "%s", err.msg);
+        uint8_t *xq_fast = malloc(gsq_i8_input_bytes(isa, M, K));
+        gsq_i8_quantize(isa, xq_fast, x, M, K, K, 1.0f / a_scale, 127);
+        if (gsq_i8_input_bytes(isa, M, K) == gsq_i8_xq_bytes(M, K)) /* the chunk-major layout: the same bytes */
+            CHECK(!memcmp(xq, xq_fast, gsq_i8_xq_bytes(M, K)), "%s quantize M=%d K=%d differs", gsq_i8_isa_name(isa),
+                  M, K);
+        float *y = malloc((size_t)M * N * sizeof(float));
+        memcpy(y, y_fast, (size_t)M * N * sizeof(float));
+        gsq_i8_gemm(y, N, xq_fast, M, &fw.w, &e);
+        CHECK(!memcmp(y_ref, y, (size_t)M * N * sizeof(float)), "%s %s%s M=%d N=%d K=%d acc=%d: differs from the reference",
+              gsq_i8_isa_name(isa), name, four ? " int4" : "", M, N, K, accumulate);
+        gsq_i8_weight_free(&fw);
+        free(xq_fast), free(y);
     }
     gsq_i8_weight_free(&pw);
     free(x), free(scale), free(bias), free(y_ref), free(y_fast), free(y_int), free(w), free(xc), free(xq);
-    free(xq_fast), free(ones);
+    free(ones);
 }
 
 int main(void)
 {
     gsq_rng rng;
     gsq_rng_seed(&rng, 3, 0);
-    printf("AVX-512 VNNI path: %s\n", gsq_i8_cpu_has_avx512() ? "tested" : "absent, reference only");
+    for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++)
+        printf("%s kernels: %s\n", gsq_i8_isa_name((gsq_i8_isa)i),
+               gsq_i8_isa_supported((gsq_i8_isa)i) ? "tested against the reference" : "not on this CPU, skipped");
     static const int shapes[][3] = {{1, 4, 8}, {5, 7, 16}, {32, 4, 24}, {33, 9, 40}, {70, 12, 64}, {197, 20, 96}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
@@ -109,6 +122,6 @@ int main(void)
     gsq_i8_owned_weight pw;
     int8_t w[12] = {0};
     gsq_error err = {0};
-    CHECK(gsq_i8_pack(&pw, w, 1, 12, GSQ_I8_SPARSE_4_8, 0, &err) == GSQ_ERR_ARG, "4:8 with K = 12 was packed");
+    CHECK(gsq_i8_pack(&pw, w, 1, 12, GSQ_I8_SPARSE_4_8, 0, GSQ_I8_ISA_REF, &err) == GSQ_ERR_ARG, "4:8 with K = 12 was packed");
     return test_finish("test_engine_kernels");
 }

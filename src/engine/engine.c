@@ -48,7 +48,7 @@ static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern
         site->inv_a = 1.0f / a;
         int sparse = layout == GSQ_ENGINE_SPARSE && gsq_sparse_plan_prunes(&plan, name);
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
-        if (st == GSQ_OK) st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, err);
+        if (st == GSQ_OK) st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err);
         if (st == GSQ_OK) {
             size_t chunks = (size_t)site->w.w.rows_pad * (size_t)site->w.w.chunks;
             e->weight_bytes += chunks * (gsq_i8_chunk_bytes(&site->w.w) + (sparse ? 1 : 0));
@@ -137,7 +137,7 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
     size_t widest = CPP > H ? CPP : H;
     e->act = malloc(total * sizeof(float));
-    e->xq = malloc(gsq_i8_xq_bytes((int)(N > B * NP ? N : B * NP), (int)(widest > D ? widest : D)));
+    e->xq = malloc(gsq_i8_input_bytes(e->isa, (int)(N > B * NP ? N : B * NP), (int)(widest > D ? widest : D)));
     if (!e->act || !e->xq) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for a batch of %d", e->max_batch);
     float *p = e->act;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -162,6 +162,7 @@ gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_patt
     if (!e) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     e->cfg = m->cfg;
     e->max_batch = max_batch;
+    e->isa = gsq_i8_isa_active();
     e->num_sites = gsq_vit_quant_sites(&m->cfg);
     e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(gsq_vit_quant_mode(m)));
     e->attention = gsq_vit_quant_attention_scales(m, 0) != NULL;

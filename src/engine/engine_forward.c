@@ -15,7 +15,7 @@ static void gemm(gsq_engine *e, int s, float *y, int ldy, const float *x, int M,
                  int accumulate)
 {
     const gsq_engine_site *site = &e->sites[s];
-    gsq_i8_quantize(e->xq, x, M, K, K, site->inv_a, e->a_qmax);
+    gsq_i8_quantize(e->isa, e->xq, x, M, K, K, site->inv_a, e->a_qmax);
     gsq_i8_epilogue ep = {.scale = site->scale, .bias = bias, .accumulate = accumulate};
     gsq_i8_gemm(y, ldy, e->xq, M, &site->w.w, &ep);
 }

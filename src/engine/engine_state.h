@@ -16,6 +16,7 @@ typedef struct {
 struct gsq_engine {
     gsq_vit_config cfg;
     int max_batch;
+    gsq_i8_isa isa;              /* the integer kernels' instruction set */
     int num_sites, sparse_sites; /* the GEMMs in gsq_vit_quant_site_weight's order */
     gsq_engine_site *sites;
     size_t weight_bytes;

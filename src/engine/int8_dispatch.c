@@ -1,40 +1,65 @@
-/* Run-time choice of the engine's integer kernels: the AVX-512 VNNI path where the CPU has
- * AVX-512 F/BW/VL, VNNI and VBMI (Ice Lake, Sapphire Rapids, Zen 4 and later), else the plain-C
- * reference. GSQ_ISA=ref in the environment forces the reference (for comparisons). */
+/* Run-time choice of the engine's integer kernels: the best instruction set this CPU has
+ * (gsq_i8_isa), or the one GSQ_ISA names in the environment (for comparisons), and the calls
+ * that route to its kernels. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpusq/engine.h"
 #include "int8_gemm.h"
 
-int gsq_i8_cpu_has_avx512(void)
+static const char *const isa_names[GSQ_I8_ISA_COUNT] = {"reference C", "avx2", "avx-vnni", "avx512-vnni"};
+static const char *const isa_env[GSQ_I8_ISA_COUNT] = {"ref", "avx2", "avx-vnni", "avx512"};
+
+const char *gsq_i8_isa_name(gsq_i8_isa isa) { return (unsigned)isa < GSQ_I8_ISA_COUNT ? isa_names[isa] : "?"; }
+
+int gsq_i8_isa_supported(gsq_i8_isa isa)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2");
+    switch (isa) {
+    case GSQ_I8_ISA_REF: return 1;
+    case GSQ_I8_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+               __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2");
+    default: return 0;
+    }
 }
 
-static int use_avx512(void)
+gsq_i8_isa gsq_i8_isa_active(void)
 {
     static int chosen = -1; /* a benign race: every thread computes the same value */
     if (chosen < 0) {
-        const char *isa = getenv("GSQ_ISA");
-        chosen = !(isa && strcmp(isa, "ref") == 0) && gsq_i8_cpu_has_avx512();
+        const char *want = getenv("GSQ_ISA");
+        int best = GSQ_I8_ISA_REF;
+        for (int i = GSQ_I8_ISA_COUNT - 1; i > 0 && best == GSQ_I8_ISA_REF; i--)
+            if (gsq_i8_isa_supported((gsq_i8_isa)i)) best = i;
+        for (int i = 0; want && i < GSQ_I8_ISA_COUNT; i++)
+            if (strcmp(want, isa_env[i]) == 0 && gsq_i8_isa_supported((gsq_i8_isa)i)) best = i;
+        chosen = best;
     }
-    return chosen;
+    return (gsq_i8_isa)chosen;
 }
 
-const char *gsq_engine_isa(void) { return use_avx512() ? "avx512-vnni" : "reference C"; }
+const char *gsq_engine_isa(void) { return gsq_i8_isa_name(gsq_i8_isa_active()); }
 
-void gsq_i8_quantize(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
+size_t gsq_i8_input_bytes(gsq_i8_isa isa, int M, int K)
 {
-    if (use_avx512()) gsq_i8_quantize_avx512(xq, x, M, K, ldx, inv, qmax);
-    else gsq_i8_quantize_ref(xq, x, M, K, ldx, inv, qmax);
+    (void)isa;
+    return gsq_i8_xq_bytes(M, K);
+}
+
+void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
+{
+    switch (isa) {
+    case GSQ_I8_ISA_AVX512: gsq_i8_quantize_avx512(xq, x, M, K, ldx, inv, qmax); break;
+    default: gsq_i8_quantize_ref(xq, x, M, K, ldx, inv, qmax);
+    }
 }
 
 void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
-    if (use_avx512()) gsq_i8_gemm_avx512(y, ldy, xq, M, w, e);
-    else gsq_i8_gemm_ref(y, ldy, xq, M, w, e);
+    switch (w->isa) {
+    case GSQ_I8_ISA_AVX512: gsq_i8_gemm_avx512(y, ldy, xq, M, w, e); break;
+    default: gsq_i8_gemm_ref(y, ldy, xq, M, w, e);
+    }
 }

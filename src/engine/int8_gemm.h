@@ -1,6 +1,6 @@
 /* Private: the integer GEMM of the CPU engine, its operand layouts, and its implementations —
- * the plain-C reference (int8_gemm_ref.c, the specification) and the AVX-512 VNNI fast path
- * (int8_gemm_avx512.c), chosen at run time (int8_dispatch.c). Both compute the same exact
+ * the plain-C reference (int8_gemm_ref.c, the specification) and the fast paths, one per
+ * instruction set (gsq_i8_isa), chosen at run time (int8_dispatch.c). All compute the same exact
  * integer sums and then the same scalar epilogue, so their outputs agree bit for bit.
  *
  * Activations (the GEMM input, M rows of K values) are quantized into blocks of GSQ_I8_MBLOCK
@@ -20,6 +20,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The kernels' instruction sets, from the plain-C reference up. */
+typedef enum {
+    GSQ_I8_ISA_REF,      /* plain C: the specification */
+    GSQ_I8_ISA_AVX2,     /* AVX2 (Haswell and later, Zen) */
+    GSQ_I8_ISA_AVX_VNNI, /* AVX-VNNI, 256-bit (Alder Lake and later) */
+    GSQ_I8_ISA_AVX512,   /* AVX-512 F/BW/VL, VNNI and VBMI (Ice Lake, Sapphire Rapids, Zen 4) */
+    GSQ_I8_ISA_COUNT
+} gsq_i8_isa;
+
+/* 1 when this CPU (and OS) can run isa's kernels. */
+int gsq_i8_isa_supported(gsq_i8_isa isa);
+/* The instruction set the engine uses: the best supported one, or GSQ_ISA's choice from the
+ * environment (ref, avx2, avx-vnni, avx512) where it is supported. */
+gsq_i8_isa gsq_i8_isa_active(void);
+const char *gsq_i8_isa_name(gsq_i8_isa isa);
+
 #define GSQ_I8_MBLOCK 32 /* activation rows are padded to a multiple of this */
 #define GSQ_I8_NBLOCK 4  /* weight rows are padded to a multiple of this */
 
@@ -30,6 +46,7 @@ typedef enum {
 } gsq_i8_layout;
 
 typedef struct {
+    gsq_i8_isa isa;      /* the kernels it is packed for */
     gsq_i8_layout layout;
     int four;            /* 1: codes are int4, packed two per byte */
     int rows, rows_pad;  /* N, and N rounded up to GSQ_I8_NBLOCK (padding rows are zero) */
@@ -81,6 +98,12 @@ void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_w
 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
                         const gsq_i8_epilogue *e);
 
+/* The dispatched kernels (int8_dispatch.c): quantize for isa's input layout, and the GEMM of the
+ * instruction set w is packed for (its input quantized for the same one). */
+size_t gsq_i8_input_bytes(gsq_i8_isa isa, int M, int K);
+void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
+
 /* The byte offset of row m's chunk c in the activation layout of `chunks` chunks per row. */
 static inline size_t gsq_i8_xq_at(int m, int c, int chunks)
 {
@@ -90,11 +113,5 @@ static inline size_t gsq_i8_xq_at(int m, int c, int chunks)
 /* Rows padded for the activation layout, and its size in bytes. */
 static inline int gsq_i8_mpad(int M) { return (M + GSQ_I8_MBLOCK - 1) / GSQ_I8_MBLOCK * GSQ_I8_MBLOCK; }
 static inline size_t gsq_i8_xq_bytes(int M, int K) { return (size_t)gsq_i8_mpad(M) * (size_t)((K + 7) / 8) * 8; }
-
-/* 1 when this CPU has what the fast path needs: AVX-512 F/BW/VL, VNNI, VBMI and BMI2. */
-int gsq_i8_cpu_has_avx512(void);
-/* The dispatched implementations (int8_dispatch.c): the fast path where the CPU has it. */
-void gsq_i8_quantize(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
-void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 
 #endif

@@ -26,7 +26,7 @@ static void put_codes(uint8_t *dst, const int8_t *codes, int n, int four)
 }
 
 gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, int cols, gsq_i8_layout layout,
-                       int four, gsq_error *err)
+                       int four, gsq_i8_isa isa, gsq_error *err)
 {
     memset(o, 0, sizeof *o);
     int group = layout == GSQ_I8_SPARSE_4_8 ? 8 : 4, pair = layout == GSQ_I8_SPARSE_4_8;
@@ -34,6 +34,7 @@ gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, in
         return gsq_fail(err, GSQ_ERR_ARG, "engine: a %d × %d weight cannot be packed %s", rows, cols,
                         layout == GSQ_I8_DENSE ? "dense" : (pair ? "4:8" : "2:4"));
     gsq_i8_weight *w = &o->w;
+    w->isa = isa;
     w->layout = layout;
     w->four = four;
     w->rows = rows;

@@ -13,9 +13,10 @@ typedef struct {
 } gsq_i8_owned_weight;
 
 /* Packs codes (rows, cols), int8 values in the weight's range, as layout (sparse layouts need
- * cols a multiple of the group and codes that obey the pattern) with int4 packing when four. */
+ * cols a multiple of the group and codes that obey the pattern) with int4 packing when four, for
+ * isa's kernels. */
 gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, int cols, gsq_i8_layout layout,
-                       int four, gsq_error *err);
+                       int four, gsq_i8_isa isa, gsq_error *err);
 void gsq_i8_weight_free(gsq_i8_owned_weight *o);
 
 #endif
