@@ -84,9 +84,16 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
         CHECK(gsq_i8_pack(&fw, w, N, K, layout, four, isa, &err) == GSQ_OK, "%s", err.msg);
         uint8_t *xq_fast = malloc(gsq_i8_input_bytes(isa, M, K));
         gsq_i8_quantize(isa, xq_fast, x, M, K, K, 1.0f / a_scale, 127);
-        if (gsq_i8_input_bytes(isa, M, K) == gsq_i8_xq_bytes(M, K)) /* the chunk-major layout: the same bytes */
+        if (isa != GSQ_I8_ISA_AMX) { /* the chunk-major layout: the same bytes */
             CHECK(!memcmp(xq, xq_fast, gsq_i8_xq_bytes(M, K)), "%s quantize M=%d K=%d differs", gsq_i8_isa_name(isa),
                   M, K);
+        } else { /* row-major, padding rows and columns code 0 */
+            int kpad = gsq_i8_amx_kpad(K), wrong = 0;
+            for (int m = 0; m < gsq_i8_amx_mpad(M); m++)
+                for (int k = 0; k < kpad; k++)
+                    wrong += xq_fast[(size_t)m * kpad + k] != (m < M && k < K ? xc[(size_t)m * K + k] + 128 : 128);
+            CHECK(wrong == 0, "amx quantize M=%d K=%d: %d bytes differ", M, K, wrong);
+        }
         float *y = malloc((size_t)M * N * sizeof(float));
         memcpy(y, y_fast, (size_t)M * N * sizeof(float));
         gsq_i8_gemm(y, N, xq_fast, M, &fw.w, &e);

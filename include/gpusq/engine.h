@@ -37,8 +37,8 @@ int gsq_engine_sparse_gemms(const gsq_engine *e);
 const double *gsq_engine_times(const gsq_engine *e); /* GSQ_ENGINE_T_COUNT entries */
 void gsq_engine_reset_times(gsq_engine *e);
 const char *gsq_engine_part_name(gsq_engine_part p);
-/* The kernels' instruction set in use: "avx512-vnni", "avx-vnni", "avx2" or "reference C"
- * (GSQ_ISA=ref|avx2|avx-vnni|avx512 in the environment picks one the CPU has). */
+/* The kernels' instruction set in use: "amx-int8", "avx512-vnni", "avx-vnni", "avx2" or
+ * "reference C" (GSQ_ISA=ref|avx2|avx-vnni|avx512|amx in the environment picks one the CPU has). */
 const char *gsq_engine_isa(void);
 
 #endif

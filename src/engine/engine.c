@@ -50,8 +50,7 @@ static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
         if (st == GSQ_OK) st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err);
         if (st == GSQ_OK) {
-            size_t chunks = (size_t)site->w.w.rows_pad * (size_t)site->w.w.chunks;
-            e->weight_bytes += chunks * (gsq_i8_chunk_bytes(&site->w.w) + (sparse ? 1 : 0));
+            e->weight_bytes += site->w.bytes;
             e->sparse_sites += sparse;
         }
         free(codes);

@@ -7,8 +7,8 @@
 #include "gpusq/engine.h"
 #include "int8_gemm.h"
 
-static const char *const isa_names[GSQ_I8_ISA_COUNT] = {"reference C", "avx2", "avx-vnni", "avx512-vnni"};
-static const char *const isa_env[GSQ_I8_ISA_COUNT] = {"ref", "avx2", "avx-vnni", "avx512"};
+static const char *const isa_names[GSQ_I8_ISA_COUNT] = {"reference C", "avx2", "avx-vnni", "avx512-vnni", "amx-int8"};
+static const char *const isa_env[GSQ_I8_ISA_COUNT] = {"ref", "avx2", "avx-vnni", "avx512", "amx"};
 
 const char *gsq_i8_isa_name(gsq_i8_isa isa) { return (unsigned)isa < GSQ_I8_ISA_COUNT ? isa_names[isa] : "?"; }
 
@@ -21,6 +21,8 @@ int gsq_i8_isa_supported(gsq_i8_isa isa)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
                __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2");
+    case GSQ_I8_ISA_AMX:
+        return gsq_i8_isa_supported(GSQ_I8_ISA_AVX512) && __builtin_cpu_supports("avx512vbmi2") && gsq_i8_amx_granted();
     default: return 0;
     }
 }
@@ -44,7 +46,7 @@ const char *gsq_engine_isa(void) { return gsq_i8_isa_name(gsq_i8_isa_active()); 
 
 size_t gsq_i8_input_bytes(gsq_i8_isa isa, int M, int K)
 {
-    (void)isa;
+    if (isa == GSQ_I8_ISA_AMX) return (size_t)gsq_i8_amx_mpad(M) * (size_t)gsq_i8_amx_kpad(K);
     return gsq_i8_xq_bytes(M, K);
 }
 
@@ -52,6 +54,7 @@ void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, 
 {
     switch (isa) {
     case GSQ_I8_ISA_AVX512: gsq_i8_quantize_avx512(xq, x, M, K, ldx, inv, qmax); break;
+    case GSQ_I8_ISA_AMX: gsq_i8_quantize_amx(xq, x, M, K, ldx, inv, qmax); break;
     default: gsq_i8_quantize_ref(xq, x, M, K, ldx, inv, qmax);
     }
 }
@@ -60,6 +63,7 @@ void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weigh
 {
     switch (w->isa) {
     case GSQ_I8_ISA_AVX512: gsq_i8_gemm_avx512(y, ldy, xq, M, w, e); break;
+    case GSQ_I8_ISA_AMX: gsq_i8_gemm_amx(y, ldy, xq, M, w, e); break;
     default: gsq_i8_gemm_ref(y, ldy, xq, M, w, e);
     }
 }

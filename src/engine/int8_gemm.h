@@ -13,7 +13,15 @@
  * Weights (N output rows of K inputs) are held as the compressed file holds them: per row and
  * chunk of 8 inputs either 8 codes (dense) or the 4 kept codes and one metadata byte (sparse:
  * 2:4, two groups of 4 with their 2-bit index nibbles, or paired 4:8, one group of 8 with its
- * pair-index nibble). Codes are int8, or int4 packed two per byte (low nibble first). */
+ * pair-index nibble). Codes are int8, or int4 packed two per byte (low nibble first).
+ *
+ * AMX has layouts of its own (int8_gemm_amx.c, int8_pack_amx.c). Activations are row-major,
+ * rows padded to 32 and K to a multiple of 64: xq[m][k] = code + 128. Weights come in panels of
+ * 16 rows, each a column of AMX B tiles: tile row g holds inputs 4g..4g+3 of the 16 rows,
+ * [row][4] bytes. Dense panels hold those bytes (int4: packed two per byte). Sparse panels keep
+ * only the kept codes: per tile row a 64-bit mask of the kept bytes, and the kept codes in the
+ * order the mask names them (32 per tile row for 2:4; for 4:8, 64 per pair of tile rows), which
+ * VPEXPANDB spreads back into a dense tile before the tile multiply. */
 #ifndef GSQ_ENGINE_INT8_GEMM_H
 #define GSQ_ENGINE_INT8_GEMM_H
 
@@ -26,13 +34,14 @@ typedef enum {
     GSQ_I8_ISA_AVX2,     /* AVX2 (Haswell and later, Zen) */
     GSQ_I8_ISA_AVX_VNNI, /* AVX-VNNI, 256-bit (Alder Lake and later) */
     GSQ_I8_ISA_AVX512,   /* AVX-512 F/BW/VL, VNNI and VBMI (Ice Lake, Sapphire Rapids, Zen 4) */
+    GSQ_I8_ISA_AMX,      /* AMX-INT8 tiles, with AVX-512 VBMI2 (Sapphire Rapids and later), where the OS grants them */
     GSQ_I8_ISA_COUNT
 } gsq_i8_isa;
 
 /* 1 when this CPU (and OS) can run isa's kernels. */
 int gsq_i8_isa_supported(gsq_i8_isa isa);
 /* The instruction set the engine uses: the best supported one, or GSQ_ISA's choice from the
- * environment (ref, avx2, avx-vnni, avx512) where it is supported. */
+ * environment (ref, avx2, avx-vnni, avx512, amx) where it is supported. */
 gsq_i8_isa gsq_i8_isa_active(void);
 const char *gsq_i8_isa_name(gsq_i8_isa isa);
 
@@ -49,10 +58,10 @@ typedef struct {
     gsq_i8_isa isa;      /* the kernels it is packed for */
     gsq_i8_layout layout;
     int four;            /* 1: codes are int4, packed two per byte */
-    int rows, rows_pad;  /* N, and N rounded up to GSQ_I8_NBLOCK (padding rows are zero) */
+    int rows, rows_pad;  /* N, and N rounded up to GSQ_I8_NBLOCK (AMX: 32; padding rows are zero) */
     int cols, chunks;    /* K, and ceil(K / 8) */
-    const uint8_t *codes; /* rows_pad · chunks · (8 dense, 4 sparse) codes, int8 or packed int4 */
-    const uint8_t *meta;  /* sparse: rows_pad · chunks bytes */
+    const uint8_t *codes; /* rows_pad · chunks · (8 dense, 4 sparse) codes, int8 or packed int4 (AMX: its panels) */
+    const uint8_t *meta;  /* sparse: rows_pad · chunks bytes (AMX: the panels' 64-bit masks) */
     const int32_t *wsum;  /* rows_pad: Σ of the row's codes (the +128 correction) */
 } gsq_i8_weight;
 
@@ -97,6 +106,13 @@ void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, 
 void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
                         const gsq_i8_epilogue *e);
+
+/* AMX: its own input layout (above); 1 once the OS has granted this process the tile state. */
+int gsq_i8_amx_granted(void);
+static inline int gsq_i8_amx_kpad(int K) { return (K + 63) / 64 * 64; }
+static inline int gsq_i8_amx_mpad(int M) { return (M + 31) / 32 * 32; }
+void gsq_i8_quantize_amx(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+void gsq_i8_gemm_amx(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 
 /* The dispatched kernels (int8_dispatch.c): quantize for isa's input layout, and the GEMM of the
  * instruction set w is packed for (its input quantized for the same one). */

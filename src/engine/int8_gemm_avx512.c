@@ -13,6 +13,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "int8_avx512_inline.h"
 #include "int8_gemm.h"
 
 #define GSQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2")))
@@ -20,8 +21,6 @@
 GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
 {
     int chunks = (K + 7) / 8, mpad = gsq_i8_mpad(M);
-    const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps((float)-qmax), hi = _mm512_set1_ps((float)qmax);
-    const __m512i off = _mm512_set1_epi32(128);
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < mpad; m++) {
         if (m >= M) {
@@ -32,10 +31,8 @@ GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K
         for (int c = 0; c < chunks; c += 2) {
             int k = 8 * c, left = K - k;
             __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            __m512 v = _mm512_maskz_loadu_ps(mask, row + k); /* columns past K read as 0: code 0 */
-            __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
-            __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(r), off));
+            /* columns past K read as 0: code 0 */
+            __m128i b = gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax);
             _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c, chunks)), b);
             if (c + 1 < chunks) _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c + 1, chunks)), _mm_unpackhi_epi64(b, b));
         }

@@ -33,6 +33,7 @@ gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, in
     if (rows < 1 || cols < 1 || (layout != GSQ_I8_DENSE && cols % group))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: a %d × %d weight cannot be packed %s", rows, cols,
                         layout == GSQ_I8_DENSE ? "dense" : (pair ? "4:8" : "2:4"));
+    if (isa == GSQ_I8_ISA_AMX) return gsq_i8_pack_amx(o, codes, rows, cols, layout, four, err);
     gsq_i8_weight *w = &o->w;
     w->isa = isa;
     w->layout = layout;
@@ -77,5 +78,6 @@ gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, in
     w->codes = o->codes;
     w->meta = o->meta;
     w->wsum = o->wsum;
+    o->bytes = nchunks * (cb + (sparse ? 1 : 0));
     return GSQ_OK;
 }

@@ -10,6 +10,7 @@ typedef struct {
     gsq_i8_weight w;
     uint8_t *codes, *meta;
     int32_t *wsum;
+    size_t bytes; /* the packed codes and metadata */
 } gsq_i8_owned_weight;
 
 /* Packs codes (rows, cols), int8 values in the weight's range, as layout (sparse layouts need
@@ -18,5 +19,8 @@ typedef struct {
 gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, int cols, gsq_i8_layout layout,
                        int four, gsq_i8_isa isa, gsq_error *err);
 void gsq_i8_weight_free(gsq_i8_owned_weight *o);
+/* gsq_i8_pack's AMX layout (int8_pack_amx.c), for arguments gsq_i8_pack has checked. */
+gsq_status gsq_i8_pack_amx(gsq_i8_owned_weight *o, const int8_t *codes, int rows, int cols, gsq_i8_layout layout,
+                           int four, gsq_error *err);
 
 #endif
