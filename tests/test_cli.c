@@ -1,12 +1,16 @@
 /* The gpusq program end to end: exit codes (0 ok, 1 failure, 2 usage), one-line error messages
  * naming the file, --help on every subcommand, `info` output on a shipped fixture, train/eval
- * with resume, prune (pattern of the written file, report, resume, mistakes) and quantize (the
- * compressed files it writes, mistakes). */
+ * with resume, prune (pattern of the written file, report, resume, mistakes), quantize (the
+ * compressed files it writes, mistakes), and run / predict of image files. */
+#include <math.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <png.h>
 
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
@@ -33,6 +37,99 @@ static int count_lines(const char *s)
     int n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+/* A w × h RGB PNG of a diagonal gradient at path. */
+static void write_png(const char *path, int w, int h)
+{
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    png_byte row[256 * 3];
+    if (!f || !png || !info || w > 256 || setjmp(png_jmpbuf(png))) abort();
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) row[x * 3 + c] = (png_byte)((x * 5 + y * 3 + c * 80) % 256);
+        png_write_row(png, row);
+    }
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+/* The top-5 lines `gpusq predict` and `gpusq run MODEL IMAGE` print under image's path in text
+ * ("  PROB%  CLASS NAME"): fills cls and prob (in %), returns how many lines were read. */
+static int parse_top5(const char *text, const char *image, int cls[5], double prob[5])
+{
+    char head[300];
+    snprintf(head, sizeof head, "%s\n", image);
+    const char *p = strstr(text, head);
+    int n = 0;
+    for (p = p ? p + strlen(head) : NULL; p && n < 5 && sscanf(p, " %lf%% %d", &prob[n], &cls[n]) == 2; n++)
+        if ((p = strchr(p, '\n'))) p++;
+    return n;
+}
+
+/* gpusq run MODEL IMAGE... on the compressed model q: top-5 as gpusq predict prints them, the
+ * same top-1, --dense and --check, bad images and usage mistakes. */
+static void test_run_images(const char *dir, const char *q)
+{
+    char args[1024], img[128], bad[128], missing[128];
+    snprintf(img, sizeof img, "%s/img.png", dir);
+    snprintf(bad, sizeof bad, "%s/bad.png", dir);
+    snprintf(missing, sizeof missing, "%s/missing.jpg", dir);
+    write_png(img, 48, 40);
+    FILE *f = fopen(bad, "wb");
+    CHECK(f && fputs("not an image", f) >= 0 && fclose(f) == 0, "could not write %s", bad);
+
+    int cls[2][5], n[2];
+    double prob[2][5];
+    const char *cmds[2] = {"run", "predict"};
+    for (int c = 0; c < 2; c++) {
+        snprintf(args, sizeof args, "%s '%s' '%s'%s", cmds[c], q, img, c ? "" : " --threads 1");
+        CHECK(run(args) == 0, "%s of an image: %s", cmds[c], out);
+        n[c] = parse_top5(out, img, cls[c], prob[c]);
+        CHECK(n[c] == 5, "%s printed %d class lines: %s", cmds[c], n[c], out);
+        double sum = 0;
+        for (int k = 0; k < n[c]; k++) {
+            sum += prob[c][k];
+            CHECK(cls[c][k] >= 0 && prob[c][k] > 0 && (k == 0 || prob[c][k] <= prob[c][k - 1]),
+                  "%s: line %d out of order or out of range: %s", cmds[c], k, out);
+        }
+        CHECK(sum <= 100.05, "%s: the top-5 probabilities sum to %.2f%%: %s", cmds[c], sum, out);
+    }
+    /* the engine and the fake-quantized model agree on tiny models */
+    CHECK(n[0] == 5 && n[1] == 5 && cls[0][0] == cls[1][0] && fabs(prob[0][0] - prob[1][0]) < 0.5,
+          "run's top-1 %d (%.2f%%), predict's %d (%.2f%%)", cls[0][0], prob[0][0], cls[1][0], prob[1][0]);
+
+    int dense_cls[5];
+    double dense_prob[5];
+    snprintf(args, sizeof args, "run '%s' '%s' --dense --check --threads 1", q, img);
+    CHECK(run(args) == 0 && parse_top5(out, img, dense_cls, dense_prob) == 5 && dense_cls[0] == cls[0][0] &&
+              strstr(out, "top-1 agrees on 1 of 1 images"),
+          "run --dense --check of an image: %s", out);
+
+    /* a bad image is named and skipped; the others still print; exit 1 */
+    for (int c = 0; c < 2; c++) {
+        snprintf(args, sizeof args, "%s '%s' '%s' '%s' '%s'", cmds[c], q, missing, img, bad);
+        CHECK(run(args) == 1 && strstr(out, "missing.jpg") && strstr(out, "bad.png") &&
+                  parse_top5(out, img, dense_cls, dense_prob) == 5 && dense_cls[0] == cls[0][0],
+              "%s with bad images: %s", cmds[c], out);
+    }
+
+    /* images and a dataset do not mix; eval takes no images */
+    snprintf(args, sizeof args, "run '%s' '%s' --data synthetic", q, img);
+    CHECK(run(args) == 2 && strstr(out, "--data") && strstr(out, "do not mix") && !strstr(out, "%"),
+          "run with images and --data: %s", out);
+    snprintf(args, sizeof args, "run '%s' --val-size 8 '%s'", q, img);
+    CHECK(run(args) == 2 && strstr(out, "--val-size") && strstr(out, "do not mix"), "%s", out);
+    snprintf(args, sizeof args, "eval '%s' '%s'", q, img);
+    CHECK(run(args) == 2 && strstr(out, "one model at a time"), "%s", out);
+    CHECK(run("run --help") == 0 && strstr(out, "IMAGE..."), "%s", out);
 }
 
 /* Every layer the file's metadata lists as pruned obeys the pattern. */
@@ -115,6 +212,7 @@ static void test_prune(const char *dir)
         CHECK(run(args) == 0 && strstr(out, "17 of 17 GEMMs sparse") && strstr(out, "(32 images") &&
                   strstr(out, "top-1 agrees on"),
               "run of a compressed model: %s", out);
+        test_run_images(dir, q);
         snprintf(args, sizeof args, "bench '%s' --batch 2 --iters 1 --threads 1", q);
         CHECK(run(args) == 0 && strstr(out, "| dense FP32 |") && strstr(out, i ? "| 4:8 int4 |" : "| 2:4 int8 |") &&
                   strstr(out, "time per forward pass by part"),

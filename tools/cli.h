@@ -91,6 +91,12 @@ int cli_parse_int(const char *s, int lo, int hi, int *out);
 struct gsq_vit;
 gsq_status cli_load_model(const char *path, int heads, struct gsq_vit **out, gsq_compressed_info *info,
                           gsq_error *err);
+/* gpusq predict and gpusq run IMAGE...: each of the n image files' path, then its five most
+ * probable classes ("  PROB%  INDEX NAME", names from m) by forward, one image at a time (m gives
+ * the input size and class count). An image that cannot be read or run is reported and skipped.
+ * Returns the exit code: 0, or 1 after any failure. */
+int cli_predict_images(const char *cmd, const struct gsq_vit *m, gsq_forward_fn forward, void *ctx,
+                       char *const *images, int n);
 /* Parses a finite float in [lo, hi]; returns 0 on failure. */
 int cli_parse_float(const char *s, float lo, float hi, float *out);
 /* 1 if arg is -h or --help. */

@@ -1,6 +1,7 @@
 /* gpusq eval: top-1, top-5 and mean loss of a model on a dataset's validation split; and gpusq run,
- * the same with a compressed model on the CPU engine (integer kernels), optionally checked
- * against the model's fake-quantized float twin. */
+ * the same with a compressed model on the CPU engine (integer kernels), or the top-5 classes of
+ * image files as gpusq predict prints them, optionally checked against the model's fake-quantized
+ * float twin. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,16 +24,21 @@ static const char *help =
     "  --batch N (64)  --workers N (1)  --threads N\n";
 
 static const char *run_help =
-    "usage: gpusq run MODEL.gsq.safetensors [--data SPEC] [options]\n\n"
+    "usage: gpusq run MODEL.gsq.safetensors [--data SPEC] [options]\n"
+    "       gpusq run MODEL.gsq.safetensors IMAGE... [--dense] [--check] [--threads N]\n\n"
     "Evaluates a compressed model (gpusq compress / quantize) on the CPU engine: integer GEMMs on\n"
-    "the packed codes, sparse where the file is sparse. Prints top-1, top-5 and images per second.\n\n"
+    "the packed codes, sparse where the file is sparse. Prints top-1, top-5 and images per second.\n"
+    "With JPEG or PNG images instead of a dataset, prints the five most probable classes of each,\n"
+    "as `gpusq predict` does with the fake-quantized model; an image that cannot be read is\n"
+    "reported and skipped, the exit code is then 1. --data, --val-size, --seed, --batch and\n"
+    "--workers are for datasets only.\n\n"
     "options:\n"
     "  --data SPEC     synthetic (default), cifar:DIR or folder:DIR (its val/ split, or DIR itself)\n"
     "  --val-size N    synthetic validation samples (default 2000)\n"
     "  --seed N        synthetic dataset seed (default 0)\n"
     "  --dense         run every GEMM on dense integer codes (the baseline layout)\n"
     "  --check         also run the fake-quantized float model; print top-1 agreement and the\n"
-    "                  largest logit difference\n"
+    "                  largest logit difference, over the dataset or the images\n"
     "  --batch N (64)  --workers N (1)  --threads N\n";
 
 /* The engine as an evaluation forward pass; with a twin, each batch also runs the fake-quantized
@@ -64,6 +70,13 @@ static gsq_status run_forward(void *ctx, const float *images, int n, const float
     return GSQ_OK;
 }
 
+static void print_check(const run_ctx *r)
+{
+    printf("check against the fake-quantized model: top-1 agrees on %zu of %zu images (%.3f%%), "
+           "largest logit difference %.2e of the largest logit\n",
+           r->agree, r->count, 100.0 * (double)r->agree / (double)r->count, r->max_rel);
+}
+
 /* gpusq run: path's compressed model on the engine over ds. */
 static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_info *info, int dense, int check,
                              gsq_dataset *ds, const gsq_transform *t, int batch, int workers, gsq_error *err)
@@ -79,20 +92,31 @@ static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_
                path, ds->name, dense ? "dense layout" : "as stored", gsq_engine_sparse_gemms(r.e),
                info->sparse_sites + info->dense_sites, gsq_engine_isa(), 100 * res.top1, 100 * res.top5, res.loss,
                res.count, (double)res.count / r.seconds);
-        if (check)
-            printf("check against the fake-quantized model: top-1 agrees on %zu of %zu images (%.3f%%), "
-                   "largest logit difference %.2e of the largest logit\n",
-                   r.agree, r.count, 100.0 * (double)r.agree / (double)r.count, r.max_rel);
+        if (check) print_check(&r);
     }
     gsq_engine_free(r.e);
     return st;
 }
 
+/* gpusq run IMAGE...: the compressed model m on the engine, one image at a time; returns the exit
+ * code. */
+static int run_images(gsq_vit *m, const gsq_compressed_info *info, int dense, int check, char *const *images, int n)
+{
+    run_ctx r = {.twin = check ? m : NULL};
+    gsq_error err = {0};
+    if (gsq_engine_create(&r.e, m, info->pattern, dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE, 1, &err) != GSQ_OK)
+        return cli_report("run", &err);
+    int rc = cli_predict_images("run", m, run_forward, &r, images, n);
+    if (check && r.count) print_check(&r);
+    gsq_engine_free(r.e);
+    return rc;
+}
+
 static int eval_main(int argc, char **argv, const char *cmd, int engine)
 {
-    const char *path = NULL, *data = "synthetic";
+    const char *path = NULL, *data = "synthetic", *data_option = NULL; /* the first dataset-only option */
     cli_data_sizes sizes = {.train_size = 1, .val_size = 2000};
-    int batch = 64, workers = 1, threads = 0, heads = 0, seed = 0, n = 0, dense = 0, check = 0;
+    int batch = 64, workers = 1, threads = 0, heads = 0, seed = 0, n = 0, dense = 0, check = 0, images = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int ok = 1;
@@ -105,26 +129,36 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
             check = 1;
         } else if (strcmp(a, "--data") == 0) {
             ok = (data = i + 1 < argc ? argv[++i] : NULL) != NULL;
+            if (!data_option) data_option = a;
         } else if (a[0] == '-' && i + 1 < argc) {
-            struct { const char *flag; int lo, hi; int *dst; } ints[] = {
-                {"--batch", 1, 1 << 16, &batch}, {"--workers", 1, 64, &workers}, {"--threads", 1, 1024, &threads},
-                {"--heads", 1, 4096, &heads}, {"--seed", 0, 1 << 30, &seed}, {"--val-size", 1, 1 << 30, &n},
+            struct { const char *flag; int lo, hi; int *dst, dataset; } ints[] = {
+                {"--batch", 1, 1 << 16, &batch, 1}, {"--workers", 1, 64, &workers, 1},
+                {"--threads", 1, 1024, &threads, 0}, {"--heads", 1, 4096, &heads, 0},
+                {"--seed", 0, 1 << 30, &seed, 1}, {"--val-size", 1, 1 << 30, &n, 1},
             };
             ok = 0;
-            for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-                if (strcmp(a, ints[k].flag) == 0) ok = cli_parse_int(argv[++i], ints[k].lo, ints[k].hi, ints[k].dst) ? 1 : -1;
+            for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+                if (strcmp(a, ints[k].flag) != 0) continue;
+                ok = cli_parse_int(argv[++i], ints[k].lo, ints[k].hi, ints[k].dst) ? 1 : -1;
+                if (ints[k].dataset && !data_option) data_option = a;
+            }
             if (ok == 0) return cli_usage_error(cmd, "unknown option '%s'", a);
             if (ok < 0) return cli_usage_error(cmd, "%s needs a valid value, got '%s'", a, argv[i]);
         } else if (a[0] == '-') {
             return cli_usage_error(cmd, "unknown or incomplete option '%s'", a);
         } else if (!path) {
             path = a;
+        } else if (engine) {
+            argv[++images] = argv[i]; /* the images gather in argv[1..images], behind what was read */
         } else {
             return cli_usage_error(cmd, "one model at a time ('%s' and '%s')", path, a);
         }
         if (!ok) return cli_usage_error(cmd, "%s needs a value", a);
     }
     if (!path) return cli_usage_error(cmd, "give a MODEL.safetensors");
+    if (images && data_option)
+        return cli_usage_error(cmd, "IMAGE files and %s do not mix (images are predicted one by one, %s is for "
+                               "evaluating a dataset)", data_option, data_option);
     if (n) sizes.val_size = (size_t)n;
     sizes.seed = (uint64_t)seed;
     if (threads) gsq_set_num_threads(threads);
@@ -138,6 +172,11 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
     if (st != GSQ_OK) {
         gsq_vit_free(m);
         return cli_report(cmd, &err);
+    }
+    if (images) {
+        int rc = run_images(m, &info, dense, check, argv + 1, images);
+        gsq_vit_free(m);
+        return rc;
     }
     const gsq_vit_config cfg = m->cfg;
     sizes.resolution = cfg.img_size;

@@ -1,4 +1,5 @@
-/* gpusq predict: the top-5 classes (with names when the model has them) for image files. */
+/* gpusq predict: the top-5 classes (with names when the model has them) for image files; the
+ * per-image loop is shared with gpusq run, which predicts with the CPU engine. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,51 +11,28 @@
 static const char *help =
     "usage: gpusq predict MODEL.safetensors IMAGE... [--heads N]\n\n"
     "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform).\n"
-    "An image that cannot be read is reported and skipped; the exit code is then 1.\n";
+    "An image that cannot be read is reported and skipped; the exit code is then 1.\n"
+    "`gpusq run MODEL.gsq.safetensors IMAGE...` prints the same for the CPU engine.\n";
 
-int cmd_predict(int argc, char **argv)
+int cli_predict_images(const char *cmd, const gsq_vit *m, gsq_forward_fn forward, void *ctx, char *const *images,
+                       int n)
 {
-    const char *path = NULL;
-    int heads = 0, first_image = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(help, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--heads") == 0 && i + 1 < argc) {
-            if (!cli_parse_int(argv[++i], 1, 4096, &heads))
-                return cli_usage_error("predict", "--heads wants a positive integer, got '%s'", argv[i]);
-        } else if (argv[i][0] == '-') {
-            return cli_usage_error("predict", "unknown or incomplete option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else if (!first_image) {
-            first_image = i;
-        }
-    }
-    if (!path || !first_image) return cli_usage_error("predict", "give a MODEL.safetensors and at least one IMAGE");
-    gsq_error err = {0};
-    gsq_vit *m = NULL;
-    gsq_status st = cli_load_model(path, heads, &m, NULL, &err);
-    if (st != GSQ_OK) return cli_report("predict", &err);
     const gsq_vit_config cfg = m->cfg;
+    gsq_error err = {0};
     gsq_transform t;
     gsq_transform_defaults(&t, cfg.img_size);
     float *input = malloc((size_t)3 * cfg.img_size * cfg.img_size * sizeof(float));
     float *probs = malloc((size_t)cfg.num_classes * sizeof(float));
     int failures = 0;
-    for (int i = first_image; input && probs && i < argc; i++) {
-        if (argv[i][0] == '-' ) {
-            i += strcmp(argv[i], "--heads") == 0;
-            continue;
-        }
+    for (int i = 0; input && probs && i < n; i++) {
         gsq_image img = {0};
         const float *logits = NULL;
-        st = gsq_image_load(argv[i], &img, &err);
+        gsq_status st = gsq_image_load(images[i], &img, &err);
         if (st == GSQ_OK) st = gsq_transform_eval(&t, &img, input, &err);
-        if (st == GSQ_OK) st = gsq_vit_forward(m, input, 1, &logits, &err);
+        if (st == GSQ_OK) st = forward(ctx, input, 1, &logits, &err);
         gsq_image_free(&img);
         if (st != GSQ_OK) {
-            cli_report("predict", &err);
+            cli_report(cmd, &err);
             failures++;
             continue;
         }
@@ -62,7 +40,7 @@ int cmd_predict(int argc, char **argv)
         for (int k = 1; k < cfg.num_classes; k++) maxv = fmaxf(maxv, logits[k]);
         double sum = 0;
         for (int k = 0; k < cfg.num_classes; k++) sum += probs[k] = expf(logits[k] - maxv);
-        printf("%s\n", argv[i]);
+        printf("%s\n", images[i]);
         int top = cfg.num_classes < 5 ? cfg.num_classes : 5;
         for (int r = 0; r < top; r++) {
             int best = 0;
@@ -76,10 +54,42 @@ int cmd_predict(int argc, char **argv)
     int oom = !input || !probs;
     free(input);
     free(probs);
-    gsq_vit_free(m);
     if (oom) {
         gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
-        return cli_report("predict", &err);
+        return cli_report(cmd, &err);
     }
     return failures ? 1 : 0;
+}
+
+static gsq_status vit_forward(void *m, const float *images, int n, const float **logits, gsq_error *err)
+{
+    return gsq_vit_forward(m, images, n, logits, err);
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    const char *path = NULL;
+    int heads = 0, n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(help, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--heads") == 0 && i + 1 < argc) {
+            if (!cli_parse_int(argv[++i], 1, 4096, &heads))
+                return cli_usage_error("predict", "--heads wants a positive integer, got '%s'", argv[i]);
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("predict", "unknown or incomplete option '%s'", argv[i]);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            argv[++n] = argv[i]; /* the images gather in argv[1..n], behind what was read */
+        }
+    }
+    if (!path || !n) return cli_usage_error("predict", "give a MODEL.safetensors and at least one IMAGE");
+    gsq_error err = {0};
+    gsq_vit *m = NULL;
+    if (cli_load_model(path, heads, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
+    int rc = cli_predict_images("predict", m, vit_forward, m, argv + 1, n);
+    gsq_vit_free(m);
+    return rc;
 }
