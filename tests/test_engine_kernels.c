@@ -2,8 +2,8 @@
  * has against the plain-C reference, bit for bit, and the reference against sums written here
  * from the unpacked codes — for dense, 2:4 and paired 4:8 weights, int8 and int4 codes, on random
  * data and awkward shapes (one activation row, rows not a multiple of the blocks, K not a multiple
- * of 8 where the layout allows it), with the store and residual epilogues. Instruction sets the
- * CPU lacks are reported and skipped. */
+ * of 8 where the layout allows it), with the store and residual epilogues, each with and without
+ * the fused GELU. Instruction sets the CPU lacks are reported and skipped. */
 #include <string.h>
 
 #include "engine/int8_gemm.h"
@@ -28,7 +28,7 @@ static void random_codes(int8_t *w, int rows, int cols, gsq_i8_layout layout, in
         }
 }
 
-static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int accumulate, gsq_rng *rng)
+static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int accumulate, int gelu, gsq_rng *rng)
 {
     int qmax = four ? 7 : 127;
     float *x = malloc((size_t)M * K * sizeof(float)), *scale = malloc((size_t)N * sizeof(float));
@@ -75,7 +75,13 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     CHECK(bad == 0, "%s%s M=%d N=%d K=%d: reference sums differ from the unpacked codes' in %d places", name,
           four ? " int4" : "", M, N, K, bad);
 
-    gsq_i8_epilogue e = {.scale = scale, .bias = bias, .accumulate = accumulate};
+    if (gelu) { /* scale the sums to about ±4, where GELU bends, whatever the codes' range */
+        double ss = 0;
+        for (int i = 0; i < M * N; i++) ss += (double)y_int[i] * y_int[i];
+        float rms = (float)sqrt(ss / (M * N)) + 1.0f;
+        for (int n = 0; n < N; n++) scale[n] = 3.0f / rms * (1.0f + (float)(n % 7)) / 4.0f;
+    }
+    gsq_i8_epilogue e = {.scale = scale, .bias = bias, .accumulate = accumulate, .gelu = gelu};
     gsq_i8_gemm_ref(y_ref, N, xq, M, &pw.w, &e);
     for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++) {
         gsq_i8_isa isa = (gsq_i8_isa)i;
@@ -97,8 +103,9 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
         float *y = malloc((size_t)M * N * sizeof(float));
         memcpy(y, y_fast, (size_t)M * N * sizeof(float));
         gsq_i8_gemm(y, N, xq_fast, M, &fw.w, &e);
-        CHECK(!memcmp(y_ref, y, (size_t)M * N * sizeof(float)), "%s %s%s M=%d N=%d K=%d acc=%d: differs from the reference",
-              gsq_i8_isa_name(isa), name, four ? " int4" : "", M, N, K, accumulate);
+        CHECK(!memcmp(y_ref, y, (size_t)M * N * sizeof(float)),
+              "%s %s%s M=%d N=%d K=%d acc=%d gelu=%d: differs from the reference", gsq_i8_isa_name(isa), name,
+              four ? " int4" : "", M, N, K, accumulate, gelu);
         gsq_i8_weight_free(&fw);
         free(xq_fast), free(y);
     }
@@ -118,13 +125,25 @@ int main(void)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         for (int four = 0; four < 2; four++)
-            for (int layout = 0; layout < 3; layout++) check_case(M, N, K, (gsq_i8_layout)layout, four, s % 2, &rng);
+            for (int layout = 0; layout < 3; layout++)
+                for (int gelu = 0; gelu < 2; gelu++)
+                    check_case(M, N, K, (gsq_i8_layout)layout, four, s % 2, gelu, &rng);
+    }
+    /* shapes at the edges of the 256-bit kernels' tiles (4 or 2 weight rows × 8 or 16 activation
+     * rows), their panels of 64 weight rows and the 32-row blocks, with short K */
+    static const int edges[][3] = {{1, 66, 8}, {3, 5, 16}, {4, 64, 24}, {5, 3, 8}, {8, 65, 16},
+                                   {9, 2, 24}, {16, 130, 8}, {17, 6, 24}, {48, 63, 16}};
+    for (size_t s = 0; s < sizeof edges / sizeof edges[0]; s++) {
+        int M = edges[s][0], N = edges[s][1], K = edges[s][2];
+        for (int four = 0; four < 2; four++)
+            for (int layout = 0; layout < 3; layout++)
+                check_case(M, N, K, (gsq_i8_layout)layout, four, s % 2, s % 3 == 0, &rng);
     }
     /* K not a multiple of 8: dense any K, 2:4 a multiple of 4 */
-    check_case(9, 5, 13, GSQ_I8_DENSE, 0, 0, &rng);
-    check_case(40, 6, 3, GSQ_I8_DENSE, 1, 1, &rng);
-    check_case(35, 8, 20, GSQ_I8_SPARSE_2_4, 0, 0, &rng);
-    check_case(3, 5, 12, GSQ_I8_SPARSE_2_4, 1, 1, &rng);
+    check_case(9, 5, 13, GSQ_I8_DENSE, 0, 0, 1, &rng);
+    check_case(40, 6, 3, GSQ_I8_DENSE, 1, 1, 0, &rng);
+    check_case(35, 8, 20, GSQ_I8_SPARSE_2_4, 0, 0, 0, &rng);
+    check_case(3, 5, 12, GSQ_I8_SPARSE_2_4, 1, 1, 1, &rng);
     /* packing refuses a sparse layout whose group does not divide K */
     gsq_i8_owned_weight pw;
     int8_t w[12] = {0};

@@ -17,6 +17,8 @@ int gsq_i8_isa_supported(gsq_i8_isa isa)
     __builtin_cpu_init();
     switch (isa) {
     case GSQ_I8_ISA_REF: return 1;
+    case GSQ_I8_ISA_AVX2: return __builtin_cpu_supports("avx2");
+    case GSQ_I8_ISA_AVX_VNNI: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
     case GSQ_I8_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
@@ -54,6 +56,8 @@ void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, 
 {
     switch (isa) {
     case GSQ_I8_ISA_AVX512: gsq_i8_quantize_avx512(xq, x, M, K, ldx, inv, qmax); break;
+    case GSQ_I8_ISA_AVX2:
+    case GSQ_I8_ISA_AVX_VNNI: gsq_i8_quantize_avx2(xq, x, M, K, ldx, inv, qmax); break;
     case GSQ_I8_ISA_AMX: gsq_i8_quantize_amx(xq, x, M, K, ldx, inv, qmax); break;
     default: gsq_i8_quantize_ref(xq, x, M, K, ldx, inv, qmax);
     }
@@ -63,6 +67,8 @@ void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weigh
 {
     switch (w->isa) {
     case GSQ_I8_ISA_AVX512: gsq_i8_gemm_avx512(y, ldy, xq, M, w, e); break;
+    case GSQ_I8_ISA_AVX_VNNI: gsq_i8_gemm_avxvnni(y, ldy, xq, M, w, e); break;
+    case GSQ_I8_ISA_AVX2: gsq_i8_gemm_avx2(y, ldy, xq, M, w, e); break;
     case GSQ_I8_ISA_AMX: gsq_i8_gemm_amx(y, ldy, xq, M, w, e); break;
     default: gsq_i8_gemm_ref(y, ldy, xq, M, w, e);
     }

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gelu_approx.h"
+
 /* The kernels' instruction sets, from the plain-C reference up. */
 typedef enum {
     GSQ_I8_ISA_REF,      /* plain C: the specification */
@@ -66,15 +68,18 @@ typedef struct {
 } gsq_i8_weight;
 
 /* y (M, ldy) from the exact sums acc[m][n] = Σ_k code_x · code_w:
- * v = (float)acc · scale[n] + bias[n] (bias may be NULL); y = v, or y += v (residual). */
+ * v = (float)acc · scale[n] + bias[n] (bias may be NULL); v = GELU(v) when gelu (gelu_approx.h);
+ * y = v, or y += v (residual). The engine sets gelu only for fc1, which stores. */
 typedef struct {
     const float *scale, *bias;
-    int accumulate;
+    int accumulate, gelu;
 } gsq_i8_epilogue;
 
 static inline void gsq_i8_epilogue_apply(float *y, int32_t acc, const gsq_i8_epilogue *e, int n)
 {
-    float v = (float)acc * e->scale[n] + (e->bias ? e->bias[n] : 0.0f);
+    float v = (float)acc * e->scale[n];
+    v = v + (e->bias ? e->bias[n] : 0.0f); /* its own statement: never contracted to an FMA */
+    if (e->gelu) v = gsq_gelu_approx(v);
     *y = e->accumulate ? *y + v : v;
 }
 
@@ -101,14 +106,21 @@ static inline void gsq_i8_meta_offsets(gsq_i8_layout layout, uint8_t meta, uint8
  * ±qmax) + 128, exactly gsq_quantize_codes' rounding. */
 void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax); /* AVX-VNNI too */
 
 /* y = epilogue(xq · wᵀ) for the M rows of xq (packed for M) and w's first `rows` rows. */
 void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
                         const gsq_i8_epilogue *e);
+void gsq_i8_gemm_avx2(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
+void gsq_i8_gemm_avxvnni(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
+                         const gsq_i8_epilogue *e);
 
 /* AMX: its own input layout (above); 1 once the OS has granted this process the tile state. */
 int gsq_i8_amx_granted(void);
+/* Configures this thread's tiles as the kernels use them: 0-3 the int32 accumulators, 4 and 5
+ * activation rows, 6 and 7 weight panels, all 16 rows × 64 bytes. */
+void gsq_i8_amx_tiles_on(void);
 static inline int gsq_i8_amx_kpad(int K) { return (K + 63) / 64 * 64; }
 static inline int gsq_i8_amx_mpad(int M) { return (M + 31) / 32 * 32; }
 void gsq_i8_quantize_amx(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);

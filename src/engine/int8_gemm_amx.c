@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "gelu_approx.h"
 #include "int8_avx512_inline.h"
 #include "int8_gemm.h"
 
@@ -97,6 +98,7 @@ GSQ_AMX static void finish_block(float *y, int ldy, int32_t acc[32][32], int n0,
             float *dst = y + (size_t)(m0 + t) * ldy + n;
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(&acc[t][h]), corr)), scale);
             v = _mm512_add_ps(v, bias);
+            if (e->gelu) v = gsq_gelu_avx512(v);
             if (e->accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst), v);
             _mm512_mask_storeu_ps(dst, mask, v);
         }
@@ -109,13 +111,12 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
-/* Tiles 0-3: the int32 accumulators; 4, 5: activation rows; 6, 7: weight panels; all 16 × 64 B. */
-GSQ_AMX static void tiles_on(void)
+GSQ_AMX void gsq_i8_amx_tiles_on(void)
 {
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
+    /* a constant: GCC 12 drops stores into a local configuration before LDTILECFG */
+    static const tile_config c = {.palette = 1,
+                                  .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                  .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
     _tile_loadconfig(&c);
 }
 
@@ -162,7 +163,7 @@ GSQ_AMX void gsq_i8_gemm_amx(float *y, int ldy, const uint8_t *xq, int M, const 
         uint8_t *panels = direct || mpad == 32 ? NULL : aligned_alloc(64, (size_t)kpad * 32);
         _Alignas(64) uint8_t stream[2048];
         _Alignas(64) int32_t acc[32][32];
-        tiles_on();
+        gsq_i8_amx_tiles_on();
         #pragma omp for schedule(static)
         for (int pp = 0; pp < pairs; pp++) {
             const uint8_t *b0 = w->codes + (size_t)2 * pp * kpad * 16, *b1 = b0 + (size_t)kpad * 16;

@@ -50,8 +50,8 @@ GSQ_AVX512 static inline uint32_t unpack4(uint16_t v) { return (uint32_t)unpack8
 
 /* The epilogue of one tile: tile[r][t] holds Σ (code_x + 128) · code_w for weight row n0 + r and
  * activation row m0 + t. gsq_i8_epilogue_apply's arithmetic, 16 activation rows at a time
- * (separate multiply and add, as the scalar code compiles without contraction), scattered to
- * y's rows. */
+ * (separate multiply and add, as the scalar code compiles without contraction, and GELU's
+ * vector twin), scattered to y's rows. */
 GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK], int n0, int m0,
                                    int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
@@ -66,6 +66,7 @@ GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK
             __m512i acc = _mm512_sub_epi32(_mm512_loadu_si512(&tile[n - n0][h]), _mm512_set1_epi32(128 * w->wsum[n]));
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(e->scale[n]));
             v = _mm512_add_ps(v, _mm512_set1_ps(e->bias ? e->bias[n] : 0.0f));
+            if (e->gelu) v = gsq_gelu_avx512(v);
             float *dst = y + (size_t)(m0 + h) * ldy + n;
             if (e->accumulate) v = _mm512_add_ps(_mm512_mask_i32gather_ps(v, mask, stride, dst, 4), v);
             _mm512_mask_i32scatter_ps(dst, mask, stride, v, 4);

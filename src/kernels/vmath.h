@@ -32,23 +32,19 @@ static inline float gsq_vexpf(float x)
 }
 
 /* erf(x) = x·P(x²)/Q(x²) on [-4, 4] (a rational minimax fit, as Eigen's fast erf), ±1 beyond,
- * where erf differs from ±1 by less than 2e-8. */
+ * where erf differs from ±1 by less than 2e-8. P and Q, highest power first (the engine's GELU,
+ * src/engine/gelu_approx.h, evaluates the same fit without FMA). */
+#define GSQ_ERF_P {-2.72614225801306e-10f, 2.77068142495902e-08f, -2.10102402082508e-06f, -5.69250639462346e-05f, \
+                   -7.34990630326855e-04f, -2.95459980854025e-03f, -1.60960333262415e-02f}
+#define GSQ_ERF_Q {-1.45660718464996e-05f, -2.13374055278905e-04f, -1.68282697438203e-03f, -7.37332916720468e-03f, \
+                   -1.42647390514189e-02f}
 static inline float gsq_verff(float x)
 {
+    static const float P[] = GSQ_ERF_P, Q[] = GSQ_ERF_Q;
     x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
     float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = fmaf(p, x2, 2.77068142495902e-08f);
-    p = fmaf(p, x2, -2.10102402082508e-06f);
-    p = fmaf(p, x2, -5.69250639462346e-05f);
-    p = fmaf(p, x2, -7.34990630326855e-04f);
-    p = fmaf(p, x2, -2.95459980854025e-03f);
-    p = fmaf(p, x2, -1.60960333262415e-02f);
-    float q = -1.45660718464996e-05f;
-    q = fmaf(q, x2, -2.13374055278905e-04f);
-    q = fmaf(q, x2, -1.68282697438203e-03f);
-    q = fmaf(q, x2, -7.37332916720468e-03f);
-    q = fmaf(q, x2, -1.42647390514189e-02f);
+    float p = fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(P[0], x2, P[1]), x2, P[2]), x2, P[3]), x2, P[4]), x2, P[5]), x2, P[6]);
+    float q = fmaf(fmaf(fmaf(fmaf(Q[0], x2, Q[1]), x2, Q[2]), x2, Q[3]), x2, Q[4]);
     return x * p / q;
 }
 

@@ -1,0 +1,70 @@
+/* Private: GELU(x) = 0.5·x·(1 + erf(x/√2)) for the engine's fused fc1 epilogue, in three forms —
+ * scalar C (the reference, gsq_i8_epilogue_apply), AVX-512 and AVX2 — that perform the same IEEE
+ * operations in the same order, so they agree bit for bit (tests/test_gelu_approx.c). Only
+ * separate multiplies and adds (no FMA; the scalar form keeps each in its own statement, which no
+ * compiler contracts without -ffp-contract=fast), one correctly rounded division, and min/max
+ * written as MINPS/MAXPS compute them.
+ *
+ * erf(z) = z·P(z²)/Q(z²) on [-4, 4] is the rational minimax fit of gsq_verff
+ * (src/kernels/vmath.h), which the float model's GELU uses (with FMA), so the two differ by
+ * rounding only (< 4e-7 · max(1, |x|)). Above z = 4 erf is 1 to within 2e-8; below x =
+ * GSQ_GELU_XMIN the result is -0 (x·Φ(x) > -5e-8 there), which also makes GELU(-inf) = -0, not
+ * NaN. NaN stays NaN, +inf stays +inf. Error against double-precision GELU: at most
+ * 2.9e-7 · max(1, |x|) over every float (an exhaustive run; the test asserts 1e-6). */
+#ifndef GSQ_ENGINE_GELU_APPROX_H
+#define GSQ_ENGINE_GELU_APPROX_H
+
+#include <immintrin.h>
+
+#include "kernels/vmath.h" /* GSQ_ERF_P, GSQ_ERF_Q */
+
+#define GSQ_GELU_XMIN -5.65625f      /* erf(x/√2) rounds to -1 here: 1 + erf is 0 below */
+#define GSQ_GELU_ZMAX 4.0f
+#define GSQ_GELU_RSQRT2 0.70710678118654752440f
+/* a > b ? a : b and a < b ? a : b: MAXPS and MINPS, which return b when either is NaN */
+static inline float gsq_gelu_max(float a, float b) { return a > b ? a : b; }
+static inline float gsq_gelu_min(float a, float b) { return a < b ? a : b; }
+
+static inline float gsq_gelu_approx(float x)
+{
+    static const float P[] = GSQ_ERF_P, Q[] = GSQ_ERF_Q;
+    x = gsq_gelu_max(GSQ_GELU_XMIN, x);
+    float z = gsq_gelu_min(GSQ_GELU_ZMAX, x * GSQ_GELU_RSQRT2), z2 = z * z;
+    float p = P[0], q = Q[0];
+    for (int i = 1; i < 7; i++) {
+        p = p * z2;
+        p = p + P[i];
+    }
+    for (int i = 1; i < 5; i++) {
+        q = q * z2;
+        q = q + Q[i];
+    }
+    float erfz = z * p / q;
+    return 0.5f * x * (1.0f + erfz);
+}
+
+__attribute__((target("avx512f"))) static inline __m512 gsq_gelu_avx512(__m512 x)
+{
+    static const float P[] = GSQ_ERF_P, Q[] = GSQ_ERF_Q;
+    x = _mm512_max_ps(_mm512_set1_ps(GSQ_GELU_XMIN), x);
+    __m512 z = _mm512_min_ps(_mm512_set1_ps(GSQ_GELU_ZMAX), _mm512_mul_ps(x, _mm512_set1_ps(GSQ_GELU_RSQRT2)));
+    __m512 z2 = _mm512_mul_ps(z, z), p = _mm512_set1_ps(P[0]), q = _mm512_set1_ps(Q[0]);
+    for (int i = 1; i < 7; i++) p = _mm512_add_ps(_mm512_mul_ps(p, z2), _mm512_set1_ps(P[i]));
+    for (int i = 1; i < 5; i++) q = _mm512_add_ps(_mm512_mul_ps(q, z2), _mm512_set1_ps(Q[i]));
+    __m512 erfz = _mm512_div_ps(_mm512_mul_ps(z, p), q);
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), erfz));
+}
+
+__attribute__((target("avx2"))) static inline __m256 gsq_gelu_avx2(__m256 x)
+{
+    static const float P[] = GSQ_ERF_P, Q[] = GSQ_ERF_Q;
+    x = _mm256_max_ps(_mm256_set1_ps(GSQ_GELU_XMIN), x);
+    __m256 z = _mm256_min_ps(_mm256_set1_ps(GSQ_GELU_ZMAX), _mm256_mul_ps(x, _mm256_set1_ps(GSQ_GELU_RSQRT2)));
+    __m256 z2 = _mm256_mul_ps(z, z), p = _mm256_set1_ps(P[0]), q = _mm256_set1_ps(Q[0]);
+    for (int i = 1; i < 7; i++) p = _mm256_add_ps(_mm256_mul_ps(p, z2), _mm256_set1_ps(P[i]));
+    for (int i = 1; i < 5; i++) q = _mm256_add_ps(_mm256_mul_ps(q, z2), _mm256_set1_ps(Q[i]));
+    __m256 erfz = _mm256_div_ps(_mm256_mul_ps(z, p), q);
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), erfz));
+}
+
+#endif
