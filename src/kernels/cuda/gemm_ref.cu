@@ -1,12 +1,11 @@
-/* CUDA reference GEMM (one thread per output, fp32 accumulation in double) and device queries,
- * behind the C interface of gpusq/cuda.h. */
+/* CUDA reference GEMM (one thread per output, fp32 accumulation in double), behind the C
+ * interface of gpusq/cuda.h. */
 #include <cuda_runtime.h>
-
-#include <stdio.h>
 
 extern "C" {
 #include "gpusq/cuda.h"
 }
+#include "kernels/cuda/cuda_status.h"
 
 /* C (M, N) = alpha · op(A) (M, K) · op(B) (K, N) + beta · C, row-major */
 __global__ static void sgemm_ref_kernel(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
@@ -24,35 +23,6 @@ __global__ static void sgemm_ref_kernel(bool trans_a, bool trans_b, int M, int N
     }
     float *c = &C[(size_t)i * ldc + j];
     *c = (float)(alpha * acc) + (beta == 0.0f ? 0.0f : beta * *c);
-}
-
-static gsq_status cuda_fail(gsq_error *err, cudaError_t e, const char *what)
-{
-    return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda: %s: %s", what, cudaGetErrorString(e));
-}
-
-extern "C" int gsq_cuda_compiled(void)
-{
-    return 1;
-}
-
-extern "C" int gsq_cuda_device_count(void)
-{
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError(); /* clear the sticky "no driver" error */
-        return 0;
-    }
-    return n;
-}
-
-extern "C" gsq_status gsq_cuda_device_name(int dev, char *buf, size_t cap, gsq_error *err)
-{
-    cudaDeviceProp prop;
-    cudaError_t e = cudaGetDeviceProperties(&prop, dev);
-    if (e != cudaSuccess) return cuda_fail(err, e, "device properties");
-    snprintf(buf, cap, "%s (sm_%d%d)", prop.name, prop.major, prop.minor);
-    return GSQ_OK;
 }
 
 /* Rows of op(X) (R, Cc) stored with leading dimension ld occupy this many elements. */
@@ -85,5 +55,5 @@ extern "C" gsq_status gsq_cuda_sgemm_ref(bool trans_a, bool trans_b, int M, int 
     cudaFree(dA);
     cudaFree(dB);
     cudaFree(dC);
-    return e == cudaSuccess ? GSQ_OK : cuda_fail(err, e, "reference sgemm");
+    return e == cudaSuccess ? GSQ_OK : gsq_cuda_fail(err, e, "reference sgemm");
 }
