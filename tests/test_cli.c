@@ -222,6 +222,11 @@ static void test_prune(const char *dir)
     CHECK(run(args) == 1 && strstr(out, "not a compressed model"), "run of a float model: %s", out);
     CHECK(run("bench --config gpusq_demo --mode int5") == 1 && strstr(out, "int5"), "%s", out);
     CHECK(run("bench") == 2 && strstr(out, "--config"), "%s", out);
+    CHECK(run("bench --config gpusq_demo --attention --batch 2 --iters 1 --threads 1") == 0 &&
+              strstr(out, "attention quantized") && strstr(out, "| 2:4 int8 |"),
+          "bench --attention: %s", out);
+    snprintf(args, sizeof args, "bench '%s' --attention", a);
+    CHECK(run(args) == 2 && strstr(out, "--attention is for --config"), "%s", out);
     snprintf(args, sizeof args, "quantize --teacher '%s' %s --max-steps 1 --out '%s/stopped.gsq.safetensors'", a, small,
              dir);
     CHECK(run(args) == 1 && strstr(out, "cannot resume") && strstr(out, "nothing was written"), "stopped quantize: %s",

@@ -15,7 +15,7 @@
 
 static const char *help =
     "usage: gpusq bench MODEL.gsq.safetensors [options]\n"
-    "       gpusq bench --config NAME [--pattern 2:4|4:8] [--mode int8|int4|w4a8] [options]\n\n"
+    "       gpusq bench --config NAME [--pattern 2:4|4:8] [--mode int8|int4|w4a8] [--attention] [options]\n\n"
     "Latency (batch 1) and throughput (batch N) of dense FP32, dense INT8 and sparse INT8 (or\n"
     "INT4) versions of one model, and the engine's time per part of the forward pass.\n\n"
     "options:\n"
@@ -23,6 +23,8 @@ static const char *help =
     "                  magnitude and calibrated on random images: for speed, not accuracy\n"
     "  --pattern P     with --config: 2:4 (default) or 4:8\n"
     "  --mode M        with --config: int8 (default), int4 or w4a8\n"
+    "  --attention     with --config: quantize the attention matmuls too (as gpusq quantize\n"
+    "                  --attention does), so they run as integer kernels\n"
     "  --batch N       the throughput batch (default 32)\n"
     "  --iters N       timed runs per measurement, the median is reported (default 10)\n"
     "  --threads N     threads (default: all)\n";
@@ -53,7 +55,7 @@ static gsq_status time_forward(gsq_engine *e, gsq_vit *m, const float *images, i
 
 /* A random model of config `name`, pruned to pattern and quantized in mode, calibrated on images. */
 static gsq_status random_model(gsq_vit **out, const char *name, gsq_sparse_pattern pattern, gsq_quant_mode mode,
-                               const float *images, int B, gsq_error *err)
+                               int attention, const float *images, int B, gsq_error *err)
 {
     gsq_vit_config cfg;
     gsq_sparse_plan plan = {0};
@@ -65,6 +67,7 @@ static gsq_status random_model(gsq_vit **out, const char *name, gsq_sparse_patte
     if (st == GSQ_OK) gsq_sparse_apply(&plan, m->params);
     gsq_sparse_plan_free(&plan);
     if (st == GSQ_OK) st = gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK && attention) st = gsq_vit_quant_enable_attention(m, err);
     if (st == GSQ_OK) st = gsq_vit_quant_observe_begin(m, 1 << 16, err);
     if (st == GSQ_OK) st = gsq_vit_forward(m, images, B, NULL, err);
     if (st == GSQ_OK) st = gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err);
@@ -87,7 +90,7 @@ static void print_parts(const char *title, const gsq_engine *e, int iters, int B
 int cmd_bench(int argc, char **argv)
 {
     const char *path = NULL, *config = NULL, *pattern_s = "2:4", *mode_s = "int8";
-    int batch = 32, iters = 10, threads = 0;
+    int batch = 32, iters = 10, threads = 0, attention = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -97,6 +100,7 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--config")) ok = (config = v) != NULL, i++;
         else if (!strcmp(a, "--pattern")) ok = (pattern_s = v) != NULL, i++;
         else if (!strcmp(a, "--mode")) ok = (mode_s = v) != NULL, i++;
+        else if (!strcmp(a, "--attention")) attention = 1;
         else if (!strcmp(a, "--batch")) ok = v && cli_parse_int(v, 1, 4096, &batch), i++;
         else if (!strcmp(a, "--iters")) ok = v && cli_parse_int(v, 1, 64, &iters), i++;
         else if (!strcmp(a, "--threads")) ok = v && cli_parse_int(v, 1, 1024, &threads), i++;
@@ -106,6 +110,8 @@ int cmd_bench(int argc, char **argv)
         if (!ok) return cli_usage_error("bench", "%s needs a valid value", a);
     }
     if (!path == !config) return cli_usage_error("bench", "give a compressed MODEL file or --config NAME");
+    if (attention && !config)
+        return cli_usage_error("bench", "--attention is for --config (a file says whether it quantized attention)");
     if (threads) gsq_set_num_threads(threads);
     gsq_error err = {0};
     gsq_compressed_info info = {0};
@@ -129,10 +135,11 @@ int cmd_bench(int argc, char **argv)
         gsq_rng_seed(&rng, 1, 0);
         for (size_t i = 0; i < (size_t)batch * per_image; i++) images[i] = gsq_rng_normal(&rng);
     }
-    if (st == GSQ_OK && config) st = random_model(&m, config, info.pattern, info.mode, images, batch < 8 ? batch : 8, &err);
+    if (st == GSQ_OK && config) st = random_model(&m, config, info.pattern, info.mode, attention, images, batch < 8 ? batch : 8, &err);
     gsq_engine *sparse = NULL, *dense = NULL;
     if (st == GSQ_OK) st = gsq_engine_create(&sparse, m, info.pattern, GSQ_ENGINE_SPARSE, batch, &err);
     if (st == GSQ_OK) st = gsq_engine_create(&dense, m, info.pattern, GSQ_ENGINE_DENSE, batch, &err);
+    int att_quantized = st == GSQ_OK && gsq_vit_quant_attention_scales(m, 0) != NULL;
     if (st == GSQ_OK) gsq_vit_quant_disable(m); /* m is now the float model of the same weights */
     if (st != GSQ_OK) {
         free(images);
@@ -147,8 +154,9 @@ int cmd_bench(int argc, char **argv)
     const char *names[3] = {"dense FP32", dense_name, sparse_name};
     gsq_engine *engines[3] = {NULL, dense, sparse};
     double lat[3] = {0}, thr[3] = {0};
-    printf("%s: %s, %d threads, engine kernels %s, FP32 GEMM %s; median of %d runs\n", path ? path : config,
-           sparse_name, gsq_get_num_threads(), gsq_engine_isa(), gsq_blas_name(), iters);
+    printf("%s: %s, attention %s, %d threads, engine kernels %s, FP32 GEMM %s; median of %d runs\n",
+           path ? path : config, sparse_name, att_quantized ? "quantized" : "float",
+           gsq_get_num_threads(), gsq_engine_isa(), gsq_blas_name(), iters);
     printf("GEMM weights in memory: dense INT8 layout %.2f MB, sparse layout %.2f MB (%d GEMMs sparse)\n",
            gsq_engine_weight_bytes(dense) / 1e6, gsq_engine_weight_bytes(sparse) / 1e6, gsq_engine_sparse_gemms(sparse));
     for (int v = 0; v < 3 && st == GSQ_OK; v++) {

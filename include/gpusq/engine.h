@@ -13,10 +13,11 @@ typedef enum {
     GSQ_ENGINE_DENSE,  /* every GEMM as dense integer codes (pruned zeros multiplied): the baseline */
 } gsq_engine_layout;
 
-/* Time spent per part of the forward pass, accumulated since the last reset (seconds). */
+/* Time spent per part of the forward pass, accumulated since the last reset (seconds). fc1
+ * includes the GELU, which its GEMM's epilogue applies ("fc1+gelu"). */
 typedef enum {
     GSQ_ENGINE_T_PATCH, GSQ_ENGINE_T_NORM, GSQ_ENGINE_T_QKV, GSQ_ENGINE_T_ATTENTION, GSQ_ENGINE_T_PROJ,
-    GSQ_ENGINE_T_FC1, GSQ_ENGINE_T_GELU, GSQ_ENGINE_T_FC2, GSQ_ENGINE_T_HEAD, GSQ_ENGINE_T_COUNT
+    GSQ_ENGINE_T_FC1, GSQ_ENGINE_T_FC2, GSQ_ENGINE_T_HEAD, GSQ_ENGINE_T_COUNT
 } gsq_engine_part;
 
 typedef struct gsq_engine gsq_engine;

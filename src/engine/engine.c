@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_int8.h"
 #include "engine_state.h"
 #include "gpusq/vit_quant.h"
 
-static const char *const part_names[GSQ_ENGINE_T_COUNT] = {"patch embed", "layernorm", "qkv",  "attention", "proj",
-                                                           "fc1",         "gelu",      "fc2",  "head"};
+static const char *const part_names[GSQ_ENGINE_T_COUNT] = {"patch embed", "layernorm", "qkv", "attention",
+                                                           "proj",        "fc1+gelu",  "fc2", "head"};
 const char *gsq_engine_part_name(gsq_engine_part p) { return (unsigned)p < GSQ_ENGINE_T_COUNT ? part_names[p] : "?"; }
 
 void gsq_engine_free(gsq_engine *e)
@@ -25,6 +26,7 @@ void gsq_engine_free(gsq_engine *e)
     free(e->qkv_scales);
     free(e->act);
     free(e->xq);
+    free(e->att8);
     free(e);
 }
 
@@ -121,23 +123,28 @@ static gsq_status copy_floats(gsq_engine *e, const gsq_vit *m, gsq_error *err)
     return st;
 }
 
-/* Activation buffers for max_batch images, and the quantized-input buffer for the widest GEMM. */
+/* Activation buffers for max_batch images, the quantized-input buffer for the widest GEMM, and with
+ * quantized attention the integer attention's scratch. */
 static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
 {
     const gsq_vit_config *c = &e->cfg;
     size_t B = (size_t)e->max_batch, T = (size_t)gsq_vit_tokens(c), D = (size_t)c->embed_dim;
     size_t H = (size_t)c->mlp_hidden, NH = (size_t)c->num_heads, NP = (size_t)gsq_vit_num_patches(c);
     size_t CPP = (size_t)c->in_chans * c->patch_size * c->patch_size, N = B * T, K = (size_t)c->num_classes;
-    size_t sizes[] = {B * NP * CPP, N * D, N * D, N * 3 * D, B * NH * T * T, e->attention ? B * NH * T * T : 0,
-                      N * D,        N * H, N,     N,         2 * B * D,      2 * B * D, 2 * B * K};
-    float **dst[] = {&e->patches, &e->x,   &e->ln,   &e->qkv,    &e->att,    &e->att_q, &e->atty,
-                     &e->h,       &e->mean, &e->rstd, &e->pooled, &e->normed, &e->logits};
+    /* integer attention where its fast path runs (the float path's probabilities are not needed) */
+    int att8 = e->attention && e->isa >= GSQ_I8_ISA_AVX512;
+    size_t sizes[] = {B * NP * CPP, N * D, N * D, N * 3 * D, att8 ? 0 : B * NH * T * T,
+                      e->attention && !att8 ? B * NH * T * T : 0, N * D, N * H, N, N, 2 * B * D, 2 * B * D, 2 * B * K};
+    float **dst[] = {&e->patches, &e->x,     &e->ln,   &e->qkv,  &e->att,    &e->att_q,  &e->atty,
+                     &e->h,       &e->mean,  &e->rstd, &e->pooled, &e->normed, &e->logits};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
     size_t widest = CPP > H ? CPP : H;
     e->act = malloc(total * sizeof(float));
     e->xq = malloc(gsq_i8_input_bytes(e->isa, (int)(N > B * NP ? N : B * NP), (int)(widest > D ? widest : D)));
-    if (!e->act || !e->xq) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for a batch of %d", e->max_batch);
+    if (att8) e->att8 = malloc(B * NH * gsq_att8_scratch_bytes((int)T, (int)(D / NH)));
+    if (!e->act || !e->xq || (att8 && !e->att8))
+        return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for a batch of %d", e->max_batch);
     float *p = e->act;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *dst[i] = sizes[i] ? p : NULL;

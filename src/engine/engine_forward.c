@@ -1,22 +1,22 @@
 /* The CPU engine's forward pass: the ViT of src/models/vit_train.c with every quantized GEMM run
  * as an integer GEMM on its packed codes — the input quantized once into the kernel's layout, the
  * output rescaled with the bias (and the residual) added in the GEMM's epilogue. LayerNorm,
- * softmax, GELU and the head stay float; with quantized attention, Q, K, V and the probabilities
- * are rounded to their codes first, so the matmuls multiply the same values an integer kernel
- * would. */
+ * softmax, GELU and the head stay float; with quantized attention, QKᵀ and AV are integer matmuls
+ * too, on the codes of Q, K, V and of the probabilities (attention_int8.h). */
 
+#include "attention_int8.h"
 #include "engine_state.h"
 #include "gpusq/clock.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
 
-/* y (M, ldy) = GEMM s of x (M, K): y = result (+ y when accumulate). */
+/* y (M, ldy) = GEMM s of x (M, K): y = result (+ y when accumulate), GELU(result) when gelu. */
 static void gemm(gsq_engine *e, int s, float *y, int ldy, const float *x, int M, int K, const float *bias,
-                 int accumulate)
+                 int accumulate, int gelu)
 {
     const gsq_engine_site *site = &e->sites[s];
     gsq_i8_quantize(e->isa, e->xq, x, M, K, K, site->inv_a, e->a_qmax);
-    gsq_i8_epilogue ep = {.scale = site->scale, .bias = bias, .accumulate = accumulate};
+    gsq_i8_epilogue ep = {.scale = site->scale, .bias = bias, .accumulate = accumulate, .gelu = gelu};
     gsq_i8_gemm(y, ldy, e->xq, M, &site->w.w, &ep);
 }
 
@@ -28,24 +28,27 @@ static void lap(gsq_engine *e, gsq_engine_part p, double *t0)
     *t0 = t;
 }
 
+/* Quantized attention runs as integer matmuls where the CPU has their fast path (AVX-512); below
+ * it, the float matmuls on the codes' values are faster than the integer reference. */
 static void attention(gsq_engine *e, int l, int B)
 {
     const gsq_vit_config *c = &e->cfg;
     int T = gsq_vit_tokens(c), D = c->embed_dim;
-    size_t N = (size_t)B * T;
-    if (!e->attention) {
-        gsq_attention_forward(e->atty, e->att, NULL, 0.0f, 0, e->qkv, B, T, D, c->num_heads);
+    const float *s = e->attention ? e->qkv_scales + 3 * l : NULL;
+    if (e->att8) {
+        gsq_att8_forward(e->isa, e->atty, e->qkv, B, T, D, c->num_heads, s, e->a_qmax, e->att8);
         return;
     }
-    const float *s = e->qkv_scales + 3 * l;
-    #pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < N; r++)
-        for (int k = 0; k < 3; k++) {
-            float *q = e->qkv + r * 3 * (size_t)D + (size_t)k * D;
-            gsq_fake_quant(q, q, (size_t)D, s[k], e->a_qmax);
-        }
-    gsq_attention_forward(e->atty, e->att, e->att_q, 1.0f / (float)e->a_qmax, e->a_qmax, e->qkv, B, T, D,
-                          c->num_heads);
+    if (e->attention) {
+        #pragma omp parallel for schedule(static)
+        for (size_t r = 0; r < (size_t)B * T; r++)
+            for (int k = 0; k < 3; k++) {
+                float *q = e->qkv + r * 3 * (size_t)D + (size_t)k * D;
+                gsq_fake_quant(q, q, (size_t)D, s[k], e->a_qmax);
+            }
+    }
+    gsq_attention_forward(e->atty, e->att, e->att_q, e->attention ? 1.0f / (float)e->a_qmax : 0.0f,
+                          e->attention ? e->a_qmax : 0, e->qkv, B, T, D, c->num_heads);
 }
 
 gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err)
@@ -59,7 +62,7 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
     double t0 = gsq_seconds();
 
     gsq_patchify(e->patches, images, B, c->in_chans, c->img_size, c->img_size, c->patch_size);
-    gemm(e, 0, e->atty, D, e->patches, B * NP, CPP, p->patch_b, 0);
+    gemm(e, 0, e->atty, D, e->patches, B * NP, CPP, p->patch_b, 0, 0);
     gsq_tokens_forward(e->x, e->atty, p->cls_token, p->dist_token, p->pos_embed, B, NP, D);
     lap(e, GSQ_ENGINE_T_PATCH, &t0);
     for (int l = 0; l < c->depth; l++) {
@@ -67,19 +70,17 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
         int s = 1 + 4 * l;
         gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln1_w, w->ln1_b, N, D, c->ln_eps);
         lap(e, GSQ_ENGINE_T_NORM, &t0);
-        gemm(e, s, e->qkv, 3 * D, e->ln, N, D, w->qkv_b, 0);
+        gemm(e, s, e->qkv, 3 * D, e->ln, N, D, w->qkv_b, 0, 0);
         lap(e, GSQ_ENGINE_T_QKV, &t0);
         attention(e, l, B);
         lap(e, GSQ_ENGINE_T_ATTENTION, &t0);
-        gemm(e, s + 1, e->x, D, e->atty, N, D, w->proj_b, 1); /* x += proj(attention) */
+        gemm(e, s + 1, e->x, D, e->atty, N, D, w->proj_b, 1, 0); /* x += proj(attention) */
         lap(e, GSQ_ENGINE_T_PROJ, &t0);
         gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln2_w, w->ln2_b, N, D, c->ln_eps);
         lap(e, GSQ_ENGINE_T_NORM, &t0);
-        gemm(e, s + 2, e->h, H, e->ln, N, D, w->fc1_b, 0);
+        gemm(e, s + 2, e->h, H, e->ln, N, D, w->fc1_b, 0, 1); /* h = GELU(fc1(ln)), fused */
         lap(e, GSQ_ENGINE_T_FC1, &t0);
-        gsq_gelu_forward(e->h, e->h, (size_t)N * H);
-        lap(e, GSQ_ENGINE_T_GELU, &t0);
-        gemm(e, s + 3, e->x, D, e->h, N, H, w->fc2_b, 1); /* x += fc2(gelu) */
+        gemm(e, s + 3, e->x, D, e->h, N, H, w->fc2_b, 1, 0); /* x += fc2(h) */
         lap(e, GSQ_ENGINE_T_FC2, &t0);
     }
     int rows = c->distilled ? 2 * B : B;

@@ -1,0 +1,102 @@
+/* Private: the engine's integer attention, for models that quantized their attention matmuls
+ * (Q, K, V with one scale each per layer, codes ±qmax; the softmax probabilities with scale
+ * 1/qmax, codes 0..qmax). Per (image, head):
+ *
+ *   S = Σ_d Qcode · Kcode           exact int32 sums          (QKᵀ)
+ *   s = (float)S · (sq · sk · 1/√d)                           (one float multiply per score)
+ *   p = softmax(s) in float; Pcode = clamp(rint(p · q), 0..q)  (gsq_quantize_codes' rounding)
+ *   O = Σ_u Pcode · Vcode           exact int32 sums          (AV)
+ *   out = (float)O · ((1/q) · sv)                              (one float multiply per value)
+ *
+ * written to out (T, C), heads concatenated: the proj GEMM's input, as gsq_attention_forward
+ * writes it. The plain-C reference (attention_int8.c, the specification) and the AVX-512 VNNI
+ * fast path (attention_int8_avx512.c) compute the same integer sums and share the float softmax
+ * below (its sum in a fixed order), so their outputs are equal bit for bit. */
+#ifndef GSQ_ENGINE_ATTENTION_INT8_H
+#define GSQ_ENGINE_ATTENTION_INT8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "int8_gemm.h"
+#include "kernels/vmath.h"
+
+#define GSQ_ATT8_ROWS 4 /* query rows per tile of the fast path */
+
+/* One head's constants (the same for every (image, head) of a layer). */
+typedef struct {
+    int T, HD;          /* tokens, head dimension */
+    int ld, ldo;        /* row strides of q, k, v (3C) and of out (C) */
+    float sq, sk, sv;   /* the Q, K, V scales */
+    float qk;           /* (sq · sk) · (1/√HD): the score of one unit of S */
+    float p_inv;        /* 1 / (1/qmax): the probabilities' scale inverted, as gsq_quantize_codes does */
+    float pv;           /* (1/qmax) · sv: the output of one unit of O */
+    int qmax;
+} gsq_att8_head;
+
+/* One (image, head)'s scratch, carved from gsq_att8_scratch_bytes bytes; every part 64-byte
+ * aligned. Row-major codes have rows of hs bytes (HD rounded up to 16), padding columns zero. */
+typedef struct {
+    int hs, tk, tv, rows; /* HD to 16; T to 16 (key blocks) and to 4 (value groups); T to GSQ_ATT8_ROWS */
+    int8_t *q, *k, *v;    /* codes, row-major: q rows × hs, k T × hs, v tv × hs */
+    uint8_t *kp;          /* fast path: K, [T/16][HD/4][16 keys][4] as code + 128 */
+    int8_t *vp;           /* fast path: V, [T/4][hs][4 tokens] */
+    int32_t *qsum;        /* fast path: Σ_d Qcode per query row */
+    int32_t *s;           /* GSQ_ATT8_ROWS rows of tk integer scores */
+    float *e;             /* tk floats: one row's scores, then its probabilities */
+    uint8_t *p;           /* GSQ_ATT8_ROWS rows of tv probability codes */
+    int32_t *o;           /* reference: one output row's hs sums */
+} gsq_att8_scratch;
+
+/* Carves sc from base (NULL: only the size); returns the bytes one (image, head) needs, a
+ * multiple of 64 including the slack to align base. */
+size_t gsq_att8_carve(gsq_att8_scratch *sc, uint8_t *base, int T, int HD);
+static inline size_t gsq_att8_scratch_bytes(int T, int HD) { return gsq_att8_carve(NULL, NULL, T, HD); }
+
+/* The probability codes p (tv bytes; zero from T on) of one row of integer scores acc (tk; entries
+ * from T on are ignored but must be set), as the fake-quantized model computes them:
+ * s = (float)acc · qk; softmax as gsq_attention_forward's (max, e^(s − max) by gsq_vexpf, times
+ * 1 / Σ) with the sum taken in 16 lanes (lane j adds u ≡ j mod 16, in order) then folded 8, 4, 2,
+ * 1, whatever the vector width; then code = rint(p · p_inv), gsq_quantize_codes' arithmetic (the
+ * clamp at qmax; p ≥ 0 needs no lower one). e: tk floats of scratch. */
+static inline void gsq_att8_probs(uint8_t *p, float *e, const int32_t *acc, const gsq_att8_head *h, int tk, int tv)
+{
+    int T = h->T;
+    float qk = h->qk, p_inv = h->p_inv, q = (float)h->qmax;
+    int32_t top = acc[0];
+    #pragma omp simd reduction(max : top)
+    for (int u = 0; u < T; u++) top = acc[u] > top ? acc[u] : top;
+    float m = (float)top * qk; /* the largest s: rounding is monotonic and qk > 0 */
+    #pragma omp simd
+    for (int u = 0; u < tk; u++) {
+        float s = (float)acc[u] * qk;
+        float x = gsq_vexpf(s - m);
+        e[u] = u < T ? x : 0.0f;
+    }
+    float lane[16] = {0};
+    for (int u0 = 0; u0 < tk; u0 += 16)
+        for (int j = 0; j < 16; j++) lane[j] += e[u0 + j];
+    for (int w = 8; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) lane[j] += lane[j + w];
+    float inv = 1.0f / lane[0];
+    #pragma omp simd
+    for (int u = 0; u < tv; u++) {
+        float x = e[u] * inv;
+        float r = rintf(x * p_inv);
+        p[u] = (uint8_t)(int)(r > q ? q : r);
+    }
+}
+
+/* One (image, head): out (T, HD) at row stride ldo from q, k, v (T, HD) at row stride ld. */
+void gsq_att8_head_ref(float *out, const float *q, const float *k, const float *v, const gsq_att8_head *h,
+                       uint8_t *scratch);
+void gsq_att8_head_avx512(float *out, const float *q, const float *k, const float *v, const gsq_att8_head *h,
+                          uint8_t *scratch);
+
+/* out (B, T, C) from qkv (B, T, 3C) with NH heads, scales (sq, sk, sv), codes ±qmax: one OpenMP
+ * task per (image, head), each with its own gsq_att8_scratch_bytes(T, C / NH) bytes of scratch
+ * (B · NH of them). The AVX-512 fast path where isa ≥ GSQ_I8_ISA_AVX512, else the reference. */
+void gsq_att8_forward(gsq_i8_isa isa, float *out, const float *qkv, int B, int T, int C, int NH, const float scales[3],
+                      int qmax, uint8_t *scratch);
+
+#endif

@@ -1,0 +1,179 @@
+/* The AVX-512 VNNI fast path of the engine's integer attention (attention_int8.h), compiled for
+ * that ISA whatever the build's -march and called only where the CPU has it.
+ *
+ * QKᵀ: K is packed per block of 16 keys as [HD/4][16 keys][4 codes + 128], so one register holds
+ * 4 dimensions of 16 keys; a query's 4 codes are broadcast and VPDPBUSD (u8 × s8) adds their 4
+ * products per key. The +128 that makes K unsigned adds 128 · Σ_d Qcode to each sum, subtracted
+ * again per query row. A tile is 4 query rows × 2 key blocks (8 accumulators).
+ *
+ * AV: the probability codes are unsigned already. V is packed per group of 4 tokens as
+ * [d][4 tokens] (VPERMB interleaves 4 rows of 16 codes), so one register holds 16 dimensions × 4
+ * tokens; a row's 4 probability codes are broadcast. A tile is 4 query rows × up to 64
+ * dimensions (16 accumulators).
+ *
+ * The float softmax between them is attention_int8.h's gsq_att8_probs, shared with the reference. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "attention_int8.h"
+
+#define GSQ_AVX512_ISA "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"
+#ifdef __clang__
+#define GSQ_AVX512 __attribute__((target(GSQ_AVX512_ISA), min_vector_width(512)))
+#else /* GCC's tuning prefers 256-bit vectors; the softmax loops run faster in 512 */
+#define GSQ_AVX512 __attribute__((target(GSQ_AVX512_ISA ",prefer-vector-width=512")))
+#endif
+#define GSQ_TILE GSQ_AVX512 static inline __attribute__((always_inline))
+
+enum { R = GSQ_ATT8_ROWS };
+
+/* The first n of 16 lanes. */
+GSQ_AVX512 static inline __mmask16 first(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1));
+}
+
+/* The 4 bytes at p in every 32-bit lane. */
+GSQ_AVX512 static inline __m512i broadcast4(const void *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm512_set1_epi32(w);
+}
+
+/* Codes of x's n values (rint(x · inv) clamped to ±qmax, gsq_quantize_codes' rounding) into width
+ * bytes of dst (a multiple of 16; code 0 from n on); returns their sum. */
+GSQ_AVX512 static int32_t quantize_row(int8_t *dst, const float *x, int n, int width, float inv, int qmax)
+{
+    const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps((float)-qmax), hi = _mm512_set1_ps((float)qmax);
+    __m512i sum = _mm512_setzero_si512();
+    for (int i = 0; i < width; i += 16) {
+        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(first(n - i), x + i), vinv);
+        r = _mm512_roundscale_ps(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512i c = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+        sum = _mm512_add_epi32(sum, c);
+        _mm_storeu_si128((__m128i *)(dst + i), _mm512_cvtepi32_epi8(c));
+    }
+    return _mm512_reduce_add_epi32(sum);
+}
+
+/* kp[b][g][j][0..3] = K[16b + j][4g..4g+3] + 128 (code 0 past T), gathered from the row-major codes. */
+GSQ_AVX512 static void pack_k(const gsq_att8_scratch *sc, int T, int groups)
+{
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(sc->hs / 4));
+    const __m512i plus128 = _mm512_set1_epi8((char)0x80);
+    for (int b = 0; b < sc->tk / 16; b++) {
+        __mmask16 keys = first(T - 16 * b);
+        const int8_t *k = sc->k + (size_t)16 * b * sc->hs;
+        for (int g = 0; g < groups; g++) {
+            __m512i w = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), keys,
+                                                    _mm512_add_epi32(rows, _mm512_set1_epi32(g)), k, 4);
+            _mm512_store_si512(sc->kp + ((size_t)b * groups + g) * 64, _mm512_xor_si512(w, plus128));
+        }
+    }
+}
+
+/* vp[j][d][i] = V[4j + i][d]: 4 rows of 16 codes, interleaved by one byte permute. */
+GSQ_AVX512 static void pack_v(const gsq_att8_scratch *sc)
+{
+    uint8_t order[64];
+    for (int d = 0; d < 16; d++)
+        for (int i = 0; i < 4; i++) order[4 * d + i] = (uint8_t)(16 * i + d);
+    const __m512i idx = _mm512_loadu_si512(order);
+    size_t hs = (size_t)sc->hs;
+    for (int j = 0; j < sc->tv / 4; j++)
+        for (size_t d = 0; d < hs; d += 16) {
+            const int8_t *v = sc->v + 4 * j * hs + d;
+            __m512i x = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)v));
+            x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *)(v + hs)), 1);
+            x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *)(v + 2 * hs)), 2);
+            x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *)(v + 3 * hs)), 3);
+            _mm512_store_si512(sc->vp + (j * hs + d) * 4, _mm512_permutexvar_epi8(idx, x));
+        }
+}
+
+/* Integer scores of the tile's R query rows (q, qsum) against key blocks kb..kb+nb-1, into s
+ * (rows of tk). */
+GSQ_TILE void score_blocks(const gsq_att8_scratch *sc, const int8_t *q, const int32_t *qsum, int groups, int kb,
+                           const int nb)
+{
+    __m512i acc[2][R];
+    for (int b = 0; b < nb; b++)
+        for (int r = 0; r < R; r++) acc[b][r] = _mm512_setzero_si512();
+    for (int g = 0; g < groups; g++) {
+        __m512i w[R];
+        for (int r = 0; r < R; r++) w[r] = broadcast4(q + (size_t)r * sc->hs + 4 * g);
+        for (int b = 0; b < nb; b++) {
+            __m512i k = _mm512_load_si512(sc->kp + ((size_t)(kb + b) * groups + g) * 64);
+            for (int r = 0; r < R; r++) acc[b][r] = _mm512_dpbusd_epi32(acc[b][r], k, w[r]);
+        }
+    }
+    for (int b = 0; b < nb; b++)
+        for (int r = 0; r < R; r++)
+            _mm512_store_si512(sc->s + (size_t)r * sc->tk + 16 * (kb + b),
+                               _mm512_sub_epi32(acc[b][r], _mm512_set1_epi32(128 * qsum[r])));
+}
+
+/* out rows 0..n-1 (of the tile's R), dimensions 16·db .. 16·(db+nb)-1 below HD: (float)Σ_u P · V · pv. */
+GSQ_TILE void value_blocks(float *out, const gsq_att8_scratch *sc, const gsq_att8_head *h, int n, int db, const int nb)
+{
+    __m512i acc[R][4];
+    for (int r = 0; r < R; r++)
+        for (int b = 0; b < nb; b++) acc[r][b] = _mm512_setzero_si512();
+    size_t hs = (size_t)sc->hs;
+    for (int j = 0; j < sc->tv / 4; j++) {
+        __m512i v[4];
+        for (int b = 0; b < nb; b++) v[b] = _mm512_load_si512(sc->vp + (j * hs + 16 * (size_t)(db + b)) * 4);
+        for (int r = 0; r < R; r++) {
+            __m512i w = broadcast4(sc->p + (size_t)r * sc->tv + 4 * j);
+            for (int b = 0; b < nb; b++) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], w, v[b]);
+        }
+    }
+    const __m512 pv = _mm512_set1_ps(h->pv);
+    for (int r = 0; r < n; r++)
+        for (int b = 0; b < nb; b++) {
+            int d = 16 * (db + b);
+            _mm512_mask_storeu_ps(out + (size_t)r * h->ldo + d, first(h->HD - d),
+                                  _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), pv));
+        }
+}
+
+GSQ_AVX512 void gsq_att8_head_avx512(float *out, const float *q, const float *k, const float *v, const gsq_att8_head *h,
+                                     uint8_t *scratch)
+{
+    gsq_att8_scratch sc;
+    gsq_att8_carve(&sc, scratch, h->T, h->HD);
+    int T = h->T, groups = (h->HD + 3) / 4, dblocks = sc.hs / 16;
+    size_t hs = (size_t)sc.hs;
+    float iq = 1.0f / h->sq, ik = 1.0f / h->sk, iv = 1.0f / h->sv; /* as gsq_quantize_codes */
+    for (int t = 0; t < T; t++) {
+        sc.qsum[t] = quantize_row(sc.q + t * hs, q + (size_t)t * h->ld, h->HD, sc.hs, iq, h->qmax);
+        quantize_row(sc.k + t * hs, k + (size_t)t * h->ld, h->HD, sc.hs, ik, h->qmax);
+        quantize_row(sc.v + t * hs, v + (size_t)t * h->ld, h->HD, sc.hs, iv, h->qmax);
+    }
+    /* padding query rows and tokens: code 0; probability rows defined before the first tile (a last
+     * tile's rows past T are computed, not stored) */
+    memset(sc.q + T * hs, 0, (size_t)(sc.rows - T) * hs);
+    memset(sc.qsum + T, 0, (size_t)(sc.rows - T) * sizeof(int32_t));
+    memset(sc.v + T * hs, 0, (size_t)(sc.tv - T) * hs);
+    memset(sc.p, 0, (size_t)R * sc.tv);
+    pack_k(&sc, T, groups);
+    pack_v(&sc);
+    for (int t0 = 0; t0 < T; t0 += R) {
+        const int8_t *qt = sc.q + t0 * hs;
+        int kb = 0, n = T - t0 < R ? T - t0 : R;
+        for (; kb + 2 <= sc.tk / 16; kb += 2) score_blocks(&sc, qt, sc.qsum + t0, groups, kb, 2);
+        if (kb < sc.tk / 16) score_blocks(&sc, qt, sc.qsum + t0, groups, kb, 1);
+        for (int r = 0; r < n; r++)
+            gsq_att8_probs(sc.p + (size_t)r * sc.tv, sc.e, sc.s + (size_t)r * sc.tk, h, sc.tk, sc.tv);
+        float *o = out + (size_t)t0 * h->ldo;
+        for (int db = 0; db < dblocks; db += 4) {
+            int left = dblocks - db;
+            if (left >= 4) value_blocks(o, &sc, h, n, db, 4);
+            else if (left == 3) value_blocks(o, &sc, h, n, db, 3);
+            else if (left == 2) value_blocks(o, &sc, h, n, db, 2);
+            else value_blocks(o, &sc, h, n, db, 1);
+        }
+    }
+}
