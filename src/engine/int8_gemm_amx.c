@@ -156,25 +156,31 @@ GSQ_AMX void gsq_i8_gemm_amx(float *y, int ldy, const uint8_t *xq, int M, const 
 {
     int kpad = gsq_i8_amx_kpad(w->cols), mpad = gsq_i8_amx_mpad(M), pairs = w->rows_pad / 32;
     int direct = w->layout == GSQ_I8_DENSE && !w->four; /* dense int8 panels are B tiles as they are */
-    /* each thread takes pairs of panels (32 weight rows), expanded once, through every activation
-     * row; for a single block of rows (or without the memory) 16 tile rows at a time instead */
+    /* activation rows in spans of about 512 KB, which stay in L2 while every panel passes */
+    int span = (int)((512 << 10) / kpad) / 32 * 32;
+    span = span < 64 ? 64 : span;
+    /* in each span, a thread takes pairs of panels (32 weight rows), expanded once, through every
+     * block of 32 rows; for a single block (or without the memory) 16 tile rows at a time */
     #pragma omp parallel
     {
         uint8_t *panels = direct || mpad == 32 ? NULL : aligned_alloc(64, (size_t)kpad * 32);
         _Alignas(64) uint8_t stream[2048];
         _Alignas(64) int32_t acc[32][32];
         gsq_i8_amx_tiles_on();
-        #pragma omp for schedule(static)
-        for (int pp = 0; pp < pairs; pp++) {
-            const uint8_t *b0 = w->codes + (size_t)2 * pp * kpad * 16, *b1 = b0 + (size_t)kpad * 16;
-            if (!direct && panels) {
-                expand_panel(w, 2 * pp, kpad, 0, kpad / 4, panels);
-                expand_panel(w, 2 * pp + 1, kpad, 0, kpad / 4, panels + (size_t)kpad * 16);
-                b0 = panels, b1 = panels + (size_t)kpad * 16;
-            }
-            for (int m0 = 0; m0 < mpad; m0 += 32) {
-                block(acc, xq, kpad, m0, w, 2 * pp, b0, b1, direct || panels ? NULL : stream);
-                finish_block(y, ldy, acc, 32 * pp, m0, M, w, e);
+        for (int s0 = 0; s0 < mpad; s0 += span) {
+            int s1 = s0 + span < mpad ? s0 + span : mpad;
+            #pragma omp for schedule(static)
+            for (int pp = 0; pp < pairs; pp++) {
+                const uint8_t *b0 = w->codes + (size_t)2 * pp * kpad * 16, *b1 = b0 + (size_t)kpad * 16;
+                if (!direct && panels) {
+                    expand_panel(w, 2 * pp, kpad, 0, kpad / 4, panels);
+                    expand_panel(w, 2 * pp + 1, kpad, 0, kpad / 4, panels + (size_t)kpad * 16);
+                    b0 = panels, b1 = panels + (size_t)kpad * 16;
+                }
+                for (int m0 = s0; m0 < s1; m0 += 32) {
+                    block(acc, xq, kpad, m0, w, 2 * pp, b0, b1, direct || panels ? NULL : stream);
+                    finish_block(y, ldy, acc, 32 * pp, m0, M, w, e);
+                }
             }
         }
         _tile_release();
