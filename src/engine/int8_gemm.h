@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gelu_approx.h"
 
@@ -136,6 +137,18 @@ void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weigh
 static inline size_t gsq_i8_xq_at(int m, int c, int chunks)
 {
     return (((size_t)(m / GSQ_I8_MBLOCK) * (size_t)chunks + (size_t)c) * GSQ_I8_MBLOCK + (size_t)(m % GSQ_I8_MBLOCK)) * 8;
+}
+
+/* The fast quantizers' row steps in the chunk-major layout: a padding row (code 0 throughout), and
+ * 16 codes for chunks c and c + 1 (the second only where it exists). */
+static inline void gsq_i8_pad_row(uint8_t *xq, int m, int chunks)
+{
+    for (int c = 0; c < chunks; c++) memset(xq + gsq_i8_xq_at(m, c, chunks), 128, 8);
+}
+static inline void gsq_i8_store_chunk_pair(uint8_t *xq, int m, int c, int chunks, const uint8_t codes[16])
+{
+    memcpy(xq + gsq_i8_xq_at(m, c, chunks), codes, 8);
+    if (c + 1 < chunks) memcpy(xq + gsq_i8_xq_at(m, c + 1, chunks), codes + 8, 8);
 }
 
 /* Rows padded for the activation layout, and its size in bytes. */

@@ -49,7 +49,7 @@ GSQ_AVX2 void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, in
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < mpad; m++) {
         if (m >= M) {
-            for (int c = 0; c < chunks; c++) memset(xq + gsq_i8_xq_at(m, c, chunks), 128, 8);
+            gsq_i8_pad_row(xq, m, chunks);
             continue;
         }
         const float *row = x + (size_t)m * ldx;
@@ -66,10 +66,9 @@ GSQ_AVX2 void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, in
             }
             /* 1..255 to bytes: per 128-bit lane [c0 0-3, c1 0-3 | c0 4-7, c1 4-7] as dwords 0, 1 | 4, 5 */
             __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(code[0], code[1]), _mm256_setzero_si256());
-            __m128i both = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, order));
-            _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c, chunks)), both);
-            if (c + 1 < chunks)
-                _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c + 1, chunks)), _mm_unpackhi_epi64(both, both));
+            uint8_t codes[16];
+            _mm_storeu_si128((__m128i *)codes, _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, order)));
+            gsq_i8_store_chunk_pair(xq, m, c, chunks, codes);
         }
     }
 }

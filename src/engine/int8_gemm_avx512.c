@@ -24,17 +24,16 @@ GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K
     #pragma omp parallel for schedule(static)
     for (int m = 0; m < mpad; m++) {
         if (m >= M) {
-            for (int c = 0; c < chunks; c++) memset(xq + gsq_i8_xq_at(m, c, chunks), 128, 8);
+            gsq_i8_pad_row(xq, m, chunks);
             continue;
         }
         const float *row = x + (size_t)m * ldx;
         for (int c = 0; c < chunks; c += 2) {
             int k = 8 * c, left = K - k;
             __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            /* columns past K read as 0: code 0 */
-            __m128i b = gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax);
-            _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c, chunks)), b);
-            if (c + 1 < chunks) _mm_storel_epi64((__m128i *)(xq + gsq_i8_xq_at(m, c + 1, chunks)), _mm_unpackhi_epi64(b, b));
+            uint8_t codes[16]; /* columns past K read as 0: code 0 */
+            _mm_storeu_si128((__m128i *)codes, gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax));
+            gsq_i8_store_chunk_pair(xq, m, c, chunks, codes);
         }
     }
 }
