@@ -139,20 +139,28 @@ static inline size_t gsq_i8_xq_at(int m, int c, int chunks)
     return (((size_t)(m / GSQ_I8_MBLOCK) * (size_t)chunks + (size_t)c) * GSQ_I8_MBLOCK + (size_t)(m % GSQ_I8_MBLOCK)) * 8;
 }
 
-/* The fast quantizers' row steps in the chunk-major layout: a padding row (code 0 throughout), and
- * 16 codes for chunks c and c + 1 (the second only where it exists). */
-static inline void gsq_i8_pad_row(uint8_t *xq, int m, int chunks)
-{
-    for (int c = 0; c < chunks; c++) memset(xq + gsq_i8_xq_at(m, c, chunks), 128, 8);
-}
-static inline void gsq_i8_store_chunk_pair(uint8_t *xq, int m, int c, int chunks, const uint8_t codes[16])
-{
-    memcpy(xq + gsq_i8_xq_at(m, c, chunks), codes, 8);
-    if (c + 1 < chunks) memcpy(xq + gsq_i8_xq_at(m, c + 1, chunks), codes + 8, 8);
-}
-
 /* Rows padded for the activation layout, and its size in bytes. */
 static inline int gsq_i8_mpad(int M) { return (M + GSQ_I8_MBLOCK - 1) / GSQ_I8_MBLOCK * GSQ_I8_MBLOCK; }
 static inline size_t gsq_i8_xq_bytes(int M, int K) { return (size_t)gsq_i8_mpad(M) * (size_t)((K + 7) / 8) * 8; }
+
+/* One row m of the fast quantizers in the chunk-major layout, inlined into each instruction set's
+ * quantizer (inside its parallel loop over rows, so that codes16 is a direct call there):
+ * codes16(out, row, k, K, inv, qmax) turns columns k..k+15 of a row (those past K as 0) into 16
+ * codes + 128, stored as chunks k/8 and k/8 + 1 (the second where it exists); padding rows
+ * (m ≥ M) are code 0 throughout. */
+typedef void (*gsq_i8_codes16_fn)(uint8_t out[16], const float *row, int k, int K, float inv, int qmax);
+static inline __attribute__((always_inline)) void gsq_i8_quantize_row(uint8_t *xq, const float *x, int m, int M,
+                                                                      int K, int ldx, float inv, int qmax,
+                                                                      gsq_i8_codes16_fn codes16)
+{
+    int chunks = (K + 7) / 8;
+    for (int c = 0; c < chunks; c += 2) {
+        uint8_t codes[16];
+        if (m < M) codes16(codes, x + (size_t)m * ldx, 8 * c, K, inv, qmax);
+        else memset(codes, 128, sizeof codes);
+        memcpy(xq + gsq_i8_xq_at(m, c, chunks), codes, 8);
+        if (c + 1 < chunks) memcpy(xq + gsq_i8_xq_at(m, c + 1, chunks), codes + 8, 8);
+    }
+}
 
 #endif

@@ -40,37 +40,30 @@
 #define GSQ_AVXVNNI __attribute__((target("avx2,avxvnni")))
 #define GSQ_INLINE static inline __attribute__((always_inline))
 
+/* Columns k..k+15 of a row as 16 codes + 128 (those past K read as 0: code 0). */
+GSQ_AVX2 static void codes16(uint8_t out[16], const float *row, int k, int K, float inv, int qmax)
+{
+    const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps((float)-qmax), hi = _mm256_set1_ps((float)qmax);
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i code[2];
+    for (int h = 0; h < 2; h++) {
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(K - k - 8 * h), lanes);
+        __m256 v = _mm256_maskload_ps(row + k + 8 * h, mask);
+        /* x · inv, then round to nearest even (rintf in the default mode): no contraction */
+        __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+        code[h] = _mm256_add_epi32(_mm256_cvtps_epi32(r), _mm256_set1_epi32(128));
+    }
+    /* 1..255 to bytes: per 128-bit lane [c0 0-3, c1 0-3 | c0 4-7, c1 4-7] as dwords 0, 1 | 4, 5 */
+    __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(code[0], code[1]), _mm256_setzero_si256());
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5);
+    _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, order)));
+}
+
 GSQ_AVX2 void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
 {
-    int chunks = (K + 7) / 8, mpad = gsq_i8_mpad(M);
-    const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps((float)-qmax), hi = _mm256_set1_ps((float)qmax);
-    const __m256i off = _mm256_set1_epi32(128), lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5);
     #pragma omp parallel for schedule(static)
-    for (int m = 0; m < mpad; m++) {
-        if (m >= M) {
-            gsq_i8_pad_row(xq, m, chunks);
-            continue;
-        }
-        const float *row = x + (size_t)m * ldx;
-        for (int c = 0; c < chunks; c += 2) {
-            int k = 8 * c;
-            __m256i code[2];
-            for (int h = 0; h < 2; h++) { /* columns past K read as 0: code 0 */
-                __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(K - k - 8 * h), lanes);
-                __m256 v = _mm256_maskload_ps(row + k + 8 * h, mask);
-                /* x · inv, then round to nearest even (rintf in the default mode): no contraction */
-                __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
-                code[h] = _mm256_add_epi32(_mm256_cvtps_epi32(r), off);
-            }
-            /* 1..255 to bytes: per 128-bit lane [c0 0-3, c1 0-3 | c0 4-7, c1 4-7] as dwords 0, 1 | 4, 5 */
-            __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(code[0], code[1]), _mm256_setzero_si256());
-            uint8_t codes[16];
-            _mm_storeu_si128((__m128i *)codes, _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, order)));
-            gsq_i8_store_chunk_pair(xq, m, c, chunks, codes);
-        }
-    }
+    for (int m = 0; m < gsq_i8_mpad(M); m++) gsq_i8_quantize_row(xq, x, m, M, K, ldx, inv, qmax, codes16);
 }
 
 /* acc + per 32-bit lane the sum of 4 byte products x · w: the ISA's dot product (see the top).

@@ -18,24 +18,18 @@
 
 #define GSQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,bmi2")))
 
+/* Columns k..k+15 of a row as 16 codes + 128 (those past K read as 0: code 0). */
+GSQ_AVX512 static void codes16(uint8_t out[16], const float *row, int k, int K, float inv, int qmax)
+{
+    int left = K - k;
+    __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    _mm_storeu_si128((__m128i *)out, gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax));
+}
+
 GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
 {
-    int chunks = (K + 7) / 8, mpad = gsq_i8_mpad(M);
     #pragma omp parallel for schedule(static)
-    for (int m = 0; m < mpad; m++) {
-        if (m >= M) {
-            gsq_i8_pad_row(xq, m, chunks);
-            continue;
-        }
-        const float *row = x + (size_t)m * ldx;
-        for (int c = 0; c < chunks; c += 2) {
-            int k = 8 * c, left = K - k;
-            __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            uint8_t codes[16]; /* columns past K read as 0: code 0 */
-            _mm_storeu_si128((__m128i *)codes, gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax));
-            gsq_i8_store_chunk_pair(xq, m, c, chunks, codes);
-        }
-    }
+    for (int m = 0; m < gsq_i8_mpad(M); m++) gsq_i8_quantize_row(xq, x, m, M, K, ldx, inv, qmax, codes16);
 }
 
 /* 8 int4 codes (4 bytes, low nibble first) as 8 sign-extended bytes, or 4 codes (2 bytes) as 4. */
