@@ -3,7 +3,7 @@
  * from the unpacked codes — for dense, 2:4 and paired 4:8 weights, int8 and int4 codes, on random
  * data and awkward shapes (one activation row, rows not a multiple of the blocks, K not a multiple
  * of 8 where the layout allows it), with the store and residual epilogues, each with and without
- * the fused GELU. Instruction sets the CPU lacks are reported and skipped. */
+ * the fused GELU, and the epilogue that quantizes into the next GEMM's input codes. Instruction sets the CPU lacks are reported and skipped. */
 #include <string.h>
 
 #include "engine/int8_gemm.h"
@@ -26,6 +26,29 @@ static void random_codes(int8_t *w, int rows, int cols, gsq_i8_layout layout, in
                 if (!((keep >= 1 && u == a) || (keep == 2 && u == b)))
                     for (int e = 0; e < unit; e++) w[(size_t)r * cols + g + u * unit + e] = 0;
         }
+}
+
+/* The epilogue into the next GEMM's input codes: the bytes gsq_i8_quantize(isa) makes of the
+ * reference's float output y_ref (M, N), with a scale at which the largest values clip. */
+static void check_codes_out(gsq_i8_isa isa, const float *y_ref, const uint8_t *xq, int M, int N, const gsq_i8_weight *w,
+                            const gsq_i8_epilogue *e)
+{
+    float top = 0.0f;
+    for (int i = 0; i < M * N; i++) top = fabsf(y_ref[i]) > top ? fabsf(y_ref[i]) : top;
+    float inv = 127.0f / (0.8f * top + 1e-6f);
+    size_t bytes = gsq_i8_input_bytes(isa, M, N);
+    uint8_t *want = malloc(bytes), *got = malloc(bytes);
+    float *scratch = malloc((size_t)M * N * sizeof(float));
+    memset(got, 0x55, bytes); /* every byte must be written, padding included */
+    gsq_i8_quantize(isa, want, y_ref, M, N, N, inv, 127);
+    gsq_i8_epilogue c = *e;
+    c.codes = got, c.code_inv = inv, c.code_qmax = 127;
+    gsq_i8_gemm(scratch, N, xq, M, w, &c);
+    size_t wrong = 0;
+    for (size_t i = 0; i < bytes; i++) wrong += got[i] != want[i];
+    CHECK(wrong == 0, "%s codes out M=%d N=%d gelu=%d: %zu of %zu bytes differ from quantizing the float output",
+          gsq_i8_isa_name(isa), M, N, e->gelu, wrong, bytes);
+    free(want), free(got), free(scratch);
 }
 
 static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int accumulate, int gelu, gsq_rng *rng)
@@ -106,6 +129,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
         CHECK(!memcmp(y_ref, y, (size_t)M * N * sizeof(float)),
               "%s %s%s M=%d N=%d K=%d acc=%d gelu=%d: differs from the reference", gsq_i8_isa_name(isa), name,
               four ? " int4" : "", M, N, K, accumulate, gelu);
+        if (!accumulate) check_codes_out(isa, y_ref, xq_fast, M, N, &fw.w, &e);
         gsq_i8_weight_free(&fw);
         free(xq_fast), free(y);
     }

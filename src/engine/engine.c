@@ -26,6 +26,7 @@ void gsq_engine_free(gsq_engine *e)
     free(e->qkv_scales);
     free(e->act);
     free(e->xq);
+    free(e->hq);
     free(e->att8);
     free(e);
 }
@@ -123,7 +124,8 @@ static gsq_status copy_floats(gsq_engine *e, const gsq_vit *m, gsq_error *err)
     return st;
 }
 
-/* Activation buffers for max_batch images, the quantized-input buffer for the widest GEMM, and with
+/* Activation buffers for max_batch images, the quantized input of the patch embedding and of the
+ * GEMMs on embed_dim inputs, fc2's input codes, and with
  * quantized attention the integer attention's scratch. */
 static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
 {
@@ -134,16 +136,17 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
     /* integer attention where its fast path runs (the float path's probabilities are not needed) */
     int att8 = e->attention && e->isa >= GSQ_I8_ISA_AVX512;
     size_t sizes[] = {B * NP * CPP, N * D, N * D, N * 3 * D, att8 ? 0 : B * NH * T * T,
-                      e->attention && !att8 ? B * NH * T * T : 0, N * D, N * H, N, N, 2 * B * D, 2 * B * D, 2 * B * K};
+                      e->attention && !att8 ? B * NH * T * T : 0, N * D, e->isa == GSQ_I8_ISA_AMX ? 0 : N * H, N, N,
+                      2 * B * D, 2 * B * D, 2 * B * K}; /* fc1's float output only where its epilogue goes through it */
     float **dst[] = {&e->patches, &e->x,     &e->ln,   &e->qkv,  &e->att,    &e->att_q,  &e->atty,
                      &e->h,       &e->mean,  &e->rstd, &e->pooled, &e->normed, &e->logits};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    size_t widest = CPP > H ? CPP : H;
     e->act = malloc(total * sizeof(float));
-    e->xq = malloc(gsq_i8_input_bytes(e->isa, (int)(N > B * NP ? N : B * NP), (int)(widest > D ? widest : D)));
+    e->xq = malloc(gsq_i8_input_bytes(e->isa, (int)(N > B * NP ? N : B * NP), (int)(CPP > D ? CPP : D)));
+    e->hq = malloc(gsq_i8_input_bytes(e->isa, (int)N, (int)H));
     if (att8) e->att8 = malloc(B * NH * gsq_att8_scratch_bytes((int)T, (int)(D / NH)));
-    if (!e->act || !e->xq || (att8 && !e->att8))
+    if (!e->act || !e->xq || !e->hq || (att8 && !e->att8))
         return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for a batch of %d", e->max_batch);
     float *p = e->act;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {

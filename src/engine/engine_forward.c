@@ -1,6 +1,7 @@
 /* The CPU engine's forward pass: the ViT of src/models/vit_train.c with every quantized GEMM run
  * as an integer GEMM on its packed codes — the input quantized once into the kernel's layout, the
- * output rescaled with the bias (and the residual) added in the GEMM's epilogue. LayerNorm,
+ * output rescaled with the bias (and the residual) added in the GEMM's epilogue; fc1's epilogue
+ * applies GELU and quantizes straight into fc2's input codes. LayerNorm,
  * softmax, GELU and the head stay float; with quantized attention, QKᵀ and AV are integer matmuls
  * too, on the codes of Q, K, V and of the probabilities (attention_int8.h). */
 
@@ -10,14 +11,23 @@
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
 
-/* y (M, ldy) = GEMM s of x (M, K): y = result (+ y when accumulate), GELU(result) when gelu. */
-static void gemm(gsq_engine *e, int s, float *y, int ldy, const float *x, int M, int K, const float *bias,
-                 int accumulate, int gelu)
+/* x (M, K) as the input codes of GEMM s. */
+static const uint8_t *quantize(gsq_engine *e, int s, const float *x, int M, int K)
+{
+    gsq_i8_quantize(e->isa, e->xq, x, M, K, K, e->sites[s].inv_a, e->a_qmax);
+    return e->xq;
+}
+
+/* y (M, ldy) = GEMM s of its input codes xq: y = result (+ y when accumulate), GELU(result) when
+ * gelu. With next set, the result goes on as GEMM s + 1's input codes instead (y is scratch, which
+ * the AMX kernels never touch). */
+static void gemm(gsq_engine *e, int s, float *y, int ldy, const uint8_t *xq, int M, const float *bias, int accumulate,
+                 int gelu, uint8_t *next)
 {
     const gsq_engine_site *site = &e->sites[s];
-    gsq_i8_quantize(e->isa, e->xq, x, M, K, K, site->inv_a, e->a_qmax);
-    gsq_i8_epilogue ep = {.scale = site->scale, .bias = bias, .accumulate = accumulate, .gelu = gelu};
-    gsq_i8_gemm(y, ldy, e->xq, M, &site->w.w, &ep);
+    gsq_i8_epilogue ep = {.scale = site->scale, .bias = bias, .accumulate = accumulate, .gelu = gelu, .codes = next};
+    if (next) ep.code_inv = e->sites[s + 1].inv_a, ep.code_qmax = e->a_qmax;
+    gsq_i8_gemm(y, ldy, xq, M, &site->w.w, &ep);
 }
 
 /* Time since *t0 into part p; *t0 moves on. */
@@ -62,7 +72,7 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
     double t0 = gsq_seconds();
 
     gsq_patchify(e->patches, images, B, c->in_chans, c->img_size, c->img_size, c->patch_size);
-    gemm(e, 0, e->atty, D, e->patches, B * NP, CPP, p->patch_b, 0, 0);
+    gemm(e, 0, e->atty, D, quantize(e, 0, e->patches, B * NP, CPP), B * NP, p->patch_b, 0, 0, NULL);
     gsq_tokens_forward(e->x, e->atty, p->cls_token, p->dist_token, p->pos_embed, B, NP, D);
     lap(e, GSQ_ENGINE_T_PATCH, &t0);
     for (int l = 0; l < c->depth; l++) {
@@ -70,17 +80,17 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
         int s = 1 + 4 * l;
         gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln1_w, w->ln1_b, N, D, c->ln_eps);
         lap(e, GSQ_ENGINE_T_NORM, &t0);
-        gemm(e, s, e->qkv, 3 * D, e->ln, N, D, w->qkv_b, 0, 0);
+        gemm(e, s, e->qkv, 3 * D, quantize(e, s, e->ln, N, D), N, w->qkv_b, 0, 0, NULL);
         lap(e, GSQ_ENGINE_T_QKV, &t0);
         attention(e, l, B);
         lap(e, GSQ_ENGINE_T_ATTENTION, &t0);
-        gemm(e, s + 1, e->x, D, e->atty, N, D, w->proj_b, 1, 0); /* x += proj(attention) */
+        gemm(e, s + 1, e->x, D, quantize(e, s + 1, e->atty, N, D), N, w->proj_b, 1, 0, NULL); /* x += proj(attention) */
         lap(e, GSQ_ENGINE_T_PROJ, &t0);
         gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln2_w, w->ln2_b, N, D, c->ln_eps);
         lap(e, GSQ_ENGINE_T_NORM, &t0);
-        gemm(e, s + 2, e->h, H, e->ln, N, D, w->fc1_b, 0, 1); /* h = GELU(fc1(ln)), fused */
+        gemm(e, s + 2, e->h, H, quantize(e, s + 2, e->ln, N, D), N, w->fc1_b, 0, 1, e->hq); /* GELU(fc1(ln)) as fc2's codes */
         lap(e, GSQ_ENGINE_T_FC1, &t0);
-        gemm(e, s + 3, e->x, D, e->h, N, H, w->fc2_b, 1, 0); /* x += fc2(h) */
+        gemm(e, s + 3, e->x, D, e->hq, N, w->fc2_b, 1, 0, NULL); /* x += fc2(h) */
         lap(e, GSQ_ENGINE_T_FC2, &t0);
     }
     int rows = c->distilled ? 2 * B : B;

@@ -29,6 +29,7 @@ struct gsq_engine {
     float *act;                  /* one allocation for the buffers below */
     float *patches, *x, *ln, *qkv, *att, *att_q, *atty, *h, *mean, *rstd, *pooled, *normed, *logits;
     uint8_t *xq;                 /* the quantized input of the current GEMM */
+    uint8_t *hq;                 /* fc2's input codes, written by fc1's epilogue */
     uint8_t *att8;               /* integer attention's scratch (attention_int8.h), where it runs */
     double times[GSQ_ENGINE_T_COUNT];
 };

@@ -65,6 +65,13 @@ void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, 
 
 void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
+    if (e->codes && w->isa != GSQ_I8_ISA_AMX) { /* float values through y, then their codes */
+        gsq_i8_epilogue floats = *e;
+        floats.codes = NULL;
+        gsq_i8_gemm(y, ldy, xq, M, w, &floats);
+        gsq_i8_quantize(w->isa, e->codes, y, M, w->rows, ldy, e->code_inv, e->code_qmax);
+        return;
+    }
     switch (w->isa) {
     case GSQ_I8_ISA_AVX512: gsq_i8_gemm_avx512(y, ldy, xq, M, w, e); break;
     case GSQ_I8_ISA_AVX_VNNI: gsq_i8_gemm_avxvnni(y, ldy, xq, M, w, e); break;

@@ -70,10 +70,19 @@ typedef struct {
 
 /* y (M, ldy) from the exact sums acc[m][n] = Σ_k code_x · code_w:
  * v = (float)acc · scale[n] + bias[n] (bias may be NULL); v = GELU(v) when gelu (gelu_approx.h);
- * y = v, or y += v (residual). The engine sets gelu only for fc1, which stores. */
+ * y = v, or y += v (residual). The engine sets gelu only for fc1, which stores.
+ *
+ * With codes set, v goes on as the next GEMM's input instead: codes receives exactly what
+ * gsq_i8_quantize(w->isa, codes, v, M, N, …, code_inv, code_qmax) would write, in that instruction
+ * set's input layout (K = N, this GEMM's output rows). AMX quantizes in the epilogue, so the float
+ * values never reach memory; the other instruction sets store them in y (scratch for M × N floats)
+ * and quantize from there. Not with accumulate. */
 typedef struct {
     const float *scale, *bias;
     int accumulate, gelu;
+    uint8_t *codes;
+    float code_inv;
+    int code_qmax;
 } gsq_i8_epilogue;
 
 static inline void gsq_i8_epilogue_apply(float *y, int32_t acc, const gsq_i8_epilogue *e, int n)

@@ -82,27 +82,38 @@ GSQ_AMX static void expand_panel(const gsq_i8_weight *w, int p, int kpad, int t0
 }
 
 /* The epilogue of a 32 × 32 block: acc[t][j] = Σ (code_x + 128) · code_w for activation row m0 + t
- * and weight row n0 + j; gsq_i8_epilogue_apply's arithmetic, 16 weight rows at a time. */
+ * and weight row n0 + j; gsq_i8_epilogue_apply's arithmetic, 16 weight rows at a time, stored as
+ * floats or (e->codes) quantized into the next GEMM's input. There the columns past N come out as
+ * code 0 (their sums, scales and biases are 0), as do the padding rows, and the block of the last
+ * weight rows fills the row out to its padded width (gsq_i8_amx_kpad(N)) with code 0. */
 GSQ_AMX static void finish_block(float *y, int ldy, int32_t acc[32][32], int n0, int m0, int M,
                                  const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
+    int ldc = gsq_i8_amx_kpad(w->rows), rows = e->codes ? 32 : (M - m0 < 32 ? M - m0 : 32);
     for (int h = 0; h < 32; h += 16) {
         int left = w->rows - (n0 + h);
-        if (left <= 0) break;
-        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        if (left <= 0 && !e->codes) break;
+        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
         int n = n0 + h;
         __m512i corr = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mask, w->wsum + n), 7); /* 128 · Σ code_w */
         __m512 scale = _mm512_maskz_loadu_ps(mask, e->scale + n);
         __m512 bias = e->bias ? _mm512_maskz_loadu_ps(mask, e->bias + n) : _mm512_setzero_ps();
-        for (int t = 0; t < 32 && m0 + t < M; t++) {
-            float *dst = y + (size_t)(m0 + t) * ldy + n;
+        for (int t = 0; t < rows; t++) {
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(&acc[t][h]), corr)), scale);
             v = _mm512_add_ps(v, bias);
             if (e->gelu) v = gsq_gelu_avx512(v);
+            if (e->codes) {
+                __m128i q = m0 + t < M ? gsq_i8_quantize16(v, e->code_inv, e->code_qmax) : _mm_set1_epi8((char)128);
+                _mm_storeu_si128((__m128i *)(e->codes + (size_t)(m0 + t) * ldc + n), q);
+                continue;
+            }
+            float *dst = y + (size_t)(m0 + t) * ldy + n;
             if (e->accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst), v);
             _mm512_mask_storeu_ps(dst, mask, v);
         }
     }
+    if (e->codes && n0 + 32 == w->rows_pad && ldc > w->rows_pad)
+        for (int t = 0; t < 32; t++) memset(e->codes + (size_t)(m0 + t) * ldc + w->rows_pad, 128, (size_t)(ldc - w->rows_pad));
 }
 
 typedef struct {
