@@ -3,7 +3,8 @@
  * from the unpacked codes — for dense, 2:4 and paired 4:8 weights, int8 and int4 codes, on random
  * data and awkward shapes (one activation row, rows not a multiple of the blocks, K not a multiple
  * of 8 where the layout allows it), with the store and residual epilogues, each with and without
- * the fused GELU, and the epilogue that quantizes into the next GEMM's input codes. Instruction sets the CPU lacks are reported and skipped. */
+ * the fused GELU, the epilogue that quantizes into the next GEMM's input codes, and the
+ * quantization of one row at a time. Instruction sets the CPU lacks are reported and skipped. */
 #include <string.h>
 
 #include "engine/int8_gemm.h"
@@ -26,6 +27,20 @@ static void random_codes(int8_t *w, int rows, int cols, gsq_i8_layout layout, in
                 if (!((keep >= 1 && u == a) || (keep == 2 && u == b)))
                     for (int e = 0; e < unit; e++) w[(size_t)r * cols + g + u * unit + e] = 0;
         }
+}
+
+/* The input codes made a row at a time (gsq_i8_quantize_one) against want, gsq_i8_quantize's. */
+static void check_rows(gsq_i8_isa isa, const uint8_t *want, const float *x, int M, int K, float inv)
+{
+    size_t bytes = gsq_i8_input_bytes(isa, M, K), wrong = 0;
+    uint8_t *got = malloc(bytes);
+    memset(got, 0x55, bytes);
+    for (int m = 0; m < gsq_i8_input_rows(isa, M); m++)
+        gsq_i8_quantize_one(isa, got, m < M ? x + (size_t)m * K : NULL, m, M, K, inv, 127);
+    for (size_t i = 0; i < bytes; i++) wrong += got[i] != want[i];
+    CHECK(wrong == 0, "%s rows one at a time M=%d K=%d: %zu of %zu bytes differ", gsq_i8_isa_name(isa), M, K, wrong,
+          bytes);
+    free(got);
 }
 
 /* The epilogue into the next GEMM's input codes: the bytes gsq_i8_quantize(isa) makes of the
@@ -81,6 +96,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
             bad += xq[gsq_i8_xq_at(m, k / 8, (K + 7) / 8) + k % 8] != want;
         }
     CHECK(bad == 0, "quantize_ref M=%d K=%d: %d bytes differ from gsq_quantize_codes", M, K, bad);
+    check_rows(GSQ_I8_ISA_REF, xq, x, M, K, 1.0f / a_scale);
 
     /* the exact sums, from the unpacked codes */
     gsq_i8_epilogue unit = {.scale = NULL, .bias = NULL, .accumulate = 0};
@@ -123,6 +139,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
                     wrong += xq_fast[(size_t)m * kpad + k] != (m < M && k < K ? xc[(size_t)m * K + k] + 128 : 128);
             CHECK(wrong == 0, "amx quantize M=%d K=%d: %d bytes differ", M, K, wrong);
         }
+        check_rows(isa, xq_fast, x, M, K, 1.0f / a_scale);
         float *y = malloc((size_t)M * N * sizeof(float));
         memcpy(y, y_fast, (size_t)M * N * sizeof(float));
         gsq_i8_gemm(y, N, xq_fast, M, &fw.w, &e);

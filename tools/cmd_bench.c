@@ -26,7 +26,8 @@ static const char *help =
     "  --attention     with --config: quantize the attention matmuls too (as gpusq quantize\n"
     "                  --attention does), so they run as integer kernels\n"
     "  --batch N       the throughput batch (default 32)\n"
-    "  --iters N       timed runs per measurement, the median is reported (default 10)\n"
+    "  --iters N       timed runs per measurement, the median is reported (default 10); the\n"
+    "                  three models take turns, a pass each, so noise falls on all alike\n"
     "  --threads N     threads (default: all)\n";
 
 static int cmp_double(const void *a, const void *b)
@@ -35,21 +36,28 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The median seconds of iters forward passes (after one warm-up), engine or float model. */
-static gsq_status time_forward(gsq_engine *e, gsq_vit *m, const float *images, int B, int iters, double *median,
-                               gsq_error *err)
+#define VARIANTS 3 /* the float model (engine NULL), dense and sparse engines */
+
+/* The median seconds of iters forward passes of batch B for each variant (after one warm-up each),
+ * taken in turns — one pass of every variant, then the next round — so that a slow spell of a
+ * shared machine falls on all of them alike. */
+static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_vit *m, const float *images, int B, int iters,
+                               double median[VARIANTS], gsq_error *err)
 {
-    double t[64];
+    double t[VARIANTS][64];
     const float *logits;
     gsq_status st = GSQ_OK;
-    for (int i = -1; i < iters && st == GSQ_OK; i++) {
-        double t0 = gsq_seconds();
-        st = e ? gsq_engine_forward(e, images, B, &logits, err) : gsq_vit_forward(m, images, B, &logits, err);
-        if (i >= 0) t[i] = gsq_seconds() - t0;
-        if (i == -1 && e) gsq_engine_reset_times(e); /* the per-part table counts the timed runs */
+    for (int i = -1; i < iters && st == GSQ_OK; i++)
+        for (int v = 0; v < VARIANTS && st == GSQ_OK; v++) {
+            double t0 = gsq_seconds();
+            st = e[v] ? gsq_engine_forward(e[v], images, B, &logits, err) : gsq_vit_forward(m, images, B, &logits, err);
+            if (i >= 0) t[v][i] = gsq_seconds() - t0;
+            if (i == -1 && e[v]) gsq_engine_reset_times(e[v]); /* the per-part table counts the timed runs */
+        }
+    for (int v = 0; v < VARIANTS && st == GSQ_OK; v++) {
+        qsort(t[v], (size_t)iters, sizeof t[v][0], cmp_double);
+        median[v] = t[v][iters / 2];
     }
-    qsort(t, (size_t)iters, sizeof t[0], cmp_double);
-    *median = t[iters / 2];
     return st;
 }
 
@@ -151,22 +159,20 @@ int cmd_bench(int argc, char **argv)
     snprintf(sparse_name, sizeof sparse_name, "%s %s", gsq_sparse_pattern_name(info.pattern), gsq_quant_mode_name(info.mode));
     char dense_name[48];
     snprintf(dense_name, sizeof dense_name, "dense %s", gsq_quant_mode_name(info.mode));
-    const char *names[3] = {"dense FP32", dense_name, sparse_name};
-    gsq_engine *engines[3] = {NULL, dense, sparse};
-    double lat[3] = {0}, thr[3] = {0};
+    const char *names[VARIANTS] = {"dense FP32", dense_name, sparse_name};
+    gsq_engine *engines[VARIANTS] = {NULL, dense, sparse};
+    double lat[VARIANTS] = {0}, thr[VARIANTS] = {0};
     printf("%s: %s, attention %s, %d threads, engine kernels %s, FP32 GEMM %s; median of %d runs\n",
            path ? path : config, sparse_name, att_quantized ? "quantized" : "float",
            gsq_get_num_threads(), gsq_engine_isa(), gsq_blas_name(), iters);
     printf("GEMM weights in memory: dense INT8 layout %.2f MB, sparse layout %.2f MB (%d GEMMs sparse)\n",
            gsq_engine_weight_bytes(dense) / 1e6, gsq_engine_weight_bytes(sparse) / 1e6, gsq_engine_sparse_gemms(sparse));
-    for (int v = 0; v < 3 && st == GSQ_OK; v++) {
-        st = time_forward(engines[v], m, images, 1, iters, &lat[v], &err);
-        if (st == GSQ_OK) st = time_forward(engines[v], m, images, batch, iters, &thr[v], &err);
-    }
+    if (st == GSQ_OK) st = time_forward(engines, m, images, 1, iters, lat, &err);
+    if (st == GSQ_OK) st = time_forward(engines, m, images, batch, iters, thr, &err);
     if (st == GSQ_OK) {
         printf("\n| model | batch 1 latency | vs FP32 | batch %d throughput | vs FP32 | vs dense |\n"
                "|---|---|---|---|---|---|\n", batch);
-        for (int v = 0; v < 3; v++)
+        for (int v = 0; v < VARIANTS; v++)
             printf("| %s | %.2f ms | %.2f× | %.1f img/s | %.2f× | %.2f× |\n", names[v], 1e3 * lat[v], lat[0] / lat[v],
                    batch / thr[v], thr[0] / thr[v], thr[1] / thr[v]);
         print_parts(names[1], dense, iters, batch);

@@ -20,6 +20,9 @@ void gsq_linear_backward(float *dinp, float *dweight, float *dbias, const float 
  * mean (N) and rstd (N) = 1/sqrt(var + eps) are saved for backward (biased variance, as torch). */
 void gsq_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *weight, const float *bias, int N, int C, float eps);
+/* One row of it: y (C) from x (C); its mean and rstd where those are not NULL. */
+void gsq_layernorm_row(float *y, const float *x, const float *weight, const float *bias, int C, float eps,
+                       float *mean, float *rstd);
 void gsq_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, const float *mean,
                             const float *rstd, int N, int C);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "attention_int8.h"
 #include "engine_state.h"
 #include "gpusq/vit_quant.h"
@@ -135,7 +137,8 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
     size_t CPP = (size_t)c->in_chans * c->patch_size * c->patch_size, N = B * T, K = (size_t)c->num_classes;
     /* integer attention where its fast path runs (the float path's probabilities are not needed) */
     int att8 = e->attention && e->isa >= GSQ_I8_ISA_AVX512;
-    size_t sizes[] = {B * NP * CPP, N * D, N * D, N * 3 * D, att8 ? 0 : B * NH * T * T,
+    e->row_threads = omp_get_max_threads();
+    size_t sizes[] = {B * NP * CPP, N * D, (size_t)e->row_threads * D, N * 3 * D, att8 ? 0 : B * NH * T * T,
                       e->attention && !att8 ? B * NH * T * T : 0, N * D, e->isa == GSQ_I8_ISA_AMX ? 0 : N * H, N, N,
                       2 * B * D, 2 * B * D, 2 * B * K}; /* fc1's float output only where its epilogue goes through it */
     float **dst[] = {&e->patches, &e->x,     &e->ln,   &e->qkv,  &e->att,    &e->att_q,  &e->atty,

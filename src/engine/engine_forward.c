@@ -1,12 +1,15 @@
 /* The CPU engine's forward pass: the ViT of src/models/vit_train.c with every quantized GEMM run
  * as an integer GEMM on its packed codes — the input quantized once into the kernel's layout, the
  * output rescaled with the bias (and the residual) added in the GEMM's epilogue; fc1's epilogue
- * applies GELU and quantizes straight into fc2's input codes. LayerNorm,
+ * applies GELU and quantizes straight into fc2's input codes, and the LayerNorms before qkv and fc1
+ * quantize their rows as they make them. LayerNorm,
  * softmax, GELU and the head stay float; with quantized attention, QKᵀ and AV are integer matmuls
  * too, on the codes of Q, K, V and of the probabilities (attention_int8.h). */
 
 #include "attention_int8.h"
 #include "engine_state.h"
+#include <omp.h>
+
 #include "gpusq/clock.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
@@ -15,6 +18,24 @@
 static const uint8_t *quantize(gsq_engine *e, int s, const float *x, int M, int K)
 {
     gsq_i8_quantize(e->isa, e->xq, x, M, K, K, e->sites[s].inv_a, e->a_qmax);
+    return e->xq;
+}
+
+/* LayerNorm(x) (M, D) as the input codes of GEMM s, a row at a time: the normalized floats stay in
+ * a row buffer per thread (as many threads as had one when the engine was made). */
+static const uint8_t *norm_quantize(gsq_engine *e, int s, const float *x, int M, const float *w, const float *b)
+{
+    int D = e->cfg.embed_dim, rows = gsq_i8_input_rows(e->isa, M);
+    float inv = e->sites[s].inv_a;
+    #pragma omp parallel num_threads(e->row_threads)
+    {
+        float *row = e->ln + (size_t)omp_get_thread_num() * D;
+        #pragma omp for schedule(static)
+        for (int m = 0; m < rows; m++) {
+            if (m < M) gsq_layernorm_row(row, x + (size_t)m * D, w, b, D, e->cfg.ln_eps, NULL, NULL);
+            gsq_i8_quantize_one(e->isa, e->xq, row, m, M, D, inv, e->a_qmax);
+        }
+    }
     return e->xq;
 }
 
@@ -78,17 +99,17 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
     for (int l = 0; l < c->depth; l++) {
         const gsq_vit_block_view *w = &p->blocks[l];
         int s = 1 + 4 * l;
-        gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln1_w, w->ln1_b, N, D, c->ln_eps);
+        const uint8_t *normed = norm_quantize(e, s, e->x, N, w->ln1_w, w->ln1_b);
         lap(e, GSQ_ENGINE_T_NORM, &t0);
-        gemm(e, s, e->qkv, 3 * D, quantize(e, s, e->ln, N, D), N, w->qkv_b, 0, 0, NULL);
+        gemm(e, s, e->qkv, 3 * D, normed, N, w->qkv_b, 0, 0, NULL);
         lap(e, GSQ_ENGINE_T_QKV, &t0);
         attention(e, l, B);
         lap(e, GSQ_ENGINE_T_ATTENTION, &t0);
         gemm(e, s + 1, e->x, D, quantize(e, s + 1, e->atty, N, D), N, w->proj_b, 1, 0, NULL); /* x += proj(attention) */
         lap(e, GSQ_ENGINE_T_PROJ, &t0);
-        gsq_layernorm_forward(e->ln, e->mean, e->rstd, e->x, w->ln2_w, w->ln2_b, N, D, c->ln_eps);
+        normed = norm_quantize(e, s + 2, e->x, N, w->ln2_w, w->ln2_b);
         lap(e, GSQ_ENGINE_T_NORM, &t0);
-        gemm(e, s + 2, e->h, H, quantize(e, s + 2, e->ln, N, D), N, w->fc1_b, 0, 1, e->hq); /* GELU(fc1(ln)) as fc2's codes */
+        gemm(e, s + 2, e->h, H, normed, N, w->fc1_b, 0, 1, e->hq); /* GELU(fc1(LayerNorm)) as fc2's codes */
         lap(e, GSQ_ENGINE_T_FC1, &t0);
         gemm(e, s + 3, e->x, D, e->hq, N, w->fc2_b, 1, 0, NULL); /* x += fc2(h) */
         lap(e, GSQ_ENGINE_T_FC2, &t0);

@@ -26,6 +26,7 @@ struct gsq_engine {
     float *fparams;              /* the float parameters, which p points into */
     gsq_vit_view p;              /* GEMM weight pointers are NULL */
     gsq_vit_block_view *blocks;
+    int row_threads;             /* threads with a row of ln (LayerNorm's row buffers) */
     float *act;                  /* one allocation for the buffers below */
     float *patches, *x, *ln, *qkv, *att, *att_q, *atty, *h, *mean, *rstd, *pooled, *normed, *logits;
     uint8_t *xq;                 /* the quantized input of the current GEMM */

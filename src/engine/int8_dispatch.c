@@ -63,6 +63,17 @@ void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, 
     }
 }
 
+void gsq_i8_quantize_one(gsq_i8_isa isa, uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
+{
+    switch (isa) {
+    case GSQ_I8_ISA_AVX512: gsq_i8_quantize_row_avx512(xq, row, m, M, K, inv, qmax); break;
+    case GSQ_I8_ISA_AVX2:
+    case GSQ_I8_ISA_AVX_VNNI: gsq_i8_quantize_row_avx2(xq, row, m, M, K, inv, qmax); break;
+    case GSQ_I8_ISA_AMX: gsq_i8_quantize_row_amx(xq, row, m, M, K, inv, qmax); break;
+    default: gsq_i8_quantize_row_ref(xq, row, m, M, K, inv, qmax);
+    }
+}
+
 void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
     if (e->codes && w->isa != GSQ_I8_ISA_AMX) { /* float values through y, then their codes */

@@ -118,6 +118,13 @@ void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, flo
 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
 void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax); /* AVX-VNNI too */
 
+/* Row m of that layout from row (K floats; not read for padding rows m ≥ M): what the quantizers
+ * above write there. For callers that make the rows one at a time (a LayerNorm fused with its
+ * quantization). */
+void gsq_i8_quantize_row_ref(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
+void gsq_i8_quantize_row_avx512(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
+void gsq_i8_quantize_row_avx2(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
+
 /* y = epilogue(xq · wᵀ) for the M rows of xq (packed for M) and w's first `rows` rows. */
 void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
@@ -134,12 +141,16 @@ void gsq_i8_amx_tiles_on(void);
 static inline int gsq_i8_amx_kpad(int K) { return (K + 63) / 64 * 64; }
 static inline int gsq_i8_amx_mpad(int M) { return (M + 31) / 32 * 32; }
 void gsq_i8_quantize_amx(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+void gsq_i8_quantize_row_amx(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
 void gsq_i8_gemm_amx(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 
 /* The dispatched kernels (int8_dispatch.c): quantize for isa's input layout, and the GEMM of the
  * instruction set w is packed for (its input quantized for the same one). */
 size_t gsq_i8_input_bytes(gsq_i8_isa isa, int M, int K);
 void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
+void gsq_i8_quantize_one(gsq_i8_isa isa, uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
+/* The rows isa's input layout holds for M activation rows (M padded), each a row for
+ * gsq_i8_quantize_one. */
 void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 
 /* The byte offset of row m's chunk c in the activation layout of `chunks` chunks per row. */
@@ -150,6 +161,11 @@ static inline size_t gsq_i8_xq_at(int m, int c, int chunks)
 
 /* Rows padded for the activation layout, and its size in bytes. */
 static inline int gsq_i8_mpad(int M) { return (M + GSQ_I8_MBLOCK - 1) / GSQ_I8_MBLOCK * GSQ_I8_MBLOCK; }
+/* The rows isa's input layout holds for M activation rows, each a row for gsq_i8_quantize_one. */
+static inline int gsq_i8_input_rows(gsq_i8_isa isa, int M)
+{
+    return isa == GSQ_I8_ISA_AMX ? gsq_i8_amx_mpad(M) : gsq_i8_mpad(M);
+}
 static inline size_t gsq_i8_xq_bytes(int M, int K) { return (size_t)gsq_i8_mpad(M) * (size_t)((K + 7) / 8) * 8; }
 
 /* One row m of the fast quantizers in the chunk-major layout, inlined into each instruction set's

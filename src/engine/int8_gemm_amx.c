@@ -31,22 +31,26 @@ int gsq_i8_amx_granted(void)
     return granted;
 }
 
+GSQ_AMX void gsq_i8_quantize_row_amx(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
+{
+    int kpad = gsq_i8_amx_kpad(K);
+    uint8_t *dst = xq + (size_t)m * kpad;
+    if (m >= M) {
+        memset(dst, 128, (size_t)kpad);
+        return;
+    }
+    for (int k = 0; k < kpad; k += 16) {
+        int left = K - k;
+        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
+        _mm_storeu_si128((__m128i *)(dst + k), gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax));
+    }
+}
+
 GSQ_AMX void gsq_i8_quantize_amx(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
 {
-    int kpad = gsq_i8_amx_kpad(K), mpad = gsq_i8_amx_mpad(M);
     #pragma omp parallel for schedule(static)
-    for (int m = 0; m < mpad; m++) {
-        uint8_t *dst = xq + (size_t)m * kpad;
-        if (m >= M) {
-            memset(dst, 128, (size_t)kpad);
-            continue;
-        }
-        for (int k = 0; k < kpad; k += 16) {
-            int left = K - k;
-            __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (left > 0 ? (__mmask16)((1u << left) - 1) : 0);
-            _mm_storeu_si128((__m128i *)(dst + k), gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, x + (size_t)m * ldx + k), inv, qmax));
-        }
-    }
+    for (int m = 0; m < gsq_i8_amx_mpad(M); m++)
+        gsq_i8_quantize_row_amx(xq, m < M ? x + (size_t)m * ldx : NULL, m, M, K, inv, qmax);
 }
 
 /* 64 int4 codes (32 bytes, low nibble first) as 64 sign-extended bytes. */

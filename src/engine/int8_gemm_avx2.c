@@ -60,6 +60,11 @@ GSQ_AVX2 static void codes16(uint8_t out[16], const float *row, int k, int K, fl
     _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, order)));
 }
 
+GSQ_AVX2 void gsq_i8_quantize_row_avx2(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
+{
+    gsq_i8_quantize_row(xq, row, m, M, K, 0, inv, qmax, codes16);
+}
+
 GSQ_AVX2 void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
 {
     #pragma omp parallel for schedule(static)

@@ -32,6 +32,11 @@ GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K
     for (int m = 0; m < gsq_i8_mpad(M); m++) gsq_i8_quantize_row(xq, x, m, M, K, ldx, inv, qmax, codes16);
 }
 
+GSQ_AVX512 void gsq_i8_quantize_row_avx512(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
+{
+    gsq_i8_quantize_row(xq, row, m, M, K, 0, inv, qmax, codes16);
+}
+
 /* 8 int4 codes (4 bytes, low nibble first) as 8 sign-extended bytes, or 4 codes (2 bytes) as 4. */
 GSQ_AVX512 static inline uint64_t unpack8(uint32_t v)
 {

@@ -19,6 +19,17 @@ void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, flo
         }
 }
 
+void gsq_i8_quantize_row_ref(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
+{
+    int chunks = (K + 7) / 8;
+    float q = (float)qmax;
+    for (int k = 0; k < chunks * 8; k++) {
+        float r = m < M && k < K ? rintf(row[k] * inv) : 0.0f;
+        r = r < -q ? -q : (r > q ? q : r);
+        xq[gsq_i8_xq_at(m, k / 8, chunks) + k % 8] = (uint8_t)((int)r + 128);
+    }
+}
+
 /* Code i of a row's chunk: int8, or int4 from the low / high nibble, sign-extended. */
 static int code_at(const uint8_t *chunk, int i, int four)
 {

@@ -10,22 +10,28 @@ void gsq_layernorm_forward(float *out, float *mean, float *rstd, const float *in
                            const float *weight, const float *bias, int N, int C, float eps)
 {
     #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * C;
-        double s = 0.0;
-        for (int c = 0; c < C; c++) s += x[c];
-        float m = (float)(s / C);
-        double v = 0.0;
-        for (int c = 0; c < C; c++) {
-            float d = x[c] - m;
-            v += (double)d * d;
-        }
-        float r = (float)(1.0 / sqrt(v / C + eps));
-        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * weight[c] + bias[c];
-        mean[n] = m;
-        rstd[n] = r;
+    for (int n = 0; n < N; n++)
+        gsq_layernorm_row(out + (size_t)n * C, inp + (size_t)n * C, weight, bias, C, eps, mean + n, rstd + n);
+}
+
+/* The sums in double, in vector lanes (a fixed order for a given build). */
+void gsq_layernorm_row(float *y, const float *x, const float *weight, const float *bias, int C, float eps,
+                       float *mean, float *rstd)
+{
+    double s = 0.0;
+    #pragma omp simd reduction(+ : s)
+    for (int c = 0; c < C; c++) s += x[c];
+    float m = (float)(s / C);
+    double v = 0.0;
+    #pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++) {
+        float d = x[c] - m;
+        v += (double)d * d;
     }
+    float r = (float)(1.0 / sqrt(v / C + eps));
+    for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * weight[c] + bias[c];
+    if (mean) *mean = m;
+    if (rstd) *rstd = r;
 }
 
 /* dinp (N, C) += ∂L/∂inp; dweight (C) += Σ dout·x̂; dbias (C) += Σ dout */
