@@ -2,14 +2,13 @@
  * as an integer GEMM on its packed codes — the input quantized once into the kernel's layout, the
  * output rescaled with the bias (and the residual) added in the GEMM's epilogue; fc1's epilogue
  * applies GELU and quantizes straight into fc2's input codes, and the LayerNorms before qkv and fc1
- * quantize their rows as they make them. LayerNorm,
- * softmax, GELU and the head stay float; with quantized attention, QKᵀ and AV are integer matmuls
- * too, on the codes of Q, K, V and of the probabilities (attention_int8.h). */
+ * quantize their rows as they make them. LayerNorm, softmax, GELU and the head compute in float;
+ * with quantized attention, QKᵀ and AV are integer matmuls too, on the codes of Q, K, V and of the
+ * probabilities (attention_int8.h). */
+#include <omp.h>
 
 #include "attention_int8.h"
 #include "engine_state.h"
-#include <omp.h>
-
 #include "gpusq/clock.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
@@ -105,7 +104,8 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
         lap(e, GSQ_ENGINE_T_QKV, &t0);
         attention(e, l, B);
         lap(e, GSQ_ENGINE_T_ATTENTION, &t0);
-        gemm(e, s + 1, e->x, D, quantize(e, s + 1, e->atty, N, D), N, w->proj_b, 1, 0, NULL); /* x += proj(attention) */
+        /* x += proj(attention) */
+        gemm(e, s + 1, e->x, D, quantize(e, s + 1, e->atty, N, D), N, w->proj_b, 1, 0, NULL);
         lap(e, GSQ_ENGINE_T_PROJ, &t0);
         normed = norm_quantize(e, s + 2, e->x, N, w->ln2_w, w->ln2_b);
         lap(e, GSQ_ENGINE_T_NORM, &t0);

@@ -117,7 +117,8 @@ GSQ_AMX static void finish_block(float *y, int ldy, int32_t acc[32][32], int n0,
         }
     }
     if (e->codes && n0 + 32 == w->rows_pad && ldc > w->rows_pad)
-        for (int t = 0; t < 32; t++) memset(e->codes + (size_t)(m0 + t) * ldc + w->rows_pad, 128, (size_t)(ldc - w->rows_pad));
+        for (int t = 0; t < 32; t++)
+            memset(e->codes + (size_t)(m0 + t) * ldc + w->rows_pad, 128, (size_t)(ldc - w->rows_pad));
 }
 
 typedef struct {
