@@ -87,7 +87,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     const char *name = layout == GSQ_I8_DENSE ? "dense" : (layout == GSQ_I8_SPARSE_2_4 ? "2:4" : "4:8");
 
     /* quantization: the reference gives gsq_quantize_codes' codes; the fast path the same bytes */
-    gsq_i8_quantize_ref(xq, x, M, K, K, 1.0f / a_scale, 127);
+    gsq_i8_quantize(GSQ_I8_ISA_REF, xq, x, M, K, K, 1.0f / a_scale, 127);
     gsq_quantize_codes(xc, x, (size_t)M * K, a_scale, 127);
     int bad = 0, mpad = gsq_i8_mpad(M);
     for (int m = 0; m < mpad; m++)

@@ -283,7 +283,7 @@ static void check_gemm(int rows, int cols, int M, int sparse, gsq_rng *rng)
         for (int m = 0; m < M; m++)
             for (int k = 0; k < cols; k++) xf[(size_t)m * cols + k] = x[(size_t)m * ldx + k];
         uint8_t *xq = malloc(gsq_i8_xq_bytes(M, cols));
-        gsq_i8_quantize_ref(xq, xf, M, cols, cols, 1.0f, 127);
+        gsq_i8_quantize(GSQ_I8_ISA_REF, xq, xf, M, cols, cols, 1.0f, 127);
         gsq_i8_epilogue ep = {.scale = ones, .bias = NULL, .accumulate = 0};
         gsq_i8_gemm_ref(y, rows, xq, M, &o.w, &ep);
         int diff = 0;

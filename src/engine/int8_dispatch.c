@@ -54,13 +54,9 @@ size_t gsq_i8_input_bytes(gsq_i8_isa isa, int M, int K)
 
 void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
 {
-    switch (isa) {
-    case GSQ_I8_ISA_AVX512: gsq_i8_quantize_avx512(xq, x, M, K, ldx, inv, qmax); break;
-    case GSQ_I8_ISA_AVX2:
-    case GSQ_I8_ISA_AVX_VNNI: gsq_i8_quantize_avx2(xq, x, M, K, ldx, inv, qmax); break;
-    case GSQ_I8_ISA_AMX: gsq_i8_quantize_amx(xq, x, M, K, ldx, inv, qmax); break;
-    default: gsq_i8_quantize_ref(xq, x, M, K, ldx, inv, qmax);
-    }
+    #pragma omp parallel for schedule(static)
+    for (int m = 0; m < gsq_i8_input_rows(isa, M); m++)
+        gsq_i8_quantize_one(isa, xq, m < M ? x + (size_t)m * ldx : NULL, m, M, K, inv, qmax);
 }
 
 void gsq_i8_quantize_one(gsq_i8_isa isa, uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)

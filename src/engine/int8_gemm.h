@@ -112,18 +112,14 @@ static inline void gsq_i8_meta_offsets(gsq_i8_layout layout, uint8_t meta, uint8
     }
 }
 
-/* Quantize x (M, K), row stride ldx, into xq (chunk-major, Mpad rows): code = clamp(rint(x · inv),
- * ±qmax) + 128, exactly gsq_quantize_codes' rounding. */
-void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
-void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
-void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax); /* AVX-VNNI too */
-
-/* Row m of that layout from row (K floats; not read for padding rows m ≥ M): what the quantizers
- * above write there. For callers that make the rows one at a time (a LayerNorm fused with its
- * quantization). */
+/* Row m of the chunk-major input (M activation rows of K values, Mpad rows in all) from row (K
+ * floats; not read for padding rows m ≥ M): code = clamp(rint(x · inv), ±qmax) + 128, exactly
+ * gsq_quantize_codes' rounding; padding columns and rows code 0. gsq_i8_quantize (below) runs it
+ * over all rows; callers that make the rows one at a time (a LayerNorm fused with its
+ * quantization) call gsq_i8_quantize_one. */
 void gsq_i8_quantize_row_ref(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
 void gsq_i8_quantize_row_avx512(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
-void gsq_i8_quantize_row_avx2(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
+void gsq_i8_quantize_row_avx2(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax); /* AVX-VNNI too */
 
 /* y = epilogue(xq · wᵀ) for the M rows of xq (packed for M) and w's first `rows` rows. */
 void gsq_i8_gemm_ref(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
@@ -140,17 +136,15 @@ int gsq_i8_amx_granted(void);
 void gsq_i8_amx_tiles_on(void);
 static inline int gsq_i8_amx_kpad(int K) { return (K + 63) / 64 * 64; }
 static inline int gsq_i8_amx_mpad(int M) { return (M + 31) / 32 * 32; }
-void gsq_i8_quantize_amx(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
 void gsq_i8_quantize_row_amx(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
 void gsq_i8_gemm_amx(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 
-/* The dispatched kernels (int8_dispatch.c): quantize for isa's input layout, and the GEMM of the
- * instruction set w is packed for (its input quantized for the same one). */
+/* The dispatched kernels (int8_dispatch.c): quantize x (M, K), row stride ldx, into isa's input
+ * layout (all gsq_i8_input_rows rows, a parallel loop over its row quantizer), or one row m of it;
+ * and the GEMM of the instruction set w is packed for (its input quantized for the same one). */
 size_t gsq_i8_input_bytes(gsq_i8_isa isa, int M, int K);
 void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax);
 void gsq_i8_quantize_one(gsq_i8_isa isa, uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
-/* The rows isa's input layout holds for M activation rows (M padded), each a row for
- * gsq_i8_quantize_one. */
 void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 
 /* The byte offset of row m's chunk c in the activation layout of `chunks` chunks per row. */
@@ -168,20 +162,19 @@ static inline int gsq_i8_input_rows(gsq_i8_isa isa, int M)
 }
 static inline size_t gsq_i8_xq_bytes(int M, int K) { return (size_t)gsq_i8_mpad(M) * (size_t)((K + 7) / 8) * 8; }
 
-/* One row m of the fast quantizers in the chunk-major layout, inlined into each instruction set's
- * quantizer (inside its parallel loop over rows, so that codes16 is a direct call there):
- * codes16(out, row, k, K, inv, qmax) turns columns k..k+15 of a row (those past K as 0) into 16
- * codes + 128, stored as chunks k/8 and k/8 + 1 (the second where it exists); padding rows
- * (m ≥ M) are code 0 throughout. */
+/* Row m of the fast quantizers' chunk-major layout, inlined into each instruction set's row
+ * quantizer (so that codes16 is a direct call there): codes16(out, row, k, K, inv, qmax) turns
+ * columns k..k+15 of a row (those past K as 0) into 16 codes + 128, stored as chunks k/8 and
+ * k/8 + 1 (the second where it exists); padding rows (m ≥ M) are code 0 throughout. */
 typedef void (*gsq_i8_codes16_fn)(uint8_t out[16], const float *row, int k, int K, float inv, int qmax);
-static inline __attribute__((always_inline)) void gsq_i8_quantize_row(uint8_t *xq, const float *x, int m, int M,
-                                                                      int K, int ldx, float inv, int qmax,
+static inline __attribute__((always_inline)) void gsq_i8_quantize_row(uint8_t *xq, const float *row, int m, int M,
+                                                                      int K, float inv, int qmax,
                                                                       gsq_i8_codes16_fn codes16)
 {
     int chunks = (K + 7) / 8;
     for (int c = 0; c < chunks; c += 2) {
         uint8_t codes[16];
-        if (m < M) codes16(codes, x + (size_t)m * ldx, 8 * c, K, inv, qmax);
+        if (m < M) codes16(codes, row, 8 * c, K, inv, qmax);
         else memset(codes, 128, sizeof codes);
         memcpy(xq + gsq_i8_xq_at(m, c, chunks), codes, 8);
         if (c + 1 < chunks) memcpy(xq + gsq_i8_xq_at(m, c + 1, chunks), codes + 8, 8);

@@ -46,13 +46,6 @@ GSQ_AMX void gsq_i8_quantize_row_amx(uint8_t *xq, const float *row, int m, int M
     }
 }
 
-GSQ_AMX void gsq_i8_quantize_amx(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
-{
-    #pragma omp parallel for schedule(static)
-    for (int m = 0; m < gsq_i8_amx_mpad(M); m++)
-        gsq_i8_quantize_row_amx(xq, m < M ? x + (size_t)m * ldx : NULL, m, M, K, inv, qmax);
-}
-
 /* 64 int4 codes (32 bytes, low nibble first) as 64 sign-extended bytes. */
 GSQ_AMX static inline __m512i unpack64(const uint8_t *p)
 {

@@ -62,13 +62,7 @@ GSQ_AVX2 static void codes16(uint8_t out[16], const float *row, int k, int K, fl
 
 GSQ_AVX2 void gsq_i8_quantize_row_avx2(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
 {
-    gsq_i8_quantize_row(xq, row, m, M, K, 0, inv, qmax, codes16);
-}
-
-GSQ_AVX2 void gsq_i8_quantize_avx2(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
-{
-    #pragma omp parallel for schedule(static)
-    for (int m = 0; m < gsq_i8_mpad(M); m++) gsq_i8_quantize_row(xq, x, m, M, K, ldx, inv, qmax, codes16);
+    gsq_i8_quantize_row(xq, row, m, M, K, inv, qmax, codes16);
 }
 
 /* acc + per 32-bit lane the sum of 4 byte products x · w: the ISA's dot product (see the top).

@@ -26,15 +26,9 @@ GSQ_AVX512 static void codes16(uint8_t out[16], const float *row, int k, int K, 
     _mm_storeu_si128((__m128i *)out, gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax));
 }
 
-GSQ_AVX512 void gsq_i8_quantize_avx512(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
-{
-    #pragma omp parallel for schedule(static)
-    for (int m = 0; m < gsq_i8_mpad(M); m++) gsq_i8_quantize_row(xq, x, m, M, K, ldx, inv, qmax, codes16);
-}
-
 GSQ_AVX512 void gsq_i8_quantize_row_avx512(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
 {
-    gsq_i8_quantize_row(xq, row, m, M, K, 0, inv, qmax, codes16);
+    gsq_i8_quantize_row(xq, row, m, M, K, inv, qmax, codes16);
 }
 
 /* 8 int4 codes (4 bytes, low nibble first) as 8 sign-extended bytes, or 4 codes (2 bytes) as 4. */

@@ -6,19 +6,6 @@
 
 #include "int8_gemm.h"
 
-void gsq_i8_quantize_ref(uint8_t *xq, const float *x, int M, int K, int ldx, float inv, int qmax)
-{
-    int chunks = (K + 7) / 8;
-    float q = (float)qmax;
-    memset(xq, 128, gsq_i8_xq_bytes(M, K));
-    for (int m = 0; m < M; m++)
-        for (int k = 0; k < K; k++) {
-            float r = rintf(x[(size_t)m * ldx + k] * inv);
-            r = r < -q ? -q : (r > q ? q : r);
-            xq[gsq_i8_xq_at(m, k / 8, chunks) + k % 8] = (uint8_t)((int)r + 128);
-        }
-}
-
 void gsq_i8_quantize_row_ref(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
 {
     int chunks = (K + 7) / 8;
