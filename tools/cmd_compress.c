@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
 #include "text.h"
 
@@ -251,12 +250,9 @@ int cmd_compress(int argc, char **argv)
         flops(&cfg, k ? 8 : 4, 32, 32, 0, &r.macs, &r.bitops);
         rows[nrows++] = r;
         row q = {.top1 = num(qj, "accuracy", "qat")};
-        gsq_vit *qm = NULL; /* the sizes are read off the compressed file itself */
-        gsq_compressed_info info;
-        st = gsq_compressed_load(&qm, comp, &info, &err);
-        gsq_vit_free(qm);
-        q.bytes = (double)info.param_bytes;
-        q.gemm_ratio = 4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes;
+        /* the sizes gpusq quantize read off the compressed file it wrote, from its report */
+        q.bytes = num(qj, "param_bytes", NULL);
+        q.gemm_ratio = 4.0 * num(qj, "gemm_weights", NULL) / num(qj, "gemm_weight_bytes", NULL);
         snprintf(q.name, sizeof q.name, "%s sparse %s", patterns[k], k ? "INT4 (W4A4)" : "INT8 (W8A8)");
         const cJSON *attn = cJSON_GetObjectItemCaseSensitive(qj, "attention");
         flops(&cfg, k ? 8 : 4, k ? 4 : 8, k ? 4 : 8, cJSON_IsTrue(attn), &q.macs, &q.bitops);
