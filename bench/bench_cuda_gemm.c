@@ -116,8 +116,8 @@ static void setup(bench_shape *s, gsq_rng *rng)
     gsq_error err = {0};
     if (gsq_cuda_i8_weight_sparse(&s->sparse, values, meta, N, K, &err) != GSQ_OK ||
         gsq_cuda_i8_weight_dense(&s->dense, w, N, K, &err) != GSQ_OK ||
-        gsq_cuda_blas_create(&s->blas_i8, GSQ_CUDA_BLAS_I8, M, N, K, &err) != GSQ_OK ||
-        gsq_cuda_blas_create(&s->blas_f16, GSQ_CUDA_BLAS_F16, M, N, K, &err) != GSQ_OK)
+        gsq_cuda_blas_create(&s->blas_i8, GSQ_CUDA_BLAS_I8, M, N, K, NULL, 0, &err) != GSQ_OK ||
+        gsq_cuda_blas_create(&s->blas_f16, GSQ_CUDA_BLAS_F16, M, N, K, NULL, 0, &err) != GSQ_OK)
         die(&err);
     s->x = upload_or_die(x, nx);
     s->w = upload_or_die(w, nw);

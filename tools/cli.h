@@ -7,6 +7,7 @@
 
 #include "gpusq/compressed.h"
 #include "gpusq/data.h"
+#include "gpusq/engine.h"
 #include "gpusq/status.h"
 
 typedef struct {
@@ -99,6 +100,11 @@ int cli_predict_images(const char *cmd, const struct gsq_vit *m, gsq_forward_fn 
                        char *const *images, int n);
 /* Parses a finite float in [lo, hi]; returns 0 on failure. */
 int cli_parse_float(const char *s, float lo, float hi, float *out);
+/* --device: "cpu" or "cuda"; returns 0 for anything else. */
+int cli_parse_device(const char *s, gsq_engine_device *out);
+/* What runs an engine on device, for a report: "amx-int8 kernels on the CPU" or
+ * "CUDA on NVIDIA H100 80GB HBM3 (sm_90)". */
+void cli_engine_where(gsq_engine_device device, char *buf, size_t cap);
 /* 1 if arg is -h or --help. */
 int cli_is_help(const char *arg);
 

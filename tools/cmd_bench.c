@@ -1,7 +1,7 @@
-/* gpusq bench: the CPU speed of one model three ways in one run — dense FP32 (the float forward),
- * dense INT8 (the engine on dense integer codes) and sparse INT8/INT4 (the engine on the kept
- * codes) — as batch-1 latency and batch-N throughput with ratios, and the engine's time per part
- * of the forward pass. A compressed file is benchmarked as it is; --config NAME builds a
+/* gpusq bench: the speed of one model three ways in one run — a float baseline (on the CPU the
+ * float forward in FP32; on CUDA the GPU engine with FP16 cuBLASLt GEMMs), dense INT8 (the engine
+ * on dense integer codes) and sparse INT8/INT4 (the engine on the kept codes) — as batch-1 latency
+ * and batch-N throughput with ratios, and the engine's time per part of the forward pass. A compressed file is benchmarked as it is; --config NAME builds a
  * randomly initialised model, pruned by magnitude and calibrated on random images (speed only). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +16,10 @@
 static const char *help =
     "usage: gpusq bench MODEL.gsq.safetensors [options]\n"
     "       gpusq bench --config NAME [--pattern 2:4|4:8] [--mode int8|int4|w4a8] [--attention] [options]\n\n"
-    "Latency (batch 1) and throughput (batch N) of dense FP32, dense INT8 and sparse INT8 (or\n"
-    "INT4) versions of one model, and the engine's time per part of the forward pass.\n\n"
+    "Latency (batch 1) and throughput (batch N) of a float baseline, dense INT8 and sparse INT8\n"
+    "(or INT4) versions of one model, and the engine's time per part of the forward pass. The\n"
+    "float baseline is the FP32 forward on the CPU, and the engine with FP16 cuBLASLt GEMMs on\n"
+    "CUDA. On CUDA the times include copying the images in and the logits out.\n\n"
     "options:\n"
     "  --config NAME   random weights in a named configuration (gpusq info --list), pruned by\n"
     "                  magnitude and calibrated on random images: for speed, not accuracy\n"
@@ -25,6 +27,7 @@ static const char *help =
     "  --mode M        with --config: int8 (default), int4 or w4a8\n"
     "  --attention     with --config: quantize the attention matmuls too (as gpusq quantize\n"
     "                  --attention does), so they run as integer kernels\n"
+    "  --device D      cpu (default) or cuda (sm_80 or later)\n"
     "  --batch N       the throughput batch (default 32)\n"
     "  --iters N       timed runs per measurement, the median is reported (default 10); the\n"
     "                  three models take turns, a pass each, so noise falls on all alike\n"
@@ -36,7 +39,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-#define VARIANTS 3 /* the float model (engine NULL), dense and sparse engines */
+#define VARIANTS 3 /* the float baseline (on the CPU the float model: engine NULL), dense and sparse engines */
 
 /* The median seconds of iters forward passes of batch B for each variant (after one warm-up each),
  * taken in turns — one pass of every variant, then the next round — so that a slow spell of a
@@ -91,7 +94,7 @@ static void print_parts(const char *title, const gsq_engine *e, int iters, int B
     for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++) total += t[p];
     printf("\n%s, batch %d: time per forward pass by part\n", title, B);
     for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++)
-        printf("  %-12s %9.3f ms  %5.1f%%\n", gsq_engine_part_name((gsq_engine_part)p), 1e3 * t[p] / iters,
+        if (t[p] > 0) printf("  %-12s %9.3f ms  %5.1f%%\n", gsq_engine_part_name((gsq_engine_part)p), 1e3 * t[p] / iters,
                100 * t[p] / total);
 }
 
@@ -99,6 +102,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *path = NULL, *config = NULL, *pattern_s = "2:4", *mode_s = "int8";
     int batch = 32, iters = 10, threads = 0, attention = 0;
+    gsq_engine_device device = GSQ_ENGINE_CPU;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -109,6 +113,7 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--pattern")) ok = (pattern_s = v) != NULL, i++;
         else if (!strcmp(a, "--mode")) ok = (mode_s = v) != NULL, i++;
         else if (!strcmp(a, "--attention")) attention = 1;
+        else if (!strcmp(a, "--device")) ok = v && cli_parse_device(v, &device), i++;
         else if (!strcmp(a, "--batch")) ok = v && cli_parse_int(v, 1, 4096, &batch), i++;
         else if (!strcmp(a, "--iters")) ok = v && cli_parse_int(v, 1, 64, &iters), i++;
         else if (!strcmp(a, "--threads")) ok = v && cli_parse_int(v, 1, 1024, &threads), i++;
@@ -144,34 +149,42 @@ int cmd_bench(int argc, char **argv)
         for (size_t i = 0; i < (size_t)batch * per_image; i++) images[i] = gsq_rng_normal(&rng);
     }
     if (st == GSQ_OK && config) st = random_model(&m, config, info.pattern, info.mode, attention, images, batch < 8 ? batch : 8, &err);
-    gsq_engine *sparse = NULL, *dense = NULL;
-    if (st == GSQ_OK) st = gsq_engine_create(&sparse, m, info.pattern, GSQ_ENGINE_SPARSE, batch, &err);
-    if (st == GSQ_OK) st = gsq_engine_create(&dense, m, info.pattern, GSQ_ENGINE_DENSE, batch, &err);
+    gsq_engine *sparse = NULL, *dense = NULL, *fp16 = NULL;
+    if (st == GSQ_OK) st = gsq_engine_create_on(&sparse, m, info.pattern, GSQ_ENGINE_SPARSE, batch, device, &err);
+    if (st == GSQ_OK) st = gsq_engine_create_on(&dense, m, info.pattern, GSQ_ENGINE_DENSE, batch, device, &err);
+    if (st == GSQ_OK && device == GSQ_ENGINE_CUDA)
+        st = gsq_engine_create_on(&fp16, m, info.pattern, GSQ_ENGINE_FP16, batch, device, &err);
     int att_quantized = st == GSQ_OK && gsq_vit_quant_attention_scales(m, 0) != NULL;
     if (st == GSQ_OK) gsq_vit_quant_disable(m); /* m is now the float model of the same weights */
     if (st != GSQ_OK) {
         free(images);
         gsq_vit_free(m);
         gsq_engine_free(sparse);
+        gsq_engine_free(dense);
+        gsq_engine_free(fp16);
         return cli_report("bench", &err);
     }
     char sparse_name[48];
     snprintf(sparse_name, sizeof sparse_name, "%s %s", gsq_sparse_pattern_name(info.pattern), gsq_quant_mode_name(info.mode));
     char dense_name[48];
     snprintf(dense_name, sizeof dense_name, "dense %s", gsq_quant_mode_name(info.mode));
-    const char *names[VARIANTS] = {"dense FP32", dense_name, sparse_name};
-    gsq_engine *engines[VARIANTS] = {NULL, dense, sparse};
+    const char *base = fp16 ? "FP16" : "FP32";
+    const char *names[VARIANTS] = {fp16 ? "dense FP16 (cuBLASLt)" : "dense FP32", dense_name, sparse_name};
+    gsq_engine *engines[VARIANTS] = {fp16, dense, sparse};
     double lat[VARIANTS] = {0}, thr[VARIANTS] = {0};
-    printf("%s: %s, attention %s, %d threads, engine kernels %s, FP32 GEMM %s; median of %d runs\n",
-           path ? path : config, sparse_name, att_quantized ? "quantized" : "float",
-           gsq_get_num_threads(), gsq_engine_isa(), gsq_blas_name(), iters);
+    char where[300];
+    cli_engine_where(device, where, sizeof where);
+    printf("%s: %s, attention %s, engine %s, ", path ? path : config, sparse_name,
+           att_quantized ? "quantized" : "float", where);
+    if (fp16) printf("float baseline the FP16 engine; median of %d runs\n", iters);
+    else printf("%d threads, FP32 GEMM %s; median of %d runs\n", gsq_get_num_threads(), gsq_blas_name(), iters);
     printf("GEMM weights in memory: dense INT8 layout %.2f MB, sparse layout %.2f MB (%d GEMMs sparse)\n",
            gsq_engine_weight_bytes(dense) / 1e6, gsq_engine_weight_bytes(sparse) / 1e6, gsq_engine_sparse_gemms(sparse));
     if (st == GSQ_OK) st = time_forward(engines, m, images, 1, iters, lat, &err);
     if (st == GSQ_OK) st = time_forward(engines, m, images, batch, iters, thr, &err);
     if (st == GSQ_OK) {
-        printf("\n| model | batch 1 latency | vs FP32 | batch %d throughput | vs FP32 | vs dense |\n"
-               "|---|---|---|---|---|---|\n", batch);
+        printf("\n| model | batch 1 latency | vs %s | batch %d throughput | vs %s | vs dense |\n"
+               "|---|---|---|---|---|---|\n", base, batch, base);
         for (int v = 0; v < VARIANTS; v++)
             printf("| %s | %.2f ms | %.2f× | %.1f img/s | %.2f× | %.2f× |\n", names[v], 1e3 * lat[v], lat[0] / lat[v],
                    batch / thr[v], thr[0] / thr[v], thr[1] / thr[v]);
@@ -182,5 +195,6 @@ int cmd_bench(int argc, char **argv)
     gsq_vit_free(m);
     gsq_engine_free(sparse);
     gsq_engine_free(dense);
+    gsq_engine_free(fp16);
     return st == GSQ_OK ? 0 : cli_report("bench", &err);
 }

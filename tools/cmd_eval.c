@@ -1,5 +1,5 @@
 /* gpusq eval: top-1, top-5 and mean loss of a model on a dataset's validation split; and gpusq run,
- * the same with a compressed model on the CPU engine (integer kernels), or the top-5 classes of
+ * the same with a compressed model on the engine (integer kernels, CPU or CUDA), or the top-5 classes of
  * image files as gpusq predict prints them, optionally checked against the model's fake-quantized
  * float twin. */
 #include <math.h>
@@ -26,8 +26,9 @@ static const char *help =
 static const char *run_help =
     "usage: gpusq run MODEL.gsq.safetensors [--data SPEC] [options]\n"
     "       gpusq run MODEL.gsq.safetensors IMAGE... [--dense] [--check] [--threads N]\n\n"
-    "Evaluates a compressed model (gpusq compress / quantize) on the CPU engine: integer GEMMs on\n"
-    "the packed codes, sparse where the file is sparse. Prints top-1, top-5 and images per second.\n"
+    "Evaluates a compressed model (gpusq compress / quantize) on the engine: integer GEMMs on the\n"
+    "packed codes, sparse where the file is sparse, on the CPU or an NVIDIA GPU. Prints top-1,\n"
+    "top-5 and images per second.\n"
     "With JPEG or PNG images instead of a dataset, prints the five most probable classes of each,\n"
     "as `gpusq predict` does with the fake-quantized model; an image that cannot be read is\n"
     "reported and skipped, the exit code is then 1. --data, --val-size, --seed, --batch and\n"
@@ -36,6 +37,8 @@ static const char *run_help =
     "  --data SPEC     synthetic (default), cifar:DIR or folder:DIR (its val/ split, or DIR itself)\n"
     "  --val-size N    synthetic validation samples (default 2000)\n"
     "  --seed N        synthetic dataset seed (default 0)\n"
+    "  --device D      cpu (default) or cuda: the GPU engine (sm_80 or later; 2:4 GEMMs on the\n"
+    "                  sparse tensor cores, the rest on dense ones)\n"
     "  --dense         run every GEMM on dense integer codes (the baseline layout)\n"
     "  --check         also run the fake-quantized float model; print top-1 agreement and the\n"
     "                  largest logit difference, over the dataset or the images\n"
@@ -77,22 +80,37 @@ static void print_check(const run_ctx *r)
            r->agree, r->count, 100.0 * (double)r->agree / (double)r->count, r->max_rel);
 }
 
+/* How gpusq run runs the engine. */
+typedef struct {
+    int dense, check;
+    gsq_engine_device device;
+} run_opts;
+
+static gsq_status make_engine(gsq_engine **e, const gsq_vit *m, const gsq_compressed_info *info, const run_opts *o,
+                              int batch, gsq_error *err)
+{
+    return gsq_engine_create_on(e, m, info->pattern, o->dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE, batch,
+                                o->device, err);
+}
+
 /* gpusq run: path's compressed model on the engine over ds. */
-static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_info *info, int dense, int check,
+static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_info *info, const run_opts *o,
                              gsq_dataset *ds, const gsq_transform *t, int batch, int workers, gsq_error *err)
 {
     run_ctx r = {0};
-    gsq_status st = gsq_engine_create(&r.e, m, info->pattern, dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE, batch, err);
-    if (st == GSQ_OK) r.twin = check ? m : NULL;
+    gsq_status st = make_engine(&r.e, m, info, o, batch, err);
+    if (st == GSQ_OK) r.twin = o->check ? m : NULL;
     gsq_eval_result res;
     if (st == GSQ_OK) st = gsq_evaluate_with(run_forward, &r, m->cfg.num_classes, ds, t, batch, workers, &res, err);
     if (st == GSQ_OK) {
-        printf("%s on %s (engine: %s, %d of %d GEMMs sparse, %s kernels): top-1 %.2f%%  top-5 %.2f%%  loss %.4f"
+        char where[300];
+        cli_engine_where(o->device, where, sizeof where);
+        printf("%s on %s (engine: %s, %d of %d GEMMs sparse, %s): top-1 %.2f%%  top-5 %.2f%%  loss %.4f"
                "  (%zu images, %.0f images/s in the engine)\n",
-               path, ds->name, dense ? "dense layout" : "as stored", gsq_engine_sparse_gemms(r.e),
-               info->sparse_sites + info->dense_sites, gsq_engine_isa(), 100 * res.top1, 100 * res.top5, res.loss,
+               path, ds->name, o->dense ? "dense layout" : "as stored", gsq_engine_sparse_gemms(r.e),
+               info->sparse_sites + info->dense_sites, where, 100 * res.top1, 100 * res.top5, res.loss,
                res.count, (double)res.count / r.seconds);
-        if (check) print_check(&r);
+        if (o->check) print_check(&r);
     }
     gsq_engine_free(r.e);
     return st;
@@ -100,14 +118,13 @@ static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_
 
 /* gpusq run IMAGE...: the compressed model m on the engine, one image at a time; returns the exit
  * code. */
-static int run_images(gsq_vit *m, const gsq_compressed_info *info, int dense, int check, char *const *images, int n)
+static int run_images(gsq_vit *m, const gsq_compressed_info *info, const run_opts *o, char *const *images, int n)
 {
-    run_ctx r = {.twin = check ? m : NULL};
+    run_ctx r = {.twin = o->check ? m : NULL};
     gsq_error err = {0};
-    if (gsq_engine_create(&r.e, m, info->pattern, dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE, 1, &err) != GSQ_OK)
-        return cli_report("run", &err);
+    if (make_engine(&r.e, m, info, o, 1, &err) != GSQ_OK) return cli_report("run", &err);
     int rc = cli_predict_images("run", m, run_forward, &r, images, n);
-    if (check && r.count) print_check(&r);
+    if (o->check && r.count) print_check(&r);
     gsq_engine_free(r.e);
     return rc;
 }
@@ -116,7 +133,8 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
 {
     const char *path = NULL, *data = "synthetic", *data_option = NULL; /* the first dataset-only option */
     cli_data_sizes sizes = {.train_size = 1, .val_size = 2000};
-    int batch = 64, workers = 1, threads = 0, heads = 0, seed = 0, n = 0, dense = 0, check = 0, images = 0;
+    int batch = 64, workers = 1, threads = 0, heads = 0, seed = 0, n = 0, images = 0;
+    run_opts o = {.device = GSQ_ENGINE_CPU};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int ok = 1;
@@ -124,9 +142,12 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
             fputs(engine ? run_help : help, stdout);
             return 0;
         } else if (engine && strcmp(a, "--dense") == 0) {
-            dense = 1;
+            o.dense = 1;
         } else if (engine && strcmp(a, "--check") == 0) {
-            check = 1;
+            o.check = 1;
+        } else if (engine && strcmp(a, "--device") == 0) {
+            if (i + 1 >= argc || !cli_parse_device(argv[++i], &o.device))
+                return cli_usage_error(cmd, "--device takes cpu or cuda");
         } else if (strcmp(a, "--data") == 0) {
             ok = (data = i + 1 < argc ? argv[++i] : NULL) != NULL;
             if (!data_option) data_option = a;
@@ -174,7 +195,7 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
         return cli_report(cmd, &err);
     }
     if (images) {
-        int rc = run_images(m, &info, dense, check, argv + 1, images);
+        int rc = run_images(m, &info, &o, argv + 1, images);
         gsq_vit_free(m);
         return rc;
     }
@@ -191,7 +212,7 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
     if (strcmp(data, "synthetic") == 0) t.crop_pct = 1.0f; /* drawn at the input size, as in training */
     gsq_eval_result r;
     if (st == GSQ_OK && engine) {
-        st = run_engine(path, m, &info, dense, check, ds, &t, batch, workers, &err);
+        st = run_engine(path, m, &info, &o, ds, &t, batch, workers, &err);
     } else if (st == GSQ_OK) {
         st = gsq_evaluate(m, ds, &t, batch, workers, &r, &err);
     }

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gpusq/compressed.h"
+#include "gpusq/cuda.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
 
@@ -77,6 +78,25 @@ int cli_parse_float(const char *s, float lo, float hi, float *out)
     if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
     *out = v;
     return 1;
+}
+
+int cli_parse_device(const char *s, gsq_engine_device *out)
+{
+    if (strcmp(s, "cpu") == 0) *out = GSQ_ENGINE_CPU;
+    else if (strcmp(s, "cuda") == 0) *out = GSQ_ENGINE_CUDA;
+    else return 0;
+    return 1;
+}
+
+void cli_engine_where(gsq_engine_device device, char *buf, size_t cap)
+{
+    char name[256] = "no device";
+    if (device == GSQ_ENGINE_CPU) {
+        snprintf(buf, cap, "%s kernels on the CPU", gsq_engine_isa());
+        return;
+    }
+    gsq_cuda_device_name(0, name, sizeof name, NULL);
+    snprintf(buf, cap, "CUDA on %s", name);
 }
 
 int cli_is_help(const char *arg)

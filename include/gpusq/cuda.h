@@ -54,8 +54,9 @@ typedef enum {
     GSQ_CUDA_OUT_S32, /* the exact int32 sums, no epilogue (tests, baselines) */
 } gsq_cuda_out;
 
-/* Per output v = (float)Σ · scale[n] + bias[n] (a multiply, then an add: the CPU engine's
- * epilogue to the bit), then GELU (exact erf form, CUDA's erff) when gelu, then y = v, or
+/* Per output v = (float)Σ · scale[n] + bias[n] (a multiply, then an add), then GELU when gelu
+ * (the CPU engine's function, src/kernels/gelu_scalar.h): the CPU engine's epilogue to the bit;
+ * then y = v, or
  * y += v (accumulate: the residual stream, in place, F32 only), or its int8 code. Pointers are
  * device pointers of N floats; bias may be NULL. */
 typedef struct {
@@ -73,14 +74,18 @@ typedef struct {
 gsq_status gsq_cuda_i8_gemm(const gsq_cuda_i8_weight *w, const int8_t *x, int ldx, int M, const gsq_cuda_epilogue *e,
                             void *y, int ldy, gsq_error *err);
 
-/* ---- cuBLASLt dense baselines (benchmarks): y (M, N) = x (M, K) · wᵀ, all row-major and
- * contiguous on the device; INT8 gives int32 sums, FP16 gives fp16 (fp32 accumulation). ----- */
+/* ---- cuBLASLt dense baselines (benchmarks, the FP16 engine): y (M, N) = x (M, K) · wᵀ, all
+ * row-major and contiguous on the device; INT8 gives int32 sums, FP16 gives fp16 (fp32
+ * accumulation). ----------------------------------------------------------------------------- */
 
 typedef enum { GSQ_CUDA_BLAS_I8, GSQ_CUDA_BLAS_F16 } gsq_cuda_blas_type;
 /* One GEMM shape planned once (descriptors, the heuristic's first algorithm, a workspace). */
 typedef struct gsq_cuda_blas gsq_cuda_blas;
 
-gsq_status gsq_cuda_blas_create(gsq_cuda_blas **out, gsq_cuda_blas_type type, int M, int N, int K, gsq_error *err);
+/* FP16 only: bias (N fp16 values on the device, or NULL) added, then GELU when gelu, by cuBLASLt's
+ * epilogue (its GELU is the tanh approximation). INT8 takes NULL and 0. */
+gsq_status gsq_cuda_blas_create(gsq_cuda_blas **out, gsq_cuda_blas_type type, int M, int N, int K, const void *bias,
+                                int gelu, gsq_error *err);
 gsq_status gsq_cuda_blas_run(gsq_cuda_blas *p, const void *x, const void *w, void *y, gsq_error *err);
 void gsq_cuda_blas_free(gsq_cuda_blas *p);
 

@@ -1,6 +1,7 @@
-/* The CPU inference engine for compressed models (docs/ENGINE.md): integer GEMMs on the kept
- * INT8/INT4 codes of a compressed file, float LayerNorm, softmax and GELU, run-time choice of
- * the kernels (AVX-512 VNNI or plain C). The packed weights stay compressed in memory; the
+/* The inference engine for compressed models (docs/ENGINE.md, docs/CUDA.md): integer GEMMs on
+ * the kept INT8/INT4 codes of a compressed file, float LayerNorm, softmax and GELU, on the CPU
+ * (run-time choice of the kernels: AMX, AVX-512 VNNI, AVX2 or plain C) or on an NVIDIA GPU
+ * (tensor-core mma.sp / mma kernels). The packed weights stay compressed in memory; the
  * activation buffers are sized once for the largest batch. */
 #ifndef GPUSQ_ENGINE_H
 #define GPUSQ_ENGINE_H
@@ -11,13 +12,23 @@
 typedef enum {
     GSQ_ENGINE_SPARSE, /* as the file stores it: 2:4 / 4:8 GEMMs read only their kept codes */
     GSQ_ENGINE_DENSE,  /* every GEMM as dense integer codes (pruned zeros multiplied): the baseline */
+    GSQ_ENGINE_FP16,   /* CUDA only: every GEMM in FP16 on cuBLASLt, from the model's float weights,
+                        * activations unquantized: the GPU's float baseline */
 } gsq_engine_layout;
+
+typedef enum {
+    GSQ_ENGINE_CPU,
+    GSQ_ENGINE_CUDA, /* the current CUDA device; GSQ_ERR_UNSUPPORTED without one (or without nvcc
+                      * at build time) */
+} gsq_engine_device;
 
 /* Time spent per part of the forward pass, accumulated since the last reset (seconds). fc1
  * includes the GELU, which its GEMM's epilogue applies ("fc1+gelu"). */
 typedef enum {
     GSQ_ENGINE_T_PATCH, GSQ_ENGINE_T_NORM, GSQ_ENGINE_T_QKV, GSQ_ENGINE_T_ATTENTION, GSQ_ENGINE_T_PROJ,
-    GSQ_ENGINE_T_FC1, GSQ_ENGINE_T_FC2, GSQ_ENGINE_T_HEAD, GSQ_ENGINE_T_COUNT
+    GSQ_ENGINE_T_FC1, GSQ_ENGINE_T_FC2, GSQ_ENGINE_T_HEAD,
+    GSQ_ENGINE_T_TRANSFER, /* CUDA: images to the device and logits back */
+    GSQ_ENGINE_T_COUNT
 } gsq_engine_part;
 
 typedef struct gsq_engine gsq_engine;
@@ -28,9 +39,15 @@ typedef struct gsq_engine gsq_engine;
  * other dense. The engine copies what it needs; m may be freed afterwards. */
 gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern, gsq_engine_layout layout,
                              int max_batch, gsq_error *err);
+/* The same on a device. On CUDA a GEMM runs on the sparse tensor cores (mma.sp) when its codes obey
+ * 2:4, whatever pattern says (a paired 4:8 INT4 weight rarely does: it runs dense, its 4-bit codes
+ * unpacked to the INT8 path, as GPUs up to Hopper have no 4-bit tensor-core instructions); times
+ * per part come from CUDA events. */
+gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern,
+                                gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err);
 void gsq_engine_free(gsq_engine *e);
-/* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch; the pointer is valid until the
- * next call. */
+/* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch, both in host memory (on CUDA the
+ * images are copied to the device and the logits back); the pointer is valid until the next call. */
 gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err);
 /* Bytes the packed GEMM weights occupy in memory, and the number of GEMMs that run sparse. */
 size_t gsq_engine_weight_bytes(const gsq_engine *e);

@@ -8,18 +8,13 @@
 #include <string.h>
 
 #include "gpusq/rng.h"
+#include "kernels/quant_code.h"
 
 int gsq_quant_qmax(int bits)
 {
     return bits >= 2 && bits <= 16 ? (1 << (bits - 1)) - 1 : 0;
 }
 
-/* round(x·inv) clamped to ±qmax, half to even (rintf in the default rounding mode). */
-static inline float code_of(float x, float inv, float qmax)
-{
-    float r = rintf(x * inv);
-    return r < -qmax ? -qmax : (r > qmax ? qmax : r);
-}
 
 /* Below this many values the elementwise loops run in the calling thread: even a one-thread
  * OpenMP region costs about a microsecond, and rows of a few hundred values are quantized from
@@ -29,7 +24,7 @@ enum { PARALLEL_MIN = 65536 };
 static void fake_quant_span(float *y, const float *x, size_t n, float inv, float q, float scale)
 {
     #pragma omp simd
-    for (size_t i = 0; i < n; i++) y[i] = code_of(x[i], inv, q) * scale;
+    for (size_t i = 0; i < n; i++) y[i] = gsq_quant_code(x[i], inv, q) * scale;
 }
 
 static void fake_quant_backward_span(float *dx, const float *dy, const float *x, size_t n, float inv, float q)
@@ -108,14 +103,14 @@ void gsq_fake_quant_rows(float *y, const float *w, int rows, int cols, const flo
     for (int r = 0; r < rows; r++) {
         size_t o = (size_t)r * (size_t)cols;
         float inv = 1.0f / scales[r], q = (float)qmax;
-        for (int c = 0; c < cols; c++) y[o + c] = code_of(w[o + c], inv, q) * scales[r];
+        for (int c = 0; c < cols; c++) y[o + c] = gsq_quant_code(w[o + c], inv, q) * scales[r];
     }
 }
 
 void gsq_quantize_codes(int8_t *out, const float *x, size_t n, float scale, int qmax)
 {
     float inv = 1.0f / scale, q = (float)qmax;
-    for (size_t i = 0; i < n; i++) out[i] = (int8_t)code_of(x[i], inv, q);
+    for (size_t i = 0; i < n; i++) out[i] = (int8_t)gsq_quant_code(x[i], inv, q);
 }
 
 static const char *const calib_names[] = {"max", "percentile", "mse", "entropy"};
@@ -141,7 +136,7 @@ static double quant_error(const float *x, size_t n, float amax, int qmax)
     float scale = amax / (float)qmax, inv = 1.0f / scale, q = (float)qmax;
     double e = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double d = (double)x[i] - (double)(code_of(x[i], inv, q) * scale);
+        double d = (double)x[i] - (double)(gsq_quant_code(x[i], inv, q) * scale);
         e += d * d;
     }
     return e;

@@ -1,6 +1,7 @@
-/* The CPU engine (include/gpusq/engine.h): the plan built from a quantized model — its GEMMs
- * packed as integer codes (kept codes + metadata where sparse), per-row output scales
- * (weight scale × input scale), the float parameters — and buffers sized once. */
+/* The engine (include/gpusq/engine.h): the plan built from a quantized model — its GEMMs packed as
+ * integer codes (kept codes + metadata where sparse), per-row output scales (weight scale × input
+ * scale), the float parameters — and buffers sized once; on the CPU, or handed to the CUDA side
+ * (engine_cuda.h), which copies them to the GPU. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,16 +9,18 @@
 #include <omp.h>
 
 #include "attention_int8.h"
+#include "engine_cuda.h"
 #include "engine_state.h"
 #include "gpusq/vit_quant.h"
 
-static const char *const part_names[GSQ_ENGINE_T_COUNT] = {"patch embed", "layernorm", "qkv", "attention",
-                                                           "proj",        "fc1+gelu",  "fc2", "head"};
+static const char *const part_names[GSQ_ENGINE_T_COUNT] = {"patch embed", "layernorm", "qkv",  "attention", "proj",
+                                                           "fc1+gelu",    "fc2",       "head", "transfer"};
 const char *gsq_engine_part_name(gsq_engine_part p) { return (unsigned)p < GSQ_ENGINE_T_COUNT ? part_names[p] : "?"; }
 
 void gsq_engine_free(gsq_engine *e)
 {
     if (!e) return;
+    gsq_engine_cuda_free(e->cuda);
     for (int s = 0; e->sites && s < e->num_sites; s++) {
         gsq_i8_weight_free(&e->sites[s].w);
         free(e->sites[s].scale);
@@ -53,11 +56,11 @@ static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern
         site->inv_a = 1.0f / a;
         int sparse = layout == GSQ_ENGINE_SPARSE && gsq_sparse_plan_prunes(&plan, name);
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
-        if (st == GSQ_OK) st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err);
-        if (st == GSQ_OK) {
+        if (st == GSQ_OK && e->cuda)
+            st = gsq_engine_cuda_site(e, s, codes, m->params + p->offset, rows, cols, sparse, err);
+        else if (st == GSQ_OK && (st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err)) == GSQ_OK)
             e->weight_bytes += site->w.bytes;
-            e->sparse_sites += sparse;
-        }
+        if (st == GSQ_OK) e->sparse_sites += sparse;
         free(codes);
     }
     gsq_sparse_plan_free(&plan);
@@ -101,6 +104,7 @@ static gsq_status copy_floats(gsq_engine *e, const gsq_vit *m, gsq_error *err)
         if (!is_site[i]) total += m->tensors[i].numel;
     }
     gsq_status st = GSQ_OK;
+    e->num_fparams = total;
     if (!(e->fparams = malloc((total ? total : 1) * sizeof(float))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++)
@@ -162,7 +166,15 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
 gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern, gsq_engine_layout layout,
                              int max_batch, gsq_error *err)
 {
+    return gsq_engine_create_on(out, m, pattern, layout, max_batch, GSQ_ENGINE_CPU, err);
+}
+
+gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern,
+                                gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err)
+{
     *out = NULL;
+    if (layout == GSQ_ENGINE_FP16 && device != GSQ_ENGINE_CUDA)
+        return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
     if (!gsq_vit_quant_active(m))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the model has no calibrated quantizers (load a compressed file)");
     size_t tokens = (size_t)gsq_vit_tokens(&m->cfg), heads = (size_t)m->cfg.num_heads;
@@ -174,6 +186,7 @@ gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_patt
     if (!e) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     e->cfg = m->cfg;
     e->max_batch = max_batch;
+    e->layout = layout;
     e->isa = gsq_i8_isa_active();
     e->num_sites = gsq_vit_quant_sites(&m->cfg);
     e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(gsq_vit_quant_mode(m)));
@@ -184,9 +197,11 @@ gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_patt
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int l = 0; st == GSQ_OK && e->attention && l < m->cfg.depth; l++)
         memcpy(e->qkv_scales + 3 * l, gsq_vit_quant_attention_scales(m, l), 3 * sizeof(float));
-    if (st == GSQ_OK) st = pack_sites(e, m, pattern, layout, err);
+    if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = gsq_engine_cuda_create(e, err);
+    /* on CUDA a GEMM runs sparse when its codes obey 2:4, the pattern of mma.sp */
+    if (st == GSQ_OK) st = pack_sites(e, m, e->cuda ? GSQ_SPARSE_2_4 : pattern, layout, err);
     if (st == GSQ_OK) st = copy_floats(e, m, err);
-    if (st == GSQ_OK) st = alloc_buffers(e, err);
+    if (st == GSQ_OK) st = e->cuda ? gsq_engine_cuda_finish(e, err) : alloc_buffers(e, err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);
         return st;

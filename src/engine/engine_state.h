@@ -1,4 +1,5 @@
-/* Private: the CPU engine's plan and buffers (engine.c builds them, engine_forward.c runs them). */
+/* Private: the engine's plan and buffers (engine.c builds them, engine_forward.c runs them on the
+ * CPU, engine_cuda.c keeps their copies on a GPU and runs them there). */
 #ifndef GSQ_ENGINE_STATE_H
 #define GSQ_ENGINE_STATE_H
 
@@ -16,6 +17,8 @@ typedef struct {
 struct gsq_engine {
     gsq_vit_config cfg;
     int max_batch;
+    gsq_engine_layout layout;
+    struct gsq_engine_cuda *cuda; /* the device side (engine_cuda.h) when it runs on CUDA, else NULL */
     gsq_i8_isa isa;              /* the integer kernels' instruction set */
     int num_sites, sparse_sites; /* the GEMMs in gsq_vit_quant_site_weight's order */
     gsq_engine_site *sites;
@@ -24,6 +27,7 @@ struct gsq_engine {
     int attention;               /* 1: Q, K, V and the probabilities are quantized too */
     float *qkv_scales;           /* (depth, 3) when attention */
     float *fparams;              /* the float parameters, which p points into */
+    size_t num_fparams;
     gsq_vit_view p;              /* GEMM weight pointers are NULL */
     gsq_vit_block_view *blocks;
     int row_threads;             /* threads with a row of ln (LayerNorm's row buffers) */

@@ -1,9 +1,10 @@
-/* Private: GELU(x) = 0.5·x·(1 + erf(x/√2)) for the engine's fused fc1 epilogue, in three forms —
- * scalar C (the reference, gsq_i8_epilogue_apply), AVX-512 and AVX2 — that perform the same IEEE
- * operations in the same order, so they agree bit for bit (tests/test_gelu_approx.c). Only
- * separate multiplies and adds (no FMA; the scalar form keeps each in its own statement, which no
- * compiler contracts without -ffp-contract=fast), one correctly rounded division, and min/max
- * written as MINPS/MAXPS compute them.
+/* Private: GELU(x) = 0.5·x·(1 + erf(x/√2)) for the engine's fused fc1 epilogue, in four forms —
+ * scalar (src/kernels/gelu_scalar.h: the reference gsq_i8_epilogue_apply and the GPU's GEMM
+ * epilogue), AVX-512 and AVX2 here — that perform the same IEEE operations in the same order, so
+ * they agree bit for bit (tests/test_gelu_approx.c). Only separate multiplies and adds (no FMA;
+ * the scalar form keeps each in its own statement, which no compiler contracts without
+ * -ffp-contract=fast), one correctly rounded division, and min/max written as MINPS/MAXPS
+ * compute them.
  *
  * erf(z) = z·P(z²)/Q(z²) on [-4, 4] is the rational minimax fit of gsq_verff
  * (src/kernels/vmath.h), which the float model's GELU uses (with FMA), so the two differ by
@@ -16,32 +17,7 @@
 
 #include <immintrin.h>
 
-#include "kernels/vmath.h" /* GSQ_ERF_P, GSQ_ERF_Q */
-
-#define GSQ_GELU_XMIN -5.65625f      /* erf(x/√2) rounds to -1 here: 1 + erf is 0 below */
-#define GSQ_GELU_ZMAX 4.0f
-#define GSQ_GELU_RSQRT2 0.70710678118654752440f
-/* a > b ? a : b and a < b ? a : b: MAXPS and MINPS, which return b when either is NaN */
-static inline float gsq_gelu_max(float a, float b) { return a > b ? a : b; }
-static inline float gsq_gelu_min(float a, float b) { return a < b ? a : b; }
-
-static inline float gsq_gelu_approx(float x)
-{
-    static const float P[] = GSQ_ERF_P, Q[] = GSQ_ERF_Q;
-    x = gsq_gelu_max(GSQ_GELU_XMIN, x);
-    float z = gsq_gelu_min(GSQ_GELU_ZMAX, x * GSQ_GELU_RSQRT2), z2 = z * z;
-    float p = P[0], q = Q[0];
-    for (int i = 1; i < 7; i++) {
-        p = p * z2;
-        p = p + P[i];
-    }
-    for (int i = 1; i < 5; i++) {
-        q = q * z2;
-        q = q + Q[i];
-    }
-    float erfz = z * p / q;
-    return 0.5f * x * (1.0f + erfz);
-}
+#include "kernels/gelu_scalar.h"
 
 __attribute__((target("avx512f"))) static inline __m512 gsq_gelu_avx512(__m512 x)
 {

@@ -83,7 +83,8 @@ gsq_status gsq_cuda_i8_gemm(const gsq_cuda_i8_weight *w, const int8_t *x, int ld
     return absent(err);
 }
 
-gsq_status gsq_cuda_blas_create(gsq_cuda_blas **out, gsq_cuda_blas_type type, int M, int N, int K, gsq_error *err)
+gsq_status gsq_cuda_blas_create(gsq_cuda_blas **out, gsq_cuda_blas_type type, int M, int N, int K, const void *bias,
+                                int gelu, gsq_error *err)
 {
     *out = NULL;
     return absent(err);

@@ -23,12 +23,7 @@
 #include <stdint.h>
 
 #include "gpusq/status.h"
-
-#ifdef __CUDACC__
-#define GSQ_MMA_HD static __host__ __device__ __forceinline__
-#else
-#define GSQ_MMA_HD static inline
-#endif
+#include "kernels/hd.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,32 +37,32 @@ extern "C" {
                                  * 0x0 is undefined behaviour for mma.sp */
 
 /* A, both instructions: register r of the lane (4 per lane) holds row g + 8·(r & 1). */
-GSQ_MMA_HD int gsq_mma_a_row(int lane, int r) { return (lane >> 2) + 8 * (r & 1); }
+GSQ_HD int gsq_mma_a_row(int lane, int r) { return (lane >> 2) + 8 * (r & 1); }
 /* Sparse A: register r holds the kept codes of the 8 columns (two groups of 4) from this one,
  * group by group, each group's two codes in index order: 4 codes out of 8 (PTX ISA "Matrix
  * Fragments for sparse mma.m16n8k64 with .u8/.s8": firstcol = 8t, + 32 for a8..a15). */
-GSQ_MMA_HD int gsq_mma_sp_a_col(int lane, int r) { return 8 * (lane & 3) + 32 * (r >> 1); }
+GSQ_HD int gsq_mma_sp_a_col(int lane, int r) { return 8 * (lane & 3) + 32 * (r >> 1); }
 /* Dense A: register r holds 4 consecutive columns from this one ("Matrix Fragments for
  * mma.m16n8k32": col = 4t + (i & 3), + 16 for a8..a15). */
-GSQ_MMA_HD int gsq_mma_dense_a_col(int lane, int r) { return 4 * (lane & 3) + 16 * (r >> 1); }
+GSQ_HD int gsq_mma_dense_a_col(int lane, int r) { return 4 * (lane & 3) + 16 * (r >> 1); }
 /* Sparse metadata (one register per lane, all four lanes of a group contribute, so the sparsity
  * selector is 0): the lane holds row g + 8·(t & 1), columns 32·(t >> 1) to +31; nibble j (bits
  * 4j..4j+3) is the group of columns +4j..+4j+3, bits 0-1 the index of its first kept code and
  * bits 2-3 the second's, first < second (::ordered_metadata). */
-GSQ_MMA_HD int gsq_mma_sp_e_row(int lane) { return (lane >> 2) + 8 * (lane & 1); }
-GSQ_MMA_HD int gsq_mma_sp_e_col(int lane) { return 32 * ((lane >> 1) & 1); }
+GSQ_HD int gsq_mma_sp_e_row(int lane) { return (lane >> 2) + 8 * (lane & 1); }
+GSQ_HD int gsq_mma_sp_e_col(int lane) { return 32 * ((lane >> 1) & 1); }
 /* B, both instructions (4 registers sparse, 2 dense): register j holds column (token) g, rows
  * (inputs) 16j + 4t to +3. */
-GSQ_MMA_HD int gsq_mma_b_col(int lane) { return lane >> 2; }
-GSQ_MMA_HD int gsq_mma_b_row(int lane, int j) { return 16 * j + 4 * (lane & 3); }
+GSQ_HD int gsq_mma_b_col(int lane) { return lane >> 2; }
+GSQ_HD int gsq_mma_b_row(int lane, int j) { return 16 * j + 4 * (lane & 3); }
 /* C and D, both instructions: element i (4 per lane) is row g + 8·(i >> 1), column 2t + (i & 1). */
-GSQ_MMA_HD int gsq_mma_c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
-GSQ_MMA_HD int gsq_mma_c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
+GSQ_HD int gsq_mma_c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
+GSQ_HD int gsq_mma_c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 
 /* A B register: bytes x[n][k..k+3] of the activations x (M, K), row stride ldx, low byte first;
  * bytes outside the matrix (n ≥ M, k ≥ K, the K and token padding) read as 0. On the GPU a whole
  * word is one aligned load (gsq_cuda_i8_gemm requires x and ldx 4-byte aligned). */
-GSQ_MMA_HD uint32_t gsq_mma_b_word(const int8_t *x, int ldx, int M, int K, int n, int k)
+GSQ_HD uint32_t gsq_mma_b_word(const int8_t *x, int ldx, int M, int K, int n, int k)
 {
     if (n >= M || k >= K) return 0;
     const int8_t *p = x + (size_t)n * (size_t)ldx + (size_t)k;

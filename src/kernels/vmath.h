@@ -9,10 +9,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/hd.h"
+
 /* e^x: Cody-Waite reduction x = n·ln2 + r, a degree-6 polynomial for e^r (Cephes' coefficients),
  * then the 2^n scale built in the exponent bits. Inputs are clamped to [-87, 88], so e^-inf gives
- * about 1.6e-38 instead of 0 (immaterial in a softmax) and nothing overflows. */
-static inline float gsq_vexpf(float x)
+ * about 1.6e-38 instead of 0 (immaterial in a softmax) and nothing overflows. The GPU's softmax
+ * (src/kernels/cuda/attention.cu) calls this same function, so both round alike. */
+GSQ_HD float gsq_vexpf(float x)
 {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x); /* compares vectorize, fminf does not */
     float n = rintf(x * 1.44269504088896341f);

@@ -1,5 +1,6 @@
 /* cuBLASLt dense GEMMs, the baselines our INT8 kernels are measured against (gpusq/cuda.h):
- * y (M, N) = x (M, K) · wᵀ with row-major x, w, y, INT8 → INT32 or FP16 → FP16 (FP32 accumulate).
+ * y (M, N) = x (M, K) · wᵀ with row-major x, w, y, INT8 → INT32 or FP16 → FP16 (FP32 accumulate,
+ * optionally with cuBLASLt's bias and GELU epilogues: the GPU engine's FP16 baseline).
  * In cuBLAS's column-major terms that is yᵀ (N × M) = op(w) · xᵀ with w seen as a K × N matrix
  * and op = transpose: the "TN" form the integer tensor-core paths require. */
 #include <cublasLt.h>
@@ -41,10 +42,12 @@ extern "C" void gsq_cuda_blas_free(gsq_cuda_blas *p)
 }
 
 extern "C" gsq_status gsq_cuda_blas_create(gsq_cuda_blas **out, gsq_cuda_blas_type type, int M, int N, int K,
-                                           gsq_error *err)
+                                           const void *bias, int gelu, gsq_error *err)
 {
     *out = NULL;
     if (M < 1 || N < 1 || K < 1) return gsq_fail(err, GSQ_ERR_ARG, "cublasLt: bad shape %d × %d × %d", M, N, K);
+    if ((bias || gelu) && type != GSQ_CUDA_BLAS_F16)
+        return gsq_fail(err, GSQ_ERR_ARG, "cublasLt: a bias or GELU epilogue is for FP16 GEMMs");
     gsq_cuda_blas *p = (gsq_cuda_blas *)calloc(1, sizeof *p);
     if (!p) return gsq_fail(err, GSQ_ERR_NOMEM, "cublasLt: out of memory");
     p->type = type;
@@ -65,6 +68,12 @@ extern "C" gsq_status gsq_cuda_blas_create(gsq_cuda_blas **out, gsq_cuda_blas_ty
         s = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof trans);
     if (s == CUBLAS_STATUS_SUCCESS)
         s = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none);
+    cublasLtEpilogue_t epi = bias ? (gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                                  : (gelu ? CUBLASLT_EPILOGUE_GELU : CUBLASLT_EPILOGUE_DEFAULT);
+    if (s == CUBLAS_STATUS_SUCCESS && epi != CUBLASLT_EPILOGUE_DEFAULT)
+        s = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    if (s == CUBLAS_STATUS_SUCCESS && bias)
+        s = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatrixLayoutCreate(&p->w, in, K, N, K);
     if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatrixLayoutCreate(&p->x, in, K, M, K);
     if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatrixLayoutCreate(&p->y, res, N, M, N);

@@ -15,7 +15,9 @@ extern "C" {
 #include "gpusq/cuda.h"
 }
 #include "kernels/cuda/cuda_status.h"
+#include "kernels/gelu_scalar.h"
 #include "kernels/mma_layout.h"
+#include "kernels/quant_code.h"
 
 #define WARPS 4                        /* per block, one 16-feature row tile each */
 #define TOKENS 64                      /* per block and warp */
@@ -54,8 +56,9 @@ __device__ __forceinline__ void mma_dense(int32_t d[4], uint4 a, const uint32_t 
         : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b[0]), "r"(b[1]));
 }
 
-/* Output (token n, feature row) from its exact sum: the documented epilogue. Multiplies and adds
- * are the _rn intrinsics, never contracted into an FMA, as the CPU engine computes them. */
+/* Output (token n, feature row) from its exact sum: the documented epilogue, the CPU engine's
+ * gsq_i8_epilogue_apply and quantizer to the bit (the same operations in the same order, no FMA
+ * under -fmad=false, and the same GELU and rounding functions). */
 __device__ __forceinline__ void store(const epilogue_args &ep, int32_t acc, int row, int n, void *y, int ldy)
 {
     size_t at = (size_t)n * (size_t)ldy + (size_t)row;
@@ -63,16 +66,15 @@ __device__ __forceinline__ void store(const epilogue_args &ep, int32_t acc, int 
         ((int32_t *)y)[at] = acc;
         return;
     }
-    float v = __fadd_rn(__fmul_rn(__int2float_rn(acc), ep.scale[row]), ep.bias ? ep.bias[row] : 0.0f);
-    if (ep.gelu) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
+    float v = (float)acc * ep.scale[row];
+    v = v + (ep.bias ? ep.bias[row] : 0.0f);
+    if (ep.gelu) v = gsq_gelu_approx(v);
     if (ep.out == GSQ_CUDA_OUT_F32) {
         float *yf = (float *)y + at;
-        *yf = ep.accumulate ? __fadd_rn(*yf, v) : v;
+        *yf = ep.accumulate ? *yf + v : v;
         return;
     }
-    float q = rintf(__fmul_rn(v, ep.out_inv)); /* gsq_quantize_codes' rounding */
-    q = q < -ep.out_qmax ? -ep.out_qmax : (q > ep.out_qmax ? ep.out_qmax : q);
-    ((int8_t *)y)[at] = (int8_t)(int)q;
+    ((int8_t *)y)[at] = (int8_t)(int)gsq_quant_code(v, ep.out_inv, ep.out_qmax);
 }
 
 /* y (M, ldy) = epilogue(x (M, K) · wᵀ). Block (bx, by): tokens 64·bx.., row tiles 4·by + warp. */

@@ -1,0 +1,77 @@
+/* Private: the CUDA kernels of the GPU engine (src/engine/engine_cuda.c) other than the GEMMs
+ * (gpusq/cuda.h): patch extraction, token assembly, LayerNorm, attention, the residual add of the
+ * FP16 baseline and the classifier head. Pointers are device pointers; "half" buffers hold IEEE
+ * fp16 values. Every call launches asynchronously on the default stream and returns launch errors;
+ * execution errors come from the next synchronizing call. The arithmetic follows the CPU engine's
+ * operation for operation (the sources are compiled with -fmad=false); docs/CUDA.md says which
+ * results equal the CPU's bit for bit and which differ by the order of a sum. Declared only in
+ * builds with CUDA (GSQ_HAVE_CUDA). */
+#ifndef GSQ_KERNELS_CUDA_VIT_OPS_H
+#define GSQ_KERNELS_CUDA_VIT_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "gpusq/status.h"
+
+/* ---- attention: qkv (B·T, 3C) → out (B·T, C), heads concatenated, NH heads of C / NH ---------- */
+
+/* Quantized attention (src/engine/attention_int8.h, per (image, head)): Q, K, V quantized with
+ * their scales (gsq_quantize_codes: inv = 1 / scale, codes ±qmax), S = Qcode·Kcodeᵀ exact,
+ * s = (float)S · ((sq·sk)·(1/√HD)), softmax as gsq_att8_probs (max, gsq_vexpf, the sum over 16
+ * lanes folded 8, 4, 2, 1, times 1 / sum), probability codes rint(p · qmax) ≤ qmax, O = Pcode·Vcode
+ * exact, o = (float)O · ((1/qmax)·sv); then out = the code of o for the next GEMM,
+ * gsq_quant_code(o, out_inv, out_qmax), int8 at row stride ldo. Equal to the CPU engine's
+ * gsq_att8_forward followed by its quantizer, bit for bit. qkv float. */
+gsq_status gsq_cuda_attention_i8(int8_t *out, int ldo, float out_inv, int out_qmax, const float *qkv, int B, int T,
+                                 int C, int NH, const float scales[3], int qmax, gsq_error *err);
+/* Float attention (a model whose attention matmuls are not quantized): s = (q·k)·(1/√HD),
+ * softmax with gsq_vexpf, o = Σ p·v, all fp32; out = gsq_quant_code(o, out_inv, out_qmax) as
+ * above. qkv float. Within float rounding of gsq_attention_forward. */
+gsq_status gsq_cuda_attention_f32(int8_t *out, int ldo, float out_inv, int out_qmax, const float *qkv, int B, int T,
+                                  int C, int NH, gsq_error *err);
+/* The FP16 baseline's attention: the float attention above on half qkv, out half (B·T, C). */
+gsq_status gsq_cuda_attention_f16(void *out, const void *qkv, int B, int T, int C, int NH, gsq_error *err);
+
+/* ---- the rest of the forward pass ----------------------------------------------------------- */
+
+/* The patch embedding's input: row b·NP + p of patches (B·NP, C·P·P) is image b's patch p
+ * flattened (c, py, px), as gsq_patchify; images (B, C, S, S) float, S a multiple of P. Written
+ * as int8 codes gsq_quant_code(v, inv, qmax) at row stride ldq, or (_f16) as half, rows dense. */
+gsq_status gsq_cuda_patchify_i8(int8_t *xq, int ldq, const float *images, int B, int C, int S, int P, float inv,
+                                int qmax, gsq_error *err);
+gsq_status gsq_cuda_patchify_f16(void *xh, const float *images, int B, int C, int S, int P, gsq_error *err);
+/* x (B, T, D) = [cls, dist, pe (B, NP, D)] + pos (T, D), as gsq_tokens_forward (cls, dist NULL
+ * where the model has none); pe float, or half when pe_half. */
+gsq_status gsq_cuda_tokens(float *x, const void *pe, int pe_half, const float *cls, const float *dist, const float *pos,
+                           int B, int NP, int D, gsq_error *err);
+/* LayerNorm of the rows of x (M, D) as gsq_layernorm_row computes it (mean and variance summed
+ * in double, then the same float operations), written as the next GEMM's int8 codes
+ * gsq_quant_code(y, inv, qmax) at row stride ldy, or (_f16) as half, rows dense. */
+gsq_status gsq_cuda_layernorm_i8(int8_t *y, int ldy, const float *x, int M, int D, const float *w, const float *b,
+                                 float eps, float inv, int qmax, gsq_error *err);
+gsq_status gsq_cuda_layernorm_f16(void *y, const float *x, int M, int D, const float *w, const float *b, float eps,
+                                  gsq_error *err);
+/* x[i] += y[i] for n values, y half: the FP16 baseline's residual add. */
+gsq_status gsq_cuda_add_f16(float *x, const void *y, size_t n, gsq_error *err);
+
+/* The classifier on the residual stream x (B, T, D). */
+typedef struct {
+    int T, D, K;            /* tokens, width, classes */
+    int avg_pool, prefix;   /* mean of the tokens from prefix on (timm's avg pool), else token 0 */
+    int distilled;          /* DeiT: the mean of the head on token 0 and head_dist on token 1 */
+    float eps;              /* the final LayerNorm's */
+    const float *norm_w, *norm_b, *head_w, *head_b, *dist_w, *dist_b; /* head_w (K, D) */
+} gsq_cuda_head_args;
+/* logits (B, K): pool, LayerNorm (as gsq_layernorm_row), linear; as the CPU engine's head. */
+gsq_status gsq_cuda_head(float *logits, const float *x, int B, const gsq_cuda_head_args *h, gsq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

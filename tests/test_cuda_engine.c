@@ -1,0 +1,119 @@
+/* The engine on CUDA end to end (docs/CUDA.md), against the CPU engine on tiny quantized models:
+ * INT8 2:4 (sparse tensor cores), INT4 4:8 (runs dense: paired 4:8 codes are not 2:4), W4A8, INT8
+ * with quantized attention, in the sparse and the dense layouts; the FP16 baseline against the
+ * float model; batches below the maximum; times per part. Everywhere, GPU or not: asking for CUDA
+ * without a usable GPU is GSQ_ERR_UNSUPPORTED with a message, and the FP16 layout on the CPU is
+ * GSQ_ERR_ARG. */
+#include <string.h>
+
+#include "gpusq/cuda.h"
+#include "gpusq/engine.h"
+#include "gpusq/half.h"
+#include "quantized_model.h"
+#include "test_util.h"
+
+enum { B = 6, K = 5, PIXELS = 3 * 16 * 16 };
+
+/* GPU logits within this much of the CPU engine's, relative to the largest logit. The integer
+ * GEMMs and the quantized attention compute the CPU's values bit for bit; LayerNorm sums its
+ * doubles in another order, so a normalized value may round to the neighbouring float and, near
+ * a rounding boundary, to the neighbouring code (as TOL in test_engine.c allows), and the head
+ * sums its dot products in another order. Models without quantized attention run float attention,
+ * whose sums are ordered differently too. */
+#define TOL 1e-4
+/* The FP16 baseline against the float model: fp16 weights and activations, cuBLASLt's tanh GELU. */
+#define TOL_FP16 3e-2
+
+static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention)
+{
+    float x[B * PIXELS], cpu[B * K], gpu[B * K];
+    gsq_vit *m = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
+    gsq_error err = {0};
+    const char *what = gsq_quant_mode_name(mode);
+    const float *logits;
+    gsq_engine *ref = NULL, *e[2] = {NULL, NULL};
+    CHECK(gsq_engine_create(&ref, m, pattern, GSQ_ENGINE_SPARSE, B, &err) == GSQ_OK, "%s", err.msg);
+    for (int l = 0; l < 2; l++)
+        CHECK(gsq_engine_create_on(&e[l], m, pattern, l ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE, B, GSQ_ENGINE_CUDA,
+                                   &err) == GSQ_OK, "%s: %s", what, err.msg);
+    if (ref && gsq_engine_forward(ref, x, B, &logits, &err) == GSQ_OK) memcpy(cpu, logits, sizeof cpu);
+    for (int l = 0; ref && l < 2 && e[l]; l++) {
+        const char *layout = l ? "dense" : "sparse";
+        CHECK(gsq_engine_forward(e[l], x, B, &logits, &err) == GSQ_OK, "%s %s: %s", what, layout, err.msg);
+        if (!logits) continue;
+        memcpy(gpu, logits, sizeof gpu);
+        int same = 0;
+        for (int i = 0; i < B * K; i++) same += gsq_f32_bits(gpu[i]) == gsq_f32_bits(cpu[i]);
+        double d = max_rel_err(gpu, cpu, B * K);
+        printf("%s %s%s, %s layout (%d GEMMs on mma.sp): GPU vs CPU engine %.2e, %d of %d logits bit-equal\n", what,
+               gsq_sparse_pattern_name(pattern), attention ? " (attention quantized)" : "", layout,
+               gsq_engine_sparse_gemms(e[l]), d, same, B * K);
+        CHECK(d <= TOL, "%s %s: GPU logits differ from the CPU engine's by %g", what, layout, d);
+        /* a smaller batch computes the same rows */
+        CHECK(gsq_engine_forward(e[l], x + 2 * PIXELS, 3, &logits, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(logits && !memcmp(gpu + 2 * K, logits, 3 * K * sizeof(float)), "%s %s: batch of 3 differs from its rows",
+              what, layout);
+        double total = 0;
+        for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++) total += gsq_engine_times(e[l])[p];
+        CHECK(total > 0 && gsq_engine_times(e[l])[GSQ_ENGINE_T_TRANSFER] > 0, "%s: no time recorded", what);
+    }
+    if (e[1]) CHECK(gsq_engine_sparse_gemms(e[1]) == 0, "dense layout: %d GEMMs sparse", gsq_engine_sparse_gemms(e[1]));
+    if (e[0] && ref && pattern == GSQ_SPARSE_2_4)
+        CHECK(gsq_engine_sparse_gemms(e[0]) == gsq_engine_sparse_gemms(ref), "%s: %d GEMMs sparse on the GPU, %d on "
+              "the CPU", what, gsq_engine_sparse_gemms(e[0]), gsq_engine_sparse_gemms(ref));
+    gsq_engine_free(ref);
+    gsq_engine_free(e[0]);
+    gsq_engine_free(e[1]);
+    gsq_vit_free(m);
+}
+
+/* The FP16 engine against the float model of the same weights, at batch B and then 1 (which plans
+ * its cuBLASLt GEMMs again). */
+static void check_fp16(void)
+{
+    float x[B * PIXELS], ref[B * K];
+    gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, B);
+    gsq_error err = {0};
+    gsq_engine *e = NULL;
+    const float *logits;
+    CHECK(gsq_engine_create_on(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_FP16, B, GSQ_ENGINE_CUDA, &err) == GSQ_OK, "%s",
+          err.msg);
+    gsq_vit_quant_disable(m);
+    gsq_vit_forward(m, x, B, &logits, &err);
+    memcpy(ref, logits, sizeof ref);
+    for (int batch = B; e && batch >= 1; batch -= B - 1) {
+        CHECK(gsq_engine_forward(e, x, batch, &logits, &err) == GSQ_OK, "%s", err.msg);
+        double d = logits ? max_rel_err(logits, ref, (size_t)batch * K) : 1.0;
+        printf("FP16 engine, batch %d: vs the float model %.2e\n", batch, d);
+        CHECK(d <= TOL_FP16, "FP16 engine, batch %d: logits differ from the float model by %g", batch, d);
+    }
+    gsq_engine_free(e);
+    gsq_vit_free(m);
+}
+
+int main(void)
+{
+    float x[PIXELS];
+    gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, 1);
+    gsq_error err = {0};
+    gsq_engine *e = NULL;
+    CHECK(gsq_engine_create_on(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_FP16, 1, GSQ_ENGINE_CPU, &err) == GSQ_ERR_ARG && !e,
+          "the FP16 layout was accepted on the CPU");
+    gsq_status st = gsq_engine_create_on(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_SPARSE, 1, GSQ_ENGINE_CUDA, &err);
+    gsq_vit_free(m);
+    if (gsq_cuda_device_count() < 1) {
+        CHECK(st == GSQ_ERR_UNSUPPORTED && !e && err.msg[0], "CUDA without a GPU: status %d", (int)st);
+        printf("  refused without a GPU: %s\ntest_cuda_engine: no CUDA device, GPU checks skipped\n", err.msg);
+        return test_finish("test_cuda_engine");
+    }
+    gsq_engine_free(e);
+    char name[256] = "";
+    gsq_cuda_device_name(0, name, sizeof name, NULL);
+    printf("device: %s\n", name);
+    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
+    check_model(36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0);
+    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0);
+    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1);
+    check_fp16();
+    return test_finish("test_cuda_engine");
+}
