@@ -64,15 +64,13 @@ static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_vit *m, const 
     return st;
 }
 
-/* A random model of config `name`, pruned to pattern and quantized in mode, calibrated on images. */
-static gsq_status random_model(gsq_vit **out, const char *name, gsq_sparse_pattern pattern, gsq_quant_mode mode,
-                               int attention, const float *images, int B, gsq_error *err)
+/* A random model of configuration cfg, pruned to pattern and quantized in mode, calibrated on images. */
+static gsq_status random_model(gsq_vit **out, const gsq_vit_config *cfg, gsq_sparse_pattern pattern,
+                               gsq_quant_mode mode, int attention, const float *images, int B, gsq_error *err)
 {
-    gsq_vit_config cfg;
     gsq_sparse_plan plan = {0};
     gsq_vit *m = NULL;
-    gsq_status st = gsq_vit_config_by_name(name, &cfg, err);
-    if (st == GSQ_OK) st = gsq_vit_create(&m, &cfg, err);
+    gsq_status st = gsq_vit_create(&m, cfg, err);
     if (st == GSQ_OK) gsq_vit_init(m, 0);
     if (st == GSQ_OK) st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, err);
     if (st == GSQ_OK) gsq_sparse_apply(&plan, m->params);
@@ -148,7 +146,8 @@ int cmd_bench(int argc, char **argv)
         gsq_rng_seed(&rng, 1, 0);
         for (size_t i = 0; i < (size_t)batch * per_image; i++) images[i] = gsq_rng_normal(&rng);
     }
-    if (st == GSQ_OK && config) st = random_model(&m, config, info.pattern, info.mode, attention, images, batch < 8 ? batch : 8, &err);
+    if (st == GSQ_OK && config)
+        st = random_model(&m, &cfg, info.pattern, info.mode, attention, images, batch < 8 ? batch : 8, &err);
     gsq_engine *sparse = NULL, *dense = NULL, *fp16 = NULL;
     if (st == GSQ_OK) st = gsq_engine_create_on(&sparse, m, info.pattern, GSQ_ENGINE_SPARSE, batch, device, &err);
     if (st == GSQ_OK) st = gsq_engine_create_on(&dense, m, info.pattern, GSQ_ENGINE_DENSE, batch, device, &err);
