@@ -106,6 +106,11 @@ int main(void)
         printf("  refused without a GPU: %s\ntest_cuda_engine: no CUDA device, GPU checks skipped\n", err.msg);
         return test_finish("test_cuda_engine");
     }
+    if (st == GSQ_ERR_UNSUPPORTED) { /* a GPU older than sm_80: refused, with the reason */
+        CHECK(!e && err.msg[0], "an unsupported GPU was refused without a message");
+        printf("test_cuda_engine: %s; GPU checks skipped\n", err.msg);
+        return test_finish("test_cuda_engine");
+    }
     gsq_engine_free(e);
     char name[256] = "";
     gsq_cuda_device_name(0, name, sizeof name, NULL);
