@@ -11,7 +11,6 @@
 #include "gpusq/cuda.h"
 #include "gpusq/half.h"
 #include "gpusq/kernels.h"
-#include "gpusq/nn.h"
 #include "gpusq/sparse.h"
 #include "test_util.h"
 

@@ -12,12 +12,12 @@
 #include "engine_cuda.h"
 
 #ifdef GSQ_HAVE_CUDA
-#include <cuda_runtime_api.h>
 #include <stdlib.h>
 
 #include "gpusq/cuda.h"
 #include "gpusq/half.h"
 #include "gpusq/sparse.h"
+#include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/vit_ops.h"
 
 typedef struct {
@@ -44,12 +44,6 @@ struct gsq_engine_cuda {
     cudaEvent_t *events;         /* one per lap, and a first */
     gsq_engine_part *event_part; /* the part each lap closes */
 };
-
-static gsq_status cuda_fail(gsq_error *err, cudaError_t e, const char *what)
-{
-    return gsq_fail(err, e == cudaErrorMemoryAllocation ? GSQ_ERR_NOMEM : GSQ_ERR_UNSUPPORTED, "cuda engine: %s: %s",
-                    what, cudaGetErrorString(e));
-}
 
 static int round4(int n) { return (n + 3) / 4 * 4; }
 
@@ -98,7 +92,7 @@ gsq_status gsq_engine_cuda_create(gsq_engine *e, gsq_error *err)
     cudaError_t ce = cudaGetDevice(&dev_id);
     if (ce == cudaSuccess) ce = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev_id);
     if (ce == cudaSuccess) ce = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev_id);
-    if (ce != cudaSuccess) return cuda_fail(err, ce, "device properties");
+    if (ce != cudaSuccess) return gsq_cuda_fail(err, ce, "device properties");
     if (major < 8)
         return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "engine: the GPU is sm_%d%d; the tensor-core kernels need sm_80 "
                         "or later", major, minor);
@@ -113,11 +107,12 @@ gsq_status gsq_engine_cuda_create(gsq_engine *e, gsq_error *err)
     c->event_part = calloc((size_t)c->num_events, sizeof *c->event_part);
     if (!c->sites || !c->events || !c->event_part) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; i < c->num_events; i++)
-        if ((ce = cudaEventCreate(&c->events[i])) != cudaSuccess) return cuda_fail(err, ce, "creating events");
+        if ((ce = cudaEventCreate(&c->events[i])) != cudaSuccess)
+            return gsq_cuda_fail(err, ce, "creating events");
     return GSQ_OK;
 }
 
-/* n values of host copied into a new device allocation *dst. */
+/* bytes of host copied into a new device allocation *dst. */
 static gsq_status upload_new(void **dst, const void *host, size_t bytes, gsq_error *err)
 {
     gsq_status st = gsq_cuda_malloc(dst, bytes, err);
@@ -192,7 +187,7 @@ gsq_status gsq_engine_cuda_finish(gsq_engine *e, gsq_error *err)
     cudaError_t ce = st == GSQ_OK ? cudaMallocHost((void **)&c->host_logits, B * K * sizeof(float)) : cudaSuccess;
     if (ce != cudaSuccess) {
         c->host_logits = NULL;
-        st = cuda_fail(err, ce, "pinned memory for the logits");
+        st = gsq_cuda_fail(err, ce, "pinned memory for the logits");
     }
     return st;
 }
@@ -202,7 +197,7 @@ static gsq_status lap(struct gsq_engine_cuda *c, int *n, gsq_engine_part p, gsq_
 {
     c->event_part[*n] = p;
     cudaError_t ce = cudaEventRecord(c->events[++*n], 0);
-    return ce == cudaSuccess ? GSQ_OK : cuda_fail(err, ce, "recording an event");
+    return ce == cudaSuccess ? GSQ_OK : gsq_cuda_fail(err, ce, "recording an event");
 }
 
 /* y = epilogue(x (M, K) · wᵀ) of INT8 site s: float out (accumulated when acc), or with next_inv the
@@ -323,7 +318,7 @@ gsq_status gsq_engine_cuda_forward(gsq_engine *e, const float *images, int B, co
     int n = 0;
     cudaError_t ce = cudaEventRecord(c->events[0], 0);
     gsq_status st = ce == cudaSuccess ? gsq_cuda_upload(c->images, images, pixels * sizeof(float), err)
-                                      : cuda_fail(err, ce, "recording an event");
+                                      : gsq_cuda_fail(err, ce, "recording an event");
     if (st == GSQ_OK) st = lap(c, &n, GSQ_ENGINE_T_TRANSFER, err);
     if (st == GSQ_OK) st = embed(e, B, err);
     if (st == GSQ_OK) st = lap(c, &n, GSQ_ENGINE_T_PATCH, err);
@@ -338,11 +333,11 @@ gsq_status gsq_engine_cuda_forward(gsq_engine *e, const float *images, int B, co
     if (st == GSQ_OK) st = gsq_cuda_download(c->host_logits, c->logits, (size_t)B * K * sizeof(float), err);
     if (st == GSQ_OK) st = lap(c, &n, GSQ_ENGINE_T_TRANSFER, err);
     if (st == GSQ_OK && (ce = cudaEventSynchronize(c->events[n])) != cudaSuccess)
-        st = cuda_fail(err, ce, "the forward pass");
+        st = gsq_cuda_fail(err, ce, "the forward pass");
     for (int i = 0; st == GSQ_OK && i < n; i++) {
         float ms = 0.0f;
         if ((ce = cudaEventElapsedTime(&ms, c->events[i], c->events[i + 1])) != cudaSuccess)
-            st = cuda_fail(err, ce, "reading an event");
+            st = gsq_cuda_fail(err, ce, "reading an event");
         e->times[c->event_part[i]] += 1e-3 * ms;
     }
     if (st != GSQ_OK) cudaDeviceSynchronize(); /* nothing of this pass still runs when we return */

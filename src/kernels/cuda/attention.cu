@@ -100,6 +100,13 @@ __device__ __forceinline__ int code_at(const float *x, int d, int n, float inv, 
     return d < n ? (int)gsq_quant_code(x[d], inv, qmax) : 0;
 }
 
+/* The codes of x[d..d+3], packed. */
+__device__ __forceinline__ int codes4(const float *x, int d, int n, float inv, float qmax)
+{
+    return pack4(code_at(x, d, n, inv, qmax), code_at(x, d + 1, n, inv, qmax), code_at(x, d + 2, n, inv, qmax),
+                 code_at(x, d + 3, n, inv, qmax));
+}
+
 /* out (B·T, ldo) int8 from qkv (B·T, 3C). Grid (B·NH, ceil(T / ROWS)), WARPS warps. Shared: K codes
  * [T][kw words] (word w: dims 4w..4w+3), V codes [groups][HD words] (word: tokens 4g..4g+3 of dim
  * d, zero past T); per warp Q codes [hw words], scores then exponentials [T floats], probability
@@ -114,8 +121,7 @@ __global__ void __launch_bounds__(WARPS * 32) attention_i8_kernel(i8_args a)
     for (int i = threadIdx.x; i < T * a.hw; i += blockDim.x) {
         int u = i / a.hw, d = 4 * (i % a.hw);
         const float *k = head + (size_t)u * ld + a.C;
-        ks[u * a.kw + d / 4] = pack4(code_at(k, d, HD, a.inv_k, a.qmax), code_at(k, d + 1, HD, a.inv_k, a.qmax),
-                                     code_at(k, d + 2, HD, a.inv_k, a.qmax), code_at(k, d + 3, HD, a.inv_k, a.qmax));
+        ks[u * a.kw + d / 4] = codes4(k, d, HD, a.inv_k, a.qmax);
     }
     for (int i = threadIdx.x; i < a.groups * HD; i += blockDim.x) {
         int g = i / HD, d = i % HD, c[4];
@@ -135,11 +141,7 @@ __global__ void __launch_bounds__(WARPS * 32) attention_i8_kernel(i8_args a)
     int t_end = min(T, (int)(blockIdx.y + 1) * ROWS);
     for (int t = blockIdx.y * ROWS + warp; t < t_end; t += WARPS) { /* warp-uniform */
         const float *q = head + (size_t)t * ld;
-        for (int w = lane; w < a.hw; w += 32) {
-            int d = 4 * w;
-            qs[w] = pack4(code_at(q, d, HD, a.inv_q, a.qmax), code_at(q, d + 1, HD, a.inv_q, a.qmax),
-                          code_at(q, d + 2, HD, a.inv_q, a.qmax), code_at(q, d + 3, HD, a.inv_q, a.qmax));
-        }
+        for (int w = lane; w < a.hw; w += 32) qs[w] = codes4(q, 4 * w, HD, a.inv_q, a.qmax);
         __syncwarp();
         int top = INT_MIN;
         for (int u = lane; u < T; u += 32) {
@@ -259,12 +261,6 @@ static gsq_status launch_setup(const void *kernel, size_t bytes, const char *wha
     return GSQ_OK;
 }
 
-static gsq_status launched(gsq_error *err, const char *what)
-{
-    cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? GSQ_OK : gsq_cuda_fail(err, e, what);
-}
-
 static dim3 grid_of(int B, int T, int NH)
 {
     return dim3((unsigned)(B * NH), (unsigned)((T + ROWS - 1) / ROWS));
@@ -297,7 +293,7 @@ extern "C" gsq_status gsq_cuda_attention_i8(int8_t *out, int ldo, float out_inv,
     st = launch_setup((const void *)attention_i8_kernel, bytes, "int8", T, a.HD, err);
     if (st != GSQ_OK) return st;
     attention_i8_kernel<<<grid_of(B, T, NH), WARPS * 32, bytes>>>(a);
-    return launched(err, "launching the int8 attention");
+    return gsq_cuda_launched(err, "launching the int8 attention");
 }
 
 /* The float attentions: qkv of S, out int8 codes at ldo or (HALF) half. */
@@ -322,7 +318,7 @@ static gsq_status attention_float(void *out, int ldo, float out_inv, int out_qma
     st = launch_setup((const void *)attention_float_kernel<S, HALF>, bytes, what, T, a.HD, err);
     if (st != GSQ_OK) return st;
     attention_float_kernel<S, HALF><<<grid_of(B, T, NH), WARPS * 32, bytes>>>(a);
-    return launched(err, HALF ? "launching the fp16 attention" : "launching the fp32 attention");
+    return gsq_cuda_launched(err, HALF ? "launching the fp16 attention" : "launching the fp32 attention");
 }
 
 extern "C" gsq_status gsq_cuda_attention_f32(int8_t *out, int ldo, float out_inv, int out_qmax, const float *qkv, int B,

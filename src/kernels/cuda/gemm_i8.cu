@@ -185,6 +185,5 @@ extern "C" gsq_status gsq_cuda_i8_gemm(const gsq_cuda_i8_weight *w, const int8_t
     else
         i8_gemm_kernel<false><<<grid, WARPS * 32>>>(w->a, w->e, w->rows, w->row_tiles, w->k_tiles, w->cols, x, ldx, M,
                                                     ep, y, ldy);
-    cudaError_t ce = cudaGetLastError();
-    return ce == cudaSuccess ? GSQ_OK : gsq_cuda_fail(err, ce, "launching the int8 gemm");
+    return gsq_cuda_launched(err, "launching the int8 gemm");
 }

@@ -17,12 +17,6 @@
 #define HEAD_WARPS 8     /* classifier: a warp per class at a time */
 #define HEAD_CLASSES 256 /* classes per block of the classifier */
 
-static gsq_status launched(gsq_error *err, const char *what)
-{
-    cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? GSQ_OK : gsq_cuda_fail(err, e, what);
-}
-
 static unsigned blocks_for(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
 
 /* patches (B·NP, C·P·P) at row stride ld from images (B, C, S, S): element (row, k) with
@@ -48,14 +42,14 @@ extern "C" gsq_status gsq_cuda_patchify_i8(int8_t *xq, int ldq, const float *ima
 {
     size_t n = (size_t)B * (S / P) * (S / P) * C * P * P;
     patchify_kernel<true><<<blocks_for(n, THREADS), THREADS>>>(xq, ldq, images, B, C, S, P, inv, (float)qmax);
-    return launched(err, "launching the patch extraction");
+    return gsq_cuda_launched(err, "launching the patch extraction");
 }
 
 extern "C" gsq_status gsq_cuda_patchify_f16(void *xh, const float *images, int B, int C, int S, int P, gsq_error *err)
 {
     size_t n = (size_t)B * (S / P) * (S / P) * C * P * P;
     patchify_kernel<false><<<blocks_for(n, THREADS), THREADS>>>(xh, C * P * P, images, B, C, S, P, 0.0f, 0.0f);
-    return launched(err, "launching the patch extraction");
+    return gsq_cuda_launched(err, "launching the patch extraction");
 }
 
 /* x (B, T, D) = [cls, dist, pe (B, NP, D)] + pos (T, D), a thread per value. */
@@ -80,10 +74,11 @@ extern "C" gsq_status gsq_cuda_tokens(float *x, const void *pe, int pe_half, con
     unsigned blocks = blocks_for(n, THREADS);
     if (pe_half) tokens_kernel<__half><<<blocks, THREADS>>>(x, (const __half *)pe, cls, dist, pos, B, NP, D);
     else tokens_kernel<float><<<blocks, THREADS>>>(x, (const float *)pe, cls, dist, pos, B, NP, D);
-    return launched(err, "launching the token assembly");
+    return gsq_cuda_launched(err, "launching the token assembly");
 }
 
-__device__ __forceinline__ double warp_sum(double v)
+/* The sum of v over the warp, in every lane. */
+template <typename V> __device__ __forceinline__ V warp_sum(V v)
 {
 #pragma unroll
     for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -131,7 +126,7 @@ extern "C" gsq_status gsq_cuda_layernorm_i8(int8_t *y, int ldy, const float *x, 
 {
     layernorm_kernel<true><<<blocks_for((size_t)M, ROW_WARPS), ROW_WARPS * 32>>>(y, ldy, x, M, D, w, b, eps, inv,
                                                                                    (float)qmax);
-    return launched(err, "launching a layernorm");
+    return gsq_cuda_launched(err, "launching a layernorm");
 }
 
 extern "C" gsq_status gsq_cuda_layernorm_f16(void *y, const float *x, int M, int D, const float *w, const float *b,
@@ -139,7 +134,7 @@ extern "C" gsq_status gsq_cuda_layernorm_f16(void *y, const float *x, int M, int
 {
     layernorm_kernel<false><<<blocks_for((size_t)M, ROW_WARPS), ROW_WARPS * 32>>>(y, D, x, M, D, w, b, eps, 0.0f,
                                                                                     0.0f);
-    return launched(err, "launching a layernorm");
+    return gsq_cuda_launched(err, "launching a layernorm");
 }
 
 __global__ void add_f16_kernel(float *x, const __half *__restrict__ y, size_t n)
@@ -151,14 +146,7 @@ __global__ void add_f16_kernel(float *x, const __half *__restrict__ y, size_t n)
 extern "C" gsq_status gsq_cuda_add_f16(float *x, const void *y, size_t n, gsq_error *err)
 {
     add_f16_kernel<<<blocks_for(n, THREADS), THREADS>>>(x, (const __half *)y, n);
-    return launched(err, "launching a residual add");
-}
-
-__device__ __forceinline__ float warp_sum_f(float v)
-{
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+    return gsq_cuda_launched(err, "launching a residual add");
 }
 
 /* logits (B, K) from x (B, T, D). Block (b, kb): image b, classes HEAD_CLASSES·kb on. Shared
@@ -194,7 +182,7 @@ __global__ void __launch_bounds__(HEAD_WARPS * 32) head_kernel(float *logits, co
             float s = 0.0f;
             for (int c = lane; c < h.D; c += 32) s += row[c] * wk[c];
             const float *bias = i ? h.dist_b : h.head_b;
-            logit[i] = warp_sum_f(s) + (bias ? bias[k] : 0.0f);
+            logit[i] = warp_sum(s) + (bias ? bias[k] : 0.0f);
         }
         if (lane == 0) logits[(size_t)b * h.K + k] = h.distilled ? 0.5f * (logit[0] + logit[1]) : logit[0];
     }
@@ -207,5 +195,5 @@ extern "C" gsq_status gsq_cuda_head(float *logits, const float *x, int B, const 
         return gsq_fail(err, GSQ_ERR_ARG, "cuda head: width %d is too wide for the classifier kernel", h->D);
     dim3 grid((unsigned)B, blocks_for((size_t)h->K, HEAD_CLASSES));
     head_kernel<<<grid, HEAD_WARPS * 32, shared>>>(logits, x, *h);
-    return launched(err, "launching the classifier");
+    return gsq_cuda_launched(err, "launching the classifier");
 }
