@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpusq needs to build and test (run as root, or with sudo present).
 # Required: a C compiler with OpenMP, CMake, oneDNN (the fp32 GEMM) and OpenBLAS (its fallback,
-# and the benchmarks' baseline), cJSON, libjpeg-turbo and libpng; clang with its runtime for the
-# libFuzzer run in scripts/test.sh. Optional (GSQ_BENCH_DEPS=0 skips it): BLIS, compared in
-# bench/gemm_libs.c.
+# and the benchmarks' baseline), cJSON, libjpeg-turbo and libpng; clang with its runtime and its
+# OpenMP (libomp-dev) for the libFuzzer build in scripts/test.sh. Optional (GSQ_BENCH_DEPS=0 skips
+# it): BLIS, compared in bench/gemm_libs.c.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libdnnl-dev libopenblas-dev libopenblas0-openmp libcjson-dev
-          libjpeg62-turbo-dev libpng-dev clang libclang-rt-14-dev)
+          libjpeg62-turbo-dev libpng-dev clang libclang-rt-14-dev libomp-dev)
 if [ "${GSQ_BENCH_DEPS:-1}" = 1 ]; then
     packages+=(libblis-dev)
 fi
