@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the build dependencies, builds the release
-# configuration (CUDA sources included when nvcc exists) and runs its CTest suite, fuzzes the
-# safetensors parser for a short while (GSQ_FUZZ_SECONDS, default 20; 0 skips it), then builds
-# and runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# configuration (CUDA sources included when nvcc exists) and runs its CTest suite, says which
+# engine instruction sets and GPU tests ran and which were skipped, fuzzes the parsers for a
+# short while (GSQ_FUZZ_SECONDS per harness, default 20; 0 skips it), then builds and runs the
+# suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -10,7 +11,18 @@ jobs=$(nproc)
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGSQ_SANITIZE=OFF -DGSQ_USE_DNNL=ON -DGSQ_CUDA=ON
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure
+ctest --test-dir build --output-on-failure | tee build/ctest.log
+
+# what_ran LABEL PATTERN: the test names matching PATTERN (a sed regex with one group) that
+# passed, then those CTest skipped, from the release suite's log
+what_ran() {
+    local ran skipped
+    ran=$(sed -n "s/.*Test *#[0-9]*: $2 .*Passed.*/\\1/p" build/ctest.log | sort -u | tr '\n' ' ')
+    skipped=$(sed -n "s/.*Test *#[0-9]*: $2 .*Skipped.*/\\1/p" build/ctest.log | sort -u | tr '\n' ' ')
+    echo "test.sh: $1: exercised: ${ran:-none}; skipped here: ${skipped:-none}"
+}
+what_ran "engine instruction sets" 'test_engine_kernels:\([a-z0-9-]*\)'
+what_ran "GPU tests" '\(test_cuda[a-z_]*\)'
 
 fuzz_seconds="${GSQ_FUZZ_SECONDS:-20}"
 case "$fuzz_seconds" in

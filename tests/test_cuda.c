@@ -289,8 +289,7 @@ static void test_blas(gsq_rng *rng)
 int main(void)
 {
     if (!gsq_cuda_compiled() || gsq_cuda_device_count() == 0) {
-        printf("test_cuda: skipped (%s)\n", gsq_cuda_compiled() ? "no GPU present" : "built without CUDA");
-        return test_finish("test_cuda");
+        return test_skip("test_cuda", gsq_cuda_compiled() ? "no GPU present" : "built without CUDA");
     }
     char name[256];
     gsq_error err = {0};

@@ -4,7 +4,7 @@
  * within one step on at most 1% of the values, and the fp16 attention gsq_attention_forward on the
  * same half inputs within 2e-3 of the largest output; output columns past C are left alone; bad
  * shapes and arguments are refused with GSQ_ERR_ARG before anything is launched. The argument
- * checks run in every CUDA build; the rest skips (exit 0, reported) without a GPU, and the whole
+ * checks run in every CUDA build; the rest skips (exit 77, CTest's "skipped") without a GPU, and the whole
  * test in builds without CUDA. */
 #include <math.h>
 #include <stdint.h>
@@ -222,13 +222,11 @@ static void test_too_long(void)
 int main(void)
 {
 #ifndef GSQ_HAVE_CUDA
-    printf("test_cuda_attention: skipped (built without CUDA)\n");
-    return test_finish("test_cuda_attention");
+    return test_skip("test_cuda_attention", "built without CUDA");
 #else
     test_arguments();
     if (gsq_cuda_device_count() == 0) {
-        printf("test_cuda_attention: GPU tests skipped (no GPU present); argument checks only\n");
-        return test_finish("test_cuda_attention");
+        return test_skip("test_cuda_attention", "no GPU present; the argument checks ran");
     }
     char name[256];
     gsq_error err = {0};

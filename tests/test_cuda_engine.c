@@ -103,13 +103,12 @@ int main(void)
     gsq_vit_free(m);
     if (gsq_cuda_device_count() < 1) {
         CHECK(st == GSQ_ERR_UNSUPPORTED && !e && err.msg[0], "CUDA without a GPU: status %d", (int)st);
-        printf("  refused without a GPU: %s\ntest_cuda_engine: no CUDA device, GPU checks skipped\n", err.msg);
-        return test_finish("test_cuda_engine");
+        printf("  refused without a GPU: %s\n", err.msg);
+        return test_skip("test_cuda_engine", "no CUDA device; the CPU-side checks ran");
     }
     if (st == GSQ_ERR_UNSUPPORTED) { /* a GPU older than sm_80: refused, with the reason */
         CHECK(!e && err.msg[0], "an unsupported GPU was refused without a message");
-        printf("test_cuda_engine: %s; GPU checks skipped\n", err.msg);
-        return test_finish("test_cuda_engine");
+        return test_skip("test_cuda_engine", err.msg);
     }
     gsq_engine_free(e);
     char name[256] = "";

@@ -9,6 +9,7 @@
 #include "engine/attention_int8.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
+#include "test_isa.h"
 #include "test_util.h"
 
 /* Both paths round the same probabilities to codes, but compute them in a different order of
@@ -40,7 +41,7 @@ static void check_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng, fid
 
     gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, scratch);
     for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++) {
-        if (!gsq_i8_isa_supported((gsq_i8_isa)i)) continue;
+        if (!test_isa_selected((gsq_i8_isa)i)) continue;
         memset(fast, 0xFF, n_out * sizeof(float));
         gsq_att8_forward((gsq_i8_isa)i, fast, qkv, B, T, C, NH, scales, qmax, scratch);
         CHECK(!memcmp(ref, fast, n_out * sizeof(float)), "%s B=%d T=%d HD=%d NH=%d qmax=%d: differs from the reference",
@@ -83,13 +84,12 @@ static void check_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng, fid
     free(qkv), free(fq), free(ref), free(fast), free(flt), free(att), free(att_q), free(scratch);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int rc = test_isa_args("test_engine_attention", argc, argv);
+    if (rc >= 0) return rc;
     gsq_rng rng;
     gsq_rng_seed(&rng, 5, 0);
-    for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++)
-        printf("%s: %s\n", gsq_i8_isa_name((gsq_i8_isa)i),
-               gsq_i8_isa_supported((gsq_i8_isa)i) ? "tested against the reference" : "not on this CPU, skipped");
     static const int tokens[] = {1, 2, 5, 17, 197}, dims[] = {8, 32, 64};
     fidelity fid = {0};
     int n = 0;

@@ -10,6 +10,7 @@
 #include "engine/int8_gemm.h"
 #include "engine/int8_pack.h"
 #include "gpusq/quant.h"
+#include "test_isa.h"
 #include "test_util.h"
 
 /* Random codes in ±qmax obeying the layout: 2:4 keeps up to 2 of each 4, 4:8 up to 2 aligned
@@ -124,7 +125,7 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     gsq_i8_gemm_ref(y_ref, N, xq, M, &pw.w, &e);
     for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++) {
         gsq_i8_isa isa = (gsq_i8_isa)i;
-        if (!gsq_i8_isa_supported(isa)) continue;
+        if (!test_isa_selected(isa)) continue;
         gsq_i8_owned_weight fw;
         CHECK(gsq_i8_pack(&fw, w, N, K, layout, four, isa, &err) == GSQ_OK, "%s", err.msg);
         uint8_t *xq_fast = malloc(gsq_i8_input_bytes(isa, M, K));
@@ -155,13 +156,12 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     free(ones);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int rc = test_isa_args("test_engine_kernels", argc, argv);
+    if (rc >= 0) return rc;
     gsq_rng rng;
     gsq_rng_seed(&rng, 3, 0);
-    for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++)
-        printf("%s kernels: %s\n", gsq_i8_isa_name((gsq_i8_isa)i),
-               gsq_i8_isa_supported((gsq_i8_isa)i) ? "tested against the reference" : "not on this CPU, skipped");
     static const int shapes[][3] = {{1, 4, 8}, {5, 7, 16}, {32, 4, 24}, {33, 9, 40}, {70, 12, 64}, {197, 20, 96}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];

@@ -2,7 +2,8 @@
  * x·Φ(x) on a dense sweep of [-10, 10], random bit patterns over the whole float range and the
  * special values (±0, denormals, huge, ±inf, NaN), within 1e-6 · max(1, |x|); the float model's
  * GELU (gsq_gelu_forward) within the same bound; and the AVX-512 and AVX2 forms equal to the
- * scalar one bit for bit on the same inputs, where the CPU has them. */
+ * scalar one bit for bit on the same inputs, where the CPU has them (argv[1] avx2 or avx512: that
+ * form only, skipped where the CPU lacks it). */
 #include <float.h>
 #include <string.h>
 
@@ -48,8 +49,17 @@ __attribute__((target("avx2"))) static void gelu_avx2(float *y, const float *x, 
     for (size_t i = 0; i < n; i += 8) _mm256_storeu_ps(y + i, gsq_gelu_avx2(_mm256_loadu_ps(x + i)));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* argv[1]: avx2 or avx512 checks that vector form only (CTest runs one test per form) */
+    const char *only = argc > 1 ? argv[1] : NULL;
+    if (only && strcmp(only, "avx2") && strcmp(only, "avx512")) {
+        fprintf(stderr, "test_gelu_approx: unknown form '%s' (avx2, avx512)\n", only);
+        return 2;
+    }
+    __builtin_cpu_init();
+    if (only && !(strcmp(only, "avx2") ? __builtin_cpu_supports("avx512f") : __builtin_cpu_supports("avx2")))
+        return test_skip("test_gelu_approx", strcmp(only, "avx2") ? "this CPU has no AVX-512" : "this CPU has no AVX2");
     static const float special[] = {0.0f,     -0.0f,     FLT_TRUE_MIN, -FLT_TRUE_MIN, FLT_MIN, -FLT_MIN, 1e-30f,
                                     -1e-30f,  FLT_MAX,   -FLT_MAX,     1e30f,         -1e30f,  100.0f,   -100.0f,
                                     GSQ_GELU_XMIN, -5.6f, -5.7f,       INFINITY,      -INFINITY, NAN};
@@ -87,20 +97,25 @@ int main(void)
     printf("against gsq_gelu_forward on [-10, 10]: max |difference| / max(1, |x|) = %.3g\n", model);
     CHECK(model < BOUND, "differs from the float model's GELU by %.3g", model);
 
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        gelu_avx512(yv, x, n);
-        size_t i = first_difference(y, yv, n);
-        CHECK(i == n, "AVX-512 GELU(%.9g) = %.9g, the scalar form %.9g", (double)x[i], (double)yv[i], (double)y[i]);
-    } else {
-        printf("AVX-512 form: not on this CPU, skipped\n");
+    if (!only || !strcmp(only, "avx512")) {
+        if (__builtin_cpu_supports("avx512f")) {
+            gelu_avx512(yv, x, n);
+            size_t i = first_difference(y, yv, n);
+            CHECK(i == n, "AVX-512 GELU(%.9g) = %.9g, the scalar form %.9g", (double)x[i], (double)yv[i],
+                  (double)y[i]);
+        } else {
+            printf("AVX-512 form: not on this CPU\n");
+        }
     }
-    if (__builtin_cpu_supports("avx2")) {
-        gelu_avx2(yv, x, n);
-        size_t i = first_difference(y, yv, n);
-        CHECK(i == n, "AVX2 GELU(%.9g) = %.9g, the scalar form %.9g", (double)x[i], (double)yv[i], (double)y[i]);
-    } else {
-        printf("AVX2 form: not on this CPU, skipped\n");
+    if (!only || !strcmp(only, "avx2")) {
+        if (__builtin_cpu_supports("avx2")) {
+            gelu_avx2(yv, x, n);
+            size_t i = first_difference(y, yv, n);
+            CHECK(i == n, "AVX2 GELU(%.9g) = %.9g, the scalar form %.9g", (double)x[i], (double)yv[i],
+                  (double)y[i]);
+        } else {
+            printf("AVX2 form: not on this CPU\n");
+        }
     }
     free(x), free(y), free(yv);
     return test_finish("test_gelu_approx");

@@ -30,6 +30,17 @@ static inline int test_finish(const char *suite)
     return gsq_test_failed == 0 ? 0 : 1;
 }
 
+/* The exit code CTest reads as "skipped" (SKIP_RETURN_CODE in tests/CMakeLists.txt). */
+#define GSQ_TEST_SKIP 77
+
+/* Ends a test whose main checks cannot run here (no GPU, an instruction set the CPU lacks):
+ * prints why and returns GSQ_TEST_SKIP, or 1 when a check that did run failed. */
+static inline int test_skip(const char *suite, const char *why)
+{
+    printf("%s: skipped (%s); %d checks passed, %d failed\n", suite, why, gsq_test_passed, gsq_test_failed);
+    return gsq_test_failed == 0 ? GSQ_TEST_SKIP : 1;
+}
+
 static inline void fill_normal(float *x, size_t n, gsq_rng *rng, float std)
 {
     for (size_t i = 0; i < n; i++) x[i] = gsq_rng_normal(rng) * std;

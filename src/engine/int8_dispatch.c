@@ -12,6 +12,13 @@ static const char *const isa_env[GSQ_I8_ISA_COUNT] = {"ref", "avx2", "avx-vnni",
 
 const char *gsq_i8_isa_name(gsq_i8_isa isa) { return (unsigned)isa < GSQ_I8_ISA_COUNT ? isa_names[isa] : "?"; }
 
+int gsq_i8_isa_from_key(const char *key)
+{
+    for (int i = 0; key && i < GSQ_I8_ISA_COUNT; i++)
+        if (strcmp(key, isa_env[i]) == 0) return i;
+    return -1;
+}
+
 int gsq_i8_isa_supported(gsq_i8_isa isa)
 {
     __builtin_cpu_init();
@@ -37,8 +44,8 @@ gsq_i8_isa gsq_i8_isa_active(void)
         int best = GSQ_I8_ISA_REF;
         for (int i = GSQ_I8_ISA_COUNT - 1; i > 0 && best == GSQ_I8_ISA_REF; i--)
             if (gsq_i8_isa_supported((gsq_i8_isa)i)) best = i;
-        for (int i = 0; want && i < GSQ_I8_ISA_COUNT; i++)
-            if (strcmp(want, isa_env[i]) == 0 && gsq_i8_isa_supported((gsq_i8_isa)i)) best = i;
+        int wanted = gsq_i8_isa_from_key(want);
+        if (wanted >= 0 && gsq_i8_isa_supported((gsq_i8_isa)wanted)) best = wanted;
         chosen = best;
     }
     return (gsq_i8_isa)chosen;

@@ -47,6 +47,8 @@ int gsq_i8_isa_supported(gsq_i8_isa isa);
  * environment (ref, avx2, avx-vnni, avx512, amx) where it is supported. */
 gsq_i8_isa gsq_i8_isa_active(void);
 const char *gsq_i8_isa_name(gsq_i8_isa isa);
+/* The instruction set a key names (GSQ_ISA's words: ref, avx2, avx-vnni, avx512, amx), or -1. */
+int gsq_i8_isa_from_key(const char *key);
 
 #define GSQ_I8_MBLOCK 32 /* activation rows are padded to a multiple of this */
 #define GSQ_I8_NBLOCK 4  /* weight rows are padded to a multiple of this */
