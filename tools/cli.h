@@ -68,13 +68,23 @@ void cli_train_opts_fine_tune(cli_train_opts *o, long epochs, float lr);
  * command's own (1 taken, 0 not its, -1 bad value reported); --help prints help, the shared
  * options and defaults. Returns -1 to go on, or the exit code (0 after --help, 2 on a mistake). */
 typedef int (*cli_own_option)(void *ctx, int argc, char **argv, int *i);
-/* The end of an own option taking a value argv[*i + 1]: reports a usage error and returns -1
- * when !ok, else steps past the value and returns 1. */
-int cli_option_value(const char *cmd, int ok, int argc, char **argv, int *i);
+/* The end of an own option taking a value argv[*i + 1]: when the value is missing or !ok, reports
+ * a usage error that says what is accepted ("FLAG must be ACCEPTED, got 'V'") and returns -1,
+ * else steps past the value and returns 1. */
+int cli_option_value(const char *cmd, int ok, const char *accepted, int argc, char **argv, int *i);
+/* An option whose value is any string (a path, a name): stores it in *dst; 1, or -1 when missing. */
+int cli_string_option(const char *cmd, int argc, char **argv, int *i, const char **dst);
 int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
                       const char *help, const char *defaults);
-/* After parsing, for a model of img_size: threads, seeds, transforms, the checkpoint path. */
+/* Right after parsing, before any work: decides the checkpoint path (none unless checkpoints;
+ * --checkpoint, else beside --out) and checks that --out, the checkpoint, --log and report (may be
+ * NULL) can be written, creating missing folders (gsq_output_prepare). */
+gsq_status cli_train_outputs(cli_train_opts *o, int checkpoints, const char *report, gsq_error *err);
+/* After parsing, for a model of img_size: threads, seeds, transforms. */
 void cli_train_opts_apply(cli_train_opts *o, int img_size);
+/* After the result is written: the run's final checkpoint, when it has one. A failure here is a
+ * warning (the result the user asked for is already safe). */
+void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t);
 /* Runs t on train with a progress line, the --log file and Ctrl-C (checkpoint and stop), then
  * prints the summary (time, validation, skipped samples, loader throughput). */
 gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, const char *what,
@@ -84,8 +94,11 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
 int cli_report(const char *cmd, const gsq_error *err);
 /* Prints "gpusq CMD: message" (printf-style) to stderr and returns the usage exit code (2). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Parses a whole decimal integer in [lo, hi]; returns 0 on failure. */
-int cli_parse_int(const char *s, int lo, int hi, int *out);
+/* A numeric option: argv[*i] is the flag, argv[*i + 1] its value. When the value parses and lies
+ * in [lo, hi] (floats: (lo, hi] with lo_open), stores it, steps *i past it and returns 1; else
+ * prints "gpusq CMD: FLAG must be a whole number in [LO, HI], got 'V'" and returns -1. */
+int cli_int_option(const char *cmd, int argc, char **argv, int *i, int lo, int hi, int *out);
+int cli_float_option(const char *cmd, int argc, char **argv, int *i, float lo, float hi, int lo_open, float *out);
 /* Loads MODEL.safetensors, inferring the architecture (heads > 0 overrides the head count). A
  * compressed file loads as its fake-quantized twin, and fills info when info is not NULL (zeroed
  * for other files). */
@@ -98,8 +111,6 @@ gsq_status cli_load_model(const char *path, int heads, struct gsq_vit **out, gsq
  * Returns the exit code: 0, or 1 after any failure. */
 int cli_predict_images(const char *cmd, const struct gsq_vit *m, gsq_forward_fn forward, void *ctx,
                        char *const *images, int n);
-/* Parses a finite float in [lo, hi]; returns 0 on failure. */
-int cli_parse_float(const char *s, float lo, float hi, float *out);
 /* --device: "cpu" or "cuda"; returns 0 for anything else. */
 int cli_parse_device(const char *s, gsq_engine_device *out);
 /* What runs an engine on device, for a report: "amx-int8 kernels on the CPU" or

@@ -107,18 +107,23 @@ int cmd_bench(int argc, char **argv)
         if (cli_is_help(a)) {
             fputs(help, stdout);
             return 0;
-        } else if (!strcmp(a, "--config")) ok = (config = v) != NULL, i++;
-        else if (!strcmp(a, "--pattern")) ok = (pattern_s = v) != NULL, i++;
-        else if (!strcmp(a, "--mode")) ok = (mode_s = v) != NULL, i++;
+        } else if (!strcmp(a, "--config")) ok = cli_string_option("bench", argc, argv, &i, &config) > 0;
+        else if (!strcmp(a, "--pattern"))
+            ok = cli_option_value("bench", v && (!strcmp(v, "2:4") || !strcmp(v, "4:8")) && (pattern_s = v),
+                                  "2:4 or 4:8", argc, argv, &i) > 0;
+        else if (!strcmp(a, "--mode"))
+            ok = cli_option_value("bench", v && (!strcmp(v, "int8") || !strcmp(v, "int4") || !strcmp(v, "w4a8")) &&
+                                  (mode_s = v), "int8, int4 or w4a8", argc, argv, &i) > 0;
         else if (!strcmp(a, "--attention")) attention = 1;
-        else if (!strcmp(a, "--device")) ok = v && cli_parse_device(v, &device), i++;
-        else if (!strcmp(a, "--batch")) ok = v && cli_parse_int(v, 1, 4096, &batch), i++;
-        else if (!strcmp(a, "--iters")) ok = v && cli_parse_int(v, 1, 64, &iters), i++;
-        else if (!strcmp(a, "--threads")) ok = v && cli_parse_int(v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--device"))
+            ok = cli_option_value("bench", v && cli_parse_device(v, &device), "cpu or cuda", argc, argv, &i) > 0;
+        else if (!strcmp(a, "--batch")) ok = cli_int_option("bench", argc, argv, &i, 1, 4096, &batch) > 0;
+        else if (!strcmp(a, "--iters")) ok = cli_int_option("bench", argc, argv, &i, 1, 64, &iters) > 0;
+        else if (!strcmp(a, "--threads")) ok = cli_int_option("bench", argc, argv, &i, 1, 1024, &threads) > 0;
         else if (a[0] == '-') return cli_usage_error("bench", "unknown option '%s'", a);
         else if (!path) path = a;
         else return cli_usage_error("bench", "one model at a time ('%s' and '%s')", path, a);
-        if (!ok) return cli_usage_error("bench", "%s needs a valid value", a);
+        if (!ok) return 2; /* reported */
     }
     if (!path == !config) return cli_usage_error("bench", "give a compressed MODEL file or --config NAME");
     if (attention && !config)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "gpusq/atomic_file.h"
 #include "gpusq/safetensors.h"
 #include "text.h"
 
@@ -37,6 +38,7 @@ typedef struct {
     const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks, *attention,
         *lsq;
     int unsupervised, fresh;
+    char numbers[3][16]; /* --prune-epochs, --qat-epochs and --feature-blocks, checked, as text */
     char *pass[32]; /* options for every stage */
     int npass;
 } compress_opts;
@@ -49,11 +51,20 @@ static int parse(compress_opts *c, int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = !strcmp(a, "--teacher") ? &c->teacher : !strcmp(a, "--out-dir") ? &c->out_dir
                          : !strcmp(a, "--modes") ? &c->modes : !strcmp(a, "--criterion") ? &c->criterion
-                         : !strcmp(a, "--prune-epochs") ? &c->prune_epochs : !strcmp(a, "--qat-epochs") ? &c->qat_epochs
-                         : !strcmp(a, "--feature-blocks") ? &c->feature_blocks
                          : !strcmp(a, "--attention") ? &c->attention : !strcmp(a, "--lsq") ? &c->lsq : NULL;
+        static const char *const numeric[3] = {"--prune-epochs", "--qat-epochs", "--feature-blocks"};
+        static const int lo[3] = {1, 1, 0}, hi[3] = {1 << 20, 1 << 20, 1 << 20};
+        const char **ndst[3] = {&c->prune_epochs, &c->qat_epochs, &c->feature_blocks};
+        int k = 0, n = 0;
+        while (k < 3 && strcmp(a, numeric[k])) k++;
+        if (k < 3) {
+            if (cli_int_option("compress", argc, argv, &i, lo[k], hi[k], &n) < 0) return 2;
+            snprintf(c->numbers[k], sizeof c->numbers[k], "%d", n);
+            *ndst[k] = c->numbers[k];
+            continue;
+        }
         int is_shared = 0;
-        for (size_t k = 0; k < sizeof shared / sizeof shared[0]; k++) is_shared |= !strcmp(a, shared[k]);
+        for (size_t s = 0; s < sizeof shared / sizeof shared[0]; s++) is_shared |= !strcmp(a, shared[s]);
         if (cli_is_help(a)) {
             fputs(help, stdout);
             return 0;
@@ -191,10 +202,7 @@ int cmd_compress(int argc, char **argv)
     int code = parse(&c, argc, argv);
     if (code >= 0) return code;
     gsq_error err = {0};
-    if (mkdir(c.out_dir, 0755) != 0 && errno != EEXIST) {
-        gsq_fail(&err, GSQ_ERR_IO, "%s: cannot create the output folder: %s", c.out_dir, strerror(errno));
-        return cli_report("compress", &err);
-    }
+    if (gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
     /* the architecture and parameter count, for the report (stage 1 loads the weights) */
     gsq_vit_config cfg;
     gsq_vit *dense = NULL;

@@ -137,7 +137,6 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
     run_opts o = {.device = GSQ_ENGINE_CPU};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int ok = 1;
         if (cli_is_help(a)) {
             fputs(engine ? run_help : help, stdout);
             return 0;
@@ -146,27 +145,22 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
         } else if (engine && strcmp(a, "--check") == 0) {
             o.check = 1;
         } else if (engine && strcmp(a, "--device") == 0) {
-            if (i + 1 >= argc || !cli_parse_device(argv[++i], &o.device))
-                return cli_usage_error(cmd, "--device takes cpu or cuda");
+            int ok = i + 1 < argc && cli_parse_device(argv[i + 1], &o.device);
+            if (cli_option_value(cmd, ok, "cpu or cuda", argc, argv, &i) < 0) return 2;
         } else if (strcmp(a, "--data") == 0) {
-            ok = (data = i + 1 < argc ? argv[++i] : NULL) != NULL;
+            if (cli_string_option(cmd, argc, argv, &i, &data) < 0) return 2;
             if (!data_option) data_option = a;
-        } else if (a[0] == '-' && i + 1 < argc) {
+        } else if (a[0] == '-') {
             struct { const char *flag; int lo, hi; int *dst, dataset; } ints[] = {
                 {"--batch", 1, 1 << 16, &batch, 1}, {"--workers", 1, 64, &workers, 1},
                 {"--threads", 1, 1024, &threads, 0}, {"--heads", 1, 4096, &heads, 0},
                 {"--seed", 0, 1 << 30, &seed, 1}, {"--val-size", 1, 1 << 30, &n, 1},
             };
-            ok = 0;
-            for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
-                if (strcmp(a, ints[k].flag) != 0) continue;
-                ok = cli_parse_int(argv[++i], ints[k].lo, ints[k].hi, ints[k].dst) ? 1 : -1;
-                if (ints[k].dataset && !data_option) data_option = a;
-            }
-            if (ok == 0) return cli_usage_error(cmd, "unknown option '%s'", a);
-            if (ok < 0) return cli_usage_error(cmd, "%s needs a valid value, got '%s'", a, argv[i]);
-        } else if (a[0] == '-') {
-            return cli_usage_error(cmd, "unknown or incomplete option '%s'", a);
+            size_t k = 0;
+            while (k < sizeof ints / sizeof ints[0] && strcmp(a, ints[k].flag) != 0) k++;
+            if (k == sizeof ints / sizeof ints[0]) return cli_usage_error(cmd, "unknown option '%s'", a);
+            if (cli_int_option(cmd, argc, argv, &i, ints[k].lo, ints[k].hi, ints[k].dst) < 0) return 2;
+            if (ints[k].dataset && !data_option) data_option = a;
         } else if (!path) {
             path = a;
         } else if (engine) {
@@ -174,7 +168,6 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
         } else {
             return cli_usage_error(cmd, "one model at a time ('%s' and '%s')", path, a);
         }
-        if (!ok) return cli_usage_error(cmd, "%s needs a value", a);
     }
     if (!path) return cli_usage_error(cmd, "give a MODEL.safetensors");
     if (images && data_option)

@@ -51,9 +51,8 @@ int cmd_info(int argc, char **argv)
         } else if (strcmp(argv[i], "--list") == 0) {
             for (const char *const *n = gsq_vit_config_names(); *n; n++) printf("%s\n", *n);
             return 0;
-        } else if (strcmp(argv[i], "--heads") == 0 && i + 1 < argc) {
-            if (!cli_parse_int(argv[++i], 1, 4096, &heads))
-                return cli_usage_error("info", "--heads wants a positive integer, got '%s'", argv[i]);
+        } else if (strcmp(argv[i], "--heads") == 0) {
+            if (cli_int_option("info", argc, argv, &i, 1, 4096, &heads) < 0) return 2;
         } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
         } else if (argv[i][0] == '-') {

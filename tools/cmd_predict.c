@@ -74,9 +74,8 @@ int cmd_predict(int argc, char **argv)
         if (cli_is_help(argv[i])) {
             fputs(help, stdout);
             return 0;
-        } else if (strcmp(argv[i], "--heads") == 0 && i + 1 < argc) {
-            if (!cli_parse_int(argv[++i], 1, 4096, &heads))
-                return cli_usage_error("predict", "--heads wants a positive integer, got '%s'", argv[i]);
+        } else if (strcmp(argv[i], "--heads") == 0) {
+            if (cli_int_option("predict", argc, argv, &i, 1, 4096, &heads) < 0) return 2;
         } else if (argv[i][0] == '-') {
             return cli_usage_error("predict", "unknown or incomplete option '%s'", argv[i]);
         } else if (!path) {

@@ -47,15 +47,20 @@ static int prune_option(void *ctx, int argc, char **argv, int *i)
     if (ok) return ok;
     if (!strcmp(a, "--prune-head")) return p->prune_head = 1;
     if (!strcmp(a, "--unsupervised")) return p->unsupervised = 1;
-    if (!strcmp(a, "--teacher")) ok = (p->teacher = v) != NULL;
-    else if (!strcmp(a, "--resume")) ok = (p->resume = v) != NULL;
-    else if (!strcmp(a, "--report")) ok = (p->report = v) != NULL;
-    else if (!strcmp(a, "--pattern")) ok = v && gsq_sparse_pattern_parse(v, &p->pattern, &err) == GSQ_OK;
-    else if (!strcmp(a, "--criterion")) ok = v && (!strcmp(v, "magnitude") || !strcmp(v, "permute")) && (p->criterion = v);
-    else if (!strcmp(a, "--effort")) ok = v && cli_parse_int(v, 0, 1 << 20, &p->effort);
-    else if (!strcmp(a, "--feature-blocks")) ok = v && cli_parse_int(v, 0, 1 << 20, &p->feature_blocks);
-    else return 0;
-    return cli_option_value("prune", ok, argc, argv, i);
+    if (!strcmp(a, "--teacher")) return cli_string_option("prune", argc, argv, i, &p->teacher);
+    if (!strcmp(a, "--resume")) return cli_string_option("prune", argc, argv, i, &p->resume);
+    if (!strcmp(a, "--report")) return cli_string_option("prune", argc, argv, i, &p->report);
+    if (!strcmp(a, "--effort")) return cli_int_option("prune", argc, argv, i, 0, 1 << 20, &p->effort);
+    if (!strcmp(a, "--feature-blocks")) return cli_int_option("prune", argc, argv, i, 0, 1 << 20, &p->feature_blocks);
+    if (!strcmp(a, "--pattern")) {
+        ok = v && gsq_sparse_pattern_parse(v, &p->pattern, &err) == GSQ_OK;
+        return cli_option_value("prune", ok, "2:4 or 4:8", argc, argv, i);
+    }
+    if (!strcmp(a, "--criterion")) {
+        ok = v && (!strcmp(v, "magnitude") || !strcmp(v, "permute")) && (p->criterion = v);
+        return cli_option_value("prune", ok, "magnitude or permute", argc, argv, i);
+    }
+    return 0;
 }
 
 /* The sparse model with its provenance in metadata. */
@@ -105,6 +110,7 @@ int cmd_prune(int argc, char **argv)
     if (!p.teacher) return cli_usage_error("prune", "--teacher DENSE.safetensors is required");
 
     gsq_error err = {0};
+    if (cli_train_outputs(&o, 1, p.report, &err) != GSQ_OK) return cli_report("prune", &err);
     gsq_vit *teacher = NULL, *student = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_sparse_plan plan = {0}, plain = {0};
@@ -188,6 +194,7 @@ int cmd_prune(int argc, char **argv)
             prune_report_print(&sum, stdout);
         }
         if (st == GSQ_OK && p.report) st = prune_report_write_json(&sum, p.report, &err);
+        if (st == GSQ_OK) cli_train_final_checkpoint("prune", &o, &t);
     }
     gsq_trainer_free(&t);
     gsq_vit_free(student);

@@ -61,18 +61,27 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
         q->lsq = 0;
         return 1;
     }
-    if (!strcmp(a, "--teacher")) ok = (q->teacher = v) != NULL;
-    else if (!strcmp(a, "--report")) ok = (q->report = v) != NULL;
-    else if (!strcmp(a, "--mode")) ok = v && gsq_quant_mode_parse(v, &q->mode, &err) == GSQ_OK;
-    else if (!strcmp(a, "--calib")) ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK && (q->calib_given = 1);
-    else if (!strcmp(a, "--weight-calib"))
+    if (!strcmp(a, "--teacher")) return cli_string_option("quantize", argc, argv, i, &q->teacher);
+    if (!strcmp(a, "--report")) return cli_string_option("quantize", argc, argv, i, &q->report);
+    if (!strcmp(a, "--percentile")) return cli_float_option("quantize", argc, argv, i, 1e-3f, 100.0f, 0, &q->percentile);
+    if (!strcmp(a, "--calib-batches"))
+        return cli_int_option("quantize", argc, argv, i, 1, 1 << 20, &q->calib_batches);
+    if (!strcmp(a, "--lsq-lr")) return cli_float_option("quantize", argc, argv, i, 1e-6f, 1e6f, 0, &q->lsq_lr);
+    const char *accepted = NULL;
+    if (!strcmp(a, "--mode")) {
+        ok = v && gsq_quant_mode_parse(v, &q->mode, &err) == GSQ_OK;
+        accepted = "int8, int4 or w4a8";
+    } else if (!strcmp(a, "--calib")) {
+        ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK && (q->calib_given = 1);
+        accepted = "max, percentile, mse or entropy";
+    } else if (!strcmp(a, "--weight-calib")) {
         ok = v && gsq_calib_parse(v, &q->weight_calib, &err) == GSQ_OK &&
              (q->weight_calib == GSQ_CALIB_MAX || q->weight_calib == GSQ_CALIB_MSE);
-    else if (!strcmp(a, "--percentile")) ok = v && cli_parse_float(v, 1e-3f, 100.0f, &q->percentile);
-    else if (!strcmp(a, "--calib-batches")) ok = v && cli_parse_int(v, 1, 1 << 20, &q->calib_batches);
-    else if (!strcmp(a, "--lsq-lr")) ok = v && cli_parse_float(v, 1e-6f, 1e6f, &q->lsq_lr);
-    else return 0;
-    return cli_option_value("quantize", ok, argc, argv, i);
+        accepted = "max or mse";
+    } else {
+        return 0;
+    }
+    return cli_option_value("quantize", ok, accepted, argc, argv, i);
 }
 
 /* What stage 1 recorded in its output's metadata: the pattern, and the per-block feature losses
@@ -163,6 +172,8 @@ int cmd_quantize(int argc, char **argv)
     }
 
     gsq_error err = {0};
+    /* a checkpoint would lack the quantizers' calibrated scales: stage 2 reruns instead of resuming */
+    if (cli_train_outputs(&o, 0, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);
     gsq_vit *teacher = NULL, *student = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_sparse_plan plan = {0};
@@ -182,8 +193,6 @@ int cmd_quantize(int argc, char **argv)
     gsq_st_close(f);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&o, teacher->cfg.img_size);
-        /* a checkpoint would lack the quantizers' calibrated scales: stage 2 reruns instead of resuming */
-        o.cfg.checkpoint_path = NULL;
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
     gsq_dataset *eval_ds = val ? val : train;

@@ -27,14 +27,12 @@ typedef struct {
 static int model_option(void *ctx, int argc, char **argv, int *i)
 {
     train_model_opts *t = ctx;
-    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    const char *a = argv[*i];
     const char **dst = !strcmp(a, "--model") ? &t->model_name : !strcmp(a, "--weights") ? &t->weights
                      : !strcmp(a, "--resume") ? &t->resume : NULL;
-    int ok;
-    if (dst) ok = (*dst = v) != NULL;
-    else if (!strcmp(a, "--num-classes")) ok = v && cli_parse_int(v, 1, 1 << 20, &t->num_classes);
-    else return 0;
-    return cli_option_value("train", ok, argc, argv, i);
+    if (dst) return cli_string_option("train", argc, argv, i, dst);
+    if (!strcmp(a, "--num-classes")) return cli_int_option("train", argc, argv, i, 1, 1 << 20, &t->num_classes);
+    return 0;
 }
 
 int cmd_train(int argc, char **argv)
@@ -50,6 +48,7 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error("train", "give exactly one of --model, --weights and --resume");
 
     gsq_error err = {0};
+    if (cli_train_outputs(&o, 1, NULL, &err) != GSQ_OK) return cli_report("train", &err);
     gsq_vit_config mc;
     gsq_vit *m = NULL;
     if (model_name && gsq_vit_config_by_name(model_name, &mc, &err) != GSQ_OK) return cli_report("train", &err);
@@ -91,6 +90,7 @@ int cmd_train(int argc, char **argv)
     if (st == GSQ_OK && res.finished) {
         st = gsq_vit_save(t.model, o.out, &err);
         if (st == GSQ_OK) printf("weights in %s\n", o.out);
+        if (st == GSQ_OK) cli_train_final_checkpoint("train", &o, &t);
     }
     gsq_trainer_free(&t);
     gsq_vit_free(m);

@@ -42,16 +42,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
-int cli_parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
 gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_compressed_info *info, gsq_error *err)
 {
     gsq_vit_config cfg;
@@ -70,13 +60,41 @@ gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_compre
     return st;
 }
 
-int cli_parse_float(const char *s, float lo, float hi, float *out)
+/* The value of the numeric option argv[*i], or NULL (with the usage error) when it is missing. */
+static const char *numeric_value(const char *cmd, int argc, char **argv, const int *i, const char *what)
 {
-    char *end;
+    if (*i + 1 < argc) return argv[*i + 1];
+    cli_usage_error(cmd, "%s needs %s", argv[*i], what);
+    return NULL;
+}
+
+int cli_int_option(const char *cmd, int argc, char **argv, int *i, int lo, int hi, int *out)
+{
+    char what[96], *end;
+    snprintf(what, sizeof what, "a whole number in [%d, %d]", lo, hi);
+    const char *s = numeric_value(cmd, argc, argv, i, what);
+    if (!s) return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return cli_usage_error(cmd, "%s must be %s, got '%s'", argv[*i], what, s), -1;
+    *out = (int)v;
+    ++*i;
+    return 1;
+}
+
+int cli_float_option(const char *cmd, int argc, char **argv, int *i, float lo, float hi, int lo_open, float *out)
+{
+    char what[96], *end;
+    snprintf(what, sizeof what, "a number in %c%g, %g]", lo_open ? '(' : '[', (double)lo, (double)hi);
+    const char *s = numeric_value(cmd, argc, argv, i, what);
+    if (!s) return -1;
     errno = 0;
     float v = strtof(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
+    if (errno || end == s || *end || !((lo_open ? v > lo : v >= lo) && v <= hi))
+        return cli_usage_error(cmd, "%s must be %s, got '%s'", argv[*i], what, s), -1;
     *out = v;
+    ++*i;
     return 1;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "gpusq/atomic_file.h"
 #include "gpusq/kernels.h"
 
 static const char cli_train_help[] =
@@ -64,58 +65,82 @@ int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv,
     return -1;
 }
 
-int cli_option_value(const char *cmd, int ok, int argc, char **argv, int *i)
+int cli_option_value(const char *cmd, int ok, const char *accepted, int argc, char **argv, int *i)
 {
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (!ok) {
-        cli_usage_error(cmd, "%s needs a valid value%s%s", argv[*i], v ? ", got " : "", v ? v : "");
-        return -1;
-    }
+    if (!v) return cli_usage_error(cmd, "%s needs a value: %s", argv[*i], accepted), -1;
+    if (!ok) return cli_usage_error(cmd, "%s must be %s, got '%s'", argv[*i], accepted, v), -1;
     ++*i;
     return 1;
 }
 
-#define NEXT_ARG() (*i + 1 < argc ? argv[*i + 1] : NULL)
+int cli_string_option(const char *cmd, int argc, char **argv, int *i, const char **dst)
+{
+    if (*i + 1 < argc) *dst = argv[*i + 1];
+    return cli_option_value(cmd, 1, "a path or name", argc, argv, i);
+}
 
 int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i)
 {
-    const char *a = argv[*i], *v = NULL;
+    const char *a = argv[*i];
     gsq_train_config *c = &o->cfg;
-    int ok = 1, n = 0;
+    int n = 0, taken;
     if (strcmp(a, "--no-augment") == 0) {
         c->augment = 0;
         return 1;
     }
-#define INT_OPT(flag, lo, hi, dst) else if (strcmp(a, flag) == 0) ok = (v = NEXT_ARG()) && cli_parse_int(v, lo, hi, &n) && ((dst) = n, 1)
-#define FLT_OPT(flag, lo, hi, dst) else if (strcmp(a, flag) == 0) ok = (v = NEXT_ARG()) && cli_parse_float(v, lo, hi, &(dst))
-#define STR_OPT(flag, dst) else if (strcmp(a, flag) == 0) ok = ((dst) = v = NEXT_ARG()) != NULL
+#define INT_OPT(flag, lo, hi, dst)                                                                  \
+    else if (strcmp(a, flag) == 0) {                                                               \
+        if ((taken = cli_int_option(cmd, argc, argv, i, lo, hi, &n)) > 0) (dst) = n;               \
+        return taken;                                                                              \
+    }
+#define FLT_OPT(flag, lo, lo_open, hi, dst) \
+    else if (strcmp(a, flag) == 0) return cli_float_option(cmd, argc, argv, i, lo, hi, lo_open, &(dst));
+#define STR_OPT(flag, dst) else if (strcmp(a, flag) == 0) return cli_string_option(cmd, argc, argv, i, &(dst));
     if (0) {}
-    STR_OPT("--data", o->data);
-    STR_OPT("--out", o->out);
-    STR_OPT("--checkpoint", o->checkpoint);
-    STR_OPT("--log", o->log_path);
-    INT_OPT("--train-size", 1, 1 << 30, o->sizes.train_size);
-    INT_OPT("--val-size", 1, 1 << 30, o->sizes.val_size);
-    INT_OPT("--workers", 1, 64, c->workers);
-    INT_OPT("--epochs", 1, 1 << 20, c->epochs);
-    INT_OPT("--batch", 1, 1 << 16, c->batch_size);
-    INT_OPT("--accum", 1, 1 << 10, c->accum_steps);
-    INT_OPT("--seed", 0, 1 << 30, o->seed);
-    INT_OPT("--threads", 1, 1024, o->threads);
-    INT_OPT("--checkpoint-every", 0, 1 << 30, c->checkpoint_every);
-    INT_OPT("--max-steps", 0, 1 << 30, c->max_steps);
-    FLT_OPT("--lr", 0.0f, 10.0f, c->optim.lr);
-    FLT_OPT("--min-lr", 0.0f, 10.0f, c->optim.min_lr);
-    FLT_OPT("--warmup-epochs", 0.0f, 1e6f, c->warmup_epochs);
-    FLT_OPT("--wd", 0.0f, 10.0f, c->optim.weight_decay);
-    FLT_OPT("--clip", 0.0f, 1e9f, c->optim.clip_grad);
-    FLT_OPT("--smoothing", 0.0f, 0.999f, c->label_smoothing);
-    FLT_OPT("--scale-min", 0.01f, 1.0f, o->scale_min);
-    else return 0;
+    STR_OPT("--data", o->data)
+    STR_OPT("--out", o->out)
+    STR_OPT("--checkpoint", o->checkpoint)
+    STR_OPT("--log", o->log_path)
+    INT_OPT("--train-size", 1, 1 << 30, o->sizes.train_size)
+    INT_OPT("--val-size", 1, 1 << 30, o->sizes.val_size)
+    INT_OPT("--workers", 1, 64, c->workers)
+    INT_OPT("--epochs", 1, 1 << 20, c->epochs)
+    INT_OPT("--batch", 1, 1 << 16, c->batch_size)
+    INT_OPT("--accum", 1, 1 << 10, c->accum_steps)
+    INT_OPT("--seed", 0, 1 << 30, o->seed)
+    INT_OPT("--threads", 1, 1024, o->threads)
+    INT_OPT("--checkpoint-every", 0, 1 << 30, c->checkpoint_every)
+    INT_OPT("--max-steps", 0, 1 << 30, c->max_steps)
+    FLT_OPT("--lr", 0.0f, 1, 10.0f, c->optim.lr)
+    FLT_OPT("--min-lr", 0.0f, 0, 10.0f, c->optim.min_lr)
+    FLT_OPT("--warmup-epochs", 0.0f, 0, 1e6f, c->warmup_epochs)
+    FLT_OPT("--wd", 0.0f, 0, 10.0f, c->optim.weight_decay)
+    FLT_OPT("--clip", 0.0f, 0, 1e9f, c->optim.clip_grad)
+    FLT_OPT("--smoothing", 0.0f, 0, 0.999f, c->label_smoothing)
+    FLT_OPT("--scale-min", 0.01f, 0, 1.0f, o->scale_min)
 #undef INT_OPT
 #undef FLT_OPT
 #undef STR_OPT
-    return cli_option_value(cmd, ok, argc, argv, i);
+    return 0;
+}
+
+gsq_status cli_train_outputs(cli_train_opts *o, int checkpoints, const char *report, gsq_error *err)
+{
+    o->checkpoint = checkpoints ? o->checkpoint : NULL;
+    if (checkpoints && !o->checkpoint) { /* beside --out: NAME.ckpt.safetensors */
+        snprintf(o->checkpoint_buf, sizeof o->checkpoint_buf, "%s", o->out);
+        char *dot = strstr(o->checkpoint_buf, ".safetensors");
+        if (dot) *dot = '\0';
+        strncat(o->checkpoint_buf, ".ckpt.safetensors", sizeof o->checkpoint_buf - strlen(o->checkpoint_buf) - 1);
+        o->checkpoint = o->checkpoint_buf;
+    }
+    o->cfg.checkpoint_path = o->checkpoint;
+    gsq_status st = gsq_output_prepare(o->out, 0, err);
+    if (st == GSQ_OK && o->checkpoint) st = gsq_output_prepare(o->checkpoint, 0, err);
+    if (st == GSQ_OK && o->log_path) st = gsq_output_prepare(o->log_path, 1, err);
+    if (st == GSQ_OK && report) st = gsq_output_prepare(report, 0, err);
+    return st;
 }
 
 void cli_train_opts_apply(cli_train_opts *o, int img_size)
@@ -127,14 +152,14 @@ void cli_train_opts_apply(cli_train_opts *o, int img_size)
     gsq_transform_defaults(&o->cfg.transform, img_size);
     o->cfg.transform.scale_min = o->scale_min;
     if (strcmp(o->data, "synthetic") == 0) o->cfg.transform.crop_pct = 1.0f; /* drawn at the input size */
-    if (!o->checkpoint) {
-        snprintf(o->checkpoint_buf, sizeof o->checkpoint_buf, "%s", o->out);
-        char *dot = strstr(o->checkpoint_buf, ".safetensors");
-        if (dot) *dot = '\0';
-        strncat(o->checkpoint_buf, ".ckpt.safetensors", sizeof o->checkpoint_buf - strlen(o->checkpoint_buf) - 1);
-        o->checkpoint = o->checkpoint_buf;
-    }
-    o->cfg.checkpoint_path = o->checkpoint;
+}
+
+void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t)
+{
+    gsq_error err = {0};
+    if (o->checkpoint && gsq_trainer_save(t, &o->cfg, o->checkpoint, &err) != GSQ_OK)
+        fprintf(stderr, "gpusq %s: warning: the result is written, but not the final checkpoint: %s\n", cmd,
+                err.msg);
 }
 
 static volatile sig_atomic_t interrupted;
@@ -150,22 +175,31 @@ typedef struct {
     int tty;
     FILE *log;
     long epochs;
+    float factor; /* the divergence threshold, × the early loss */
+    int warned;   /* divergence reported on its own line once */
 } reporter;
 
 static void report(const gsq_train_progress *p, void *user)
 {
     reporter *r = user;
     int eta = (int)p->eta_seconds;
+    if (p->diverging && !r->warned) {
+        r->warned = 1;
+        fprintf(stderr, "%swarning: step %ld: loss %.4g is over %g× its early mean %.4g: training is diverging "
+                "(a lower --lr, or --clip, usually helps)\n", r->tty ? "\n" : "", p->step, (double)p->loss,
+                (double)r->factor, (double)p->early_loss);
+    }
     if (r->tty)
-        fprintf(stderr, "\rstep %ld/%ld  epoch %ld/%ld  loss %.4f  lr %.2e  %.0f img/s  ETA %dm%02ds   ",
-                p->step, p->total_steps, p->epoch + 1, r->epochs, (double)p->loss, (double)p->lr,
-                p->images_per_second, eta / 60, eta % 60);
+        fprintf(stderr, "\rstep %ld/%ld  epoch %ld/%ld  loss %.4f%s  lr %.2e  %.0f img/s  ETA %dm%02ds   ",
+                p->step, p->total_steps, p->epoch + 1, r->epochs, (double)p->loss,
+                p->diverging ? " DIVERGING" : "", (double)p->lr, p->images_per_second, eta / 60, eta % 60);
     if (r->log)
         fprintf(r->log,
                 "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
-                "\"images_per_second\": %.1f, \"elapsed\": %.2f, \"skipped\": %zu}\n",
+                "\"images_per_second\": %.1f, \"elapsed\": %.2f, \"skipped\": %zu, \"early_loss\": %.6g, "
+                "\"diverging\": %s}\n",
                 p->step, p->epoch, (double)p->loss, (double)p->lr, p->grad_norm, p->images_per_second,
-                p->elapsed_seconds, p->skipped);
+                p->elapsed_seconds, p->skipped, (double)p->early_loss, p->diverging ? "true" : "false");
     if (p->eval) {
         fprintf(stderr, "%sepoch %ld/%ld  train loss %.4f  val top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.0f img/s)\n",
                 r->tty ? "\n" : "", p->epoch + 1, r->epochs, (double)p->loss, 100 * p->eval->top1,
@@ -181,7 +215,7 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
                          gsq_train_result *res, gsq_error *err)
 {
     memset(res, 0, sizeof *res);
-    reporter rep = {.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs};
+    reporter rep = {.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs, .factor = o->cfg.divergence_factor};
     if (o->log_path && !(rep.log = fopen(o->log_path, "a")))
         return gsq_fail(err, GSQ_ERR_IO, "%s: cannot open the log for appending", o->log_path);
     o->cfg.progress = report;
@@ -213,6 +247,9 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
         printf("validation: top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %zu images\n", 100 * res->eval.top1,
                100 * res->eval.top5, res->eval.loss, res->eval.count);
     if (res->skipped) printf("skipped %zu samples that failed to decode\n", res->skipped);
+    if (res->diverging_steps)
+        fprintf(stderr, "warning: the loss diverged (over %g× its early mean) on %ld steps of this run\n",
+                (double)o->cfg.divergence_factor, res->diverging_steps);
     const gsq_loader_stats *ls = &res->loader;
     if (ls->images && ls->busy_seconds > 0)
         printf("data: %zu images prepared at %.0f img/s per loader thread (%d); training waited %.1f s for data "
@@ -231,14 +268,12 @@ void cli_distill_weights_init(cli_distill_weights *w)
 
 int cli_distill_option(cli_distill_weights *w, const char *cmd, int argc, char **argv, int *i)
 {
-    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    int ok;
-    if (!strcmp(a, "--alpha")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &w->alpha);
-    else if (!strcmp(a, "--beta")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &w->beta);
-    else if (!strcmp(a, "--gamma")) ok = v && cli_parse_float(v, 0.0f, 1e6f, &w->gamma);
-    else if (!strcmp(a, "--temperature")) ok = v && cli_parse_float(v, 1e-3f, 1e3f, &w->temperature);
-    else return 0;
-    return cli_option_value(cmd, ok, argc, argv, i);
+    const char *a = argv[*i];
+    if (!strcmp(a, "--alpha")) return cli_float_option(cmd, argc, argv, i, 0.0f, 1e6f, 0, &w->alpha);
+    if (!strcmp(a, "--beta")) return cli_float_option(cmd, argc, argv, i, 0.0f, 1e6f, 0, &w->beta);
+    if (!strcmp(a, "--gamma")) return cli_float_option(cmd, argc, argv, i, 0.0f, 1e6f, 0, &w->gamma);
+    if (!strcmp(a, "--temperature")) return cli_float_option(cmd, argc, argv, i, 1e-3f, 1e3f, 0, &w->temperature);
+    return 0;
 }
 
 void cli_distill_weights_apply(const cli_distill_weights *w, gsq_distill_config *dc)

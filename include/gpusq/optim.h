@@ -47,7 +47,9 @@ double gsq_grad_norm(const float *grads, size_t n);
 
 /* One step on params with grads (both opt->n): clip to cfg.clip_grad if set, then the AdamW
  * update with the scheduled learning rate (PyTorch's formula, bias-corrected). Returns the
- * gradient norm before clipping; *lr_used gets the learning rate (may be NULL). */
+ * gradient norm before clipping; *lr_used gets the learning rate (may be NULL). A norm that is
+ * NaN or infinite is returned without a step: params, moments and the step count stay as they
+ * were. */
 double gsq_adamw_step(gsq_adamw *opt, float *params, float *grads, float *lr_used);
 
 #endif

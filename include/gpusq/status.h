@@ -15,6 +15,7 @@ typedef enum {
     GSQ_ERR_MISSING,     /* a required tensor or key is absent */
     GSQ_ERR_NOMEM,       /* an allocation failed or a size overflowed */
     GSQ_ERR_UNSUPPORTED, /* valid input this build cannot handle */
+    GSQ_ERR_NUMERIC,     /* a computation produced NaN or infinity (training diverged) */
 } gsq_status;
 
 #define GSQ_ERROR_MSG_MAX 512

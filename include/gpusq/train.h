@@ -44,7 +44,12 @@ typedef struct {
     double images_per_second, elapsed_seconds, eta_seconds;
     size_t skipped;        /* samples skipped so far (decode failures) */
     const gsq_eval_result *eval; /* non-NULL on the report that follows an evaluation */
+    int diverging;         /* loss > divergence_factor × the mean of this call's first steps */
+    float early_loss;      /* that mean (0 until GSQ_EARLY_STEPS steps are done) */
 } gsq_train_progress;
+
+/* Steps of a call to gsq_trainer_run whose mean loss divergence is measured against. */
+#define GSQ_EARLY_STEPS 10
 
 typedef struct {
     int batch_size;        /* micro-batch */
@@ -58,7 +63,12 @@ typedef struct {
     int augment;                /* 1: the train transform; 0: the eval transform for training too */
     int workers, prefetch;      /* loader threads and batches in flight */
     const char *checkpoint_path; /* NULL: no checkpoints */
-    long checkpoint_every;      /* optimizer steps between checkpoints; 0: only at the end */
+    long checkpoint_every;      /* optimizer steps between checkpoints; 0: none periodic. A
+                                 * checkpoint is also written on stop and at max_steps; at the end
+                                 * of the run the caller writes its result first, then the final
+                                 * checkpoint with gsq_trainer_save */
+    float divergence_factor;    /* report divergence when the loss exceeds this × its early mean
+                                 * (0: never); training goes on */
     long max_steps;             /* stop after this many steps in this call (0: run to the end) */
     gsq_dataset *val;           /* evaluated after every epoch when non-NULL */
     gsq_vit *teacher;           /* non-NULL: distil from it (its forward runs on every batch) */
@@ -73,8 +83,8 @@ typedef struct {
 } gsq_train_config;
 
 /* Fills defaults: batch 64, accum 1, 10 epochs, warm-up 1 epoch, smoothing 0.1, seed 0,
- * gsq_optim_defaults, timm transforms at `size` with augmentation, 1 worker, prefetch 4; no
- * teacher (distill gets gsq_distill_defaults for a depth of 12: set first_block for the model). */
+ * gsq_optim_defaults, timm transforms at `size` with augmentation, 1 worker, prefetch 4,
+ * divergence reported at 50× the early loss; no teacher (distill gets gsq_distill_defaults for a depth of 12: set first_block for the model). */
 void gsq_train_defaults(gsq_train_config *cfg, int size);
 
 typedef struct {
@@ -97,16 +107,20 @@ typedef struct {
     int finished;          /* all epochs done */
     int interrupted;       /* stopped by cfg->stop */
     float last_loss;
+    long diverging_steps;  /* steps whose loss was reported as diverging */
     gsq_eval_result eval;  /* the last evaluation (count 0 if none) */
     size_t skipped;
     double seconds, images_per_second;
     gsq_loader_stats loader; /* the training loader's throughput and the time spent waiting on it */
 } gsq_train_result;
 
-/* Trains from t->state until the last epoch, max_steps or a stop request. */
+/* Trains from t->state until the last epoch, max_steps or a stop request. A loss or gradient
+ * that is NaN or infinite stops it with GSQ_ERR_NUMERIC (naming the step and the value) before
+ * the weights change, so no checkpoint or result is written from non-finite weights. */
 gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_config *cfg,
                            gsq_train_result *res, gsq_error *err);
-/* Writes model, optimizer moments and state atomically (safetensors; docs/FORMAT.md). */
+/* Writes model, optimizer moments and state atomically (safetensors; docs/FORMAT.md). Weights
+ * that are not finite are refused (GSQ_ERR_NUMERIC, naming the tensor) and PATH is left as it was. */
 gsq_status gsq_trainer_save(const gsq_trainer *t, const gsq_train_config *cfg, const char *path,
                             gsq_error *err);
 void gsq_trainer_free(gsq_trainer *t);

@@ -36,6 +36,7 @@ const char *gsq_status_name(gsq_status code)
     case GSQ_ERR_MISSING: return "missing data";
     case GSQ_ERR_NOMEM: return "out of memory";
     case GSQ_ERR_UNSUPPORTED: return "unsupported";
+    case GSQ_ERR_NUMERIC: return "non-finite result";
     }
     return "unknown status";
 }

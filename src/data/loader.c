@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gpusq/clock.h"
+#include "gpusq/kernels.h"
 
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
 
@@ -116,6 +117,7 @@ static void produce(gsq_loader *ld, slot *s, long g, const size_t *order)
 static void *worker(void *arg)
 {
     gsq_loader *ld = arg;
+    gsq_flush_denormals_here(); /* the transforms compute in float */
     pthread_mutex_lock(&ld->mu);
     for (;;) {
         while (!ld->stop && ld->next_claim - ld->next_take >= ld->ring) pthread_cond_wait(&ld->freed, &ld->mu);

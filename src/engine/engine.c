@@ -11,6 +11,7 @@
 #include "attention_int8.h"
 #include "engine_cuda.h"
 #include "engine_state.h"
+#include "gpusq/kernels.h"
 #include "gpusq/vit_quant.h"
 
 static const char *const part_names[GSQ_ENGINE_T_COUNT] = {"patch embed", "layernorm", "qkv",  "attention", "proj",
@@ -173,6 +174,7 @@ gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_p
                                 gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err)
 {
     *out = NULL;
+    gsq_flush_denormals();
     if (layout == GSQ_ENGINE_FP16 && device != GSQ_ENGINE_CUDA)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
     if (!gsq_vit_quant_active(m))

@@ -11,6 +11,7 @@
 #include "engine_cuda.h"
 #include "engine_state.h"
 #include "gpusq/clock.h"
+#include "gpusq/kernels.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
 
@@ -86,6 +87,7 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
 {
     if (B < 1 || B > e->max_batch)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is outside 1..%d", B, e->max_batch);
+    gsq_flush_denormals();
     if (e->cuda) return gsq_engine_cuda_forward(e, images, B, logits, err);
     const gsq_vit_config *c = &e->cfg;
     const gsq_vit_view *p = &e->p;

@@ -1,5 +1,6 @@
 /* Atomic file writes: PATH.tmp.XXXXXX beside PATH, fsync, rename over PATH, fsync of the
- * directory, so a crash or an error never leaves a half-written file under PATH. */
+ * directory, so a crash or an error never leaves a half-written file under PATH; and the check
+ * that an output can be written (folders made, a probe file created) before the work starts. */
 #include "gpusq/atomic_file.h"
 
 #include <errno.h>
@@ -112,4 +113,89 @@ gsq_status gsq_write_file_atomic(const char *path, const void *const *data, cons
     }
     free(tmp);
     return st;
+}
+
+/* Creates dir and its missing parents (mode 0755); 1, or 0 with errno set. dir is modified
+ * in place while it is walked and restored. */
+static int make_dirs(char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) return 1;
+        errno = ENOTDIR;
+        return 0;
+    }
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        int ok = mkdir(dir, 0755) == 0 || errno == EEXIST;
+        *p = '/';
+        if (!ok) return 0;
+    }
+    return mkdir(dir, 0755) == 0 || errno == EEXIST;
+}
+
+/* Creates and removes a probe file in dir (which exists); label names the output for messages. */
+static gsq_status probe_dir(const char *dir, const char *label, gsq_error *err)
+{
+    size_t n = strlen(dir), cap;
+    char *probe = gsq_size_add(n, sizeof "/.gpusq-probe.XXXXXX", &cap) ? malloc(cap) : NULL;
+    if (!probe) return gsq_fail(err, GSQ_ERR_NOMEM, LBL ": out of memory", label);
+    memcpy(probe, dir, n);
+    memcpy(probe + n, "/.gpusq-probe.XXXXXX", sizeof "/.gpusq-probe.XXXXXX");
+    int fd = mkstemp(probe);
+    gsq_status st = GSQ_OK;
+    if (fd < 0) {
+        char why[128];
+        errno_text(errno, why, sizeof why);
+        st = gsq_fail(err, GSQ_ERR_IO, LBL ": cannot write in the folder %.200s: %s", label, dir, why);
+    } else {
+        close(fd);
+        unlink(probe);
+    }
+    free(probe);
+    return st;
+}
+
+/* Makes dir (a copy is walked) and probes it; label names the output for messages. */
+static gsq_status prepare_dir(const char *dir, size_t n, const char *label, gsq_error *err)
+{
+    char *copy = malloc(n + 1);
+    if (!copy) return gsq_fail(err, GSQ_ERR_NOMEM, LBL ": out of memory", label);
+    memcpy(copy, dir, n);
+    copy[n] = '\0';
+    while (n > 1 && copy[n - 1] == '/') copy[--n] = '\0';
+    gsq_status st = GSQ_OK;
+    if (!make_dirs(copy)) {
+        char why[128];
+        errno_text(errno, why, sizeof why);
+        st = gsq_fail(err, GSQ_ERR_IO, LBL ": cannot create the folder %.200s: %s", label, copy, why);
+    }
+    if (st == GSQ_OK) st = probe_dir(copy, label, err);
+    free(copy);
+    return st;
+}
+
+gsq_status gsq_output_prepare(const char *path, int append, gsq_error *err)
+{
+    if (!path || !path[0]) return gsq_fail(err, GSQ_ERR_ARG, "output: the path is NULL or empty");
+    size_t n = strlen(path);
+    struct stat sb;
+    if (path[n - 1] == '/' || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        return gsq_fail(err, GSQ_ERR_IO, LBL ": is a folder, not a file name", path);
+    const char *slash = strrchr(path, '/');
+    gsq_status st = slash ? prepare_dir(path, slash == path ? 1 : (size_t)(slash - path), path, err)
+                          : probe_dir(".", path, err);
+    if (st == GSQ_OK && append && access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+        char why[128];
+        errno_text(errno, why, sizeof why);
+        st = gsq_fail(err, GSQ_ERR_IO, LBL ": cannot append to it: %s", path, why);
+    }
+    return st;
+}
+
+gsq_status gsq_output_prepare_dir(const char *dir, gsq_error *err)
+{
+    if (!dir || !dir[0]) return gsq_fail(err, GSQ_ERR_ARG, "output: the folder is NULL or empty");
+    return prepare_dir(dir, strlen(dir), dir, err);
 }

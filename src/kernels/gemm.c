@@ -44,6 +44,7 @@ void gsq_set_num_threads(int n)
 #if !defined(GSQ_GEMM_DNNL)
     openblas_set_num_threads(n);
 #endif
+    gsq_flush_denormals();
 }
 
 int gsq_get_num_threads(void)

@@ -1,6 +1,7 @@
 /* ViT/DeiT forward, loss and backward on the CPU, composing the layers of nn/. Activations live in
  * one arena (and their gradients in a second), sized for the largest batch seen so far. */
 #include "gpusq/vit.h"
+#include "gpusq/kernels.h"
 #include "vit_quant_state.h"
 
 #include <limits.h>
@@ -154,6 +155,7 @@ gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float *
                            gsq_error *err)
 {
     const gsq_vit_config *c = &m->cfg;
+    gsq_flush_denormals();
     m->batch = 0; /* no valid forward until this one succeeds */
     m->have_loss = 0;
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "forward: batch size %d must be positive", B);

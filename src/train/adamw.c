@@ -80,9 +80,11 @@ double gsq_adamw_step(gsq_adamw *opt, float *params, float *grads, float *lr_use
 {
     const gsq_optim_config *c = &opt->cfg;
     double norm = gsq_grad_norm(grads, opt->n);
+    float lr = gsq_lr_at(c, opt->step);
+    if (lr_used) *lr_used = lr;
+    if (!isfinite(norm)) return norm; /* no step: the caller stops the run */
     float gscale = 1.0f;
     if (c->clip_grad > 0 && norm > c->clip_grad) gscale = (float)(c->clip_grad / (norm + 1e-6));
-    float lr = gsq_lr_at(c, opt->step);
     opt->step++;
     float b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = lr * c->weight_decay;
     float step_size = lr / (float)(1.0 - pow(b1, (double)opt->step));
@@ -97,6 +99,5 @@ double gsq_adamw_step(gsq_adamw *opt, float *params, float *grads, float *lr_use
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
         params[i] = p - step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
     }
-    if (lr_used) *lr_used = lr;
     return norm;
 }

@@ -1,10 +1,12 @@
 /* The training loop (micro-batches from the loader → forward, loss, backward → AdamW, and the
  * quantizers' learned scales with LSQ, with gradient accumulation), evaluation, and the trainer's
  * set-up and tear-down. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpusq/clock.h"
+#include "gpusq/kernels.h"
 #include "gpusq/loader.h"
 #include "gpusq/train.h"
 #include "gpusq/vit_quant.h"
@@ -22,6 +24,7 @@ void gsq_train_defaults(gsq_train_config *cfg, int size)
     cfg->augment = 1;
     cfg->workers = 1;
     cfg->prefetch = 4;
+    cfg->divergence_factor = 50.0f;
     gsq_distill_defaults(&cfg->distill, 12);
 }
 
@@ -109,6 +112,7 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_datas
                              int batch_size, int workers, gsq_eval_result *out, gsq_error *err)
 {
     memset(out, 0, sizeof *out);
+    gsq_flush_denormals();
     gsq_loader_config lc = {.batch_size = batch_size, .train = 0, .workers = workers, .prefetch = 4, .transform = *t};
     gsq_loader *ld = NULL;
     gsq_status st = gsq_loader_create(&ld, ds, &lc, 0, 0, err);
@@ -179,6 +183,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
                            gsq_train_result *res, gsq_error *err)
 {
     memset(res, 0, sizeof *res);
+    gsq_flush_denormals();
     gsq_vit *m = t->model;
     gsq_loader_config lc = loader_config(cfg, 1);
     long bpe = gsq_loader_batches_per_epoch(train, &lc);
@@ -194,7 +199,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     float *qgrads = gsq_vit_quant_lsq_grads(m), *acc = NULL;
     if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc((np + nq) * sizeof(float))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
-    double t0 = gsq_seconds();
+    double t0 = gsq_seconds(), early_sum = 0;
     size_t images = 0;
     long steps_here = 0;
     while (st == GSQ_OK && t->state.epoch < cfg->epochs) {
@@ -209,6 +214,10 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
             if (st != GSQ_OK || batch.n == 0) continue;
             float loss = 0;
             st = step_gradients(t, cfg, &batch, &loss, err);
+            if (st == GSQ_OK && !isfinite(loss))
+                st = gsq_fail(err, GSQ_ERR_NUMERIC, "train: the loss is %g at step %ld (epoch %ld, batch %ld): "
+                              "training diverged; nothing was written from this step", (double)loss,
+                              t->state.step + 1, t->state.epoch + 1, t->state.batch);
             if (st != GSQ_OK) break;
             if (acc) {
                 accumulate(acc, m->grads, np, (float)batch.n);
@@ -232,11 +241,22 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
                 for (size_t i = 0; i < m->num_params; i++) m->grads[i] = keep[i] ? m->grads[i] : 0.0f;
             }
             p.grad_norm = gsq_adamw_step(&t->opt, m->params, m->grads, &p.lr);
+            if (!isfinite(p.grad_norm)) {
+                st = gsq_fail(err, GSQ_ERR_NUMERIC, "train: the gradient norm is %g at step %ld (loss %g): "
+                              "training diverged; nothing was written from this step", p.grad_norm,
+                              t->state.step + 1, loss_sum / samples);
+                break;
+            }
             gsq_vit_quant_lsq_step(m, p.lr); /* nothing without LSQ */
             t->state.step++;
             steps_here++;
             images += (size_t)samples;
             res->last_loss = p.loss = (float)(loss_sum / samples);
+            if (steps_here <= GSQ_EARLY_STEPS) early_sum += p.loss;
+            if (steps_here >= GSQ_EARLY_STEPS) p.early_loss = (float)(early_sum / GSQ_EARLY_STEPS);
+            p.diverging = cfg->divergence_factor > 0 && p.early_loss > 0 &&
+                          p.loss > cfg->divergence_factor * p.early_loss;
+            res->diverging_steps += p.diverging;
         }
         gsq_eval_result ev;
         int epoch_done = t->state.batch >= bpe;
@@ -262,7 +282,8 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
         int limit = cfg->max_steps > 0 && steps_here >= cfg->max_steps;
         int finished = t->state.epoch >= cfg->epochs;
         int periodic = cfg->checkpoint_every > 0 && t->state.step % cfg->checkpoint_every == 0;
-        if (cfg->checkpoint_path && (stop || limit || finished || periodic))
+        /* the final checkpoint is the caller's, after its result (a full disk costs the former) */
+        if (cfg->checkpoint_path && (stop || limit || periodic) && !finished)
             st = gsq_trainer_save(t, cfg, cfg->checkpoint_path, err);
         if (stop || limit) {
             res->interrupted = stop;
