@@ -7,39 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <png.h>
 
+#include "cli_run.h"
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/sparse.h"
 #include "test_util.h"
 
-static char out[16384];
-
-/* Runs `gpusq ARGS` with stderr merged into stdout; returns the exit code, output in out. */
-static int run(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", GSQ_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
-/* A w × h RGB PNG of a diagonal gradient at path. */
 static void write_png(const char *path, int w, int h)
 {
     FILE *f = fopen(path, "wb");

@@ -85,7 +85,7 @@ static void test_nan_stops(const char *dir)
     gsq_error err = {0};
     gsq_train_result r;
     gsq_status st = gsq_trainer_run(&t, ds, &c, &r, &err);
-    CHECK(st == GSQ_ERR_NUMERIC && strstr(err.msg, "step 4") && strstr(err.msg, "nan"), "status %d: %s", (int)st,
+    CHECK(st == GSQ_ERR_NUMERIC && strstr(err.msg, "step 4") && strstr(err.msg, "NaN"), "status %d: %s", (int)st,
           err.msg);
     CHECK(!r.finished && t.state.step == 3, "the run went on to step %ld", t.state.step);
     size_t n = 0;

@@ -179,6 +179,12 @@ static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, co
     return st == GSQ_OK ? gsq_distill_backward(t->distiller, m, err) : st;
 }
 
+/* "NaN", "inf" or "-inf", for messages (printf's spelling of NaN varies with its sign). */
+static const char *non_finite_name(double v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf";
+}
+
 gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_config *cfg,
                            gsq_train_result *res, gsq_error *err)
 {
@@ -215,9 +221,9 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
             float loss = 0;
             st = step_gradients(t, cfg, &batch, &loss, err);
             if (st == GSQ_OK && !isfinite(loss))
-                st = gsq_fail(err, GSQ_ERR_NUMERIC, "train: the loss is %g at step %ld (epoch %ld, batch %ld): "
-                              "training diverged; nothing was written from this step", (double)loss,
-                              t->state.step + 1, t->state.epoch + 1, t->state.batch);
+                st = gsq_fail(err, GSQ_ERR_NUMERIC, "training diverged at step %ld (epoch %ld, batch %ld): the loss "
+                              "is %s; nothing was written from this step", t->state.step + 1, t->state.epoch + 1,
+                              t->state.batch, non_finite_name(loss));
             if (st != GSQ_OK) break;
             if (acc) {
                 accumulate(acc, m->grads, np, (float)batch.n);
@@ -242,9 +248,9 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
             }
             p.grad_norm = gsq_adamw_step(&t->opt, m->params, m->grads, &p.lr);
             if (!isfinite(p.grad_norm)) {
-                st = gsq_fail(err, GSQ_ERR_NUMERIC, "train: the gradient norm is %g at step %ld (loss %g): "
-                              "training diverged; nothing was written from this step", p.grad_norm,
-                              t->state.step + 1, loss_sum / samples);
+                st = gsq_fail(err, GSQ_ERR_NUMERIC, "training diverged at step %ld: the gradient norm is %s "
+                              "(loss %g); nothing was written from this step", t->state.step + 1,
+                              non_finite_name(p.grad_norm), loss_sum / samples);
                 break;
             }
             gsq_vit_quant_lsq_step(m, p.lr); /* nothing without LSQ */
