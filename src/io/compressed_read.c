@@ -241,7 +241,7 @@ gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_com
     for (size_t i = 0; st == GSQ_OK && i < gsq_st_count(f); i++) info->param_bytes += gsq_st_at(f, i)->nbytes;
     const char *names = gsq_st_meta_get(f, "class_names");
     if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
-        st = gsq_fail(err, GSQ_ERR_NOMEM, "out of memory for class names");
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", gsq_st_label(f));
     free(is_site);
     if (st != GSQ_OK) {
         gsq_vit_free(m);

@@ -228,7 +228,7 @@ gsq_status gsq_vit_load_open(gsq_vit **out, const gsq_st_file *f, const gsq_vit_
     if (st == GSQ_OK) st = read_tensors(m, f, err);
     const char *names = gsq_st_meta_get(f, "class_names");
     if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
-        st = gsq_fail(err, GSQ_ERR_NOMEM, "out of memory for class names");
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", gsq_st_label(f));
     if (st != GSQ_OK) {
         gsq_vit_free(m);
         return st;
