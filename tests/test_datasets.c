@@ -180,6 +180,9 @@ static void test_cifar10(void)
 
     write_file("c10/batches.meta.txt", "a\nb\nc\n", 6);
     expect_cifar_error("c10", 0, GSQ_ERR_FORMAT, "batches.meta.txt", "3 class names, expected 10");
+    /* found by tests/fuzz/fuzz_cifar.c: the name "c\t" was cut at the NUL, its tab kept */
+    write_file("c10/batches.meta.txt", "0\n1\n2\n3\n4\n5\n6\n7\n8\nc\t\0x\n", 23);
+    expect_cifar_error("c10", 0, GSQ_ERR_FORMAT, "batches.meta.txt", "NUL byte");
     path_of(path, sizeof path, "c10/batches.meta.txt");
     unlink(path);
     ds = NULL;

@@ -147,7 +147,7 @@ static gsq_status map_batch(cifar_set *s, const cifar_kind *k, const char *dir, 
 }
 
 /* Reads the class names (one per non-empty line, surrounding blanks trimmed) when the file
- * exists; a file that is there must name exactly k->classes classes. */
+ * exists; a file that is there must name exactly k->classes classes and hold no NUL byte. */
 static gsq_status read_names(gsq_dataset *ds, const cifar_kind *k, const char *dir,
                              gsq_error *err)
 {
@@ -164,10 +164,13 @@ static gsq_status read_names(gsq_dataset *ds, const cifar_kind *k, const char *d
     int bad_read = ferror(fp);
     fclose(fp);
     if (!text) return gsq_fail(err, GSQ_ERR_NOMEM, GSQ_LBL ": out of memory", path);
-    if (bad_read || n > CIFAR_NAMES_MAX) {
+    if (bad_read || n > CIFAR_NAMES_MAX || memchr(text, '\0', n)) {
         free(text);
         if (bad_read) return gsq_fail(err, GSQ_ERR_IO, GSQ_LBL ": read failed", path);
-        return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": too large for a class-name file", path);
+        if (n > CIFAR_NAMES_MAX)
+            return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": too large for a class-name file", path);
+        /* a name would end at the NUL, its trailing blanks untrimmed */
+        return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": a NUL byte in a class-name file", path);
     }
     text[n] = '\0';
     char **names = calloc((size_t)k->classes, sizeof *names);
