@@ -198,6 +198,9 @@ static void test_hostile(void)
     for (int i = 0; i < 48; i++) neg[i] = i == 7 ? -1.0f : 0.01f;
     rewrite(good, bad, "blocks.0.mlp.fc1.weight_scale", GSQ_DT_F32, 1, sshape, neg, NULL, NULL);
     expect_error(bad, GSQ_ERR_FORMAT, "row 7", "a negative weight scale");
+    neg[7] = 1e-40f; /* found by tests/fuzz/fuzz_compressed.c: 1 / 1e-40 is inf, and 0 · inf NaN */
+    rewrite(good, bad, "blocks.0.mlp.fc1.weight_scale", GSQ_DT_F32, 1, sshape, neg, NULL, NULL);
+    expect_error(bad, GSQ_ERR_FORMAT, "row 7", "a subnormal weight scale");
     rewrite(good, bad, "norm.bias", -1, 0, NULL, NULL, NULL, NULL);
     expect_error(bad, GSQ_ERR_MISSING, "norm.bias", "a missing float parameter");
     float extra = 1.0f;

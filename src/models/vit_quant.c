@@ -2,6 +2,7 @@
  * calibration of activation scales, and the forward/backward hooks (fake quantization with
  * straight-through gradients) that vit_train.c calls at each site. LSQ's learned scales are in
  * vit_quant_lsq.c. */
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,15 +162,24 @@ static int all_scales_set(const struct gsq_vit_quant *q, int depth)
     return all;
 }
 
+/* A scale given from outside (a compressed file): normal (at least FLT_MIN), so that quantizing
+ * by its reciprocal stays finite (a subnormal scale's reciprocal is infinite, and 0 · inf is NaN),
+ * and below 1e30. */
+static int scale_ok(float s)
+{
+    return s >= FLT_MIN && s < 1e30f;
+}
+
 gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *scales, gsq_error *err)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->attn || l < 0 || l >= m->cfg.depth)
         return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: block %d has no attention quantizers", l);
     for (int k = 0; k < 3; k++)
-        if (!(scales[k] > 0.0f && scales[k] < 1e30f))
-            return gsq_fail(err, GSQ_ERR_FORMAT, "attention quantization: block %d scale %g is not a positive number",
-                            l, (double)scales[k]);
+        if (!scale_ok(scales[k]))
+            return gsq_fail(err, GSQ_ERR_FORMAT,
+                            "attention quantization: block %d scale %g is not a normal positive "
+                            "number below 1e30", l, (double)scales[k]);
     for (int k = 0; k < 3; k++) q->attn[l].qkv_scale[k] = scales[k];
     q->active = all_scales_set(q, m->cfg.depth);
     return GSQ_OK;
@@ -211,7 +221,7 @@ const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int s) { return m->qu
 
 gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int s, float scale, gsq_error *err)
 {
-    if (!m->quant || s < 0 || s >= m->quant->num_sites || !(scale > 0.0f && scale < 1e30f))
+    if (!m->quant || s < 0 || s >= m->quant->num_sites || !scale_ok(scale))
         return gsq_fail(err, GSQ_ERR_ARG, "quantization: site %d scale %g is invalid", s, (double)scale);
     m->quant->sites[s].a_scale = scale;
     m->quant->active = all_scales_set(m->quant, m->cfg.depth);
@@ -349,9 +359,10 @@ gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int s, const float *scale
     if (!q || s < 0 || s >= q->num_sites) return gsq_fail(err, GSQ_ERR_ARG, "quantization: no site %d", s);
     gsq_qsite *site = &q->sites[s];
     for (int r = 0; r < site->rows; r++)
-        if (!(scales[r] > 0.0f && scales[r] < 1e30f))
-            return gsq_fail(err, GSQ_ERR_FORMAT, "quantization: weight scale %g of row %d is not a positive number",
-                            (double)scales[r], r);
+        if (!scale_ok(scales[r]))
+            return gsq_fail(err, GSQ_ERR_FORMAT,
+                            "quantization: weight scale %g of row %d is not a normal positive "
+                            "number below 1e30", (double)scales[r], r);
     memcpy(site->w_scales, scales, (size_t)site->rows * sizeof(float));
     site->fixed_scales = 1;
     return GSQ_OK;
