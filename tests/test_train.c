@@ -230,6 +230,21 @@ static void test_resume_bitwise(void)
     gsq_trainer t3;
     CHECK(gsq_trainer_resume(&t3, ckpt, &other, ds->size, &err) == GSQ_ERR_ARG && strstr(err.msg, "batch=8"), "%s", err.msg);
     CHECK(gsq_trainer_resume(&t3, "/nonexistent.safetensors", &half, ds->size, &err) == GSQ_ERR_IO, "%s", err.msg);
+    /* found by tests/fuzz/fuzz_checkpoint.c: a checkpoint whose model does not fit the run (one
+     * input channel) was refused with a message read from the freed model, not naming the file */
+    gsq_vit_config gray = tiny;
+    gray.in_chans = 1;
+    gsq_trainer g = {0};
+    char gray_ckpt[128];
+    snprintf(gray_ckpt, sizeof gray_ckpt, "%s/gray.ckpt.safetensors", tmpdir);
+    CHECK(gsq_vit_create(&g.model, &gray, &err) == GSQ_OK &&
+              gsq_adamw_init(&g.opt, g.model, &half.optim, &err) == GSQ_OK &&
+              gsq_trainer_save(&g, &half, gray_ckpt, &err) == GSQ_OK,
+          "%s", err.msg);
+    gsq_trainer_free(&g);
+    CHECK(gsq_trainer_resume(&t3, gray_ckpt, &half, ds->size, &err) == GSQ_ERR_SHAPE &&
+              strstr(err.msg, gray_ckpt) && strstr(err.msg, "with 1 channels"),
+          "%s", err.msg);
 
     /* a stop request: one step, a checkpoint, interrupted */
     volatile sig_atomic_t stop = 1;

@@ -120,8 +120,15 @@ gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_
                       checkpoint, run ? run : "none recorded", want);
     gsq_vit *m = NULL;
     if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, NULL, "optim.", err);
-    if (st == GSQ_OK) st = gsq_trainer_init(t, m, cfg, train_size, err);
-    else gsq_vit_free(m);
+    if (st == GSQ_OK) {
+        st = gsq_trainer_init(t, m, cfg, train_size, err); /* frees m on failure */
+        if (st != GSQ_OK && err) { /* a model that does not fit this run: name the checkpoint */
+            gsq_error inner = *err;
+            gsq_fail(err, st, "%.200s: %s", checkpoint, inner.msg);
+        }
+    } else {
+        gsq_vit_free(m);
+    }
     if (st == GSQ_OK) st = read_moments(f, t, err);
     if (st == GSQ_OK) st = meta_long(f, "train.step", &t->state.step, err);
     if (st == GSQ_OK) st = meta_long(f, "train.epoch", &t->state.epoch, err);

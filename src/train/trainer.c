@@ -57,9 +57,10 @@ gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *
                         (double)cfg->label_smoothing, train_size);
     }
     if (cfg->transform.size != m->cfg.img_size || m->cfg.in_chans != 3) {
+        gsq_vit_config mc = m->cfg; /* for the message: freeing t frees m */
         gsq_trainer_free(t);
         return gsq_fail(err, GSQ_ERR_SHAPE, "train: the data is %d×%d RGB but the model takes %d×%d with %d channels",
-                        cfg->transform.size, cfg->transform.size, m->cfg.img_size, m->cfg.img_size, m->cfg.in_chans);
+                        cfg->transform.size, cfg->transform.size, mc.img_size, mc.img_size, mc.in_chans);
     }
     if (cfg->unsupervised && !cfg->teacher) {
         gsq_trainer_free(t);
