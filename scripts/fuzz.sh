@@ -1,29 +1,48 @@
 #!/usr/bin/env bash
-# Fuzzes the safetensors reader, then the JPEG/PNG decoders, with libFuzzer for SECONDS each
-# (default 60): configures a clang build in build-fuzz, seeds corpora in a temporary directory
-# (files made by the safetensors writer and by libjpeg/libpng, plus any tests/fixtures/*.safetensors
-# small enough to mutate), runs fuzz_safetensors and fuzz_image, and exits non-zero on a crash.
-# Crash inputs are kept in build-fuzz/artifacts/. Usage: scripts/fuzz.sh [SECONDS]
+# Fuzzes the file readers with libFuzzer for SECONDS each (default 60): the safetensors reader,
+# the JPEG/PNG decoders, the compressed-model reader, the training-checkpoint reader, the CIFAR
+# binary reader and the ImageFolder scan (tests/fuzz/). Configures a clang build in build-fuzz,
+# seeds each harness's corpus in a temporary directory with files from its seed-writing twin (plus
+# any tests/fixtures/*.safetensors small enough to mutate, for the safetensors reader), runs the
+# harnesses one after another, or GSQ_FUZZ_JOBS at a time, and prints each one's executions and
+# a summary. Exits non-zero on a crash; crash inputs are kept in build-fuzz/artifacts/.
+# Usage: scripts/fuzz.sh [SECONDS [HARNESS...]]   (HARNESS: fuzz_safetensors, fuzz_image,
+# fuzz_compressed, fuzz_checkpoint, fuzz_cifar, fuzz_folder; default all, or GSQ_FUZZ_ONLY="...")
 set -euo pipefail
 seconds="${1:-60}"
+if [ "$#" -gt 0 ]; then shift; fi
+all="fuzz_safetensors fuzz_image fuzz_compressed fuzz_checkpoint fuzz_cifar fuzz_folder"
+selected="${*:-${GSQ_FUZZ_ONLY:-$all}}"
+parallel="${GSQ_FUZZ_JOBS:-1}"
+case "$seconds$parallel" in
+    ''|*[!0-9]*) echo "fuzz.sh: SECONDS and GSQ_FUZZ_JOBS must be whole numbers" >&2; exit 2 ;;
+esac
+targets=()
+for name in $selected; do
+    case " $all " in
+        *" $name "*) targets+=("$name" "${name}_seeds") ;;
+        *) echo "fuzz.sh: unknown harness '$name' (one of: $all)" >&2; exit 2 ;;
+    esac
+done
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
 jobs="$(nproc 2>/dev/null || echo 2)"
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DGSQ_FUZZ=ON -DGSQ_CUDA=OFF -DGSQ_BENCH=OFF \
       -DGSQ_NATIVE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$jobs" --target fuzz_safetensors fuzz_safetensors_seeds fuzz_image fuzz_image_seeds
+cmake --build "$build" -j"$jobs" --target "${targets[@]}"
 
 work="$(mktemp -d /tmp/gsq-fuzz.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/corpus" "$build/artifacts"
-"$build/tests/fuzz/fuzz_safetensors_seeds" "$work/corpus"
+mkdir -p "$build/artifacts"
 shopt -s nullglob
-max_len=4096
-for f in "$root"/tests/fixtures/*.safetensors; do   # only fixtures that fit in -max_len
-    if [ "$(stat -c %s "$f")" -le "$max_len" ]; then cp "$f" "$work/corpus/"; fi
-done
-cat >"$work/dict" <<'DICT'
+export OMP_NUM_THREADS=1 # the model harnesses run one small image at a time
+# The checkpoint and dataset harnesses write files on every input: on a RAM disk when there is one.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+
+# Dictionaries: safetensors syntax, the model files' metadata and names, the tree inputs of the
+# dataset harnesses (tests/fuzz/fuzz_tree.h).
+cat >"$work/st.dict" <<'DICT'
 "{"
 "}"
 "\"dtype\""
@@ -43,23 +62,117 @@ cat >"$work/dict" <<'DICT'
 "9007199254740992"
 "18446744073709551615"
 DICT
-# run_fuzzer NAME CORPUS [EXTRA FLAGS...]: fuzzes for $seconds, fails the script on a crash
+cp "$work/st.dict" "$work/model.dict"
+cat >>"$work/model.dict" <<'DICT'
+"\"U8\""
+"\"I8\""
+"\"U16\""
+"\"int8\""
+"\"int4\""
+"\"w4a8\""
+"\"2:4\""
+"\"4:8\""
+"\"avg\""
+"\"token\""
+".values"
+".meta"
+".qweight"
+".weight_scale"
+".input_scale"
+".output_scale"
+"optim.exp_avg."
+"optim.exp_avg_sq."
+"\"train.step\""
+"\"num_heads\""
+"\"class_names\""
+"blocks.1."
+DICT
+cat >"$work/tree.dict" <<'DICT'
+"\x0a--\x0a"
+"/"
+"*3073"
+"*3074"
+".png"
+".jpg"
+".JPEG"
+"."
+".."
+"data_batch_1.bin"
+"data_batch_5.bin"
+"test_batch.bin"
+"train.bin"
+"test.bin"
+"batches.meta.txt"
+"fine_label_names.txt"
+DICT
+
+# Seeds and flags per harness: a corpus directory seeded by the seed-writing twin, then the
+# harness's -max_len and dictionary.
+prepare() {
+    local name="$1" corpus="$work/$1"
+    mkdir -p "$corpus"
+    "$build/tests/fuzz/${name}_seeds" "$corpus"
+    case "$name" in
+        fuzz_safetensors)
+            for f in "$root"/tests/fixtures/*.safetensors; do # only fixtures that fit in -max_len
+                if [ "$(stat -c %s "$f")" -le 4096 ]; then cp "$f" "$corpus/"; fi
+            done
+            echo "-max_len=4096 -dict=$work/st.dict" ;;
+        fuzz_image) echo "-max_len=16384" ;;
+        fuzz_compressed) echo "-max_len=16384 -dict=$work/model.dict" ;;
+        fuzz_checkpoint) echo "-max_len=24576 -dict=$work/model.dict" ;;
+        fuzz_cifar) echo "-max_len=8192 -dict=$work/tree.dict" ;;
+        fuzz_folder) echo "-max_len=16384 -dict=$work/tree.dict" ;;
+    esac
+}
+
+# run_fuzzer NAME: fuzzes for $seconds with its output in $work/NAME.log; writes "RC EXECUTIONS
+# SECONDS" to $work/NAME.result
 run_fuzzer() {
-    local name="$1" corpus="$2"
-    shift 2
-    echo "fuzz: $name, $(ls "$corpus" | wc -l) seeds, ${seconds}s"
+    local name="$1" flags start rc
+    flags="$(prepare "$name")"
+    echo "fuzz: $name: $(find "$work/$name" -type f | wc -l) seeds, ${seconds}s"
+    start="$(date +%s)"
     set +e
-    "$build/tests/fuzz/$name" "$corpus" "$@" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$build/artifacts/$name-"
-    local rc=$?
+    # shellcheck disable=SC2086 # flags are words
+    "$build/tests/fuzz/$name" "$work/$name" $flags -max_total_time="$seconds" -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$name-" \
+        >"$work/$name.log" 2>&1
+    rc=$?
     set -e
+    local execs
+    execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log")"
+    echo "$rc ${execs:-?} $(($(date +%s) - start))" >"$work/$name.result"
     if [ "$rc" -ne 0 ]; then
+        tail -n 40 "$work/$name.log" >&2
         echo "fuzz: $name FAILED (exit $rc); reproducer in $build/artifacts/" >&2
-        exit "$rc"
+    else
+        echo "fuzz: $name: ${execs:-?} executions, no crash"
     fi
 }
-run_fuzzer fuzz_safetensors "$work/corpus" -dict="$work/dict" -max_len="$max_len"
-mkdir -p "$work/images"
-"$build/tests/fuzz/fuzz_image_seeds" "$work/images"
-run_fuzzer fuzz_image "$work/images" -max_len=16384
-echo "fuzz: no crashes in ${seconds}s per harness"
+
+for name in $selected; do
+    if [ "$parallel" -le 1 ]; then
+        run_fuzzer "$name"
+        continue
+    fi
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+    run_fuzzer "$name" &
+done
+wait
+
+failed="" total=0 count=0
+for name in $selected; do
+    rc=1 execs="?" secs="?"
+    if [ -f "$work/$name.result" ]; then read -r rc execs secs <"$work/$name.result"; fi
+    printf 'fuzz: %-17s %4ss %12s executions  %s\n' "$name" "$secs" "$execs" \
+        "$([ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)")"
+    [ "$rc" -eq 0 ] || failed="$failed $name"
+    [ "$execs" = "?" ] || total=$((total + execs))
+    count=$((count + 1))
+done
+if [ -n "$failed" ]; then
+    echo "fuzz: FAILED:$failed; reproducers in $build/artifacts/" >&2
+    exit 1
+fi
+echo "fuzz: $count harness(es), ${seconds}s each, $total executions in all, no crashes"

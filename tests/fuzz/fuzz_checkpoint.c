@@ -1,0 +1,196 @@
+/* libFuzzer harness for the training-checkpoint reader (gsq_trainer_resume, which takes a path):
+ * the input is written to a file in a temporary directory and resumed with a fixed tiny run
+ * configuration. An error must name the file and leave the trainer empty; a resumed trainer must
+ * hold a model of the run's input size, moments of the model's size and its step. A weight that
+ * is NaN or infinite must make the writer refuse to save it; else, saved again and resumed from
+ * that file, it must come back bit for bit, and one forward, loss, backward and AdamW step must
+ * run on it. Built with -DGSQ_FUZZ_MAKE_SEEDS instead, it writes seed checkpoints of tiny models
+ * (token and average pooling, a distilled DeiT) with the library's writer:
+ * fuzz_checkpoint_seeds DIR. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gpusq/train.h"
+
+enum { IMG = 4, TRAIN_SIZE = 6 };
+
+/* The run every seed was written by and every input is resumed with. */
+static void run_config(gsq_train_config *c)
+{
+    gsq_train_defaults(c, IMG);
+    c->batch_size = 2;
+    c->epochs = 2;
+    c->augment = 0;
+}
+
+#ifndef GSQ_FUZZ_MAKE_SEEDS
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char dir[200], in_path[256], again_path[256];
+
+static void remove_files(void)
+{
+    unlink(in_path);
+    unlink(again_path);
+    rmdir(dir);
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) abort();
+}
+
+/* Both trainers hold the same model, moments and state. */
+static void check_same(const gsq_trainer *a, const gsq_trainer *b)
+{
+    const gsq_vit *m = a->model, *r = b->model;
+    const gsq_vit_config *x = &m->cfg, *y = &r->cfg;
+    if (x->img_size != y->img_size || x->patch_size != y->patch_size ||
+        x->in_chans != y->in_chans || x->num_classes != y->num_classes ||
+        x->embed_dim != y->embed_dim || x->depth != y->depth || x->num_heads != y->num_heads ||
+        x->mlp_hidden != y->mlp_hidden || x->qkv_bias != y->qkv_bias ||
+        x->class_token != y->class_token || x->distilled != y->distilled || x->pool != y->pool ||
+        x->ln_eps != y->ln_eps)
+        abort();
+    size_t bytes = m->num_params * sizeof(float);
+    if (r->num_params != m->num_params || memcmp(r->params, m->params, bytes) != 0 ||
+        memcmp(b->opt.m, a->opt.m, bytes) != 0 || memcmp(b->opt.v, a->opt.v, bytes) != 0)
+        abort();
+    if (b->state.step != a->state.step || b->state.epoch != a->state.epoch ||
+        b->state.batch != a->state.batch || b->state.seed != a->state.seed ||
+        b->opt.step != a->opt.step)
+        abort();
+    if (!m->class_names != !r->class_names ||
+        (m->class_names && strcmp(m->class_names, r->class_names) != 0))
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!dir[0]) { /* in $TMPDIR (else /tmp): scripts/fuzz.sh points it at a RAM disk */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%.150s/gsq-fuzz-ckpt.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+        if (!mkdtemp(dir)) abort();
+        snprintf(in_path, sizeof in_path, "%s/in.safetensors", dir);
+        snprintf(again_path, sizeof again_path, "%s/again.safetensors", dir);
+        atexit(remove_files);
+    }
+    write_file(in_path, data, size);
+    gsq_train_config cfg;
+    run_config(&cfg);
+    gsq_trainer t;
+    gsq_error err = {0};
+    gsq_status st = gsq_trainer_resume(&t, in_path, &cfg, TRAIN_SIZE, &err);
+    if (st != GSQ_OK) {
+        if (t.model || t.opt.m || err.code != st || !strstr(err.msg, in_path)) abort();
+        return 0;
+    }
+    gsq_vit *m = t.model;
+    if (!m || !m->params || m->cfg.img_size != IMG || m->cfg.in_chans != 3 ||
+        t.opt.n != m->num_params || !t.opt.m || !t.opt.v || t.opt.step != t.state.step ||
+        t.state.step < 0 || t.state.epoch < 0 || t.state.batch < 0 || t.state.seed != cfg.seed)
+        abort();
+
+    int finite = 1;
+    for (size_t i = 0; i < m->num_params; i++) finite &= isfinite(m->params[i]) != 0;
+    gsq_status saved = gsq_trainer_save(&t, &cfg, again_path, &err);
+    if (!finite) { /* the writer refuses non-finite weights, and the model stays untouched */
+        if (saved != GSQ_ERR_NUMERIC || !strstr(err.msg, again_path)) abort();
+        gsq_trainer_free(&t);
+        return 0;
+    }
+    gsq_trainer again;
+    if (saved != GSQ_OK || gsq_trainer_resume(&again, again_path, &cfg, TRAIN_SIZE, &err) != GSQ_OK)
+        abort();
+    check_same(&t, &again);
+    gsq_trainer_free(&again);
+
+    float images[3 * IMG * IMG];
+    for (int i = 0; i < 3 * IMG * IMG; i++) images[i] = (float)(i % 7) * 0.25f - 0.75f;
+    const float *logits = NULL;
+    int target = 0;
+    float loss;
+    if (gsq_vit_forward(m, images, 1, &logits, &err) != GSQ_OK || !logits ||
+        gsq_vit_loss(m, &target, cfg.label_smoothing, &loss, &err) != GSQ_OK ||
+        gsq_vit_backward(m, &err) != GSQ_OK)
+        abort();
+    gsq_adamw_step(&t.opt, m->params, m->grads, NULL);
+    gsq_trainer_free(&t);
+    return 0;
+}
+
+#else
+
+/* Writes a checkpoint of a tiny model of configuration c to DIR/name after a few AdamW steps. */
+static int seed(const char *dir, const char *name, const gsq_vit_config *c)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    gsq_train_config cfg;
+    run_config(&cfg);
+    gsq_error err = {0};
+    gsq_vit *m = NULL;
+    gsq_trainer t;
+    gsq_status st = gsq_vit_create(&m, c, &err);
+    if (st == GSQ_OK) {
+        gsq_vit_init(m, 5);
+        st = gsq_trainer_init(&t, m, &cfg, TRAIN_SIZE, &err);
+    }
+    if (st != GSQ_OK) {
+        fprintf(stderr, "seed %s: %s\n", name, err.msg);
+        return 1;
+    }
+    float images[2 * 3 * IMG * IMG];
+    for (int i = 0; i < 2 * 3 * IMG * IMG; i++) images[i] = (float)(i % 5) * 0.5f - 1.0f;
+    int targets[2] = {0, c->num_classes - 1};
+    for (int step = 0; st == GSQ_OK && step < 3; step++) {
+        float loss;
+        st = gsq_vit_zero_grad(m, &err);
+        if (st == GSQ_OK) st = gsq_vit_forward(m, images, 2, NULL, &err);
+        if (st == GSQ_OK) st = gsq_vit_loss(m, targets, cfg.label_smoothing, &loss, &err);
+        if (st == GSQ_OK) st = gsq_vit_backward(m, &err);
+        if (st == GSQ_OK) gsq_adamw_step(&t.opt, m->params, m->grads, NULL);
+    }
+    t.state.step = t.opt.step;
+    t.state.epoch = 1;
+    t.state.batch = 1;
+    if (st == GSQ_OK) st = gsq_trainer_save(&t, &cfg, path, &err);
+    if (st != GSQ_OK) fprintf(stderr, "seed %s: %s\n", name, err.msg);
+    gsq_trainer_free(&t);
+    return st != GSQ_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    gsq_vit_config c = {
+        .img_size = IMG, .patch_size = 2, .in_chans = 3, .num_classes = 3, .embed_dim = 4,
+        .depth = 1, .num_heads = 2, .mlp_hidden = 8, .qkv_bias = 1, .class_token = 1,
+        .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
+    };
+    int bad = seed(argv[1], "token.safetensors", &c);
+    gsq_vit_config avg = c;
+    avg.pool = GSQ_POOL_AVG;
+    avg.class_token = 0;
+    avg.qkv_bias = 0;
+    avg.patch_size = 4;
+    avg.num_heads = 1;
+    bad |= seed(argv[1], "avg_nobias.safetensors", &avg);
+    gsq_vit_config deit = c;
+    deit.distilled = 1;
+    deit.depth = 2;
+    deit.num_classes = 2;
+    bad |= seed(argv[1], "distilled.safetensors", &deit);
+    return bad;
+}
+
+#endif
