@@ -5,7 +5,8 @@
 # seeds each harness's corpus in a temporary directory with files from its seed-writing twin (plus
 # any tests/fixtures/*.safetensors small enough to mutate, for the safetensors reader), runs the
 # harnesses one after another, or GSQ_FUZZ_JOBS at a time, and prints each one's executions and
-# a summary. Exits non-zero on a crash; crash inputs are kept in build-fuzz/artifacts/.
+# a summary. Before fuzzing, each harness replays its seeds once (the CTest tests NAME:seeds,
+# label fuzz). Exits non-zero on a crash; crash inputs are kept in build-fuzz/artifacts/.
 # Usage: scripts/fuzz.sh [SECONDS [HARNESS...]]   (HARNESS: fuzz_safetensors, fuzz_image,
 # fuzz_compressed, fuzz_checkpoint, fuzz_cifar, fuzz_folder; default all, or GSQ_FUZZ_ONLY="...")
 set -euo pipefail
@@ -31,6 +32,7 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DGSQ_FUZZ=ON -DGSQ_CUDA=OFF -DGSQ_BENCH=OFF \
       -DGSQ_NATIVE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$jobs" --target "${targets[@]}"
+ctest --test-dir "$build" -L fuzz -R "^($(echo $selected | tr ' ' '|')):seeds\$" --output-on-failure
 
 work="$(mktemp -d /tmp/gsq-fuzz.XXXXXX)"
 trap 'rm -rf "$work"' EXIT

@@ -26,6 +26,7 @@ int main(void)
     CHECK(gsq_vexpf(0.0f) == 1.0f, "exp(0) = %g", gsq_vexpf(0.0f));
     CHECK(gsq_vexpf(-INFINITY) > 0.0f && gsq_vexpf(-INFINITY) < 1e-37f, "exp(-inf) = %g", gsq_vexpf(-INFINITY));
     CHECK(isfinite(gsq_vexpf(INFINITY)) && gsq_vexpf(INFINITY) > 1e38f, "exp(+inf) = %g", gsq_vexpf(INFINITY));
+    CHECK(isnan(gsq_vexpf(NAN)), "exp(NaN) = %g", gsq_vexpf(NAN)); /* and no undefined cast (UBSan) */
     CHECK(gsq_verff(0.0f) == 0.0f, "erf(0) = %g", gsq_verff(0.0f));
     CHECK(fabsf(gsq_verff(1e30f) - 1.0f) < 1e-7f && fabsf(gsq_verff(-INFINITY) + 1.0f) < 1e-7f, "erf tails");
     /* odd symmetry holds exactly: the polynomial is in x² */

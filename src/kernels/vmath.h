@@ -28,7 +28,7 @@ GSQ_HD float gsq_vexpf(float x)
     p = fmaf(p, r, 1.6666665459e-1f);
     p = fmaf(p, r, 5.0000001201e-1f);
     p = fmaf(p, r * r, r) + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    int32_t bits = ((int32_t)(n == n ? n : 0.0f) + 127) << 23; /* NaN: p is NaN, no UB cast */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
