@@ -1,6 +1,7 @@
 /* The gpusq program when things go wrong: every path a command will write is checked before any
  * work (missing folders made; a file in the way, a folder as a file name refused at once, before
- * the data is even opened); a full disk at the end costs the final checkpoint, never --out; a run
+ * the data is even opened); a full disk at the end costs the final checkpoint, never --out, and
+ * when --out does not fit the final checkpoint is still written; a run
  * whose weights turn NaN exits 1 naming the step and keeps its last good checkpoint; a diverging
  * loss is reported on stderr and in the log; every numeric option's error says its range. */
 #include <stdio.h>
@@ -82,6 +83,15 @@ static void test_full_disk(const char *dir)
     snprintf(args, sizeof args, "%s/w.ckpt.safetensors", small);
     CHECK(rc == 0 && have_out && !exists(args) && strstr(out, "not the final checkpoint"),
           "full disk: exit %d, weights %s: %s", rc, have_out ? "written" : "missing", out);
+
+    /* no room for --out at all: the run fails, but its final checkpoint (elsewhere) is written */
+    snprintf(args, sizeof args, "rm -f '%s'/w*; head -c 1000000 /dev/zero > '%s/filler'", small, small);
+    CHECK(system(args) == 0, "could not fill %s", small);
+    snprintf(args, sizeof args, "train --model gpusq_demo --data synthetic --train-size 32 --val-size 8 --batch 32 "
+             "--epochs 1 --threads 1 --out '%s/w.safetensors' --checkpoint '%s/end.ckpt.safetensors'", small, dir);
+    rc = run(args);
+    snprintf(args, sizeof args, "%s/end.ckpt.safetensors", dir);
+    CHECK(rc == 1 && exists(args) && strstr(out, "--resume from it"), "no room for --out: exit %d: %s", rc, out);
     snprintf(args, sizeof args, "umount '%s'", small);
     if (system(args) != 0) fprintf(stderr, "could not unmount %s\n", small);
 }
@@ -106,13 +116,16 @@ static void test_nan_run(const char *dir)
     CHECK(strstr(head + 8, "\"train.step\":\"4\""), "the last good checkpoint is missing or not step 4");
 }
 
-/* The run of the issue that found it: lr 5 from a warm-up, past 50× the early loss. */
+/* lr 5, reached after a warm-up long enough that the early steps stay sane, whatever the build's
+ * rounding (lr 5 from the first step can blow up within the early steps, which then set a high
+ * bar): the loss climbs past 50× its early mean and training goes on. */
 static void test_divergence_reported(const char *dir)
 {
     char args[2048], log[256];
     snprintf(log, sizeof log, "%s/div.jsonl", dir);
-    snprintf(args, sizeof args, "train --model gpusq_demo --data synthetic --train-size 1600 --val-size 8 --batch 32 "
-             "--epochs 1 --lr 5 --no-augment --threads 2 --out '%s/div.safetensors' --log '%s'", dir, log);
+    snprintf(args, sizeof args, "train --model gpusq_demo --data synthetic --train-size 160 --val-size 8 --batch 8 "
+             "--epochs 6 --warmup-epochs 4 --lr 5 --min-lr 5 --no-augment --threads 2 --out '%s/div.safetensors' "
+             "--log '%s'", dir, log);
     CHECK(run(args) == 0 && strstr(out, "training is diverging") && strstr(out, "the loss diverged"), "%s", out);
     FILE *f = fopen(log, "r");
     int flagged = 0;
@@ -137,7 +150,8 @@ static void test_option_ranges(void)
         {"bench --config gpusq_demo", "--batch --iters --threads"},
         {"info m", "--heads"},
         {"predict m", "--heads"},
-        {"compress --teacher t --out-dir d", "--prune-epochs --qat-epochs --feature-blocks"},
+        {"compress --teacher t --out-dir d", "--prune-epochs --qat-epochs --feature-blocks --train-size --val-size "
+                                             "--workers --batch --seed --threads"},
     };
     char args[512], list[512];
     for (size_t c = 0; c < sizeof opts / sizeof opts[0]; c++) {
@@ -156,6 +170,10 @@ static void test_option_ranges(void)
     CHECK(run("train --model gpusq_demo --epochs") == 2 && strstr(out, "--epochs needs a whole number in [1, "), "%s",
           out);
     CHECK(run("quantize --teacher t --mode int3") == 2 && strstr(out, "int8, int4 or w4a8"), "%s", out);
+    CHECK(run("compress --teacher t --out-dir d --modes int8,int5") == 2 &&
+              strstr(out, "--modes must be int8 and/or int4, comma-separated, got 'int8,int5'"), "%s", out);
+    CHECK(run("compress --teacher t --out-dir d --lsq int8,") == 2 && strstr(out, "--lsq must be int8 and/or int4"),
+          "%s", out);
 }
 
 int main(void)

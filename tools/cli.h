@@ -82,9 +82,10 @@ int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv,
 gsq_status cli_train_outputs(cli_train_opts *o, int checkpoints, const char *report, gsq_error *err);
 /* After parsing, for a model of img_size: threads, seeds, transforms. */
 void cli_train_opts_apply(cli_train_opts *o, int img_size);
-/* After the result is written: the run's final checkpoint, when it has one. A failure here is a
- * warning (the result the user asked for is already safe). */
-void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t);
+/* After a finished run has tried to write its results (written: 1 if all were): the run's final
+ * checkpoint, when it has one, whatever happened to them, so a full disk at --out still leaves
+ * the end state to resume from. Its failure is a warning; the exit status is the results'. */
+void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t, int written);
 /* Runs t on train with a progress line, the --log file and Ctrl-C (checkpoint and stop), then
  * prints the summary (time, validation, skipped samples, loader throughput). */
 gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, const char *what,

@@ -43,6 +43,18 @@ typedef struct {
     int npass;
 } compress_opts;
 
+/* 1 if list is "int8", "int4" or both, comma-separated (or "none" where none_ok); --modes also
+ * needs at least one. */
+static int mode_list_ok(const char *list, int none_ok)
+{
+    if (none_ok && !strcmp(list, "none")) return 1;
+    for (const char *p = list;; p += 5) {
+        if (strncmp(p, "int8", 4) && strncmp(p, "int4", 4)) return 0;
+        if (p[4] == '\0') return 1;
+        if (p[4] != ',') return 0;
+    }
+}
+
 static int parse(compress_opts *c, int argc, char **argv)
 {
     static const char *const shared[] = {"--data", "--train-size", "--val-size", "--batch", "--workers", "--seed",
@@ -79,13 +91,23 @@ static int parse(compress_opts *c, int argc, char **argv)
         } else if (dst) {
             *dst = argv[++i];
         } else if (is_shared && c->npass < 30) {
-            c->pass[c->npass++] = argv[i];
-            c->pass[c->npass++] = argv[++i];
+            /* checked now, as the stages will (not after stage 1 has made folders and run) */
+            cli_train_opts check;
+            cli_train_opts_init(&check, "unused");
+            int at = i;
+            if (cli_train_option(&check, "compress", argc, argv, &i) < 0) return 2;
+            c->pass[c->npass++] = argv[at];
+            c->pass[c->npass++] = argv[at + 1];
         } else {
             return cli_usage_error("compress", "unknown option '%s'", a);
         }
     }
     if (!c->teacher || !c->out_dir) return cli_usage_error("compress", "--teacher and --out-dir are required");
+    const char *lists[3] = {c->modes, c->attention, c->lsq}, *flags[3] = {"--modes", "--attention", "--lsq"};
+    for (int k = 0; k < 3; k++)
+        if (lists[k] && !mode_list_ok(lists[k], k > 0))
+            return cli_usage_error("compress", "%s must be int8 and/or int4, comma-separated%s, got '%s'", flags[k],
+                                   k > 0 ? " (or none)" : "", lists[k]);
     return -1;
 }
 
@@ -269,7 +291,6 @@ int cmd_compress(int argc, char **argv)
         cJSON_Delete(qj);
     }
     if (st != GSQ_OK) return cli_report("compress", &err);
-    if (nrows == 0) return cli_usage_error("compress", "--modes %s names neither int8 nor int4", c.modes);
     st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
     return st == GSQ_OK ? 0 : cli_report("compress", &err);
 }

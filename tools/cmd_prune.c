@@ -68,7 +68,8 @@ static gsq_status save_sparse(const gsq_vit *m, const gsq_sparse_plan *plan, con
                               const gsq_distill_config *dc, const float *feature_loss, const char *path, gsq_error *err)
 {
     gsq_st_writer *w = NULL;
-    gsq_status st = gsq_st_writer_create(&w, err);
+    gsq_status st = gsq_vit_check_finite(m, path, err);
+    if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
     if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
     size_t cap = 64;
     for (int i = 0; i < plan->num_layers; i++) cap += strlen(plan->layers[i].name) + 2;
@@ -194,7 +195,7 @@ int cmd_prune(int argc, char **argv)
             prune_report_print(&sum, stdout);
         }
         if (st == GSQ_OK && p.report) st = prune_report_write_json(&sum, p.report, &err);
-        if (st == GSQ_OK) cli_train_final_checkpoint("prune", &o, &t);
+        cli_train_final_checkpoint("prune", &o, &t, st == GSQ_OK);
     }
     gsq_trainer_free(&t);
     gsq_vit_free(student);

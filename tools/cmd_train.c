@@ -90,7 +90,7 @@ int cmd_train(int argc, char **argv)
     if (st == GSQ_OK && res.finished) {
         st = gsq_vit_save(t.model, o.out, &err);
         if (st == GSQ_OK) printf("weights in %s\n", o.out);
-        if (st == GSQ_OK) cli_train_final_checkpoint("train", &o, &t);
+        cli_train_final_checkpoint("train", &o, &t, st == GSQ_OK);
     }
     gsq_trainer_free(&t);
     gsq_vit_free(m);

@@ -154,12 +154,16 @@ void cli_train_opts_apply(cli_train_opts *o, int img_size)
     if (strcmp(o->data, "synthetic") == 0) o->cfg.transform.crop_pct = 1.0f; /* drawn at the input size */
 }
 
-void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t)
+void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t, int written)
 {
     gsq_error err = {0};
-    if (o->checkpoint && gsq_trainer_save(t, &o->cfg, o->checkpoint, &err) != GSQ_OK)
-        fprintf(stderr, "gpusq %s: warning: the result is written, but not the final checkpoint: %s\n", cmd,
-                err.msg);
+    if (!o->checkpoint) return;
+    if (gsq_trainer_save(t, &o->cfg, o->checkpoint, &err) != GSQ_OK)
+        fprintf(stderr, "gpusq %s: warning: %s: %s\n", cmd,
+                written ? "the result is written, but not the final checkpoint" : "nor the final checkpoint", err.msg);
+    else if (!written)
+        fprintf(stderr, "gpusq %s: the trained state is in %s: --resume from it to write the result again\n", cmd,
+                o->checkpoint);
 }
 
 static volatile sig_atomic_t interrupted;

@@ -25,9 +25,11 @@ int gsq_get_num_threads(void);
 /* Flush-to-zero and denormals-are-zero (x86 MXCSR FTZ+DAZ, Arm FPCR.FZ) on the calling thread and
  * every OpenMP worker: values below FLT_MIN count as 0 instead of costing a microcode assist per
  * operation (a 13× slow-down seen on a diverging run; docs/BENCHMARKS.md). The library calls it
- * when work starts (setting threads, training, evaluation, a model's forward pass, the engines)
- * and its loader threads set it on themselves (gsq_flush_denormals_here): a program that embeds
- * libgpusq and needs IEEE denormals on those threads must restore the mode after such calls. */
+ * when work starts (setting threads, training, evaluation, a model's forward pass, the channel
+ * permutation search, the engines) and its loader threads set it on themselves
+ * (gsq_flush_denormals_here): a program that embeds libgpusq and needs IEEE denormals on those
+ * threads must restore the mode after such calls. Threads of a BLAS's own pool are not reached:
+ * gpusq uses oneDNN or OpenBLAS's OpenMP build, whose workers are OpenMP's. */
 void gsq_flush_denormals(void);
 void gsq_flush_denormals_here(void); /* the calling thread only */
 /* 1 when the calling thread flushes denormals (the test of the above). */

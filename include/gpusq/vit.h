@@ -191,6 +191,10 @@ struct gsq_st_writer;
 gsq_status gsq_vit_load_open(gsq_vit **out, const struct gsq_st_file *f, const gsq_vit_config *cfg,
                              const char *ignore_prefix, gsq_error *err);
 gsq_status gsq_vit_add_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
+/* GSQ_ERR_NUMERIC, "PATH: not written: NAME[i] is nan", when a parameter is NaN or infinite: every
+ * writer of weights (gsq_vit_save, checkpoints, sparse and compressed models) checks first, so a
+ * run that went wrong never leaves a file of non-finite weights. */
+gsq_status gsq_vit_check_finite(const gsq_vit *m, const char *path, gsq_error *err);
 /* Only the metadata part: the configuration (and class names). */
 gsq_status gsq_vit_add_meta_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
 /* The configuration recorded in a file's metadata alone (every key of gsq_vit_add_meta_to_writer;

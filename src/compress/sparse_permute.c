@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/kernels.h"
+
 #define MAXF(a, b) ((a) > (b) ? (a) : (b)) /* written as compares so the row loops vectorize */
 #define MINF(a, b) ((a) < (b) ? (a) : (b))
 #define LANES 8
@@ -247,6 +249,7 @@ gsq_status gsq_sparse_permute(gsq_vit *m, gsq_sparse_pattern p, int effort, gsq_
     if (p != GSQ_SPARSE_2_4 && p != GSQ_SPARSE_4_8)
         return gsq_fail(err, GSQ_ERR_ARG, "permute: unknown pattern %d", (int)p);
     if (effort < 0) return gsq_fail(err, GSQ_ERR_ARG, "permute: effort %d must not be negative", effort);
+    gsq_flush_denormals(); /* its OpenMP workers search on the weights */
     const gsq_vit_config *c = &m->cfg;
     int D = c->embed_dim, H = c->mlp_hidden, NH = c->num_heads, hd = D / NH, G = gsq_sparse_group(p);
     int do_mlp = H % G == 0, do_attn = hd % G == 0;

@@ -46,6 +46,8 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
 {
     if (!gsq_vit_quant_active(m))
         return gsq_fail(err, GSQ_ERR_ARG, "%s: the model has no calibrated quantizers to compress with", path);
+    gsq_status checked = gsq_vit_check_finite(m, path, err);
+    if (checked != GSQ_OK) return checked;
     gsq_compressed_info local = {0};
     if (!info) info = &local;
     memset(info, 0, sizeof *info);

@@ -282,10 +282,23 @@ gsq_status gsq_vit_add_meta_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_er
     return st;
 }
 
+gsq_status gsq_vit_check_finite(const gsq_vit *m, const char *path, gsq_error *err)
+{
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(m->params[p->offset + k]))
+                return gsq_fail(err, GSQ_ERR_NUMERIC, "%.200s: not written: %s[%zu] is %g", path, p->name, k,
+                                (double)m->params[p->offset + k]);
+    }
+    return GSQ_OK;
+}
+
 gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err)
 {
     gsq_st_writer *w = NULL;
-    gsq_status st = gsq_st_writer_create(&w, err);
+    gsq_status st = gsq_vit_check_finite(m, path, err);
+    if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
     if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_write(w, path, err);
     gsq_st_writer_free(w);

@@ -3,7 +3,6 @@
  * written atomically. Resuming restores all of it, so the continued run is bitwise the same. */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +36,9 @@ gsq_status gsq_trainer_save(const gsq_trainer *t, const gsq_train_config *cfg, c
                             gsq_error *err)
 {
     const gsq_vit *m = t->model;
-    for (int i = 0; i < m->num_tensors; i++) { /* a checkpoint never replaces good weights with NaN */
-        const gsq_param *p = &m->tensors[i];
-        for (size_t k = 0; k < p->numel; k++)
-            if (!isfinite(m->params[p->offset + k]))
-                return gsq_fail(err, GSQ_ERR_NUMERIC, "%.200s: not written: %s[%zu] is %g at step %ld", path,
-                                p->name, k, (double)m->params[p->offset + k], t->state.step);
-    }
     gsq_st_writer *w = NULL;
-    gsq_status st = gsq_st_writer_create(&w, err);
+    gsq_status st = gsq_vit_check_finite(m, path, err); /* never replaces good weights with NaN */
+    if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
     if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
     char name[GSQ_NAME_MAX + 32];
     for (int pass = 0; pass < 2; pass++) {
