@@ -11,14 +11,10 @@
 #include "gpusq/loader.h"
 #include "gpusq/train.h"
 #include "test_util.h"
+#include "tiny_trainer.h"
 #include "toy_dataset.h"
 
 static char tmpdir[64];
-
-static const gsq_vit_config tiny = {
-    .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 4, .embed_dim = 24, .depth = 2,
-    .num_heads = 3, .mlp_hidden = 48, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
-};
 
 static void test_adamw(void)
 {
@@ -184,24 +180,13 @@ static gsq_train_config train_cfg(int batch, int accum, long epochs)
     return c;
 }
 
-static gsq_trainer start(const gsq_train_config *c, size_t size)
-{
-    gsq_vit *m = NULL;
-    gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 7);
-    gsq_trainer t;
-    gsq_error err = {0};
-    CHECK(gsq_trainer_init(&t, m, c, size, &err) == GSQ_OK, "%s", err.msg);
-    return t;
-}
-
 static void test_resume_bitwise(void)
 {
     gsq_dataset *ds = toy_dataset(40, 0);
     gsq_train_config c = train_cfg(8, 1, 2); /* 10 steps */
     gsq_error err = {0};
     gsq_train_result r;
-    gsq_trainer whole = start(&c, ds->size);
+    gsq_trainer whole = tiny_trainer(&c, ds->size, 7);
     CHECK(gsq_trainer_run(&whole, ds, &c, &r, &err) == GSQ_OK && r.finished, "%s", err.msg);
 
     char ckpt[128];
@@ -209,7 +194,7 @@ static void test_resume_bitwise(void)
     gsq_train_config half = c;
     half.checkpoint_path = ckpt;
     half.max_steps = 7; /* stops mid-epoch */
-    gsq_trainer first = start(&half, ds->size);
+    gsq_trainer first = tiny_trainer(&half, ds->size, 7);
     CHECK(gsq_trainer_run(&first, ds, &half, &r, &err) == GSQ_OK && !r.finished && first.state.step == 7, "%s", err.msg);
     gsq_trainer_free(&first);
     gsq_trainer second;
@@ -251,7 +236,7 @@ static void test_resume_bitwise(void)
     gsq_train_config s = half;
     s.stop = &stop;
     unlink(ckpt);
-    gsq_trainer t4 = start(&s, ds->size);
+    gsq_trainer t4 = tiny_trainer(&s, ds->size, 7);
     CHECK(gsq_trainer_run(&t4, ds, &s, &r, &err) == GSQ_OK && r.interrupted && t4.state.step == 1, "%s", err.msg);
     CHECK(access(ckpt, F_OK) == 0, "no checkpoint written on stop");
     gsq_trainer_free(&t4);
@@ -268,7 +253,7 @@ static void test_accumulation(void)
     gsq_train_config one = train_cfg(8, 1, 1), two = train_cfg(4, 2, 1);
     one.optim.eps = two.optim.eps = 1.0f;
     one.max_steps = two.max_steps = 1;
-    gsq_trainer a = start(&one, ds->size), b = start(&two, ds->size);
+    gsq_trainer a = tiny_trainer(&one, ds->size, 7), b = tiny_trainer(&two, ds->size, 7);
     gsq_train_result r;
     gsq_error err = {0};
     CHECK(gsq_trainer_run(&a, ds, &one, &r, &err) == GSQ_OK, "%s", err.msg);
@@ -295,7 +280,7 @@ static void test_learns(void)
     c.optim.lr = 5e-3f;
     c.label_smoothing = 0.0f;
     c.val = val;
-    gsq_trainer t = start(&c, train->size);
+    gsq_trainer t = tiny_trainer(&c, train->size, 7);
     gsq_train_result r;
     gsq_error err = {0};
     CHECK(gsq_trainer_run(&t, train, &c, &r, &err) == GSQ_OK && r.finished, "%s", err.msg);

@@ -10,12 +10,8 @@
 
 #include "gpusq/train.h"
 #include "test_util.h"
+#include "tiny_trainer.h"
 #include "toy_dataset.h"
-
-static const gsq_vit_config tiny = {
-    .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 4, .embed_dim = 24, .depth = 2,
-    .num_heads = 3, .mlp_hidden = 48, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
-};
 
 static gsq_train_config train_cfg(long epochs)
 {
@@ -27,17 +23,6 @@ static gsq_train_config train_cfg(long epochs)
     c.workers = 1;
     c.transform.hflip = 0.0f;
     return c;
-}
-
-static gsq_trainer start(const gsq_train_config *c, size_t size)
-{
-    gsq_vit *m = NULL;
-    gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 5);
-    gsq_trainer t;
-    gsq_error err = {0};
-    CHECK(gsq_trainer_init(&t, m, c, size, &err) == GSQ_OK, "%s", err.msg);
-    return t;
 }
 
 static char *read_all(const char *path, size_t *n)
@@ -78,7 +63,7 @@ static void test_nan_stops(const char *dir)
     gsq_train_config c = train_cfg(2);
     c.checkpoint_path = ckpt;
     c.checkpoint_every = 2;
-    gsq_trainer t = start(&c, ds->size);
+    gsq_trainer t = tiny_trainer(&c, ds->size, 5);
     poison_ctx pc = {.t = &t, .ckpt = ckpt, .keep_at = 2, .poison_at = 3};
     c.progress = poison;
     c.user = &pc;
@@ -173,7 +158,7 @@ static void test_divergence_flag(void)
     watch_ctx w = {.factor = c.divergence_factor};
     c.progress = watch;
     c.user = &w;
-    gsq_trainer t = start(&c, ds->size);
+    gsq_trainer t = tiny_trainer(&c, ds->size, 5);
     gsq_error err = {0};
     gsq_train_result r;
     gsq_status st = gsq_trainer_run(&t, ds, &c, &r, &err);
@@ -192,7 +177,7 @@ static void test_divergence_flag(void)
         w = (watch_ctx){.factor = off ? INFINITY : c.divergence_factor};
         c.progress = watch;
         c.user = &w;
-        t = start(&c, ds->size);
+        t = tiny_trainer(&c, ds->size, 5);
         st = gsq_trainer_run(&t, ds, &c, &r, &err);
         CHECK((st == GSQ_OK || (off && st == GSQ_ERR_NUMERIC)) && w.diverging == 0 && w.wrong == 0,
               "factor %g: %d flagged, %d wrong", (double)c.divergence_factor, w.diverging, w.wrong);
