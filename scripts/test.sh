@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the build dependencies, builds the release
 # configuration (CUDA sources included when nvcc exists) and runs its CTest suite, says which
-# engine instruction sets and GPU tests ran and which were skipped, fuzzes the parsers for a
-# short while (GSQ_FUZZ_SECONDS per harness, default 20; 0 skips it), then builds and runs the
-# suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# engine instruction sets and GPU tests ran and which were skipped, cross-builds for aarch64
+# (scripts/cross-aarch64.sh), fuzzes the parsers for a short while (GSQ_FUZZ_SECONDS per
+# harness, default 20; 0 skips it), then builds and runs the suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -23,6 +24,9 @@ what_ran() {
 }
 what_ran "engine instruction sets" 'test_engine_kernels:\([a-z0-9-]*\)'
 what_ran "GPU tests" '\(test_cuda[a-z_]*\)'
+
+# The library, the program and the tests cross-built for aarch64 (and run under qemu-user there).
+bash scripts/cross-aarch64.sh
 
 fuzz_seconds="${GSQ_FUZZ_SECONDS:-20}"
 case "$fuzz_seconds" in

@@ -4,8 +4,9 @@
 #include <omp.h>
 
 #include "gpusq/kernels.h"
+#include "kernels/arch.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if GSQ_X86
 #include <immintrin.h>
 #define GSQ_FLUSH_BITS 0x8040u /* MXCSR: FTZ (bit 15) and DAZ (bit 6) */
 

@@ -84,7 +84,12 @@ void gsq_att8_forward(gsq_i8_isa isa, float *out, const float *qkv, int B, int T
     for (int bh = 0; bh < B * NH; bh++) {
         const float *q = qkv + (size_t)(bh / NH) * T * 3 * C + (size_t)(bh % NH) * HD;
         float *o = out + (size_t)(bh / NH) * T * C + (size_t)(bh % NH) * HD;
-        if (isa >= GSQ_I8_ISA_AVX512) gsq_att8_head_avx512(o, q, q + C, q + 2 * C, &h, scratch + (size_t)bh * bytes);
-        else gsq_att8_head_ref(o, q, q + C, q + 2 * C, &h, scratch + (size_t)bh * bytes);
+#if GSQ_X86
+        if (gsq_att8_fast(isa)) {
+            gsq_att8_head_avx512(o, q, q + C, q + 2 * C, &h, scratch + (size_t)bh * bytes);
+            continue;
+        }
+#endif
+        gsq_att8_head_ref(o, q, q + C, q + 2 * C, &h, scratch + (size_t)bh * bytes);
     }
 }

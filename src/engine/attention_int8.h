@@ -95,7 +95,9 @@ void gsq_att8_head_avx512(float *out, const float *q, const float *k, const floa
 
 /* out (B, T, C) from qkv (B, T, 3C) with NH heads, scales (sq, sk, sv), codes ±qmax: one OpenMP
  * task per (image, head), each with its own gsq_att8_scratch_bytes(T, C / NH) bytes of scratch
- * (B · NH of them). The AVX-512 fast path where isa ≥ GSQ_I8_ISA_AVX512, else the reference. */
+ * (B · NH of them). The AVX-512 fast path where isa's kernels need AVX-512 (gsq_att8_fast), else
+ * the reference. */
+static inline int gsq_att8_fast(gsq_i8_isa isa) { return GSQ_X86 && (gsq_i8_isa_needs(isa) & GSQ_CAP_AVX512); }
 void gsq_att8_forward(gsq_i8_isa isa, float *out, const float *qkv, int B, int T, int C, int NH, const float scales[3],
                       int qmax, uint8_t *scratch);
 

@@ -141,7 +141,7 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
     size_t H = (size_t)c->mlp_hidden, NH = (size_t)c->num_heads, NP = (size_t)gsq_vit_num_patches(c);
     size_t CPP = (size_t)c->in_chans * c->patch_size * c->patch_size, N = B * T, K = (size_t)c->num_classes;
     /* integer attention where its fast path runs (the float path's probabilities are not needed) */
-    int att8 = e->attention && e->isa >= GSQ_I8_ISA_AVX512;
+    int att8 = e->attention && gsq_att8_fast(e->isa);
     e->row_threads = omp_get_max_threads();
     size_t sizes[] = {B * NP * CPP, N * D, (size_t)e->row_threads * D, N * 3 * D, att8 ? 0 : B * NH * T * T,
                       e->attention && !att8 ? B * NH * T * T : 0, N * D, e->isa == GSQ_I8_ISA_AMX ? 0 : N * H, N, N,

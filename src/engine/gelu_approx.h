@@ -15,9 +15,11 @@
 #ifndef GSQ_ENGINE_GELU_APPROX_H
 #define GSQ_ENGINE_GELU_APPROX_H
 
-#include <immintrin.h>
-
+#include "kernels/arch.h"
 #include "kernels/gelu_scalar.h"
+
+#if GSQ_X86
+#include <immintrin.h>
 
 __attribute__((target("avx512f"))) static inline __m512 gsq_gelu_avx512(__m512 x)
 {
@@ -42,5 +44,7 @@ __attribute__((target("avx2"))) static inline __m256 gsq_gelu_avx2(__m256 x)
     __m256 erfz = _mm256_div_ps(_mm256_mul_ps(z, p), q);
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), erfz));
 }
+
+#endif /* GSQ_X86 */
 
 #endif

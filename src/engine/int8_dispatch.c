@@ -1,6 +1,7 @@
-/* Run-time choice of the engine's integer kernels: the best instruction set this CPU has
- * (gsq_i8_isa), or the one GSQ_ISA names in the environment (for comparisons), and the calls
- * that route to its kernels. */
+/* Run-time choice of the engine's integer kernels: the CPU's capability bits, the best
+ * instruction set whose needs they cover (gsq_i8_isa), or the one GSQ_ISA names in the
+ * environment (for comparisons), and the calls that route to its kernels (x86 ones only where
+ * they are compiled in: GSQ_X86). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,21 +20,37 @@ int gsq_i8_isa_from_key(const char *key)
     return -1;
 }
 
+static const unsigned isa_needs[GSQ_I8_ISA_COUNT] = {
+    0, GSQ_CAP_AVX2, GSQ_CAP_AVX2 | GSQ_CAP_AVX_VNNI, GSQ_CAP_AVX512,
+    GSQ_CAP_AVX512 | GSQ_CAP_AVX512_VBMI2 | GSQ_CAP_AMX_INT8,
+};
+
+unsigned gsq_i8_isa_needs(gsq_i8_isa isa) { return (unsigned)isa < GSQ_I8_ISA_COUNT ? isa_needs[isa] : ~0u; }
+
+unsigned gsq_i8_cpu_caps(void)
+{
+    static int cached = -1; /* a benign race: every thread computes the same bits */
+    if (cached >= 0) return (unsigned)cached;
+    unsigned caps = 0;
+#if GSQ_X86
+    __builtin_cpu_init();
+    caps |= __builtin_cpu_supports("avx2") ? GSQ_CAP_AVX2 : 0;
+    caps |= __builtin_cpu_supports("avxvnni") ? GSQ_CAP_AVX_VNNI : 0;
+    caps |= __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                    __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2")
+                ? GSQ_CAP_AVX512 : 0;
+    caps |= __builtin_cpu_supports("avx512vbmi2") ? GSQ_CAP_AVX512_VBMI2 : 0;
+    caps |= gsq_i8_amx_granted() ? GSQ_CAP_AMX_INT8 : 0;
+#endif
+    cached = (int)caps;
+    return caps;
+}
+
 int gsq_i8_isa_supported(gsq_i8_isa isa)
 {
-    __builtin_cpu_init();
-    switch (isa) {
-    case GSQ_I8_ISA_REF: return 1;
-    case GSQ_I8_ISA_AVX2: return __builtin_cpu_supports("avx2");
-    case GSQ_I8_ISA_AVX_VNNI: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
-    case GSQ_I8_ISA_AVX512:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-               __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2");
-    case GSQ_I8_ISA_AMX:
-        return gsq_i8_isa_supported(GSQ_I8_ISA_AVX512) && __builtin_cpu_supports("avx512vbmi2") && gsq_i8_amx_granted();
-    default: return 0;
-    }
+    unsigned needs = gsq_i8_isa_needs(isa);
+    return (gsq_i8_cpu_caps() & needs) == needs;
 }
 
 gsq_i8_isa gsq_i8_isa_active(void)
@@ -69,10 +86,12 @@ void gsq_i8_quantize(gsq_i8_isa isa, uint8_t *xq, const float *x, int M, int K, 
 void gsq_i8_quantize_one(gsq_i8_isa isa, uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
 {
     switch (isa) {
+#if GSQ_X86
     case GSQ_I8_ISA_AVX512: gsq_i8_quantize_row_avx512(xq, row, m, M, K, inv, qmax); break;
     case GSQ_I8_ISA_AVX2:
     case GSQ_I8_ISA_AVX_VNNI: gsq_i8_quantize_row_avx2(xq, row, m, M, K, inv, qmax); break;
     case GSQ_I8_ISA_AMX: gsq_i8_quantize_row_amx(xq, row, m, M, K, inv, qmax); break;
+#endif
     default: gsq_i8_quantize_row_ref(xq, row, m, M, K, inv, qmax);
     }
 }
@@ -87,10 +106,12 @@ void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weigh
         return;
     }
     switch (w->isa) {
+#if GSQ_X86
     case GSQ_I8_ISA_AVX512: gsq_i8_gemm_avx512(y, ldy, xq, M, w, e); break;
     case GSQ_I8_ISA_AVX_VNNI: gsq_i8_gemm_avxvnni(y, ldy, xq, M, w, e); break;
     case GSQ_I8_ISA_AVX2: gsq_i8_gemm_avx2(y, ldy, xq, M, w, e); break;
     case GSQ_I8_ISA_AMX: gsq_i8_gemm_amx(y, ldy, xq, M, w, e); break;
+#endif
     default: gsq_i8_gemm_ref(y, ldy, xq, M, w, e);
     }
 }

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "gelu_approx.h"
+#include "kernels/arch.h"
 
 /* The kernels' instruction sets, from the plain-C reference up. */
 typedef enum {
@@ -41,6 +42,18 @@ typedef enum {
     GSQ_I8_ISA_COUNT
 } gsq_i8_isa;
 
+/* What the CPU (and OS) offers the kernels, as bits; an instruction set runs where the CPU has
+ * every bit its kernels need. */
+enum {
+    GSQ_CAP_AVX2 = 1u << 0,
+    GSQ_CAP_AVX_VNNI = 1u << 1,
+    GSQ_CAP_AVX512 = 1u << 2,       /* F, BW, VL, VNNI, VBMI, and BMI2 */
+    GSQ_CAP_AVX512_VBMI2 = 1u << 3,
+    GSQ_CAP_AMX_INT8 = 1u << 4,     /* AMX-TILE and AMX-INT8, with the tile state granted by the OS */
+};
+unsigned gsq_i8_cpu_caps(void);
+/* The bits isa's kernels need (0 for the reference). */
+unsigned gsq_i8_isa_needs(gsq_i8_isa isa);
 /* 1 when this CPU (and OS) can run isa's kernels. */
 int gsq_i8_isa_supported(gsq_i8_isa isa);
 /* The instruction set the engine uses: the best supported one, or GSQ_ISA's choice from the
