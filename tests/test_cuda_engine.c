@@ -6,7 +6,6 @@
  * GSQ_ERR_ARG. */
 #include <string.h>
 
-#include "gpusq/cuda.h"
 #include "gpusq/engine.h"
 #include "gpusq/half.h"
 #include "quantized_model.h"
@@ -101,18 +100,18 @@ int main(void)
           "the FP16 layout was accepted on the CPU");
     gsq_status st = gsq_engine_create_on(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_SPARSE, 1, GSQ_ENGINE_CUDA, &err);
     gsq_vit_free(m);
-    if (gsq_cuda_device_count() < 1) {
+    char name[256] = "";
+    gsq_error gpu_err = {0};
+    if (gsq_engine_gpu_name(name, sizeof name, &gpu_err) != GSQ_OK) { /* no GPU, driver or CUDA library */
         CHECK(st == GSQ_ERR_UNSUPPORTED && !e && err.msg[0], "CUDA without a GPU: status %d", (int)st);
         printf("  refused without a GPU: %s\n", err.msg);
-        return test_skip("test_cuda_engine", "no CUDA device; the CPU-side checks ran");
+        return test_skip("test_cuda_engine", gpu_err.msg);
     }
     if (st == GSQ_ERR_UNSUPPORTED) { /* a GPU older than sm_80: refused, with the reason */
         CHECK(!e && err.msg[0], "an unsupported GPU was refused without a message");
         return test_skip("test_cuda_engine", err.msg);
     }
     gsq_engine_free(e);
-    char name[256] = "";
-    gsq_cuda_device_name(0, name, sizeof name, NULL);
     printf("device: %s\n", name);
     check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
     check_model(36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0);

@@ -8,7 +8,6 @@
 
 #include "cli.h"
 #include "gpusq/compressed.h"
-#include "gpusq/cuda.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
 
@@ -113,7 +112,7 @@ void cli_engine_where(gsq_engine_device device, char *buf, size_t cap)
         snprintf(buf, cap, "%s kernels on the CPU", gsq_engine_isa());
         return;
     }
-    gsq_cuda_device_name(0, name, sizeof name, NULL);
+    if (gsq_engine_gpu_name(name, sizeof name, NULL) != GSQ_OK) snprintf(name, sizeof name, "no device");
     snprintf(buf, cap, "CUDA on %s", name);
 }
 

@@ -1,6 +1,10 @@
-/* The CUDA backend's C interface. Every function exists in every build: without CUDA (no nvcc at
- * build time) or without a GPU at run time they report that (GSQ_ERR_UNSUPPORTED), so callers and
- * tests can skip. docs/CUDA.md describes the kernels and what has run on a GPU. */
+/* The CUDA backend's C interface: the GPU kernels, device memory and cuBLASLt baselines. These
+ * functions live in the CUDA backend library, libgpusq_cuda.so (CMake target gpusq_cuda, built
+ * where nvcc exists), which links the CUDA runtime: a program that calls them links it too.
+ * libgpusq itself never does; its engine opens the library at run time when a GPU is asked for
+ * (gsq_engine_create_on with GSQ_ENGINE_CUDA). Without a GPU or driver at run time the functions
+ * report GSQ_ERR_UNSUPPORTED, so callers and tests can skip. docs/CUDA.md describes the kernels
+ * and what has run on a GPU. */
 #ifndef GPUSQ_CUDA_H
 #define GPUSQ_CUDA_H
 
@@ -10,8 +14,6 @@
 
 #include "gpusq/status.h"
 
-/* 1 if this library was compiled with the CUDA sources. */
-int gsq_cuda_compiled(void);
 /* Number of usable CUDA devices; 0 without CUDA, driver or GPU. */
 int gsq_cuda_device_count(void);
 /* "NVIDIA H100 80GB HBM3 (sm_90)" for device dev, into buf. */

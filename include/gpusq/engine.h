@@ -18,9 +18,14 @@ typedef enum {
 
 typedef enum {
     GSQ_ENGINE_CPU,
-    GSQ_ENGINE_CUDA, /* the current CUDA device; GSQ_ERR_UNSUPPORTED without one (or without nvcc
-                      * at build time) */
+    GSQ_ENGINE_CUDA, /* the current CUDA device, through the CUDA backend library (libgpusq_cuda.so,
+                      * opened at run time: libgpusq never links CUDA itself); GSQ_ERR_UNSUPPORTED
+                      * without a GPU, a driver, or the library (none without nvcc at build time) */
 } gsq_engine_device;
+
+/* The GPU a GSQ_ENGINE_CUDA engine would run on, "NVIDIA H100 80GB HBM3 (sm_90)", into buf; opens
+ * the CUDA backend library. GSQ_ERR_UNSUPPORTED, saying why, where there is none. */
+gsq_status gsq_engine_gpu_name(char *buf, size_t cap, gsq_error *err);
 
 /* Time spent per part of the forward pass, accumulated since the last reset (seconds). fc1
  * includes the GELU, which its GEMM's epilogue applies ("fc1+gelu"). */

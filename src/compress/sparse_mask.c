@@ -240,27 +240,3 @@ void gsq_sparse_plan_free(gsq_sparse_plan *plan)
     free(plan->mask);
     memset(plan, 0, sizeof *plan);
 }
-
-void gsq_sparse_compress_row(const int8_t *codes, int cols, int pair, int8_t *kept, uint16_t *meta)
-{
-    int unit = pair ? 2 : 1, group = 4 * unit, groups = cols / group;
-    for (int g = 0; g < groups; g++) {
-        const int8_t *c = codes + g * group;
-        int idx[2], n = 0, used[4] = {0};
-        for (int u = 0; u < 4 && n < 2; u++) {
-            int nz = 0;
-            for (int e = 0; e < unit; e++) nz |= c[u * unit + e] != 0;
-            if (nz) idx[n++] = u, used[u] = 1;
-        }
-        for (int u = 0; n < 2; u++) /* fewer than two non-zero: pad with the lowest unused positions */
-            if (!used[u]) idx[n++] = u, used[u] = 1;
-        if (idx[0] > idx[1]) {
-            int t = idx[0];
-            idx[0] = idx[1];
-            idx[1] = t;
-        }
-        for (int k = 0; k < 2; k++)
-            for (int e = 0; e < unit; e++) kept[(g * 2 + k) * unit + e] = c[idx[k] * unit + e];
-        meta[g / 4] |= (uint16_t)((idx[0] | idx[1] << 2) << (4 * (g % 4)));
-    }
-}

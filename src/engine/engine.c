@@ -1,7 +1,7 @@
 /* The engine (include/gpusq/engine.h): the plan built from a quantized model — its GEMMs packed as
  * integer codes (kept codes + metadata where sparse), per-row output scales (weight scale × input
- * scale), the float parameters — and buffers sized once; on the CPU, or handed to the CUDA side
- * (engine_cuda.h), which copies them to the GPU. */
+ * scale), the float parameters — and buffers sized once; on the CPU, or handed to the CUDA backend
+ * library (cuda_backend.h, opened when a GPU is asked for), which copies them to the GPU. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 #include <omp.h>
 
 #include "attention_int8.h"
-#include "engine_cuda.h"
+#include "cuda_backend.h"
 #include "engine_state.h"
 #include "gpusq/kernels.h"
 #include "gpusq/vit_quant.h"
@@ -21,7 +21,7 @@ const char *gsq_engine_part_name(gsq_engine_part p) { return (unsigned)p < GSQ_E
 void gsq_engine_free(gsq_engine *e)
 {
     if (!e) return;
-    gsq_engine_cuda_free(e->cuda);
+    if (e->cuda) e->gpu->engine_free(e->cuda);
     for (int s = 0; e->sites && s < e->num_sites; s++) {
         gsq_i8_weight_free(&e->sites[s].w);
         free(e->sites[s].scale);
@@ -58,7 +58,7 @@ static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern
         int sparse = layout == GSQ_ENGINE_SPARSE && gsq_sparse_plan_prunes(&plan, name);
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
         if (st == GSQ_OK && e->cuda)
-            st = gsq_engine_cuda_site(e, s, codes, m->params + p->offset, rows, cols, sparse, err);
+            st = e->gpu->engine_site(e, s, codes, m->params + p->offset, rows, cols, sparse, err);
         else if (st == GSQ_OK && (st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err)) == GSQ_OK)
             e->weight_bytes += site->w.bytes;
         if (st == GSQ_OK) e->sparse_sites += sparse;
@@ -199,11 +199,12 @@ gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_p
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int l = 0; st == GSQ_OK && e->attention && l < m->cfg.depth; l++)
         memcpy(e->qkv_scales + 3 * l, gsq_vit_quant_attention_scales(m, l), 3 * sizeof(float));
-    if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = gsq_engine_cuda_create(e, err);
+    if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = gsq_cuda_backend_open(&e->gpu, err);
+    if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = e->gpu->engine_create(e, err);
     /* on CUDA a GEMM runs sparse when its codes obey 2:4, the pattern of mma.sp */
     if (st == GSQ_OK) st = pack_sites(e, m, e->cuda ? GSQ_SPARSE_2_4 : pattern, layout, err);
     if (st == GSQ_OK) st = copy_floats(e, m, err);
-    if (st == GSQ_OK) st = e->cuda ? gsq_engine_cuda_finish(e, err) : alloc_buffers(e, err);
+    if (st == GSQ_OK) st = e->cuda ? e->gpu->engine_finish(e, err) : alloc_buffers(e, err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);
         return st;

@@ -8,11 +8,13 @@
  *   FP16 (the baseline): the float weights in fp16 on cuBLASLt with its bias / GELU epilogues,
  *   LayerNorm and attention in fp32 math on fp16 activations, the residual stream in fp32.
  *
- * Times per part come from CUDA events recorded between the parts, read after the pass. */
-#include "engine_cuda.h"
-
-#ifdef GSQ_HAVE_CUDA
+ * Times per part come from CUDA events recorded between the parts, read after the pass. This file
+ * is built into the CUDA backend library (libgpusq_cuda.so) only, and reached through the table at
+ * its end (cuda_backend.h). */
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "cuda_backend.h"
 
 #include "gpusq/cuda.h"
 #include "gpusq/half.h"
@@ -62,7 +64,7 @@ static const float *site_bias(const gsq_engine *e, int s)
     return bias[(s - 1) % 4];
 }
 
-void gsq_engine_cuda_free(struct gsq_engine_cuda *c)
+static void engine_free(struct gsq_engine_cuda *c)
 {
     if (!c) return;
     for (int s = 0; c->sites && s < c->num_sites; s++) {
@@ -84,7 +86,7 @@ void gsq_engine_cuda_free(struct gsq_engine_cuda *c)
     free(c);
 }
 
-gsq_status gsq_engine_cuda_create(gsq_engine *e, gsq_error *err)
+static gsq_status engine_create(gsq_engine *e, gsq_error *err)
 {
     if (gsq_cuda_device_count() < 1)
         return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "engine: no CUDA device (no GPU, or no driver)");
@@ -130,7 +132,7 @@ static gsq_status upload_half(uint16_t **dst, const float *values, size_t n, gsq
     return st;
 }
 
-gsq_status gsq_engine_cuda_site(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
+static gsq_status engine_site(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
                                 int sparse, gsq_error *err)
 {
     cuda_site *t = &e->cuda->sites[s];
@@ -158,7 +160,7 @@ gsq_status gsq_engine_cuda_site(gsq_engine *e, int s, const int8_t *codes, const
     return st;
 }
 
-gsq_status gsq_engine_cuda_finish(gsq_engine *e, gsq_error *err)
+static gsq_status engine_finish(gsq_engine *e, gsq_error *err)
 {
     struct gsq_engine_cuda *c = e->cuda;
     const gsq_vit_config *cfg = &e->cfg;
@@ -309,7 +311,7 @@ static gsq_status embed(gsq_engine *e, int B, gsq_error *err)
                         : st;
 }
 
-gsq_status gsq_engine_cuda_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err)
+static gsq_status engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err)
 {
     struct gsq_engine_cuda *c = e->cuda;
     const gsq_vit_config *cfg = &e->cfg;
@@ -345,26 +347,17 @@ gsq_status gsq_engine_cuda_forward(gsq_engine *e, const float *images, int B, co
     return st;
 }
 
-#else /* no CUDA in this build */
-
-gsq_status gsq_engine_cuda_create(gsq_engine *e, gsq_error *err)
+static gsq_status device_name(char *buf, size_t cap, gsq_error *err)
 {
-    return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "engine: this build of gpusq has no CUDA backend (no nvcc at build)");
+    int dev = 0;
+    if (gsq_cuda_device_count() < 1) return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda: no CUDA device (no GPU, or no driver)");
+    cudaError_t ce = cudaGetDevice(&dev);
+    return ce == cudaSuccess ? gsq_cuda_device_name(dev, buf, cap, err) : gsq_cuda_fail(err, ce, "current device");
 }
 
-gsq_status gsq_engine_cuda_site(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
-                                int sparse, gsq_error *err)
+const gsq_cuda_backend *gsq_cuda_backend_v1(void)
 {
-    return gsq_engine_cuda_create(e, err);
+    static const gsq_cuda_backend table = {GSQ_CUDA_BACKEND_ABI, sizeof(gsq_engine), device_name, engine_create,
+                                           engine_site, engine_finish, engine_forward, engine_free};
+    return &table;
 }
-
-gsq_status gsq_engine_cuda_finish(gsq_engine *e, gsq_error *err) { return gsq_engine_cuda_create(e, err); }
-
-gsq_status gsq_engine_cuda_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err)
-{
-    return gsq_engine_cuda_create(e, err);
-}
-
-void gsq_engine_cuda_free(struct gsq_engine_cuda *c) {}
-
-#endif

@@ -8,7 +8,7 @@
 #include <omp.h>
 
 #include "attention_int8.h"
-#include "engine_cuda.h"
+#include "cuda_backend.h"
 #include "engine_state.h"
 #include "gpusq/clock.h"
 #include "gpusq/kernels.h"
@@ -88,7 +88,7 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
     if (B < 1 || B > e->max_batch)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is outside 1..%d", B, e->max_batch);
     gsq_flush_denormals();
-    if (e->cuda) return gsq_engine_cuda_forward(e, images, B, logits, err);
+    if (e->cuda) return e->gpu->engine_forward(e, images, B, logits, err);
     const gsq_vit_config *c = &e->cfg;
     const gsq_vit_view *p = &e->p;
     int T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden, NP = gsq_vit_num_patches(c), K = c->num_classes;

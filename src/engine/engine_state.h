@@ -18,7 +18,8 @@ struct gsq_engine {
     gsq_vit_config cfg;
     int max_batch;
     gsq_engine_layout layout;
-    struct gsq_engine_cuda *cuda; /* the device side (engine_cuda.h) when it runs on CUDA, else NULL */
+    struct gsq_engine_cuda *cuda;       /* the device side when it runs on CUDA, else NULL */
+    const struct gsq_cuda_backend *gpu; /* the CUDA backend library that made it (cuda_backend.h) */
     gsq_i8_isa isa;              /* the integer kernels' instruction set */
     int num_sites, sparse_sites; /* the GEMMs in gsq_vit_quant_site_weight's order */
     gsq_engine_site *sites;

@@ -8,11 +8,6 @@ extern "C" {
 }
 #include "kernels/cuda/cuda_status.h"
 
-extern "C" int gsq_cuda_compiled(void)
-{
-    return 1;
-}
-
 extern "C" int gsq_cuda_device_count(void)
 {
     int n = 0;

@@ -4,8 +4,8 @@
  * fp16 values. Every call launches asynchronously on the default stream and returns launch errors;
  * execution errors come from the next synchronizing call. The arithmetic follows the CPU engine's
  * operation for operation (the sources are compiled with -fmad=false); docs/CUDA.md says which
- * results equal the CPU's bit for bit and which differ by the order of a sum. Declared only in
- * builds with CUDA (GSQ_HAVE_CUDA). */
+ * results equal the CPU's bit for bit and which differ by the order of a sum. Part of the CUDA
+ * backend library (libgpusq_cuda.so). */
 #ifndef GSQ_KERNELS_CUDA_VIT_OPS_H
 #define GSQ_KERNELS_CUDA_VIT_OPS_H
 
