@@ -2,13 +2,16 @@
  * model's) for INT8 2:4, INT4 4:8 with a dense-stored layer, and W4A8; the stored bytes of one
  * row against the format's definition; and hostile files (wrong version, bad metadata indices,
  * sizes that disagree, missing tensors, out-of-range codes and scales) rejected with clear errors;
- * and 400 random mutants loaded or refused cleanly. */
+ * and 400 random mutants loaded or refused cleanly. Throughout, the engine built straight from the
+ * file (gsq_engine_load) accepts and refuses exactly what gsq_compressed_load does, and computes
+ * the logits of the engine built from the loaded model bit for bit, in both layouts. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "gpusq/compressed.h"
+#include "gpusq/engine.h"
 #include "gpusq/safetensors.h"
 #include "quantized_model.h"
 #include "test_util.h"
@@ -31,6 +34,43 @@ static void expected_gemm_bytes(const gsq_vit *m, gsq_sparse_pattern pattern, gs
         size_t kept = sparse ? cols / 2 : cols, words = (cols / (size_t)group + 3) / 4;
         *weights += p->numel;
         *bytes += rows * ((four ? (kept + 1) / 2 : kept) + (sparse ? 2 * words : 0));
+    }
+}
+
+/* The engine of the file at path (gsq_engine_load) against the engine of its loaded model m, in
+ * both layouts: the same logits, bit for bit, the same weight bytes and sparse GEMMs. */
+static void check_engine_load(const char *path, const gsq_vit *m, const gsq_compressed_info *info, const float *x)
+{
+    for (int dense = 0; dense < 2; dense++) {
+        gsq_engine_layout layout = dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE;
+        gsq_error err = {0};
+        gsq_st_file *f = NULL;
+        gsq_engine *direct = NULL, *twin = NULL;
+        CHECK(gsq_st_open(&f, path, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(f && gsq_engine_load(&direct, f, layout, B, GSQ_ENGINE_CPU, &err) == GSQ_OK, "engine_load: %s", err.msg);
+        gsq_st_close(f);
+        CHECK(gsq_engine_create(&twin, m, info->pattern, layout, B, &err) == GSQ_OK, "%s", err.msg);
+        if (!direct || !twin) {
+            gsq_engine_free(direct);
+            gsq_engine_free(twin);
+            return;
+        }
+        const float *a = NULL, *b = NULL;
+        size_t bytes = (size_t)B * m->cfg.num_classes * sizeof(float);
+        float *first = malloc(bytes);
+        CHECK(gsq_engine_forward(direct, x, B, &a, &err) == GSQ_OK, "%s", err.msg);
+        if (a) memcpy(first, a, bytes);
+        CHECK(gsq_engine_forward(twin, x, B, &b, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(a && b && !memcmp(first, b, bytes), "%s layout: the engine from the file computes other logits than the "
+              "engine from the loaded model", dense ? "dense" : "sparse");
+        free(first);
+        CHECK(gsq_engine_weight_bytes(direct) == gsq_engine_weight_bytes(twin) &&
+                  gsq_engine_sparse_gemms(direct) == gsq_engine_sparse_gemms(twin),
+              "%s layout: %zu bytes, %d sparse GEMMs from the file; %zu, %d from the model", dense ? "dense" : "sparse",
+              gsq_engine_weight_bytes(direct), gsq_engine_sparse_gemms(direct), gsq_engine_weight_bytes(twin),
+              gsq_engine_sparse_gemms(twin));
+        gsq_engine_free(direct);
+        gsq_engine_free(twin);
     }
 }
 
@@ -66,6 +106,7 @@ static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode,
                   loaded.gemm_weights == weights && loaded.gemm_weight_bytes == bytes,
               "%s: GEMM weights %zu/%zu (loaded %zu/%zu) where the format gives %zu/%zu", what, saved.gemm_weights,
               saved.gemm_weight_bytes, loaded.gemm_weights, loaded.gemm_weight_bytes, weights, bytes);
+        check_engine_load(path, r, &loaded, x);
         size_t fp32 = m->num_params * 4;
         printf("%s %s: %zu bytes vs %zu fp32 (%.2fx smaller)\n", what, gsq_sparse_pattern_name(pattern),
                saved.param_bytes, fp32, (double)fp32 / (double)saved.param_bytes);
@@ -140,6 +181,19 @@ static void rewrite(const char *src, const char *dst, const char *name, int dt, 
     gsq_st_close(f);
 }
 
+/* The status of building the engine straight from path, with its message in err. */
+static gsq_status engine_load_path(const char *path, gsq_error *err)
+{
+    gsq_st_file *f = NULL;
+    gsq_engine *e = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st == GSQ_OK) st = gsq_engine_load(&e, f, GSQ_ENGINE_SPARSE, B, GSQ_ENGINE_CPU, err);
+    gsq_st_close(f);
+    if ((st == GSQ_OK) != (e != NULL)) st = GSQ_ERR_ARG; /* an engine with an error, or none without one */
+    gsq_engine_free(e);
+    return st;
+}
+
 static void expect_error(const char *path, gsq_status code, const char *needle, const char *what)
 {
     gsq_error err = {0};
@@ -147,6 +201,9 @@ static void expect_error(const char *path, gsq_status code, const char *needle, 
     gsq_status st = gsq_compressed_load(&m, path, NULL, &err);
     CHECK(st == code && m == NULL && strstr(err.msg, needle), "%s: got %s '%s'", what, gsq_status_name(st), err.msg);
     gsq_vit_free(m);
+    st = engine_load_path(path, &err);
+    CHECK(st == code && strstr(err.msg, needle), "%s, engine straight from the file: got %s '%s'", what,
+          gsq_status_name(st), err.msg);
 }
 
 static void test_hostile(void)
@@ -249,10 +306,16 @@ static void test_mutations(void)
         fclose(f);
         gsq_error err = {0};
         gsq_vit *m = NULL;
-        gsq_status st = gsq_compressed_load(&m, bad, NULL, &err);
+        gsq_compressed_info info;
+        gsq_status st = gsq_compressed_load(&m, bad, &info, &err);
+        gsq_error engine_err = {0};
+        gsq_status engine_st = engine_load_path(bad, &engine_err);
+        CHECK(engine_st == st, "a mutant that gsq_compressed_load %s (%s) the engine %s (%s)",
+              st == GSQ_OK ? "loads" : "refuses", err.msg, engine_st == GSQ_OK ? "loads" : "refuses", engine_err.msg);
         if (st == GSQ_OK) {
             loaded++;
             CHECK(gsq_vit_forward(m, x, B, NULL, &err) == GSQ_OK, "a loaded mutant does not run: %s", err.msg);
+            if (it % 8 == 0) check_engine_load(bad, m, &info, x); /* and some run alike in the engine */
         } else {
             refused++;
             CHECK(m == NULL && err.msg[0], "a refused mutant needs a message and no model");

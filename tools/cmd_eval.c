@@ -86,11 +86,32 @@ typedef struct {
     gsq_engine_device device;
 } run_opts;
 
-static gsq_status make_engine(gsq_engine **e, const gsq_vit *m, const gsq_compressed_info *info, const run_opts *o,
-                              int batch, gsq_error *err)
+/* The engine of path: straight from the file's codes, or with --check from its loaded model m
+ * (the fake-quantized twin it is compared with). */
+static gsq_status make_engine(gsq_engine **e, const char *path, const gsq_vit *m, const gsq_compressed_info *info,
+                              const run_opts *o, int batch, gsq_error *err)
 {
-    return gsq_engine_create_on(e, m, info->pattern, o->dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE, batch,
-                                o->device, err);
+    gsq_engine_layout layout = o->dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE;
+    if (o->check) return gsq_engine_create_on(e, m, info->pattern, layout, batch, o->device, err);
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st == GSQ_OK) st = gsq_engine_load(e, f, layout, batch, o->device, err);
+    gsq_st_close(f);
+    return st;
+}
+
+/* What gpusq run needs of path besides the engine: its architecture, class names and info (the
+ * file checked, nothing decoded), or with --check the whole fake-quantized model. */
+static gsq_status open_compressed(const char *path, int check, gsq_vit **m, gsq_compressed_info *info, gsq_error *err)
+{
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    const char *kind = st == GSQ_OK ? gsq_st_meta_get(f, "gpusq.kind") : NULL;
+    if (st == GSQ_OK && (!kind || strcmp(kind, "compressed")))
+        st = gsq_fail(err, GSQ_ERR_ARG, "%s is not a compressed model (gpusq compress or quantize writes one)", path);
+    if (st == GSQ_OK) st = check ? gsq_compressed_load_open(m, f, info, err) : gsq_compressed_describe(m, f, info, err);
+    gsq_st_close(f);
+    return st;
 }
 
 /* gpusq run: path's compressed model on the engine over ds. */
@@ -98,7 +119,7 @@ static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_
                              gsq_dataset *ds, const gsq_transform *t, int batch, int workers, gsq_error *err)
 {
     run_ctx r = {0};
-    gsq_status st = make_engine(&r.e, m, info, o, batch, err);
+    gsq_status st = make_engine(&r.e, path, m, info, o, batch, err);
     if (st == GSQ_OK) r.twin = o->check ? m : NULL;
     gsq_eval_result res;
     if (st == GSQ_OK) st = gsq_evaluate_with(run_forward, &r, m->cfg.num_classes, ds, t, batch, workers, &res, err);
@@ -118,11 +139,12 @@ static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_
 
 /* gpusq run IMAGE...: the compressed model m on the engine, one image at a time; returns the exit
  * code. */
-static int run_images(gsq_vit *m, const gsq_compressed_info *info, const run_opts *o, char *const *images, int n)
+static int run_images(const char *path, gsq_vit *m, const gsq_compressed_info *info, const run_opts *o,
+                      char *const *images, int n)
 {
     run_ctx r = {.twin = o->check ? m : NULL};
     gsq_error err = {0};
-    if (make_engine(&r.e, m, info, o, 1, &err) != GSQ_OK) return cli_report("run", &err);
+    if (make_engine(&r.e, path, m, info, o, 1, &err) != GSQ_OK) return cli_report("run", &err);
     int rc = cli_predict_images("run", m, run_forward, &r, images, n);
     if (o->check && r.count) print_check(&r);
     gsq_engine_free(r.e);
@@ -180,15 +202,14 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
     gsq_error err = {0};
     gsq_vit *m = NULL;
     gsq_compressed_info info;
-    gsq_status st = cli_load_model(path, heads, &m, &info, &err);
-    if (st == GSQ_OK && engine && !info.param_bytes)
-        st = gsq_fail(&err, GSQ_ERR_ARG, "%s is not a compressed model (gpusq compress or quantize writes one)", path);
+    gsq_status st = engine ? open_compressed(path, o.check, &m, &info, &err)
+                           : cli_load_model(path, heads, &m, &info, &err);
     if (st != GSQ_OK) {
         gsq_vit_free(m);
         return cli_report(cmd, &err);
     }
     if (images) {
-        int rc = run_images(m, &info, &o, argv + 1, images);
+        int rc = run_images(path, m, &info, &o, argv + 1, images);
         gsq_vit_free(m);
         return rc;
     }

@@ -16,6 +16,7 @@ typedef struct {
     gsq_quant_mode mode;
     gsq_sparse_pattern pattern;
     int sparse_sites, dense_sites; /* quantized GEMMs stored sparse / dense */
+    int attention;                 /* 1: the attention matmuls' inputs are quantized too */
     size_t param_bytes;            /* bytes of tensor data in the file */
     /* The paper's accounting (docs/QUANTIZATION.md, "Model size"): the quantized GEMMs' weights
      * alone — their element count, and the bytes of their codes plus position metadata (scales,
@@ -35,5 +36,10 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
 gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_info *info, gsq_error *err);
 /* The same from a file already open (it stays open; messages name its label). */
 gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err);
+/* The file checked as gsq_compressed_load checks it, tensor by tensor, without reading its
+ * weights: the model's architecture and class names with no parameter block (as gsq_vit_describe
+ * makes it), and info. For what needs the file's description but not a float model
+ * (gsq_engine_load builds the engine from the stored codes). */
+gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err);
 
 #endif

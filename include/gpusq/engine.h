@@ -6,6 +6,7 @@
 #ifndef GPUSQ_ENGINE_H
 #define GPUSQ_ENGINE_H
 
+#include "gpusq/safetensors.h"
 #include "gpusq/sparse.h"
 #include "gpusq/vit.h"
 
@@ -50,6 +51,13 @@ gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_patt
  * per part come from CUDA events. */
 gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern,
                                 gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err);
+/* The engine straight from an open compressed file (gsq_compressed_load's checks, every one),
+ * without a float model: each GEMM's stored codes are packed as they are, sparse where the file
+ * stores them sparse (GSQ_ENGINE_SPARSE; on CUDA where they obey 2:4), and the float parameters
+ * read from the file. It computes what gsq_engine_create_on computes from gsq_compressed_load's
+ * model, bit for bit, in a fraction of the memory. f may be closed afterwards. */
+gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, gsq_engine_layout layout, int max_batch,
+                           gsq_engine_device device, gsq_error *err);
 void gsq_engine_free(gsq_engine *e);
 /* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch, both in host memory (on CUDA the
  * images are copied to the device and the logits back); the pointer is valid until the next call. */

@@ -17,6 +17,10 @@
 
 /* 2^(bits-1) - 1 for bits in 2..16. */
 int gsq_quant_qmax(int bits);
+/* 1 if a scale given from outside (a file) is usable: normal (at least FLT_MIN), so that
+ * quantizing by its reciprocal stays finite (a subnormal scale's reciprocal is infinite, and
+ * 0 · inf is NaN), and below 1e30. */
+int gsq_quant_scale_ok(float s);
 
 /* y = x̂ for n values with one scale (y may be x). scale must be > 0. */
 void gsq_fake_quant(float *y, const float *x, size_t n, float scale, int qmax);

@@ -66,6 +66,7 @@ typedef struct {
     float *head_w, *head_b, *head_dist_w, *head_dist_b;
 } gsq_vit_view;
 
+
 /* Activations of one block, kept by forward for backward. Rows N = B·T. */
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd; /* (N, D), (N), (N) */
@@ -137,6 +138,10 @@ gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *e
  * against the architecture before anything large is allocated; then the parameter block. */
 gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err);
 gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err);
+/* The named views of m's tensors over another block, where tensor i (m->tensors' order) starts at
+ * offset[i] (SIZE_MAX: not in the block, its pointer NULL; offset NULL: the parameter block's own
+ * offsets). v->blocks must hold cfg.depth entries. */
+void gsq_vit_view_at(const gsq_vit *m, float *block, const size_t *offset, gsq_vit_view *v);
 void gsq_vit_free(gsq_vit *m);
 /* A new model with m's configuration, parameters and class names (no gradients, activations or
  * quantizers). */

@@ -3,6 +3,7 @@
  * sample (include/gpusq/quant.h). */
 #include "gpusq/quant.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@ int gsq_quant_qmax(int bits)
 {
     return bits >= 2 && bits <= 16 ? (1 << (bits - 1)) - 1 : 0;
 }
+
+int gsq_quant_scale_ok(float s) { return s >= FLT_MIN && s < 1e30f; }
 
 
 /* Below this many values the elementwise loops run in the calling thread: even a one-thread

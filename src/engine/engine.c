@@ -13,6 +13,7 @@
 #include "engine_state.h"
 #include "gpusq/kernels.h"
 #include "gpusq/vit_quant.h"
+#include "io/compressed_codes.h"
 
 static const char *const part_names[GSQ_ENGINE_T_COUNT] = {"patch embed", "layernorm", "qkv",  "attention", "proj",
                                                            "fc1+gelu",    "fc2",       "head", "transfer"};
@@ -37,96 +38,118 @@ void gsq_engine_free(gsq_engine *e)
     free(e);
 }
 
-static gsq_status pack_sites(gsq_engine *e, const gsq_vit *m, gsq_sparse_pattern pattern, gsq_engine_layout layout,
+/* Where the engine's plan comes from: a model with calibrated quantizers in memory, or a
+ * compressed file's stored codes (no float copy of its weights). */
+typedef struct {
+    const gsq_vit *m;                /* the configuration and parameter table (a file's: no parameters) */
+    gsq_quant_mode mode;
+    const gsq_st_file *f;            /* the file, or NULL for the model */
+    const gsq_compressed_info *info; /* the file's */
+    gsq_sparse_plan plan;            /* the model's GEMMs that obey the pattern (the file writer's rule) */
+} engine_source;
+
+/* 1 when every group of 4 codes along a row holds at most 2 non-zero ones (mma.sp's 2:4). */
+static int codes_obey_2_4(const int8_t *codes, int rows, int cols)
+{
+    if (cols % 4) return 0;
+    for (size_t g = 0; g < (size_t)rows * cols; g += 4)
+        if ((codes[g] != 0) + (codes[g + 1] != 0) + (codes[g + 2] != 0) + (codes[g + 3] != 0) > 2) return 0;
+    return 1;
+}
+
+/* GEMM s of the source: its codes, per-row weight scales and input scale; whether it runs sparse
+ * in `pattern` (a file: as stored, when that is the file's pattern); and its float weights, for
+ * the FP16 layout (a file has none: codes × scales). */
+static gsq_status source_gemm(const engine_source *src, int s, gsq_sparse_pattern pattern, int8_t *codes,
+                              float *wscale, float *act, int *sparse, const float **weights, gsq_error *err)
+{
+    char name[GSQ_NAME_MAX];
+    const gsq_param *p = gsq_vit_find_param(src->m, gsq_vit_quant_site_weight(s, name, sizeof name));
+    int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
+    *weights = NULL;
+    if (src->f) {
+        gsq_status st = gsq_compressed_gemm_codes(src->m, src->f, src->info, s, codes, wscale, act, sparse, err);
+        if (st == GSQ_OK && pattern != src->info->pattern) *sparse = codes_obey_2_4(codes, rows, cols);
+        return st;
+    }
+    *weights = src->m->params + p->offset;
+    *act = gsq_vit_quant_act_scale(src->m, s);
+    *sparse = gsq_sparse_plan_prunes(&src->plan, name);
+    return gsq_vit_quant_weight_codes(src->m, s, codes, wscale, err);
+}
+
+static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_pattern pattern, gsq_engine_layout layout,
                              gsq_error *err)
 {
-    int four = gsq_quant_mode_weight_bits(gsq_vit_quant_mode(m)) == 4;
-    gsq_sparse_plan plan = {0}; /* which GEMMs obey the pattern: the compressed file's own rule */
-    gsq_status st = layout == GSQ_ENGINE_SPARSE ? gsq_sparse_plan_from_weights(&plan, m, pattern, 1, err) : GSQ_OK;
+    int four = gsq_quant_mode_weight_bits(src->mode) == 4;
+    gsq_status st = !src->f && layout == GSQ_ENGINE_SPARSE
+                        ? gsq_sparse_plan_from_weights(&src->plan, src->m, pattern, 1, err) : GSQ_OK;
     for (int s = 0; s < e->num_sites && st == GSQ_OK; s++) {
         char name[GSQ_NAME_MAX];
-        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name));
-        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
+        const gsq_param *p = gsq_vit_find_param(src->m, gsq_vit_quant_site_weight(s, name, sizeof name));
+        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows), obeys = 0;
         int8_t *codes = malloc(p->numel);
+        float *decoded = NULL, a = 0.0f;
+        const float *weights = NULL;
         gsq_engine_site *site = &e->sites[s];
         site->scale = malloc((size_t)rows * sizeof(float));
         if (!codes || !site->scale) st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for %s", name);
-        if (st == GSQ_OK) st = gsq_vit_quant_weight_codes(m, s, codes, site->scale, err);
-        float a = st == GSQ_OK ? gsq_vit_quant_act_scale(m, s) : 0.0f;
+        if (st == GSQ_OK) st = source_gemm(src, s, pattern, codes, site->scale, &a, &obeys, &weights, err);
+        if (st == GSQ_OK && layout == GSQ_ENGINE_FP16 && !weights) { /* the file's weights: codes × scales */
+            if (!(decoded = malloc(p->numel * sizeof(float))))
+                st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for %s", name);
+            for (size_t i = 0; st == GSQ_OK && i < p->numel; i++) decoded[i] = (float)codes[i] * site->scale[i / (size_t)cols];
+            weights = decoded;
+        }
         for (int r = 0; st == GSQ_OK && r < rows; r++) site->scale[r] *= a;
         site->inv_a = 1.0f / a;
-        int sparse = layout == GSQ_ENGINE_SPARSE && gsq_sparse_plan_prunes(&plan, name);
+        int sparse = layout == GSQ_ENGINE_SPARSE && obeys;
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
         if (st == GSQ_OK && e->cuda)
-            st = e->gpu->engine_site(e, s, codes, m->params + p->offset, rows, cols, sparse, err);
+            st = e->gpu->engine_site(e, s, codes, weights, rows, cols, sparse, err);
         else if (st == GSQ_OK && (st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err)) == GSQ_OK)
             e->weight_bytes += site->w.bytes;
         if (st == GSQ_OK) e->sparse_sites += sparse;
         free(codes);
+        free(decoded);
     }
-    gsq_sparse_plan_free(&plan);
+    gsq_sparse_plan_free(&src->plan);
     return st;
 }
 
-typedef struct {
-    const gsq_vit *m;
-    const int *is_site;
-    const size_t *at;
-    float *base;
-} moved_ctx;
-
-/* Where a pointer into m's parameters lands in the copy (NULL for GEMM weights and NULL). */
-static float *moved(const moved_ctx *c, const float *src)
+/* The float parameters (all but the quantized GEMMs' weights) into e->fparams, with e->p's views
+ * of them (GEMM weights NULL): copied from the model, or read from the file. */
+static gsq_status copy_floats(gsq_engine *e, const engine_source *src, gsq_error *err)
 {
-    for (int i = 0; src && i < c->m->num_tensors; i++)
-        if (!c->is_site[i] && c->m->params + c->m->tensors[i].offset == src) return c->base + c->at[i];
-    return NULL;
-}
-
-/* Copies m's float parameters (all but the quantized GEMMs' weights) into e->fparams and points
- * e->p at them. */
-static gsq_status copy_floats(gsq_engine *e, const gsq_vit *m, gsq_error *err)
-{
-    size_t total = 0;
-    int *is_site = calloc((size_t)m->num_tensors, sizeof(int));
-    size_t *at = malloc((size_t)m->num_tensors * sizeof(size_t));
+    const gsq_vit *m = src->m;
+    size_t *at = malloc((size_t)m->num_tensors * sizeof(size_t)), total = 0;
     e->blocks = calloc((size_t)m->cfg.depth, sizeof *e->blocks);
-    if (!is_site || !at || !e->blocks) {
-        free(is_site);
+    if (!at || !e->blocks) {
         free(at);
         return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     }
+    for (int i = 0; i < m->num_tensors; i++) at[i] = 0;
     for (int s = 0; s < e->num_sites; s++) {
         char name[GSQ_NAME_MAX];
-        is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name)) - m->tensors] = 1;
+        at[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name)) - m->tensors] = SIZE_MAX;
     }
     for (int i = 0; i < m->num_tensors; i++) {
+        if (at[i] == SIZE_MAX) continue;
         at[i] = total;
-        if (!is_site[i]) total += m->tensors[i].numel;
+        total += m->tensors[i].numel;
     }
     gsq_status st = GSQ_OK;
     e->num_fparams = total;
     if (!(e->fparams = malloc((total ? total : 1) * sizeof(float))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++)
-        if (!is_site[i]) memcpy(e->fparams + at[i], m->params + m->tensors[i].offset, m->tensors[i].numel * sizeof(float));
-    if (st == GSQ_OK) { /* every float pointer of m's view, moved to the copy (GEMM weights become NULL) */
-        moved_ctx mc = {m, is_site, at, e->fparams};
-        gsq_vit_view *v = &e->p;
-        *v = m->p;
-        v->blocks = e->blocks;
-        float **top[] = {&v->patch_w, &v->patch_b, &v->cls_token, &v->dist_token, &v->pos_embed, &v->norm_w,
-                         &v->norm_b,  &v->head_w,  &v->head_b,    &v->head_dist_w, &v->head_dist_b};
-        for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) *top[i] = moved(&mc, *top[i]);
-        for (int l = 0; l < m->cfg.depth; l++) {
-            gsq_vit_block_view *b = &e->blocks[l];
-            *b = m->p.blocks[l];
-            float **f[] = {&b->ln1_w, &b->ln1_b, &b->qkv_w, &b->qkv_b, &b->proj_w, &b->proj_b,
-                           &b->ln2_w, &b->ln2_b, &b->fc1_w, &b->fc1_b, &b->fc2_w, &b->fc2_b};
-            for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = moved(&mc, *f[i]);
-        }
+    for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        if (at[i] == SIZE_MAX) continue;
+        if (src->f) st = gsq_st_read_f32(src->f, gsq_st_find(src->f, p->name), e->fparams + at[i], p->numel, err);
+        else memcpy(e->fparams + at[i], m->params + p->offset, p->numel * sizeof(float));
     }
-    free(is_site);
+    e->p.blocks = e->blocks;
+    if (st == GSQ_OK) gsq_vit_view_at(m, e->fparams, at, &e->p);
     free(at);
     return st;
 }
@@ -170,40 +193,40 @@ gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_patt
     return gsq_engine_create_on(out, m, pattern, layout, max_batch, GSQ_ENGINE_CPU, err);
 }
 
-gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern,
-                                gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err)
+/* The engine of src for batches of up to max_batch (pattern: the one its sparse GEMMs obey). */
+static gsq_status create_from(gsq_engine **out, engine_source *src, const float *qkv_scales, gsq_sparse_pattern pattern,
+                              gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err)
 {
     *out = NULL;
     gsq_flush_denormals();
+    const gsq_vit_config *c = &src->m->cfg;
     if (layout == GSQ_ENGINE_FP16 && device != GSQ_ENGINE_CUDA)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
-    if (!gsq_vit_quant_active(m))
-        return gsq_fail(err, GSQ_ERR_ARG, "engine: the model has no calibrated quantizers (load a compressed file)");
-    size_t tokens = (size_t)gsq_vit_tokens(&m->cfg), heads = (size_t)m->cfg.num_heads;
-    if (max_batch < 1 || (size_t)max_batch * tokens * (size_t)(m->cfg.mlp_hidden > 3 * m->cfg.embed_dim
-                                                                    ? m->cfg.mlp_hidden : 3 * m->cfg.embed_dim) > INT32_MAX ||
+    size_t tokens = (size_t)gsq_vit_tokens(c), heads = (size_t)c->num_heads;
+    if (max_batch < 1 ||
+        (size_t)max_batch * tokens * (size_t)(c->mlp_hidden > 3 * c->embed_dim ? c->mlp_hidden : 3 * c->embed_dim) >
+            INT32_MAX ||
         (size_t)max_batch * heads * tokens * tokens > INT32_MAX)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", max_batch);
     gsq_engine *e = calloc(1, sizeof *e);
     if (!e) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    e->cfg = m->cfg;
+    e->cfg = *c;
     e->max_batch = max_batch;
     e->layout = layout;
     e->isa = gsq_i8_isa_active();
-    e->num_sites = gsq_vit_quant_sites(&m->cfg);
-    e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(gsq_vit_quant_mode(m)));
-    e->attention = gsq_vit_quant_attention_scales(m, 0) != NULL;
+    e->num_sites = gsq_vit_quant_sites(c);
+    e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(src->mode));
+    e->attention = qkv_scales != NULL;
     gsq_status st = GSQ_OK;
     if (!(e->sites = calloc((size_t)e->num_sites, sizeof *e->sites)) ||
-        (e->attention && !(e->qkv_scales = malloc((size_t)m->cfg.depth * 3 * sizeof(float)))))
+        (e->attention && !(e->qkv_scales = malloc((size_t)c->depth * 3 * sizeof(float)))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    for (int l = 0; st == GSQ_OK && e->attention && l < m->cfg.depth; l++)
-        memcpy(e->qkv_scales + 3 * l, gsq_vit_quant_attention_scales(m, l), 3 * sizeof(float));
+    if (st == GSQ_OK && e->attention) memcpy(e->qkv_scales, qkv_scales, (size_t)c->depth * 3 * sizeof(float));
     if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = gsq_cuda_backend_open(&e->gpu, err);
     if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = e->gpu->engine_create(e, err);
     /* on CUDA a GEMM runs sparse when its codes obey 2:4, the pattern of mma.sp */
-    if (st == GSQ_OK) st = pack_sites(e, m, e->cuda ? GSQ_SPARSE_2_4 : pattern, layout, err);
-    if (st == GSQ_OK) st = copy_floats(e, m, err);
+    if (st == GSQ_OK) st = pack_sites(e, src, e->cuda ? GSQ_SPARSE_2_4 : pattern, layout, err);
+    if (st == GSQ_OK) st = copy_floats(e, src, err);
     if (st == GSQ_OK) st = e->cuda ? e->gpu->engine_finish(e, err) : alloc_buffers(e, err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);
@@ -211,6 +234,43 @@ gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_p
     }
     *out = e;
     return GSQ_OK;
+}
+
+gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern,
+                                gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err)
+{
+    *out = NULL;
+    if (!gsq_vit_quant_active(m))
+        return gsq_fail(err, GSQ_ERR_ARG, "engine: the model has no calibrated quantizers (load a compressed file)");
+    float *qkv = NULL;
+    if (gsq_vit_quant_attention_scales(m, 0)) {
+        if (!(qkv = malloc((size_t)m->cfg.depth * 3 * sizeof(float))))
+            return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+        for (int l = 0; l < m->cfg.depth; l++) memcpy(qkv + 3 * l, gsq_vit_quant_attention_scales(m, l), 3 * sizeof(float));
+    }
+    engine_source src = {.m = m, .mode = gsq_vit_quant_mode(m)};
+    gsq_status st = create_from(out, &src, qkv, pattern, layout, max_batch, device, err);
+    free(qkv);
+    return st;
+}
+
+gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, gsq_engine_layout layout, int max_batch,
+                           gsq_engine_device device, gsq_error *err)
+{
+    *out = NULL;
+    gsq_compressed_info info;
+    gsq_vit *m = NULL;
+    float *qkv = NULL;
+    gsq_status st = gsq_compressed_describe(&m, f, &info, err);
+    if (st == GSQ_OK && info.attention && !(qkv = malloc((size_t)m->cfg.depth * 3 * sizeof(float))))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+    for (int l = 0; st == GSQ_OK && info.attention && l < m->cfg.depth; l++)
+        st = gsq_compressed_attention_scales(f, l, qkv + 3 * l, err);
+    engine_source src = {.m = m, .mode = info.mode, .f = f, .info = &info};
+    if (st == GSQ_OK) st = create_from(out, &src, qkv, info.pattern, layout, max_batch, device, err);
+    free(qkv);
+    gsq_vit_free(m);
+    return st;
 }
 
 size_t gsq_engine_weight_bytes(const gsq_engine *e) { return e->weight_bytes; }

@@ -7,6 +7,7 @@
 
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
+#include "io/compressed_codes.h"
 
 /* The tensor `base.suffix` if it has dtype dt and shape (d0[, d1]) (ndim 0: a scalar); else an error. */
 static gsq_status expect(const gsq_st_file *f, const char *base, const char *suffix, gsq_dtype dt, int ndim,
@@ -33,16 +34,17 @@ static int code_at(const uint8_t *row, size_t i, int four)
     return v >= 8 ? v - 16 : v;
 }
 
-/* Decodes site weights into dense float rows (codes · scale). */
-static gsq_status decode_site(const gsq_st_file *f, const char *base, const gsq_st_tensor *values,
-                              const gsq_st_tensor *meta, const float *scales, int rows, int cols, int four, int qmax,
-                              int pair, float *w, gsq_error *err)
+/* Decodes a stored GEMM's codes into dense int8 rows (zeros where pruned), checking every code
+ * against ±qmax and every metadata nibble. */
+static gsq_status decode_codes(const gsq_st_file *f, const char *base, const gsq_st_tensor *values,
+                               const gsq_st_tensor *meta, int rows, int cols, int four, int qmax, int pair,
+                               int8_t *codes, gsq_error *err)
 {
     int unit = pair ? 2 : 1, group = 4 * unit, groups = cols / group, words = (groups + 3) / 4;
     size_t kept = meta ? (size_t)cols / 2 : (size_t)cols, bytes = four ? (kept + 1) / 2 : kept;
     for (int r = 0; r < rows; r++) {
         const uint8_t *vrow = (const uint8_t *)values->data + (size_t)r * bytes;
-        float *out = w + (size_t)r * cols;
+        int8_t *out = codes + (size_t)r * cols;
         for (size_t i = 0; i < kept; i++) {
             int c = code_at(vrow, i, four);
             if (c < -qmax || c > qmax)
@@ -50,10 +52,10 @@ static gsq_status decode_site(const gsq_st_file *f, const char *base, const gsq_
                                 base, r, i, c, qmax, qmax);
         }
         if (!meta) {
-            for (int c = 0; c < cols; c++) out[c] = (float)code_at(vrow, (size_t)c, four) * scales[r];
+            for (int c = 0; c < cols; c++) out[c] = (int8_t)code_at(vrow, (size_t)c, four);
             continue;
         }
-        memset(out, 0, (size_t)cols * sizeof(float));
+        memset(out, 0, (size_t)cols);
         const uint8_t *mrow = (const uint8_t *)meta->data + (size_t)r * words * 2;
         for (int g = 0; g < words * 4; g++) {
             uint16_t word = (uint16_t)(mrow[2 * (g / 4)] | mrow[2 * (g / 4) + 1] << 8);
@@ -71,79 +73,108 @@ static gsq_status decode_site(const gsq_st_file *f, const char *base, const gsq_
             for (int k = 0; k < 2; k++)
                 for (int e = 0; e < unit; e++)
                     out[g * group + (k ? i1 : i0) * unit + e] =
-                        (float)code_at(vrow, (size_t)((g * 2 + k) * unit + e), four) * scales[r];
+                        (int8_t)code_at(vrow, (size_t)((g * 2 + k) * unit + e), four);
         }
     }
     return GSQ_OK;
 }
 
-static gsq_status load_sites(gsq_vit *m, const gsq_st_file *f, gsq_quant_mode mode, gsq_sparse_pattern pattern,
-                             int alloc, gsq_compressed_info *info, gsq_error *err)
+/* The tensors of stored GEMM s, each checked for dtype and shape against m's table. */
+typedef struct {
+    char base[GSQ_NAME_MAX];
+    const gsq_param *p;
+    int rows, cols, sparse;
+    const gsq_st_tensor *values, *meta, *scale, *in_scale;
+} stored_gemm;
+
+static gsq_status find_gemm(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
+                            stored_gemm *g, gsq_error *err)
 {
-    int four = gsq_quant_mode_weight_bits(mode) == 4, qmax = gsq_quant_qmax(gsq_quant_mode_weight_bits(mode));
-    int pair = pattern == GSQ_SPARSE_4_8, group = pair ? 8 : 4;
+    int four = gsq_quant_mode_weight_bits(info->mode) == 4, pair = info->pattern == GSQ_SPARSE_4_8;
+    int group = pair ? 8 : 4;
+    char wname[GSQ_NAME_MAX], probe[GSQ_NAME_MAX + 16];
+    gsq_vit_quant_site_weight(s, wname, sizeof wname);
+    snprintf(g->base, sizeof g->base, "%.*s", (int)(strlen(wname) - 7), wname);
+    g->p = gsq_vit_find_param(m, wname);
+    g->rows = (int)g->p->shape[0], g->cols = (int)(g->p->numel / (size_t)g->rows);
+    snprintf(probe, sizeof probe, "%s.values", g->base);
+    g->sparse = gsq_st_find(f, probe) != NULL;
+    if (g->sparse && g->cols % group)
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s is stored %s-sparse but its %d inputs are not a multiple of %d",
+                        gsq_st_label(f), g->base, gsq_sparse_pattern_name(info->pattern), g->cols, group);
+    size_t kept = g->sparse ? (size_t)g->cols / 2 : (size_t)g->cols, bytes = four ? (kept + 1) / 2 : kept;
+    int words = (g->cols / group + 3) / 4;
+    g->meta = NULL;
+    gsq_status st = expect(f, g->base, g->sparse ? "values" : "qweight", four ? GSQ_DT_U8 : GSQ_DT_I8, 2, g->rows,
+                           (int64_t)bytes, &g->values, err);
+    if (st == GSQ_OK && g->sparse) st = expect(f, g->base, "meta", GSQ_DT_U16, 2, g->rows, words, &g->meta, err);
+    if (st == GSQ_OK) st = expect(f, g->base, "weight_scale", GSQ_DT_F32, 1, g->rows, 0, &g->scale, err);
+    if (st == GSQ_OK) st = expect(f, g->base, "input_scale", GSQ_DT_F32, 0, 0, 0, &g->in_scale, err);
+    return st;
+}
+
+gsq_status gsq_compressed_gemm_codes(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
+                                     int8_t *codes, float *weight_scales, float *act_scale, int *sparse, gsq_error *err)
+{
+    stored_gemm g;
+    gsq_status st = find_gemm(m, f, info, s, &g, err);
+    if (st != GSQ_OK) return st;
+    memcpy(weight_scales, g.scale->data, (size_t)g.rows * sizeof(float));
+    memcpy(act_scale, g.in_scale->data, sizeof *act_scale);
+    for (int r = 0; r < g.rows; r++)
+        if (!gsq_quant_scale_ok(weight_scales[r]))
+            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s: weight scale %g of row %d is not a normal positive number "
+                            "below 1e30", gsq_st_label(f), g.base, (double)weight_scales[r], r);
+    if (!gsq_quant_scale_ok(*act_scale))
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s: input scale %g is not a normal positive number below 1e30",
+                        gsq_st_label(f), g.base, (double)*act_scale);
+    *sparse = g.sparse;
+    int bits = gsq_quant_mode_weight_bits(info->mode);
+    return decode_codes(f, g.base, g.values, g.meta, g.rows, g.cols, bits == 4, gsq_quant_qmax(bits),
+                        info->pattern == GSQ_SPARSE_4_8, codes, err);
+}
+
+gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float scales[3], gsq_error *err)
+{
+    char base[64];
+    const gsq_st_tensor *t;
+    snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
+    gsq_status st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
+    if (st == GSQ_OK) memcpy(scales, t->data, 3 * sizeof(float));
+    for (int k = 0; st == GSQ_OK && k < 3; k++)
+        if (!gsq_quant_scale_ok(scales[k]))
+            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s.output_scale: scale %g is not a normal positive number below "
+                          "1e30", gsq_st_label(f), base, (double)scales[k]);
+    return st;
+}
+
+/* The weights of every GEMM as the fake-quantized model holds them: the file's scales fixed, the
+ * weights its codes times their row's scale. */
+static gsq_status load_gemms(gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, gsq_error *err)
+{
+    size_t most = 0;
     for (int s = 0; s < gsq_vit_quant_sites(&m->cfg); s++) {
-        char wname[GSQ_NAME_MAX], base[GSQ_NAME_MAX], probe[GSQ_NAME_MAX + 16];
-        gsq_vit_quant_site_weight(s, wname, sizeof wname);
-        snprintf(base, sizeof base, "%.*s", (int)(strlen(wname) - 7), wname);
-        const gsq_param *p = gsq_vit_find_param(m, wname);
-        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
-        snprintf(probe, sizeof probe, "%s.values", base);
-        int sparse = gsq_st_find(f, probe) != NULL;
-        if (sparse && cols % group)
-            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s is stored %s-sparse but its %d inputs are not a multiple of %d",
-                            gsq_st_label(f), base, gsq_sparse_pattern_name(pattern), cols, group);
-        size_t kept = sparse ? (size_t)cols / 2 : (size_t)cols, bytes = four ? (kept + 1) / 2 : kept;
-        int words = (cols / group + 3) / 4;
-        const gsq_st_tensor *values, *meta = NULL, *scale, *in_scale;
-        gsq_status st = expect(f, base, sparse ? "values" : "qweight", four ? GSQ_DT_U8 : GSQ_DT_I8, 2, rows,
-                               (int64_t)bytes, &values, err);
-        if (st == GSQ_OK && sparse) st = expect(f, base, "meta", GSQ_DT_U16, 2, rows, words, &meta, err);
-        if (st == GSQ_OK) st = expect(f, base, "weight_scale", GSQ_DT_F32, 1, rows, 0, &scale, err);
-        if (st == GSQ_OK) st = expect(f, base, "input_scale", GSQ_DT_F32, 0, 0, 0, &in_scale, err);
-        if (st != GSQ_OK || !alloc) {
-            if (st == GSQ_OK && info) {
-                *(sparse ? &info->sparse_sites : &info->dense_sites) += 1;
-                info->gemm_weights += p->numel;
-                info->gemm_weight_bytes += values->nbytes + (meta ? meta->nbytes : 0);
-            }
-            if (st != GSQ_OK) return st;
-            continue;
-        }
-        float *scales = malloc((size_t)rows * sizeof(float)), act;
-        if (!scales) return gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", gsq_st_label(f));
-        memcpy(scales, scale->data, (size_t)rows * sizeof(float));
-        memcpy(&act, in_scale->data, sizeof act);
-        st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
+        char wname[GSQ_NAME_MAX];
+        size_t n = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname))->numel;
+        most = n > most ? n : most;
+    }
+    int8_t *codes = malloc(most ? most : 1);
+    float *scales = malloc(most * sizeof(float) + sizeof(float)); /* rows ≤ numel */
+    gsq_status st = codes && scales ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", gsq_st_label(f));
+    for (int s = 0; st == GSQ_OK && s < gsq_vit_quant_sites(&m->cfg); s++) {
+        char wname[GSQ_NAME_MAX];
+        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname));
+        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows), sparse;
+        float act;
+        st = gsq_compressed_gemm_codes(m, f, info, s, codes, scales, &act, &sparse, err);
+        if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
         if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, s, act, err);
-        if (st != GSQ_OK) {
-            gsq_error inner = *err;
-            st = gsq_fail(err, inner.code, "%s: %s: %s", gsq_st_label(f), base, inner.msg);
-        } else {
-            st = decode_site(f, base, values, meta, scales, rows, cols, four, qmax, pair, m->params + p->offset, err);
-        }
-        free(scales);
-        if (st != GSQ_OK) return st;
+        float *w = m->params + p->offset;
+        for (int r = 0; st == GSQ_OK && r < rows; r++)
+            for (int c = 0; c < cols; c++) w[(size_t)r * cols + c] = (float)codes[(size_t)r * cols + c] * scales[r];
     }
-    return GSQ_OK;
-}
-
-/* The Q, K, V scales of every block's attention matmuls (quant.attention = 1). */
-static gsq_status load_attention(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
-{
-    gsq_status st = gsq_vit_quant_enable_attention(m, err);
-    for (int l = 0; st == GSQ_OK && l < m->cfg.depth; l++) {
-        char base[64];
-        snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
-        const gsq_st_tensor *t;
-        float scales[3];
-        st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
-        if (st == GSQ_OK) memcpy(scales, t->data, sizeof scales);
-        if (st == GSQ_OK && gsq_vit_quant_set_attention_scales(m, l, scales, err) != GSQ_OK) {
-            gsq_error inner = *err;
-            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s.output_scale: %s", gsq_st_label(f), base, inner.msg);
-        }
-    }
+    free(codes);
+    free(scales);
     return st;
 }
 
@@ -175,7 +206,7 @@ gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_i
     return st;
 }
 
-gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
+gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
 {
     *out = NULL;
     gsq_compressed_info local;
@@ -209,13 +240,19 @@ gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_com
         is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname)) - m->tensors] = 1;
     }
     const char *attn = gsq_st_meta_get(f, "quant.attention");
-    int attention = attn && !strcmp(attn, "1");
+    info->attention = attn && !strcmp(attn, "1");
     if (st == GSQ_OK && (!attn || (strcmp(attn, "0") && strcmp(attn, "1"))))
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.attention is %.20s, not 0 or 1", path, attn ? attn : "missing");
-    /* everything checked against the architecture before the parameters are allocated */
     if (st == GSQ_OK) st = check_float_tensors(m, f, is_site, err);
-    if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 0, info, err);
-    for (int l = 0; st == GSQ_OK && attention && l < cfg.depth; l++) {
+    for (int s = 0; st == GSQ_OK && s < gsq_vit_quant_sites(&cfg); s++) {
+        stored_gemm g;
+        st = find_gemm(m, f, info, s, &g, err);
+        if (st != GSQ_OK) break;
+        *(g.sparse ? &info->sparse_sites : &info->dense_sites) += 1;
+        info->gemm_weights += g.p->numel;
+        info->gemm_weight_bytes += g.values->nbytes + (g.meta ? g.meta->nbytes : 0);
+    }
+    for (int l = 0; st == GSQ_OK && info->attention && l < cfg.depth; l++) {
         char base[64];
         const gsq_st_tensor *t;
         snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
@@ -225,23 +262,16 @@ gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_com
         size_t floats = 0;
         for (int i = 0; i < m->num_tensors; i++) floats += !is_site[i];
         size_t expected = floats + 4 * (size_t)info->sparse_sites + 3 * (size_t)info->dense_sites +
-                      (attention ? (size_t)cfg.depth : 0);
+                      (info->attention ? (size_t)cfg.depth : 0);
         if (gsq_st_count(f) != expected)
             st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %zu tensors where this %s%s model has %zu (extra tensors)", path,
-                          gsq_st_count(f), gsq_quant_mode_name(info->mode), attention ? " attention-quantized" : "",
+                          gsq_st_count(f), gsq_quant_mode_name(info->mode), info->attention ? " attention-quantized" : "",
                           expected);
     }
-    if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
-    if (st == GSQ_OK && attention) st = load_attention(m, f, err);
-    if (st == GSQ_OK) st = load_sites(m, f, info->mode, info->pattern, 1, NULL, err);
-    for (int i = 0; st == GSQ_OK && m && i < m->num_tensors; i++)
-        if (!is_site[i]) st = gsq_st_read_f32(f, gsq_st_find(f, m->tensors[i].name), m->params + m->tensors[i].offset,
-                                              m->tensors[i].numel, err);
     for (size_t i = 0; st == GSQ_OK && i < gsq_st_count(f); i++) info->param_bytes += gsq_st_at(f, i)->nbytes;
     const char *names = gsq_st_meta_get(f, "class_names");
     if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
-        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", gsq_st_label(f));
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", path);
     free(is_site);
     if (st != GSQ_OK) {
         gsq_vit_free(m);
@@ -249,4 +279,33 @@ gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_com
     }
     *out = m;
     return GSQ_OK;
+}
+
+gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
+{
+    gsq_compressed_info local;
+    if (!info) info = &local;
+    gsq_vit *m = NULL;
+    /* everything checked against the architecture before the parameters are allocated */
+    gsq_status st = gsq_compressed_describe(&m, f, info, err);
+    if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK && info->attention) st = gsq_vit_quant_enable_attention(m, err);
+    for (int l = 0; st == GSQ_OK && info->attention && l < m->cfg.depth; l++) {
+        float scales[3];
+        st = gsq_compressed_attention_scales(f, l, scales, err);
+        if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
+    }
+    if (st == GSQ_OK) st = load_gemms(m, f, info, err);
+    for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        const gsq_st_tensor *t = gsq_st_find(f, p->name);
+        if (t) st = gsq_st_read_f32(f, t, m->params + p->offset, p->numel, err); /* the float parameters */
+    }
+    if (st != GSQ_OK) {
+        gsq_vit_free(m);
+        m = NULL;
+    }
+    *out = m;
+    return st;
 }

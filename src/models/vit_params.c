@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,11 +78,12 @@ static int build_table(const gsq_vit_config *c, gsq_param *tensors, size_t *tota
 static int max_tensors(const gsq_vit_config *c) { return 12 + 12 * c->depth; }
 
 /* Points every field of *v into block following the table order of build_table. */
-static void make_view(const gsq_vit *m, float *block, gsq_vit_view *v)
+void gsq_vit_view_at(const gsq_vit *m, float *block, const size_t *offset, gsq_vit_view *v)
 {
     const gsq_vit_config *c = &m->cfg;
-    const gsq_param *t = m->tensors;
-#define NEXT() (block + (t++)->offset)
+    int t = 0;
+    /* the tensors in table order (build_table's) */
+#define NEXT() (offset ? (offset[t] == SIZE_MAX ? (t++, NULL) : block + offset[t++]) : block + m->tensors[t++].offset)
     v->cls_token = c->class_token ? NEXT() : NULL;
     v->dist_token = c->distilled ? NEXT() : NULL;
     v->pos_embed = NEXT();
@@ -138,7 +140,7 @@ gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err)
     m->params = calloc(m->num_params, sizeof(float));
     if (!m->params)
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu parameters", m->num_params);
-    make_view(m, m->params, &m->p);
+    gsq_vit_view_at(m, m->params, NULL, &m->p);
     return GSQ_OK;
 }
 
@@ -160,7 +162,7 @@ gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
         m->grads = calloc(m->num_params, sizeof(float));
         if (!m->grads)
             return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu gradients", m->num_params);
-        make_view(m, m->grads, &m->g);
+        gsq_vit_view_at(m, m->grads, NULL, &m->g);
         return GSQ_OK;
     }
     memset(m->grads, 0, m->num_params * sizeof(float));

@@ -162,21 +162,13 @@ static int all_scales_set(const struct gsq_vit_quant *q, int depth)
     return all;
 }
 
-/* A scale given from outside (a compressed file): normal (at least FLT_MIN), so that quantizing
- * by its reciprocal stays finite (a subnormal scale's reciprocal is infinite, and 0 · inf is NaN),
- * and below 1e30. */
-static int scale_ok(float s)
-{
-    return s >= FLT_MIN && s < 1e30f;
-}
-
 gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *scales, gsq_error *err)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->attn || l < 0 || l >= m->cfg.depth)
         return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: block %d has no attention quantizers", l);
     for (int k = 0; k < 3; k++)
-        if (!scale_ok(scales[k]))
+        if (!gsq_quant_scale_ok(scales[k]))
             return gsq_fail(err, GSQ_ERR_FORMAT,
                             "attention quantization: block %d scale %g is not a normal positive "
                             "number below 1e30", l, (double)scales[k]);
@@ -221,7 +213,7 @@ const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int s) { return m->qu
 
 gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int s, float scale, gsq_error *err)
 {
-    if (!m->quant || s < 0 || s >= m->quant->num_sites || !scale_ok(scale))
+    if (!m->quant || s < 0 || s >= m->quant->num_sites || !gsq_quant_scale_ok(scale))
         return gsq_fail(err, GSQ_ERR_ARG, "quantization: site %d scale %g is invalid", s, (double)scale);
     m->quant->sites[s].a_scale = scale;
     m->quant->active = all_scales_set(m->quant, m->cfg.depth);
@@ -359,7 +351,7 @@ gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int s, const float *scale
     if (!q || s < 0 || s >= q->num_sites) return gsq_fail(err, GSQ_ERR_ARG, "quantization: no site %d", s);
     gsq_qsite *site = &q->sites[s];
     for (int r = 0; r < site->rows; r++)
-        if (!scale_ok(scales[r]))
+        if (!gsq_quant_scale_ok(scales[r]))
             return gsq_fail(err, GSQ_ERR_FORMAT,
                             "quantization: weight scale %g of row %d is not a normal positive "
                             "number below 1e30", (double)scales[r], r);
