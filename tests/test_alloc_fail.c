@@ -1,7 +1,8 @@
 /* Allocation failures: the library's allocations (malloc, calloc, realloc, aligned_alloc, strdup,
  * strndup, redirected here by the linker's --wrap, see CMakeLists) and cJSON's (through its hooks)
  * fail one at a time, the Nth for N = 1, 2, ... until the operation succeeds without reaching the
- * failure, while loading a ViT, loading compressed models, creating the CPU engine (and packing
+ * failure, while loading a ViT, loading compressed models, creating the CPU engine from a model
+ * and straight from a file (and packing
  * weights for AMX, which only a CPU with AMX reaches through the engine) and resuming a trainer
  * from a checkpoint. Every failure must leave the output NULL and leak nothing (LeakSanitizer
  * checks, in the ASan build), and give GSQ_ERR_NOMEM with an "out of memory" message, or, inside
@@ -176,6 +177,16 @@ static gsq_status load_compressed(void *path, gsq_error *err)
     return st;
 }
 
+/* The engine straight from the file (gsq_engine_load), the file opened outside the sweep. */
+static gsq_status load_engine(void *file, gsq_error *err)
+{
+    gsq_engine *e = UNSET;
+    gsq_status st = gsq_engine_load(&e, file, GSQ_ENGINE_SPARSE, 2, GSQ_ENGINE_CPU, err);
+    CHECK(st == GSQ_OK ? e && e != UNSET : !e, "gsq_engine_load: %s with engine %p", gsq_status_name(st), (void *)e);
+    if (e != UNSET) gsq_engine_free(e);
+    return st;
+}
+
 typedef struct {
     const char *path;
     gsq_train_config cfg;
@@ -240,6 +251,12 @@ static void test_compressed(const char *dir, gsq_sparse_pattern pattern, gsq_qua
     snprintf(what, sizeof what, "gsq_compressed_load (%s %s%s)", gsq_quant_mode_name(mode),
              gsq_sparse_pattern_name(pattern), attention ? ", attention" : "");
     CHECK(sweep(what, load_compressed, path) > 0, "no allocation to fail");
+    gsq_st_file *f = NULL;
+    CHECK(gsq_st_open(&f, path, &err) == GSQ_OK, "%s", err.msg);
+    snprintf(what, sizeof what, "gsq_engine_load (%s %s%s)", gsq_quant_mode_name(mode),
+             gsq_sparse_pattern_name(pattern), attention ? ", attention" : "");
+    if (f) CHECK(sweep(what, load_engine, f) > 0, "no allocation to fail");
+    gsq_st_close(f);
 
     gsq_vit *m = NULL;
     CHECK(gsq_compressed_load(&m, path, NULL, &err) == GSQ_OK, "%s", err.msg);
