@@ -2,9 +2,8 @@
  * strndup, redirected here by the linker's --wrap, see CMakeLists) and cJSON's (through its hooks)
  * fail one at a time, the Nth for N = 1, 2, ... until the operation succeeds without reaching the
  * failure, while loading a ViT, loading compressed models, creating the CPU engine from a model
- * and straight from a file (and packing
- * weights for AMX, which only a CPU with AMX reaches through the engine) and resuming a trainer
- * from a checkpoint. Every failure must leave the output NULL and leak nothing (LeakSanitizer
+ * and straight from a file (and packing weights for AMX, which only a CPU with AMX reaches
+ * through the engine) and resuming a trainer from a checkpoint. Every failure must leave the output NULL and leak nothing (LeakSanitizer
  * checks, in the ASan build), and give GSQ_ERR_NOMEM with an "out of memory" message, or, inside
  * cJSON, the format error "not valid JSON": cJSON returns NULL for a syntax error and for an
  * allocation failure alike, so the reader cannot tell them apart. */
