@@ -1,4 +1,4 @@
-/* bench_int8_gemm: the CPU engine's integer GEMM (src/engine/int8_gemm.h) on the GEMM shapes of a
+/* bench_int8_gemm: the CPU engine's integer GEMM (src/kernels/cpu/int8_gemm.h) on the GEMM shapes of a
  * ViT at batch 1 and batch B (M = B · 197 tokens): dense INT8, 2:4 INT8 and 4:8 INT4 codes,
  * against oneDNN's fp32 GEMM (gsq_sgemm) on the same shape in the same run, with each one's rate
  * in dense-equivalent GMAC/s. It also measures the compute floor: the throughput of the kernels'
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/int8_gemm.h"
-#include "engine/int8_pack.h"
+#include "kernels/cpu/int8_gemm.h"
+#include "kernels/cpu/int8_pack.h"
 #include "gpusq/clock.h"
 #include "gpusq/engine.h"
 #include "gpusq/kernels.h"

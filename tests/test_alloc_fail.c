@@ -15,7 +15,7 @@
 #include <cjson/cJSON.h>
 #include <omp.h>
 
-#include "engine/int8_pack.h"
+#include "kernels/cpu/int8_pack.h"
 #include "gpusq/compressed.h"
 #include "gpusq/engine.h"
 #include "gpusq/train.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/int8_gemm.h"
+#include "kernels/cpu/int8_gemm.h"
 #include "gpusq/cuda.h"
 #include "gpusq/half.h"
 #include "gpusq/kernels.h"

@@ -15,7 +15,7 @@
 #include "gpusq/cuda.h"
 #include "test_util.h"
 
-#include "engine/attention_int8.h"
+#include "kernels/cpu/attention_int8.h"
 #include "gpusq/half.h"
 #include "gpusq/nn.h"
 #include "kernels/cuda/vit_ops.h"

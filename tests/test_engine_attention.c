@@ -1,4 +1,4 @@
-/* Tests of the engine's integer attention (src/engine/attention_int8.h) on random data and awkward
+/* Tests of the engine's integer attention (src/kernels/cpu/attention_int8.h) on random data and awkward
  * shapes (1, 2, 5, 17 and 197 tokens; head dimension 8, 32, 64; 1-3 heads; 1-2 images; 8-bit and
  * 4-bit codes): every instruction set this CPU has against the plain-C reference, bit for bit; and
  * the reference against the fake-quantized float attention (Q, K, V fake-quantized, then
@@ -6,7 +6,7 @@
  * end to end with quantized attention is tests/test_engine.c's. */
 #include <string.h>
 
-#include "engine/attention_int8.h"
+#include "kernels/cpu/attention_int8.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
 #include "test_isa.h"

@@ -1,4 +1,4 @@
-/* Tests of the CPU engine's integer kernels (src/engine/int8_gemm.h): every fast path this CPU
+/* Tests of the CPU engine's integer kernels (src/kernels/cpu/int8_gemm.h): every fast path this CPU
  * has against the plain-C reference, bit for bit, and the reference against sums written here
  * from the unpacked codes — for dense, 2:4 and paired 4:8 weights, int8 and int4 codes, on random
  * data and awkward shapes (one activation row, rows not a multiple of the blocks, K not a multiple
@@ -7,8 +7,8 @@
  * quantization of one row at a time. Instruction sets the CPU lacks are reported and skipped. */
 #include <string.h>
 
-#include "engine/int8_gemm.h"
-#include "engine/int8_pack.h"
+#include "kernels/cpu/int8_gemm.h"
+#include "kernels/cpu/int8_pack.h"
 #include "gpusq/quant.h"
 #include "test_isa.h"
 #include "test_util.h"

@@ -1,4 +1,4 @@
-/* Tests of the engine's GELU (src/engine/gelu_approx.h): the scalar form against double-precision
+/* Tests of the engine's GELU (src/kernels/cpu/gelu_approx.h): the scalar form against double-precision
  * x·Φ(x) on a dense sweep of [-10, 10], random bit patterns over the whole float range and the
  * special values (±0, denormals, huge, ±inf, NaN), within 1e-6 · max(1, |x|); the float model's
  * GELU (gsq_gelu_forward) within the same bound; and the AVX-512 and AVX2 forms equal to the
@@ -7,7 +7,7 @@
 #include <float.h>
 #include <string.h>
 
-#include "engine/gelu_approx.h"
+#include "kernels/cpu/gelu_approx.h"
 #include "gpusq/nn.h"
 #include "test_util.h"
 

@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-#include "engine/int8_gemm.h"
+#include "kernels/cpu/int8_gemm.h"
 #include "test_util.h"
 
 static int test_isa_only = -1; /* -1: all */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/int8_gemm.h"
-#include "engine/int8_pack.h"
+#include "kernels/cpu/int8_gemm.h"
+#include "kernels/cpu/int8_pack.h"
 #include "gpusq/sparse.h"
 #include "kernels/mma_layout.h"
 #include "test_util.h"

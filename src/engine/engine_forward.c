@@ -7,7 +7,7 @@
  * probabilities (attention_int8.h). */
 #include <omp.h>
 
-#include "attention_int8.h"
+#include "kernels/cpu/attention_int8.h"
 #include "cuda_backend.h"
 #include "engine_state.h"
 #include "gpusq/clock.h"

@@ -4,7 +4,7 @@
 #define GSQ_ENGINE_STATE_H
 
 #include "gpusq/engine.h"
-#include "int8_pack.h"
+#include "kernels/cpu/int8_pack.h"
 
 /* One quantized GEMM: packed codes, per-row output scales (weight scale × input scale), and the
  * reciprocal input scale its input is quantized with. */

@@ -1,4 +1,4 @@
-/* Private: the scalar form of the engine's GELU (src/engine/gelu_approx.h explains the fit and its
+/* Private: the scalar form of the engine's GELU (src/kernels/cpu/gelu_approx.h explains the fit and its
  * error), shared by the CPU engine's reference epilogue and the GPU's GEMM epilogue (GSQ_HD): the
  * same separate multiplies and adds, one correctly rounded division, and min/max as MINPS/MAXPS
  * compute them, so every form agrees bit for bit. */

@@ -36,7 +36,7 @@ GSQ_HD float gsq_vexpf(float x)
 
 /* erf(x) = x·P(x²)/Q(x²) on [-4, 4] (a rational minimax fit, as Eigen's fast erf), ±1 beyond,
  * where erf differs from ±1 by less than 2e-8. P and Q, highest power first (the engine's GELU,
- * src/engine/gelu_approx.h, evaluates the same fit without FMA). */
+ * src/kernels/cpu/gelu_approx.h, evaluates the same fit without FMA). */
 #define GSQ_ERF_P {-2.72614225801306e-10f, 2.77068142495902e-08f, -2.10102402082508e-06f, -5.69250639462346e-05f, \
                    -7.34990630326855e-04f, -2.95459980854025e-03f, -1.60960333262415e-02f}
 #define GSQ_ERF_Q {-1.45660718464996e-05f, -2.13374055278905e-04f, -1.68282697438203e-03f, -7.37332916720468e-03f, \

@@ -20,7 +20,7 @@ extern "C" {
 
 /* ---- attention: qkv (B·T, 3C) → out (B·T, C), heads concatenated, NH heads of C / NH ---------- */
 
-/* Quantized attention (src/engine/attention_int8.h, per (image, head)): Q, K, V quantized with
+/* Quantized attention (src/kernels/cpu/attention_int8.h, per (image, head)): Q, K, V quantized with
  * their scales (gsq_quantize_codes: inv = 1 / scale, codes ±qmax), S = Qcode·Kcodeᵀ exact,
  * s = (float)S · ((sq·sk)·(1/√HD)), softmax as gsq_att8_probs (max, gsq_vexpf, the sum over 16
  * lanes folded 8, 4, 2, 1, times 1 / sum), probability codes rint(p · qmax) ≤ qmax, O = Pcode·Vcode

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "int8_gemm.h"
+#include "kernels/cpu/int8_gemm.h"
 
 void gsq_i8_quantize_row_ref(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
 {
