@@ -92,7 +92,7 @@ static void *upload_or_die(const void *host, size_t bytes)
 /* Random codes for activations (M, K) and a 2:4 weight (N, K), everything on the device. */
 static void setup(bench_shape *s, gsq_rng *rng)
 {
-    int M = s->M, N = s->N, K = s->K, words = (K / 4 + 3) / 4;
+    int M = s->M, N = s->N, K = s->K, words = gsq_sparse_meta_words(GSQ_SPARSE_2_4, K);
     size_t nx = (size_t)M * K, nw = (size_t)N * K;
     int8_t *x = malloc(nx), *w = calloc(nw, 1), *values = malloc(nw / 2);
     uint16_t *xh = malloc(2 * nx), *wh = malloc(2 * nw), *meta = calloc((size_t)N * words, sizeof(uint16_t));
@@ -111,7 +111,7 @@ static void setup(bench_shape *s, gsq_rng *rng)
     for (size_t i = 0; i < nw; i++) wh[i] = gsq_f32_to_f16(w[i] / 128.0f);
     for (int n = 0; n < N; n++) {
         ones[n] = 1.0f;
-        gsq_sparse_compress_row(w + (size_t)n * K, K, 0, values + (size_t)n * K / 2, meta + (size_t)n * words);
+        gsq_sparse_compress_row(w + (size_t)n * K, K, GSQ_SPARSE_2_4, values + (size_t)n * K / 2, meta + (size_t)n * words);
     }
     gsq_error err = {0};
     if (gsq_cuda_i8_weight_sparse(&s->sparse, values, meta, N, K, &err) != GSQ_OK ||

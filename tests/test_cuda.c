@@ -71,11 +71,11 @@ static gsq_cuda_i8_weight *upload_weight(const int8_t *codes, int rows, int cols
         CHECK(gsq_cuda_i8_weight_dense(&w, codes, rows, cols, &err) == GSQ_OK, "%s", err.msg);
         return w;
     }
-    int words = (cols / 4 + 3) / 4;
+    int words = gsq_sparse_meta_words(GSQ_SPARSE_2_4, cols);
     int8_t *values = malloc((size_t)rows * cols / 2);
     uint16_t *meta = calloc((size_t)rows * words, sizeof(uint16_t));
     for (int r = 0; r < rows; r++)
-        gsq_sparse_compress_row(codes + (size_t)r * cols, cols, 0, values + (size_t)r * cols / 2, meta + (size_t)r * words);
+        gsq_sparse_compress_row(codes + (size_t)r * cols, cols, GSQ_SPARSE_2_4, values + (size_t)r * cols / 2, meta + (size_t)r * words);
     CHECK(gsq_cuda_i8_weight_sparse(&w, values, meta, rows, cols, &err) == GSQ_OK, "%s", err.msg);
     free(values);
     free(meta);

@@ -54,10 +54,10 @@ static void test_coverage(void)
 /* File form (values, meta) of codes (rows, cols) that obey 2:4. */
 static void compress(const int8_t *codes, int rows, int cols, int8_t *values, uint16_t *meta)
 {
-    int words = (cols / 4 + 3) / 4;
+    int words = gsq_sparse_meta_words(GSQ_SPARSE_2_4, cols);
     memset(meta, 0, sizeof(uint16_t) * (size_t)rows * words);
     for (int r = 0; r < rows; r++)
-        gsq_sparse_compress_row(codes + (size_t)r * cols, cols, 0, values + (size_t)r * cols / 2, meta + (size_t)r * words);
+        gsq_sparse_compress_row(codes + (size_t)r * cols, cols, GSQ_SPARSE_2_4, values + (size_t)r * cols / 2, meta + (size_t)r * words);
 }
 
 /* A 32 × 128 weight (2 × 2 tiles) with a few non-zeros, reordered. Expected registers, from the

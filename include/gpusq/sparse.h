@@ -20,11 +20,30 @@ typedef enum {
                          * (INT4 sparse tensor cores) */
 } gsq_sparse_pattern;
 
+/* What a pattern's groups and their compressed form look like (docs/FORMAT.md), for every writer
+ * and reader of the layout: a group of `group` columns keeps 2 of its positions, each position
+ * `unit` adjacent columns (2:4: 4 columns, single values; paired 4:8: 8 columns, aligned pairs),
+ * so `kept` = group / 2 codes; the two 2-bit position indices form a nibble of metadata, four
+ * groups to a 16-bit word. */
+typedef struct {
+    const char *name; /* "2:4", "4:8" */
+    int group;        /* columns per group */
+    int unit;         /* columns per kept position: 1, or 2 (a pair) */
+    int kept;         /* codes kept per group */
+} gsq_sparse_format;
+#define GSQ_SPARSE_GROUPS_PER_WORD 4 /* metadata nibbles in one uint16_t */
+const gsq_sparse_format *gsq_sparse_format_of(gsq_sparse_pattern p);
+/* The uint16_t metadata words of a row of cols columns. */
+static inline int gsq_sparse_meta_words(gsq_sparse_pattern p, int cols)
+{
+    return (cols / gsq_sparse_format_of(p)->group + GSQ_SPARSE_GROUPS_PER_WORD - 1) / GSQ_SPARSE_GROUPS_PER_WORD;
+}
+
 /* "2:4" or "4:8". */
 gsq_status gsq_sparse_pattern_parse(const char *s, gsq_sparse_pattern *out, gsq_error *err);
-/* "2:4" / "4:8". */
+/* "2:4" / "4:8" (the format's name). */
 const char *gsq_sparse_pattern_name(gsq_sparse_pattern p);
-/* Columns per group: 4 or 8. */
+/* Columns per group: 4 or 8 (the format's group). */
 int gsq_sparse_group(gsq_sparse_pattern p);
 
 /* Magnitude mask of w (rows, cols): 2:4 keeps the 2 largest |w| of each group of 4; 4:8 keeps the
@@ -109,12 +128,12 @@ void gsq_sparse_plan_free(gsq_sparse_plan *plan);
 #define GSQ_SPARSE_PERMUTE_EFFORT 32
 
 /* The compressed form of one row of integer codes (cols a multiple of the group; docs/FORMAT.md):
- * per group, the two kept positions (2:4: values; paired 4:8 (pair = 1): aligned pairs) in
+ * per group, the two kept positions (2:4: values; paired 4:8: aligned pairs) in
  * increasing order — the non-zero ones, padded with the lowest unused — their codes appended to
  * kept (cols / 2 values), and a nibble (first index in bits 0–1, second in bits 2–3) ORed into
  * meta, four groups per 16-bit word (meta must start zeroed). A group with more non-zero
  * positions than it keeps loses the later ones: check the pattern first. */
-void gsq_sparse_compress_row(const int8_t *codes, int cols, int pair, int8_t *kept, uint16_t *meta);
+void gsq_sparse_compress_row(const int8_t *codes, int cols, gsq_sparse_pattern p, int8_t *kept, uint16_t *meta);
 
 typedef struct {
     char name[GSQ_NAME_MAX];  /* the regrouped weight: blocks.L.mlp.fc2.weight or blocks.L.attn.proj.weight */

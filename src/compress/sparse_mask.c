@@ -16,15 +16,9 @@ gsq_status gsq_sparse_pattern_parse(const char *s, gsq_sparse_pattern *out, gsq_
     return GSQ_OK;
 }
 
-const char *gsq_sparse_pattern_name(gsq_sparse_pattern p)
-{
-    return p == GSQ_SPARSE_4_8 ? "4:8" : "2:4";
-}
+const char *gsq_sparse_pattern_name(gsq_sparse_pattern p) { return gsq_sparse_format_of(p)->name; }
 
-int gsq_sparse_group(gsq_sparse_pattern p)
-{
-    return p == GSQ_SPARSE_4_8 ? 8 : 4;
-}
+int gsq_sparse_group(gsq_sparse_pattern p) { return gsq_sparse_format_of(p)->group; }
 
 /* |x| as a selection key, NaN ranked above everything so a group never keeps more than its share. */
 static inline float key(float x)

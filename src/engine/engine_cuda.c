@@ -143,12 +143,12 @@ static gsq_status engine_site(gsq_engine *e, int s, const int8_t *codes, const f
     }
     gsq_status st = GSQ_OK;
     if (sparse) { /* the compressed file's form, which the upload reorders for mma.sp */
-        size_t words = (size_t)(cols + 15) / 16;
+        size_t words = (size_t)gsq_sparse_meta_words(GSQ_SPARSE_2_4, cols);
         int8_t *values = malloc((size_t)rows * cols / 2);
         uint16_t *meta = calloc((size_t)rows * words, sizeof *meta);
         if (!values || !meta) st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
         for (int r = 0; st == GSQ_OK && r < rows; r++)
-            gsq_sparse_compress_row(codes + (size_t)r * cols, cols, 0, values + (size_t)r * cols / 2, meta + r * words);
+            gsq_sparse_compress_row(codes + (size_t)r * cols, cols, GSQ_SPARSE_2_4, values + (size_t)r * cols / 2, meta + r * words);
         if (st == GSQ_OK) st = gsq_cuda_i8_weight_sparse(&t->w, values, meta, rows, cols, err);
         free(values);
         free(meta);

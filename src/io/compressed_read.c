@@ -37,10 +37,11 @@ static int code_at(const uint8_t *row, size_t i, int four)
 /* Decodes a stored GEMM's codes into dense int8 rows (zeros where pruned), checking every code
  * against ±qmax and every metadata nibble. */
 static gsq_status decode_codes(const gsq_st_file *f, const char *base, const gsq_st_tensor *values,
-                               const gsq_st_tensor *meta, int rows, int cols, int four, int qmax, int pair,
-                               int8_t *codes, gsq_error *err)
+                               const gsq_st_tensor *meta, int rows, int cols, int four, int qmax,
+                               gsq_sparse_pattern pattern, int8_t *codes, gsq_error *err)
 {
-    int unit = pair ? 2 : 1, group = 4 * unit, groups = cols / group, words = (groups + 3) / 4;
+    const gsq_sparse_format *fmt = gsq_sparse_format_of(pattern);
+    int unit = fmt->unit, group = fmt->group, groups = cols / group, words = gsq_sparse_meta_words(pattern, cols);
     size_t kept = meta ? (size_t)cols / 2 : (size_t)cols, bytes = four ? (kept + 1) / 2 : kept;
     for (int r = 0; r < rows; r++) {
         const uint8_t *vrow = (const uint8_t *)values->data + (size_t)r * bytes;
@@ -90,8 +91,7 @@ typedef struct {
 static gsq_status find_gemm(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
                             stored_gemm *g, gsq_error *err)
 {
-    int four = gsq_quant_mode_weight_bits(info->mode) == 4, pair = info->pattern == GSQ_SPARSE_4_8;
-    int group = pair ? 8 : 4;
+    int four = gsq_quant_mode_weight_bits(info->mode) == 4, group = gsq_sparse_group(info->pattern);
     char wname[GSQ_NAME_MAX], probe[GSQ_NAME_MAX + 16];
     gsq_vit_quant_site_weight(s, wname, sizeof wname);
     snprintf(g->base, sizeof g->base, "%.*s", (int)(strlen(wname) - 7), wname);
@@ -103,7 +103,7 @@ static gsq_status find_gemm(const gsq_vit *m, const gsq_st_file *f, const gsq_co
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s is stored %s-sparse but its %d inputs are not a multiple of %d",
                         gsq_st_label(f), g->base, gsq_sparse_pattern_name(info->pattern), g->cols, group);
     size_t kept = g->sparse ? (size_t)g->cols / 2 : (size_t)g->cols, bytes = four ? (kept + 1) / 2 : kept;
-    int words = (g->cols / group + 3) / 4;
+    int words = gsq_sparse_meta_words(info->pattern, g->cols);
     g->meta = NULL;
     gsq_status st = expect(f, g->base, g->sparse ? "values" : "qweight", four ? GSQ_DT_U8 : GSQ_DT_I8, 2, g->rows,
                            (int64_t)bytes, &g->values, err);
@@ -130,8 +130,8 @@ gsq_status gsq_compressed_gemm_codes(const gsq_vit *m, const gsq_st_file *f, con
                         gsq_st_label(f), g.base, (double)*act_scale);
     *sparse = g.sparse;
     int bits = gsq_quant_mode_weight_bits(info->mode);
-    return decode_codes(f, g.base, g.values, g.meta, g.rows, g.cols, bits == 4, gsq_quant_qmax(bits),
-                        info->pattern == GSQ_SPARSE_4_8, codes, err);
+    return decode_codes(f, g.base, g.values, g.meta, g.rows, g.cols, bits == 4, gsq_quant_qmax(bits), info->pattern,
+                        codes, err);
 }
 
 gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float scales[3], gsq_error *err)

@@ -54,7 +54,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
     gsq_quant_mode mode = gsq_vit_quant_mode(m);
     info->mode = mode;
     info->pattern = pattern;
-    int four = gsq_quant_mode_weight_bits(mode) == 4, pair = pattern == GSQ_SPARSE_4_8;
+    int four = gsq_quant_mode_weight_bits(mode) == 4;
     gsq_sparse_plan plan = {0};
     gsq_st_writer *w = NULL;
     keep_list kl = {0};
@@ -81,14 +81,14 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         size_t kept_per_row = sparse ? (size_t)cols / 2 : (size_t)cols;
         size_t bytes_per_row = four ? (kept_per_row + 1) / 2 : kept_per_row;
         uint8_t *values = st == GSQ_OK ? keep(&kl, (size_t)rows * bytes_per_row) : NULL;
-        int groups = cols / (pair ? 8 : 4), words = (groups + 3) / 4;
+        int words = gsq_sparse_meta_words(pattern, cols);
         uint16_t *meta = st == GSQ_OK && sparse ? keep(&kl, (size_t)rows * (size_t)words * 2) : NULL;
         int8_t *row_kept = st == GSQ_OK ? keep(&kl, kept_per_row) : NULL;
         if (st == GSQ_OK && (!values || (sparse && !meta) || !row_kept))
             st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
         for (int r = 0; st == GSQ_OK && r < rows; r++) {
             const int8_t *c = codes + (size_t)r * cols;
-            if (sparse) gsq_sparse_compress_row(c, cols, pair, row_kept, meta + (size_t)r * words);
+            if (sparse) gsq_sparse_compress_row(c, cols, pattern, row_kept, meta + (size_t)r * words);
             else memcpy(row_kept, c, (size_t)cols);
             pack_codes(values + (size_t)r * bytes_per_row, row_kept, kept_per_row, four);
         }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/sparse.h"
+
 void gsq_mma_weight_free(gsq_mma_weight *w)
 {
     free(w->a);
@@ -45,7 +47,7 @@ gsq_status gsq_mma_pack_sparse(gsq_mma_weight *w, const int8_t *values, const ui
     if (rows < 1 || cols < 4 || cols % 4)
         return gsq_fail(err, GSQ_ERR_ARG, "mma: a 2:4 weight of %d × %d needs rows ≥ 1 and inputs a multiple of 4",
                         rows, cols);
-    int groups = cols / 4, words = (groups + 3) / 4, half = cols / 2;
+    int groups = cols / 4, words = gsq_sparse_meta_words(GSQ_SPARSE_2_4, cols), half = cols / 2;
     for (int r = 0; r < rows; r++)
         for (int G = 0; G < groups; G++) {
             unsigned nib = nibble_of(meta + (size_t)r * words, G);

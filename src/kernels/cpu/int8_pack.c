@@ -29,10 +29,11 @@ gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, in
                        int four, gsq_i8_isa isa, gsq_error *err)
 {
     memset(o, 0, sizeof *o);
-    int group = layout == GSQ_I8_SPARSE_4_8 ? 8 : 4, pair = layout == GSQ_I8_SPARSE_4_8;
+    gsq_sparse_pattern pattern = layout == GSQ_I8_SPARSE_4_8 ? GSQ_SPARSE_4_8 : GSQ_SPARSE_2_4;
+    int group = gsq_sparse_group(pattern), pair = pattern == GSQ_SPARSE_4_8;
     if (rows < 1 || cols < 1 || (layout != GSQ_I8_DENSE && cols % group))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: a %d × %d weight cannot be packed %s", rows, cols,
-                        layout == GSQ_I8_DENSE ? "dense" : (pair ? "4:8" : "2:4"));
+                        layout == GSQ_I8_DENSE ? "dense" : gsq_sparse_pattern_name(pattern));
     if (isa == GSQ_I8_ISA_AMX) return gsq_i8_pack_amx(o, codes, rows, cols, layout, four, err);
     gsq_i8_weight *w = &o->w;
     w->isa = isa;
@@ -43,7 +44,7 @@ gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, in
     w->cols = cols;
     w->chunks = (cols + 7) / 8;
     size_t cb = gsq_i8_chunk_bytes(w), nchunks = (size_t)w->rows_pad * (size_t)w->chunks;
-    int sparse = layout != GSQ_I8_DENSE, words = (cols / group + 3) / 4;
+    int sparse = layout != GSQ_I8_DENSE, words = gsq_sparse_meta_words(pattern, cols);
     o->codes = calloc(nchunks, cb);
     o->wsum = calloc((size_t)w->rows_pad, sizeof(int32_t));
     o->meta = sparse ? calloc(nchunks, 1) : NULL;
@@ -61,7 +62,7 @@ gsq_status gsq_i8_pack(gsq_i8_owned_weight *o, const int8_t *codes, int rows, in
         int per_chunk = sparse ? 4 : 8;
         if (sparse) {
             memset(mw, 0, ((size_t)words + 1) * sizeof(uint16_t));
-            gsq_sparse_compress_row(row, cols, pair, kept, mw);
+            gsq_sparse_compress_row(row, cols, pattern, kept, mw);
         } else {
             memcpy(kept, row, (size_t)cols);
         }

@@ -26,7 +26,10 @@ gsq_status gsq_i8_pack_amx(gsq_i8_owned_weight *o, const int8_t *codes, int rows
     w->rows_pad = (rows + 31) / 32 * 32;
     w->cols = cols;
     w->chunks = (cols + 7) / 8;
-    int sparse = layout != GSQ_I8_DENSE, pair = layout == GSQ_I8_SPARSE_4_8, group = pair ? 8 : 4;
+    int sparse = layout != GSQ_I8_DENSE;
+    gsq_sparse_pattern pattern = layout == GSQ_I8_SPARSE_4_8 ? GSQ_SPARSE_4_8 : GSQ_SPARSE_2_4;
+    const gsq_sparse_format *fmt = gsq_sparse_format_of(pattern);
+    int group = fmt->group;
     int kpad = gsq_i8_amx_kpad(cols), trows = kpad / 4, panels = w->rows_pad / 16;
     size_t per_panel = (size_t)kpad * (sparse ? 8 : 16); /* codes */
     size_t code_bytes = per_panel * (size_t)panels / (four ? 2 : 1), mask_bytes = sparse ? (size_t)panels * trows * 8 : 0;
@@ -35,7 +38,7 @@ gsq_status gsq_i8_pack_amx(gsq_i8_owned_weight *o, const int8_t *codes, int rows
     o->wsum = calloc((size_t)w->rows_pad, sizeof(int32_t));
     int8_t *dense = calloc((size_t)16 * kpad, 1), *kept = malloc((size_t)kpad / 2);
     uint8_t *keep = calloc((size_t)16 * kpad, 1);
-    uint16_t *mw = malloc(((size_t)kpad / group / 4 + 1) * sizeof(uint16_t));
+    uint16_t *mw = malloc(((size_t)gsq_sparse_meta_words(pattern, kpad) + 1) * sizeof(uint16_t));
     if (!o->codes || (sparse && !o->meta) || !o->wsum || !dense || !kept || !keep || !mw) {
         free(dense), free(kept), free(keep), free(mw);
         gsq_i8_weight_free(o);
@@ -54,10 +57,10 @@ gsq_status gsq_i8_pack_amx(gsq_i8_owned_weight *o, const int8_t *codes, int rows
             if (r < rows) memcpy(d, codes + (size_t)r * cols, (size_t)cols);
             for (int k = 0; k < kpad; k++) o->wsum[r] += d[k];
             if (!sparse) continue;
-            memset(mw, 0, ((size_t)kpad / group / 4 + 1) * sizeof(uint16_t));
-            gsq_sparse_compress_row(d, kpad, pair, kept, mw);
+            memset(mw, 0, ((size_t)gsq_sparse_meta_words(pattern, kpad) + 1) * sizeof(uint16_t));
+            gsq_sparse_compress_row(d, kpad, pattern, kept, mw);
             for (int g = 0; g < kpad / group; g++) {
-                int nib = mw[g / 4] >> (4 * (g % 4)) & 0xF, unit = pair ? 2 : 1;
+                int nib = mw[g / 4] >> (4 * (g % 4)) & 0xF, unit = fmt->unit;
                 for (int i = 0; i < 2; i++)
                     for (int u = 0; u < unit; u++) keep[(size_t)n * kpad + g * group + (i ? nib >> 2 : nib & 3) * unit + u] = 1;
             }
