@@ -7,7 +7,7 @@
 # "check-fresh-machine: skipped: REASON" where it cannot run (not root, no debootstrap, mirror
 # unreachable, mounts refused). Logs: build-fresh/{debootstrap,demo,test}.log. Env:
 # GSQ_FRESH_REBUILD=1 rebuilds the cached root; GSQ_FRESH_BUDGET_S caps the whole run (default
-# 4200 s, so that CI's 90 minutes hold it and scripts/test.sh). About 35 minutes on 2 cores.
+# 4200 s, so that CI's 90 minutes hold it and scripts/test.sh). About 10 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd -P)"
