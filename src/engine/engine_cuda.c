@@ -133,7 +133,7 @@ static gsq_status upload_half(uint16_t **dst, const float *values, size_t n, gsq
 }
 
 static gsq_status engine_site(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
-                                int sparse, gsq_error *err)
+                              int sparse, gsq_error *err)
 {
     cuda_site *t = &e->cuda->sites[s];
     t->rows = rows, t->cols = cols;
