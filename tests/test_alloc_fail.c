@@ -180,7 +180,7 @@ static gsq_status load_compressed(void *path, gsq_error *err)
 static gsq_status load_engine(void *file, gsq_error *err)
 {
     gsq_engine *e = UNSET;
-    gsq_status st = gsq_engine_load(&e, file, GSQ_ENGINE_SPARSE, 2, GSQ_ENGINE_CPU, err);
+    gsq_status st = gsq_engine_load(&e, file, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = 2, .device = GSQ_ENGINE_CPU}, err);
     CHECK(st == GSQ_OK ? e && e != UNSET : !e, "gsq_engine_load: %s with engine %p", gsq_status_name(st), (void *)e);
     if (e != UNSET) gsq_engine_free(e);
     return st;
@@ -212,7 +212,7 @@ static gsq_status create_engine(void *ctx, gsq_error *err)
 {
     const engine_ctx *c = ctx;
     gsq_engine *e = UNSET;
-    gsq_status st = gsq_engine_create(&e, c->m, c->pattern, c->layout, 2, err);
+    gsq_status st = gsq_engine_create(&e, c->m, &(gsq_engine_options){.layout = c->layout, .max_batch = 2, .device = GSQ_ENGINE_CPU, .pattern = c->pattern}, err);
     CHECK(st == GSQ_OK ? e && e != UNSET : !e, "gsq_engine_create: %s with engine %p",
           gsq_status_name(st), (void *)e);
     if (e != UNSET) gsq_engine_free(e);

@@ -47,9 +47,9 @@ static void check_engine_load(const char *path, const gsq_vit *m, const gsq_comp
         gsq_st_file *f = NULL;
         gsq_engine *direct = NULL, *twin = NULL;
         CHECK(gsq_st_open(&f, path, &err) == GSQ_OK, "%s", err.msg);
-        CHECK(f && gsq_engine_load(&direct, f, layout, B, GSQ_ENGINE_CPU, &err) == GSQ_OK, "engine_load: %s", err.msg);
+        CHECK(f && gsq_engine_load(&direct, f, &(gsq_engine_options){.layout = layout, .max_batch = B, .device = GSQ_ENGINE_CPU}, &err) == GSQ_OK, "engine_load: %s", err.msg);
         gsq_st_close(f);
-        CHECK(gsq_engine_create(&twin, m, info->pattern, layout, B, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(gsq_engine_create(&twin, m, &(gsq_engine_options){.layout = layout, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = info->pattern}, &err) == GSQ_OK, "%s", err.msg);
         if (!direct || !twin) {
             gsq_engine_free(direct);
             gsq_engine_free(twin);
@@ -187,7 +187,7 @@ static gsq_status engine_load_path(const char *path, gsq_error *err)
     gsq_st_file *f = NULL;
     gsq_engine *e = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
-    if (st == GSQ_OK) st = gsq_engine_load(&e, f, GSQ_ENGINE_SPARSE, B, GSQ_ENGINE_CPU, err);
+    if (st == GSQ_OK) st = gsq_engine_load(&e, f, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = B, .device = GSQ_ENGINE_CPU}, err);
     gsq_st_close(f);
     if ((st == GSQ_OK) != (e != NULL)) st = GSQ_ERR_ARG; /* an engine with an error, or none without one */
     gsq_engine_free(e);

@@ -31,10 +31,12 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
     const char *what = gsq_quant_mode_name(mode);
     const float *logits;
     gsq_engine *ref = NULL, *e[2] = {NULL, NULL};
-    CHECK(gsq_engine_create(&ref, m, pattern, GSQ_ENGINE_SPARSE, B, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_engine_create(&ref, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
     for (int l = 0; l < 2; l++)
-        CHECK(gsq_engine_create_on(&e[l], m, pattern, l ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE, B, GSQ_ENGINE_CUDA,
-                                   &err) == GSQ_OK, "%s: %s", what, err.msg);
+        CHECK(gsq_engine_create(&e[l], m,
+                                &(gsq_engine_options){.layout = l ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE,
+                                                      .max_batch = B, .device = GSQ_ENGINE_CUDA, .pattern = pattern},
+                                &err) == GSQ_OK, "%s: %s", what, err.msg);
     if (ref && gsq_engine_forward(ref, x, B, &logits, &err) == GSQ_OK) memcpy(cpu, logits, sizeof cpu);
     for (int l = 0; ref && l < 2 && e[l]; l++) {
         const char *layout = l ? "dense" : "sparse";
@@ -75,7 +77,9 @@ static void check_fp16(void)
     gsq_error err = {0};
     gsq_engine *e = NULL;
     const float *logits;
-    CHECK(gsq_engine_create_on(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_FP16, B, GSQ_ENGINE_CUDA, &err) == GSQ_OK, "%s",
+    CHECK(gsq_engine_create(&e, m,
+                            &(gsq_engine_options){.layout = GSQ_ENGINE_FP16, .max_batch = B, .device = GSQ_ENGINE_CUDA},
+                            &err) == GSQ_OK, "%s",
           err.msg);
     gsq_vit_quant_disable(m);
     gsq_vit_forward(m, x, B, &logits, &err);
@@ -96,9 +100,11 @@ int main(void)
     gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, 1);
     gsq_error err = {0};
     gsq_engine *e = NULL;
-    CHECK(gsq_engine_create_on(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_FP16, 1, GSQ_ENGINE_CPU, &err) == GSQ_ERR_ARG && !e,
+    CHECK(gsq_engine_create(&e, m, &(gsq_engine_options){.layout = GSQ_ENGINE_FP16, .max_batch = 1, .device = GSQ_ENGINE_CPU},
+                            &err) == GSQ_ERR_ARG && !e,
           "the FP16 layout was accepted on the CPU");
-    gsq_status st = gsq_engine_create_on(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_SPARSE, 1, GSQ_ENGINE_CUDA, &err);
+    gsq_status st = gsq_engine_create(
+        &e, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = 1, .device = GSQ_ENGINE_CUDA}, &err);
     gsq_vit_free(m);
     char name[256] = "";
     gsq_error gpu_err = {0};

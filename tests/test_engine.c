@@ -37,8 +37,8 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
     gsq_vit_forward(m, x, B, &logits, &err);
     memcpy(ref, logits, sizeof ref);
     gsq_engine *sparse = NULL, *dense = NULL;
-    CHECK(gsq_engine_create(&sparse, m, pattern, GSQ_ENGINE_SPARSE, B, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_engine_create(&dense, m, pattern, GSQ_ENGINE_DENSE, B, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_engine_create(&sparse, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_engine_create(&dense, m, &(gsq_engine_options){.layout = GSQ_ENGINE_DENSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
     gsq_vit_free(m); /* the engine keeps what it needs */
     const char *what = gsq_quant_mode_name(mode);
     if (sparse && dense) {
@@ -80,7 +80,7 @@ int main(void)
     gsq_engine *e = NULL;
     gsq_vit_config_by_name("gpusq_demo", &c, &err);
     gsq_vit_create(&m, &c, &err);
-    CHECK(gsq_engine_create(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_SPARSE, 1, &err) == GSQ_ERR_ARG && !e,
+    CHECK(gsq_engine_create(&e, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = 1, .device = GSQ_ENGINE_CPU}, &err) == GSQ_ERR_ARG && !e,
           "a float model was accepted");
     printf("  refused: %s\n", err.msg);
     gsq_vit_free(m);

@@ -82,7 +82,7 @@ int main(void)
 
     gsq_engine *e = NULL;
     clear_all();
-    CHECK(gsq_engine_create(&e, m, GSQ_SPARSE_2_4, GSQ_ENGINE_SPARSE, 4, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_engine_create(&e, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = 4, .device = GSQ_ENGINE_CPU, .pattern = GSQ_SPARSE_2_4}, &err) == GSQ_OK, "%s", err.msg);
     CHECK(workers_not_flushing() == 0, "after creating the engine: %d threads", workers_not_flushing());
     clear_all();
     const float *logits = NULL;

@@ -154,10 +154,13 @@ int cmd_bench(int argc, char **argv)
     if (st == GSQ_OK && config)
         st = random_model(&m, &cfg, info.pattern, info.mode, attention, images, batch < 8 ? batch : 8, &err);
     gsq_engine *sparse = NULL, *dense = NULL, *fp16 = NULL;
-    if (st == GSQ_OK) st = gsq_engine_create_on(&sparse, m, info.pattern, GSQ_ENGINE_SPARSE, batch, device, &err);
-    if (st == GSQ_OK) st = gsq_engine_create_on(&dense, m, info.pattern, GSQ_ENGINE_DENSE, batch, device, &err);
+    gsq_engine_options eo = {.layout = GSQ_ENGINE_SPARSE, .max_batch = batch, .device = device, .pattern = info.pattern};
+    if (st == GSQ_OK) st = gsq_engine_create(&sparse, m, &eo, &err);
+    eo.layout = GSQ_ENGINE_DENSE;
+    if (st == GSQ_OK) st = gsq_engine_create(&dense, m, &eo, &err);
+    eo.layout = GSQ_ENGINE_FP16;
     if (st == GSQ_OK && device == GSQ_ENGINE_CUDA)
-        st = gsq_engine_create_on(&fp16, m, info.pattern, GSQ_ENGINE_FP16, batch, device, &err);
+        st = gsq_engine_create(&fp16, m, &eo, &err);
     int att_quantized = st == GSQ_OK && gsq_vit_quant_attention_scales(m, 0) != NULL;
     if (st == GSQ_OK) gsq_vit_quant_disable(m); /* m is now the float model of the same weights */
     if (st != GSQ_OK) {

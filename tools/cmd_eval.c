@@ -91,11 +91,16 @@ typedef struct {
 static gsq_status make_engine(gsq_engine **e, const char *path, const gsq_vit *m, const gsq_compressed_info *info,
                               const run_opts *o, int batch, gsq_error *err)
 {
-    gsq_engine_layout layout = o->dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE;
-    if (o->check) return gsq_engine_create_on(e, m, info->pattern, layout, batch, o->device, err);
+    gsq_engine_options eo;
+    gsq_engine_options_init(&eo);
+    eo.layout = o->dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE;
+    eo.max_batch = batch;
+    eo.device = o->device;
+    eo.pattern = info->pattern;
+    if (o->check) return gsq_engine_create(e, m, &eo, err);
     gsq_st_file *f = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
-    if (st == GSQ_OK) st = gsq_engine_load(e, f, layout, batch, o->device, err);
+    if (st == GSQ_OK) st = gsq_engine_load(e, f, &eo, err);
     gsq_st_close(f);
     return st;
 }

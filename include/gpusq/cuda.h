@@ -2,7 +2,7 @@
  * functions live in the CUDA backend library, libgpusq_cuda.so (CMake target gpusq_cuda, built
  * where nvcc exists), which links the CUDA runtime: a program that calls them links it too.
  * libgpusq itself never does; its engine opens the library at run time when a GPU is asked for
- * (gsq_engine_create_on with GSQ_ENGINE_CUDA). Without a GPU or driver at run time the functions
+ * (an engine built with .device = GSQ_ENGINE_CUDA). Without a GPU or driver at run time the functions
  * report GSQ_ERR_UNSUPPORTED, so callers and tests can skip. docs/CUDA.md describes the kernels
  * and what has run on a GPU. */
 #ifndef GPUSQ_CUDA_H

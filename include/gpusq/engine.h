@@ -39,25 +39,30 @@ typedef enum {
 
 typedef struct gsq_engine gsq_engine;
 
-/* Builds the engine of m, a model with calibrated quantizers (as gsq_compressed_load returns it,
- * the file's scales fixed), for batches of up to max_batch images. With GSQ_ENGINE_SPARSE a GEMM
- * whose codes obey pattern (and whose input size is a multiple of its group) runs sparse, any
- * other dense. The engine copies what it needs; m may be freed afterwards. */
-gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern, gsq_engine_layout layout,
-                             int max_batch, gsq_error *err);
-/* The same on a device. On CUDA a GEMM runs on the sparse tensor cores (mma.sp) when its codes obey
- * 2:4, whatever pattern says (a paired 4:8 INT4 weight rarely does: it runs dense, its 4-bit codes
- * unpacked to the INT8 path, as GPUs up to Hopper have no 4-bit tensor-core instructions); times
- * per part come from CUDA events. */
-gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern,
-                                gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err);
+/* How an engine is built; gsq_engine_options_init gives the defaults (in brackets). */
+typedef struct {
+    gsq_engine_layout layout;   /* [GSQ_ENGINE_SPARSE] */
+    int max_batch;              /* [1] the largest batch gsq_engine_forward will get */
+    gsq_engine_device device;   /* [GSQ_ENGINE_CPU] */
+    gsq_sparse_pattern pattern; /* [2:4] the pattern a model's sparse GEMMs obey (a file names its own) */
+} gsq_engine_options;
+void gsq_engine_options_init(gsq_engine_options *o);
+
 /* The engine straight from an open compressed file (gsq_compressed_load's checks, every one),
  * without a float model: each GEMM's stored codes are packed as they are, sparse where the file
- * stores them sparse (GSQ_ENGINE_SPARSE; on CUDA where they obey 2:4), and the float parameters
- * read from the file. It computes what gsq_engine_create_on computes from gsq_compressed_load's
- * model, bit for bit, in a fraction of the memory. f may be closed afterwards. */
-gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, gsq_engine_layout layout, int max_batch,
-                           gsq_engine_device device, gsq_error *err);
+ * stores them sparse (GSQ_ENGINE_SPARSE), and the float parameters read from the file. It
+ * computes what gsq_engine_create computes from gsq_compressed_load's model, bit for bit, in a
+ * fraction of the memory. f may be closed afterwards.
+ * On CUDA a GEMM runs on the sparse tensor cores (mma.sp) when its codes obey 2:4, whatever the
+ * pattern (a paired 4:8 INT4 weight rarely does: it runs dense, its 4-bit codes unpacked to the
+ * INT8 path, as GPUs up to Hopper have no 4-bit tensor-core instructions); times per part come
+ * from CUDA events. */
+gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_engine_options *o, gsq_error *err);
+/* The engine of m, a model with calibrated quantizers (as gsq_compressed_load returns it, the
+ * file's scales fixed; or one in quantization-aware training). With GSQ_ENGINE_SPARSE a GEMM whose
+ * weights obey o->pattern (and whose input size is a multiple of its group) runs sparse, any other
+ * dense. The engine copies what it needs; m may be freed afterwards. */
+gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, const gsq_engine_options *o, gsq_error *err);
 void gsq_engine_free(gsq_engine *e);
 /* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch, both in host memory (on CUDA the
  * images are copied to the device and the logits back); the pointer is valid until the next call. */

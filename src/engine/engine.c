@@ -187,10 +187,10 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
     return GSQ_OK;
 }
 
-gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern, gsq_engine_layout layout,
-                             int max_batch, gsq_error *err)
+void gsq_engine_options_init(gsq_engine_options *o)
 {
-    return gsq_engine_create_on(out, m, pattern, layout, max_batch, GSQ_ENGINE_CPU, err);
+    *o = (gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = 1, .device = GSQ_ENGINE_CPU,
+                              .pattern = GSQ_SPARSE_2_4};
 }
 
 /* The engine of src for batches of up to max_batch (pattern: the one its sparse GEMMs obey). */
@@ -236,8 +236,7 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const float 
     return GSQ_OK;
 }
 
-gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_pattern pattern,
-                                gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err)
+gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, const gsq_engine_options *o, gsq_error *err)
 {
     *out = NULL;
     if (!gsq_vit_quant_active(m))
@@ -249,13 +248,12 @@ gsq_status gsq_engine_create_on(gsq_engine **out, const gsq_vit *m, gsq_sparse_p
         for (int l = 0; l < m->cfg.depth; l++) memcpy(qkv + 3 * l, gsq_vit_quant_attention_scales(m, l), 3 * sizeof(float));
     }
     engine_source src = {.m = m, .mode = gsq_vit_quant_mode(m)};
-    gsq_status st = create_from(out, &src, qkv, pattern, layout, max_batch, device, err);
+    gsq_status st = create_from(out, &src, qkv, o->pattern, o->layout, o->max_batch, o->device, err);
     free(qkv);
     return st;
 }
 
-gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, gsq_engine_layout layout, int max_batch,
-                           gsq_engine_device device, gsq_error *err)
+gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_engine_options *o, gsq_error *err)
 {
     *out = NULL;
     gsq_compressed_info info;
@@ -267,7 +265,7 @@ gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, gsq_engine_la
     for (int l = 0; st == GSQ_OK && info.attention && l < m->cfg.depth; l++)
         st = gsq_compressed_attention_scales(f, l, qkv + 3 * l, err);
     engine_source src = {.m = m, .mode = info.mode, .f = f, .info = &info};
-    if (st == GSQ_OK) st = create_from(out, &src, qkv, info.pattern, layout, max_batch, device, err);
+    if (st == GSQ_OK) st = create_from(out, &src, qkv, info.pattern, o->layout, o->max_batch, o->device, err);
     free(qkv);
     gsq_vit_free(m);
     return st;
