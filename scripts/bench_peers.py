@@ -1,5 +1,6 @@
-"""Peer baselines for gpusq's CPU inference engine: PyTorch FP32, ONNX Runtime FP32 and ONNX Runtime
-INT8 (static QDQ quantization) on the same ViT models, thread count and inputs.
+"""Peer baselines for gpusq's CPU inference engine: PyTorch FP32, ONNX Runtime FP32, ONNX Runtime
+INT8 (static QDQ quantization) and OpenVINO (FP32, bf16 and NNCF INT8) on the same ViT models,
+thread count and inputs.
 
 Run inside the project venv (bash scripts/setup-venv.sh first); nothing here is needed to build or
 test gpusq:
@@ -14,12 +15,21 @@ For each model (timm, random init, pretrained=False, nothing downloaded; gpusq_d
      recommends this for x86 CPUs with VNNI), after quant_pre_process, calibrated (MinMax) on
      random-normal batches; twice by default (--int8): with ORT's default operator set, which also
      quantizes LayerNorm, Softmax, Add, Mul and Erf, and with the linear layers only;
-  3. times batch-1 latency (median ms) and batch-32 throughput (32 / median batch time) for
+  3. converts the same model with openvino.convert_model (example input of the model's shape,
+     dynamic batch axis) and, for the INT8 row, quantizes that with nncf.quantize
+     (model_type=TRANSFORMER, default preset and mode) calibrated on the same random-normal images
+     as ORT's calibration, fed one image at a time (NNCF's advice for transformers);
+  4. times batch-1 latency (median ms) and batch-32 throughput (32 / median batch time) for
      PyTorch FP32 (torch.inference_mode), ORT FP32 and each ORT INT8 model (CPUExecutionProvider,
-     ORT_ENABLE_ALL, sequential execution, intra-op threads = --threads, inter-op 1);
-  4. prints how far the outputs are from the FP32 ones (information only: random weights and
+     ORT_ENABLE_ALL, sequential execution, intra-op threads = --threads, inter-op 1) and each
+     OpenVINO model (CPU plugin, INFERENCE_NUM_THREADS = --threads, NUM_STREAMS 1, PERFORMANCE_HINT
+     LATENCY, one synchronous infer request with zero-copy inputs; INFERENCE_PRECISION_HINT f32 for
+     the FP32 row, bf16 for the bf16 row, the plugin's default for the INT8 row; the precision the
+     plugin actually ran its FullyConnected/MatMul layers in, read from the compiled model's runtime
+     graph, is recorded and goes into the row's label when it differs from the request);
+  5. prints how far the outputs are from the FP32 ones (information only: random weights and
      random inputs say little about accuracy on real data);
-  5. prints one Markdown table per model and, with --out, writes every number as JSON.
+  6. prints one Markdown table per model and, with --out, writes every number as JSON.
 
 Each timing runs at least --iters (batch 1) or --iters-batch (batch 32) iterations and at least
 --min-time seconds, after --warmup untimed ones. It also measures the share of the CPUs used by
@@ -29,6 +39,7 @@ measuring again up to --tries times: on a shared 2-core machine such rows are no
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
@@ -49,7 +60,7 @@ def import_or_die():
     """Import the third-party packages, or say which are missing and how to get them."""
     missing = []
     mods = {}
-    for name in ("numpy", "torch", "timm", "onnx", "onnxscript", "onnxruntime"):
+    for name in ("numpy", "torch", "timm", "onnx", "onnxscript", "onnxruntime", "openvino", "nncf"):
         try:
             mods[name] = __import__(name)
         except ImportError as e:
@@ -67,6 +78,7 @@ def import_or_die():
 
 M = import_or_die()
 np, torch, timm, onnx, ort = M["numpy"], M["torch"], M["timm"], M["onnx"], M["onnxruntime"]
+ov, nncf = M["openvino"], M["nncf"]
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,  # noqa: E402
                                       QuantFormat, QuantType, quantize_static)
 
@@ -84,7 +96,7 @@ def cpu_info():
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16")
     return name, [f for f in wanted if f in flags]
 
 
@@ -203,6 +215,71 @@ def quantize_int8(src, out, size, op_types, args):
     return out
 
 
+# OpenVINO rows: key -> (label, INFERENCE_PRECISION_HINT or None for the plugin's default).
+OV_VARIANTS = {"fp32": ("OpenVINO FP32", "f32"),
+               "bf16": ("OpenVINO bf16", "bf16"),
+               "int8": ("OpenVINO INT8 (NNCF PTQ)", None)}
+
+
+def convert_openvino(model, size):
+    """openvino.convert_model of the same torch module, traced on an example input of the model's
+    shape; the batch axis is left dynamic, as in the ONNX export."""
+    return ov.convert_model(model, example_input=torch.randn(1, 3, size, size),
+                            input=[ov.PartialShape([-1, 3, size, size])])
+
+
+def quantize_openvino(ov_model, size, args):
+    """NNCF post-training INT8 quantization of the OpenVINO model, calibrated on the images of
+    RandomBatches (the ORT calibration data), one image per item."""
+    images = [b[i:i + 1] for b in RandomBatches(size, args.calib_batches, args.calib_batch).data
+              for i in range(b.shape[0])]
+    with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars; stdout carries the tables
+        return nncf.quantize(ov_model.clone(), nncf.Dataset(images), model_type=nncf.ModelType.TRANSFORMER,
+                             subset_size=len(images))
+
+
+def ov_compile(core, ov_model, threads, precision):
+    cfg = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    if precision is not None:
+        cfg["INFERENCE_PRECISION_HINT"] = precision
+    return core.compile_model(ov_model, "CPU", cfg)
+
+
+def ov_runtime_info(compiled):
+    """The compiled model's settings and the precisions its compute layers run in (runtime graph)."""
+    info = {}
+    for key in ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT",
+                "EXECUTION_MODE_HINT", "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING"):
+        try:
+            v = compiled.get_property(key)
+            info[key] = v.to_string() if isinstance(v, ov.Type) else str(v)
+        except Exception:  # property not known to this OpenVINO version
+            pass
+    layers = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        kind, prec = rt["layerType"].astype(str), rt["runtimePrecision"].astype(str)
+        if "ScaledDotProductAttention" in rt["originalLayersNames"].astype(str):
+            kind = "attention"  # torch's SDPA, fused by the plugin (a Subgraph: QK^T, softmax, AV)
+        if kind in ("FullyConnected", "MatMul", "Convolution", "attention"):
+            layers.setdefault(kind, {}).setdefault(prec, 0)
+            layers[kind][prec] += 1
+    info["compute_layers"] = layers
+    return info
+
+
+def ov_label(key, info):
+    """The row's label, saying what the plugin ran when that differs from the name of the row."""
+    label, _ = OV_VARIANTS[key]
+    fc = info["compute_layers"].get("FullyConnected", info["compute_layers"].get("MatMul", {}))
+    ran = "/".join(sorted(fc)) or "?"
+    hint = info.get("INFERENCE_PRECISION_HINT")
+    if key == "int8":
+        return f"{label[:-1]}; other ops {hint})" if hint else label
+    want = {"fp32": "f32", "bf16": "bf16"}[key]
+    return label if ran == want else f"{label} requested (FullyConnected ran {ran})"
+
+
 # ---------------------------------------------------------------- timing
 
 def time_fn(fn, warmup, iters, min_time, meter):
@@ -299,6 +376,19 @@ def bench_model(name, args, meter):
         res["quantize_s"] = round(time.perf_counter() - t0, 1)
         print(f"bench_peers: {name}: exported in {res['export_s']} s, quantized in {res['quantize_s']} s",
               file=sys.stderr)
+        ov_models = {}
+        if args.openvino:
+            t0 = time.perf_counter()
+            ov_fp32 = convert_openvino(model, size)
+            res["openvino_convert_s"] = round(time.perf_counter() - t0, 1)
+            ov_models.update({k: ov_fp32 for k in args.openvino if k != "int8"})
+            if "int8" in args.openvino:
+                t0 = time.perf_counter()
+                ov_models["int8"] = quantize_openvino(ov_fp32, size, args)
+                res["nncf_quantize_s"] = round(time.perf_counter() - t0, 1)
+            print(f"bench_peers: {name}: OpenVINO conversion {res['openvino_convert_s']} s"
+                  + (f", NNCF quantization {res['nncf_quantize_s']} s" if "int8" in args.openvino else ""),
+                  file=sys.stderr)
 
         rows = {}
         # PyTorch first, then each ORT session alone: no other runtime's threads are alive meanwhile.
@@ -321,6 +411,27 @@ def bench_model(name, args, meter):
             if label != "ONNX Runtime FP32":
                 rows[label]["vs_ort_fp32_outputs"] = compare(outs["ONNX Runtime FP32"], outs[label])
 
+        # OpenVINO last, each compiled model alone (ORT's sessions are gone).
+        core, ov_fp32_out = ov.Core(), None
+        for key in args.openvino:
+            ov_model = ov_models[key]
+            xml = os.path.join(tmp, f"model.ov.{key}.xml")
+            ov.save_model(ov_model, xml, compress_to_fp16=False)
+            compiled = ov_compile(core, ov_model, args.threads, OV_VARIANTS[key][1])
+            req = compiled.create_infer_request()
+            info = ov_runtime_info(compiled)
+            label = ov_label(key, info)
+            rows[label] = bench_runtime(lambda x: req.infer({0: x}, share_inputs=True), x1, x32, args, meter)
+            out = req.infer({0: x32})[0].copy()
+            rows[label]["openvino"] = info
+            rows[label]["vs_pytorch_outputs"] = compare(ref, out)
+            if key == "fp32":
+                ov_fp32_out = out
+            elif ov_fp32_out is not None:
+                rows[label]["vs_openvino_fp32_outputs"] = compare(ov_fp32_out, out)
+            rows[label]["model_mb"] = round(os.path.getsize(xml[:-4] + ".bin") / 2**20, 1)
+            del req, compiled
+
     base = rows["PyTorch FP32"]
     for r in rows.values():
         r["latency_speedup_vs_pytorch"] = base["batch1_latency_ms"] / r["batch1_latency_ms"]
@@ -331,6 +442,10 @@ def bench_model(name, args, meter):
 
 # ---------------------------------------------------------------- report
 
+def _img_s(v):
+    return f"{v:.4g}" if v < 1e4 else f"{v:.0f}"  # 4 digits, never 1.001e+04
+
+
 def markdown(res):
     lines = [f"### {res['model']} ({res['image_size']}x{res['image_size']}, "
              f"{res['params'] / 1e6:.2f} M parameters)", "",
@@ -339,13 +454,15 @@ def markdown(res):
     for label, r in res["runtimes"].items():
         loads = [r[k]["other_load"] for k in ("batch1", "batch32") if r[k]["other_load"] is not None]
         mark = " *" if loads and max(loads) > res["max_load"] else ""
-        lines.append(f"| {label}{mark} | {r['batch1_latency_ms']:.3g} | {r['batch32_img_per_s']:.4g} | "
+        lines.append(f"| {label}{mark} | {r['batch1_latency_ms']:.3g} | {_img_s(r['batch32_img_per_s'])} | "
                      f"{r['latency_speedup_vs_pytorch']:.2f}× / {r['throughput_speedup_vs_pytorch']:.2f}× |")
     lines.append("")
     for label, r in res["runtimes"].items():
-        key, ref = (("vs_ort_fp32_outputs", "ONNX Runtime FP32") if "vs_ort_fp32_outputs" in r
-                    else ("vs_pytorch_outputs", "PyTorch FP32"))
-        if key in r:
+        key, ref = next(((k, n) for k, n in (("vs_ort_fp32_outputs", "ONNX Runtime FP32"),
+                                             ("vs_openvino_fp32_outputs", "OpenVINO FP32"),
+                                             ("vs_pytorch_outputs", "PyTorch FP32")) if k in r),
+                        (None, None))
+        if key:
             c = r[key]
             lines.append(f"- logits of {label} vs {ref} (the batch-32 random inputs): max |diff| "
                          f"{c['max_abs_diff']:.3g} (max |logit| {c['max_abs_ref']:.3g}), correlation "
@@ -355,6 +472,14 @@ def markdown(res):
     iters = ", ".join(f"{label}: {r['batch1']['iters']} / {r['batch32']['iters']}"
                       for label, r in res["runtimes"].items())
     lines.append(f"- timed iterations (batch 1 / batch 32): {iters}")
+    for label, r in res["runtimes"].items():
+        if "openvino" in r:
+            o = r["openvino"]
+            layers = "; ".join(f"{k} " + ", ".join(f"{p} ×{n}" for p, n in sorted(v.items()))
+                               for k, v in sorted(o["compute_layers"].items()))
+            lines.append(f"- {label}: compiled with INFERENCE_PRECISION_HINT {o.get('INFERENCE_PRECISION_HINT')}, "
+                         f"{o.get('INFERENCE_NUM_THREADS')} threads, {o.get('NUM_STREAMS')} stream(s), "
+                         f"{o.get('PERFORMANCE_HINT')}; runtime precision of its compute layers: {layers}")
     if loads:
         lines.append(f"- other processes' share of the CPUs during the timings: at most {100 * max(loads):.0f}%"
                      + (f" (rows marked * above {100 * res['max_load']:.0f}% even after "
@@ -364,7 +489,7 @@ def markdown(res):
 
 def main():
     ap = argparse.ArgumentParser(
-        description="PyTorch / ONNX Runtime FP32 / ONNX Runtime INT8 CPU peers for gpusq")
+        description="PyTorch / ONNX Runtime FP32 and INT8 / OpenVINO FP32, bf16 and INT8 CPU peers for gpusq")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every runtime (default: all cores)")
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {','.join(MODELS)}")
     ap.add_argument("--iters", type=int, default=50, help="minimum timed iterations at batch 1 (default 50)")
@@ -381,6 +506,9 @@ def main():
     ap.add_argument("--int8", default="all,linear",
                     help="INT8 variants, comma-separated: all (ORT's default operator set), "
                          "linear (MatMul/Gemm/Conv only); default both")
+    ap.add_argument("--openvino", default="fp32,bf16,int8",
+                    help="OpenVINO rows, comma-separated: fp32, bf16, int8 (NNCF); default all three, "
+                         "'' for none")
     ap.add_argument("--out", help="write all numbers as JSON to this file")
     args = ap.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -390,6 +518,10 @@ def main():
     args.int8 = [v.strip() for v in args.int8.split(",") if v.strip()]
     if any(v not in INT8_VARIANTS for v in args.int8):
         ap.error(f"--int8: choose from {','.join(INT8_VARIANTS)}")
+    wanted = {v.strip() for v in args.openvino.split(",") if v.strip()}
+    if wanted - set(OV_VARIANTS):
+        ap.error(f"--openvino: choose from {','.join(OV_VARIANTS)}")
+    args.openvino = [v for v in OV_VARIANTS if v in wanted]  # FP32 first: the others are compared with it
     if min(args.threads, args.tries, args.iters, args.iters_batch, args.calib_batches, args.calib_batch) < 1 \
             or args.warmup < 0 or args.min_time < 0:
         ap.error("--threads, --tries, --iters, --iters-batch, --calib-* must be >= 1; --warmup, --min-time >= 0")
@@ -405,6 +537,7 @@ def main():
     env = {"date_utc": start.strftime("%Y-%m-%d %H:%M"), "cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(),
            "threads": args.threads, "python": sys.version.split()[0], "torch": torch.__version__,
            "timm": timm.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+           "openvino": ov.get_version(), "nncf": nncf.__version__,
            "numpy": np.__version__, "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
            "iters": args.iters, "iters_batch": args.iters_batch, "min_time_s": args.min_time, "warmup": args.warmup,
            "max_load": args.max_load, "tries": args.tries,
@@ -412,10 +545,18 @@ def main():
                             "format": "QDQ", "per_channel": True, "reduce_range": False, "activations": "QUInt8",
                             "weights": "QInt8", "calibration": f"MinMax, {args.calib_batches} random-normal "
                                                                f"batches of {args.calib_batch}"},
+           "openvino_rows": {k: {"label": OV_VARIANTS[k][0], "INFERENCE_PRECISION_HINT": OV_VARIANTS[k][1] or
+                                 "plugin default"} for k in args.openvino},
+           "openvino_config": {"device": "CPU", "INFERENCE_NUM_THREADS": args.threads, "NUM_STREAMS": 1,
+                               "PERFORMANCE_HINT": "LATENCY", "convert": "openvino.convert_model(torch module, "
+                               "example_input 1x3xHxW, input [-1,3,H,W])",
+                               "nncf": "nncf.quantize(model_type=TRANSFORMER, defaults otherwise), "
+                                       f"{args.calib_batches * args.calib_batch} calibration images one at a time"},
            "omp": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("OMP_", "GOMP_"))},
            "total_s": round((datetime.datetime.now(datetime.timezone.utc) - start).total_seconds(), 1)}
     print(f"# {env['date_utc']} UTC, {cpu}, {env['cores']} cores, threads {args.threads}; torch {env['torch']}, "
-          f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, timm {env['timm']}; total {env['total_s']} s")
+          f"onnxruntime {env['onnxruntime']}, onnx {env['onnx']}, timm {env['timm']}, openvino {env['openvino']}, "
+          f"nncf {env['nncf']}; total {env['total_s']} s")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"env": env, "results": results}, f, indent=2)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Creates the Python virtual environment <repo>/.venv for the Python side of gpusq: the scripts
 # that write the timm parity fixtures (scripts/make_fixtures.py), the PyTorch benchmark peer
-# (bench/bench_pytorch.py) and ONNX export checks. It installs torch (used on the CPU only), timm,
-# safetensors, numpy, onnx, onnxscript (torch.onnx's exporter) and onnxruntime from PyPI.
+# (bench/bench_pytorch.py), the CPU peers (scripts/bench_peers.py) and ONNX export checks. It
+# installs torch (used on the CPU only), timm, safetensors, numpy, onnx, onnxscript (torch.onnx's
+# exporter), onnxruntime, openvino and nncf (OpenVINO's post-training quantization) from PyPI.
 # The C library and its tests never need it.
 #
 #   bash scripts/setup-venv.sh                            # create or complete .venv, print versions
@@ -16,14 +17,15 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"
 python="${GPUSQ_PYTHON:-python3}"
-packages=(torch torchvision "pillow>=13" timm safetensors numpy onnx onnxscript onnxruntime)
+packages=(torch torchvision "pillow>=13" timm safetensors numpy onnx onnxscript onnxruntime openvino nncf)
 
 report() {
     "$venv/bin/python" - <<'PY'
 import sys
 import numpy, onnx, onnxruntime, onnxscript, safetensors, timm, torch
+import openvino, nncf
 print(f"setup-venv: python {sys.version.split()[0]} at {sys.executable}")
-for m in (torch, timm, safetensors, numpy, onnx, onnxscript, onnxruntime):
+for m in (torch, timm, safetensors, numpy, onnx, onnxscript, onnxruntime, openvino, nncf):
     print(f"setup-venv:   {m.__name__:12s} {m.__version__}")
 print(f"setup-venv:   torch threads {torch.get_num_threads()}, "
       f"cuda available {torch.cuda.is_available()}")
