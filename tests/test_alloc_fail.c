@@ -309,7 +309,9 @@ static void test_pack_amx(void)
 }
 
 /* A checkpoint of a run (distilling from a teacher with_teacher), resumed. */
-static void test_resume(const char *dir, int with_teacher)
+/* A checkpoint of the tiny model, resumed: with a teacher in the run, or in quantization-aware
+ * training (INT4, quantized attention, learned scales: the quantizers come back from the file). */
+static void test_resume(const char *dir, int with_teacher, int quantized)
 {
     resume_ctx c;
     char path[128];
@@ -326,11 +328,23 @@ static void test_resume(const char *dir, int with_teacher)
     CHECK(gsq_vit_create(&m, &tiny, &err) == GSQ_OK, "%s", err.msg);
     gsq_vit_init(m, 2);
     CHECK(gsq_vit_set_class_names(m, class_names, &err) == GSQ_OK, "%s", err.msg);
+    if (quantized) {
+        float x[2 * 3 * 16 * 16];
+        for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)(i % 9) * 0.25f - 1.0f;
+        CHECK(gsq_vit_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err) == GSQ_OK &&
+                  gsq_vit_quant_enable_attention(m, &err) == GSQ_OK && gsq_vit_quant_enable_lsq(m, 10, &err) == GSQ_OK &&
+                  gsq_vit_quant_observe_begin(m, 64, &err) == GSQ_OK && gsq_vit_forward(m, x, 2, NULL, &err) == GSQ_OK &&
+                  gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 100, &err) == GSQ_OK &&
+                  gsq_vit_forward(m, x, 2, NULL, &err) == GSQ_OK, /* the learned weight scales are held from here */
+              "%s", err.msg);
+    }
     gsq_trainer t;
     CHECK(gsq_trainer_init(&t, m, &c.cfg, 40, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_trainer_save(&t, &c.cfg, path, &err) == GSQ_OK, "%s", err.msg);
     gsq_trainer_free(&t);
-    const char *what = teacher ? "gsq_trainer_resume (with a teacher)" : "gsq_trainer_resume";
+    const char *what = teacher     ? "gsq_trainer_resume (with a teacher)"
+                       : quantized ? "gsq_trainer_resume (quantizers with learned scales)"
+                                   : "gsq_trainer_resume";
     CHECK(sweep(what, resume, &c) > 0, "no allocation to fail");
     unlink(path);
     gsq_vit_free(teacher);
@@ -346,8 +360,9 @@ int main(void)
     test_compressed(dir, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1);
     test_compressed(dir, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0);
     test_pack_amx();
-    test_resume(dir, 0);
-    test_resume(dir, 1);
+    test_resume(dir, 0, 0);
+    test_resume(dir, 1, 0);
+    test_resume(dir, 0, 1);
     rmdir(dir);
     return test_finish("test_alloc_fail");
 }

@@ -76,10 +76,10 @@ int cli_option_value(const char *cmd, int ok, const char *accepted, int argc, ch
 int cli_string_option(const char *cmd, int argc, char **argv, int *i, const char **dst);
 int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
                       const char *help, const char *defaults);
-/* Right after parsing, before any work: decides the checkpoint path (none unless checkpoints;
- * --checkpoint, else beside --out) and checks that --out, the checkpoint, --log and report (may be
- * NULL) can be written, creating missing folders (gsq_output_prepare). */
-gsq_status cli_train_outputs(cli_train_opts *o, int checkpoints, const char *report, gsq_error *err);
+/* Right after parsing, before any work: decides the checkpoint path (--checkpoint, else beside
+ * --out) and checks that --out, the checkpoint, --log and report (may be NULL) can be written,
+ * creating missing folders (gsq_output_prepare). */
+gsq_status cli_train_outputs(cli_train_opts *o, const char *report, gsq_error *err);
 /* After parsing, for a model of img_size: threads, seeds, transforms. */
 void cli_train_opts_apply(cli_train_opts *o, int img_size);
 /* After a finished run has tried to write its results (written: 1 if all were): the run's final

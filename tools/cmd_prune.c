@@ -111,7 +111,7 @@ int cmd_prune(int argc, char **argv)
     if (!p.teacher) return cli_usage_error("prune", "--teacher DENSE.safetensors is required");
 
     gsq_error err = {0};
-    if (cli_train_outputs(&o, 1, p.report, &err) != GSQ_OK) return cli_report("prune", &err);
+    if (cli_train_outputs(&o, p.report, &err) != GSQ_OK) return cli_report("prune", &err);
     gsq_vit *teacher = NULL, *student = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_sparse_plan plan = {0}, plain = {0};

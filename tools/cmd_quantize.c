@@ -2,6 +2,7 @@
  * quantizers to every GEMM, calibrate the activation scales, fine-tune with the masks frozen
  * (quantization-aware, distilling from the sparse float model with per-block feature weights
  * derived from stage 1's losses), and write the compressed model file and a report. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +29,16 @@ static const char *help =
     "  --lsq-lr F          the scales' learning rate as a multiple of --lr (default 10)\n"
     "  --uniform-weights   feature weights w_l = 1 instead of stage 1's sparse-distillation-aware ones\n"
     "  --alpha X (1)  --beta X (10)  --gamma X (5)  --temperature T (1)  --unsupervised\n"
+    "  --resume FILE       continue the QAT that wrote this checkpoint (same options): the\n"
+    "                      quantizers' scales come from it, nothing is calibrated again\n"
     "  --report FILE       also write the report as JSON\n";
 static const char *defaults =
     "defaults: --epochs 1 --lr 1e-4 with 8-bit weights, --epochs 2 --lr 5e-4 with 4-bit weights;\n"
     "--lsq with --mode int4; --batch 64 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation on,\n"
-    "--out model.gsq.safetensors.\n"
-    "Stage 2 writes no checkpoints (--checkpoint and --checkpoint-every do nothing here); an interrupted\n"
-    "run is run again.\n";
+    "--out model.gsq.safetensors; Ctrl-C writes a checkpoint beside it (as --checkpoint says).\n";
 
 typedef struct {
-    const char *teacher, *report;
+    const char *teacher, *report, *resume;
     gsq_quant_mode mode;
     gsq_calib_method calib, weight_calib;
     float percentile;
@@ -63,6 +64,7 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
     }
     if (!strcmp(a, "--teacher")) return cli_string_option("quantize", argc, argv, i, &q->teacher);
     if (!strcmp(a, "--report")) return cli_string_option("quantize", argc, argv, i, &q->report);
+    if (!strcmp(a, "--resume")) return cli_string_option("quantize", argc, argv, i, &q->resume);
     if (!strcmp(a, "--percentile")) return cli_float_option("quantize", argc, argv, i, 1e-3f, 100.0f, 0, &q->percentile);
     if (!strcmp(a, "--calib-batches"))
         return cli_int_option("quantize", argc, argv, i, 1, 1 << 20, &q->calib_batches);
@@ -116,9 +118,11 @@ static gsq_status read_stage1(const gsq_st_file *f, int depth, int uniform, floa
     return st;
 }
 
+/* One accuracy line; NaN: not measured here (a resumed run does not calibrate again). */
 static void print_acc(const char *what, const gsq_eval_result *r)
 {
-    printf("  %-26s top-1 %6.2f%%  top-5 %6.2f%%  loss %.4f\n", what, 100 * r->top1, 100 * r->top5, r->loss);
+    if (isnan(r->top1)) printf("  %-26s not measured (a resumed run)\n", what);
+    else printf("  %-26s top-1 %6.2f%%  top-5 %6.2f%%  loss %.4f\n", what, 100 * r->top1, 100 * r->top5, r->loss);
 }
 
 static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse_pattern pattern,
@@ -134,9 +138,11 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
             gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1", q->attention ? "true" : "false",
             q->lsq ? "true" : "false", (double)q->lsq_lr);
     const char *names[3] = {"sparse_float", "calibrated", "qat"};
-    for (int i = 0; i < 3; i++)
-        cli_put(&t, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n", names[i], acc[i].top1,
-                acc[i].top5, acc[i].loss, i < 2 ? "," : "");
+    for (int i = 0; i < 3; i++) {
+        if (isnan(acc[i].top1)) cli_put(&t, "    \"%s\": null%s\n", names[i], i < 2 ? "," : ""); /* not measured */
+        else cli_put(&t, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n", names[i], acc[i].top1,
+                     acc[i].top5, acc[i].loss, i < 2 ? "," : "");
+    }
     cli_put(&t, "  },\n  \"w_l\": {");
     for (int l = first; l < depth; l++) cli_put(&t, "%s\"blocks.%d\": %.6f", l > first ? ", " : "", l, (double)w[l]);
     cli_put(&t,
@@ -172,8 +178,7 @@ int cmd_quantize(int argc, char **argv)
     }
 
     gsq_error err = {0};
-    /* a checkpoint would lack the quantizers' calibrated scales: stage 2 reruns instead of resuming */
-    if (cli_train_outputs(&o, 0, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);
+    if (cli_train_outputs(&o, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);
     gsq_vit *teacher = NULL, *student = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_sparse_plan plan = {0};
@@ -186,7 +191,7 @@ int cmd_quantize(int argc, char **argv)
     gsq_st_file *f = NULL; /* the stage-1 file, read once: the model and its metadata */
     gsq_status st = gsq_st_open(&f, q.teacher, &err);
     if (st == GSQ_OK) st = gsq_vit_load_open(&teacher, f, NULL, NULL, &err);
-    if (st == GSQ_OK) st = gsq_vit_clone(&student, teacher, &err);
+    if (st == GSQ_OK && !q.resume) st = gsq_vit_clone(&student, teacher, &err);
     if (st == GSQ_OK && !(w = calloc((size_t)teacher->cfg.depth, sizeof(float))))
         st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
     if (st == GSQ_OK) st = read_stage1(f, teacher->cfg.depth, q.uniform, w, &first, &pattern, &err);
@@ -197,18 +202,23 @@ int cmd_quantize(int argc, char **argv)
     }
     gsq_dataset *eval_ds = val ? val : train;
     int batch = o.cfg.batch_size, workers = o.cfg.workers;
-    if (st == GSQ_OK) st = gsq_sparse_plan_from_weights(&plan, student, pattern, 1, &err);
+    /* the masks: the teacher's zeros (its weights are the stage-1 sparse ones) */
+    if (st == GSQ_OK) st = gsq_sparse_plan_from_weights(&plan, teacher, pattern, 1, &err);
     if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &o.cfg.transform, batch, workers, &acc[0], &err);
-    if (st == GSQ_OK) st = gsq_vit_quant_enable(student, q.mode, q.weight_calib, &err);
-    if (st == GSQ_OK && q.attention) st = gsq_vit_quant_enable_attention(student, &err);
-    if (st == GSQ_OK && q.lsq) st = gsq_vit_quant_enable_lsq(student, q.lsq_lr, &err);
-    if (st == GSQ_OK)
-        st = gsq_vit_quant_calibrate(student, train, &o.cfg.transform, batch, q.calib_batches, workers, q.calib,
-                                     q.percentile, &err);
-    if (st == GSQ_OK) st = gsq_evaluate(student, eval_ds, &o.cfg.transform, batch, workers, &acc[1], &err);
-    if (st == GSQ_OK)
-        printf("calibrated %s (%s): top-1 %.2f%% (sparse float %.2f%%)\n", gsq_quant_mode_name(q.mode),
-               gsq_calib_name(q.calib), 100 * acc[1].top1, 100 * acc[0].top1);
+    if (st == GSQ_OK && !q.resume) { /* a resumed run's quantizers come with its checkpoint */
+        st = gsq_vit_quant_enable(student, q.mode, q.weight_calib, &err);
+        if (st == GSQ_OK && q.attention) st = gsq_vit_quant_enable_attention(student, &err);
+        if (st == GSQ_OK && q.lsq) st = gsq_vit_quant_enable_lsq(student, q.lsq_lr, &err);
+        if (st == GSQ_OK)
+            st = gsq_vit_quant_calibrate(student, train, &o.cfg.transform, batch, q.calib_batches, workers, q.calib,
+                                         q.percentile, &err);
+        if (st == GSQ_OK) st = gsq_evaluate(student, eval_ds, &o.cfg.transform, batch, workers, &acc[1], &err);
+        if (st == GSQ_OK)
+            printf("calibrated %s (%s): top-1 %.2f%% (sparse float %.2f%%)\n", gsq_quant_mode_name(q.mode),
+                   gsq_calib_name(q.calib), 100 * acc[1].top1, 100 * acc[0].top1);
+    } else if (st == GSQ_OK) {
+        acc[1].top1 = acc[1].top5 = acc[1].loss = NAN; /* measured by the run that calibrated */
+    }
     gsq_distill_config *dc = &o.cfg.distill;
     gsq_distill_defaults(dc, teacher ? teacher->cfg.depth : 0);
     dc->first_block = first;
@@ -219,9 +229,21 @@ int cmd_quantize(int argc, char **argv)
     o.cfg.val = val;
     o.cfg.frozen_zero = plan.mask;
     if (st == GSQ_OK) {
-        st = gsq_trainer_init(&t, student, &o.cfg, train->size, &err);
+        if (q.resume) st = gsq_trainer_resume(&t, q.resume, &o.cfg, train->size, &err);
+        else st = gsq_trainer_init(&t, student, &o.cfg, train->size, &err);
         student = NULL;
     }
+    if (st == GSQ_OK && q.resume && !gsq_vit_quant_active(t.model))
+        st = gsq_fail(&err, GSQ_ERR_ARG, "%s is not a checkpoint of gpusq quantize (it has no quantizers)", q.resume);
+    if (st == GSQ_OK && q.resume && gsq_vit_quant_mode(t.model) != q.mode)
+        st = gsq_fail(&err, GSQ_ERR_ARG, "%s was written by a --mode %s run; this run has --mode %s", q.resume,
+                      gsq_quant_mode_name(gsq_vit_quant_mode(t.model)), gsq_quant_mode_name(q.mode));
+    int had_attention = st == GSQ_OK && gsq_vit_quant_attention_scales(t.model, 0) != NULL;
+    int had_lsq = st == GSQ_OK && gsq_vit_quant_lsq_size(t.model) > 0;
+    if (st == GSQ_OK && q.resume && (had_attention != q.attention || had_lsq != q.lsq))
+        st = gsq_fail(&err, GSQ_ERR_ARG, "%s was written by a run %s --attention and %s learned scales; this run is "
+                      "%s --attention and %s them (give the same options)", q.resume, had_attention ? "with" : "without",
+                      had_lsq ? "with" : "without", q.attention ? "with" : "without", q.lsq ? "with" : "without");
     if (st == GSQ_OK) st = cli_train_run(&o, &t, train, q.teacher, &res, &err);
     gsq_compressed_info info = {0};
     if (st == GSQ_OK && res.finished) {
@@ -252,7 +274,5 @@ int cmd_quantize(int argc, char **argv)
     free(w);
     gsq_dataset_free(train);
     gsq_dataset_free(val);
-    if (st == GSQ_OK && !res.finished && !res.interrupted)
-        st = gsq_fail(&err, GSQ_ERR_ARG, "stopped by --max-steps before the end: nothing was written");
     return st == GSQ_OK ? (res.interrupted ? 130 : 0) : cli_report("quantize", &err);
 }

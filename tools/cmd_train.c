@@ -48,7 +48,7 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error("train", "give exactly one of --model, --weights and --resume");
 
     gsq_error err = {0};
-    if (cli_train_outputs(&o, 1, NULL, &err) != GSQ_OK) return cli_report("train", &err);
+    if (cli_train_outputs(&o, NULL, &err) != GSQ_OK) return cli_report("train", &err);
     gsq_vit_config mc;
     gsq_vit *m = NULL;
     if (model_name && gsq_vit_config_by_name(model_name, &mc, &err) != GSQ_OK) return cli_report("train", &err);

@@ -125,10 +125,9 @@ int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, 
     return 0;
 }
 
-gsq_status cli_train_outputs(cli_train_opts *o, int checkpoints, const char *report, gsq_error *err)
+gsq_status cli_train_outputs(cli_train_opts *o, const char *report, gsq_error *err)
 {
-    o->checkpoint = checkpoints ? o->checkpoint : NULL;
-    if (checkpoints && !o->checkpoint) { /* beside --out: NAME.ckpt.safetensors */
+    if (!o->checkpoint) { /* beside --out: NAME.ckpt.safetensors */
         snprintf(o->checkpoint_buf, sizeof o->checkpoint_buf, "%s", o->out);
         char *dot = strstr(o->checkpoint_buf, ".safetensors");
         if (dot) *dot = '\0';
@@ -241,12 +240,9 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
     if (res->finished)
         printf("trained %s in %.1f s (%.0f img/s)%s\n", train->name, res->seconds, res->images_per_second,
                res->skipped ? " with skipped samples" : "");
-    else if (o->cfg.checkpoint_path)
+    else
         printf("stopped at step %ld (epoch %ld, batch %ld); resume with --resume %s\n", t->state.step, t->state.epoch,
                t->state.batch, o->checkpoint);
-    else
-        printf("stopped at step %ld (epoch %ld, batch %ld); this stage cannot resume: run it again\n", t->state.step,
-               t->state.epoch, t->state.batch);
     if (res->eval.count)
         printf("validation: top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %zu images\n", 100 * res->eval.top1,
                100 * res->eval.top5, res->eval.loss, res->eval.count);

@@ -190,11 +190,12 @@ gsq_status gsq_vit_infer_config(const struct gsq_st_file *f, int num_heads, gsq_
 gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err);
 
 /* The pieces of load and save for files that hold more than a model (checkpoints): load from an
- * open file, ignoring tensors whose names start with ignore_prefix (NULL: none); and add the
- * parameters and configuration metadata to a writer (borrowing the parameter block). */
+ * open file, ignoring tensors whose names start with one of the prefixes in ignore (a
+ * NULL-terminated list; NULL: none); and add the parameters and configuration metadata to a
+ * writer (borrowing the parameter block). */
 struct gsq_st_writer;
 gsq_status gsq_vit_load_open(gsq_vit **out, const struct gsq_st_file *f, const gsq_vit_config *cfg,
-                             const char *ignore_prefix, gsq_error *err);
+                             const char *const *ignore, gsq_error *err);
 gsq_status gsq_vit_add_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
 /* GSQ_ERR_NUMERIC, "PATH: not written: NAME[i] is nan", when a parameter is NaN or infinite: every
  * writer of weights (gsq_vit_save, checkpoints, sparse and compressed models) checks first, so a

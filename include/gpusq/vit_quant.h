@@ -63,6 +63,17 @@ float *gsq_vit_quant_lsq_grads(gsq_vit *m);
  * (s ← s·exp(−lr·lr_scale·m̂/(√v̂ + eps))), so that they stay positive and move by about the same
  * fraction whatever their size. Nothing happens without LSQ or before calibration. */
 void gsq_vit_quant_lsq_step(gsq_vit *m, float lr);
+/* The quantizers' state in a training checkpoint (src/models/vit_quant_checkpoint.c): metadata
+ * quant.mode, quant.weight_calibration, quant.attention, quant.lsq (LSQ's learning-rate factor, 0
+ * without LSQ) and quant.lsq.steps; tensors quant.NAME.input_scale (1) and, where held (LSQ, or
+ * fixed), quant.NAME.weight_scale (rows) for each GEMM NAME, quant.blocks.L.attn.qkv.output_scale
+ * (3), quant.lsq.exp_avg and quant.lsq.exp_avg_sq (LSQ's Adam moments). add_to_writer borrows m's
+ * buffers (nothing without quantizers); restore attaches the quantizers to m, which has none,
+ * from such a file (nothing when it has no quant.mode), every value checked. */
+struct gsq_st_writer;
+struct gsq_st_file;
+gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
+gsq_status gsq_vit_quant_restore(gsq_vit *m, const struct gsq_st_file *f, gsq_error *err);
 /* The following forward passes run in float and record each site's input (a reservoir of
  * `capacity` values per site). */
 gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *err);

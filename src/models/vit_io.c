@@ -155,13 +155,16 @@ static void list_add(char *buf, size_t cap, int *listed, int *more, const char *
     }
 }
 
-static int has_prefix(const char *s, const char *prefix)
+/* 1 when s starts with one of the prefixes (a NULL-terminated list, or NULL for none). */
+static int has_prefix(const char *s, const char *const *prefixes)
 {
-    return prefix && strncmp(s, prefix, strlen(prefix)) == 0;
+    for (; prefixes && *prefixes; prefixes++)
+        if (strncmp(s, *prefixes, strlen(*prefixes)) == 0) return 1;
+    return 0;
 }
 
-/* Checks every expected tensor is in f with its shape and nothing else is (but ignore_prefix). */
-static gsq_status check_tensors(const gsq_vit *m, const gsq_st_file *f, const char *ignore_prefix,
+/* Checks every expected tensor is in f with its shape and nothing else is (but the ignored). */
+static gsq_status check_tensors(const gsq_vit *m, const gsq_st_file *f, const char *const *ignore,
                                 gsq_error *err)
 {
     const char *label = gsq_st_label(f);
@@ -188,7 +191,7 @@ static gsq_status check_tensors(const gsq_vit *m, const gsq_st_file *f, const ch
     }
     for (size_t i = 0; i < gsq_st_count(f); i++) {
         const char *name = gsq_st_at(f, i)->name;
-        if (!gsq_vit_find_param(m, name) && !has_prefix(name, ignore_prefix))
+        if (!gsq_vit_find_param(m, name) && !has_prefix(name, ignore))
             list_add(extra, sizeof extra, &n_extra, &more_extra, name);
     }
     if (n_missing + more_missing)
@@ -212,7 +215,7 @@ static gsq_status read_tensors(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
 }
 
 gsq_status gsq_vit_load_open(gsq_vit **out, const gsq_st_file *f, const gsq_vit_config *cfg,
-                             const char *ignore_prefix, gsq_error *err)
+                             const char *const *ignore, gsq_error *err)
 {
     *out = NULL;
     gsq_vit_config inferred;
@@ -223,7 +226,7 @@ gsq_status gsq_vit_load_open(gsq_vit **out, const gsq_st_file *f, const gsq_vit_
     }
     gsq_vit *m = NULL;
     if (st == GSQ_OK) st = gsq_vit_describe(&m, cfg, err);
-    if (st == GSQ_OK) st = check_tensors(m, f, ignore_prefix, err); /* before allocating */
+    if (st == GSQ_OK) st = check_tensors(m, f, ignore, err); /* before allocating */
     if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
     if (st == GSQ_OK) st = read_tensors(m, f, err);
     const char *names = gsq_st_meta_get(f, "class_names");

@@ -9,6 +9,7 @@
 
 #include "gpusq/safetensors.h"
 #include "gpusq/train.h"
+#include "gpusq/vit_quant.h"
 
 #define MOMENT1 "optim.exp_avg."
 #define MOMENT2 "optim.exp_avg_sq."
@@ -40,6 +41,7 @@ gsq_status gsq_trainer_save(const gsq_trainer *t, const gsq_train_config *cfg, c
     gsq_status st = gsq_vit_check_finite(m, path, err); /* never replaces good weights with NaN */
     if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
     if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_add_to_writer(m, w, err);
     char name[GSQ_NAME_MAX + 32];
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
@@ -112,7 +114,9 @@ gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_
         st = gsq_fail(err, GSQ_ERR_ARG, "%s: the checkpoint was written by a run with other settings (%s); this run has %s",
                       checkpoint, run ? run : "none recorded", want);
     gsq_vit *m = NULL;
-    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, NULL, "optim.", err);
+    static const char *const state[] = {"optim.", "quant.", NULL}; /* the optimizer's, the quantizers' */
+    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, NULL, state, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_restore(m, f, err);
     if (st == GSQ_OK) {
         st = gsq_trainer_init(t, m, cfg, train_size, err); /* frees m on failure */
         if (st != GSQ_OK && err) { /* a model that does not fit this run: name the checkpoint */

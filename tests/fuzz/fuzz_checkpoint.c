@@ -5,8 +5,9 @@
  * is NaN or infinite must make the writer refuse to save it; else, saved again and resumed from
  * that file, it must come back bit for bit, and one forward, loss, backward and AdamW step must
  * run on it. Built with -DGSQ_FUZZ_MAKE_SEEDS instead, it writes seed checkpoints of tiny models
- * (token and average pooling, a distilled DeiT) with the library's writer:
- * fuzz_checkpoint_seeds DIR. */
+ * (token and average pooling, a distilled DeiT, and one in quantization-aware training: INT4 with
+ * quantized attention and learned scales, whose quantizers the checkpoint carries) with the
+ * library's writer: fuzz_checkpoint_seeds DIR. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "gpusq/train.h"
+#include "gpusq/vit_quant.h"
 
 enum { IMG = 4, TRAIN_SIZE = 6 };
 
@@ -127,8 +129,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #else
 
-/* Writes a checkpoint of a tiny model of configuration c to DIR/name after a few AdamW steps. */
-static int seed(const char *dir, const char *name, const gsq_vit_config *c)
+/* Calibrated INT4 quantizers on m, with quantized attention and learned scales, from images. */
+static gsq_status quantize(gsq_vit *m, const float *images, gsq_error *err)
+{
+    gsq_status st = gsq_vit_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_enable_attention(m, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_enable_lsq(m, 10.0f, err);
+    if (st == GSQ_OK) st = gsq_vit_quant_observe_begin(m, 64, err);
+    if (st == GSQ_OK) st = gsq_vit_forward(m, images, 2, NULL, err);
+    return st == GSQ_OK ? gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err) : st;
+}
+
+/* Writes a checkpoint of a tiny model of configuration c (quantized: in QAT) to DIR/name after a
+ * few AdamW steps. */
+static int seed(const char *dir, const char *name, const gsq_vit_config *c, int quantized)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -137,17 +151,16 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c)
     gsq_error err = {0};
     gsq_vit *m = NULL;
     gsq_trainer t;
+    float images[2 * 3 * IMG * IMG];
+    for (int i = 0; i < 2 * 3 * IMG * IMG; i++) images[i] = (float)(i % 5) * 0.5f - 1.0f;
     gsq_status st = gsq_vit_create(&m, c, &err);
-    if (st == GSQ_OK) {
-        gsq_vit_init(m, 5);
-        st = gsq_trainer_init(&t, m, &cfg, TRAIN_SIZE, &err);
-    }
+    if (st == GSQ_OK) gsq_vit_init(m, 5);
+    if (st == GSQ_OK && quantized) st = quantize(m, images, &err);
+    if (st == GSQ_OK) st = gsq_trainer_init(&t, m, &cfg, TRAIN_SIZE, &err);
     if (st != GSQ_OK) {
         fprintf(stderr, "seed %s: %s\n", name, err.msg);
         return 1;
     }
-    float images[2 * 3 * IMG * IMG];
-    for (int i = 0; i < 2 * 3 * IMG * IMG; i++) images[i] = (float)(i % 5) * 0.5f - 1.0f;
     int targets[2] = {0, c->num_classes - 1};
     for (int step = 0; st == GSQ_OK && step < 3; step++) {
         float loss;
@@ -156,6 +169,7 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c)
         if (st == GSQ_OK) st = gsq_vit_loss(m, targets, cfg.label_smoothing, &loss, &err);
         if (st == GSQ_OK) st = gsq_vit_backward(m, &err);
         if (st == GSQ_OK) gsq_adamw_step(&t.opt, m->params, m->grads, NULL);
+        if (st == GSQ_OK) gsq_vit_quant_lsq_step(m, cfg.optim.lr); /* nothing without quantizers */
     }
     t.state.step = t.opt.step;
     t.state.epoch = 1;
@@ -177,19 +191,20 @@ int main(int argc, char **argv)
         .depth = 1, .num_heads = 2, .mlp_hidden = 8, .qkv_bias = 1, .class_token = 1,
         .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
     };
-    int bad = seed(argv[1], "token.safetensors", &c);
+    int bad = seed(argv[1], "token.safetensors", &c, 0);
+    bad |= seed(argv[1], "quantized.safetensors", &c, 1);
     gsq_vit_config avg = c;
     avg.pool = GSQ_POOL_AVG;
     avg.class_token = 0;
     avg.qkv_bias = 0;
     avg.patch_size = 4;
     avg.num_heads = 1;
-    bad |= seed(argv[1], "avg_nobias.safetensors", &avg);
+    bad |= seed(argv[1], "avg_nobias.safetensors", &avg, 0);
     gsq_vit_config deit = c;
     deit.distilled = 1;
     deit.depth = 2;
     deit.num_classes = 2;
-    bad |= seed(argv[1], "distilled.safetensors", &deit);
+    bad |= seed(argv[1], "distilled.safetensors", &deit, 0);
     return bad;
 }
 

@@ -1,0 +1,126 @@
+/* The quantizers' state in a training checkpoint (include/gpusq/vit_quant.h): the mode, the
+ * calibrated activation scales, held weight scales, attention scales and LSQ's Adam state, as
+ * "quant." tensors and metadata beside the weights, and restored from them, so that stage 2
+ * resumes bit for bit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpusq/safetensors.h"
+#include "vit_quant_state.h"
+
+/* "quant.BASE.suffix" for site s (BASE: its weight's name without ".weight"). */
+static void site_name(int s, const char *suffix, char *buf, size_t cap)
+{
+    char w[GSQ_NAME_MAX];
+    gsq_vit_quant_site_weight(s, w, sizeof w);
+    snprintf(buf, cap, "quant.%.*s.%s", (int)(strlen(w) - 7), w, suffix);
+}
+
+gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *err)
+{
+    const struct gsq_vit_quant *q = m->quant;
+    if (!q) return GSQ_OK;
+    char name[GSQ_NAME_MAX + 32], num[32];
+    gsq_status st = gsq_st_writer_set_meta(w, "quant.mode", gsq_quant_mode_name(q->mode), err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.weight_calibration", gsq_calib_name(q->weight_calib), err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.attention", q->attn ? "1" : "0", err);
+    snprintf(num, sizeof num, "%.9g", q->lsq ? (double)q->lsq->lr_scale : 0.0);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.lsq", num, err);
+    int64_t one[1] = {1}, three[1] = {3};
+    for (int s = 0; st == GSQ_OK && s < q->num_sites; s++) {
+        const gsq_qsite *site = &q->sites[s];
+        site_name(s, "input_scale", name, sizeof name);
+        st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, one, &site->a_scale, err);
+        int64_t rows[1] = {site->rows};
+        site_name(s, "weight_scale", name, sizeof name); /* only where held: recomputed otherwise */
+        if (st == GSQ_OK && site->fixed_scales)
+            st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, rows, site->w_scales, err);
+    }
+    for (int l = 0; st == GSQ_OK && q->attn && l < m->cfg.depth; l++) {
+        snprintf(name, sizeof name, "quant.blocks.%d.attn.qkv.output_scale", l);
+        st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, three, q->attn[l].qkv_scale, err);
+    }
+    if (st == GSQ_OK && q->lsq) {
+        int64_t n[1] = {(int64_t)q->lsq->n};
+        st = gsq_st_writer_add(w, "quant.lsq.exp_avg", GSQ_DT_F32, 1, n, q->lsq->m, err);
+        if (st == GSQ_OK) st = gsq_st_writer_add(w, "quant.lsq.exp_avg_sq", GSQ_DT_F32, 1, n, q->lsq->v, err);
+        snprintf(num, sizeof num, "%ld", q->lsq->steps);
+        if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.lsq.steps", num, err);
+    }
+    return st;
+}
+
+/* Reads the F32 tensor `name` of n values into dst; an error naming it when it is absent or of
+ * another size. */
+static gsq_status read_exact(const gsq_st_file *f, const char *name, float *dst, size_t n, gsq_error *err)
+{
+    const gsq_st_tensor *t = gsq_st_find(f, name);
+    if (!t) return gsq_fail(err, GSQ_ERR_MISSING, "%s: checkpoint tensor '%s' is missing", gsq_st_label(f), name);
+    if (t->dtype != GSQ_DT_F32 || t->numel != n)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: checkpoint tensor '%s' has %zu values, the model expects %zu F32",
+                        gsq_st_label(f), name, t->numel, n);
+    return gsq_st_read_f32(f, t, dst, n, err);
+}
+
+gsq_status gsq_vit_quant_restore(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
+{
+    const char *mode_s = gsq_st_meta_get(f, "quant.mode"), *calib_s = gsq_st_meta_get(f, "quant.weight_calibration");
+    const char *attn = gsq_st_meta_get(f, "quant.attention"), *lsq_s = gsq_st_meta_get(f, "quant.lsq");
+    if (!mode_s) return GSQ_OK; /* a checkpoint of a model without quantizers */
+    gsq_quant_mode mode;
+    gsq_calib_method calib;
+    char *end = NULL;
+    double lr_scale = lsq_s ? strtod(lsq_s, &end) : -1;
+    int ok = gsq_quant_mode_parse(mode_s, &mode, NULL) == GSQ_OK && calib_s &&
+             gsq_calib_parse(calib_s, &calib, NULL) == GSQ_OK && attn && (!strcmp(attn, "0") || !strcmp(attn, "1")) &&
+             lsq_s && end != lsq_s && !*end && lr_scale >= 0;
+    if (!ok)
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: the checkpoint's quantizer metadata (quant.mode, "
+                        "quant.weight_calibration, quant.attention, quant.lsq) is incomplete or invalid",
+                        gsq_st_label(f));
+    gsq_status st = gsq_vit_quant_enable(m, mode, calib, err);
+    if (st == GSQ_OK && !strcmp(attn, "1")) st = gsq_vit_quant_enable_attention(m, err);
+    if (st == GSQ_OK && lr_scale > 0) st = gsq_vit_quant_enable_lsq(m, (float)lr_scale, err);
+    struct gsq_vit_quant *q = m->quant;
+    char name[GSQ_NAME_MAX + 32];
+    for (int l = 0; st == GSQ_OK && q->attn && l < m->cfg.depth; l++) {
+        float scales[3];
+        snprintf(name, sizeof name, "quant.blocks.%d.attn.qkv.output_scale", l);
+        st = read_exact(f, name, scales, 3, err);
+        if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
+    }
+    for (int s = 0; st == GSQ_OK && s < q->num_sites; s++) {
+        gsq_qsite *site = &q->sites[s];
+        float a;
+        site_name(s, "input_scale", name, sizeof name);
+        st = read_exact(f, name, &a, 1, err);
+        if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, s, a, err);
+        site_name(s, "weight_scale", name, sizeof name);
+        if (st == GSQ_OK && gsq_st_find(f, name)) {
+            float *scales = malloc((size_t)site->rows * sizeof(float));
+            st = scales ? read_exact(f, name, scales, (size_t)site->rows, err)
+                        : gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", gsq_st_label(f));
+            if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
+            free(scales);
+        }
+    }
+    if (st == GSQ_OK && q->lsq) {
+        const char *steps = gsq_st_meta_get(f, "quant.lsq.steps");
+        long n = steps ? strtol(steps, &end, 10) : -1;
+        if (!steps || end == steps || *end || n < 0)
+            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: checkpoint metadata 'quant.lsq.steps' is missing or invalid",
+                          gsq_st_label(f));
+        q->lsq->steps = n;
+        if (st == GSQ_OK) st = read_exact(f, "quant.lsq.exp_avg", q->lsq->m, q->lsq->n, err);
+        if (st == GSQ_OK) st = read_exact(f, "quant.lsq.exp_avg_sq", q->lsq->v, q->lsq->n, err);
+    }
+    if (st != GSQ_OK) {
+        gsq_vit_quant_disable(m);
+        if (err && !strstr(err->msg, gsq_st_label(f))) { /* a setter's message: name the file too */
+            gsq_error inner = *err;
+            gsq_fail(err, st, "%.200s: %s", gsq_st_label(f), inner.msg);
+        }
+    }
+    return st;
+}
