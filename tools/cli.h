@@ -9,6 +9,7 @@
 #include "gpusq/data.h"
 #include "gpusq/engine.h"
 #include "gpusq/status.h"
+#include "gpusq/train.h"
 
 typedef struct {
     const char *name;
@@ -38,8 +39,7 @@ typedef struct {
 gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
                          gsq_dataset **val, gsq_error *err);
 
-/* The options gpusq train and gpusq prune share (tools/train_opts.c). */
-#include "gpusq/train.h"
+/* The options gpusq train, prune and quantize share (tools/train_opts.c). */
 typedef struct {
     gsq_train_config cfg;
     cli_data_sizes sizes;

@@ -19,7 +19,7 @@ static const gsq_command commands[] = {
     {"prune", "stage 1: 2:4 / 4:8 sparsity fine-tuned with distillation from the dense model", cmd_prune},
     {"quantize", "stage 2: INT8/INT4 quantization-aware fine-tuning; writes the compressed model", cmd_quantize},
     {"compress", "dense → prune → quantize → INT8 and INT4 compressed models and the report", cmd_compress},
-    {"run", "evaluate a dataset or predict images with a compressed model on the CPU engine", cmd_run},
+    {"run", "evaluate a dataset or predict images with a compressed model on the engine (CPU or GPU)", cmd_run},
     {"bench", "latency and throughput: dense FP32, dense INT8 and sparse INT8 of one model", cmd_bench},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])

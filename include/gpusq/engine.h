@@ -1,6 +1,6 @@
 /* The inference engine for compressed models (docs/ENGINE.md, docs/CUDA.md): integer GEMMs on
  * the kept INT8/INT4 codes of a compressed file, float LayerNorm, softmax and GELU, on the CPU
- * (run-time choice of the kernels: AMX, AVX-512 VNNI, AVX2 or plain C) or on an NVIDIA GPU
+ * (run-time choice of the kernels: AMX, AVX-512 VNNI, AVX-VNNI, AVX2 or plain C) or on an NVIDIA GPU
  * (tensor-core mma.sp / mma kernels). The packed weights stay compressed in memory; the
  * activation buffers are sized once for the largest batch. */
 #ifndef GPUSQ_ENGINE_H
