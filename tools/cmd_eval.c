@@ -86,48 +86,40 @@ typedef struct {
     gsq_engine_device device;
 } run_opts;
 
-/* The engine of path: straight from the file's codes, or with --check from its loaded model m
- * (the fake-quantized twin it is compared with). */
-static gsq_status make_engine(gsq_engine **e, const char *path, const gsq_vit *m, const gsq_compressed_info *info,
-                              const run_opts *o, int batch, gsq_error *err)
-{
-    gsq_engine_options eo;
-    gsq_engine_options_init(&eo);
-    eo.layout = o->dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE;
-    eo.max_batch = batch;
-    eo.device = o->device;
-    eo.pattern = info->pattern;
-    if (o->check) return gsq_engine_create(e, m, &eo, err);
-    gsq_st_file *f = NULL;
-    gsq_status st = gsq_st_open(&f, path, err);
-    if (st == GSQ_OK) st = gsq_engine_load(e, f, &eo, err);
-    gsq_st_close(f);
-    return st;
-}
-
-/* What gpusq run needs of path besides the engine: its architecture, class names and info (the
- * file checked, nothing decoded), or with --check the whole fake-quantized model. */
-static gsq_status open_compressed(const char *path, int check, gsq_vit **m, gsq_compressed_info *info, gsq_error *err)
+/* gpusq run's model and engine from path, opened once: the architecture, class names and info
+ * (the file checked, nothing decoded) and the engine straight from the file's codes; or with
+ * --check the whole fake-quantized model (the twin it is compared with) and the engine from it. */
+static gsq_status open_compressed(const char *path, const run_opts *o, int batch, gsq_vit **m,
+                                  gsq_compressed_info *info, gsq_engine **e, gsq_error *err)
 {
     gsq_st_file *f = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
     const char *kind = st == GSQ_OK ? gsq_st_meta_get(f, "gpusq.kind") : NULL;
     if (st == GSQ_OK && (!kind || strcmp(kind, "compressed")))
         st = gsq_fail(err, GSQ_ERR_ARG, "%s is not a compressed model (gpusq compress or quantize writes one)", path);
-    if (st == GSQ_OK) st = check ? gsq_compressed_load_open(m, f, info, err) : gsq_compressed_describe(m, f, info, err);
+    if (st == GSQ_OK)
+        st = o->check ? gsq_compressed_load_open(m, f, info, err) : gsq_compressed_describe(m, f, info, err);
+    if (st == GSQ_OK) {
+        gsq_engine_options eo;
+        gsq_engine_options_init(&eo);
+        eo.layout = o->dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE;
+        eo.max_batch = batch;
+        eo.device = o->device;
+        eo.pattern = info->pattern;
+        st = o->check ? gsq_engine_create(e, *m, &eo, err) : gsq_engine_load(e, f, &eo, err);
+    }
     gsq_st_close(f);
     return st;
 }
 
-/* gpusq run: path's compressed model on the engine over ds. */
-static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_info *info, const run_opts *o,
-                             gsq_dataset *ds, const gsq_transform *t, int batch, int workers, gsq_error *err)
+/* gpusq run: path's compressed model on its engine e over ds. */
+static gsq_status run_engine(const char *path, gsq_vit *m, gsq_engine *e, const gsq_compressed_info *info,
+                             const run_opts *o, gsq_dataset *ds, const gsq_transform *t, int batch, int workers,
+                             gsq_error *err)
 {
-    run_ctx r = {0};
-    gsq_status st = make_engine(&r.e, path, m, info, o, batch, err);
-    if (st == GSQ_OK) r.twin = o->check ? m : NULL;
+    run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     gsq_eval_result res;
-    if (st == GSQ_OK) st = gsq_evaluate_with(run_forward, &r, m->cfg.num_classes, ds, t, batch, workers, &res, err);
+    gsq_status st = gsq_evaluate_with(run_forward, &r, m->cfg.num_classes, ds, t, batch, workers, &res, err);
     if (st == GSQ_OK) {
         char where[300];
         cli_engine_where(o->device, where, sizeof where);
@@ -138,21 +130,16 @@ static gsq_status run_engine(const char *path, gsq_vit *m, const gsq_compressed_
                res.count, (double)res.count / r.seconds);
         if (o->check) print_check(&r);
     }
-    gsq_engine_free(r.e);
     return st;
 }
 
-/* gpusq run IMAGE...: the compressed model m on the engine, one image at a time; returns the exit
+/* gpusq run IMAGE...: the compressed model m on its engine e, one image at a time; returns the exit
  * code. */
-static int run_images(const char *path, gsq_vit *m, const gsq_compressed_info *info, const run_opts *o,
-                      char *const *images, int n)
+static int run_images(gsq_vit *m, gsq_engine *e, const run_opts *o, char *const *images, int n)
 {
-    run_ctx r = {.twin = o->check ? m : NULL};
-    gsq_error err = {0};
-    if (make_engine(&r.e, path, m, info, o, 1, &err) != GSQ_OK) return cli_report("run", &err);
+    run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     int rc = cli_predict_images("run", m, run_forward, &r, images, n);
     if (o->check && r.count) print_check(&r);
-    gsq_engine_free(r.e);
     return rc;
 }
 
@@ -206,15 +193,18 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
 
     gsq_error err = {0};
     gsq_vit *m = NULL;
+    gsq_engine *e = NULL;
     gsq_compressed_info info;
-    gsq_status st = engine ? open_compressed(path, o.check, &m, &info, &err)
+    gsq_status st = engine ? open_compressed(path, &o, images ? 1 : batch, &m, &info, &e, &err)
                            : cli_load_model(path, heads, &m, &info, &err);
     if (st != GSQ_OK) {
+        gsq_engine_free(e);
         gsq_vit_free(m);
         return cli_report(cmd, &err);
     }
     if (images) {
-        int rc = run_images(path, m, &info, &o, argv + 1, images);
+        int rc = run_images(m, e, &o, argv + 1, images);
+        gsq_engine_free(e);
         gsq_vit_free(m);
         return rc;
     }
@@ -231,7 +221,7 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
     if (strcmp(data, "synthetic") == 0) t.crop_pct = 1.0f; /* drawn at the input size, as in training */
     gsq_eval_result r;
     if (st == GSQ_OK && engine) {
-        st = run_engine(path, m, &info, &o, ds, &t, batch, workers, &err);
+        st = run_engine(path, m, e, &info, &o, ds, &t, batch, workers, &err);
     } else if (st == GSQ_OK) {
         st = gsq_evaluate(m, ds, &t, batch, workers, &r, &err);
     }
@@ -240,6 +230,7 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
                100 * r.top5, r.loss, r.count);
         printf(r.skipped ? ", %zu skipped: failed to decode)\n" : ")\n", r.skipped);
     }
+    gsq_engine_free(e);
     gsq_vit_free(m);
     gsq_dataset_free(train);
     gsq_dataset_free(val);

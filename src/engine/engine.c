@@ -43,6 +43,8 @@ void gsq_engine_free(gsq_engine *e)
 typedef struct {
     const gsq_vit *m;                /* the configuration and parameter table (a file's: no parameters) */
     gsq_quant_mode mode;
+    gsq_sparse_pattern pattern;      /* the one its sparse GEMMs obey */
+    int attention;                   /* 1: Q, K, V and the probabilities are quantized too */
     const gsq_st_file *f;            /* the file, or NULL for the model */
     const gsq_compressed_info *info; /* the file's */
     gsq_sparse_plan plan;            /* the model's GEMMs that obey the pattern (the file writer's rule) */
@@ -69,13 +71,21 @@ static gsq_status source_gemm(const engine_source *src, int s, gsq_sparse_patter
     *weights = NULL;
     if (src->f) {
         gsq_status st = gsq_compressed_gemm_codes(src->m, src->f, src->info, s, codes, wscale, act, sparse, err);
-        if (st == GSQ_OK && pattern != src->info->pattern) *sparse = codes_obey_2_4(codes, rows, cols);
+        if (st == GSQ_OK && pattern != src->pattern) *sparse = codes_obey_2_4(codes, rows, cols);
         return st;
     }
     *weights = src->m->params + p->offset;
     *act = gsq_vit_quant_act_scale(src->m, s);
     *sparse = gsq_sparse_plan_prunes(&src->plan, name);
     return gsq_vit_quant_weight_codes(src->m, s, codes, wscale, err);
+}
+
+/* Block l's Q, K, V scales (a source with quantized attention). */
+static gsq_status source_attention(const engine_source *src, int l, float scales[3], gsq_error *err)
+{
+    if (src->f) return gsq_compressed_attention_scales(src->f, l, scales, err);
+    memcpy(scales, gsq_vit_quant_attention_scales(src->m, l), 3 * sizeof(float));
+    return GSQ_OK;
 }
 
 static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_pattern pattern, gsq_engine_layout layout,
@@ -122,13 +132,12 @@ static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_patte
 static gsq_status copy_floats(gsq_engine *e, const engine_source *src, gsq_error *err)
 {
     const gsq_vit *m = src->m;
-    size_t *at = malloc((size_t)m->num_tensors * sizeof(size_t)), total = 0;
+    size_t *at = calloc((size_t)m->num_tensors, sizeof(size_t)), total = 0; /* SIZE_MAX: a GEMM weight */
     e->blocks = calloc((size_t)m->cfg.depth, sizeof *e->blocks);
     if (!at || !e->blocks) {
         free(at);
         return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     }
-    for (int i = 0; i < m->num_tensors; i++) at[i] = 0;
     for (int s = 0; s < e->num_sites; s++) {
         char name[GSQ_NAME_MAX];
         at[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name)) - m->tensors] = SIZE_MAX;
@@ -193,39 +202,37 @@ void gsq_engine_options_init(gsq_engine_options *o)
                               .pattern = GSQ_SPARSE_2_4};
 }
 
-/* The engine of src for batches of up to max_batch (pattern: the one its sparse GEMMs obey). */
-static gsq_status create_from(gsq_engine **out, engine_source *src, const float *qkv_scales, gsq_sparse_pattern pattern,
-                              gsq_engine_layout layout, int max_batch, gsq_engine_device device, gsq_error *err)
+/* The engine of src as o says (o's pattern is a model's; src's is the one that counts). */
+static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_engine_options *o, gsq_error *err)
 {
     *out = NULL;
     gsq_flush_denormals();
     const gsq_vit_config *c = &src->m->cfg;
-    if (layout == GSQ_ENGINE_FP16 && device != GSQ_ENGINE_CUDA)
+    if (o->layout == GSQ_ENGINE_FP16 && o->device != GSQ_ENGINE_CUDA)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
-    size_t tokens = (size_t)gsq_vit_tokens(c), heads = (size_t)c->num_heads;
-    if (max_batch < 1 ||
-        (size_t)max_batch * tokens * (size_t)(c->mlp_hidden > 3 * c->embed_dim ? c->mlp_hidden : 3 * c->embed_dim) >
-            INT32_MAX ||
-        (size_t)max_batch * heads * tokens * tokens > INT32_MAX)
-        return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", max_batch);
+    size_t tokens = (size_t)gsq_vit_tokens(c), heads = (size_t)c->num_heads, B = (size_t)o->max_batch;
+    size_t widest = (size_t)(c->mlp_hidden > 3 * c->embed_dim ? c->mlp_hidden : 3 * c->embed_dim);
+    if (o->max_batch < 1 || B * tokens * widest > INT32_MAX || B * heads * tokens * tokens > INT32_MAX)
+        return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", o->max_batch);
     gsq_engine *e = calloc(1, sizeof *e);
     if (!e) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     e->cfg = *c;
-    e->max_batch = max_batch;
-    e->layout = layout;
+    e->max_batch = o->max_batch;
+    e->layout = o->layout;
     e->isa = gsq_i8_isa_active();
     e->num_sites = gsq_vit_quant_sites(c);
     e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(src->mode));
-    e->attention = qkv_scales != NULL;
+    e->attention = src->attention;
     gsq_status st = GSQ_OK;
     if (!(e->sites = calloc((size_t)e->num_sites, sizeof *e->sites)) ||
         (e->attention && !(e->qkv_scales = malloc((size_t)c->depth * 3 * sizeof(float)))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    if (st == GSQ_OK && e->attention) memcpy(e->qkv_scales, qkv_scales, (size_t)c->depth * 3 * sizeof(float));
-    if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = gsq_cuda_backend_open(&e->gpu, err);
-    if (st == GSQ_OK && device == GSQ_ENGINE_CUDA) st = e->gpu->engine_create(e, err);
+    for (int l = 0; st == GSQ_OK && e->attention && l < c->depth; l++)
+        st = source_attention(src, l, e->qkv_scales + 3 * l, err);
+    if (st == GSQ_OK && o->device == GSQ_ENGINE_CUDA) st = gsq_cuda_backend_open(&e->gpu, err);
+    if (st == GSQ_OK && o->device == GSQ_ENGINE_CUDA) st = e->gpu->engine_create(e, err);
     /* on CUDA a GEMM runs sparse when its codes obey 2:4, the pattern of mma.sp */
-    if (st == GSQ_OK) st = pack_sites(e, src, e->cuda ? GSQ_SPARSE_2_4 : pattern, layout, err);
+    if (st == GSQ_OK) st = pack_sites(e, src, e->cuda ? GSQ_SPARSE_2_4 : src->pattern, o->layout, err);
     if (st == GSQ_OK) st = copy_floats(e, src, err);
     if (st == GSQ_OK) st = e->cuda ? e->gpu->engine_finish(e, err) : alloc_buffers(e, err);
     if (st != GSQ_OK) {
@@ -241,16 +248,9 @@ gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, const gsq_engin
     *out = NULL;
     if (!gsq_vit_quant_active(m))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the model has no calibrated quantizers (load a compressed file)");
-    float *qkv = NULL;
-    if (gsq_vit_quant_attention_scales(m, 0)) {
-        if (!(qkv = malloc((size_t)m->cfg.depth * 3 * sizeof(float))))
-            return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-        for (int l = 0; l < m->cfg.depth; l++) memcpy(qkv + 3 * l, gsq_vit_quant_attention_scales(m, l), 3 * sizeof(float));
-    }
-    engine_source src = {.m = m, .mode = gsq_vit_quant_mode(m)};
-    gsq_status st = create_from(out, &src, qkv, o->pattern, o->layout, o->max_batch, o->device, err);
-    free(qkv);
-    return st;
+    engine_source src = {.m = m, .mode = gsq_vit_quant_mode(m), .pattern = o->pattern,
+                         .attention = gsq_vit_quant_attention_scales(m, 0) != NULL};
+    return create_from(out, &src, o, err);
 }
 
 gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_engine_options *o, gsq_error *err)
@@ -258,15 +258,10 @@ gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_eng
     *out = NULL;
     gsq_compressed_info info;
     gsq_vit *m = NULL;
-    float *qkv = NULL;
     gsq_status st = gsq_compressed_describe(&m, f, &info, err);
-    if (st == GSQ_OK && info.attention && !(qkv = malloc((size_t)m->cfg.depth * 3 * sizeof(float))))
-        st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    for (int l = 0; st == GSQ_OK && info.attention && l < m->cfg.depth; l++)
-        st = gsq_compressed_attention_scales(f, l, qkv + 3 * l, err);
-    engine_source src = {.m = m, .mode = info.mode, .f = f, .info = &info};
-    if (st == GSQ_OK) st = create_from(out, &src, qkv, info.pattern, o->layout, o->max_batch, o->device, err);
-    free(qkv);
+    engine_source src = {.m = m, .mode = info.mode, .pattern = info.pattern, .attention = info.attention, .f = f,
+                         .info = &info};
+    if (st == GSQ_OK) st = create_from(out, &src, o, err);
     gsq_vit_free(m);
     return st;
 }

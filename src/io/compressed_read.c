@@ -80,6 +80,18 @@ static gsq_status decode_codes(const gsq_st_file *f, const char *base, const gsq
     return GSQ_OK;
 }
 
+/* GSQ_ERR_FORMAT, "FILE: BASE.SUFFIX UNIT k is x, not ...", for the first of n scales read from
+ * the file that quantizing cannot use (gsq_quant_scale_ok). */
+static gsq_status check_scales(const gsq_st_file *f, const char *base, const char *suffix, const char *unit,
+                               const float *scales, int n, gsq_error *err)
+{
+    for (int k = 0; k < n; k++)
+        if (!gsq_quant_scale_ok(scales[k]))
+            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s.%s %s %d is %g, not a normal positive number below 1e30",
+                            gsq_st_label(f), base, suffix, unit, k, (double)scales[k]);
+    return GSQ_OK;
+}
+
 /* The tensors of stored GEMM s, each checked for dtype and shape against m's table. */
 typedef struct {
     char base[GSQ_NAME_MAX];
@@ -121,13 +133,9 @@ gsq_status gsq_compressed_gemm_codes(const gsq_vit *m, const gsq_st_file *f, con
     if (st != GSQ_OK) return st;
     memcpy(weight_scales, g.scale->data, (size_t)g.rows * sizeof(float));
     memcpy(act_scale, g.in_scale->data, sizeof *act_scale);
-    for (int r = 0; r < g.rows; r++)
-        if (!gsq_quant_scale_ok(weight_scales[r]))
-            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s: weight scale %g of row %d is not a normal positive number "
-                            "below 1e30", gsq_st_label(f), g.base, (double)weight_scales[r], r);
-    if (!gsq_quant_scale_ok(*act_scale))
-        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s: input scale %g is not a normal positive number below 1e30",
-                        gsq_st_label(f), g.base, (double)*act_scale);
+    st = check_scales(f, g.base, "weight_scale", "row", weight_scales, g.rows, err);
+    if (st == GSQ_OK) st = check_scales(f, g.base, "input_scale", "value", act_scale, 1, err);
+    if (st != GSQ_OK) return st;
     *sparse = g.sparse;
     int bits = gsq_quant_mode_weight_bits(info->mode);
     return decode_codes(f, g.base, g.values, g.meta, g.rows, g.cols, bits == 4, gsq_quant_qmax(bits), info->pattern,
@@ -141,10 +149,7 @@ gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float sc
     snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
     gsq_status st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
     if (st == GSQ_OK) memcpy(scales, t->data, 3 * sizeof(float));
-    for (int k = 0; st == GSQ_OK && k < 3; k++)
-        if (!gsq_quant_scale_ok(scales[k]))
-            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %s.output_scale: scale %g is not a normal positive number below "
-                          "1e30", gsq_st_label(f), base, (double)scales[k]);
+    if (st == GSQ_OK) st = check_scales(f, base, "output_scale", "value", scales, 3, err);
     return st;
 }
 

@@ -80,12 +80,15 @@ void gsq_att8_forward(gsq_i8_isa isa, float *out, const float *qkv, int B, int T
                        .qk = scales[0] * scales[1] * (1.0f / sqrtf((float)HD)), /* the float model's 1/√HD */
                        .p_inv = 1.0f / p_scale, .pv = p_scale * scales[2], .qmax = qmax};
     size_t bytes = gsq_att8_scratch_bytes(T, HD);
+#if GSQ_X86
+    int fast = gsq_att8_fast(isa); /* decided once, not per head */
+#endif
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         const float *q = qkv + (size_t)(bh / NH) * T * 3 * C + (size_t)(bh % NH) * HD;
         float *o = out + (size_t)(bh / NH) * T * C + (size_t)(bh % NH) * HD;
 #if GSQ_X86
-        if (gsq_att8_fast(isa)) {
+        if (fast) {
             gsq_att8_head_avx512(o, q, q + C, q + 2 * C, &h, scratch + (size_t)bh * bytes);
             continue;
         }
