@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gpusq/compressed.h"
+#include "gpusq/graph.h"
 #include "gpusq/engine.h"
 #include "gpusq/safetensors.h"
 #include "quantized_model.h"
@@ -27,9 +28,9 @@ static void expected_gemm_bytes(const gsq_vit *m, gsq_sparse_pattern pattern, gs
 {
     int group = pattern == GSQ_SPARSE_4_8 ? 8 : 4, four = gsq_quant_mode_weight_bits(mode) == 4;
     *weights = *bytes = 0;
-    for (int s = 0; s < gsq_vit_quant_sites(&m->cfg); s++) {
-        char name[GSQ_NAME_MAX];
-        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name));
+    for (int s = 0; s < m->graph->num_linears; s++) {
+        if (!m->graph->linears[s].compressed) continue;
+        const gsq_param *p = &m->tensors[m->graph->linears[s].weight];
         size_t rows = (size_t)p->shape[0], cols = p->numel / rows, sparse = cols % (size_t)group == 0;
         size_t kept = sparse ? cols / 2 : cols, words = (cols / (size_t)group + 3) / 4;
         *weights += p->numel;

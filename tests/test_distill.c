@@ -160,7 +160,7 @@ static void test_terms(void)
     double ce = 0, kl = 0, sq = 0;
     size_t feat = (size_t)gsq_vit_tokens(&s->cfg) * 8;
     for (int b = 0; b < B; b++) {
-        const float *zs = s->a.logits + b * K, *zt = t->a.logits + b * K;
+        const float *zs = gsq_vit_output(s, "logits") + b * K, *zt = gsq_vit_output(t, "logits") + b * K;
         double ls = 0, lt = 0, lts = 0, ltt = 0;
         for (int k = 0; k < K; k++) {
             ls += exp(zs[k]);
@@ -176,7 +176,7 @@ static void test_terms(void)
         if (argmax(zs, K) == argmax(zt, K)) {
             agree++;
             for (size_t i = 0; i < feat; i++) {
-                double diff = s->a.blocks[2].res2[b * feat + i] - t->a.blocks[2].res2[b * feat + i];
+                double diff = gsq_vit_output(s, "blocks.2")[b * feat + i] - gsq_vit_output(t, "blocks.2")[b * feat + i];
                 sq += diff * diff;
             }
         }
@@ -194,7 +194,7 @@ static void test_terms(void)
 
     /* unsupervised: no labels means the teacher's argmax; identical to passing it */
     int pseudo[B];
-    for (int b = 0; b < B; b++) pseudo[b] = argmax(t->a.logits + b * K, K);
+    for (int b = 0; b < B; b++) pseudo[b] = argmax(gsq_vit_output(t, "logits") + b * K, K);
     gsq_distill_terms a, u;
     gsq_distill_loss(d, s, t, pseudo, &a, NULL, &err);
     gsq_vit_zero_grad(s, &err);

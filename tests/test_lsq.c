@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gpusq/compressed.h"
+#include "gpusq/graph.h"
 #include "gpusq/sparse.h"
 #include "gpusq/train.h"
 #include "models/vit_quant_state.h"
@@ -113,7 +114,9 @@ static void test_model_gradients(void)
     gsq_vit_forward(m, x, B, NULL, &err);
     CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK, "%s", err.msg);
     struct gsq_vit_quant *q = m->quant;
-    for (int s = 0; s < q->num_sites; s++) gsq_vit_quant_set_act_scale(m, s, 2 * q->sites[s].a_scale, &err);
+    for (int s = 0; s < q->num_linears; s++)
+        if (q->linears[s].quantized) gsq_vit_quant_set_act_scale(m, s, 2 * q->linears[s].a_scale, &err);
+    m->retain_grads = 1; /* the input gradients are read below */
     gsq_vit_forward(m, x, B, NULL, &err);
     gsq_vit_loss(m, labels, 0, NULL, &err);
     gsq_vit_zero_grad(m, &err);
@@ -121,8 +124,9 @@ static void test_model_gradients(void)
     const float *lg = gsq_vit_quant_lsq_grads(m);
     size_t saturated = 0, checked = 0, nonzero = 0;
     double worst = 0;
-    for (int s = 0; s < q->num_sites; s++) {
-        const gsq_qsite *site = &q->sites[s];
+    for (int s = 0; s < q->num_linears; s++) {
+        const gsq_qlinear *site = &q->linears[s];
+        if (!site->quantized) continue;
         double g = 1.0 / sqrt((double)site->cols * 7);
         for (int r = 0; r < site->rows; r++) {
             size_t o = site->w_offset + (size_t)r * site->cols;
@@ -136,17 +140,22 @@ static void test_model_gradients(void)
     }
     CHECK(worst < 1e-4 && nonzero > checked * 9 / 10, "weight scales: worst relative error %g, %zu of %zu non-zero",
           worst, nonzero, checked);
-    const gsq_vit_block_acts *ba = &m->a.blocks[0];
     size_t T = 17, D = 24, H = 48, P = 16 * 48;
-    const float *inputs[3] = {m->a.patches, ba->ln1, ba->gelu}, *grads[3] = {q->lsq->dpatches, m->ga.dln, m->ga.dgelu};
-    int sites[3] = {0, 1, 4};
+    /* the linears' inputs and their gradients (the patch embedding's only LSQ computes) */
+    const char *linears[3] = {"patch_embed.proj", "blocks.0.attn.qkv", "blocks.0.mlp.fc2"};
+    const float *inputs[3] = {gsq_vit_output(m, "patches"), gsq_vit_output(m, "blocks.0.norm1"),
+                              gsq_vit_output(m, "blocks.0.mlp.act")};
+    const float *grads[3] = {q->lsq->dx, gsq_vit_output_grad(m, "blocks.0.norm1"),
+                             gsq_vit_output_grad(m, "blocks.0.mlp.act")};
     size_t sizes[3] = {B * P, B * T * D, B * T * H};
     for (int k = 0; k < 3; k++) {
-        const gsq_qsite *site = &q->sites[sites[k]];
+        int sites[1] = {gsq_graph_find_linear(m->graph, linears[k])};
+        CHECK(sites[0] >= 0 && inputs[k] && grads[k], "%s: its input or gradient is missing", linears[k]);
+        const gsq_qlinear *site = &q->linears[sites[0]];
         double g = 1.0 / sqrt((double)site->in_per_sample * 7);
         double want = expected_grad(grads[k], inputs[k], sizes[k], site->a_scale, 7, g, &saturated);
         double got = lg[site->lsq_index];
-        CHECK(fabs(got - want) < 1e-4 * fabs(want) && want != 0, "site %d's input scale: %g, want %g", sites[k], got,
+        CHECK(fabs(got - want) < 1e-4 * fabs(want) && want != 0, "%s's input scale: %g, want %g", linears[k], got,
               want);
     }
     CHECK(saturated == 0, "%zu values saturated: the check above needs none", saturated);
@@ -187,9 +196,10 @@ static gsq_vit *lsq_run(gsq_dataset *train, int threads, float **init_scales)
     gsq_evaluate(m, train, &c.transform, 32, 1, &ev, &err); /* the first quantized forward sets the weight scales */
     const struct gsq_vit_quant *q = m->quant;
     *init_scales = malloc(q->lsq->n * sizeof(float));
-    for (int s = 0; s < q->num_sites; s++) {
-        (*init_scales)[q->sites[s].lsq_index] = q->sites[s].a_scale;
-        memcpy(*init_scales + q->sites[s].lsq_index + 1, q->sites[s].w_scales, (size_t)q->sites[s].rows * 4);
+    for (int s = 0; s < q->num_linears; s++) {
+        if (!q->linears[s].quantized) continue;
+        (*init_scales)[q->linears[s].lsq_index] = q->linears[s].a_scale;
+        memcpy(*init_scales + q->linears[s].lsq_index + 1, q->linears[s].w_scales, (size_t)q->linears[s].rows * 4);
     }
     gsq_trainer t;
     gsq_train_result r;
@@ -212,8 +222,9 @@ static void test_lsq_steps(void)
     gsq_vit *m = lsq_run(train, 2, &init), *m1 = lsq_run(train, 1, &init1);
     const struct gsq_vit_quant *q = m->quant;
     size_t moved = 0, bad = 0, pruned = 0, nonzero_codes = 0, differ = 0;
-    for (int s = 0; s < q->num_sites; s++) {
-        const gsq_qsite *site = &q->sites[s], *site1 = &m1->quant->sites[s];
+    for (int s = 0; s < q->num_linears; s++) {
+        const gsq_qlinear *site = &q->linears[s], *site1 = &m1->quant->linears[s];
+        if (!site->quantized) continue;
         moved += site->a_scale != init[site->lsq_index];
         bad += !(site->a_scale > 0 && isfinite(site->a_scale));
         differ += memcmp(&site->a_scale, &site1->a_scale, 4) != 0;
@@ -257,8 +268,8 @@ static void test_lsq_steps(void)
         gsq_vit_forward(r, x, B, &logits, &err);
         double e = max_rel_err(logits, ref, B * 4);
         CHECK(e <= 1e-5, "loaded logits differ by %g of the largest", e);
-        CHECK(gsq_vit_quant_act_scale(r, 5) == q->sites[5].a_scale &&
-                  !memcmp(gsq_vit_quant_weight_scales(r, 5), q->sites[5].w_scales, (size_t)q->sites[5].rows * 4),
+        CHECK(gsq_vit_quant_act_scale(r, 5) == q->linears[5].a_scale &&
+                  !memcmp(gsq_vit_quant_weight_scales(r, 5), q->linears[5].w_scales, (size_t)q->linears[5].rows * 4),
               "the file's scales are not the learned ones");
     }
     unlink(path);

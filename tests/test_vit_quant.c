@@ -8,6 +8,7 @@
 
 #include "models/vit_quant_state.h"
 #include "gpusq/train.h"
+#include "gpusq/graph.h"
 #include "test_util.h"
 #include "toy_dataset.h"
 
@@ -64,22 +65,27 @@ static void test_grid_and_closeness(void)
         memcpy(got, logits, sizeof got);
         diff[mode] = rel_diff(got, ref, B * 4);
         const struct gsq_vit_quant *q = m->quant;
-        CHECK(q->num_sites == 9, "1 + 4·depth sites, got %d", q->num_sites);
-        for (int s = 0; s < q->num_sites; s++) {
-            const gsq_qsite *site = &q->sites[s];
+        CHECK(q->num_linears == 10 && gsq_graph_compressed_linears(m->graph) == 9,
+              "the patch embedding, 4 linears per block and the head: got %d linears", q->num_linears);
+        for (int s = 0; s < q->num_linears; s++) {
+            const gsq_qlinear *site = &q->linears[s];
+            CHECK(site->quantized == m->graph->linears[s].compressed, "%s: quantized %d", m->graph->linears[s].name,
+                  site->quantized);
+            if (!site->quantized) continue;
             size_t n = (size_t)B * site->in_per_sample, off = 0;
             for (size_t i = 0; i < n; i++) {
                 float c = site->xq[i] / site->a_scale;
                 off += fabsf(c - rintf(c)) > 1e-3f || fabsf(c) > (float)qmax + 1e-3f;
             }
-            CHECK(off == 0, "site %d: %zu inputs off the grid", s, off);
+            CHECK(off == 0, "%s: %zu inputs off the grid", m->graph->linears[s].name, off);
             size_t nw = (size_t)site->rows * (size_t)site->cols, bad = 0;
             float *want = malloc(nw * sizeof(float)), scales[256];
             const float *w = m->params + site->w_offset;
             gsq_weight_scales(scales, w, site->rows, site->cols, qmax, GSQ_CALIB_MAX, &err);
             gsq_fake_quant_rows(want, w, site->rows, site->cols, scales, qmax);
             for (size_t i = 0; i < nw; i++) bad += want[i] != site->wq[i] || (w[i] == 0.0f && site->wq[i] != 0.0f);
-            CHECK(bad == 0, "site %d: %zu weights differ from their fake quantization", s, bad);
+            CHECK(bad == 0, "%s: %zu weights differ from their fake quantization",
+                  m->graph->linears[s].name, bad);
             free(want);
         }
     }
@@ -186,8 +192,9 @@ static void test_qat_trains(void)
         for (size_t i = 0; i < qt.model->num_params; i++) nonzero += !keep[i] && qt.model->params[i] != 0.0f;
         CHECK(nonzero == 0, "%zu frozen weights moved under QAT", nonzero);
         size_t moved = 0, free_w = 0; /* the straight-through gradient reaches every quantized weight */
-        for (int s = 0; s < gsq_vit_quant_sites(&tiny); s++) {
-            const gsq_qsite *site = &qt.model->quant->sites[s];
+        for (int s = 0; s < qt.model->quant->num_linears; s++) {
+            const gsq_qlinear *site = &qt.model->quant->linears[s];
+            if (!site->quantized) continue;
             for (size_t i = site->w_offset; i < site->w_offset + (size_t)site->rows * site->cols; i++) {
                 free_w += keep[i];
                 moved += keep[i] && qt.model->params[i] != start[i];

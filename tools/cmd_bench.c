@@ -53,7 +53,7 @@ static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_vit *m, const 
     for (int i = -1; i < iters && st == GSQ_OK; i++)
         for (int v = 0; v < VARIANTS && st == GSQ_OK; v++) {
             double t0 = gsq_seconds();
-            st = e[v] ? gsq_engine_forward(e[v], images, B, &logits, err) : gsq_vit_forward(m, images, B, &logits, err);
+            st = e[v] ? gsq_engine_forward(e[v], images, B, &logits, err) : gsq_vit_infer(m, images, B, &logits, err);
             if (i >= 0) t[v][i] = gsq_seconds() - t0;
             if (i == -1 && e[v]) gsq_engine_reset_times(e[v]); /* the per-part table counts the timed runs */
         }

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "gpusq/atomic_file.h"
+#include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 #include "text.h"
 
@@ -167,19 +168,18 @@ typedef struct {
 /* MACs per image: the quantized GEMMs' share (halved where pruned), the attention matmuls (at
  * a_bits × a_bits when quantized, else float) and the head (float); bit-weighted MACs count each
  * at w_bits·a_bits / (32·32). */
-static void flops(const gsq_vit_config *c, int group, int w_bits, int a_bits, int attention, double *macs,
-                  double *bitops)
+/* MACs and bit-weighted MACs of one image, from the network's description: a compressed linear is
+ * pruned (half its MACs) when its input size is a multiple of the group (0: dense) and runs at
+ * w_bits × a_bits; the attention matmuls at a_bits² when quantized; the rest in float (32 × 32). */
+static void flops(const gsq_graph *g, int group, int w_bits, int a_bits, int attention, double *macs, double *bitops)
 {
-    double T = gsq_vit_tokens(c), D = c->embed_dim, H = c->mlp_hidden, NP = gsq_vit_num_patches(c);
-    int cpp = c->in_chans * c->patch_size * c->patch_size;
-    /* a GEMM is pruned (half its MACs) when its input size is a multiple of the group (0: dense) */
-#define KEEP(inputs) (group && (inputs) % group == 0 ? 0.5 : 1.0)
-    double patch = NP * cpp * D, qkv_proj_fc1 = c->depth * (T * D * 3 * D + T * D * D + T * D * H);
-    double fc2 = c->depth * T * H * D;
-    double gemm = patch + qkv_proj_fc1 + fc2;
-    double kept = patch * KEEP(cpp) + qkv_proj_fc1 * KEEP(c->embed_dim) + fc2 * KEEP(c->mlp_hidden);
-#undef KEEP
-    double attn = c->depth * 2 * T * T * D, rest = gsq_vit_macs(c) - gemm - attn;
+    double kept = 0, rest = 0, attn = gsq_graph_count_macs(g).attention;
+    for (int i = 0; i < g->num_linears; i++) {
+        const gsq_linear *l = &g->linears[i];
+        double n = gsq_graph_linear_macs(g, i);
+        if (l->compressed) kept += group && l->cols % group == 0 ? 0.5 * n : n;
+        else rest += n;
+    }
     *macs = kept + attn + rest;
     *bitops = kept * w_bits * a_bits / 1024.0 + attn * (attention ? a_bits * a_bits / 1024.0 : 1.0) + rest;
 }
@@ -235,10 +235,9 @@ int cmd_compress(int argc, char **argv)
     gsq_st_close(f);
     if (st != GSQ_OK) return cli_report("compress", &err);
     double fp32_bytes = (double)dense->num_params * 4, macs, bitops;
-    gsq_vit_free(dense);
     row rows[5];
     int nrows = 0, have_dense = 0;
-    flops(&cfg, 0, 32, 32, 0, &macs, &bitops);
+    flops(dense->graph, 0, 32, 32, 0, &macs, &bitops);
     double fp32_macs = macs;
     const char *modes[2] = {"int8", "int4"}, *patterns[2] = {"2:4", "4:8"}, *tags[2] = {"2of4", "4of8"};
     for (int k = 0; k < 2 && st == GSQ_OK; k++) {
@@ -277,7 +276,7 @@ int cmd_compress(int argc, char **argv)
         }
         row r = {.top1 = num(pj, "accuracy", "fine_tuned"), .bytes = fp32_bytes, .gemm_ratio = 1};
         snprintf(r.name, sizeof r.name, "%s sparse FP32", patterns[k]);
-        flops(&cfg, k ? 8 : 4, 32, 32, 0, &r.macs, &r.bitops);
+        flops(dense->graph, k ? 8 : 4, 32, 32, 0, &r.macs, &r.bitops);
         rows[nrows++] = r;
         row q = {.top1 = num(qj, "accuracy", "qat")};
         /* the sizes gpusq quantize read off the compressed file it wrote, from its report */
@@ -285,12 +284,12 @@ int cmd_compress(int argc, char **argv)
         q.gemm_ratio = 4.0 * num(qj, "gemm_weights", NULL) / num(qj, "gemm_weight_bytes", NULL);
         snprintf(q.name, sizeof q.name, "%s sparse %s", patterns[k], k ? "INT4 (W4A4)" : "INT8 (W8A8)");
         const cJSON *attn = cJSON_GetObjectItemCaseSensitive(qj, "attention");
-        flops(&cfg, k ? 8 : 4, k ? 4 : 8, k ? 4 : 8, cJSON_IsTrue(attn), &q.macs, &q.bitops);
+        flops(dense->graph, k ? 8 : 4, k ? 4 : 8, k ? 4 : 8, cJSON_IsTrue(attn), &q.macs, &q.bitops);
         rows[nrows++] = q;
         cJSON_Delete(pj);
         cJSON_Delete(qj);
     }
-    if (st != GSQ_OK) return cli_report("compress", &err);
-    st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
+    if (st == GSQ_OK) st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
+    gsq_vit_free(dense);
     return st == GSQ_OK ? 0 : cli_report("compress", &err);
 }

@@ -60,7 +60,7 @@ static gsq_status run_forward(void *ctx, const float *images, int n, const float
     gsq_status st = gsq_engine_forward(r->e, images, n, logits, err);
     r->seconds += gsq_seconds() - t0;
     const float *ref = NULL;
-    if (st != GSQ_OK || !r->twin || (st = gsq_vit_forward(r->twin, images, n, &ref, err)) != GSQ_OK) return st;
+    if (st != GSQ_OK || !r->twin || (st = gsq_vit_infer(r->twin, images, n, &ref, err)) != GSQ_OK) return st;
     int K = r->twin->cfg.num_classes;
     for (int i = 0; i < n; i++) {
         const float *a = *logits + (size_t)i * K, *b = ref + (size_t)i * K;

@@ -63,7 +63,7 @@ int cli_predict_images(const char *cmd, const gsq_vit *m, gsq_forward_fn forward
 
 static gsq_status vit_forward(void *m, const float *images, int n, const float **logits, gsq_error *err)
 {
-    return gsq_vit_forward(m, images, n, logits, err);
+    return gsq_vit_infer(m, images, n, logits, err);
 }
 
 int cmd_predict(int argc, char **argv)

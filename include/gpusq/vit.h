@@ -40,7 +40,8 @@ static inline int gsq_vit_tokens(const gsq_vit_config *c) { return gsq_vit_prefi
 /* Multiply-accumulates of one image's forward pass (GEMMs and attention matmuls). */
 double gsq_vit_macs(const gsq_vit_config *cfg);
 
-/* Bytes of the activation arena for a batch (training adds the activation-gradient arena). */
+/* Bytes of the activation arena for a batch: an inference forward's, or a training forward's and
+ * backward's (0 when it does not fit in memory's address space). */
 size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int training);
 
 /* One parameter tensor: timm name, shape and place in the parameter block. */
@@ -67,46 +68,6 @@ typedef struct {
 } gsq_vit_view;
 
 
-/* Activations of one block, kept by forward for backward. Rows N = B·T. */
-typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd; /* (N, D), (N), (N) */
-    float *qkv;                       /* (N, 3D) */
-    float *att;                       /* (B, NH, T, T) softmax probabilities */
-    float *atty;                      /* (N, D) attention output before proj */
-    float *res1;                      /* (N, D) x + proj(atty) */
-    float *ln2, *ln2_mean, *ln2_rstd; /* (N, D), (N), (N) */
-    float *fc1;                       /* (N, H) before GELU */
-    float *gelu;                      /* (N, H) */
-    float *res2;                      /* (N, D) block output */
-} gsq_vit_block_acts;
-
-typedef struct {
-    float *patches;       /* (B, NP, C·P·P) */
-    float *patch_out;     /* (B, NP, D) */
-    float *x0;            /* (B, T, D) tokens + position */
-    gsq_vit_block_acts *blocks;
-    float *pooled;        /* (PR, D): per image token 0 (or the patch-token mean), then token 1
-                           * when distilled; PR = B or 2B */
-    float *normed;        /* (PR, D) final norm (token pooling) or fc_norm (avg pooling) */
-    float *norm_mean, *norm_rstd; /* (PR) */
-    float *logits;        /* (B, K) */
-    float *logits_main, *logits_dist; /* (B, K) each, distilled only */
-    float *probs;         /* (B, K) softmax of the last loss */
-} gsq_vit_acts;
-
-/* Gradient scratch for backward (the activations' gradients). */
-typedef struct {
-    float *dres;          /* (B, T, D) gradient flowing along the residual stream */
-    float *dln;           /* (N, D) */
-    float *dqkv;          /* (N, 3D) */
-    float *datty;         /* (N, D) */
-    float *dfc1, *dgelu;  /* (N, H) */
-    float *datt;          /* (B, NH, T, T) attention backward scratch */
-    float *dpatch_out;    /* (B, NP, D) */
-    float *dpooled, *dnormed; /* (PR, D) */
-    float *dlogits;       /* (B, K) */
-} gsq_vit_grad_acts;
-
 typedef struct gsq_vit {
     gsq_vit_config cfg;
     int num_tensors;
@@ -115,12 +76,20 @@ typedef struct gsq_vit {
     float *params;        /* one block: all parameters */
     float *grads;         /* same layout, allocated by the first zero_grad or backward */
     gsq_vit_view p, g;    /* views into params and grads */
-    int act_batch;        /* batch the arenas are sized for (0 = none yet) */
+    struct gsq_graph *graph; /* what it computes (gpusq/graph.h), built with the table */
+    int act_batch;        /* batch the activation arena is planned for (0 = none yet) */
+    int act_training;     /* 1: the arena keeps every value for backward */
     int batch;            /* batch of the last forward */
-    float *act_mem, *gact_mem;
-    gsq_vit_acts a;
-    gsq_vit_grad_acts ga;
+    int kept;             /* 1: the last forward kept what backward reads */
+    float *act_mem;       /* the values of the last forward */
+    size_t *act_at;       /* each value's offset in act_mem (SIZE_MAX: not there) */
+    float *gact_mem;      /* backward's gradients of the values */
+    size_t gact_floats;   /* its size */
+    size_t *gact_at;      /* each value's offset in gact_mem (SIZE_MAX: no gradient) */
+    int retain_grads;     /* 1: backward keeps every value's gradient (gsq_vit_output_grad), set
+                           * before the first backward */
     int *targets;         /* (act_batch) labels of the last loss */
+    float *probs;         /* (act_batch, num_classes) softmax of the last loss */
     float label_smoothing;
     int have_loss;        /* gsq_vit_loss ran on the last forward */
     char *class_names;    /* num_classes names separated by '\n', or NULL; saved as metadata */
@@ -158,6 +127,14 @@ const gsq_param *gsq_vit_find_param(const gsq_vit *m, const char *name);
  * Returns a pointer to the logits (B, num_classes) inside the model through *logits. */
 gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float **logits,
                            gsq_error *err);
+/* The same forward for inference (evaluation, a teacher, calibration): it keeps only the taps
+ * (logits, the heads' logits and the block outputs) and reuses the rest of its memory, so no
+ * backward may follow. */
+gsq_status gsq_vit_infer(gsq_vit *m, const float *images, int B, const float **logits, gsq_error *err);
+/* A value of the last forward by its name in m->graph: "logits", "head" and "head_dist"
+ * (distilled models), "blocks.L" (block L's output), ...: (batch, rows, cols) floats; NULL when
+ * there is no such value or the last forward did not keep it. */
+const float *gsq_vit_output(const gsq_vit *m, const char *name);
 /* Cross-entropy of the last forward's logits against targets (B), with label smoothing. */
 gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, float *loss,
                         gsq_error *err);
@@ -173,6 +150,15 @@ gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err);
  * (B, tokens, embed_dim) array. ACCUMULATES into m->grads. */
 gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *dlogits_dist,
                                  const float *const *dblock_out, gsq_error *err);
+/* The general form: grads[k] (may be NULL) is ∂L/∂(value values[k] of m->graph), (batch, rows,
+ * cols) floats; each joins the gradient that flows back into that value. ACCUMULATES into
+ * m->grads. */
+gsq_status gsq_vit_backward_values(gsq_vit *m, int count, const int *values, const float *const *grads,
+                                   gsq_error *err);
+/* With m->retain_grads set, the gradient the last backward computed for a value of m->graph
+ * (batch, rows, cols) floats, like gsq_vit_output; NULL otherwise, or where none flowed (the
+ * images and patches). */
+const float *gsq_vit_output_grad(const gsq_vit *m, const char *name);
 
 /* Loads a timm state_dict from a safetensors file. With cfg NULL the architecture is inferred
  * from the tensor shapes and the file's metadata ("num_heads", or head_dim 64 as timm's ViTs);

@@ -29,11 +29,8 @@ const char *gsq_quant_mode_name(gsq_quant_mode m);
 int gsq_quant_mode_weight_bits(gsq_quant_mode m);
 int gsq_quant_mode_act_bits(gsq_quant_mode m);
 
-/* The quantized GEMMs ("sites"): site 0 is the patch embedding, then qkv, proj, fc1, fc2 of each
- * block: 1 + 4·depth sites. */
-int gsq_vit_quant_sites(const gsq_vit_config *cfg);
-/* The timm name of site s's weight (patch_embed.proj.weight, blocks.L.attn.qkv.weight, ...). */
-const char *gsq_vit_quant_site_weight(int site, char *buf, size_t cap);
+/* The quantizers belong to the compressed linears of m->graph (gpusq/graph.h: every linear but the
+ * classifier heads); the functions below that take `linear` take its index there. */
 
 /* Attaches quantizers to m (replacing any); activations are not quantized until calibrated. */
 gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_method weight_calib, gsq_error *err);
@@ -45,8 +42,8 @@ gsq_status gsq_vit_quant_enable_attention(gsq_vit *m, gsq_error *err);
 /* Block l's Q, K, V scales (3 values), or NULL when the attention matmuls stay float. */
 const float *gsq_vit_quant_attention_scales(const gsq_vit *m, int l);
 gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *scales, gsq_error *err);
-/* LSQ, learned step size quantization (Esser et al. 2020): every site's activation scale and
- * per-row weight scales become trained parameters. The activation scales start from calibration,
+/* LSQ, learned step size quantization (Esser et al. 2020): every compressed linear's activation scale
+ * and per-row weight scales become trained parameters. The activation scales start from calibration,
  * the weight scales from the first fake-quantized forward's (by the weight calibration, or those
  * fixed by gsq_vit_quant_fix_weight_scales); from then on they are held, not recomputed. Backward
  * adds ∂L/∂s to the scales' gradients with LSQ's straight-through estimator and gradient scale
@@ -54,8 +51,8 @@ gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *sc
  * gsq_vit_zero_grad zeroes them. The attention matmuls' Q, K, V scales stay calibrated. Call after
  * gsq_vit_quant_enable; lr_scale (> 0) multiplies the learning rate given to each step. */
 gsq_status gsq_vit_quant_enable_lsq(gsq_vit *m, float lr_scale, gsq_error *err);
-/* The learned scales' gradients, in site order: each site's activation scale, then its rows'
- * weight scales; gsq_vit_quant_lsq_size values (0 and NULL without LSQ). A trainer averages them
+/* The learned scales' gradients, in the linears' order: each compressed linear's activation
+ * scale, then its rows' weight scales; gsq_vit_quant_lsq_size values (0 and NULL without LSQ). A trainer averages them
  * over micro-batches as it does the parameters' gradients. */
 size_t gsq_vit_quant_lsq_size(const gsq_vit *m);
 float *gsq_vit_quant_lsq_grads(gsq_vit *m);
@@ -66,7 +63,7 @@ void gsq_vit_quant_lsq_step(gsq_vit *m, float lr);
 /* The quantizers' state in a training checkpoint (src/models/vit_quant_checkpoint.c): metadata
  * quant.mode, quant.weight_calibration, quant.attention, quant.lsq (LSQ's learning-rate factor, 0
  * without LSQ) and quant.lsq.steps; tensors quant.NAME.input_scale (1) and, where held (LSQ, or
- * fixed), quant.NAME.weight_scale (rows) for each GEMM NAME, quant.blocks.L.attn.qkv.output_scale
+ * fixed), quant.NAME.weight_scale (rows) for each compressed linear NAME, quant.blocks.L.attn.qkv.output_scale
  * (3), quant.lsq.exp_avg and quant.lsq.exp_avg_sq (LSQ's Adam moments). add_to_writer borrows m's
  * buffers (nothing without quantizers); restore attaches the quantizers to m, which has none,
  * from such a file (nothing when it has no quant.mode), every value checked. */
@@ -74,10 +71,10 @@ struct gsq_st_writer;
 struct gsq_st_file;
 gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, struct gsq_st_writer *w, gsq_error *err);
 gsq_status gsq_vit_quant_restore(gsq_vit *m, const struct gsq_st_file *f, gsq_error *err);
-/* The following forward passes run in float and record each site's input (a reservoir of
- * `capacity` values per site). */
+/* The following forward passes run in float and record each compressed linear's input (a
+ * reservoir of `capacity` values per linear). */
 gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *err);
-/* Sets every site's activation scale from what was observed (percentile for
+/* Sets every compressed linear's activation scale from what was observed (percentile for
  * GSQ_CALIB_PERCENTILE) and switches fake quantization on. */
 gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float percentile, gsq_error *err);
 
@@ -86,19 +83,19 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
 gsq_status gsq_vit_quant_calibrate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size, int batches,
                                    int workers, gsq_calib_method method, float percentile, gsq_error *err);
 
-/* Read access: the mode, whether fake quantization is active, site s's activation scale, and its
- * weight scales (rows of the site's weight) as of the last forward. */
+/* Read access: the mode, whether fake quantization is active, a compressed linear's activation
+ * scale, and its weight scales (one per output row) as of the last forward. */
 int gsq_vit_quant_active(const gsq_vit *m);
 gsq_quant_mode gsq_vit_quant_mode(const gsq_vit *m); /* m must have quantizers */
-float gsq_vit_quant_act_scale(const gsq_vit *m, int site);
-const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int site);
-/* Sets site s's activation scale (loading a quantized model). */
-gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int site, float scale, gsq_error *err);
-/* Site s's weight as the forward quantizes it now: integer codes (rows·cols) and the per-row
- * scales (rows). */
-gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int site, int8_t *codes, float *scales, gsq_error *err);
-/* Fixes site s's per-row weight scales (rows values, each > 0): forward then uses them instead of
- * recomputing scales from the weights (a model loaded from a compressed file). */
-gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int site, const float *scales, gsq_error *err);
+float gsq_vit_quant_act_scale(const gsq_vit *m, int linear);
+const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int linear);
+/* Sets a compressed linear's activation scale (loading a quantized model). */
+gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int linear, float scale, gsq_error *err);
+/* A compressed linear's weight as the forward quantizes it now: integer codes (rows·cols) and the
+ * per-row scales (rows). */
+gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int linear, int8_t *codes, float *scales, gsq_error *err);
+/* Fixes a compressed linear's per-row weight scales (rows values, each > 0): forward then uses
+ * them instead of recomputing scales from the weights (a model loaded from a compressed file). */
+gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int linear, const float *scales, gsq_error *err);
 
 #endif

@@ -16,7 +16,7 @@ gsq_status gsq_vit_quant_calibrate(gsq_vit *m, gsq_dataset *ds, const gsq_transf
     for (int b = 0; st == GSQ_OK && b < batches; b++) {
         gsq_batch batch;
         st = gsq_loader_next(ld, &batch, err);
-        if (st == GSQ_OK && batch.n > 0) st = gsq_vit_forward(m, batch.images, batch.n, NULL, err);
+        if (st == GSQ_OK && batch.n > 0) st = gsq_vit_infer(m, batch.images, batch.n, NULL, err);
     }
     gsq_loader_destroy(ld);
     if (st == GSQ_OK) st = gsq_vit_quant_observe_end(m, method, percentile, err);

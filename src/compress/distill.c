@@ -4,6 +4,7 @@
 #include "gpusq/distill.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,7 +167,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
     gsq_status st = ensure_capacity(d, B, err);
     if (st != GSQ_OK) return st;
     const gsq_distill_config *c = &d->cfg;
-    const float *zs = student->a.logits, *zt = teacher->a.logits;
+    const float *zs = gsq_vit_output(student, "logits"), *zt = gsq_vit_output(teacher, "logits");
     int agree = 0;
     for (int b = 0; b < B; b++) {
         d->teacher_arg[b] = gsq_argmax(zt + (size_t)b * K, K);
@@ -178,8 +179,8 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
     }
     float ce;
     if (student->cfg.distilled)
-        ce = 0.5f * (gsq_cross_entropy_forward(d->probs, student->a.logits_main, d->targets, B, K, c->label_smoothing) +
-                     gsq_cross_entropy_forward(d->probs_dist, student->a.logits_dist, d->teacher_arg, B, K,
+        ce = 0.5f * (gsq_cross_entropy_forward(d->probs, gsq_vit_output(student, "head"), d->targets, B, K, c->label_smoothing) +
+                     gsq_cross_entropy_forward(d->probs_dist, gsq_vit_output(student, "head_dist"), d->teacher_arg, B, K,
                                                c->label_smoothing));
     else
         ce = gsq_cross_entropy_forward(d->probs, zs, d->targets, B, K, c->label_smoothing);
@@ -192,7 +193,9 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
         d->dptr[l] = NULL;
         if (l < c->first_block) continue;
         float *g = d->dfeat + (size_t)(l - c->first_block) * (size_t)B * d->feat;
-        const float *fs = student->a.blocks[l].res2, *ft = teacher->a.blocks[l].res2;
+        char name[GSQ_NAME_MAX];
+        snprintf(name, sizeof name, "blocks.%d", l); /* the block's output */
+        const float *fs = gsq_vit_output(student, name), *ft = gsq_vit_output(teacher, name);
         double sum = 0.0, scale = agree ? 1.0 / ((double)agree * (double)d->feat) : 0.0;
         float gscale = (float)(c->gamma * d->weights[l] * 2.0 * scale);
         for (int b = 0; b < B; b++) {

@@ -26,8 +26,8 @@ gsq_status gsq_distill_evaluate(gsq_vit *student, gsq_vit *teacher, const gsq_di
         st = gsq_loader_next(ld, &batch, err);
         if (st != GSQ_OK || batch.n == 0) continue;
         gsq_distill_terms terms;
-        st = gsq_vit_forward(teacher, batch.images, batch.n, NULL, err);
-        if (st == GSQ_OK) st = gsq_vit_forward(student, batch.images, batch.n, NULL, err);
+        st = gsq_vit_infer(teacher, batch.images, batch.n, NULL, err);
+        if (st == GSQ_OK) st = gsq_vit_infer(student, batch.images, batch.n, NULL, err);
         if (st == GSQ_OK) st = gsq_distill_loss(d, student, teacher, NULL, &terms, batch_mse, err);
         if (st != GSQ_OK) break;
         for (int l = 0; l < depth; l++) sum[l] += (double)batch_mse[l] * terms.agree;

@@ -11,6 +11,7 @@
 #include "kernels/cpu/attention_int8.h"
 #include "cuda_backend.h"
 #include "engine_state.h"
+#include "gpusq/graph.h"
 #include "gpusq/kernels.h"
 #include "gpusq/vit_quant.h"
 #include "io/compressed_codes.h"
@@ -59,15 +60,15 @@ static int codes_obey_2_4(const int8_t *codes, int rows, int cols)
     return 1;
 }
 
-/* GEMM s of the source: its codes, per-row weight scales and input scale; whether it runs sparse
- * in `pattern` (a file: as stored, when that is the file's pattern); and its float weights, for
- * the FP16 layout (a file has none: codes × scales). */
+/* Compressed linear s of the source: its codes, per-row weight scales and input scale; whether it
+ * runs sparse in `pattern` (a file: as stored, when that is the file's pattern); and its float
+ * weights, for the FP16 layout (a file has none: codes × scales). */
 static gsq_status source_gemm(const engine_source *src, int s, gsq_sparse_pattern pattern, int8_t *codes,
                               float *wscale, float *act, int *sparse, const float **weights, gsq_error *err)
 {
-    char name[GSQ_NAME_MAX];
-    const gsq_param *p = gsq_vit_find_param(src->m, gsq_vit_quant_site_weight(s, name, sizeof name));
-    int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
+    const gsq_linear *lin = &src->m->graph->linears[s];
+    const gsq_param *p = &src->m->tensors[lin->weight];
+    int rows = lin->rows, cols = lin->cols;
     *weights = NULL;
     if (src->f) {
         gsq_status st = gsq_compressed_gemm_codes(src->m, src->f, src->info, s, codes, wscale, act, sparse, err);
@@ -76,7 +77,7 @@ static gsq_status source_gemm(const engine_source *src, int s, gsq_sparse_patter
     }
     *weights = src->m->params + p->offset;
     *act = gsq_vit_quant_act_scale(src->m, s);
-    *sparse = gsq_sparse_plan_prunes(&src->plan, name);
+    *sparse = gsq_sparse_plan_prunes(&src->plan, p->name);
     return gsq_vit_quant_weight_codes(src->m, s, codes, wscale, err);
 }
 
@@ -95,9 +96,11 @@ static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_patte
     gsq_status st = !src->f && layout == GSQ_ENGINE_SPARSE
                         ? gsq_sparse_plan_from_weights(&src->plan, src->m, pattern, 1, err) : GSQ_OK;
     for (int s = 0; s < e->num_sites && st == GSQ_OK; s++) {
-        char name[GSQ_NAME_MAX];
-        const gsq_param *p = gsq_vit_find_param(src->m, gsq_vit_quant_site_weight(s, name, sizeof name));
-        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows), obeys = 0;
+        const gsq_linear *lin = &src->m->graph->linears[s];
+        if (!lin->compressed) continue; /* the classifier heads stay float */
+        const gsq_param *p = &src->m->tensors[lin->weight];
+        const char *name = lin->name;
+        int rows = lin->rows, cols = lin->cols, obeys = 0;
         int8_t *codes = malloc(p->numel);
         float *decoded = NULL, a = 0.0f;
         const float *weights = NULL;
@@ -138,10 +141,8 @@ static gsq_status copy_floats(gsq_engine *e, const engine_source *src, gsq_error
         free(at);
         return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     }
-    for (int s = 0; s < e->num_sites; s++) {
-        char name[GSQ_NAME_MAX];
-        at[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name)) - m->tensors] = SIZE_MAX;
-    }
+    for (int s = 0; s < e->num_sites; s++)
+        if (m->graph->linears[s].compressed) at[m->graph->linears[s].weight] = SIZE_MAX;
     for (int i = 0; i < m->num_tensors; i++) {
         if (at[i] == SIZE_MAX) continue;
         at[i] = total;
@@ -220,7 +221,7 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     e->max_batch = o->max_batch;
     e->layout = o->layout;
     e->isa = gsq_i8_isa_active();
-    e->num_sites = gsq_vit_quant_sites(c);
+    e->num_sites = src->m->graph->num_linears;
     e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(src->mode));
     e->attention = src->attention;
     gsq_status st = GSQ_OK;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gpusq/compressed.h"
+#include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 #include "io/compressed_codes.h"
 
@@ -104,11 +105,11 @@ static gsq_status find_gemm(const gsq_vit *m, const gsq_st_file *f, const gsq_co
                             stored_gemm *g, gsq_error *err)
 {
     int four = gsq_quant_mode_weight_bits(info->mode) == 4, group = gsq_sparse_group(info->pattern);
-    char wname[GSQ_NAME_MAX], probe[GSQ_NAME_MAX + 16];
-    gsq_vit_quant_site_weight(s, wname, sizeof wname);
-    snprintf(g->base, sizeof g->base, "%.*s", (int)(strlen(wname) - 7), wname);
-    g->p = gsq_vit_find_param(m, wname);
-    g->rows = (int)g->p->shape[0], g->cols = (int)(g->p->numel / (size_t)g->rows);
+    char probe[GSQ_NAME_MAX + 16];
+    const gsq_linear *lin = &m->graph->linears[s];
+    snprintf(g->base, sizeof g->base, "%s", lin->name);
+    g->p = &m->tensors[lin->weight];
+    g->rows = lin->rows, g->cols = lin->cols;
     snprintf(probe, sizeof probe, "%s.values", g->base);
     g->sparse = gsq_st_find(f, probe) != NULL;
     if (g->sparse && g->cols % group)
@@ -157,19 +158,19 @@ gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float sc
  * weights its codes times their row's scale. */
 static gsq_status load_gemms(gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, gsq_error *err)
 {
+    const gsq_graph *gr = m->graph;
     size_t most = 0;
-    for (int s = 0; s < gsq_vit_quant_sites(&m->cfg); s++) {
-        char wname[GSQ_NAME_MAX];
-        size_t n = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname))->numel;
+    for (int s = 0; s < gr->num_linears; s++) {
+        size_t n = (size_t)gr->linears[s].rows * (size_t)gr->linears[s].cols;
         most = n > most ? n : most;
     }
     int8_t *codes = malloc(most ? most : 1);
     float *scales = malloc(most * sizeof(float) + sizeof(float)); /* rows ≤ numel */
     gsq_status st = codes && scales ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", gsq_st_label(f));
-    for (int s = 0; st == GSQ_OK && s < gsq_vit_quant_sites(&m->cfg); s++) {
-        char wname[GSQ_NAME_MAX];
-        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname));
-        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows), sparse;
+    for (int s = 0; st == GSQ_OK && s < gr->num_linears; s++) {
+        if (!gr->linears[s].compressed) continue;
+        const gsq_param *p = &m->tensors[gr->linears[s].weight];
+        int rows = gr->linears[s].rows, cols = gr->linears[s].cols, sparse;
         float act;
         st = gsq_compressed_gemm_codes(m, f, info, s, codes, scales, &act, &sparse, err);
         if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
@@ -184,11 +185,11 @@ static gsq_status load_gemms(gsq_vit *m, const gsq_st_file *f, const gsq_compres
 }
 
 /* Every non-site parameter as F32 of its exact shape. */
-static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, const char *is_site, gsq_error *err)
+static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, const char *is_compressed, gsq_error *err)
 {
     for (int i = 0; i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
-        if (is_site[i]) continue;
+        if (is_compressed[i]) continue;
         const gsq_st_tensor *t = gsq_st_find(f, p->name);
         if (!t) return gsq_fail(err, GSQ_ERR_MISSING, "%s: tensor '%s' is missing", gsq_st_label(f), p->name);
         if (t->dtype != GSQ_DT_F32)
@@ -235,22 +236,21 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: sparsity.pattern %.20s is not 2:4 or 4:8", path, pat_s ? pat_s : "missing");
     gsq_vit_config cfg;
     gsq_vit *m = NULL;
-    char *is_site = NULL;
+    char *is_compressed = NULL;
     if (st == GSQ_OK) st = gsq_vit_config_from_meta(f, &cfg, err);
     if (st == GSQ_OK) st = gsq_vit_describe(&m, &cfg, err);
-    if (st == GSQ_OK && !(is_site = calloc((size_t)m->num_tensors, 1)))
+    if (st == GSQ_OK && !(is_compressed = calloc((size_t)m->num_tensors, 1)))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
-    for (int s = 0; st == GSQ_OK && s < gsq_vit_quant_sites(&cfg); s++) {
-        char wname[GSQ_NAME_MAX];
-        is_site[gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, wname, sizeof wname)) - m->tensors] = 1;
-    }
+    for (int s = 0; st == GSQ_OK && s < m->graph->num_linears; s++)
+        if (m->graph->linears[s].compressed) is_compressed[m->graph->linears[s].weight] = 1;
     const char *attn = gsq_st_meta_get(f, "quant.attention");
     info->attention = attn && !strcmp(attn, "1");
     if (st == GSQ_OK && (!attn || (strcmp(attn, "0") && strcmp(attn, "1"))))
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.attention is %.20s, not 0 or 1", path, attn ? attn : "missing");
-    if (st == GSQ_OK) st = check_float_tensors(m, f, is_site, err);
-    for (int s = 0; st == GSQ_OK && s < gsq_vit_quant_sites(&cfg); s++) {
+    if (st == GSQ_OK) st = check_float_tensors(m, f, is_compressed, err);
+    for (int s = 0; st == GSQ_OK && s < m->graph->num_linears; s++) {
         stored_gemm g;
+        if (!m->graph->linears[s].compressed) continue;
         st = find_gemm(m, f, info, s, &g, err);
         if (st != GSQ_OK) break;
         *(g.sparse ? &info->sparse_sites : &info->dense_sites) += 1;
@@ -265,7 +265,7 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
     }
     if (st == GSQ_OK) { /* each expected tensor was found by name: equal counts leave no room for others */
         size_t floats = 0;
-        for (int i = 0; i < m->num_tensors; i++) floats += !is_site[i];
+        for (int i = 0; i < m->num_tensors; i++) floats += !is_compressed[i];
         size_t expected = floats + 4 * (size_t)info->sparse_sites + 3 * (size_t)info->dense_sites +
                       (info->attention ? (size_t)cfg.depth : 0);
         if (gsq_st_count(f) != expected)
@@ -277,7 +277,7 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
     const char *names = gsq_st_meta_get(f, "class_names");
     if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", path);
-    free(is_site);
+    free(is_compressed);
     if (st != GSQ_OK) {
         gsq_vit_free(m);
         return st;

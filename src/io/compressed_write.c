@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 
 /* Buffers the writer borrows until the file is written. */
@@ -60,16 +61,16 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
     keep_list kl = {0};
     gsq_status st = gsq_sparse_plan_from_weights(&plan, m, pattern, 1, err);
     if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
-    int sites = gsq_vit_quant_sites(&m->cfg);
-    char *is_site = calloc((size_t)m->num_tensors, 1);
-    if (st == GSQ_OK && !is_site) st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
-    for (int s = 0; st == GSQ_OK && s < sites; s++) {
-        char wname[GSQ_NAME_MAX], tname[GSQ_NAME_MAX + 16];
-        gsq_vit_quant_site_weight(s, wname, sizeof wname);
-        const gsq_param *p = gsq_vit_find_param(m, wname);
-        is_site[p - m->tensors] = 1;
-        int rows = (int)p->shape[0], cols = (int)(p->numel / (size_t)rows);
-        int sparse = gsq_sparse_plan_prunes(&plan, wname);
+    char *is_compressed = calloc((size_t)m->num_tensors, 1);
+    if (st == GSQ_OK && !is_compressed) st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
+    for (int s = 0; st == GSQ_OK && s < m->graph->num_linears; s++) {
+        const gsq_linear *lin = &m->graph->linears[s];
+        if (!lin->compressed) continue;
+        char tname[GSQ_NAME_MAX + 16];
+        const gsq_param *p = &m->tensors[lin->weight];
+        is_compressed[lin->weight] = 1;
+        int rows = lin->rows, cols = lin->cols;
+        int sparse = gsq_sparse_plan_prunes(&plan, p->name);
         int8_t *codes = keep(&kl, p->numel);
         float *scales = keep(&kl, (size_t)rows * sizeof(float)), *in_scale = keep(&kl, sizeof(float));
         if (!codes || !scales || !in_scale) {
@@ -94,13 +95,13 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         }
         int64_t vshape[2] = {rows, (int64_t)bytes_per_row}, mshape[2] = {rows, words}, sshape[1] = {rows};
         gsq_dtype vt = four ? GSQ_DT_U8 : GSQ_DT_I8;
-        snprintf(tname, sizeof tname, "%.*s.%s", (int)(strlen(wname) - 7), wname, sparse ? "values" : "qweight");
+        snprintf(tname, sizeof tname, "%s.%s", lin->name, sparse ? "values" : "qweight");
         if (st == GSQ_OK) st = gsq_st_writer_add(w, tname, vt, 2, vshape, values, err);
-        snprintf(tname, sizeof tname, "%.*s.meta", (int)(strlen(wname) - 7), wname);
+        snprintf(tname, sizeof tname, "%s.meta", lin->name);
         if (st == GSQ_OK && sparse) st = gsq_st_writer_add(w, tname, GSQ_DT_U16, 2, mshape, meta, err);
-        snprintf(tname, sizeof tname, "%.*s.weight_scale", (int)(strlen(wname) - 7), wname);
+        snprintf(tname, sizeof tname, "%s.weight_scale", lin->name);
         if (st == GSQ_OK) st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 1, sshape, scales, err);
-        snprintf(tname, sizeof tname, "%.*s.input_scale", (int)(strlen(wname) - 7), wname);
+        snprintf(tname, sizeof tname, "%s.input_scale", lin->name);
         if (st == GSQ_OK) st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 0, sshape, in_scale, err);
         size_t weight_bytes = (size_t)rows * bytes_per_row + (sparse ? (size_t)rows * words * 2 : 0);
         info->param_bytes += weight_bytes + (size_t)rows * 4 + 4;
@@ -111,7 +112,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
     }
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
-        if (is_site[i]) continue;
+        if (is_compressed[i]) continue;
         st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
         info->param_bytes += p->numel * 4;
     }
@@ -135,7 +136,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
     gsq_st_writer_free(w);
     for (int i = 0; i < kl.n; i++) free(kl.p[i]);
     free(kl.p);
-    free(is_site);
+    free(is_compressed);
     gsq_sparse_plan_free(&plan);
     return st;
 }

@@ -90,15 +90,3 @@ gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: ln_eps %g is outside (0, 1)", (double)cfg->ln_eps);
     return GSQ_OK;
 }
-
-double gsq_vit_macs(const gsq_vit_config *cfg)
-{
-    double D = cfg->embed_dim, T = gsq_vit_tokens(cfg), H = cfg->mlp_hidden;
-    double patch = (double)gsq_vit_num_patches(cfg) * cfg->in_chans * cfg->patch_size * cfg->patch_size * D;
-    double block = T * D * 3 * D   /* qkv */
-                 + 2 * T * T * D   /* q·kᵀ and att·v over all heads */
-                 + T * D * D       /* proj */
-                 + 2 * T * D * H;  /* fc1 and fc2 */
-    double head = D * cfg->num_classes * (cfg->distilled ? 2 : 1);
-    return patch + cfg->depth * block + head;
-}

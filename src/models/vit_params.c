@@ -1,5 +1,6 @@
 /* The parameter table of a ViT/DeiT: timm names and shapes, one contiguous block for parameters
  * (and one for gradients) with named views, model creation and timm-style initialisation. */
+#include "gpusq/graph.h"
 #include "gpusq/rng.h"
 #include "gpusq/vit.h"
 #include "gpusq/vit_quant.h"
@@ -130,8 +131,22 @@ gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error 
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory describing a model of depth %d", cfg->depth);
     }
     m->num_tensors = build_table(cfg, m->tensors, &m->num_params);
+    st = gsq_vit_graph(m, &m->graph, err);
+    if (st != GSQ_OK) {
+        gsq_vit_free(m);
+        return st;
+    }
     *out = m;
     return GSQ_OK;
+}
+
+double gsq_vit_macs(const gsq_vit_config *cfg)
+{
+    gsq_vit *m;
+    if (gsq_vit_describe(&m, cfg, NULL) != GSQ_OK) return 0;
+    gsq_graph_macs n = gsq_graph_count_macs(m->graph);
+    gsq_vit_free(m);
+    return n.linear + n.attention;
 }
 
 gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err)
@@ -191,10 +206,13 @@ void gsq_vit_free(gsq_vit *m)
     free(m->g.blocks);
     free(m->params);
     free(m->grads);
+    gsq_graph_free(m->graph);
     free(m->act_mem);
+    free(m->act_at);
     free(m->gact_mem);
-    free(m->a.blocks);
+    free(m->gact_at);
     free(m->targets);
+    free(m->probs);
     free(m->class_names);
     free(m);
 }

@@ -1,12 +1,13 @@
-/* Quantization-aware training state of a ViT: which GEMMs are quantized, their scales, the
- * calibration of activation scales, and the forward/backward hooks (fake quantization with
- * straight-through gradients) that vit_train.c calls at each site. LSQ's learned scales are in
- * vit_quant_lsq.c. */
+/* Quantization-aware training state of a ViT: the quantizers of its compressed linears and
+ * attentions, their scales, the calibration of activation scales, and the forward/backward hooks
+ * (fake quantization with straight-through gradients) that vit_train.c calls at each compressed
+ * linear. LSQ's learned scales are in vit_quant_lsq.c. */
 #include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/graph.h"
 #include "vit_quant_state.h"
 
 static const char *const mode_names[] = {"int8", "int4", "w4a8"};
@@ -25,22 +26,12 @@ const char *gsq_quant_mode_name(gsq_quant_mode m) { return (unsigned)m < 3 ? mod
 int gsq_quant_mode_weight_bits(gsq_quant_mode m) { return m == GSQ_QMODE_INT8 ? 8 : 4; }
 int gsq_quant_mode_act_bits(gsq_quant_mode m) { return m == GSQ_QMODE_INT4 ? 4 : 8; }
 
-int gsq_vit_quant_sites(const gsq_vit_config *cfg) { return 1 + 4 * cfg->depth; }
-
-const char *gsq_vit_quant_site_weight(int site, char *buf, size_t cap)
-{
-    static const char *const kinds[4] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
-    if (site <= 0) snprintf(buf, cap, "patch_embed.proj.weight");
-    else snprintf(buf, cap, "blocks.%d.%s.weight", (site - 1) / 4, kinds[(site - 1) % 4]);
-    return buf;
-}
-
-/* Frees every observer (sites, then attention) and clears the pointers. */
+/* Frees every observer (linears, then attention) and clears the pointers. */
 static void free_observers(struct gsq_vit_quant *q, int depth)
 {
-    for (int s = 0; s < q->num_sites; s++) {
-        gsq_observer_free(q->sites[s].obs);
-        q->sites[s].obs = NULL;
+    for (int i = 0; i < q->num_linears; i++) {
+        gsq_observer_free(q->linears[i].obs);
+        q->linears[i].obs = NULL;
     }
     for (int l = 0; q->attn && l < depth; l++)
         for (int k = 0; k < 3; k++) {
@@ -54,17 +45,17 @@ void gsq_vit_quant_disable(gsq_vit *m)
     struct gsq_vit_quant *q = m->quant;
     if (!q) return;
     free_observers(q, m->cfg.depth);
-    for (int s = 0; s < q->num_sites; s++) {
-        free(q->sites[s].w_scales);
-        free(q->sites[s].wq);
-        free(q->sites[s].xq);
+    for (int i = 0; i < q->num_linears; i++) {
+        free(q->linears[i].w_scales);
+        free(q->linears[i].wq);
+        free(q->linears[i].xq);
     }
     for (int l = 0; q->attn && l < m->cfg.depth; l++) {
         free(q->attn[l].qkv_q);
         free(q->attn[l].att_q);
     }
     free(q->attn);
-    free(q->sites);
+    free(q->linears);
     free(q->dw);
     gsq_lsq_free(q->lsq);
     free(q);
@@ -78,10 +69,10 @@ gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_metho
         return gsq_fail(err, GSQ_ERR_ARG, "quantization: weights calibrate by max or mse, not %s",
                         gsq_calib_name(weight_calib));
     gsq_vit_quant_disable(m);
-    const gsq_vit_config *c = &m->cfg;
     struct gsq_vit_quant *q = calloc(1, sizeof *q);
-    int n = gsq_vit_quant_sites(c);
-    if (!q || !(q->sites = calloc((size_t)n, sizeof *q->sites))) {
+    const gsq_graph *g = m->graph;
+    int n = g->num_linears;
+    if (!q || !(q->linears = calloc((size_t)n, sizeof *q->linears))) {
         free(q);
         return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory");
     }
@@ -89,25 +80,25 @@ gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_metho
     q->w_qmax = gsq_quant_qmax(gsq_quant_mode_weight_bits(mode));
     q->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(mode));
     q->weight_calib = weight_calib;
-    q->num_sites = n;
+    q->num_linears = n;
     m->quant = q;
-    size_t T = (size_t)gsq_vit_tokens(c), D = (size_t)c->embed_dim, H = (size_t)c->mlp_hidden, max_w = 0;
-    size_t NP = (size_t)gsq_vit_num_patches(c), CPP = (size_t)c->in_chans * c->patch_size * c->patch_size;
-    for (int s = 0; s < n; s++) {
-        char name[GSQ_NAME_MAX];
-        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name));
-        gsq_qsite *site = &q->sites[s];
-        site->w_offset = p->offset;
-        site->rows = (int)p->shape[0];
-        site->cols = (int)(p->numel / (size_t)p->shape[0]);
-        int kind = s == 0 ? -1 : (s - 1) % 4;
-        site->in_per_sample = kind < 0 ? NP * CPP : (kind == 3 ? T * H : T * D);
-        site->w_scales = malloc((size_t)site->rows * sizeof(float));
-        site->wq = malloc(p->numel * sizeof(float));
-        if (p->numel > max_w) max_w = p->numel;
-        if (!site->w_scales || !site->wq) {
+    size_t max_w = 0;
+    for (int i = 0; i < n; i++) {
+        const gsq_linear *l = &g->linears[i];
+        gsq_qlinear *ql = &q->linears[i];
+        if (!l->compressed) continue; /* the classifier heads stay float */
+        size_t numel = (size_t)l->rows * (size_t)l->cols;
+        ql->quantized = 1;
+        ql->w_offset = m->tensors[l->weight].offset;
+        ql->rows = l->rows;
+        ql->cols = l->cols;
+        ql->in_per_sample = gsq_value_floats(g, g->nodes[l->node].in[0]);
+        ql->w_scales = malloc((size_t)ql->rows * sizeof(float));
+        ql->wq = malloc(numel * sizeof(float));
+        if (numel > max_w) max_w = numel;
+        if (!ql->w_scales || !ql->wq) {
             gsq_vit_quant_disable(m);
-            return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for %s", name);
+            return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for %s", l->name);
         }
     }
     if (!(q->dw = malloc(max_w * sizeof(float)))) {
@@ -122,8 +113,9 @@ gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *e
     struct gsq_vit_quant *q = m->quant;
     if (!q) return gsq_fail(err, GSQ_ERR_ARG, "calibration: the model has no quantizers (gsq_vit_quant_enable)");
     free_observers(q, m->cfg.depth);
-    for (int s = 0; s < q->num_sites; s++) {
-        gsq_status st = gsq_observer_create(&q->sites[s].obs, capacity, (uint64_t)s, err);
+    for (int i = 0; i < q->num_linears; i++) {
+        gsq_status st = q->linears[i].quantized ? gsq_observer_create(&q->linears[i].obs, capacity, (uint64_t)i, err)
+                                                : GSQ_OK;
         if (st != GSQ_OK) return st;
     }
     for (int l = 0; q->attn && l < m->cfg.depth; l++)
@@ -156,7 +148,7 @@ const float *gsq_vit_quant_attention_scales(const gsq_vit *m, int l)
 static int all_scales_set(const struct gsq_vit_quant *q, int depth)
 {
     int all = 1;
-    for (int i = 0; i < q->num_sites; i++) all &= q->sites[i].a_scale > 0.0f;
+    for (int i = 0; i < q->num_linears; i++) all &= !q->linears[i].quantized || q->linears[i].a_scale > 0.0f;
     for (int l = 0; q->attn && l < depth; l++)
         for (int k = 0; k < 3; k++) all &= q->attn[l].qkv_scale[k] > 0.0f;
     return all;
@@ -182,13 +174,12 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->observing) return gsq_fail(err, GSQ_ERR_ARG, "calibration: no observation was started");
     gsq_status st = GSQ_OK;
-    for (int s = 0; s < q->num_sites && st == GSQ_OK; s++) {
-        st = gsq_observer_scale(q->sites[s].obs, method, percentile, q->a_qmax, &q->sites[s].a_scale, err);
+    for (int i = 0; i < q->num_linears && st == GSQ_OK; i++) {
+        if (!q->linears[i].quantized) continue;
+        st = gsq_observer_scale(q->linears[i].obs, method, percentile, q->a_qmax, &q->linears[i].a_scale, err);
         if (st != GSQ_OK) {
-            char name[GSQ_NAME_MAX];
             gsq_error inner = *err;
-            st = gsq_fail(err, inner.code, "calibrating the input of %s: %s",
-                          gsq_vit_quant_site_weight(s, name, sizeof name), inner.msg);
+            st = gsq_fail(err, inner.code, "calibrating the input of %s: %s", m->graph->linears[i].name, inner.msg);
         }
     }
     static const char *const part[3] = {"Q", "K", "V"};
@@ -208,14 +199,28 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
 
 int gsq_vit_quant_active(const gsq_vit *m) { return m->quant && m->quant->active; }
 gsq_quant_mode gsq_vit_quant_mode(const gsq_vit *m) { return m->quant->mode; }
-float gsq_vit_quant_act_scale(const gsq_vit *m, int s) { return m->quant->sites[s].a_scale; }
-const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int s) { return m->quant->sites[s].w_scales; }
+float gsq_vit_quant_act_scale(const gsq_vit *m, int linear) { return m->quant->linears[linear].a_scale; }
+const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int linear) { return m->quant->linears[linear].w_scales; }
 
-gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int s, float scale, gsq_error *err)
+/* *out = the quantizer of linear i; GSQ_ERR_ARG when it has none. */
+static gsq_status quantizer(const gsq_vit *m, int i, gsq_qlinear **out, gsq_error *err)
 {
-    if (!m->quant || s < 0 || s >= m->quant->num_sites || !gsq_quant_scale_ok(scale))
-        return gsq_fail(err, GSQ_ERR_ARG, "quantization: site %d scale %g is invalid", s, (double)scale);
-    m->quant->sites[s].a_scale = scale;
+    int known = i >= 0 && i < m->graph->num_linears;
+    *out = m->quant && known && m->quant->linears[i].quantized ? &m->quant->linears[i] : NULL;
+    if (*out) return GSQ_OK;
+    return gsq_fail(err, GSQ_ERR_ARG, "quantization: %s%s has no quantizer", known ? "linear " : "no linear",
+                    known ? m->graph->linears[i].name : "");
+}
+
+gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int linear, float scale, gsq_error *err)
+{
+    gsq_qlinear *ql;
+    gsq_status st = quantizer(m, linear, &ql, err);
+    if (st != GSQ_OK) return st;
+    if (!gsq_quant_scale_ok(scale))
+        return gsq_fail(err, GSQ_ERR_FORMAT, "quantization: the input scale %g of %s is not a normal positive "
+                        "number below 1e30", (double)scale, m->graph->linears[linear].name);
+    ql->a_scale = scale;
     m->quant->active = all_scales_set(m->quant, m->cfg.depth);
     return GSQ_OK;
 }
@@ -224,10 +229,11 @@ gsq_status gsq_vit_quant_prepare(gsq_vit *m, int B, gsq_error *err)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active || B <= q->batch_cap) return GSQ_OK;
-    for (int s = 0; s < q->num_sites; s++) {
-        free(q->sites[s].xq);
-        q->sites[s].xq = malloc((size_t)B * q->sites[s].in_per_sample * sizeof(float));
-        if (!q->sites[s].xq) {
+    for (int i = 0; i < q->num_linears; i++) {
+        if (!q->linears[i].quantized) continue;
+        free(q->linears[i].xq);
+        q->linears[i].xq = malloc((size_t)B * q->linears[i].in_per_sample * sizeof(float));
+        if (!q->linears[i].xq) {
             q->batch_cap = 0;
             return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for a batch of %d", B);
         }
@@ -303,111 +309,110 @@ void gsq_qattn_qkv_grad(gsq_vit *m, int l, float *dqkv, size_t rows)
         }
 }
 
-const float *gsq_qsite_input(gsq_vit *m, int s, const float *x, size_t n)
+const float *gsq_qlinear_input(gsq_vit *m, int i, const float *x, size_t n)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q) return x;
-    gsq_qsite *site = &q->sites[s];
-    site->x = x;
-    if (q->observing) gsq_observer_observe(site->obs, x, n);
+    gsq_qlinear *ql = &q->linears[i];
+    ql->x = x;
+    if (q->observing) gsq_observer_observe(ql->obs, x, n);
     if (!q->active) return x;
-    gsq_fake_quant(site->xq, x, n, site->a_scale, q->a_qmax);
-    return site->xq;
+    gsq_fake_quant(ql->xq, x, n, ql->a_scale, q->a_qmax);
+    return ql->xq;
 }
 
-const float *gsq_qsite_weight(gsq_vit *m, int s, const float *w)
+const float *gsq_qlinear_weight(gsq_vit *m, int i, const float *w)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active) return w;
-    gsq_qsite *site = &q->sites[s];
-    if (!site->fixed_scales) { /* LSQ starts from the first forward's scales and then learns them */
-        gsq_weight_scales(site->w_scales, w, site->rows, site->cols, q->w_qmax, q->weight_calib, NULL);
-        site->fixed_scales = q->lsq != NULL;
+    gsq_qlinear *ql = &q->linears[i];
+    if (!ql->fixed_scales) { /* LSQ starts from the first forward's scales and then learns them */
+        gsq_weight_scales(ql->w_scales, w, ql->rows, ql->cols, q->w_qmax, q->weight_calib, NULL);
+        ql->fixed_scales = q->lsq != NULL;
     }
-    gsq_fake_quant_rows(site->wq, w, site->rows, site->cols, site->w_scales, q->w_qmax);
-    return site->wq;
+    gsq_fake_quant_rows(ql->wq, w, ql->rows, ql->cols, ql->w_scales, q->w_qmax);
+    return ql->wq;
 }
 
-gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int s, int8_t *codes, float *scales, gsq_error *err)
+gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int linear, int8_t *codes, float *scales, gsq_error *err)
 {
+    gsq_qlinear *ql;
+    gsq_status st = quantizer(m, linear, &ql, err);
+    if (st != GSQ_OK) return st;
     const struct gsq_vit_quant *q = m->quant;
-    if (!q || s < 0 || s >= q->num_sites) return gsq_fail(err, GSQ_ERR_ARG, "quantization: no site %d", s);
-    const gsq_qsite *site = &q->sites[s];
-    const float *w = m->params + site->w_offset;
-    if (site->fixed_scales) memcpy(scales, site->w_scales, (size_t)site->rows * sizeof(float));
-    else {
-        gsq_status st = gsq_weight_scales(scales, w, site->rows, site->cols, q->w_qmax, q->weight_calib, err);
-        if (st != GSQ_OK) return st;
-    }
-    for (int r = 0; r < site->rows; r++)
-        gsq_quantize_codes(codes + (size_t)r * site->cols, w + (size_t)r * site->cols, (size_t)site->cols, scales[r],
+    const float *w = m->params + ql->w_offset;
+    if (ql->fixed_scales) memcpy(scales, ql->w_scales, (size_t)ql->rows * sizeof(float));
+    else if ((st = gsq_weight_scales(scales, w, ql->rows, ql->cols, q->w_qmax, q->weight_calib, err)) != GSQ_OK)
+        return st;
+    for (int r = 0; r < ql->rows; r++)
+        gsq_quantize_codes(codes + (size_t)r * ql->cols, w + (size_t)r * ql->cols, (size_t)ql->cols, scales[r],
                            q->w_qmax);
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int s, const float *scales, gsq_error *err)
+gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int linear, const float *scales, gsq_error *err)
 {
-    struct gsq_vit_quant *q = m->quant;
-    if (!q || s < 0 || s >= q->num_sites) return gsq_fail(err, GSQ_ERR_ARG, "quantization: no site %d", s);
-    gsq_qsite *site = &q->sites[s];
-    for (int r = 0; r < site->rows; r++)
+    gsq_qlinear *ql;
+    gsq_status st = quantizer(m, linear, &ql, err);
+    if (st != GSQ_OK) return st;
+    for (int r = 0; r < ql->rows; r++)
         if (!gsq_quant_scale_ok(scales[r]))
             return gsq_fail(err, GSQ_ERR_FORMAT,
                             "quantization: weight scale %g of row %d is not a normal positive "
                             "number below 1e30", (double)scales[r], r);
-    memcpy(site->w_scales, scales, (size_t)site->rows * sizeof(float));
-    site->fixed_scales = 1;
+    memcpy(ql->w_scales, scales, (size_t)ql->rows * sizeof(float));
+    ql->fixed_scales = 1;
     return GSQ_OK;
 }
 
-const float *gsq_qsite_saved_input(const gsq_vit *m, int s, const float *x)
+const float *gsq_qlinear_saved_input(const gsq_vit *m, int i, const float *x)
 {
-    return m->quant && m->quant->active ? m->quant->sites[s].xq : x;
+    return m->quant && m->quant->active ? m->quant->linears[i].xq : x;
 }
 
-const float *gsq_qsite_saved_weight(const gsq_vit *m, int s, const float *w)
+const float *gsq_qlinear_saved_weight(const gsq_vit *m, int i, const float *w)
 {
-    return m->quant && m->quant->active ? m->quant->sites[s].wq : w;
+    return m->quant && m->quant->active ? m->quant->linears[i].wq : w;
 }
 
-float *gsq_qsite_dw_target(gsq_vit *m, int s, float *grad)
+float *gsq_qlinear_dw_target(gsq_vit *m, int i, float *grad)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active) return grad;
-    const gsq_qsite *site = &q->sites[s];
-    memset(q->dw, 0, (size_t)site->rows * (size_t)site->cols * sizeof(float));
+    const gsq_qlinear *ql = &q->linears[i];
+    memset(q->dw, 0, (size_t)ql->rows * (size_t)ql->cols * sizeof(float));
     return q->dw;
 }
 
-void gsq_qsite_dw_finish(gsq_vit *m, int s, float *grad)
+void gsq_qlinear_dw_finish(gsq_vit *m, int i, float *grad)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active) return;
-    const gsq_qsite *site = &q->sites[s];
-    const float *w = m->params + site->w_offset;
+    const gsq_qlinear *ql = &q->linears[i];
+    const float *w = m->params + ql->w_offset;
     #pragma omp parallel for schedule(static)
-    for (int r = 0; r < site->rows; r++) {
-        size_t o = (size_t)r * (size_t)site->cols;
+    for (int r = 0; r < ql->rows; r++) {
+        size_t o = (size_t)r * (size_t)ql->cols;
         /* LSQ's scale gradient needs dw before the STE of each row's quantizer, then accumulate */
-        if (q->lsq) gsq_lsq_row_grad(m, s, r, q->dw + o);
-        gsq_fake_quant_backward(q->dw + o, q->dw + o, w + o, (size_t)site->cols, site->w_scales[r], q->w_qmax);
-        for (int c = 0; c < site->cols; c++) grad[o + c] += q->dw[o + c];
+        if (q->lsq) gsq_lsq_row_grad(m, i, r, q->dw + o);
+        gsq_fake_quant_backward(q->dw + o, q->dw + o, w + o, (size_t)ql->cols, ql->w_scales[r], q->w_qmax);
+        for (int c = 0; c < ql->cols; c++) grad[o + c] += q->dw[o + c];
     }
 }
 
-void gsq_qsite_input_grad(gsq_vit *m, int s, float *dx, size_t n)
+void gsq_qlinear_input_grad(gsq_vit *m, int i, float *dx, size_t n)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active || !dx) return;
-    const gsq_qsite *site = &q->sites[s];
-    if (q->lsq) gsq_lsq_act_grad(m, s, dx, n);
-    gsq_fake_quant_backward(dx, dx, site->x, n, site->a_scale, q->a_qmax);
+    const gsq_qlinear *ql = &q->linears[i];
+    if (q->lsq) gsq_lsq_act_grad(m, i, dx, n);
+    gsq_fake_quant_backward(dx, dx, ql->x, n, ql->a_scale, q->a_qmax);
 }
 
-float *gsq_qsite_patch_dx(gsq_vit *m, size_t n)
+float *gsq_qlinear_scratch_dx(gsq_vit *m, size_t n)
 {
     struct gsq_vit_quant *q = m->quant;
     if (!q || !q->active || !q->lsq) return NULL;
-    memset(q->lsq->dpatches, 0, n * sizeof(float));
-    return q->lsq->dpatches;
+    memset(q->lsq->dx, 0, n * sizeof(float));
+    return q->lsq->dx;
 }

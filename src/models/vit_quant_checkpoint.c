@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 #include "vit_quant_state.h"
 
-/* "quant.BASE.suffix" for site s (BASE: its weight's name without ".weight"). */
-static void site_name(int s, const char *suffix, char *buf, size_t cap)
+/* "quant.NAME.suffix" for linear i of m. */
+static void tensor_name(const gsq_vit *m, int i, const char *suffix, char *buf, size_t cap)
 {
-    char w[GSQ_NAME_MAX];
-    gsq_vit_quant_site_weight(s, w, sizeof w);
-    snprintf(buf, cap, "quant.%.*s.%s", (int)(strlen(w) - 7), w, suffix);
+    snprintf(buf, cap, "quant.%s.%s", m->graph->linears[i].name, suffix);
 }
 
 gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *err)
@@ -28,14 +27,15 @@ gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_e
     snprintf(num, sizeof num, "%.9g", q->lsq ? (double)q->lsq->lr_scale : 0.0);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.lsq", num, err);
     int64_t one[1] = {1}, three[1] = {3};
-    for (int s = 0; st == GSQ_OK && s < q->num_sites; s++) {
-        const gsq_qsite *site = &q->sites[s];
-        site_name(s, "input_scale", name, sizeof name);
-        st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, one, &site->a_scale, err);
-        int64_t rows[1] = {site->rows};
-        site_name(s, "weight_scale", name, sizeof name); /* only where held: recomputed otherwise */
-        if (st == GSQ_OK && site->fixed_scales)
-            st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, rows, site->w_scales, err);
+    for (int i = 0; st == GSQ_OK && i < q->num_linears; i++) {
+        const gsq_qlinear *ql = &q->linears[i];
+        if (!ql->quantized) continue;
+        tensor_name(m, i, "input_scale", name, sizeof name);
+        st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, one, &ql->a_scale, err);
+        int64_t rows[1] = {ql->rows};
+        tensor_name(m, i, "weight_scale", name, sizeof name); /* only where held: recomputed otherwise */
+        if (st == GSQ_OK && ql->fixed_scales)
+            st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, rows, ql->w_scales, err);
     }
     for (int l = 0; st == GSQ_OK && q->attn && l < m->cfg.depth; l++) {
         snprintf(name, sizeof name, "quant.blocks.%d.attn.qkv.output_scale", l);
@@ -87,18 +87,19 @@ gsq_status gsq_vit_quant_restore(gsq_vit *m, const gsq_st_file *f, gsq_error *er
         st = read_exact(f, name, scales, 3, err);
         if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
     }
-    for (int s = 0; st == GSQ_OK && s < q->num_sites; s++) {
-        gsq_qsite *site = &q->sites[s];
+    for (int i = 0; st == GSQ_OK && i < q->num_linears; i++) {
+        gsq_qlinear *ql = &q->linears[i];
+        if (!ql->quantized) continue;
         float a;
-        site_name(s, "input_scale", name, sizeof name);
+        tensor_name(m, i, "input_scale", name, sizeof name);
         st = read_exact(f, name, &a, 1, err);
-        if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, s, a, err);
-        site_name(s, "weight_scale", name, sizeof name);
+        if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, i, a, err);
+        tensor_name(m, i, "weight_scale", name, sizeof name);
         if (st == GSQ_OK && gsq_st_find(f, name)) {
-            float *scales = malloc((size_t)site->rows * sizeof(float));
-            st = scales ? read_exact(f, name, scales, (size_t)site->rows, err)
+            float *scales = malloc((size_t)ql->rows * sizeof(float));
+            st = scales ? read_exact(f, name, scales, (size_t)ql->rows, err)
                         : gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", gsq_st_label(f));
-            if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
+            if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, i, scales, err);
             free(scales);
         }
     }

@@ -17,7 +17,7 @@ void gsq_lsq_free(gsq_lsq *l)
     free(l->grad);
     free(l->m);
     free(l->v);
-    free(l->dpatches);
+    free(l->dx);
     free(l);
 }
 
@@ -33,9 +33,9 @@ gsq_status gsq_vit_quant_enable_lsq(gsq_vit *m, float lr_scale, gsq_error *err)
         return GSQ_OK;
     }
     size_t n = 0;
-    for (int s = 0; s < q->num_sites; s++) {
-        q->sites[s].lsq_index = n;
-        n += 1 + (size_t)q->sites[s].rows;
+    for (int i = 0; i < q->num_linears; i++) {
+        q->linears[i].lsq_index = n;
+        n += q->linears[i].quantized ? 1 + (size_t)q->linears[i].rows : 0;
     }
     gsq_lsq *l = calloc(1, sizeof *l);
     if (!l || !(l->grad = calloc(n, sizeof(float))) || !(l->m = calloc(n, sizeof(float))) ||
@@ -46,7 +46,7 @@ gsq_status gsq_vit_quant_enable_lsq(gsq_vit *m, float lr_scale, gsq_error *err)
     l->n = n;
     l->lr_scale = lr_scale;
     q->lsq = l;
-    q->batch_cap = 0; /* dpatches is sized with the other buffers on the next forward */
+    q->batch_cap = 0; /* dx is sized with the other buffers on the next forward */
     return GSQ_OK;
 }
 
@@ -57,9 +57,12 @@ gsq_status gsq_lsq_prepare(gsq_vit *m, int B, gsq_error *err)
 {
     gsq_lsq *l = m->quant->lsq;
     if (!l) return GSQ_OK;
-    free(l->dpatches);
-    l->dpatches = malloc((size_t)B * m->quant->sites[0].in_per_sample * sizeof(float));
-    if (!l->dpatches) return gsq_fail(err, GSQ_ERR_NOMEM, "LSQ: out of memory for a batch of %d", B);
+    size_t per = 0; /* the largest input: any linear may need the scratch */
+    for (int i = 0; i < m->quant->num_linears; i++)
+        if (m->quant->linears[i].in_per_sample > per) per = m->quant->linears[i].in_per_sample;
+    free(l->dx);
+    l->dx = malloc((size_t)B * per * sizeof(float));
+    if (!l->dx) return gsq_fail(err, GSQ_ERR_NOMEM, "LSQ: out of memory for a batch of %d", B);
     return GSQ_OK;
 }
 
@@ -68,22 +71,22 @@ void gsq_vit_quant_zero_grad(gsq_vit *m)
     if (m->quant && m->quant->lsq) memset(m->quant->lsq->grad, 0, m->quant->lsq->n * sizeof(float));
 }
 
-void gsq_lsq_act_grad(gsq_vit *m, int s, const float *dy, size_t n)
+void gsq_lsq_act_grad(gsq_vit *m, int i, const float *dy, size_t n)
 {
     struct gsq_vit_quant *q = m->quant;
-    const gsq_qsite *site = &q->sites[s];
-    float g = 1.0f / sqrtf((float)site->in_per_sample * (float)q->a_qmax); /* N: features per image */
-    q->lsq->grad[site->lsq_index] += g * (float)gsq_fake_quant_scale_grad(dy, site->x, n, site->a_scale, q->a_qmax);
+    const gsq_qlinear *ql = &q->linears[i];
+    float g = 1.0f / sqrtf((float)ql->in_per_sample * (float)q->a_qmax); /* N: features per image */
+    q->lsq->grad[ql->lsq_index] += g * (float)gsq_fake_quant_scale_grad(dy, ql->x, n, ql->a_scale, q->a_qmax);
 }
 
-void gsq_lsq_row_grad(gsq_vit *m, int s, int row, const float *dw)
+void gsq_lsq_row_grad(gsq_vit *m, int i, int row, const float *dw)
 {
     struct gsq_vit_quant *q = m->quant;
-    const gsq_qsite *site = &q->sites[s];
-    const float *w = m->params + site->w_offset + (size_t)row * (size_t)site->cols;
-    float g = 1.0f / sqrtf((float)site->cols * (float)q->w_qmax); /* N: the row's weights */
-    q->lsq->grad[site->lsq_index + 1 + (size_t)row] +=
-        g * (float)gsq_fake_quant_scale_grad(dw, w, (size_t)site->cols, site->w_scales[row], q->w_qmax);
+    const gsq_qlinear *ql = &q->linears[i];
+    const float *w = m->params + ql->w_offset + (size_t)row * (size_t)ql->cols;
+    float g = 1.0f / sqrtf((float)ql->cols * (float)q->w_qmax); /* N: the row's weights */
+    q->lsq->grad[ql->lsq_index + 1 + (size_t)row] +=
+        g * (float)gsq_fake_quant_scale_grad(dw, w, (size_t)ql->cols, ql->w_scales[row], q->w_qmax);
 }
 
 /* Adam on u = log s (∂L/∂u = s·∂L/∂s), bias-corrected: s ← s·exp(−lr·m̂/(√v̂ + eps)). */
@@ -103,10 +106,11 @@ void gsq_vit_quant_lsq_step(gsq_vit *m, float lr)
     l->steps++;
     float bc1 = 1.0f - powf(beta1, (float)l->steps), bc2 = 1.0f - powf(beta2, (float)l->steps);
     float a = lr * l->lr_scale;
-    for (int s = 0; s < q->num_sites; s++) {
-        gsq_qsite *site = &q->sites[s];
-        adam_log_step(&site->a_scale, l, site->lsq_index, a, bc1, bc2);
-        for (int r = 0; site->fixed_scales && r < site->rows; r++)
-            adam_log_step(&site->w_scales[r], l, site->lsq_index + 1 + (size_t)r, a, bc1, bc2);
+    for (int i = 0; i < q->num_linears; i++) {
+        gsq_qlinear *ql = &q->linears[i];
+        if (!ql->quantized) continue;
+        adam_log_step(&ql->a_scale, l, ql->lsq_index, a, bc1, bc2);
+        for (int r = 0; ql->fixed_scales && r < ql->rows; r++)
+            adam_log_step(&ql->w_scales[r], l, ql->lsq_index + 1 + (size_t)r, a, bc1, bc2);
     }
 }

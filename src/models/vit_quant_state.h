@@ -1,12 +1,13 @@
 /* Private: the quantizer state a gsq_vit carries in QAT (include/gpusq/vit_quant.h), and the
- * hooks forward and backward call at each quantized GEMM ("site"). Without quantizers every hook
- * passes its argument through. */
+ * hooks forward and backward call at each compressed linear (by its index in the model's graph)
+ * and attention. Without quantizers every hook passes its argument through. */
 #ifndef GSQ_VIT_QUANT_STATE_H
 #define GSQ_VIT_QUANT_STATE_H
 
 #include "gpusq/vit_quant.h"
 
 typedef struct {
+    int quantized;         /* 0 for the linears that stay float (the classifier heads): the rest is unset */
     size_t w_offset;       /* the weight, in the parameter block */
     int rows, cols;
     size_t in_per_sample;  /* input floats per image */
@@ -19,7 +20,7 @@ typedef struct {
     float *xq;             /* (batch_cap · in_per_sample) fake-quantized input of the last forward */
     const float *x;        /* the float input of the last forward (for the STE) */
     gsq_observer *obs;     /* while observing */
-} gsq_qsite;
+} gsq_qlinear;
 
 /* The attention matmuls of one block (when quantized): Q, K and V (the sections of qkv's output)
  * each with a per-tensor scale, and the softmax probabilities with the fixed scale 1/qmax. */
@@ -31,14 +32,14 @@ typedef struct {
     gsq_observer *obs[3];
 } gsq_qattn;
 
-/* LSQ: the gradients and Adam moments of the learned scales, in site order (each site's
- * activation scale, then its rows' weight scales); the scales themselves stay in the sites. */
+/* LSQ: the gradients and Adam moments of the learned scales, in the linears' order (each quantized
+ * linear's activation scale, then its rows' weight scales); the scales stay in the quantizers. */
 typedef struct {
     float lr_scale;        /* their learning rate, as a multiple of the trainer's */
     size_t n;              /* learned scales */
     float *grad, *m, *v;   /* (n) each; grad is ∂L/∂s, scaled by LSQ's g */
     long steps;            /* Adam steps taken */
-    float *dpatches;       /* (batch_cap · site 0's in_per_sample) the patch embedding's input gradient */
+    float *dx;             /* (batch_cap · the largest in_per_sample) an input gradient nothing else needs */
 } gsq_lsq;
 
 struct gsq_vit_quant {
@@ -47,41 +48,42 @@ struct gsq_vit_quant {
     gsq_calib_method weight_calib;
     int active;            /* fake quantization on (calibrated) */
     int observing;
-    int num_sites;
-    gsq_qsite *sites;
+    int num_linears;
+    gsq_qlinear *linears;  /* (num_linears) in the graph's order */
     int batch_cap;         /* xq buffers hold this many images */
     gsq_qattn *attn;       /* (depth) when the attention matmuls are quantized, else NULL */
-    float *dw;             /* scratch for one site's weight gradient */
+    float *dw;             /* scratch for one linear's weight gradient */
     gsq_lsq *lsq;          /* learned scales, or NULL */
 };
 
 /* Sizes the input buffers for a batch of B (called by forward). */
 gsq_status gsq_vit_quant_prepare(gsq_vit *m, int B, gsq_error *err);
-/* Forward: the input to use at site s (x observed, or fake-quantized, or x itself). */
-const float *gsq_qsite_input(gsq_vit *m, int s, const float *x, size_t n);
-/* Forward: the weight to use at site s (fake-quantized with fresh per-row scales, or w). */
-const float *gsq_qsite_weight(gsq_vit *m, int s, const float *w);
-/* Backward: where linear_backward should put site s's weight gradient, and then the STE that adds
+/* Forward: the input to use at linear i (x observed, or fake-quantized, or x itself). */
+const float *gsq_qlinear_input(gsq_vit *m, int i, const float *x, size_t n);
+/* Forward: the weight to use at linear i (fake-quantized with fresh per-row scales, or w). */
+const float *gsq_qlinear_weight(gsq_vit *m, int i, const float *w);
+/* Backward: where linear_backward should put linear i's weight gradient, and then the STE that adds
  * it to grad; the STE of the input gradient dx (n values, in place). */
-float *gsq_qsite_dw_target(gsq_vit *m, int s, float *grad);
-void gsq_qsite_dw_finish(gsq_vit *m, int s, float *grad);
-void gsq_qsite_input_grad(gsq_vit *m, int s, float *dx, size_t n);
-/* Backward: a zeroed buffer of n floats for the patch embedding's input gradient, which only LSQ
- * needs (its activation scale's gradient); NULL without LSQ. */
-float *gsq_qsite_patch_dx(gsq_vit *m, size_t n);
-/* Backward: the input and weight the forward actually used at site s. */
-const float *gsq_qsite_saved_input(const gsq_vit *m, int s, const float *x);
-const float *gsq_qsite_saved_weight(const gsq_vit *m, int s, const float *w);
+float *gsq_qlinear_dw_target(gsq_vit *m, int i, float *grad);
+void gsq_qlinear_dw_finish(gsq_vit *m, int i, float *grad);
+void gsq_qlinear_input_grad(gsq_vit *m, int i, float *dx, size_t n);
+/* Backward: a zeroed buffer of n floats for the input gradient of a linear whose input needs none
+ * (the patch embedding's), which only LSQ wants (its activation scale's gradient); NULL without
+ * LSQ. */
+float *gsq_qlinear_scratch_dx(gsq_vit *m, size_t n);
+/* Backward: the input and weight the forward actually used at linear i. */
+const float *gsq_qlinear_saved_input(const gsq_vit *m, int i, const float *x);
+const float *gsq_qlinear_saved_weight(const gsq_vit *m, int i, const float *w);
 
-/* LSQ's private parts (vit_quant_lsq.c): freeing, sizing dpatches for a batch of B, zeroing the
- * gradients (gsq_vit_zero_grad), and adding one site's activation-scale gradient from its input's
+/* LSQ's private parts (vit_quant_lsq.c): freeing, sizing dx for a batch of B, zeroing the
+ * gradients (gsq_vit_zero_grad), and adding one linear's activation-scale gradient from its input's
  * gradient dy (before the STE) or one weight row's from dw (rows' gradients may be added from
  * parallel threads: each writes its own slot). */
 void gsq_lsq_free(gsq_lsq *l);
 gsq_status gsq_lsq_prepare(gsq_vit *m, int B, gsq_error *err);
 void gsq_vit_quant_zero_grad(gsq_vit *m);
-void gsq_lsq_act_grad(gsq_vit *m, int s, const float *dy, size_t n);
-void gsq_lsq_row_grad(gsq_vit *m, int s, int row, const float *dw);
+void gsq_lsq_act_grad(gsq_vit *m, int i, const float *dy, size_t n);
+void gsq_lsq_row_grad(gsq_vit *m, int i, int row, const float *dw);
 
 /* The attention hooks of block l: the qkv to attend with (observed, quantized or as it is), the
  * buffer for quantized probabilities (NULL: float) and their scale and range; in backward the

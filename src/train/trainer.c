@@ -100,7 +100,7 @@ void gsq_trainer_free(gsq_trainer *t)
 
 static gsq_status vit_forward(void *ctx, const float *images, int n, const float **logits, gsq_error *err)
 {
-    return gsq_vit_forward(ctx, images, n, logits, err);
+    return gsq_vit_infer(ctx, images, n, logits, err);
 }
 
 gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
@@ -165,7 +165,7 @@ static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, co
                                  float *loss, gsq_error *err)
 {
     gsq_vit *m = t->model;
-    gsq_status st = cfg->teacher ? gsq_vit_forward(cfg->teacher, batch->images, batch->n, NULL, err) : GSQ_OK;
+    gsq_status st = cfg->teacher ? gsq_vit_infer(cfg->teacher, batch->images, batch->n, NULL, err) : GSQ_OK;
     if (st == GSQ_OK) st = gsq_vit_forward(m, batch->images, batch->n, NULL, err);
     if (st == GSQ_OK) st = gsq_vit_zero_grad(m, err);
     if (st != GSQ_OK) return st;

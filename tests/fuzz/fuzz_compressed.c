@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gpusq/compressed.h"
+#include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 
 #ifndef GSQ_FUZZ_MAKE_SEEDS
@@ -27,9 +28,9 @@ static void check_sites(const gsq_vit *m, gsq_compressed_info *info)
 {
     int qmax = gsq_quant_qmax(gsq_quant_mode_weight_bits(info->mode));
     size_t weights = 0;
-    for (int s = 0; s < gsq_vit_quant_sites(&m->cfg); s++) {
-        char name[GSQ_NAME_MAX];
-        const gsq_param *p = gsq_vit_find_param(m, gsq_vit_quant_site_weight(s, name, sizeof name));
+    for (int s = 0; s < m->graph->num_linears; s++) {
+        if (!m->graph->linears[s].compressed) continue;
+        const gsq_param *p = &m->tensors[m->graph->linears[s].weight];
         if (!p) abort();
         size_t rows = (size_t)p->shape[0], cols = p->numel / rows;
         int8_t *codes = malloc(p->numel);
@@ -67,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (!m || !m->params || !gsq_vit_quant_active(m) || gsq_vit_quant_mode(m) != info.mode ||
-        info.sparse_sites + info.dense_sites != gsq_vit_quant_sites(&m->cfg))
+        info.sparse_sites + info.dense_sites != gsq_graph_compressed_linears(m->graph))
         abort();
     size_t bytes = 0;
     for (size_t i = 0; i < gsq_st_count(f); i++) bytes += gsq_st_at(f, i)->nbytes;

@@ -1,0 +1,117 @@
+/* A network as a static list of operations over named values: what training, calibration, the
+ * engines and the reports walk instead of each writing the topology again. An architecture's
+ * builder (gsq_vit_graph for ViT/DeiT) lists the operations once, in execution order; the values
+ * between them carry their shapes per image; the linear layers (the unit of compression) are
+ * listed by name with the parameter tensors they read. One planner places values in an arena:
+ * kept whole for backward, or reused once dead for inference. */
+#ifndef GPUSQ_GRAPH_H
+#define GPUSQ_GRAPH_H
+
+#include <stddef.h>
+
+#include "gpusq/nn.h"
+#include "gpusq/status.h"
+
+struct gsq_vit;
+
+#define GSQ_GRAPH_NAME_MAX 64
+
+typedef enum {
+    GSQ_OP_PATCHIFY,  /* images (C, S, S) → patches (NP, C·P·P); attrs: C, S, P */
+    GSQ_OP_LINEAR,    /* in[0] (rows, cols) → (rows, out) of linear `linear`, plus in[1] when given
+                       * (a residual); in_slice ≥ 0 reads that slice of a sliced input */
+    GSQ_OP_TOKENS,    /* patch embeddings (NP, D) → tokens (T, D): params cls, dist (-1: none), pos */
+    GSQ_OP_LAYERNORM, /* rows of in[0] normalized: params weight, bias; aux = mean and rstd per row */
+    GSQ_OP_ATTENTION, /* qkv (T, 3D) → (T, D), multi-head softmax attention; attrs: heads;
+                       * aux = the probabilities (heads, T, T); `block` names the attention */
+    GSQ_OP_GELU,      /* elementwise, exact erf form */
+    GSQ_OP_POOL,      /* tokens (T, D) → slices of (1, D): slice 0 by attrs[0] (gsq_pool) over the
+                       * tokens after the attrs[2] prefix ones, slice k > 0 is token k */
+    GSQ_OP_MEAN2,     /* (in[0] + in[1]) / 2 */
+    GSQ_OP_COUNT
+} gsq_op;
+
+/* A value: `slices` consecutive arrays of (batch, rows, cols) floats — one slice for everything
+ * but a multi-token pool. */
+typedef struct {
+    char name[GSQ_GRAPH_NAME_MAX];
+    int rows, cols, slices;
+    int producer;  /* the node that writes it; -1 for the graph's input */
+    int tap;       /* 1: read after the forward (logits, block outputs): never reused */
+} gsq_value;
+
+typedef struct {
+    gsq_op op;
+    int in[2];     /* values; -1 where unused */
+    int out;
+    int aux;       /* a value only backward reads (LayerNorm statistics, attention probabilities),
+                    * or -1 */
+    int param[3];  /* parameter tensors (indices into the model's table), -1 where unused */
+    int linear;    /* LINEAR: index into the graph's linears */
+    int in_slice;  /* LINEAR: the slice of in[0] it reads, -1: all of it */
+    int block;     /* ATTENTION: which attention it is (0, 1, ...) */
+    int attrs[3];
+} gsq_node;
+
+/* A linear layer, y = x·Wᵀ + b: the unit that is pruned to 2:4 and quantized. */
+typedef struct {
+    char name[GSQ_GRAPH_NAME_MAX]; /* timm module name: "blocks.3.mlp.fc1" */
+    int weight, bias;              /* parameter tensors; bias -1 when it has none */
+    int rows, cols;                /* output and input features */
+    int node;
+    int compressed;                /* 1: pruned and quantized (all but the classifier heads) */
+} gsq_linear;
+
+typedef struct gsq_graph {
+    int num_nodes, num_values, num_linears, num_attentions;
+    gsq_node *nodes;
+    gsq_value *values;
+    gsq_linear *linears;
+    int input;   /* the images */
+    int logits;  /* the output */
+} gsq_graph;
+
+/* Building: gsq_graph_create makes an empty graph with room for the given numbers of nodes,
+ * values and linears; gsq_graph_value adds a value and returns its index; gsq_graph_node appends
+ * a node (the producer of its out and aux values); gsq_graph_linear adds a linear and returns its
+ * index. An add past the room asked for is a builder's bug: gsq_graph_finish reports it. */
+gsq_status gsq_graph_create(gsq_graph **out, int max_nodes, int max_values, int max_linears, gsq_error *err);
+int gsq_graph_value(gsq_graph *g, const char *name, int rows, int cols, int slices);
+int gsq_graph_node(gsq_graph *g, const gsq_node *node);
+int gsq_graph_linear(gsq_graph *g, const gsq_linear *lin);
+gsq_status gsq_graph_finish(gsq_graph *g, gsq_error *err);
+void gsq_graph_free(gsq_graph *g);
+
+/* A node with no inputs, outputs, parameters or attributes yet (every index -1). */
+gsq_node gsq_graph_blank(gsq_op op);
+
+/* Floats of value v per image. */
+size_t gsq_value_floats(const gsq_graph *g, int v);
+/* The value named `name`, or -1. The linear named `name` ("blocks.0.attn.qkv"), or -1. */
+int gsq_graph_find_value(const gsq_graph *g, const char *name);
+int gsq_graph_find_linear(const gsq_graph *g, const char *name);
+/* The number of linears with compressed set. */
+int gsq_graph_compressed_linears(const gsq_graph *g);
+
+/* Multiply-accumulates of one image's forward: of linear i; in the linear layers (all, and the
+ * compressed ones alone) and in attention's two matmuls. */
+double gsq_graph_linear_macs(const gsq_graph *g, int linear);
+typedef struct {
+    double linear, compressed, attention;
+} gsq_graph_macs;
+gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g);
+
+/* The one planner. Places n arrays of size[i] floats, each alive from step first[i] to step
+ * last[i] (inclusive), in one arena so that arrays alive at the same step never overlap; offsets
+ * are multiples of 16 floats. Returns the arena's size in floats; 0 on overflow. */
+size_t gsq_plan_arena(int n, const size_t *size, const int *first, const int *last, size_t *offset);
+
+/* Where a forward puts the values for a batch: training keeps every value (and aux) for backward;
+ * inference keeps taps and reuses the rest once read. offset[v] for every value (SIZE_MAX for
+ * the input, which the caller holds); returns the arena's floats (0 on overflow). */
+size_t gsq_graph_plan_forward(const gsq_graph *g, int batch, int training, size_t *offset);
+
+/* The graph of a ViT/DeiT whose parameter table is m's (src/models/vit_graph.c). */
+gsq_status gsq_vit_graph(const struct gsq_vit *m, gsq_graph **out, gsq_error *err);
+
+#endif

@@ -1,0 +1,223 @@
+/* The network description (include/gpusq/graph.h): building it, looking things up, counting
+ * multiply-accumulates, and the one arena planner that training, inference and backward share. */
+#include "gpusq/graph.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Capacities and the failure flag live after the public fields. */
+typedef struct {
+    gsq_graph g;
+    int cap_nodes, cap_values, cap_linears;
+    int failed; /* an add went past the capacity the builder asked for */
+} graph_builder;
+
+static graph_builder *builder(gsq_graph *g) { return (graph_builder *)g; }
+
+gsq_status gsq_graph_create(gsq_graph **out, int max_nodes, int max_values, int max_linears, gsq_error *err)
+{
+    graph_builder *b = calloc(1, sizeof *b);
+    if (b) {
+        b->g.nodes = calloc((size_t)max_nodes, sizeof *b->g.nodes);
+        b->g.values = calloc((size_t)max_values, sizeof *b->g.values);
+        b->g.linears = calloc((size_t)max_linears, sizeof *b->g.linears);
+    }
+    if (!b || !b->g.nodes || !b->g.values || !b->g.linears) {
+        gsq_graph_free(b ? &b->g : NULL);
+        *out = NULL;
+        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory describing the network");
+    }
+    b->cap_nodes = max_nodes, b->cap_values = max_values, b->cap_linears = max_linears;
+    b->g.input = b->g.logits = -1;
+    *out = &b->g;
+    return GSQ_OK;
+}
+
+int gsq_graph_value(gsq_graph *g, const char *name, int rows, int cols, int slices)
+{
+    graph_builder *b = builder(g);
+    if (g->num_values == b->cap_values) {
+        b->failed = 1;
+        return 0;
+    }
+    gsq_value *v = &g->values[g->num_values];
+    memset(v, 0, sizeof *v);
+    strncpy(v->name, name, sizeof v->name - 1);
+    v->rows = rows;
+    v->cols = cols;
+    v->slices = slices;
+    v->producer = -1;
+    return g->num_values++;
+}
+
+gsq_node gsq_graph_blank(gsq_op op)
+{
+    return (gsq_node){.op = op, .in = {-1, -1}, .out = -1, .aux = -1, .param = {-1, -1, -1}, .linear = -1,
+                      .in_slice = -1, .block = -1};
+}
+
+int gsq_graph_node(gsq_graph *g, const gsq_node *node)
+{
+    graph_builder *b = builder(g);
+    if (g->num_nodes == b->cap_nodes) {
+        b->failed = 1;
+        return 0;
+    }
+    g->nodes[g->num_nodes] = *node;
+    g->values[node->out].producer = g->num_nodes;
+    if (node->aux >= 0) g->values[node->aux].producer = g->num_nodes;
+    if (node->op == GSQ_OP_ATTENTION && node->block + 1 > g->num_attentions) g->num_attentions = node->block + 1;
+    return g->num_nodes++;
+}
+
+int gsq_graph_linear(gsq_graph *g, const gsq_linear *lin)
+{
+    graph_builder *b = builder(g);
+    if (g->num_linears == b->cap_linears) {
+        b->failed = 1;
+        return 0;
+    }
+    g->linears[g->num_linears] = *lin;
+    return g->num_linears++;
+}
+
+gsq_status gsq_graph_finish(gsq_graph *g, gsq_error *err)
+{
+    if (builder(g)->failed) return gsq_fail(err, GSQ_ERR_ARG, "the network's builder added more than it reserved");
+    return GSQ_OK;
+}
+
+void gsq_graph_free(gsq_graph *g)
+{
+    if (!g) return;
+    free(g->nodes);
+    free(g->values);
+    free(g->linears);
+    free(builder(g));
+}
+
+size_t gsq_value_floats(const gsq_graph *g, int v)
+{
+    const gsq_value *x = &g->values[v];
+    return (size_t)x->rows * (size_t)x->cols * (size_t)x->slices;
+}
+
+int gsq_graph_find_value(const gsq_graph *g, const char *name)
+{
+    for (int v = 0; v < g->num_values; v++)
+        if (strcmp(g->values[v].name, name) == 0) return v;
+    return -1;
+}
+
+int gsq_graph_find_linear(const gsq_graph *g, const char *name)
+{
+    for (int i = 0; i < g->num_linears; i++)
+        if (strcmp(g->linears[i].name, name) == 0) return i;
+    return -1;
+}
+
+int gsq_graph_compressed_linears(const gsq_graph *g)
+{
+    int n = 0;
+    for (int i = 0; i < g->num_linears; i++) n += g->linears[i].compressed;
+    return n;
+}
+
+double gsq_graph_linear_macs(const gsq_graph *g, int linear)
+{
+    const gsq_linear *l = &g->linears[linear];
+    const gsq_node *n = &g->nodes[l->node];
+    const gsq_value *x = &g->values[n->in[0]];
+    return (double)x->rows * (n->in_slice >= 0 ? 1 : x->slices) * l->rows * l->cols;
+}
+
+gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)
+{
+    gsq_graph_macs m = {0, 0, 0};
+    for (int i = 0; i < g->num_linears; i++) {
+        double n = gsq_graph_linear_macs(g, i);
+        m.linear += n;
+        if (g->linears[i].compressed) m.compressed += n;
+    }
+    for (int i = 0; i < g->num_nodes; i++) {
+        const gsq_node *n = &g->nodes[i];
+        if (n->op == GSQ_OP_ATTENTION) {
+            double T = g->values[n->in[0]].rows, D = g->values[n->out].cols;
+            m.attention += 2 * T * T * D; /* q·kᵀ and probabilities·v over all heads */
+        }
+    }
+    return m;
+}
+
+/* First fit in order of decreasing size: each array goes at the lowest offset where it overlaps
+ * no array already placed whose lifetime meets its own. */
+size_t gsq_plan_arena(int n, const size_t *size, const int *first, const int *last, size_t *offset)
+{
+    int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    if (!order) return 0;
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort: stable, and n is a few hundred */
+        for (int j = i; j > 0 && size[order[j]] > size[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int a = order[i];
+        size_t need = (size[a] + 15) & ~(size_t)15, at = 0;
+        if (need < size[a]) {
+            free(order);
+            return 0;
+        }
+        for (int moved = 1; moved;) { /* move past every placed conflict until none is left */
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                int b = order[j];
+                size_t bn = (size[b] + 15) & ~(size_t)15;
+                if (first[b] > last[a] || first[a] > last[b]) continue;
+                if (at < offset[b] + bn && offset[b] < at + need) {
+                    at = offset[b] + bn;
+                    moved = 1;
+                }
+            }
+        }
+        offset[a] = at;
+        if (at + need < at) {
+            free(order);
+            return 0;
+        }
+        if (at + need > total) total = at + need;
+    }
+    free(order);
+    return total;
+}
+
+size_t gsq_graph_plan_forward(const gsq_graph *g, int batch, int training, size_t *offset)
+{
+    int n = g->num_values;
+    size_t *size = malloc((size_t)n * sizeof *size);
+    int *first = malloc((size_t)n * sizeof *first), *last = malloc((size_t)n * sizeof *last);
+    size_t total = 0;
+    if (size && first && last) {
+        for (int v = 0; v < n; v++) {
+            const gsq_value *x = &g->values[v];
+            size_t per = gsq_value_floats(g, v);
+            size[v] = (size_t)batch * per;
+            if (per && size[v] / per != (size_t)batch) size[v] = SIZE_MAX; /* fails the plan below */
+            first[v] = x->producer;
+            last[v] = training || x->tap ? g->num_nodes : x->producer;
+            if (v == g->input) size[v] = 0, first[v] = last[v] = -1;
+        }
+        for (int i = 0; !training && i < g->num_nodes; i++)
+            for (int k = 0; k < 2; k++)
+                if (g->nodes[i].in[k] >= 0 && last[g->nodes[i].in[k]] < i) last[g->nodes[i].in[k]] = i;
+        total = gsq_plan_arena(n, size, first, last, offset);
+        offset[g->input] = SIZE_MAX;
+    }
+    free(size);
+    free(first);
+    free(last);
+    return total;
+}

@@ -1,0 +1,158 @@
+/* The network description (gpusq/graph.h): the planner never overlaps arrays alive together, the
+ * ViT builder's graph is well formed for every kind of configuration (names, linears, topological
+ * order, MACs against the closed form), and the inference forward gives the training forward's
+ * logits bit for bit in a fraction of the memory, keeping only the taps. */
+#include <string.h>
+
+#include "gpusq/graph.h"
+#include "gpusq/vit.h"
+#include "test_util.h"
+
+static const gsq_vit_config configs[] = {
+    /* class token, token pooling */
+    {16, 4, 3, 5, 24, 2, 3, 48, 1, 1, 0, GSQ_POOL_TOKEN, 1e-6f},
+    /* DeiT distilled: two heads over tokens 0 and 1 */
+    {16, 4, 3, 7, 32, 3, 2, 64, 1, 1, 1, GSQ_POOL_TOKEN, 1e-6f},
+    /* no class token, average pooling, no qkv bias, one channel, odd sizes */
+    {12, 4, 1, 3, 20, 1, 4, 36, 0, 0, 0, GSQ_POOL_AVG, 1e-5f},
+};
+
+/* Random lifetimes and sizes: arrays alive at a common step never share memory. */
+static void test_planner(void)
+{
+    enum { N = 60 };
+    gsq_rng rng;
+    gsq_rng_seed(&rng, 11, 0);
+    for (int round = 0; round < 50; round++) {
+        size_t size[N], offset[N];
+        int first[N], last[N];
+        for (int i = 0; i < N; i++) {
+            size[i] = (size_t)(gsq_rng_uniform(&rng) * 1000) + (i % 7 == 0 ? 0 : 1);
+            first[i] = (int)(gsq_rng_uniform(&rng) * 40);
+            last[i] = first[i] + (int)(gsq_rng_uniform(&rng) * 10);
+        }
+        size_t total = gsq_plan_arena(N, size, first, last, offset), peak = 0;
+        int overlaps = 0, misaligned = 0, outside = 0;
+        for (int i = 0; i < N; i++) {
+            misaligned += offset[i] % 16 != 0;
+            outside += offset[i] + size[i] > total;
+            for (int j = 0; j < i; j++) {
+                int together = !(first[i] > last[j] || first[j] > last[i]);
+                int shared = offset[i] < offset[j] + size[j] && offset[j] < offset[i] + size[i];
+                overlaps += together && shared && size[i] && size[j];
+            }
+        }
+        for (int step = 0; step < 50; step++) {
+            size_t live = 0;
+            for (int i = 0; i < N; i++) live += first[i] <= step && step <= last[i] ? size[i] : 0;
+            peak = live > peak ? live : peak;
+        }
+        CHECK(overlaps == 0 && misaligned == 0 && outside == 0, "round %d: %d overlaps, %d misaligned, %d outside",
+              round, overlaps, misaligned, outside);
+        CHECK(total >= peak && total < 2 * peak + 16 * N, "round %d: arena %zu for a peak of %zu", round, total, peak);
+    }
+    size_t one = 5, off;
+    int f = 0, l = 0;
+    CHECK(gsq_plan_arena(1, &one, &f, &l, &off) == 16 && off == 0, "one array of 5 floats takes 16");
+    size_t huge = SIZE_MAX - 3;
+    CHECK(gsq_plan_arena(1, &huge, &f, &l, &off) == 0, "an array that overflows is refused");
+}
+
+/* The closed form of a ViT's multiply-accumulates per image (the paper's accounting). */
+static double closed_form_macs(const gsq_vit_config *c)
+{
+    double D = c->embed_dim, T = gsq_vit_tokens(c), H = c->mlp_hidden;
+    double patch = (double)gsq_vit_num_patches(c) * c->in_chans * c->patch_size * c->patch_size * D;
+    double block = T * D * 3 * D + 2 * T * T * D + T * D * D + 2 * T * D * H;
+    return patch + c->depth * block + D * c->num_classes * (c->distilled ? 2 : 1);
+}
+
+static void test_vit_graph(const gsq_vit_config *c)
+{
+    gsq_error err;
+    gsq_vit *m = NULL;
+    CHECK(gsq_vit_describe(&m, c, &err) == GSQ_OK, "%s", err.msg);
+    if (!m) return;
+    const gsq_graph *g = m->graph;
+    int heads = c->distilled ? 2 : 1;
+    CHECK(g->num_linears == 1 + 4 * c->depth + heads && gsq_graph_compressed_linears(g) == 1 + 4 * c->depth,
+          "%d linears, %d compressed", g->num_linears, gsq_graph_compressed_linears(g));
+    CHECK(g->num_attentions == c->depth, "%d attentions for depth %d", g->num_attentions, c->depth);
+    /* every linear names its own weight, and the table's shape agrees */
+    int bad = 0;
+    for (int i = 0; i < g->num_linears; i++) {
+        const gsq_linear *l = &g->linears[i];
+        char w[GSQ_NAME_MAX + 8];
+        snprintf(w, sizeof w, "%s.weight", l->name);
+        const gsq_param *p = gsq_vit_find_param(m, w);
+        bad += !p || p != &m->tensors[l->weight] || (size_t)l->rows * l->cols != p->numel ||
+               g->nodes[l->node].linear != i || gsq_graph_find_linear(g, l->name) != i;
+        bad += (l->bias >= 0) != (gsq_vit_find_param(m, strcat(strcpy(w, l->name), ".bias")) != NULL);
+    }
+    CHECK(bad == 0, "%d linears disagree with the parameter table", bad);
+    /* topological: each node reads values already written; each value has one producer */
+    int order = 0, producers = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+        const gsq_node *n = &g->nodes[i];
+        for (int k = 0; k < 2; k++)
+            if (n->in[k] >= 0) order += n->in[k] != g->input && g->values[n->in[k]].producer >= i;
+        producers += g->values[n->out].producer == i;
+    }
+    CHECK(order == 0 && producers == g->num_nodes, "%d reads before writes, %d of %d outputs owned", order, producers,
+          g->num_nodes);
+    char name[32];
+    snprintf(name, sizeof name, "blocks.%d", c->depth - 1);
+    int out = gsq_graph_find_value(g, name);
+    CHECK(out >= 0 && g->values[out].tap && g->values[g->logits].tap, "the last block's output and logits are taps");
+    gsq_graph_macs macs = gsq_graph_count_macs(g);
+    double want = closed_form_macs(c);
+    CHECK(macs.linear + macs.attention == want, "MACs %.0f, closed form %.0f", macs.linear + macs.attention, want);
+    /* an inference forward needs much less than training's and fits its taps */
+    size_t train = gsq_vit_activation_bytes(c, 8, 1), infer = gsq_vit_activation_bytes(c, 8, 0);
+    CHECK(infer > 0 && infer * 2 < train, "inference %zu bytes, training %zu", infer, train);
+    gsq_vit_free(m);
+}
+
+/* gsq_vit_infer: the training forward's logits bit for bit; only taps are readable afterwards and
+ * backward is refused; a training forward after it works. */
+static void test_infer(const gsq_vit_config *c)
+{
+    enum { B = 3 };
+    gsq_error err;
+    gsq_vit *m = NULL;
+    CHECK(gsq_vit_create(&m, c, &err) == GSQ_OK, "%s", err.msg);
+    if (!m) return;
+    gsq_vit_init(m, 5);
+    size_t n = (size_t)B * c->in_chans * c->img_size * c->img_size, K = (size_t)B * c->num_classes;
+    float *x = malloc(n * sizeof(float)), *ref = malloc(K * sizeof(float));
+    gsq_rng rng;
+    gsq_rng_seed(&rng, 2, 0);
+    for (size_t i = 0; i < n; i++) x[i] = gsq_rng_normal(&rng);
+    const float *logits;
+    CHECK(gsq_vit_infer(m, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+    memcpy(ref, logits, K * sizeof(float));
+    CHECK(gsq_vit_output(m, "blocks.0") != NULL && gsq_vit_output(m, "blocks.0.norm1") == NULL,
+          "after inference: taps readable, other values not");
+    CHECK(gsq_vit_backward_from(m, ref, ref, NULL, &err) == GSQ_ERR_ARG, "backward after an inference forward");
+    CHECK(gsq_vit_forward(m, x, B, &logits, &err) == GSQ_OK && memcmp(logits, ref, K * sizeof(float)) == 0,
+          "the training forward's logits differ from inference's");
+    CHECK(gsq_vit_output(m, "blocks.0.norm1") != NULL && gsq_vit_output(m, "no such value") == NULL,
+          "after training: every value readable");
+    CHECK(gsq_vit_infer(m, x, 1, &logits, &err) == GSQ_OK, "%s", err.msg);
+    double worst = 0; /* a GEMM of one row may sum in another order than one of three */
+    for (int k = 0; k < c->num_classes; k++) worst = fmax(worst, fabs(logits[k] - ref[k]));
+    CHECK(worst < 1e-5, "one image in the training arena: logits off by %g", worst);
+    free(x);
+    free(ref);
+    gsq_vit_free(m);
+}
+
+int main(void)
+{
+    test_planner();
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        test_vit_graph(&configs[i]);
+        test_infer(&configs[i]);
+    }
+    return test_finish("test_graph");
+}
