@@ -18,7 +18,7 @@
 #include "kernels/cpu/attention_int8.h"
 #include "gpusq/half.h"
 #include "gpusq/nn.h"
-#include "kernels/cuda/vit_ops.h"
+#include "kernels/cuda/ops.h"
 #include "kernels/quant_code.h"
 
 #define SENTINEL ((int8_t)-99) /* fills the output's columns past C, which must stay */

@@ -59,8 +59,14 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
         CHECK(!memcmp(out + 2 * 5, logits, 3 * 5 * sizeof(float)), "%s: batch of 3 differs from its rows in 6", what);
         CHECK(gsq_engine_forward(sparse, x, B + 1, &logits, &err) == GSQ_ERR_ARG, "%s: batch %d accepted", what, B + 1);
         double total = 0;
-        for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++) total += gsq_engine_times(sparse)[p];
-        CHECK(total > 0, "no time recorded");
+        int qkv = 0, fc1 = 0;
+        for (int p = 0; p < gsq_engine_parts(sparse); p++) {
+            total += gsq_engine_times(sparse)[p];
+            qkv += !strcmp(gsq_engine_part_name(sparse, p), "attn.qkv");
+            fc1 += !strcmp(gsq_engine_part_name(sparse, p), "mlp.fc1+gelu");
+        }
+        CHECK(total > 0 && qkv == 1 && fc1 == 1, "parts: time %g, qkv %d, fc1+gelu %d (the blocks' linears summed)", total,
+              qkv, fc1);
     }
     gsq_engine_free(sparse);
     gsq_engine_free(dense);

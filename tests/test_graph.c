@@ -31,7 +31,9 @@ static void test_planner(void)
             first[i] = (int)(gsq_rng_uniform(&rng) * 40);
             last[i] = first[i] + (int)(gsq_rng_uniform(&rng) * 10);
         }
-        size_t total = gsq_plan_arena(N, size, first, last, offset), peak = 0;
+        size_t total = 0, peak = 0;
+        gsq_error err;
+        CHECK(gsq_plan_arena(N, size, first, last, offset, &total, &err) == GSQ_OK, "%s", err.msg);
         int overlaps = 0, misaligned = 0, outside = 0;
         for (int i = 0; i < N; i++) {
             misaligned += offset[i] % 16 != 0;
@@ -51,11 +53,14 @@ static void test_planner(void)
               round, overlaps, misaligned, outside);
         CHECK(total >= peak && total < 2 * peak + 16 * N, "round %d: arena %zu for a peak of %zu", round, total, peak);
     }
-    size_t one = 5, off;
+    size_t one = 5, off, total;
     int f = 0, l = 0;
-    CHECK(gsq_plan_arena(1, &one, &f, &l, &off) == 16 && off == 0, "one array of 5 floats takes 16");
+    gsq_error err;
+    CHECK(gsq_plan_arena(1, &one, &f, &l, &off, &total, &err) == GSQ_OK && total == 16 && off == 0,
+          "one array of 5 floats takes 16");
     size_t huge = SIZE_MAX - 3;
-    CHECK(gsq_plan_arena(1, &huge, &f, &l, &off) == 0, "an array that overflows is refused");
+    CHECK(gsq_plan_arena(1, &huge, &f, &l, &off, &total, &err) == GSQ_ERR_NOMEM && strstr(err.msg, "overflow"),
+          "an array that overflows is refused");
 }
 
 /* The closed form of a ViT's multiply-accumulates per image (the paper's accounting). */

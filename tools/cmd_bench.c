@@ -89,11 +89,11 @@ static void print_parts(const char *title, const gsq_engine *e, int iters, int B
 {
     const double *t = gsq_engine_times(e);
     double total = 0;
-    for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++) total += t[p];
+    for (int p = 0; p < gsq_engine_parts(e); p++) total += t[p];
     printf("\n%s, batch %d: time per forward pass by part\n", title, B);
-    for (int p = 0; p < GSQ_ENGINE_T_COUNT; p++)
-        if (t[p] > 0) printf("  %-12s %9.3f ms  %5.1f%%\n", gsq_engine_part_name((gsq_engine_part)p), 1e3 * t[p] / iters,
-               100 * t[p] / total);
+    for (int p = 0; p < gsq_engine_parts(e); p++)
+        if (t[p] > 0) printf("  %-18s %9.3f ms  %5.1f%%\n", gsq_engine_part_name(e, p), 1e3 * t[p] / iters,
+                             100 * t[p] / total);
 }
 
 int cmd_bench(int argc, char **argv)

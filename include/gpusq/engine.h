@@ -28,15 +28,6 @@ typedef enum {
  * the CUDA backend library. GSQ_ERR_UNSUPPORTED, saying why, where there is none. */
 gsq_status gsq_engine_gpu_name(char *buf, size_t cap, gsq_error *err);
 
-/* Time spent per part of the forward pass, accumulated since the last reset (seconds). fc1
- * includes the GELU, which its GEMM's epilogue applies ("fc1+gelu"). */
-typedef enum {
-    GSQ_ENGINE_T_PATCH, GSQ_ENGINE_T_NORM, GSQ_ENGINE_T_QKV, GSQ_ENGINE_T_ATTENTION, GSQ_ENGINE_T_PROJ,
-    GSQ_ENGINE_T_FC1, GSQ_ENGINE_T_FC2, GSQ_ENGINE_T_HEAD,
-    GSQ_ENGINE_T_TRANSFER, /* CUDA: images to the device and logits back */
-    GSQ_ENGINE_T_COUNT
-} gsq_engine_part;
-
 typedef struct gsq_engine gsq_engine;
 
 /* How an engine is built; gsq_engine_options_init gives the defaults (in brackets). */
@@ -70,9 +61,15 @@ gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const f
 /* Bytes the packed GEMM weights occupy in memory, and the number of GEMMs that run sparse. */
 size_t gsq_engine_weight_bytes(const gsq_engine *e);
 int gsq_engine_sparse_gemms(const gsq_engine *e);
-const double *gsq_engine_times(const gsq_engine *e); /* GSQ_ENGINE_T_COUNT entries */
+/* Time spent per part of the forward pass, accumulated since the last reset (seconds), in
+ * gsq_engine_parts(e) entries. A part is an operation ("layernorm", "attention", "tokens", ...) or
+ * a kind of linear layer, its name without its place in the stack of blocks ("attn.qkv",
+ * "mlp.fc1+gelu" where the GELU runs in its epilogue, "patch_embed.proj", "head"), summed over the
+ * blocks; on CUDA also "transfer" (images to the device and logits back). */
+int gsq_engine_parts(const gsq_engine *e);
+const char *gsq_engine_part_name(const gsq_engine *e, int part);
+const double *gsq_engine_times(const gsq_engine *e);
 void gsq_engine_reset_times(gsq_engine *e);
-const char *gsq_engine_part_name(gsq_engine_part p);
 /* The kernels' instruction set in use: "amx-int8", "avx512-vnni", "avx-vnni", "avx2" or
  * "reference C" (GSQ_ISA=ref|avx2|avx-vnni|avx512|amx in the environment picks one the CPU has). */
 const char *gsq_engine_isa(void);

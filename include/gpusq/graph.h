@@ -103,13 +103,16 @@ gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g);
 
 /* The one planner. Places n arrays of size[i] floats, each alive from step first[i] to step
  * last[i] (inclusive), in one arena so that arrays alive at the same step never overlap; offsets
- * are multiples of 16 floats. Returns the arena's size in floats; 0 on overflow. */
-size_t gsq_plan_arena(int n, const size_t *size, const int *first, const int *last, size_t *offset);
+ * are multiples of 16 floats; *total is the arena's size in floats. GSQ_ERR_NOMEM when it runs
+ * out of memory or the sizes overflow. */
+gsq_status gsq_plan_arena(int n, const size_t *size, const int *first, const int *last, size_t *offset, size_t *total,
+                          gsq_error *err);
 
 /* Where a forward puts the values for a batch: training keeps every value (and aux) for backward;
  * inference keeps taps and reuses the rest once read. offset[v] for every value (SIZE_MAX for
- * the input, which the caller holds); returns the arena's floats (0 on overflow). */
-size_t gsq_graph_plan_forward(const gsq_graph *g, int batch, int training, size_t *offset);
+ * the input, which the caller holds), *total the arena's floats. */
+gsq_status gsq_graph_plan_forward(const gsq_graph *g, int batch, int training, size_t *offset, size_t *total,
+                                  gsq_error *err);
 
 /* The graph of a ViT/DeiT whose parameter table is m's (src/models/vit_graph.c). */
 gsq_status gsq_vit_graph(const struct gsq_vit *m, gsq_graph **out, gsq_error *err);

@@ -11,7 +11,7 @@
 
 #include "engine_state.h"
 
-#define GSQ_CUDA_BACKEND_ABI 1
+#define GSQ_CUDA_BACKEND_ABI 2
 #define GSQ_CUDA_BACKEND_FILE "libgpusq_cuda.so"
 #define GSQ_CUDA_BACKEND_ENTRY "gsq_cuda_backend_v1"
 
@@ -20,13 +20,14 @@ typedef struct gsq_cuda_backend {
     size_t engine_size; /* sizeof(gsq_engine) there: both sides must share engine_state.h */
     /* "NVIDIA H100 80GB HBM3 (sm_90)" for the current device; GSQ_ERR_UNSUPPORTED without one */
     gsq_status (*device_name)(char *buf, size_t cap, gsq_error *err);
-    /* e->cuda for e (cfg, max_batch, layout and num_sites set), on a GPU that has the instructions */
+    /* e->cuda for e (graph, plan, max_batch and layout set), on a GPU that has the instructions */
     gsq_status (*engine_create)(gsq_engine *e, gsq_error *err);
-    /* GEMM s of rows × cols: its int8 codes and the scales of e->sites[s] (INT8 layouts; sparse
-     * when the codes obey 2:4), or its float weights (FP16); adds its bytes to e->weight_bytes */
-    gsq_status (*engine_site)(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
+    /* compressed linear s of rows × cols: its int8 codes and the scales of e->linears[s] (INT8
+     * layouts; sparse when the codes obey 2:4), or its float weights (FP16); adds its bytes to
+     * e->weight_bytes */
+    gsq_status (*engine_linear)(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
                               int sparse, gsq_error *err);
-    /* after the sites and e->fparams / e->p: the float parameters and the buffers on the device */
+    /* after the linears and e->fparams: the float parameters and the buffers on the device */
     gsq_status (*engine_finish)(gsq_engine *e, gsq_error *err);
     gsq_status (*engine_forward)(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err);
     void (*engine_free)(struct gsq_engine_cuda *c);

@@ -16,26 +16,28 @@
 #include "gpusq/vit_quant.h"
 #include "io/compressed_codes.h"
 
-static const char *const part_names[GSQ_ENGINE_T_COUNT] = {"patch embed", "layernorm", "qkv",  "attention", "proj",
-                                                           "fc1+gelu",    "fc2",       "head", "transfer"};
-const char *gsq_engine_part_name(gsq_engine_part p) { return (unsigned)p < GSQ_ENGINE_T_COUNT ? part_names[p] : "?"; }
-
 void gsq_engine_free(gsq_engine *e)
 {
     if (!e) return;
     if (e->cuda) e->gpu->engine_free(e->cuda);
-    for (int s = 0; e->sites && s < e->num_sites; s++) {
-        gsq_i8_weight_free(&e->sites[s].w);
-        free(e->sites[s].scale);
+    for (int s = 0; e->linears && s < e->graph->num_linears; s++) {
+        gsq_i8_weight_free(&e->linears[s].w);
+        free(e->linears[s].scale);
     }
-    free(e->sites);
-    free(e->blocks);
+    free(e->linears);
+    gsq_graph_free(e->graph);
+    gsq_engine_plan_free(&e->plan);
     free(e->fparams);
+    free(e->fat);
     free(e->qkv_scales);
     free(e->act);
-    free(e->xq);
-    free(e->hq);
+    free(e->ln);
+    free(e->att);
+    free(e->att_q);
+    free(e->codes[0]);
+    free(e->codes[1]);
     free(e->att8);
+    free(e->times);
     free(e);
 }
 
@@ -89,13 +91,13 @@ static gsq_status source_attention(const engine_source *src, int l, float scales
     return GSQ_OK;
 }
 
-static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_pattern pattern, gsq_engine_layout layout,
+static gsq_status pack_linears(gsq_engine *e, engine_source *src, gsq_sparse_pattern pattern, gsq_engine_layout layout,
                              gsq_error *err)
 {
     int four = gsq_quant_mode_weight_bits(src->mode) == 4;
     gsq_status st = !src->f && layout == GSQ_ENGINE_SPARSE
                         ? gsq_sparse_plan_from_weights(&src->plan, src->m, pattern, 1, err) : GSQ_OK;
-    for (int s = 0; s < e->num_sites && st == GSQ_OK; s++) {
+    for (int s = 0; s < e->graph->num_linears && st == GSQ_OK; s++) {
         const gsq_linear *lin = &src->m->graph->linears[s];
         if (!lin->compressed) continue; /* the classifier heads stay float */
         const gsq_param *p = &src->m->tensors[lin->weight];
@@ -104,7 +106,7 @@ static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_patte
         int8_t *codes = malloc(p->numel);
         float *decoded = NULL, a = 0.0f;
         const float *weights = NULL;
-        gsq_engine_site *site = &e->sites[s];
+        gsq_engine_linear *site = &e->linears[s];
         site->scale = malloc((size_t)rows * sizeof(float));
         if (!codes || !site->scale) st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for %s", name);
         if (st == GSQ_OK) st = source_gemm(src, s, pattern, codes, site->scale, &a, &obeys, &weights, err);
@@ -119,10 +121,10 @@ static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_patte
         int sparse = layout == GSQ_ENGINE_SPARSE && obeys;
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
         if (st == GSQ_OK && e->cuda)
-            st = e->gpu->engine_site(e, s, codes, weights, rows, cols, sparse, err);
+            st = e->gpu->engine_linear(e, s, codes, weights, rows, cols, sparse, err);
         else if (st == GSQ_OK && (st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err)) == GSQ_OK)
             e->weight_bytes += site->w.bytes;
-        if (st == GSQ_OK) e->sparse_sites += sparse;
+        if (st == GSQ_OK) e->sparse_linears += sparse;
         free(codes);
         free(decoded);
     }
@@ -130,22 +132,18 @@ static gsq_status pack_sites(gsq_engine *e, engine_source *src, gsq_sparse_patte
     return st;
 }
 
-/* The float parameters (all but the quantized GEMMs' weights) into e->fparams, with e->p's views
- * of them (GEMM weights NULL): copied from the model, or read from the file. */
+/* The float parameters (all but the compressed linears' weights) into e->fparams, each tensor's
+ * place in e->fat: copied from the model, or read from the file. */
 static gsq_status copy_floats(gsq_engine *e, const engine_source *src, gsq_error *err)
 {
     const gsq_vit *m = src->m;
-    size_t *at = calloc((size_t)m->num_tensors, sizeof(size_t)), total = 0; /* SIZE_MAX: a GEMM weight */
-    e->blocks = calloc((size_t)m->cfg.depth, sizeof *e->blocks);
-    if (!at || !e->blocks) {
-        free(at);
-        return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    }
-    for (int s = 0; s < e->num_sites; s++)
-        if (m->graph->linears[s].compressed) at[m->graph->linears[s].weight] = SIZE_MAX;
+    size_t total = 0;
+    if (!(e->fat = calloc((size_t)m->num_tensors, sizeof *e->fat))) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+    for (int s = 0; s < e->graph->num_linears; s++)
+        if (e->graph->linears[s].compressed) e->fat[e->graph->linears[s].weight] = SIZE_MAX;
     for (int i = 0; i < m->num_tensors; i++) {
-        if (at[i] == SIZE_MAX) continue;
-        at[i] = total;
+        if (e->fat[i] == SIZE_MAX) continue;
+        e->fat[i] = total;
         total += m->tensors[i].numel;
     }
     gsq_status st = GSQ_OK;
@@ -154,46 +152,47 @@ static gsq_status copy_floats(gsq_engine *e, const engine_source *src, gsq_error
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
-        if (at[i] == SIZE_MAX) continue;
-        if (src->f) st = gsq_st_read_f32(src->f, gsq_st_find(src->f, p->name), e->fparams + at[i], p->numel, err);
-        else memcpy(e->fparams + at[i], m->params + p->offset, p->numel * sizeof(float));
+        if (e->fat[i] == SIZE_MAX) continue;
+        if (src->f) st = gsq_st_read_f32(src->f, gsq_st_find(src->f, p->name), e->fparams + e->fat[i], p->numel, err);
+        else memcpy(e->fparams + e->fat[i], m->params + p->offset, p->numel * sizeof(float));
     }
-    e->p.blocks = e->blocks;
-    if (st == GSQ_OK) gsq_vit_view_at(m, e->fparams, at, &e->p);
-    free(at);
     return st;
 }
 
-/* Activation buffers for max_batch images, the quantized input of the patch embedding and of the
- * GEMMs on embed_dim inputs, fc2's input codes, and with
- * quantized attention the integer attention's scratch. */
+/* The CPU's buffers for max_batch images: the plan's arena, LayerNorm's row buffers, the two input
+ * buffers of the compressed linears (each large enough for any of them), and the attention's
+ * scratch: the integer attention's where its fast path runs, else the float one's probabilities. */
 static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
 {
-    const gsq_vit_config *c = &e->cfg;
-    size_t B = (size_t)e->max_batch, T = (size_t)gsq_vit_tokens(c), D = (size_t)c->embed_dim;
-    size_t H = (size_t)c->mlp_hidden, NH = (size_t)c->num_heads, NP = (size_t)gsq_vit_num_patches(c);
-    size_t CPP = (size_t)c->in_chans * c->patch_size * c->patch_size, N = B * T, K = (size_t)c->num_classes;
-    /* integer attention where its fast path runs (the float path's probabilities are not needed) */
-    int att8 = e->attention && gsq_att8_fast(e->isa);
-    e->row_threads = omp_get_max_threads();
-    size_t sizes[] = {B * NP * CPP, N * D, (size_t)e->row_threads * D, N * 3 * D, att8 ? 0 : B * NH * T * T,
-                      e->attention && !att8 ? B * NH * T * T : 0, N * D, e->isa == GSQ_I8_ISA_AMX ? 0 : N * H, N, N,
-                      2 * B * D, 2 * B * D, 2 * B * K}; /* fc1's float output only where its epilogue goes through it */
-    float **dst[] = {&e->patches, &e->x,     &e->ln,   &e->qkv,  &e->att,    &e->att_q,  &e->atty,
-                     &e->h,       &e->mean,  &e->rstd, &e->pooled, &e->normed, &e->logits};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    e->act = malloc(total * sizeof(float));
-    e->xq = malloc(gsq_i8_input_bytes(e->isa, (int)(N > B * NP ? N : B * NP), (int)(CPP > D ? CPP : D)));
-    e->hq = malloc(gsq_i8_input_bytes(e->isa, (int)N, (int)H));
-    if (att8) e->att8 = malloc(B * NH * gsq_att8_scratch_bytes((int)T, (int)(D / NH)));
-    if (!e->act || !e->xq || !e->hq || (att8 && !e->att8))
-        return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for a batch of %d", e->max_batch);
-    float *p = e->act;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        *dst[i] = sizes[i] ? p : NULL;
-        p += sizes[i];
+    const gsq_graph *g = e->graph;
+    size_t B = (size_t)e->max_batch, ln_cols = 0, codes = 0, att = 0, att8 = 0;
+    int fast = e->attention && gsq_att8_fast(e->isa);
+    for (int i = 0; i < g->num_nodes; i++) {
+        const gsq_node *n = &g->nodes[i];
+        const gsq_value *x = &g->values[n->in[0] >= 0 ? n->in[0] : n->out];
+        if (n->op == GSQ_OP_LAYERNORM && (size_t)x->cols > ln_cols) ln_cols = (size_t)x->cols;
+        if (n->op == GSQ_OP_LINEAR && g->linears[n->linear].compressed) {
+            size_t bytes = gsq_i8_input_bytes(e->isa, (int)(B * (size_t)x->rows), g->linears[n->linear].cols);
+            codes = bytes > codes ? bytes : codes;
+        }
+        if (n->op == GSQ_OP_ATTENTION) {
+            size_t T = (size_t)x->rows, NH = (size_t)n->attrs[0], HD = (size_t)g->values[n->out].cols / NH;
+            att = B * NH * T * T > att ? B * NH * T * T : att;
+            size_t s8 = B * NH * gsq_att8_scratch_bytes((int)T, (int)HD);
+            att8 = s8 > att8 ? s8 : att8;
+        }
     }
+    e->row_threads = omp_get_max_threads();
+    e->act = malloc((e->plan.floats ? e->plan.floats : 1) * sizeof(float));
+    e->ln = malloc(((size_t)e->row_threads * ln_cols + 1) * sizeof(float));
+    e->codes[0] = malloc(codes + 1);
+    e->codes[1] = malloc(codes + 1);
+    if (fast) e->att8 = malloc(att8);
+    else e->att = malloc(att * sizeof(float) + 1);
+    if (e->attention && !fast) e->att_q = malloc(att * sizeof(float) + 1);
+    if (!e->act || !e->ln || !e->codes[0] || !e->codes[1] || (fast ? !e->att8 : !e->att) ||
+        (e->attention && !fast && !e->att_q))
+        return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for a batch of %d", e->max_batch);
     return GSQ_OK;
 }
 
@@ -204,36 +203,58 @@ void gsq_engine_options_init(gsq_engine_options *o)
 }
 
 /* The engine of src as o says (o's pattern is a model's; src's is the one that counts). */
+/* 1 when every value, and every attention's probabilities, of a batch of B fits int32 indexing. */
+static int batch_fits(const gsq_graph *g, size_t B)
+{
+    for (int v = 0; v < g->num_values; v++)
+        if (B * gsq_value_floats(g, v) > INT32_MAX) return 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+        const gsq_node *n = &g->nodes[i];
+        size_t T = (size_t)g->values[n->in[0] >= 0 ? n->in[0] : n->out].rows;
+        if (n->op == GSQ_OP_ATTENTION && B * (size_t)n->attrs[0] * T * T > INT32_MAX) return 0;
+    }
+    return 1;
+}
+
+/* The engine of src as o says (o's pattern is a model's; src's is the one that counts). */
 static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_engine_options *o, gsq_error *err)
 {
     *out = NULL;
     gsq_flush_denormals();
-    const gsq_vit_config *c = &src->m->cfg;
     if (o->layout == GSQ_ENGINE_FP16 && o->device != GSQ_ENGINE_CUDA)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
-    size_t tokens = (size_t)gsq_vit_tokens(c), heads = (size_t)c->num_heads, B = (size_t)o->max_batch;
-    size_t widest = (size_t)(c->mlp_hidden > 3 * c->embed_dim ? c->mlp_hidden : 3 * c->embed_dim);
-    if (o->max_batch < 1 || B * tokens * widest > INT32_MAX || B * heads * tokens * tokens > INT32_MAX)
+    if (o->max_batch < 1 || !batch_fits(src->m->graph, (size_t)o->max_batch))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", o->max_batch);
     gsq_engine *e = calloc(1, sizeof *e);
     if (!e) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    e->cfg = *c;
+    e->cfg = src->m->cfg;
     e->max_batch = o->max_batch;
     e->layout = o->layout;
     e->isa = gsq_i8_isa_active();
-    e->num_sites = src->m->graph->num_linears;
     e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(src->mode));
     e->attention = src->attention;
-    gsq_status st = GSQ_OK;
-    if (!(e->sites = calloc((size_t)e->num_sites, sizeof *e->sites)) ||
-        (e->attention && !(e->qkv_scales = malloc((size_t)c->depth * 3 * sizeof(float)))))
+    int cuda = o->device == GSQ_ENGINE_CUDA;
+    /* what each backend's kernels fuse (engine_plan.h): on the CPU, LayerNorm and fc1's epilogue
+     * write the next linear's codes (fc1's floats pass through y, except on AMX's tiles); on CUDA
+     * also the patch extraction and the attention */
+    unsigned cpu_feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR;
+    gsq_engine_fusions fusions = {cuda ? cpu_feeds | 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION : cpu_feeds,
+                                  !cuda && e->isa != GSQ_I8_ISA_AMX};
+    gsq_status st = gsq_vit_graph(src->m, &e->graph, err);
+    if (st == GSQ_OK) st = gsq_engine_plan_build(&e->plan, e->graph, &fusions, o->max_batch, err);
+    if (st == GSQ_OK && cuda && gsq_engine_plan_part(&e->plan, "transfer") < 0)
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    for (int l = 0; st == GSQ_OK && e->attention && l < c->depth; l++)
+    int attentions = st == GSQ_OK ? e->graph->num_attentions : 0;
+    if (st == GSQ_OK && (!(e->linears = calloc((size_t)e->graph->num_linears, sizeof *e->linears)) ||
+                         !(e->times = calloc((size_t)e->plan.num_parts, sizeof *e->times)) ||
+                         (e->attention && !(e->qkv_scales = malloc((size_t)attentions * 3 * sizeof(float))))))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+    for (int l = 0; st == GSQ_OK && e->attention && l < attentions; l++)
         st = source_attention(src, l, e->qkv_scales + 3 * l, err);
-    if (st == GSQ_OK && o->device == GSQ_ENGINE_CUDA) st = gsq_cuda_backend_open(&e->gpu, err);
-    if (st == GSQ_OK && o->device == GSQ_ENGINE_CUDA) st = e->gpu->engine_create(e, err);
-    /* on CUDA a GEMM runs sparse when its codes obey 2:4, the pattern of mma.sp */
-    if (st == GSQ_OK) st = pack_sites(e, src, e->cuda ? GSQ_SPARSE_2_4 : src->pattern, o->layout, err);
+    if (st == GSQ_OK && cuda) st = gsq_cuda_backend_open(&e->gpu, err);
+    if (st == GSQ_OK && cuda) st = e->gpu->engine_create(e, err);
+    /* on CUDA a linear runs sparse when its codes obey 2:4, the pattern of mma.sp */
+    if (st == GSQ_OK) st = pack_linears(e, src, e->cuda ? GSQ_SPARSE_2_4 : src->pattern, o->layout, err);
     if (st == GSQ_OK) st = copy_floats(e, src, err);
     if (st == GSQ_OK) st = e->cuda ? e->gpu->engine_finish(e, err) : alloc_buffers(e, err);
     if (st != GSQ_OK) {
@@ -268,6 +289,11 @@ gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_eng
 }
 
 size_t gsq_engine_weight_bytes(const gsq_engine *e) { return e->weight_bytes; }
-int gsq_engine_sparse_gemms(const gsq_engine *e) { return e->sparse_sites; }
+int gsq_engine_sparse_gemms(const gsq_engine *e) { return e->sparse_linears; }
+int gsq_engine_parts(const gsq_engine *e) { return e->plan.num_parts; }
+const char *gsq_engine_part_name(const gsq_engine *e, int part)
+{
+    return part >= 0 && part < e->plan.num_parts ? e->plan.part_names[part] : "?";
+}
 const double *gsq_engine_times(const gsq_engine *e) { return e->times; }
-void gsq_engine_reset_times(gsq_engine *e) { memset(e->times, 0, sizeof e->times); }
+void gsq_engine_reset_times(gsq_engine *e) { memset(e->times, 0, (size_t)e->plan.num_parts * sizeof *e->times); }

@@ -1,14 +1,17 @@
-/* The engine on a GPU (engine_cuda.h): the CPU engine's plan — the same GEMM codes, scales and float
- * parameters — copied to the device, and the forward pass of engine_forward.c as kernel launches:
+/* The engine on a GPU (cuda_backend.h): the CPU engine's plan — the same steps compiled from the
+ * network's graph (engine_plan.h), the same linear codes, scales and float parameters — copied to
+ * the device, and each step a kernel launch:
  *
- *   INT8 (sparse or dense): LayerNorm writes the next GEMM's int8 codes; qkv writes float; the
- *   attention reads it and writes proj's codes; proj and fc2 add into the float residual stream in
- *   their epilogues; fc1's epilogue applies GELU and writes fc2's codes. Every GEMM on tensor
- *   cores (mma.sp for 2:4 codes, mma otherwise: src/kernels/cuda/gemm_i8.cu).
+ *   INT8 (sparse or dense): the patch extraction, LayerNorm and the attention write the next
+ *   linear's int8 codes where they feed one; a linear with a residual adds into the float residual
+ *   stream in its epilogue, and one followed by GELU applies it there and writes the next linear's
+ *   codes. Every compressed linear on tensor cores (mma.sp for 2:4 codes, mma otherwise:
+ *   src/kernels/cuda/gemm_i8.cu).
  *   FP16 (the baseline): the float weights in fp16 on cuBLASLt with its bias / GELU epilogues,
  *   LayerNorm and attention in fp32 math on fp16 activations, the residual stream in fp32.
  *
- * Times per part come from CUDA events recorded between the parts, read after the pass. This file
+ * Pooling, the final LayerNorm and the classifier heads run in float (src/kernels/cuda/ops.h).
+ * Times per part come from CUDA events recorded between the steps, read after the pass. This file
  * is built into the CUDA backend library (libgpusq_cuda.so) only, and reached through the table at
  * its end (cuda_backend.h). */
 #include <stdio.h>
@@ -20,7 +23,7 @@
 #include "gpusq/half.h"
 #include "gpusq/sparse.h"
 #include "kernels/cuda/cuda_status.h"
-#include "kernels/cuda/vit_ops.h"
+#include "kernels/cuda/ops.h"
 
 typedef struct {
     int rows, cols;
@@ -29,54 +32,38 @@ typedef struct {
     uint16_t *wh, *bias;   /* FP16: the weight (rows, cols) and bias in fp16, on the device */
     gsq_cuda_blas *plan;   /* FP16: planned for plan_m rows of input */
     int plan_m;
-} cuda_site;
+} cuda_linear;
 
 struct gsq_engine_cuda {
-    int fp16, num_sites;
-    cuda_site *sites;
+    int fp16, num_linears;
+    cuda_linear *linears;
     float *fparams;              /* the device copy of e->fparams */
-    float *images, *x, *logits;  /* (B, C, S, S), the residual stream (B·T, D), (B, K) */
-    void *qkv;                   /* (B·T, 3D) float, half for FP16; also the patch embedding's output */
-    void *xq;                    /* the current GEMM's input: int8 codes at row stride ldq, or half */
-    void *h;                     /* fc2's input: int8 codes at row stride ldh, or half */
-    void *y;                     /* FP16: a GEMM's output before its residual add */
-    int ldq, ldh;
+    float *images;               /* (B, C, S, S) */
+    float *act;                  /* the plan's arena (FP16: a compressed linear's output is half there) */
+    void *in[2];                 /* the compressed linears' input buffers: int8 codes at row stride
+                                  * round4(cols), or half */
+    void *y;                     /* FP16: a linear's output before its residual add */
     float *host_logits;          /* pinned */
     int num_events;
     cudaEvent_t *events;         /* one per lap, and a first */
-    gsq_engine_part *event_part; /* the part each lap closes */
+    int *event_part;             /* the part each lap closes */
 };
 
 static int round4(int n) { return (n + 3) / 4 * 4; }
 
-/* The device address of a float parameter of e->p (NULL stays NULL). */
-static const float *dev(const gsq_engine *e, const float *host)
-{
-    return host ? e->cuda->fparams + (host - e->fparams) : NULL;
-}
-
-/* GEMM s's bias in e->p (NULL where the model has none). */
-static const float *site_bias(const gsq_engine *e, int s)
-{
-    if (s == 0) return e->p.patch_b;
-    const gsq_vit_block_view *b = &e->p.blocks[(s - 1) / 4];
-    const float *bias[4] = {b->qkv_b, b->proj_b, b->fc1_b, b->fc2_b};
-    return bias[(s - 1) % 4];
-}
-
 static void engine_free(struct gsq_engine_cuda *c)
 {
     if (!c) return;
-    for (int s = 0; c->sites && s < c->num_sites; s++) {
-        cuda_site *t = &c->sites[s];
+    for (int s = 0; c->linears && s < c->num_linears; s++) {
+        cuda_linear *t = &c->linears[s];
         gsq_cuda_i8_weight_free(t->w);
         gsq_cuda_blas_free(t->plan);
         cudaFree(t->scale);
         cudaFree(t->wh);
         cudaFree(t->bias);
     }
-    free(c->sites);
-    void *bufs[] = {c->fparams, c->images, c->x, c->logits, c->qkv, c->xq, c->h, c->y};
+    free(c->linears);
+    void *bufs[] = {c->fparams, c->images, c->act, c->in[0], c->in[1], c->y};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     cudaFreeHost(c->host_logits);
     for (int i = 0; c->events && i < c->num_events; i++)
@@ -102,12 +89,12 @@ static gsq_status engine_create(gsq_engine *e, gsq_error *err)
     if (!c) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     e->cuda = c; /* freed with e from here on */
     c->fp16 = e->layout == GSQ_ENGINE_FP16;
-    c->num_sites = e->num_sites;
-    c->num_events = 7 * e->cfg.depth + 5; /* transfer, patch, 7 per block, head, transfer: laps + 1 */
-    c->sites = calloc((size_t)e->num_sites, sizeof *c->sites);
+    c->num_linears = e->graph->num_linears;
+    c->num_events = e->plan.num_steps + 3; /* a lap per step and the two transfers, and a first */
+    c->linears = calloc((size_t)c->num_linears, sizeof *c->linears);
     c->events = calloc((size_t)c->num_events, sizeof *c->events);
     c->event_part = calloc((size_t)c->num_events, sizeof *c->event_part);
-    if (!c->sites || !c->events || !c->event_part) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+    if (!c->linears || !c->events || !c->event_part) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; i < c->num_events; i++)
         if ((ce = cudaEventCreate(&c->events[i])) != cudaSuccess)
             return gsq_cuda_fail(err, ce, "creating events");
@@ -132,10 +119,10 @@ static gsq_status upload_half(uint16_t **dst, const float *values, size_t n, gsq
     return st;
 }
 
-static gsq_status engine_site(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
+static gsq_status engine_linear(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
                               int sparse, gsq_error *err)
 {
-    cuda_site *t = &e->cuda->sites[s];
+    cuda_linear *t = &e->cuda->linears[s];
     t->rows = rows, t->cols = cols;
     if (e->cuda->fp16) {
         e->weight_bytes += (size_t)rows * cols * sizeof(uint16_t);
@@ -155,38 +142,49 @@ static gsq_status engine_site(gsq_engine *e, int s, const int8_t *codes, const f
     } else {
         st = gsq_cuda_i8_weight_dense(&t->w, codes, rows, cols, err);
     }
-    if (st == GSQ_OK) st = upload_new((void **)&t->scale, e->sites[s].scale, (size_t)rows * sizeof(float), err);
+    if (st == GSQ_OK) st = upload_new((void **)&t->scale, e->linears[s].scale, (size_t)rows * sizeof(float), err);
     if (st == GSQ_OK) e->weight_bytes += gsq_cuda_i8_weight_bytes(t->w);
     return st;
 }
 
+/* The device address of parameter tensor t (NULL for -1). */
+static const float *param(const gsq_engine *e, int t) { return t < 0 ? NULL : e->cuda->fparams + e->fat[t]; }
+/* The device buffer of value v in the arena. */
+static void *value(const gsq_engine *e, int v) { return e->cuda->act + e->plan.at[v]; }
+
 static gsq_status engine_finish(gsq_engine *e, gsq_error *err)
 {
     struct gsq_engine_cuda *c = e->cuda;
-    const gsq_vit_config *cfg = &e->cfg;
-    size_t B = (size_t)e->max_batch, T = (size_t)gsq_vit_tokens(cfg), D = (size_t)cfg->embed_dim;
-    size_t H = (size_t)cfg->mlp_hidden, NP = (size_t)gsq_vit_num_patches(cfg), N = B * T, K = (size_t)cfg->num_classes;
-    size_t CPP = (size_t)cfg->in_chans * cfg->patch_size * cfg->patch_size, S = (size_t)cfg->img_size;
-    size_t in_rows = N > B * NP ? N : B * NP, in_cols = CPP > D ? CPP : D, act = c->fp16 ? 2 : 4;
+    const gsq_graph *g = e->graph;
+    size_t B = (size_t)e->max_batch, in_bytes = 0, y_bytes = 0;
+    for (int i = 0; i < g->num_nodes; i++) { /* the largest input of a compressed linear, and output */
+        const gsq_node *n = &g->nodes[i];
+        if (n->op != GSQ_OP_LINEAR || !g->linears[n->linear].compressed) continue;
+        const gsq_linear *l = &g->linears[n->linear];
+        size_t rows = B * (size_t)g->values[n->in[0]].rows;
+        size_t bytes = rows * (c->fp16 ? 2 * (size_t)l->cols : (size_t)round4(l->cols));
+        in_bytes = bytes > in_bytes ? bytes : in_bytes;
+        y_bytes = rows * l->rows * 2 > y_bytes ? rows * l->rows * 2 : y_bytes;
+    }
     gsq_status st = upload_new((void **)&c->fparams, e->fparams, e->num_fparams * sizeof(float), err);
-    for (int s = 0; st == GSQ_OK && c->fp16 && s < e->num_sites; s++)
-        if (site_bias(e, s)) st = upload_half(&c->sites[s].bias, site_bias(e, s), (size_t)c->sites[s].rows, err);
-    c->ldq = round4((int)in_cols), c->ldh = round4((int)H);
+    for (int s = 0; st == GSQ_OK && c->fp16 && s < g->num_linears; s++)
+        if (g->linears[s].compressed && g->linears[s].bias >= 0)
+            st = upload_half(&c->linears[s].bias, e->fparams + e->fat[g->linears[s].bias], (size_t)g->linears[s].rows,
+                             err);
     struct {
         void **p;
         size_t bytes;
     } bufs[] = {
-        {(void **)&c->images, B * cfg->in_chans * S * S * sizeof(float)},
-        {(void **)&c->x, N * D * sizeof(float)},
-        {(void **)&c->logits, B * K * sizeof(float)},
-        {&c->qkv, N * 3 * D * act},
-        {&c->xq, c->fp16 ? in_rows * in_cols * 2 : in_rows * (size_t)c->ldq},
-        {&c->h, c->fp16 ? N * H * 2 : N * (size_t)c->ldh},
-        {&c->y, c->fp16 ? N * D * 2 : 0},
+        {(void **)&c->images, B * gsq_value_floats(g, g->input) * sizeof(float)},
+        {(void **)&c->act, e->plan.floats * sizeof(float)},
+        {&c->in[0], in_bytes},
+        {&c->in[1], in_bytes},
+        {&c->y, c->fp16 ? y_bytes : 0},
     };
     for (size_t i = 0; st == GSQ_OK && i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i].bytes) st = gsq_cuda_malloc(bufs[i].p, bufs[i].bytes, err);
-    cudaError_t ce = st == GSQ_OK ? cudaMallocHost((void **)&c->host_logits, B * K * sizeof(float)) : cudaSuccess;
+    size_t K = B * gsq_value_floats(g, g->logits);
+    cudaError_t ce = st == GSQ_OK ? cudaMallocHost((void **)&c->host_logits, K * sizeof(float)) : cudaSuccess;
     if (ce != cudaSuccess) {
         c->host_logits = NULL;
         st = gsq_cuda_fail(err, ce, "pinned memory for the logits");
@@ -195,30 +193,18 @@ static gsq_status engine_finish(gsq_engine *e, gsq_error *err)
 }
 
 /* The end of part p: an event, whose time since the previous one counts to p. */
-static gsq_status lap(struct gsq_engine_cuda *c, int *n, gsq_engine_part p, gsq_error *err)
+static gsq_status lap(struct gsq_engine_cuda *c, int *n, int p, gsq_error *err)
 {
     c->event_part[*n] = p;
     cudaError_t ce = cudaEventRecord(c->events[++*n], 0);
     return ce == cudaSuccess ? GSQ_OK : gsq_cuda_fail(err, ce, "recording an event");
 }
 
-/* y = epilogue(x (M, K) · wᵀ) of INT8 site s: float out (accumulated when acc), or with next_inv the
- * next GEMM's codes. */
-static gsq_status gemm_i8(gsq_engine *e, int s, const void *x, int ldx, int M, const float *bias, int acc, int gelu,
-                          float next_inv, void *y, int ldy, gsq_error *err)
-{
-    const cuda_site *t = &e->cuda->sites[s];
-    gsq_cuda_epilogue ep = {.out = next_inv ? GSQ_CUDA_OUT_S8 : GSQ_CUDA_OUT_F32, .scale = t->scale,
-                            .bias = dev(e, bias), .gelu = gelu, .accumulate = acc, .out_inv = next_inv,
-                            .out_qmax = e->a_qmax};
-    return gsq_cuda_i8_gemm(t->w, (const int8_t *)x, ldx, M, &ep, y, ldy, err);
-}
-
-/* y (M, N) half = x (M, K) half · wᵀ + bias, GELU'd when gelu: FP16 site s on cuBLASLt, planned
+/* y (M, N) half = x (M, K) half · wᵀ + bias, GELU'd when gelu: FP16 linear s on cuBLASLt, planned
  * again whenever M changes. */
 static gsq_status gemm_f16(gsq_engine *e, int s, const void *x, int M, int gelu, void *y, gsq_error *err)
 {
-    cuda_site *t = &e->cuda->sites[s];
+    cuda_linear *t = &e->cuda->linears[s];
     gsq_status st = GSQ_OK;
     if (t->plan_m != M) {
         gsq_cuda_blas_free(t->plan);
@@ -229,111 +215,116 @@ static gsq_status gemm_f16(gsq_engine *e, int s, const void *x, int M, int gelu,
     return st == GSQ_OK ? gsq_cuda_blas_run(t->plan, x, t->wh, y, err) : st;
 }
 
-/* One transformer block of the INT8 engine (engine_forward.c's, on the device). */
-static gsq_status block_i8(gsq_engine *e, int l, int B, int *n, gsq_error *err)
+/* The compressed linear of step t on M rows, from the input buffer the step before fed: its int8
+ * codes (half for FP16) to the next linear's input buffer, or floats (half for FP16, except when
+ * added into the residual stream). */
+static gsq_status linear(gsq_engine *e, const gsq_engine_step *t, const gsq_node *n, int M, gsq_error *err)
 {
     struct gsq_engine_cuda *c = e->cuda;
-    const gsq_vit_config *cfg = &e->cfg;
-    const gsq_vit_block_view *w = &e->p.blocks[l];
-    int T = gsq_vit_tokens(cfg), D = cfg->embed_dim, N = B * T, s = 1 + 4 * l, q = e->a_qmax;
-    float eps = cfg->ln_eps;
-    const gsq_engine_site *site = e->sites;
-    gsq_status st = gsq_cuda_layernorm_i8(c->xq, c->ldq, c->x, N, D, dev(e, w->ln1_w), dev(e, w->ln1_b), eps,
-                                          site[s].inv_a, q, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_NORM, err);
-    if (st == GSQ_OK) st = gemm_i8(e, s, c->xq, c->ldq, N, w->qkv_b, 0, 0, 0.0f, c->qkv, 3 * D, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_QKV, err);
-    if (st == GSQ_OK && e->attention)
-        st = gsq_cuda_attention_i8(c->xq, c->ldq, site[s + 1].inv_a, q, c->qkv, B, T, D, cfg->num_heads,
-                                   e->qkv_scales + 3 * l, q, err);
-    else if (st == GSQ_OK)
-        st = gsq_cuda_attention_f32(c->xq, c->ldq, site[s + 1].inv_a, q, c->qkv, B, T, D, cfg->num_heads, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_ATTENTION, err);
-    if (st == GSQ_OK) st = gemm_i8(e, s + 1, c->xq, c->ldq, N, w->proj_b, 1, 0, 0.0f, c->x, D, err); /* x += proj */
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_PROJ, err);
-    if (st == GSQ_OK)
-        st = gsq_cuda_layernorm_i8(c->xq, c->ldq, c->x, N, D, dev(e, w->ln2_w), dev(e, w->ln2_b), eps,
-                                   site[s + 2].inv_a, q, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_NORM, err);
-    if (st == GSQ_OK) /* GELU(fc1) as fc2's codes */
-        st = gemm_i8(e, s + 2, c->xq, c->ldq, N, w->fc1_b, 0, 1, site[s + 3].inv_a, c->h, c->ldh, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_FC1, err);
-    if (st == GSQ_OK) st = gemm_i8(e, s + 3, c->h, c->ldh, N, w->fc2_b, 1, 0, 0.0f, c->x, D, err); /* x += fc2 */
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_FC2, err);
-    return st;
-}
-
-/* One transformer block of the FP16 baseline. */
-static gsq_status block_f16(gsq_engine *e, int l, int B, int *n, gsq_error *err)
-{
-    struct gsq_engine_cuda *c = e->cuda;
-    const gsq_vit_config *cfg = &e->cfg;
-    const gsq_vit_block_view *w = &e->p.blocks[l];
-    int T = gsq_vit_tokens(cfg), D = cfg->embed_dim, N = B * T, s = 1 + 4 * l;
-    size_t ND = (size_t)N * D;
-    gsq_status st = gsq_cuda_layernorm_f16(c->xq, c->x, N, D, dev(e, w->ln1_w), dev(e, w->ln1_b), cfg->ln_eps, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_NORM, err);
-    if (st == GSQ_OK) st = gemm_f16(e, s, c->xq, N, 0, c->qkv, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_QKV, err);
-    if (st == GSQ_OK) st = gsq_cuda_attention_f16(c->xq, c->qkv, B, T, D, cfg->num_heads, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_ATTENTION, err);
-    if (st == GSQ_OK) st = gemm_f16(e, s + 1, c->xq, N, 0, c->y, err);
-    if (st == GSQ_OK) st = gsq_cuda_add_f16(c->x, c->y, ND, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_PROJ, err);
-    if (st == GSQ_OK)
-        st = gsq_cuda_layernorm_f16(c->xq, c->x, N, D, dev(e, w->ln2_w), dev(e, w->ln2_b), cfg->ln_eps, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_NORM, err);
-    if (st == GSQ_OK) st = gemm_f16(e, s + 2, c->xq, N, 1, c->h, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_FC1, err);
-    if (st == GSQ_OK) st = gemm_f16(e, s + 3, c->h, N, 0, c->y, err);
-    if (st == GSQ_OK) st = gsq_cuda_add_f16(c->x, c->y, ND, err);
-    if (st == GSQ_OK) st = lap(c, n, GSQ_ENGINE_T_FC2, err);
-    return st;
-}
-
-/* The patch embedding and the tokens: x (B, T, D). */
-static gsq_status embed(gsq_engine *e, int B, gsq_error *err)
-{
-    struct gsq_engine_cuda *c = e->cuda;
-    const gsq_vit_config *cfg = &e->cfg;
-    const gsq_vit_view *p = &e->p;
-    int C = cfg->in_chans, S = cfg->img_size, P = cfg->patch_size, NP = gsq_vit_num_patches(cfg), D = cfg->embed_dim;
-    gsq_status st;
+    const gsq_linear *l = &e->graph->linears[n->linear];
+    int ld = round4(l->cols);
+    void *out = t->feeds >= 0 ? c->in[t->output] : value(e, t->out);
+    if (t->input < 0) /* the fusions have every compressed linear fed by the step before it */
+        return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: %s reads a value no step wrote as its input", l->name);
     if (c->fp16) {
-        st = gsq_cuda_patchify_f16(c->xq, c->images, B, C, S, P, err);
-        if (st == GSQ_OK) st = gemm_f16(e, 0, c->xq, B * NP, 0, c->qkv, err);
-    } else {
-        st = gsq_cuda_patchify_i8(c->xq, c->ldq, c->images, B, C, S, P, e->sites[0].inv_a, e->a_qmax, err);
-        if (st == GSQ_OK) st = gemm_i8(e, 0, c->xq, c->ldq, B * NP, p->patch_b, 0, 0, 0.0f, c->qkv, D, err);
+        const void *x = c->in[t->input];
+        void *y = t->accumulate ? c->y : out;
+        gsq_status st = gemm_f16(e, n->linear, x, M, t->gelu, y, err);
+        if (st == GSQ_OK && t->accumulate) st = gsq_cuda_add_f16(value(e, t->out), c->y, (size_t)M * l->rows, err);
+        return st;
     }
-    return st == GSQ_OK ? gsq_cuda_tokens(c->x, c->qkv, c->fp16, dev(e, p->cls_token), dev(e, p->dist_token),
-                                          dev(e, p->pos_embed), B, NP, D, err)
-                        : st;
+    const cuda_linear *w = &c->linears[n->linear];
+    gsq_cuda_epilogue ep = {.out = t->feeds >= 0 ? GSQ_CUDA_OUT_S8 : GSQ_CUDA_OUT_F32, .scale = w->scale,
+                            .bias = param(e, l->bias), .gelu = t->gelu, .accumulate = t->accumulate,
+                            .out_inv = t->feeds >= 0 ? e->linears[t->feeds].inv_a : 0.0f, .out_qmax = e->a_qmax};
+    int ldy = t->feeds >= 0 ? round4(e->graph->linears[t->feeds].cols) : l->rows;
+    return gsq_cuda_i8_gemm(w->w, (const int8_t *)c->in[t->input], ld, M, &ep, out, ldy, err);
+}
+
+static gsq_status attention(gsq_engine *e, const gsq_engine_step *t, const gsq_node *n, int B, gsq_error *err)
+{
+    struct gsq_engine_cuda *c = e->cuda;
+    const gsq_graph *g = e->graph;
+    int T = g->values[n->in[0]].rows, D = g->values[n->out].cols, NH = n->attrs[0], q = e->a_qmax;
+    if (t->feeds < 0 && !c->fp16)
+        return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: an attention whose output is not a linear's input");
+    if (c->fp16) return gsq_cuda_attention_f16(c->in[t->output], value(e, n->in[0]), B, T, D, NH, err);
+    const gsq_engine_linear *next = &e->linears[t->feeds];
+    int ld = round4(g->linears[t->feeds].cols);
+    if (e->attention)
+        return gsq_cuda_attention_i8(c->in[t->output], ld, next->inv_a, q, value(e, n->in[0]), B, T, D, NH,
+                                     e->qkv_scales + 3 * n->block, q, err);
+    return gsq_cuda_attention_f32(c->in[t->output], ld, next->inv_a, q, value(e, n->in[0]), B, T, D, NH, err);
+}
+
+static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_error *err)
+{
+    struct gsq_engine_cuda *c = e->cuda;
+    const gsq_graph *g = e->graph;
+    const gsq_node *n = &g->nodes[t->node];
+    const gsq_value *xv = &g->values[n->in[0]], *yv = &g->values[n->out];
+    int rows = B * xv->rows * (n->in_slice >= 0 ? 1 : xv->slices);
+    switch (n->op) {
+    case GSQ_OP_PATCHIFY: {
+        int C = n->attrs[0], S = n->attrs[1], P = n->attrs[2];
+        if (t->feeds < 0) break; /* the fusions always feed the patch embedding */
+        if (c->fp16) return gsq_cuda_patchify_f16(c->in[t->output], c->images, B, C, S, P, err);
+        return gsq_cuda_patchify_i8(c->in[t->output], round4(g->linears[t->feeds].cols), c->images, B, C, S, P,
+                                    e->linears[t->feeds].inv_a, e->a_qmax, err);
+    }
+    case GSQ_OP_LINEAR: {
+        const gsq_linear *l = &g->linears[n->linear];
+        if (l->compressed) return linear(e, t, n, rows, err);
+        const float *x = value(e, n->in[0]);
+        if (n->in_slice > 0) x += (size_t)n->in_slice * (size_t)B * xv->rows * xv->cols;
+        return gsq_cuda_linear_f32(value(e, t->out), x, rows, l->cols, l->rows, param(e, l->weight), param(e, l->bias),
+                                   err);
+    }
+    case GSQ_OP_TOKENS: { /* after a compressed linear the embeddings are half in FP16 */
+        int half = c->fp16 && g->nodes[xv->producer].op == GSQ_OP_LINEAR &&
+                   g->linears[g->nodes[xv->producer].linear].compressed;
+        return gsq_cuda_tokens(value(e, t->out), value(e, n->in[0]), half, param(e, n->param[0]), param(e, n->param[1]),
+                               param(e, n->param[2]), B, xv->rows, xv->cols, err);
+    }
+    case GSQ_OP_LAYERNORM: {
+        const float *w = param(e, n->param[0]), *b = param(e, n->param[1]);
+        if (t->feeds < 0) return gsq_cuda_layernorm_f32(value(e, t->out), value(e, n->in[0]), rows, xv->cols, w, b,
+                                                        e->cfg.ln_eps, err);
+        if (c->fp16) return gsq_cuda_layernorm_f16(c->in[t->output], value(e, n->in[0]), rows, xv->cols, w, b,
+                                                   e->cfg.ln_eps, err);
+        return gsq_cuda_layernorm_i8(c->in[t->output], round4(g->linears[t->feeds].cols), value(e, n->in[0]), rows,
+                                     xv->cols, w, b, e->cfg.ln_eps, e->linears[t->feeds].inv_a, e->a_qmax, err);
+    }
+    case GSQ_OP_ATTENTION:
+        return attention(e, t, n, B, err);
+    case GSQ_OP_POOL:
+        return gsq_cuda_pool(value(e, t->out), value(e, n->in[0]), B, xv->rows, xv->cols, n->attrs[0] == GSQ_POOL_AVG,
+                             yv->slices, n->attrs[2], err);
+    case GSQ_OP_MEAN2:
+        return gsq_cuda_mean2(value(e, t->out), value(e, n->in[0]), value(e, n->in[1]), (size_t)rows * xv->cols, err);
+    case GSQ_OP_GELU:
+    case GSQ_OP_COUNT:
+        break;
+    }
+    return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: no kernel for this step (a GELU not after a linear)");
 }
 
 static gsq_status engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err)
 {
     struct gsq_engine_cuda *c = e->cuda;
-    const gsq_vit_config *cfg = &e->cfg;
-    const gsq_vit_view *p = &e->p;
-    size_t K = (size_t)cfg->num_classes, pixels = (size_t)B * cfg->in_chans * cfg->img_size * cfg->img_size;
-    int n = 0;
+    const gsq_graph *g = e->graph;
+    size_t K = (size_t)B * gsq_value_floats(g, g->logits), pixels = (size_t)B * gsq_value_floats(g, g->input);
+    int n = 0, transfer = e->plan.num_parts - 1; /* engine.c adds "transfer" last */
     cudaError_t ce = cudaEventRecord(c->events[0], 0);
     gsq_status st = ce == cudaSuccess ? gsq_cuda_upload(c->images, images, pixels * sizeof(float), err)
                                       : gsq_cuda_fail(err, ce, "recording an event");
-    if (st == GSQ_OK) st = lap(c, &n, GSQ_ENGINE_T_TRANSFER, err);
-    if (st == GSQ_OK) st = embed(e, B, err);
-    if (st == GSQ_OK) st = lap(c, &n, GSQ_ENGINE_T_PATCH, err);
-    for (int l = 0; st == GSQ_OK && l < cfg->depth; l++) st = (c->fp16 ? block_f16 : block_i8)(e, l, B, &n, err);
-    gsq_cuda_head_args h = {.T = gsq_vit_tokens(cfg), .D = cfg->embed_dim, .K = cfg->num_classes,
-                            .avg_pool = cfg->pool == GSQ_POOL_AVG, .prefix = gsq_vit_prefix(cfg),
-                            .distilled = cfg->distilled, .eps = cfg->ln_eps, .norm_w = dev(e, p->norm_w),
-                            .norm_b = dev(e, p->norm_b), .head_w = dev(e, p->head_w), .head_b = dev(e, p->head_b),
-                            .dist_w = dev(e, p->head_dist_w), .dist_b = dev(e, p->head_dist_b)};
-    if (st == GSQ_OK) st = gsq_cuda_head(c->logits, c->x, B, &h, err);
-    if (st == GSQ_OK) st = lap(c, &n, GSQ_ENGINE_T_HEAD, err);
-    if (st == GSQ_OK) st = gsq_cuda_download(c->host_logits, c->logits, (size_t)B * K * sizeof(float), err);
-    if (st == GSQ_OK) st = lap(c, &n, GSQ_ENGINE_T_TRANSFER, err);
+    if (st == GSQ_OK) st = lap(c, &n, transfer, err);
+    for (int s = 0; st == GSQ_OK && s < e->plan.num_steps; s++) {
+        st = run_step(e, &e->plan.steps[s], B, err);
+        if (st == GSQ_OK) st = lap(c, &n, e->plan.steps[s].part, err);
+    }
+    if (st == GSQ_OK) st = gsq_cuda_download(c->host_logits, value(e, g->logits), K * sizeof(float), err);
+    if (st == GSQ_OK) st = lap(c, &n, transfer, err);
     if (st == GSQ_OK && (ce = cudaEventSynchronize(c->events[n])) != cudaSuccess)
         st = gsq_cuda_fail(err, ce, "the forward pass");
     for (int i = 0; st == GSQ_OK && i < n; i++) {
@@ -358,6 +349,6 @@ static gsq_status device_name(char *buf, size_t cap, gsq_error *err)
 const gsq_cuda_backend *gsq_cuda_backend_v1(void)
 {
     static const gsq_cuda_backend table = {GSQ_CUDA_BACKEND_ABI, sizeof(gsq_engine), device_name, engine_create,
-                                           engine_site, engine_finish, engine_forward, engine_free};
+                                           engine_linear, engine_finish, engine_forward, engine_free};
     return &table;
 }

@@ -152,10 +152,12 @@ gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)
 
 /* First fit in order of decreasing size: each array goes at the lowest offset where it overlaps
  * no array already placed whose lifetime meets its own. */
-size_t gsq_plan_arena(int n, const size_t *size, const int *first, const int *last, size_t *offset)
+gsq_status gsq_plan_arena(int n, const size_t *size, const int *first, const int *last, size_t *offset, size_t *total,
+                          gsq_error *err)
 {
+    *total = 0;
     int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
-    if (!order) return 0;
+    if (!order) return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory planning activations");
     for (int i = 0; i < n; i++) order[i] = i;
     for (int i = 1; i < n; i++) /* insertion sort: stable, and n is a few hundred */
         for (int j = i; j > 0 && size[order[j]] > size[order[j - 1]]; j--) {
@@ -163,14 +165,10 @@ size_t gsq_plan_arena(int n, const size_t *size, const int *first, const int *la
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
+    gsq_status st = GSQ_OK;
+    for (int i = 0; i < n && st == GSQ_OK; i++) {
         int a = order[i];
         size_t need = (size[a] + 15) & ~(size_t)15, at = 0;
-        if (need < size[a]) {
-            free(order);
-            return 0;
-        }
         for (int moved = 1; moved;) { /* move past every placed conflict until none is left */
             moved = 0;
             for (int j = 0; j < i; j++) {
@@ -184,40 +182,38 @@ size_t gsq_plan_arena(int n, const size_t *size, const int *first, const int *la
             }
         }
         offset[a] = at;
-        if (at + need < at) {
-            free(order);
-            return 0;
-        }
-        if (at + need > total) total = at + need;
+        if (need < size[a] || at + need < at) st = gsq_fail(err, GSQ_ERR_NOMEM, "activations overflow the address space");
+        else if (at + need > *total) *total = at + need;
     }
     free(order);
-    return total;
+    return st;
 }
 
-size_t gsq_graph_plan_forward(const gsq_graph *g, int batch, int training, size_t *offset)
+gsq_status gsq_graph_plan_forward(const gsq_graph *g, int batch, int training, size_t *offset, size_t *total,
+                                  gsq_error *err)
 {
     int n = g->num_values;
     size_t *size = malloc((size_t)n * sizeof *size);
     int *first = malloc((size_t)n * sizeof *first), *last = malloc((size_t)n * sizeof *last);
-    size_t total = 0;
-    if (size && first && last) {
-        for (int v = 0; v < n; v++) {
-            const gsq_value *x = &g->values[v];
-            size_t per = gsq_value_floats(g, v);
-            size[v] = (size_t)batch * per;
-            if (per && size[v] / per != (size_t)batch) size[v] = SIZE_MAX; /* fails the plan below */
-            first[v] = x->producer;
-            last[v] = training || x->tap ? g->num_nodes : x->producer;
-            if (v == g->input) size[v] = 0, first[v] = last[v] = -1;
-        }
-        for (int i = 0; !training && i < g->num_nodes; i++)
-            for (int k = 0; k < 2; k++)
-                if (g->nodes[i].in[k] >= 0 && last[g->nodes[i].in[k]] < i) last[g->nodes[i].in[k]] = i;
-        total = gsq_plan_arena(n, size, first, last, offset);
-        offset[g->input] = SIZE_MAX;
+    gsq_status st = size && first && last ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "out of memory planning activations");
+    *total = 0;
+    for (int v = 0; st == GSQ_OK && v < n; v++) {
+        const gsq_value *x = &g->values[v];
+        size_t per = gsq_value_floats(g, v);
+        if (per && (size_t)batch > SIZE_MAX / 4 / per) st = gsq_fail(err, GSQ_ERR_NOMEM, "activations for a batch of %d "
+                                                                     "overflow the address space", batch);
+        size[v] = (size_t)batch * per;
+        first[v] = x->producer;
+        last[v] = training || x->tap ? g->num_nodes : x->producer;
+        if (v == g->input) size[v] = 0, first[v] = last[v] = -1;
     }
+    for (int i = 0; st == GSQ_OK && !training && i < g->num_nodes; i++)
+        for (int k = 0; k < 2; k++)
+            if (g->nodes[i].in[k] >= 0 && last[g->nodes[i].in[k]] < i) last[g->nodes[i].in[k]] = i;
+    if (st == GSQ_OK) st = gsq_plan_arena(n, size, first, last, offset, total, err);
+    if (st == GSQ_OK) offset[g->input] = SIZE_MAX;
     free(size);
     free(first);
     free(last);
-    return total;
+    return st;
 }

@@ -50,8 +50,11 @@ static gsq_status ensure_acts(gsq_vit *m, int B, int training, gsq_error *err)
     m->act_batch = 0;
     m->gact_floats = 0;
     if (!m->act_at) m->act_at = malloc((size_t)g->num_values * sizeof *m->act_at);
-    size_t floats = m->act_at ? gsq_graph_plan_forward(g, B, training, m->act_at) : 0;
-    if (floats) m->act_mem = malloc(floats * sizeof(float));
+    size_t floats = 0;
+    gsq_status st = m->act_at ? gsq_graph_plan_forward(g, B, training, m->act_at, &floats, err)
+                              : gsq_fail(err, GSQ_ERR_NOMEM, "out of memory planning activations");
+    if (st != GSQ_OK) return st;
+    m->act_mem = malloc((floats ? floats : 1) * sizeof(float));
     m->targets = malloc((size_t)B * sizeof(int));
     m->probs = malloc((size_t)B * (size_t)m->cfg.num_classes * sizeof(float));
     if (!m->act_mem || !m->targets || !m->probs) {
@@ -79,46 +82,47 @@ static int flows(const gsq_vit *m, int v)
     return (n->in[0] >= 0 && flows(m, n->in[0])) || (n->in[1] >= 0 && flows(m, n->in[1]));
 }
 
-/* Plans the gradients of a batch of B into offset (SIZE_MAX: none); returns their floats (0 on
- * failure). Backward step i runs node num_nodes-1-i; a value's gradient lives from its first
- * consumer's step to its producer's, and attention's probabilities get one for that node's step
- * as its scratch. */
-static size_t plan_grads(const gsq_vit *m, int B, size_t *offset)
+/* Plans the gradients of a batch of B into offset (SIZE_MAX: none), *floats in all. Backward
+ * step i runs node num_nodes-1-i; a value's gradient lives from its first consumer's step to its
+ * producer's (with retain_grads, to the end), and attention's probabilities get one for that
+ * node's step as its scratch. */
+static gsq_status plan_grads(const gsq_vit *m, int B, size_t *offset, size_t *floats, gsq_error *err)
 {
     const gsq_graph *g = m->graph;
     int nv = g->num_values, last_step = g->num_nodes - 1;
     size_t *size = calloc((size_t)nv, sizeof *size);
     int *first = calloc((size_t)nv, sizeof *first), *last = calloc((size_t)nv, sizeof *last);
-    size_t floats = 0;
-    if (size && first && last) {
-        for (int v = 0; v < nv; v++) {
-            int p = g->values[v].producer, aux = p >= 0 && g->nodes[p].aux == v;
-            int wanted = aux ? g->nodes[p].op == GSQ_OP_ATTENTION : flows(m, v);
-            size[v] = wanted ? (size_t)B * gsq_value_floats(g, v) : 0;
-            first[v] = last[v] = wanted ? last_step - p : -1;
-            if (wanted && m->retain_grads) last[v] = last_step;
-        }
-        for (int i = 0; i < g->num_nodes; i++)
-            for (int k = 0; k < 2; k++) {
-                int v = g->nodes[i].in[k];
-                if (v >= 0 && size[v] && last_step - i < first[v]) first[v] = last_step - i;
-            }
-        floats = gsq_plan_arena(nv, size, first, last, offset);
-        for (int v = 0; v < nv; v++)
-            if (!size[v]) offset[v] = SIZE_MAX;
+    gsq_status st = size && first && last ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "out of memory planning gradients");
+    for (int v = 0; st == GSQ_OK && v < nv; v++) {
+        int p = g->values[v].producer, aux = p >= 0 && g->nodes[p].aux == v;
+        int wanted = aux ? g->nodes[p].op == GSQ_OP_ATTENTION : flows(m, v);
+        size[v] = wanted ? (size_t)B * gsq_value_floats(g, v) : 0;
+        first[v] = last[v] = wanted ? last_step - p : -1;
+        if (wanted && m->retain_grads) last[v] = last_step;
     }
+    for (int i = 0; st == GSQ_OK && i < g->num_nodes; i++)
+        for (int k = 0; k < 2; k++) {
+            int v = g->nodes[i].in[k];
+            if (v >= 0 && size[v] && last_step - i < first[v]) first[v] = last_step - i;
+        }
+    if (st == GSQ_OK) st = gsq_plan_arena(nv, size, first, last, offset, floats, err);
+    for (int v = 0; st == GSQ_OK && v < nv; v++)
+        if (!size[v]) offset[v] = SIZE_MAX;
     free(size);
     free(first);
     free(last);
-    return floats;
+    return st;
 }
 
 static gsq_status ensure_grad_acts(gsq_vit *m, gsq_error *err)
 {
     if (m->gact_mem) return GSQ_OK;
-    if (!m->gact_at) m->gact_at = malloc((size_t)m->graph->num_values * sizeof *m->gact_at);
-    size_t floats = m->gact_at ? plan_grads(m, m->act_batch, m->gact_at) : 0;
-    if (floats) m->gact_mem = malloc(floats * sizeof(float));
+    if (!m->gact_at && !(m->gact_at = malloc((size_t)m->graph->num_values * sizeof *m->gact_at)))
+        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory planning gradients");
+    size_t floats = 0;
+    gsq_status st = plan_grads(m, m->act_batch, m->gact_at, &floats, err);
+    if (st != GSQ_OK) return st;
+    m->gact_mem = malloc((floats ? floats : 1) * sizeof(float));
     if (!m->gact_mem)
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating activation gradients (%zu MiB)",
                         floats * sizeof(float) >> 20);
@@ -129,17 +133,13 @@ static gsq_status ensure_grad_acts(gsq_vit *m, gsq_error *err)
 size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int training)
 {
     gsq_vit *m;
-    gsq_error err;
-    if (gsq_vit_describe(&m, cfg, &err) != GSQ_OK) return 0;
-    size_t *at = malloc((size_t)m->graph->num_values * sizeof *at), floats = 0;
-    if (at) floats = gsq_graph_plan_forward(m->graph, batch, training, at);
-    if (at && floats && training) {
-        size_t grads = plan_grads(m, batch, at);
-        floats = grads ? floats + grads : 0;
-    }
+    if (gsq_vit_describe(&m, cfg, NULL) != GSQ_OK) return 0;
+    size_t *at = malloc((size_t)m->graph->num_values * sizeof *at), floats = 0, grads = 0;
+    gsq_status st = at ? gsq_graph_plan_forward(m->graph, batch, training, at, &floats, NULL) : GSQ_ERR_NOMEM;
+    if (st == GSQ_OK && training) st = plan_grads(m, batch, at, &grads, NULL);
     free(at);
     gsq_vit_free(m);
-    return floats * sizeof(float);
+    return st == GSQ_OK ? (floats + grads) * sizeof(float) : 0;
 }
 
 static void forward_node(gsq_vit *m, const gsq_node *n, const float *images, int B)

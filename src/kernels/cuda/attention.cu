@@ -1,4 +1,4 @@
-/* The GPU engine's attention (src/kernels/cuda/vit_ops.h): the quantized integer attention, equal
+/* The GPU engine's attention (src/kernels/cuda/ops.h): the quantized integer attention, equal
  * bit for bit to the CPU engine's gsq_att8_forward followed by its quantizer, and the float
  * attention (fp32 qkv to int8 codes, or the FP16 baseline's half to half), within float rounding
  * of gsq_attention_forward.
@@ -18,7 +18,7 @@
 
 #include "kernels/cuda/cuda_status.h"
 extern "C" {
-#include "kernels/cuda/vit_ops.h"
+#include "kernels/cuda/ops.h"
 }
 #include "kernels/quant_code.h"
 #include "kernels/vmath.h"

@@ -1,13 +1,14 @@
 /* Private: the CUDA kernels of the GPU engine (src/engine/engine_cuda.c) other than the GEMMs
- * (gpusq/cuda.h): patch extraction, token assembly, LayerNorm, attention, the residual add of the
- * FP16 baseline and the classifier head. Pointers are device pointers; "half" buffers hold IEEE
+ * (gpusq/cuda.h), one per operation of the network's graph (gpusq/graph.h): patch extraction,
+ * token assembly, LayerNorm, attention, pooling, the float linear of a classifier, the mean of
+ * two heads and the residual add of the FP16 baseline. Pointers are device pointers; "half" buffers hold IEEE
  * fp16 values. Every call launches asynchronously on the default stream and returns launch errors;
  * execution errors come from the next synchronizing call. The arithmetic follows the CPU engine's
  * operation for operation (the sources are compiled with -fmad=false); docs/CUDA.md says which
  * results equal the CPU's bit for bit and which differ by the order of a sum. Part of the CUDA
  * backend library (libgpusq_cuda.so). */
-#ifndef GSQ_KERNELS_CUDA_VIT_OPS_H
-#define GSQ_KERNELS_CUDA_VIT_OPS_H
+#ifndef GSQ_KERNELS_CUDA_OPS_H
+#define GSQ_KERNELS_CUDA_OPS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -59,16 +60,18 @@ gsq_status gsq_cuda_layernorm_f16(void *y, const float *x, int M, int D, const f
 /* x[i] += y[i] for n values, y half: the FP16 baseline's residual add. */
 gsq_status gsq_cuda_add_f16(float *x, const void *y, size_t n, gsq_error *err);
 
-/* The classifier on the residual stream x (B, T, D). */
-typedef struct {
-    int T, D, K;            /* tokens, width, classes */
-    int avg_pool, prefix;   /* mean of the tokens from prefix on (timm's avg pool), else token 0 */
-    int distilled;          /* DeiT: the mean of the head on token 0 and head_dist on token 1 */
-    float eps;              /* the final LayerNorm's */
-    const float *norm_w, *norm_b, *head_w, *head_b, *dist_w, *dist_b; /* head_w (K, D) */
-} gsq_cuda_head_args;
-/* logits (B, K): pool, LayerNorm (as gsq_layernorm_row), linear; as the CPU engine's head. */
-gsq_status gsq_cuda_head(float *logits, const float *x, int B, const gsq_cuda_head_args *h, gsq_error *err);
+/* LayerNorm of the rows of x (M, D) to floats, y (M, D): the float LayerNorm before a classifier. */
+gsq_status gsq_cuda_layernorm_f32(float *y, const float *x, int M, int D, const float *w, const float *b, float eps,
+                                  gsq_error *err);
+/* Pooling of x (B, T, D) into `slices` arrays of (B, D), as gsq_pool_forward: slice 0 token 0, or
+ * with avg the mean of the tokens from prefix on (a double sum in order); slice k > 0 token k. */
+gsq_status gsq_cuda_pool(float *out, const float *x, int B, int T, int D, int avg, int slices, int prefix,
+                         gsq_error *err);
+/* y (M, N) = x (M, K) · wᵀ + b (b may be NULL), all float: a classifier head, a warp per output. */
+gsq_status gsq_cuda_linear_f32(float *y, const float *x, int M, int K, int N, const float *w, const float *b,
+                               gsq_error *err);
+/* y[i] = (a[i] + b[i]) / 2 for n values. */
+gsq_status gsq_cuda_mean2(float *y, const float *a, const float *b, size_t n, gsq_error *err);
 
 #ifdef __cplusplus
 }

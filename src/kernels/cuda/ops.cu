@@ -1,6 +1,7 @@
-/* The GPU engine's kernels around the GEMMs and the attention (src/kernels/cuda/vit_ops.h): patch
- * extraction, token assembly, LayerNorm (to the next GEMM's int8 codes, or half for the FP16
- * baseline), the FP16 baseline's residual add, and the classifier head. Each follows the CPU
+/* The GPU engine's kernels around the GEMMs and the attention (src/kernels/cuda/ops.h): patch
+ * extraction, token assembly, LayerNorm (to the next GEMM's int8 codes, half for the FP16
+ * baseline, or floats), the FP16 baseline's residual add, pooling, the float linear and the mean
+ * of two heads. Each follows the CPU
  * function it names operation for operation; LayerNorm's double sums are taken in another order
  * (per lane, then across the warp), so its output can differ from the CPU's in the last bit of
  * the mean or variance, which is rare (docs/CUDA.md). */
@@ -9,13 +10,12 @@
 #include <stdint.h>
 
 #include "kernels/cuda/cuda_status.h"
-#include "kernels/cuda/vit_ops.h"
+#include "kernels/cuda/ops.h"
 #include "kernels/quant_code.h"
 
 #define THREADS 256      /* elementwise kernels */
 #define ROW_WARPS 4      /* LayerNorm: a warp per row */
-#define HEAD_WARPS 8     /* classifier: a warp per class at a time */
-#define HEAD_CLASSES 256 /* classes per block of the classifier */
+#define LINEAR_WARPS 8   /* float linear: a warp per output */
 
 static unsigned blocks_for(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
 
@@ -102,8 +102,11 @@ __device__ void row_stats(const float *x, int D, float eps, float *mean, float *
     *rstd = (float)(1.0 / sqrt(warp_sum(v) / D + eps));
 }
 
-/* y = LayerNorm(x) (M, D), a warp per row: codes at row stride ld when QUANT, else half (ld = D). */
-template <bool QUANT>
+/* What a LayerNorm writes: the next GEMM's int8 codes, half, or floats. */
+enum norm_out { NORM_CODES, NORM_HALF, NORM_FLOAT };
+
+/* y = LayerNorm(x) (M, D), a warp per row, at row stride ld (codes) or D. */
+template <norm_out OUT>
 __global__ void __launch_bounds__(ROW_WARPS * 32)
     layernorm_kernel(void *y, int ld, const float *__restrict__ x, int M, int D, const float *__restrict__ w,
                      const float *__restrict__ b, float eps, float inv, float qmax)
@@ -116,15 +119,16 @@ __global__ void __launch_bounds__(ROW_WARPS * 32)
     for (int c = lane; c < D; c += 32) {
         float v = (xr[c] - m) * r * w[c] + b[c];
         size_t at = (size_t)row * (size_t)ld + (size_t)c;
-        if (QUANT) ((int8_t *)y)[at] = (int8_t)(int)gsq_quant_code(v, inv, qmax);
-        else ((__half *)y)[at] = __float2half_rn(v);
+        if (OUT == NORM_CODES) ((int8_t *)y)[at] = (int8_t)(int)gsq_quant_code(v, inv, qmax);
+        else if (OUT == NORM_HALF) ((__half *)y)[at] = __float2half_rn(v);
+        else ((float *)y)[at] = v;
     }
 }
 
 extern "C" gsq_status gsq_cuda_layernorm_i8(int8_t *y, int ldy, const float *x, int M, int D, const float *w,
                                             const float *b, float eps, float inv, int qmax, gsq_error *err)
 {
-    layernorm_kernel<true><<<blocks_for((size_t)M, ROW_WARPS), ROW_WARPS * 32>>>(y, ldy, x, M, D, w, b, eps, inv,
+    layernorm_kernel<NORM_CODES><<<blocks_for((size_t)M, ROW_WARPS), ROW_WARPS * 32>>>(y, ldy, x, M, D, w, b, eps, inv,
                                                                                    (float)qmax);
     return gsq_cuda_launched(err, "launching a layernorm");
 }
@@ -132,8 +136,16 @@ extern "C" gsq_status gsq_cuda_layernorm_i8(int8_t *y, int ldy, const float *x, 
 extern "C" gsq_status gsq_cuda_layernorm_f16(void *y, const float *x, int M, int D, const float *w, const float *b,
                                              float eps, gsq_error *err)
 {
-    layernorm_kernel<false><<<blocks_for((size_t)M, ROW_WARPS), ROW_WARPS * 32>>>(y, D, x, M, D, w, b, eps, 0.0f,
-                                                                                    0.0f);
+    layernorm_kernel<NORM_HALF><<<blocks_for((size_t)M, ROW_WARPS), ROW_WARPS * 32>>>(y, D, x, M, D, w, b, eps, 0.0f,
+                                                                                        0.0f);
+    return gsq_cuda_launched(err, "launching a layernorm");
+}
+
+extern "C" gsq_status gsq_cuda_layernorm_f32(float *y, const float *x, int M, int D, const float *w, const float *b,
+                                             float eps, gsq_error *err)
+{
+    layernorm_kernel<NORM_FLOAT><<<blocks_for((size_t)M, ROW_WARPS), ROW_WARPS * 32>>>(y, D, x, M, D, w, b, eps, 0.0f,
+                                                                                         0.0f);
     return gsq_cuda_launched(err, "launching a layernorm");
 }
 
@@ -149,51 +161,62 @@ extern "C" gsq_status gsq_cuda_add_f16(float *x, const void *y, size_t n, gsq_er
     return gsq_cuda_launched(err, "launching a residual add");
 }
 
-/* logits (B, K) from x (B, T, D). Block (b, kb): image b, classes HEAD_CLASSES·kb on. Shared
- * memory: the pooled rows (1, or 2 when distilled) of D floats, normalized in place. */
-__global__ void __launch_bounds__(HEAD_WARPS * 32) head_kernel(float *logits, const float *__restrict__ x,
-                                                               gsq_cuda_head_args h)
+/* out (slices, B, D) from x (B, T, D), a thread per output value. */
+__global__ void pool_kernel(float *out, const float *__restrict__ x, int B, int T, int D, int avg, int slices,
+                            int prefix)
 {
-    extern __shared__ float pooled[];
-    int b = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, heads = h.distilled ? 2 : 1;
-    const float *xb = x + (size_t)b * h.T * h.D;
-    for (int d = threadIdx.x; d < h.D; d += blockDim.x) {
-        if (h.avg_pool) { /* gsq_pool_forward: a double sum over the tokens in order */
-            double s = 0.0;
-            for (int t = h.prefix; t < h.T; t++) s += xb[(size_t)t * h.D + d];
-            pooled[d] = (float)(s / (h.T - h.prefix));
-        } else {
-            pooled[d] = xb[d];
-        }
-        if (h.distilled) pooled[h.D + d] = xb[h.D + d];
-    }
-    __syncthreads();
-    if (warp < heads) { /* the final LayerNorm of each pooled row, a warp each */
-        float *row = pooled + (size_t)warp * h.D, m, r;
-        row_stats(row, h.D, h.eps, &m, &r);
-        for (int c = lane; c < h.D; c += 32) row[c] = (row[c] - m) * r * h.norm_w[c] + h.norm_b[c];
-    }
-    __syncthreads();
-    int k_end = min(h.K, (blockIdx.y + 1) * HEAD_CLASSES);
-    for (int k = blockIdx.y * HEAD_CLASSES + warp; k < k_end; k += HEAD_WARPS) {
-        float logit[2];
-        for (int i = 0; i < heads; i++) {
-            const float *wk = (i ? h.dist_w : h.head_w) + (size_t)k * h.D, *row = pooled + (size_t)i * h.D;
-            float s = 0.0f;
-            for (int c = lane; c < h.D; c += 32) s += row[c] * wk[c];
-            const float *bias = i ? h.dist_b : h.head_b;
-            logit[i] = warp_sum(s) + (bias ? bias[k] : 0.0f);
-        }
-        if (lane == 0) logits[(size_t)b * h.K + k] = h.distilled ? 0.5f * (logit[0] + logit[1]) : logit[0];
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)slices * B * D) return;
+    int d = (int)(i % (size_t)D), b = (int)(i / (size_t)D % (size_t)B), k = (int)(i / ((size_t)D * B));
+    const float *xb = x + (size_t)b * T * D;
+    if (k == 0 && avg) { /* gsq_pool_forward: a double sum over the tokens in order */
+        double s = 0.0;
+        for (int t = prefix; t < T; t++) s += xb[(size_t)t * D + d];
+        out[i] = (float)(s / (T - prefix));
+    } else {
+        out[i] = xb[(size_t)k * D + d];
     }
 }
 
-extern "C" gsq_status gsq_cuda_head(float *logits, const float *x, int B, const gsq_cuda_head_args *h, gsq_error *err)
+extern "C" gsq_status gsq_cuda_pool(float *out, const float *x, int B, int T, int D, int avg, int slices, int prefix,
+                                    gsq_error *err)
 {
-    size_t shared = (size_t)(h->distilled ? 2 : 1) * h->D * sizeof(float);
-    if (shared > 48 * 1024)
-        return gsq_fail(err, GSQ_ERR_ARG, "cuda head: width %d is too wide for the classifier kernel", h->D);
-    dim3 grid((unsigned)B, blocks_for((size_t)h->K, HEAD_CLASSES));
-    head_kernel<<<grid, HEAD_WARPS * 32, shared>>>(logits, x, *h);
-    return gsq_cuda_launched(err, "launching the classifier");
+    size_t n = (size_t)slices * B * D;
+    pool_kernel<<<blocks_for(n, THREADS), THREADS>>>(out, x, B, T, D, avg, slices, prefix);
+    return gsq_cuda_launched(err, "launching a pooling");
+}
+
+/* y (M, N) = x (M, K) · wᵀ + b: warp w of block (m, nb) computes outputs nb·LINEAR_WARPS + w of
+ * row m, the lanes' partial sums added across the warp. */
+__global__ void __launch_bounds__(LINEAR_WARPS * 32)
+    linear_f32_kernel(float *y, const float *__restrict__ x, int M, int K, int N, const float *__restrict__ w,
+                      const float *b)
+{
+    int m = blockIdx.x, n = blockIdx.y * LINEAR_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (n >= N) return; /* the whole warp */
+    const float *xr = x + (size_t)m * K, *wn = w + (size_t)n * K;
+    float s = 0.0f;
+    for (int c = lane; c < K; c += 32) s += xr[c] * wn[c];
+    s = warp_sum(s);
+    if (lane == 0) y[(size_t)m * N + n] = s + (b ? b[n] : 0.0f);
+}
+
+extern "C" gsq_status gsq_cuda_linear_f32(float *y, const float *x, int M, int K, int N, const float *w,
+                                          const float *b, gsq_error *err)
+{
+    dim3 grid((unsigned)M, blocks_for((size_t)N, LINEAR_WARPS));
+    linear_f32_kernel<<<grid, LINEAR_WARPS * 32>>>(y, x, M, K, N, w, b);
+    return gsq_cuda_launched(err, "launching a float linear");
+}
+
+__global__ void mean2_kernel(float *y, const float *__restrict__ a, const float *__restrict__ b, size_t n)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = 0.5f * (a[i] + b[i]);
+}
+
+extern "C" gsq_status gsq_cuda_mean2(float *y, const float *a, const float *b, size_t n, gsq_error *err)
+{
+    mean2_kernel<<<blocks_for(n, THREADS), THREADS>>>(y, a, b, n);
+    return gsq_cuda_launched(err, "launching a mean of two heads");
 }
