@@ -51,6 +51,7 @@ typedef struct {
     int in_slice;  /* LINEAR: the slice of in[0] it reads, -1: all of it */
     int block;     /* ATTENTION: which attention it is (0, 1, ...) */
     int attrs[3];
+    float eps;     /* LAYERNORM: added to the variance */
 } gsq_node;
 
 /* A linear layer, y = x·Wᵀ + b: the unit that is pruned to 2:4 and quantized. */
@@ -113,6 +114,19 @@ gsq_status gsq_plan_arena(int n, const size_t *size, const int *first, const int
  * the input, which the caller holds), *total the arena's floats. */
 gsq_status gsq_graph_plan_forward(const gsq_graph *g, int batch, int training, size_t *offset, size_t *total,
                                   gsq_error *err);
+
+/* Where one node's forward reads and writes for a batch: its inputs (whole values: a LINEAR picks
+ * its slice), output and aux, and its parameters (for a LINEAR its weight and bias). */
+typedef struct {
+    int batch;
+    const float *in[2];
+    float *out, *aux;
+    const float *param[3];
+} gsq_node_args;
+/* Runs node n of g in float on the CPU with the layers of nn/ — every operation but ATTENTION,
+ * whose callers quantize it each their own way (training's fake quantizers, the engine's integer
+ * kernels): training's forward and the CPU engine share it (src/models/graph_cpu.c). */
+void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_args *a);
 
 /* The graph of a ViT/DeiT whose parameter table is m's (src/models/vit_graph.c). */
 gsq_status gsq_vit_graph(const struct gsq_vit *m, gsq_graph **out, gsq_error *err);

@@ -227,7 +227,6 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", o->max_batch);
     gsq_engine *e = calloc(1, sizeof *e);
     if (!e) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-    e->cfg = src->m->cfg;
     e->max_batch = o->max_batch;
     e->layout = o->layout;
     e->isa = gsq_i8_isa_active();

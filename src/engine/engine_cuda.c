@@ -289,11 +289,11 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
     case GSQ_OP_LAYERNORM: {
         const float *w = param(e, n->param[0]), *b = param(e, n->param[1]);
         if (t->feeds < 0) return gsq_cuda_layernorm_f32(value(e, t->out), value(e, n->in[0]), rows, xv->cols, w, b,
-                                                        e->cfg.ln_eps, err);
+                                                        n->eps, err);
         if (c->fp16) return gsq_cuda_layernorm_f16(c->in[t->output], value(e, n->in[0]), rows, xv->cols, w, b,
-                                                   e->cfg.ln_eps, err);
+                                                   n->eps, err);
         return gsq_cuda_layernorm_i8(c->in[t->output], round4(g->linears[t->feeds].cols), value(e, n->in[0]), rows,
-                                     xv->cols, w, b, e->cfg.ln_eps, e->linears[t->feeds].inv_a, e->a_qmax, err);
+                                     xv->cols, w, b, n->eps, e->linears[t->feeds].inv_a, e->a_qmax, err);
     }
     case GSQ_OP_ATTENTION:
         return attention(e, t, n, B, err);

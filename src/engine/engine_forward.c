@@ -18,11 +18,12 @@
 static float *value(const gsq_engine *e, int v) { return v < 0 || e->plan.at[v] == SIZE_MAX ? NULL : e->act + e->plan.at[v]; }
 static const float *param(const gsq_engine *e, int t) { return t < 0 ? NULL : e->fparams + e->fat[t]; }
 
-/* LayerNorm(x) (M, D) as the input codes of linear i in buffer out, a row at a time: the
+/* LayerNorm node n of x (M, D) as the input codes of linear i in buffer out, a row at a time: the
  * normalized floats stay in a row buffer per thread (as many threads as had one when the engine
  * was made). */
-static void norm_codes(gsq_engine *e, int i, const float *x, int M, int D, const float *w, const float *b, uint8_t *out)
+static void norm_codes(gsq_engine *e, int i, const float *x, int M, int D, const gsq_node *n, uint8_t *out)
 {
+    const float *w = param(e, n->param[0]), *b = param(e, n->param[1]);
     int rows = gsq_i8_input_rows(e->isa, M);
     float inv = e->linears[i].inv_a;
     #pragma omp parallel num_threads(e->row_threads)
@@ -30,7 +31,7 @@ static void norm_codes(gsq_engine *e, int i, const float *x, int M, int D, const
         float *row = e->ln + (size_t)omp_get_thread_num() * D;
         #pragma omp for schedule(static)
         for (int m = 0; m < rows; m++) {
-            if (m < M) gsq_layernorm_row(row, x + (size_t)m * D, w, b, D, e->cfg.ln_eps, NULL, NULL);
+            if (m < M) gsq_layernorm_row(row, x + (size_t)m * D, w, b, D, n->eps, NULL, NULL);
             gsq_i8_quantize_one(e->isa, out, row, m, M, D, inv, e->a_qmax);
         }
     }
@@ -80,57 +81,27 @@ static void run_step(gsq_engine *e, const gsq_engine_step *t, const float *image
 {
     const gsq_graph *g = e->graph;
     const gsq_node *n = &g->nodes[t->node];
-    const gsq_value *xv = &g->values[n->in[0]], *yv = &g->values[n->out];
-    const float *x = n->in[0] == g->input ? images : value(e, n->in[0]);
-    float *y = value(e, t->out);
+    const gsq_value *xv = &g->values[n->in[0]];
+    gsq_node_args a = {.batch = B, .in = {n->in[0] == g->input ? images : value(e, n->in[0]), value(e, n->in[1])},
+                       .out = value(e, t->out), .aux = value(e, n->aux)};
+    for (int k = 0; k < 3; k++) a.param[k] = param(e, n->param[k]);
     int rows = B * xv->rows * (n->in_slice >= 0 ? 1 : xv->slices);
-    switch (n->op) {
-    case GSQ_OP_PATCHIFY:
-        gsq_patchify(y, x, B, n->attrs[0], n->attrs[1], n->attrs[1], n->attrs[2]);
-        break;
-    case GSQ_OP_LINEAR: {
+    if (n->op == GSQ_OP_LINEAR) {
         const gsq_linear *l = &g->linears[n->linear];
         if (l->compressed) {
-            linear(e, t, n, x, rows);
-            break;
+            linear(e, t, n, a.in[0], rows);
+            return;
         }
-        if (n->in_slice > 0) x += (size_t)n->in_slice * (size_t)B * xv->rows * xv->cols;
-        gsq_linear_forward(y, x, param(e, l->weight), param(e, l->bias), rows, l->cols, l->rows);
-        break;
+        a.param[0] = param(e, l->weight);
+        a.param[1] = param(e, l->bias);
+    } else if (n->op == GSQ_OP_LAYERNORM && t->feeds >= 0) {
+        norm_codes(e, t->feeds, a.in[0], rows, xv->cols, n, e->codes[t->output]);
+        return;
+    } else if (n->op == GSQ_OP_ATTENTION) {
+        attention(e, n, (float *)a.in[0], a.out, B);
+        return;
     }
-    case GSQ_OP_TOKENS:
-        gsq_tokens_forward(y, x, param(e, n->param[0]), param(e, n->param[1]), param(e, n->param[2]), B, xv->rows,
-                           xv->cols);
-        break;
-    case GSQ_OP_LAYERNORM:
-        if (t->feeds >= 0) {
-            norm_codes(e, t->feeds, x, rows, xv->cols, param(e, n->param[0]), param(e, n->param[1]),
-                       e->codes[t->output]);
-        } else {
-            float *mean = value(e, n->aux);
-            gsq_layernorm_forward(y, mean, mean + rows, x, param(e, n->param[0]), param(e, n->param[1]), rows,
-                                  xv->cols, e->cfg.ln_eps);
-        }
-        break;
-    case GSQ_OP_ATTENTION:
-        attention(e, n, (float *)x, y, B);
-        break;
-    case GSQ_OP_GELU:
-        gsq_gelu_forward(y, x, (size_t)rows * xv->cols);
-        break;
-    case GSQ_OP_POOL:
-        for (int k = 0; k < yv->slices; k++)
-            gsq_pool_forward(y + (size_t)k * B * yv->cols, x, B, xv->rows, xv->cols, k ? GSQ_POOL_TOKEN : n->attrs[0],
-                             k, n->attrs[2]);
-        break;
-    case GSQ_OP_MEAN2: {
-        const float *b = value(e, n->in[1]);
-        for (size_t i = 0; i < (size_t)rows * xv->cols; i++) y[i] = 0.5f * (x[i] + b[i]);
-        break;
-    }
-    case GSQ_OP_COUNT:
-        break;
-    }
+    gsq_node_forward_f32(g, n, &a);
 }
 
 gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err)

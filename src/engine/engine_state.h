@@ -16,7 +16,6 @@ typedef struct {
 } gsq_engine_linear;
 
 struct gsq_engine {
-    gsq_vit_config cfg;
     gsq_graph *graph;            /* the network (the engine's own copy) */
     gsq_engine_plan plan;        /* its steps and the arena of their float values */
     int max_batch;

@@ -57,6 +57,7 @@ static int layernorm(vit_builder *b, const char *name, int in)
     n.in[0] = in;
     n.param[0] = tensor(b, w);
     n.param[1] = tensor(b, bias);
+    n.eps = b->m->cfg.ln_eps;
     n.aux = gsq_graph_value(b->g, stats, x->rows * x->slices, 1, 2); /* mean, then rstd */
     n.out = gsq_graph_value(b->g, name, x->rows, x->cols, x->slices);
     gsq_graph_node(b->g, &n);

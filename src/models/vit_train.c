@@ -145,61 +145,30 @@ size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int traini
 static void forward_node(gsq_vit *m, const gsq_node *n, const float *images, int B)
 {
     const gsq_graph *g = m->graph;
-    const gsq_vit_config *c = &m->cfg;
-    const float *x = n->in[0] == g->input ? images : act(m, n->in[0]);
-    float *y = act(m, n->out);
-    const gsq_value *xv = &g->values[n->in[0]], *yv = &g->values[n->out];
-    size_t rows = in_rows(g, n, B);
-    switch (n->op) {
-    case GSQ_OP_PATCHIFY:
-        gsq_patchify(y, x, B, n->attrs[0], n->attrs[1], n->attrs[1], n->attrs[2]);
-        break;
-    case GSQ_OP_LINEAR: {
-        const gsq_linear *l = &g->linears[n->linear];
-        const float *w = param(m, l->weight);
-        x += in_offset(g, n, B);
-        if (l->compressed) {
-            x = gsq_qlinear_input(m, n->linear, x, rows * (size_t)l->cols);
-            w = gsq_qlinear_weight(m, n->linear, w);
-        }
-        gsq_linear_forward(y, x, w, param(m, l->bias), (int)rows, l->cols, l->rows);
-        if (n->in[1] >= 0) gsq_accumulate(y, act(m, n->in[1]), rows * (size_t)l->rows);
-        break;
-    }
-    case GSQ_OP_TOKENS:
-        gsq_tokens_forward(y, x, param(m, n->param[0]), param(m, n->param[1]), param(m, n->param[2]), B, xv->rows,
-                           xv->cols);
-        break;
-    case GSQ_OP_LAYERNORM: {
-        float *mean = act(m, n->aux);
-        gsq_layernorm_forward(y, mean, mean + rows, x, param(m, n->param[0]), param(m, n->param[1]), (int)rows,
-                              xv->cols, c->ln_eps);
-        break;
-    }
-    case GSQ_OP_ATTENTION: {
+    const gsq_value *xv = &g->values[n->in[0]];
+    gsq_node_args a = {.batch = B, .in = {n->in[0] == g->input ? images : act(m, n->in[0]),
+                                          n->in[1] >= 0 ? act(m, n->in[1]) : NULL},
+                       .out = act(m, n->out), .aux = n->aux >= 0 ? act(m, n->aux) : NULL};
+    for (int k = 0; k < 3; k++) a.param[k] = param(m, n->param[k]);
+    if (n->op == GSQ_OP_ATTENTION) {
         float p_scale;
         int p_qmax;
         float *att_q = gsq_qattn_probs(m, n->block, &p_scale, &p_qmax);
-        gsq_attention_forward(y, act(m, n->aux), att_q, p_scale, p_qmax, gsq_qattn_qkv(m, n->block, x, rows), B,
-                              xv->rows, yv->cols, n->attrs[0]);
-        break;
+        gsq_attention_forward(a.out, a.aux, att_q, p_scale, p_qmax,
+                              gsq_qattn_qkv(m, n->block, a.in[0], in_rows(g, n, B)), B, xv->rows,
+                              g->values[n->out].cols, n->attrs[0]);
+        return;
     }
-    case GSQ_OP_GELU:
-        gsq_gelu_forward(y, x, rows * (size_t)xv->cols);
-        break;
-    case GSQ_OP_POOL:
-        for (int k = 0; k < yv->slices; k++)
-            gsq_pool_forward(y + (size_t)k * B * yv->cols, x, B, xv->rows, xv->cols, k ? GSQ_POOL_TOKEN : n->attrs[0],
-                             k, n->attrs[2]);
-        break;
-    case GSQ_OP_MEAN2: {
-        const float *b = act(m, n->in[1]);
-        for (size_t i = 0; i < rows * (size_t)xv->cols; i++) y[i] = 0.5f * (x[i] + b[i]);
-        break;
+    if (n->op == GSQ_OP_LINEAR) {
+        const gsq_linear *l = &g->linears[n->linear];
+        a.param[0] = param(m, l->weight);
+        a.param[1] = param(m, l->bias);
+        if (l->compressed) { /* through its fake quantizers */
+            a.in[0] = gsq_qlinear_input(m, n->linear, a.in[0], in_rows(g, n, B) * (size_t)l->cols);
+            a.param[0] = gsq_qlinear_weight(m, n->linear, a.param[0]);
+        }
     }
-    case GSQ_OP_COUNT:
-        break;
-    }
+    gsq_node_forward_f32(g, n, &a);
 }
 
 static gsq_status run_forward(gsq_vit *m, const float *images, int B, int training, const float **logits,

@@ -1,0 +1,44 @@
+/* The graph's operations in float on the CPU (gsq_node_forward_f32 in gpusq/graph.h): what training's
+ * forward and the CPU engine run alike, written once. */
+#include "gpusq/graph.h"
+#include "gpusq/nn.h"
+
+void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_args *a)
+{
+    const gsq_value *xv = &g->values[n->in[0]], *yv = &g->values[n->out];
+    const float *x = a->in[0];
+    float *y = a->out;
+    int B = a->batch, rows = B * xv->rows * (n->in_slice >= 0 ? 1 : xv->slices);
+    switch (n->op) {
+    case GSQ_OP_PATCHIFY:
+        gsq_patchify(y, x, B, n->attrs[0], n->attrs[1], n->attrs[1], n->attrs[2]);
+        break;
+    case GSQ_OP_LINEAR: {
+        const gsq_linear *l = &g->linears[n->linear];
+        if (n->in_slice > 0) x += (size_t)n->in_slice * (size_t)B * xv->rows * xv->cols;
+        gsq_linear_forward(y, x, a->param[0], a->param[1], rows, l->cols, l->rows);
+        if (a->in[1]) gsq_accumulate(y, a->in[1], (size_t)rows * l->rows);
+        break;
+    }
+    case GSQ_OP_TOKENS:
+        gsq_tokens_forward(y, x, a->param[0], a->param[1], a->param[2], B, xv->rows, xv->cols);
+        break;
+    case GSQ_OP_LAYERNORM:
+        gsq_layernorm_forward(y, a->aux, a->aux + rows, x, a->param[0], a->param[1], rows, xv->cols, n->eps);
+        break;
+    case GSQ_OP_GELU:
+        gsq_gelu_forward(y, x, (size_t)rows * xv->cols);
+        break;
+    case GSQ_OP_POOL:
+        for (int k = 0; k < yv->slices; k++)
+            gsq_pool_forward(y + (size_t)k * B * yv->cols, x, B, xv->rows, xv->cols, k ? GSQ_POOL_TOKEN : n->attrs[0],
+                             k, n->attrs[2]);
+        break;
+    case GSQ_OP_MEAN2:
+        for (size_t i = 0; i < (size_t)rows * xv->cols; i++) y[i] = 0.5f * (x[i] + a->in[1][i]);
+        break;
+    case GSQ_OP_ATTENTION:
+    case GSQ_OP_COUNT:
+        break;
+    }
+}
