@@ -1,5 +1,6 @@
-/* gpusq's public C API in one include: models (ViT/DeiT configurations, timm safetensors load and
- * save, forward and backward), data and loaders, training and distillation, 2:4 / 4:8 sparsity,
+/* gpusq's public C API in one include: the network description (a graph of operations and its
+ * linear layers), models (ViT/DeiT configurations, timm safetensors load and save, forward and
+ * backward), data and loaders, training and distillation, 2:4 / 4:8 sparsity,
  * INT8/INT4 quantization, the compressed model file and the engine that runs it. Each area has
  * its own header under gpusq/; errors are gsq_status values with a one-line message
  * (gpusq/status.h). The GPU kernels' own API (gpusq/cuda.h) lives in the CUDA backend library,
@@ -13,6 +14,7 @@
 #include "gpusq/data.h"
 #include "gpusq/distill.h"
 #include "gpusq/engine.h"
+#include "gpusq/graph.h"
 #include "gpusq/half.h"
 #include "gpusq/kernels.h"
 #include "gpusq/loader.h"
