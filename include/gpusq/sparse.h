@@ -58,7 +58,7 @@ int gsq_sparse_check(const float *w, int rows, int cols, gsq_sparse_pattern p);
  * forming the mask; 1 when w is all zeros. cols must be a multiple of the group. */
 double gsq_sparse_kept_fraction(const float *w, int rows, int cols, gsq_sparse_pattern p);
 
-/* One candidate GEMM weight of the model. */
+/* One linear of the model (gpusq/graph.h), a candidate for pruning. */
 typedef struct {
     char name[GSQ_NAME_MAX];  /* timm name of the weight, e.g. blocks.3.mlp.fc2.weight */
     size_t offset;            /* into m->params */
@@ -74,17 +74,17 @@ typedef struct {
 typedef struct {
     gsq_sparse_pattern pattern;
     int num_layers;
-    gsq_sparse_layer *layers; /* the candidates in model order */
+    gsq_sparse_layer *layers; /* the model's linears, in its graph's order (index = linear's) */
     size_t num_params;        /* m->num_params: the mask's length */
     uint8_t *mask;            /* (num_params) in the parameter block's layout: 0 only at pruned
                                * positions, 1 elsewhere (every non-prunable parameter is 1) */
 } gsq_sparse_plan;
 
-/* The plan of a dense model, by magnitude. Candidates in model order: patch_embed.proj.weight seen
- * as (embed_dim × in_chans·patch·patch), every block's attn.qkv, attn.proj, mlp.fc1 and mlp.fc2
- * weights, then head.weight (and head_dist.weight for distilled models), which stay dense unless
- * include_head. A candidate whose input size is not a multiple of the group stays dense. On
- * failure *plan is empty (safe to free). */
+/* The plan of a dense model, by magnitude. The candidates are the linears of m->graph: for a ViT
+ * the patch embedding seen as (embed_dim × in_chans·patch·patch), every block's attn.qkv,
+ * attn.proj, mlp.fc1 and mlp.fc2, then the classifier head(s), which (not being compressed) stay
+ * dense unless include_head. A candidate whose input size is not a multiple of the group stays
+ * dense. On failure *plan is empty (safe to free). */
 gsq_status gsq_sparse_plan_magnitude(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p,
                                      int include_head, gsq_error *err);
 /* The plan of an already pruned model (resuming, or a sparse file): the same candidates; one is
@@ -97,13 +97,15 @@ gsq_status gsq_sparse_plan_from_weights(gsq_sparse_plan *plan, const gsq_vit *m,
 void gsq_sparse_apply(const gsq_sparse_plan *plan, float *block);
 /* Fraction of the candidate layers' weights (pruned or dense) that the mask prunes. */
 double gsq_sparse_plan_sparsity(const gsq_sparse_plan *plan);
-/* 1 when the plan prunes the weight called name (a timm name), else 0. */
-int gsq_sparse_plan_prunes(const gsq_sparse_plan *plan, const char *name);
+/* 1 when the plan prunes the linear with this index in the model's graph, else 0. */
+int gsq_sparse_plan_prunes(const gsq_sparse_plan *plan, int linear);
 void gsq_sparse_plan_free(gsq_sparse_plan *plan);
 
 /* Channel permutation (after Pool & Yu, "Channel Permutations for N:M Sparsity", NeurIPS 2021).
  * Reordering a GEMM's input channels changes which weights share a group, so a good order lets the
- * mask keep more magnitude. Only reorderings that leave the dense function unchanged are made:
+ * mask keep more magnitude. Only reorderings that leave the dense function unchanged are made,
+ * found in the model's graph (a compressed linear whose input comes channel by channel from the
+ * rows of one other linear, through an elementwise GELU or through attention); for a ViT:
  *  - MLP hidden channels: fc1's rows and bias, and identically fc2's columns (GELU is elementwise);
  *    this regroups fc2.
  *  - V channels within each head: rows 2D + h·hd ... of attn.qkv's weight and bias, and identically
@@ -141,9 +143,10 @@ typedef struct {
     double kept_after;
 } gsq_permute_report;
 
-/* Permutes m in place to maximise the magnitude the pattern's mask keeps in every fc2 and
- * attn.proj (layers whose input size or head dim is not a multiple of the group are left alone).
- * reports (NULL, or room for max_reports entries: one per permutable layer, 2·depth at most) get
+/* Permutes m in place to maximise the magnitude the pattern's mask keeps in every permutable
+ * linear (for a ViT every fc2 and attn.proj; those whose input size or head dim is not a multiple
+ * of the group are left alone). reports (NULL, or room for max_reports entries: one per
+ * permutable linear, 2·depth at most for a ViT) get
  * one entry per permutable layer in model order; *num_reports their count. Multithreaded over
  * layers with OpenMP; the result does not depend on the thread count. */
 gsq_status gsq_sparse_permute(gsq_vit *m, gsq_sparse_pattern p, int effort, gsq_permute_report *reports,

@@ -1,12 +1,14 @@
 /* N:M masks: the 2:4 and paired 4:8 patterns, magnitude selection within one group, pattern checks,
- * and the model-level plan (which GEMM weights are pruned, and their mask laid out like the
- * parameter block). */
+ * and the model-level plan (which of the model's linears are pruned, and their mask laid out like
+ * the parameter block). */
 #include "gpusq/sparse.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gpusq/graph.h"
 
 gsq_status gsq_sparse_pattern_parse(const char *s, gsq_sparse_pattern *out, gsq_error *err)
 {
@@ -107,18 +109,6 @@ static double masked_fraction(const float *w, const uint8_t *mask, int rows, int
     return total > 0 ? kept / total : 1.0;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* A GEMM weight: the patch embedding (a convolution with kernel = stride) or a Linear weight. */
-static int is_candidate(const gsq_param *t)
-{
-    return strcmp(t->name, "patch_embed.proj.weight") == 0 || (t->ndim == 2 && ends_with(t->name, ".weight"));
-}
-
 /* Fills the candidate table and an all-ones mask; decides the layers that cannot be pruned. */
 static gsq_status plan_init(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p, int include_head,
                             gsq_error *err)
@@ -127,9 +117,8 @@ static gsq_status plan_init(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_
     if (!m || !m->params) return gsq_fail(err, GSQ_ERR_ARG, "sparsity plan: the model has no parameters");
     if (p != GSQ_SPARSE_2_4 && p != GSQ_SPARSE_4_8)
         return gsq_fail(err, GSQ_ERR_ARG, "sparsity plan: unknown pattern %d", (int)p);
-    int count = 0;
-    for (int i = 0; i < m->num_tensors; i++) count += is_candidate(&m->tensors[i]);
-    plan->layers = calloc((size_t)count, sizeof *plan->layers);
+    const gsq_graph *g = m->graph;
+    plan->layers = calloc((size_t)g->num_linears, sizeof *plan->layers);
     plan->mask = malloc(m->num_params);
     if (!plan->layers || !plan->mask) {
         gsq_sparse_plan_free(plan);
@@ -140,16 +129,16 @@ static gsq_status plan_init(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_
     plan->pattern = p;
     plan->num_params = m->num_params;
     int G = gsq_sparse_group(p);
-    for (int i = 0; i < m->num_tensors; i++) {
-        const gsq_param *t = &m->tensors[i];
-        if (!is_candidate(t)) continue;
+    for (int i = 0; i < g->num_linears; i++) { /* the layers are the graph's linears, in its order */
+        const gsq_linear *lin = &g->linears[i];
+        const gsq_param *t = &m->tensors[lin->weight];
         gsq_sparse_layer *l = &plan->layers[plan->num_layers++];
         snprintf(l->name, sizeof l->name, "%s", t->name);
         l->offset = t->offset;
-        l->rows = (int)t->shape[0];
-        l->cols = (int)(t->numel / (size_t)t->shape[0]);
+        l->rows = lin->rows;
+        l->cols = lin->cols;
         l->kept_magnitude = 1.0;
-        if (strncmp(t->name, "head", 4) == 0 && !include_head)
+        if (!lin->compressed && !include_head)
             l->skip_reason = "classifier head (--prune-head to include)";
         else if (l->cols % G != 0)
             l->skip_reason = G == 4 ? "input size is not a multiple of 4" : "input size is not a multiple of 8";
@@ -220,11 +209,9 @@ double gsq_sparse_plan_sparsity(const gsq_sparse_plan *plan)
     return total ? (double)zeros / (double)total : 0.0;
 }
 
-int gsq_sparse_plan_prunes(const gsq_sparse_plan *plan, const char *name)
+int gsq_sparse_plan_prunes(const gsq_sparse_plan *plan, int linear)
 {
-    for (int i = 0; i < plan->num_layers; i++)
-        if (!strcmp(plan->layers[i].name, name)) return plan->layers[i].pruned;
-    return 0;
+    return linear >= 0 && linear < plan->num_layers && plan->layers[linear].pruned;
 }
 
 void gsq_sparse_plan_free(gsq_sparse_plan *plan)

@@ -1,6 +1,6 @@
 /* Channel permutation for N:M sparsity: reorders the MLP hidden channels and each head's V
  * channels so that the magnitude masks of fc2 and attn.proj keep more of their weights, without
- * changing the dense model's function (include/gpusq/sparse.h says which reorderings are allowed,
+ * changing the dense model's function — the layers found in the model's graph, not by name (include/gpusq/sparse.h says which reorderings are allowed,
  * docs/SPARSITY.md how the search works and what it gains). */
 #include "gpusq/sparse.h"
 
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/graph.h"
 #include "gpusq/kernels.h"
 
 #define MAXF(a, b) ((a) > (b) ? (a) : (b)) /* written as compares so the row loops vectorize */
@@ -241,6 +242,47 @@ static int all_finite(const float *x, size_t n)
     return ok;
 }
 
+/* A linear whose input channels may be reordered, found in the graph: its input is made
+ * channel by channel from the rows of one producer linear — through an elementwise GELU (the MLP:
+ * every channel free), or through attention (each head's slice of the V section of qkv: channels
+ * move within a head). */
+typedef struct {
+    int linear;   /* the regrouped linear (its columns) */
+    int producer; /* the linear whose rows follow (and bias) */
+    int span;     /* columns that move together: all of them, or a head's */
+    int row0;     /* the producer's first row that follows (the V section's) */
+} permutable;
+
+/* How many inputs of g's nodes are value v. */
+static int readers(const gsq_graph *g, int v)
+{
+    int n = 0;
+    for (int i = 0; i < g->num_nodes; i++) n += (g->nodes[i].in[0] == v) + (g->nodes[i].in[1] == v);
+    return n;
+}
+
+/* Fills out (room for g->num_linears) with the permutable linears in graph order whose spans are
+ * multiples of the group G; returns their count. */
+static int find_permutable(const gsq_graph *g, int G, permutable *out)
+{
+    int n = 0;
+    for (int i = 0; i < g->num_nodes; i++) {
+        const gsq_node *l = &g->nodes[i];
+        if (l->op != GSQ_OP_LINEAR || !g->linears[l->linear].compressed || readers(g, l->in[0]) != 1) continue;
+        int mid = g->values[l->in[0]].producer;
+        const gsq_node *m = mid >= 0 ? &g->nodes[mid] : NULL;
+        if (!m || (m->op != GSQ_OP_GELU && m->op != GSQ_OP_ATTENTION)) continue;
+        int src = g->values[m->in[0]].producer;
+        const gsq_node *p = src >= 0 ? &g->nodes[src] : NULL;
+        if (!p || p->op != GSQ_OP_LINEAR || p->in[1] >= 0 || readers(g, m->in[0]) != 1) continue;
+        int cols = g->linears[l->linear].cols;
+        permutable c = {l->linear, p->linear, cols, 0};
+        if (m->op == GSQ_OP_ATTENTION) c.span = cols / m->attrs[0], c.row0 = 2 * cols; /* rows of V */
+        if (c.span % G == 0) out[n++] = c;
+    }
+    return n;
+}
+
 gsq_status gsq_sparse_permute(gsq_vit *m, gsq_sparse_pattern p, int effort, gsq_permute_report *reports,
                               int max_reports, int *num_reports, gsq_error *err)
 {
@@ -250,76 +292,69 @@ gsq_status gsq_sparse_permute(gsq_vit *m, gsq_sparse_pattern p, int effort, gsq_
         return gsq_fail(err, GSQ_ERR_ARG, "permute: unknown pattern %d", (int)p);
     if (effort < 0) return gsq_fail(err, GSQ_ERR_ARG, "permute: effort %d must not be negative", effort);
     gsq_flush_denormals(); /* its OpenMP workers search on the weights */
-    const gsq_vit_config *c = &m->cfg;
-    int D = c->embed_dim, H = c->mlp_hidden, NH = c->num_heads, hd = D / NH, G = gsq_sparse_group(p);
-    int do_mlp = H % G == 0, do_attn = hd % G == 0;
-    int needed = c->depth * (do_mlp + do_attn);
-    if (reports && needed > max_reports)
-        return gsq_fail(err, GSQ_ERR_ARG, "permute: %d layers to report, room for %d", needed, max_reports);
-    if (needed == 0) return GSQ_OK;
-    for (int l = 0; l < c->depth; l++) { /* the search orders magnitudes: a NaN has none */
-        const gsq_vit_block_view *b = &m->p.blocks[l];
-        if (do_mlp && !all_finite(b->fc2_w, (size_t)D * H))
-            return gsq_fail(err, GSQ_ERR_ARG, "permute: blocks.%d.mlp.fc2.weight holds a non-finite value", l);
-        if (do_attn && !all_finite(b->proj_w, (size_t)D * D))
-            return gsq_fail(err, GSQ_ERR_ARG, "permute: blocks.%d.attn.proj.weight holds a non-finite value", l);
+    const gsq_graph *g = m->graph;
+    permutable *cand = malloc((size_t)g->num_linears * sizeof *cand);
+    if (!cand) return gsq_fail(err, GSQ_ERR_NOMEM, "permute: out of memory");
+    int ncand = find_permutable(g, gsq_sparse_group(p), cand);
+    if (reports && ncand > max_reports) {
+        free(cand);
+        return gsq_fail(err, GSQ_ERR_ARG, "permute: %d layers to report, room for %d", ncand, max_reports);
     }
-
-    /* jobs: per block, fc2's columns (all H at once) and proj's columns (each head on its own) */
-    int per_block = do_mlp + (do_attn ? NH : 0), njobs = c->depth * per_block;
-    size_t per_perm = (size_t)(do_mlp ? H : 0) + (size_t)(do_attn ? D : 0);
-    size_t scratch_len = (size_t)D * (size_t)(H > D ? H : D); /* a (D, H), (H, D) or (D, D) matrix */
-    perm_job *jobs = calloc((size_t)njobs, sizeof *jobs);
-    int *perms = malloc((size_t)c->depth * per_perm * sizeof *perms);
-    float *scratch = malloc(scratch_len * sizeof *scratch);
+    /* jobs: each span of each candidate's columns; perms: a candidate's columns each */
+    int njobs = 0;
+    size_t nperm = 0, scratch_len = 0;
+    for (int k = 0; k < ncand; k++) {
+        const gsq_linear *l = &g->linears[cand[k].linear], *src = &g->linears[cand[k].producer];
+        float *w = m->params + m->tensors[l->weight].offset;
+        if (!all_finite(w, (size_t)l->rows * l->cols)) {
+            free(cand);
+            return gsq_fail(err, GSQ_ERR_ARG, "permute: %s.weight holds a non-finite value", l->name);
+        }
+        njobs += l->cols / cand[k].span;
+        nperm += (size_t)l->cols;
+        size_t big = (size_t)l->rows * l->cols > (size_t)src->rows * src->cols ? (size_t)l->rows * l->cols
+                                                                                 : (size_t)src->rows * src->cols;
+        scratch_len = big > scratch_len ? big : scratch_len;
+    }
+    perm_job *jobs = calloc((size_t)(njobs ? njobs : 1), sizeof *jobs);
+    int *perms = malloc((nperm ? nperm : 1) * sizeof *perms);
+    float *scratch = malloc((scratch_len ? scratch_len : 1) * sizeof *scratch);
     if (!jobs || !perms || !scratch) {
-        free(jobs), free(perms), free(scratch);
+        free(cand), free(jobs), free(perms), free(scratch);
         return gsq_fail(err, GSQ_ERR_NOMEM, "permute: out of memory");
     }
-    for (int l = 0; l < c->depth; l++) {
-        const gsq_vit_block_view *b = &m->p.blocks[l];
-        perm_job *j = jobs + (size_t)l * per_block;
-        int *perm = perms + (size_t)l * per_perm;
-        if (do_mlp) *j++ = (perm_job){b->fc2_w, (size_t)H, D, H, perm, GSQ_OK}, perm += H;
-        for (int h = 0; do_attn && h < NH; h++)
-            *j++ = (perm_job){b->proj_w + h * hd, (size_t)D, D, hd, perm + h * hd, GSQ_OK};
+    perm_job *j = jobs;
+    int *perm = perms;
+    for (int k = 0; k < ncand; k++) {
+        const gsq_linear *l = &g->linears[cand[k].linear];
+        const float *w = m->params + m->tensors[l->weight].offset;
+        for (int c0 = 0; c0 < l->cols; c0 += cand[k].span)
+            *j++ = (perm_job){w + c0, (size_t)l->cols, l->rows, cand[k].span, perm + c0, GSQ_OK};
+        perm += l->cols;
     }
     #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < njobs; i++) run_job(&jobs[i], p, effort);
     gsq_status st = GSQ_OK;
     for (int i = 0; i < njobs; i++)
-        if (jobs[i].st != GSQ_OK) st = jobs[i].st;
-    if (st != GSQ_OK) {
-        free(jobs), free(perms), free(scratch);
-        return gsq_fail(err, st, "permute: out of memory searching a permutation");
-    }
+        if (jobs[i].st != GSQ_OK) st = gsq_fail(err, jobs[i].st, "permute: out of memory searching a permutation");
 
-    for (int l = 0; l < c->depth; l++) {
-        gsq_vit_block_view *b = &m->p.blocks[l];
-        const int *perm = perms + (size_t)l * per_perm;
+    perm = perms;
+    for (int k = 0; st == GSQ_OK && k < ncand; k++) { /* regroup, and the producer's rows follow */
+        const gsq_linear *l = &g->linears[cand[k].linear], *src = &g->linears[cand[k].producer];
+        float *w = m->params + m->tensors[l->weight].offset;
+        float *pw = m->params + m->tensors[src->weight].offset;
+        float *pb = src->bias >= 0 ? m->params + m->tensors[src->bias].offset : NULL;
         gsq_permute_report rep;
-        const int *mlp_perm = perm, *attn_perm = perm + (do_mlp ? H : 0);
-        if (do_attn) { /* model order: attn.proj before mlp.fc2 */
-            snprintf(rep.name, sizeof rep.name, "blocks.%d.attn.proj.weight", l);
-            if (regroup(b->proj_w, D, D, hd, attn_perm, p, scratch, &rep)) {
-                for (int h = 0; h < NH; h++) {
-                    permute_rows(b->qkv_w, D, 2 * D + h * hd, hd, attn_perm + h * hd, scratch);
-                    if (b->qkv_b) permute_rows(b->qkv_b, 1, 2 * D + h * hd, hd, attn_perm + h * hd, scratch);
-                }
+        snprintf(rep.name, sizeof rep.name, "%s", m->tensors[l->weight].name);
+        if (regroup(w, l->rows, l->cols, cand[k].span, perm, p, scratch, &rep))
+            for (int c0 = 0; c0 < l->cols; c0 += cand[k].span) {
+                permute_rows(pw, src->cols, cand[k].row0 + c0, cand[k].span, perm + c0, scratch);
+                if (pb) permute_rows(pb, 1, cand[k].row0 + c0, cand[k].span, perm + c0, scratch);
             }
-            if (reports) reports[*num_reports] = rep;
-            ++*num_reports;
-        }
-        if (do_mlp) {
-            snprintf(rep.name, sizeof rep.name, "blocks.%d.mlp.fc2.weight", l);
-            if (regroup(b->fc2_w, D, H, H, mlp_perm, p, scratch, &rep)) {
-                permute_rows(b->fc1_w, D, 0, H, mlp_perm, scratch);
-                permute_rows(b->fc1_b, 1, 0, H, mlp_perm, scratch);
-            }
-            if (reports) reports[*num_reports] = rep;
-            ++*num_reports;
-        }
+        if (reports) reports[*num_reports] = rep;
+        ++*num_reports;
+        perm += l->cols;
     }
-    free(jobs), free(perms), free(scratch);
-    return GSQ_OK;
+    free(cand), free(jobs), free(perms), free(scratch);
+    return st;
 }

@@ -79,7 +79,7 @@ static gsq_status source_gemm(const engine_source *src, int s, gsq_sparse_patter
     }
     *weights = src->m->params + p->offset;
     *act = gsq_vit_quant_act_scale(src->m, s);
-    *sparse = gsq_sparse_plan_prunes(&src->plan, p->name);
+    *sparse = gsq_sparse_plan_prunes(&src->plan, s);
     return gsq_vit_quant_weight_codes(src->m, s, codes, wscale, err);
 }
 

@@ -70,7 +70,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         const gsq_param *p = &m->tensors[lin->weight];
         is_compressed[lin->weight] = 1;
         int rows = lin->rows, cols = lin->cols;
-        int sparse = gsq_sparse_plan_prunes(&plan, p->name);
+        int sparse = gsq_sparse_plan_prunes(&plan, s);
         int8_t *codes = keep(&kl, p->numel);
         float *scales = keep(&kl, (size_t)rows * sizeof(float)), *in_scale = keep(&kl, sizeof(float));
         if (!codes || !scales || !in_scale) {
