@@ -289,6 +289,28 @@ static int find_row(const float *old, int n, int len, const float *row)
     return -1;
 }
 
+/* The parameter tensor named by fmt with block index l ("blocks.%d.mlp.fc2.weight"). */
+static float *tensor(const gsq_vit *m, const char *fmt, int l)
+{
+    char name[GSQ_NAME_MAX];
+    snprintf(name, sizeof name, fmt, l);
+    const gsq_param *t = gsq_vit_find_param(m, name);
+    return t ? m->params + t->offset : NULL;
+}
+
+/* One block's tensors that permutation moves. */
+typedef struct {
+    float *fc1_w, *fc1_b, *fc2_w, *fc2_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+} block_tensors;
+
+static block_tensors block_of(const gsq_vit *m, int l)
+{
+    return (block_tensors){tensor(m, "blocks.%d.mlp.fc1.weight", l),  tensor(m, "blocks.%d.mlp.fc1.bias", l),
+                           tensor(m, "blocks.%d.mlp.fc2.weight", l),  tensor(m, "blocks.%d.mlp.fc2.bias", l),
+                           tensor(m, "blocks.%d.attn.qkv.weight", l), tensor(m, "blocks.%d.attn.qkv.bias", l),
+                           tensor(m, "blocks.%d.attn.proj.weight", l), tensor(m, "blocks.%d.attn.proj.bias", l)};
+}
+
 /* new is old with hidden channels and each head's V channels permuted consistently, everything
  * else untouched. */
 static void check_is_permutation(const gsq_vit *old, const gsq_vit *new, const char *what)
@@ -297,7 +319,8 @@ static void check_is_permutation(const gsq_vit *old, const gsq_vit *new, const c
     int D = c->embed_dim, H = c->mlp_hidden, hd = D / c->num_heads, bad = 0;
     int *used = calloc((size_t)(H > 3 * D ? H : 3 * D), sizeof *used);
     for (int l = 0; l < c->depth; l++) {
-        const gsq_vit_block_view *o = &old->p.blocks[l], *n = &new->p.blocks[l];
+        block_tensors ob = block_of(old, l), nb = block_of(new, l);
+        const block_tensors *o = &ob, *n = &nb;
         memset(used, 0, (size_t)(H > 3 * D ? H : 3 * D) * sizeof *used);
         for (int j = 0; j < H; j++) {
             int i = find_row(o->fc1_w, H, D, n->fc1_w + (size_t)j * D);
@@ -405,7 +428,7 @@ static void test_permute_structured(gsq_sparse_pattern p)
     const gsq_vit_config *c = &m->cfg;
     int D = c->embed_dim, H = c->mlp_hidden, hd = D / c->num_heads;
     for (int l = 0; l < c->depth; l++) {
-        gsq_vit_block_view *b = &m->p.blocks[l];
+        block_tensors bt = block_of(m, l), *b = &bt;
         for (int r = 0; r < D; r++) {
             for (int j = 0; j < H; j++)
                 if ((j / G) % 2 == 0) b->fc2_w[(size_t)r * H + j] = copysignf(1.0f, b->fc2_w[(size_t)r * H + j]);
@@ -439,10 +462,11 @@ static void test_permute_errors(void)
     CHECK(gsq_sparse_permute(m, GSQ_SPARSE_2_4, 10, rep, 3, &n, &err) == GSQ_ERR_ARG && strstr(err.msg, "room for 3"),
           "too few report slots: %s", err.msg);
     CHECK(gsq_sparse_permute(m, GSQ_SPARSE_2_4, -1, rep, 4, &n, &err) == GSQ_ERR_ARG, "negative effort accepted");
-    m->p.blocks[1].fc2_w[5] = NAN;
+    float *fc2 = tensor(m, "blocks.%d.mlp.fc2.weight", 1);
+    fc2[5] = NAN;
     CHECK(gsq_sparse_permute(m, GSQ_SPARSE_2_4, 10, rep, 4, &n, &err) == GSQ_ERR_ARG &&
               strstr(err.msg, "blocks.1.mlp.fc2.weight"), "NaN weights: %s", err.msg);
-    m->p.blocks[1].fc2_w[5] = orig->p.blocks[1].fc2_w[5];
+    fc2[5] = tensor(orig, "blocks.%d.mlp.fc2.weight", 1)[5];
     CHECK(n == 0 && memcmp(m->params, orig->params, m->num_params * sizeof(float)) == 0, "a failed call changed the model");
     gsq_vit_free(m), gsq_vit_free(orig);
 }

@@ -54,20 +54,6 @@ typedef struct {
     size_t numel;
 } gsq_param;
 
-/* Pointers into one block (parameters, or gradients with the same layout). */
-typedef struct {
-    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
-    float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-} gsq_vit_block_view;
-
-typedef struct {
-    float *patch_w, *patch_b, *cls_token, *dist_token, *pos_embed;
-    gsq_vit_block_view *blocks; /* depth entries */
-    float *norm_w, *norm_b;     /* final norm (token pooling) or fc_norm (avg pooling) */
-    float *head_w, *head_b, *head_dist_w, *head_dist_b;
-} gsq_vit_view;
-
-
 typedef struct gsq_vit {
     gsq_vit_config cfg;
     int num_tensors;
@@ -75,7 +61,6 @@ typedef struct gsq_vit {
     size_t num_params;
     float *params;        /* one block: all parameters */
     float *grads;         /* same layout, allocated by the first zero_grad or backward */
-    gsq_vit_view p, g;    /* views into params and grads */
     struct gsq_graph *graph; /* what it computes (gpusq/graph.h), built with the table */
     int act_batch;        /* batch the activation arena is planned for (0 = none yet) */
     int act_training;     /* 1: the arena keeps every value for backward */
@@ -107,10 +92,6 @@ gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *e
  * against the architecture before anything large is allocated; then the parameter block. */
 gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err);
 gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err);
-/* The named views of m's tensors over another block, where tensor i (m->tensors' order) starts at
- * offset[i] (SIZE_MAX: not in the block, its pointer NULL; offset NULL: the parameter block's own
- * offsets). v->blocks must hold cfg.depth entries. */
-void gsq_vit_view_at(const gsq_vit *m, float *block, const size_t *offset, gsq_vit_view *v);
 void gsq_vit_free(gsq_vit *m);
 /* A new model with m's configuration, parameters and class names (no gradients, activations or
  * quantizers). */

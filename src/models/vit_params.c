@@ -1,5 +1,5 @@
 /* The parameter table of a ViT/DeiT: timm names and shapes, one contiguous block for parameters
- * (and one for gradients) with named views, model creation and timm-style initialisation. */
+ * (and one for gradients), model creation (with its graph) and timm-style initialisation. */
 #include "gpusq/graph.h"
 #include "gpusq/rng.h"
 #include "gpusq/vit.h"
@@ -78,42 +78,6 @@ static int build_table(const gsq_vit_config *c, gsq_param *tensors, size_t *tota
 
 static int max_tensors(const gsq_vit_config *c) { return 12 + 12 * c->depth; }
 
-/* Points every field of *v into block following the table order of build_table. */
-void gsq_vit_view_at(const gsq_vit *m, float *block, const size_t *offset, gsq_vit_view *v)
-{
-    const gsq_vit_config *c = &m->cfg;
-    int t = 0;
-    /* the tensors in table order (build_table's) */
-#define NEXT() (offset ? (offset[t] == SIZE_MAX ? (t++, NULL) : block + offset[t++]) : block + m->tensors[t++].offset)
-    v->cls_token = c->class_token ? NEXT() : NULL;
-    v->dist_token = c->distilled ? NEXT() : NULL;
-    v->pos_embed = NEXT();
-    v->patch_w = NEXT();
-    v->patch_b = NEXT();
-    for (int l = 0; l < c->depth; l++) {
-        gsq_vit_block_view *b = &v->blocks[l];
-        b->ln1_w = NEXT();
-        b->ln1_b = NEXT();
-        b->qkv_w = NEXT();
-        b->qkv_b = c->qkv_bias ? NEXT() : NULL;
-        b->proj_w = NEXT();
-        b->proj_b = NEXT();
-        b->ln2_w = NEXT();
-        b->ln2_b = NEXT();
-        b->fc1_w = NEXT();
-        b->fc1_b = NEXT();
-        b->fc2_w = NEXT();
-        b->fc2_b = NEXT();
-    }
-    v->norm_w = NEXT();
-    v->norm_b = NEXT();
-    v->head_w = NEXT();
-    v->head_b = NEXT();
-    v->head_dist_w = c->distilled ? NEXT() : NULL;
-    v->head_dist_b = c->distilled ? NEXT() : NULL;
-#undef NEXT
-}
-
 gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err)
 {
     *out = NULL;
@@ -123,10 +87,8 @@ gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error 
     if (m) {
         m->cfg = *cfg;
         m->tensors = calloc((size_t)max_tensors(cfg), sizeof *m->tensors);
-        m->p.blocks = calloc((size_t)cfg->depth, sizeof *m->p.blocks);
-        m->g.blocks = calloc((size_t)cfg->depth, sizeof *m->g.blocks);
     }
-    if (!m || !m->tensors || !m->p.blocks || !m->g.blocks) {
+    if (!m || !m->tensors) {
         gsq_vit_free(m);
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory describing a model of depth %d", cfg->depth);
     }
@@ -155,7 +117,6 @@ gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err)
     m->params = calloc(m->num_params, sizeof(float));
     if (!m->params)
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu parameters", m->num_params);
-    gsq_vit_view_at(m, m->params, NULL, &m->p);
     return GSQ_OK;
 }
 
@@ -177,7 +138,6 @@ gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
         m->grads = calloc(m->num_params, sizeof(float));
         if (!m->grads)
             return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu gradients", m->num_params);
-        gsq_vit_view_at(m, m->grads, NULL, &m->g);
         return GSQ_OK;
     }
     memset(m->grads, 0, m->num_params * sizeof(float));
@@ -202,8 +162,6 @@ void gsq_vit_free(gsq_vit *m)
     if (!m) return;
     gsq_vit_quant_disable(m);
     free(m->tensors);
-    free(m->p.blocks);
-    free(m->g.blocks);
     free(m->params);
     free(m->grads);
     gsq_graph_free(m->graph);
