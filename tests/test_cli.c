@@ -178,7 +178,7 @@ static void test_prune(const char *dir)
         gsq_error err = {0};
         gsq_vit *m = NULL;
         gsq_compressed_info info;
-        CHECK(gsq_compressed_load(&m, q, &info, &err) == GSQ_OK && info.sparse_sites == 17 &&
+        CHECK(gsq_compressed_load(&m, q, &info, &err) == GSQ_OK && info.sparse_linears == 17 &&
                   info.mode == (i ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8) && info.pattern == (i ? GSQ_SPARSE_4_8 : GSQ_SPARSE_2_4),
               "the compressed file: %s", err.msg);
         gsq_vit_free(m);

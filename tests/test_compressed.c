@@ -97,9 +97,9 @@ static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode,
         CHECK(!attention || (gsq_vit_quant_attention_scales(r, 1) &&
                              !memcmp(gsq_vit_quant_attention_scales(r, 1), gsq_vit_quant_attention_scales(m, 1), 12)),
               "attention scales lost");
-        CHECK(loaded.mode == mode && loaded.pattern == pattern && loaded.sparse_sites == 9 - want_dense &&
-                  loaded.dense_sites == want_dense && loaded.param_bytes == saved.param_bytes,
-              "%s: info: %d sparse, %d dense, %zu vs %zu bytes", what, loaded.sparse_sites, loaded.dense_sites,
+        CHECK(loaded.mode == mode && loaded.pattern == pattern && loaded.sparse_linears == 9 - want_dense &&
+                  loaded.dense_linears == want_dense && loaded.param_bytes == saved.param_bytes,
+              "%s: info: %d sparse, %d dense, %zu vs %zu bytes", what, loaded.sparse_linears, loaded.dense_linears,
               loaded.param_bytes, saved.param_bytes);
         size_t weights, bytes;
         expected_gemm_bytes(m, pattern, mode, &weights, &bytes);

@@ -126,7 +126,7 @@ static gsq_status run_engine(const char *path, gsq_vit *m, gsq_engine *e, const 
         printf("%s on %s (engine: %s, %d of %d GEMMs sparse, %s): top-1 %.2f%%  top-5 %.2f%%  loss %.4f"
                "  (%zu images, %.0f images/s in the engine)\n",
                path, ds->name, o->dense ? "dense layout" : "as stored", gsq_engine_sparse_gemms(r.e),
-               info->sparse_sites + info->dense_sites, where, 100 * res.top1, 100 * res.top5, res.loss,
+               info->sparse_linears + info->dense_linears, where, 100 * res.top1, 100 * res.top5, res.loss,
                res.count, (double)res.count / r.seconds);
         if (o->check) print_check(&r);
     }

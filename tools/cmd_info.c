@@ -82,8 +82,8 @@ int cmd_info(int argc, char **argv)
     if (info.param_bytes) /* a compressed file */
         printf("compressed     %s %s, %d sparse GEMMs, %d dense; %zu parameter bytes, %.2f× smaller than FP32;\n"
                "               GEMM weights with position metadata %.2f× smaller (the paper's accounting)\n",
-               gsq_quant_mode_name(info.mode), gsq_sparse_pattern_name(info.pattern), info.sparse_sites,
-               info.dense_sites, info.param_bytes, 4.0 * (double)m->num_params / (double)info.param_bytes,
+               gsq_quant_mode_name(info.mode), gsq_sparse_pattern_name(info.pattern), info.sparse_linears,
+               info.dense_linears, info.param_bytes, 4.0 * (double)m->num_params / (double)info.param_bytes,
                4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes);
     gsq_vit_free(m);
     return 0;

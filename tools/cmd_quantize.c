@@ -148,8 +148,8 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
     cli_put(&t,
             "},\n  \"param_bytes\": %zu,\n  \"fp32_param_bytes\": %zu,\n  \"gemm_weights\": %zu,\n"
             "  \"gemm_weight_bytes\": %zu,\n  \"sparse_gemms\": %d,\n  \"dense_gemms\": %d,\n  \"qat_seconds\": %.1f\n}\n",
-            info->param_bytes, fp32_bytes, info->gemm_weights, info->gemm_weight_bytes, info->sparse_sites,
-            info->dense_sites, seconds);
+            info->param_bytes, fp32_bytes, info->gemm_weights, info->gemm_weight_bytes, info->sparse_linears,
+            info->dense_linears, seconds);
     return cli_text_write(&t, path, err);
 }
 
@@ -254,8 +254,8 @@ int cmd_quantize(int argc, char **argv)
         if (st == GSQ_OK) {
             printf("compressed model in %s: %zu parameter bytes, %.2fx smaller than FP32 (%d sparse GEMMs, %d dense);\n"
                    "  GEMM weights with position metadata %.2fx smaller (the paper's accounting)\n",
-                   o.out, info.param_bytes, (double)fp32 / (double)info.param_bytes, info.sparse_sites,
-                   info.dense_sites, 4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes);
+                   o.out, info.param_bytes, (double)fp32 / (double)info.param_bytes, info.sparse_linears,
+                   info.dense_linears, 4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes);
             printf("\n%s %s%s, calibration %s%s, feature weights %s:\n", gsq_quant_mode_name(q.mode),
                    gsq_sparse_pattern_name(pattern), q.attention ? " with quantized attention matmuls" : "",
                    gsq_calib_name(q.calib), q.lsq ? " then learned (LSQ)" : "", q.uniform ? "uniform" : "from stage 1");

@@ -15,7 +15,7 @@
 typedef struct {
     gsq_quant_mode mode;
     gsq_sparse_pattern pattern;
-    int sparse_sites, dense_sites; /* quantized GEMMs stored sparse / dense */
+    int sparse_linears, dense_linears; /* compressed linears stored sparse / dense */
     int attention;                 /* 1: the attention matmuls' inputs are quantized too */
     size_t param_bytes;            /* bytes of tensor data in the file */
     /* The paper's accounting (docs/QUANTIZATION.md, "Model size"): the quantized GEMMs' weights

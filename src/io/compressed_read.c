@@ -253,7 +253,7 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
         if (!m->graph->linears[s].compressed) continue;
         st = find_gemm(m, f, info, s, &g, err);
         if (st != GSQ_OK) break;
-        *(g.sparse ? &info->sparse_sites : &info->dense_sites) += 1;
+        *(g.sparse ? &info->sparse_linears : &info->dense_linears) += 1;
         info->gemm_weights += g.p->numel;
         info->gemm_weight_bytes += g.values->nbytes + (g.meta ? g.meta->nbytes : 0);
     }
@@ -266,7 +266,7 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
     if (st == GSQ_OK) { /* each expected tensor was found by name: equal counts leave no room for others */
         size_t floats = 0;
         for (int i = 0; i < m->num_tensors; i++) floats += !is_compressed[i];
-        size_t expected = floats + 4 * (size_t)info->sparse_sites + 3 * (size_t)info->dense_sites +
+        size_t expected = floats + 4 * (size_t)info->sparse_linears + 3 * (size_t)info->dense_linears +
                       (info->attention ? (size_t)cfg.depth : 0);
         if (gsq_st_count(f) != expected)
             st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %zu tensors where this %s%s model has %zu (extra tensors)", path,

@@ -107,8 +107,8 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         info->param_bytes += weight_bytes + (size_t)rows * 4 + 4;
         info->gemm_weights += p->numel;
         info->gemm_weight_bytes += weight_bytes;
-        if (sparse) info->sparse_sites++;
-        else info->dense_sites++;
+        if (sparse) info->sparse_linears++;
+        else info->dense_linears++;
     }
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];

@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (!m || !m->params || !gsq_vit_quant_active(m) || gsq_vit_quant_mode(m) != info.mode ||
-        info.sparse_sites + info.dense_sites != gsq_graph_compressed_linears(m->graph))
+        info.sparse_linears + info.dense_linears != gsq_graph_compressed_linears(m->graph))
         abort();
     size_t bytes = 0;
     for (size_t i = 0; i < gsq_st_count(f); i++) bytes += gsq_st_at(f, i)->nbytes;
