@@ -22,7 +22,7 @@ what_ran() {
     skipped=$(sed -n "s/.*Test *#[0-9]*: $2 .*Skipped.*/\\1/p" build/ctest.log | sort -u | tr '\n' ' ')
     echo "test.sh: $1: exercised: ${ran:-none}; skipped here: ${skipped:-none}"
 }
-what_ran "engine instruction sets" 'test_engine_kernels:\([a-z0-9-]*\)'
+what_ran "engine instruction sets" 'test_backend_ops:\([a-z0-9-]*\)'
 what_ran "GPU tests" '\(test_cuda[a-z_]*\)'
 
 # The library, the program and the tests cross-built for aarch64 (and run under qemu-user there).

@@ -1,15 +1,23 @@
-/* Tests of the CPU engine's integer kernels (src/kernels/cpu/int8_gemm.h): every fast path this CPU
- * has against the plain-C reference, bit for bit, and the reference against sums written here
- * from the unpacked codes — for dense, 2:4 and paired 4:8 weights, int8 and int4 codes, on random
- * data and awkward shapes (one activation row, rows not a multiple of the blocks, K not a multiple
- * of 8 where the layout allows it), with the store and residual epilogues, each with and without
- * the fused GELU, the epilogue that quantizes into the next GEMM's input codes, and the
- * quantization of one row at a time. Instruction sets the CPU lacks are reported and skipped. */
+/* One harness for the engine's operations × its CPU backends (as ggml's test-backend-ops): a table
+ * of cases — LINEAR (the compressed linear's input quantization, integer GEMM and epilogue: store,
+ * residual, GELU, codes for the next linear) for dense, 2:4 and paired 4:8 weights in int8 and
+ * int4 codes, and ATTENTION (the integer attention) — over random data and awkward shapes (one
+ * row, rows and outputs off the kernels' tiles and blocks, K not a multiple of 8 where the layout
+ * allows it, 1 to 197 tokens). Every backend, that is every instruction set of
+ * src/kernels/cpu/ this CPU has, runs each case against the plain-C reference (src/kernels/ref/):
+ * bit for bit, since every path makes the same integer sums and the same float epilogue. The
+ * reference itself is checked against independent oracles: the sums of the unpacked codes, and
+ * the float attention on fake-quantized Q, K, V within the tolerance stated below. argv[1] names
+ * one backend (GSQ_ISA's words); CTest runs one test per backend and reports a backend the CPU
+ * lacks as skipped. The CUDA backend's kernels are held to the same reference by test_cuda and
+ * test_cuda_attention (label gpu), which need a GPU. */
 #include <string.h>
 
+#include "gpusq/nn.h"
+#include "gpusq/quant.h"
+#include "kernels/cpu/attention_int8.h"
 #include "kernels/cpu/int8_gemm.h"
 #include "kernels/cpu/int8_pack.h"
-#include "gpusq/quant.h"
 #include "test_isa.h"
 #include "test_util.h"
 
@@ -67,7 +75,9 @@ static void check_codes_out(gsq_i8_isa isa, const float *y_ref, const uint8_t *x
     free(want), free(got), free(scratch);
 }
 
-static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int accumulate, int gelu, gsq_rng *rng)
+/* LINEAR: the compressed linear's kernels — quantizing the input, the integer GEMM, its epilogue —
+ * on one shape, layout and code width. */
+static void linear_case(int M, int N, int K, gsq_i8_layout layout, int four, int accumulate, int gelu, gsq_rng *rng)
 {
     int qmax = four ? 7 : 127;
     float *x = malloc((size_t)M * K * sizeof(float)), *scale = malloc((size_t)N * sizeof(float));
@@ -156,39 +166,137 @@ static void check_case(int M, int N, int K, gsq_i8_layout layout, int four, int 
     free(ones);
 }
 
+/* Both paths round the same probabilities to codes, but compute them in a different order of
+ * float operations (exact integer scores times one factor against a float GEMM; the softmax sum in
+ * another order), so a probability within rounding noise of a code boundary may take the
+ * neighbouring code. A row with no probability within NEAR codes of a boundary must agree within
+ * TIGHT · max|V|; a row with k such probabilities within TIGHT · max|V| + k · max|V| / qmax (each
+ * flipped code moves the output by at most one code step of one value). */
+#define NEAR 1e-3
+#define TIGHT 2e-6
+
+typedef struct {
+    double tight, all;    /* largest differences / max|V|: rows without a near-boundary probability, all rows */
+    long rows, near_rows; /* rows checked, rows with a near-boundary probability */
+} fidelity;
+
+/* ATTENTION: the integer attention on one shape and code width. */
+static void attention_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng, fidelity *fid)
+{
+    int C = HD * NH;
+    size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_att = (size_t)B * NH * T * T;
+    float *qkv = malloc(n_qkv * sizeof(float)), *fq = malloc(n_qkv * sizeof(float));
+    float *ref = malloc(n_out * sizeof(float)), *fast = malloc(n_out * sizeof(float));
+    float *flt = malloc(n_out * sizeof(float)), *att = malloc(n_att * sizeof(float)), *att_q = malloc(n_att * sizeof(float));
+    uint8_t *scratch = malloc((size_t)B * NH * gsq_att8_scratch_bytes(T, HD));
+    /* Q and K spread enough for peaked softmax rows; some values clip at ±qmax · scale */
+    float scales[3] = {2.5f / (float)qmax, 2.0f / (float)qmax, 3.0f / (float)qmax}, std[3] = {1.2f, 1.0f, 1.0f};
+    for (size_t r = 0; r < (size_t)B * T; r++)
+        for (int k = 0; k < 3; k++) fill_normal(qkv + (r * 3 + (size_t)k) * C, (size_t)C, rng, std[k]);
+
+    gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, scratch);
+    for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++) {
+        if (!test_isa_selected((gsq_i8_isa)i)) continue;
+        memset(fast, 0xFF, n_out * sizeof(float));
+        gsq_att8_forward((gsq_i8_isa)i, fast, qkv, B, T, C, NH, scales, qmax, scratch);
+        CHECK(!memcmp(ref, fast, n_out * sizeof(float)), "%s B=%d T=%d HD=%d NH=%d qmax=%d: differs from the reference",
+              gsq_i8_isa_name((gsq_i8_isa)i), B, T, HD, NH, qmax);
+    }
+
+    /* the float path: fake-quantized Q, K, V; the probabilities fake-quantized inside */
+    for (size_t r = 0; r < (size_t)B * T; r++)
+        for (int k = 0; k < 3; k++) {
+            size_t o = (r * 3 + (size_t)k) * C;
+            gsq_fake_quant(fq + o, qkv + o, (size_t)C, scales[k], qmax);
+        }
+    gsq_attention_forward(flt, att, att_q, 1.0f / (float)qmax, qmax, fq, B, T, C, NH);
+    float vmax = 0.0f;
+    for (size_t r = 0; r < (size_t)B * T; r++)
+        for (int c = 0; c < C; c++) vmax = fmaxf(vmax, fabsf(fq[r * 3 * C + 2 * (size_t)C + c]));
+    int bad = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const float *p = att + (((size_t)b * NH + h) * T + t) * T; /* the float probabilities */
+                int near = 0;
+                for (int u = 0; u < T; u++) {
+                    double x = (double)p[u] * qmax;
+                    near += fabs(x - floor(x) - 0.5) < NEAR;
+                }
+                double diff = 0.0;
+                for (int d = 0; d < HD; d++) {
+                    size_t o = ((size_t)b * T + t) * C + (size_t)h * HD + d;
+                    diff = fmax(diff, fabs((double)ref[o] - (double)flt[o]) / vmax);
+                }
+                fid->rows++;
+                fid->near_rows += near > 0;
+                if (!near) fid->tight = fmax(fid->tight, diff);
+                fid->all = fmax(fid->all, diff);
+                bad += diff > TIGHT + (double)near / qmax;
+            }
+    CHECK(bad == 0, "B=%d T=%d HD=%d NH=%d qmax=%d: %d rows differ from the float attention beyond the tolerance", B, T,
+          HD, NH, qmax, bad);
+    free(qkv), free(fq), free(ref), free(fast), free(flt), free(att), free(att_q), free(scratch);
+}
+
+typedef enum { OP_LINEAR, OP_ATTENTION } op_kind;
+
+/* One case of the table: LINEAR uses M (rows), N (outputs), K (inputs); ATTENTION B (images), T
+ * (tokens), HD (head dimension), NH (heads), qmax (code range). Each LINEAR case runs in every
+ * layout and code width; accumulate and gelu pick its epilogue. */
+typedef struct {
+    op_kind op;
+    int M, N, K, accumulate, gelu;
+    int B, T, HD, NH, qmax;
+} op_case;
+
+#define LIN(m, n, k, acc, gelu) {OP_LINEAR, m, n, k, acc, gelu, 0, 0, 0, 0, 0}
+#define LIN_BOTH(m, n, k, acc) LIN(m, n, k, acc, 0), LIN(m, n, k, acc, 1)
+#define ATT(b, t, hd, nh, q) {OP_ATTENTION, 0, 0, 0, 0, 0, b, t, hd, nh, q}
+
+static const op_case cases[] = {
+    /* model-like shapes, with and without GELU */
+    LIN_BOTH(1, 4, 8, 0), LIN_BOTH(5, 7, 16, 1), LIN_BOTH(32, 4, 24, 0), LIN_BOTH(33, 9, 40, 1),
+    LIN_BOTH(70, 12, 64, 0), LIN_BOTH(197, 20, 96, 1),
+    /* the edges of the 256-bit kernels' tiles (4 or 2 weight rows × 8 or 16 activation rows), their
+     * panels of 64 weight rows and the 32-row blocks, with short K */
+    LIN(1, 66, 8, 0, 1), LIN(3, 5, 16, 1, 0), LIN(4, 64, 24, 0, 0), LIN(5, 3, 8, 1, 1), LIN(8, 65, 16, 0, 0),
+    LIN(9, 2, 24, 1, 0), LIN(16, 130, 8, 0, 1), LIN(17, 6, 24, 1, 0), LIN(48, 63, 16, 0, 0),
+    /* tokens 1 to 197, head dimensions 8 to 64, 1-3 heads, 1-2 images, 8- and 4-bit codes */
+    ATT(1, 1, 8, 1, 127), ATT(2, 1, 32, 2, 7), ATT(1, 2, 64, 3, 127), ATT(2, 2, 8, 1, 127), ATT(1, 5, 32, 1, 7),
+    ATT(2, 5, 64, 2, 127), ATT(1, 17, 8, 3, 127), ATT(2, 17, 32, 1, 7), ATT(1, 17, 64, 2, 127),
+    ATT(2, 197, 8, 2, 127), ATT(1, 197, 32, 3, 7), ATT(2, 197, 64, 1, 127), ATT(1, 197, 64, 3, 127),
+};
+
 int main(int argc, char **argv)
 {
-    int rc = test_isa_args("test_engine_kernels", argc, argv);
+    int rc = test_isa_args("test_backend_ops", argc, argv);
     if (rc >= 0) return rc;
     gsq_rng rng;
     gsq_rng_seed(&rng, 3, 0);
-    static const int shapes[][3] = {{1, 4, 8}, {5, 7, 16}, {32, 4, 24}, {33, 9, 40}, {70, 12, 64}, {197, 20, 96}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+    fidelity fid = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const op_case *c = &cases[i];
+        if (c->op == OP_ATTENTION) {
+            attention_case(c->B, c->T, c->HD, c->NH, c->qmax, &rng, &fid);
+            continue;
+        }
         for (int four = 0; four < 2; four++)
             for (int layout = 0; layout < 3; layout++)
-                for (int gelu = 0; gelu < 2; gelu++)
-                    check_case(M, N, K, (gsq_i8_layout)layout, four, s % 2, gelu, &rng);
-    }
-    /* shapes at the edges of the 256-bit kernels' tiles (4 or 2 weight rows × 8 or 16 activation
-     * rows), their panels of 64 weight rows and the 32-row blocks, with short K */
-    static const int edges[][3] = {{1, 66, 8}, {3, 5, 16}, {4, 64, 24}, {5, 3, 8}, {8, 65, 16},
-                                   {9, 2, 24}, {16, 130, 8}, {17, 6, 24}, {48, 63, 16}};
-    for (size_t s = 0; s < sizeof edges / sizeof edges[0]; s++) {
-        int M = edges[s][0], N = edges[s][1], K = edges[s][2];
-        for (int four = 0; four < 2; four++)
-            for (int layout = 0; layout < 3; layout++)
-                check_case(M, N, K, (gsq_i8_layout)layout, four, s % 2, s % 3 == 0, &rng);
+                linear_case(c->M, c->N, c->K, (gsq_i8_layout)layout, four, c->accumulate, c->gelu, &rng);
     }
     /* K not a multiple of 8: dense any K, 2:4 a multiple of 4 */
-    check_case(9, 5, 13, GSQ_I8_DENSE, 0, 0, 1, &rng);
-    check_case(40, 6, 3, GSQ_I8_DENSE, 1, 1, 0, &rng);
-    check_case(35, 8, 20, GSQ_I8_SPARSE_2_4, 0, 0, 0, &rng);
-    check_case(3, 5, 12, GSQ_I8_SPARSE_2_4, 1, 1, 1, &rng);
+    linear_case(9, 5, 13, GSQ_I8_DENSE, 0, 0, 1, &rng);
+    linear_case(40, 6, 3, GSQ_I8_DENSE, 1, 1, 0, &rng);
+    linear_case(35, 8, 20, GSQ_I8_SPARSE_2_4, 0, 0, 0, &rng);
+    linear_case(3, 5, 12, GSQ_I8_SPARSE_2_4, 1, 1, 1, &rng);
     /* packing refuses a sparse layout whose group does not divide K */
     gsq_i8_owned_weight pw;
     int8_t w[12] = {0};
     gsq_error err = {0};
     CHECK(gsq_i8_pack(&pw, w, 1, 12, GSQ_I8_SPARSE_4_8, 0, GSQ_I8_ISA_REF, &err) == GSQ_ERR_ARG, "4:8 with K = 12 was packed");
-    return test_finish("test_engine_kernels");
+    printf("integer vs float attention: %ld rows, %ld (%.3f%%) with a probability within %g codes of a boundary;\n"
+           "  elsewhere the largest difference is %.2e of max|V| (tolerance %g); over all rows %.2e\n",
+           fid.rows, fid.near_rows, 100.0 * (double)fid.near_rows / (double)fid.rows, NEAR, fid.tight, TIGHT, fid.all);
+    return test_finish("test_backend_ops");
 }
