@@ -3,6 +3,7 @@
 #define GSQ_TOOLS_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "gpusq/compressed.h"
@@ -39,9 +40,20 @@ typedef struct {
 gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
                          gsq_dataset **val, gsq_error *err);
 
+/* The progress line and --log file of a training run (tools/train_opts.c). */
+typedef struct {
+    int tty;
+    FILE *log;
+    long epochs;
+    float factor; /* the divergence threshold, × the early loss */
+    int warned;   /* divergence reported on its own line once */
+    const char *data; /* the training set's name */
+} cli_reporter;
+
 /* The options gpusq train, prune and quantize share (tools/train_opts.c). */
 typedef struct {
     gsq_train_config cfg;
+    cli_reporter rep;
     cli_data_sizes sizes;
     const char *data, *out, *checkpoint, *log_path;
     int threads, seed;
@@ -86,8 +98,13 @@ void cli_train_opts_apply(cli_train_opts *o, int img_size);
  * checkpoint, when it has one, whatever happened to them, so a full disk at --out still leaves
  * the end state to resume from. Its failure is a warning; the exit status is the results'. */
 void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t, int written);
-/* Runs t on train with a progress line, the --log file and Ctrl-C (checkpoint and stop), then
- * prints the summary (time, validation, skipped samples, loader throughput). */
+/* Before a run on train (gsq_trainer_run, or a stage that runs one with o->cfg): hooks the
+ * progress line, the --log file (appended) and Ctrl-C (checkpoint and stop) into o->cfg and says
+ * what is trained. After it, with its status: unhooks them and, when it went well, prints the
+ * summary (time, or where it stopped; validation, skipped samples, loader throughput). */
+gsq_status cli_train_begin(cli_train_opts *o, gsq_dataset *train, const char *what, gsq_error *err);
+void cli_train_end(cli_train_opts *o, const gsq_trainer *t, const gsq_train_result *res, gsq_status st);
+/* Both around gsq_trainer_run(t, train, &o->cfg, ...). */
 gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, const char *what,
                          gsq_train_result *res, gsq_error *err);
 

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
+#include "gpusq/stages.h"
 #include "text.h"
 
 static const char *help =
@@ -38,32 +39,29 @@ static const char *defaults =
     "--out model.gsq.safetensors; Ctrl-C writes a checkpoint beside it (as --checkpoint says).\n";
 
 typedef struct {
-    const char *teacher, *report, *resume;
-    gsq_quant_mode mode;
-    gsq_calib_method calib, weight_calib;
-    float percentile;
+    gsq_qat_config q;          /* mode-dependent defaults filled after parsing, where not given */
+    const char *teacher, *report;
     cli_distill_weights kd;
-    float lsq_lr;
-    int calib_batches, uniform, unsupervised, calib_given, attention, lsq;
+    int unsupervised, calib_given, lsq_given;
 } quant_opts;
 
 static int quant_option(void *ctx, int argc, char **argv, int *i)
 {
-    quant_opts *q = ctx;
+    quant_opts *o = ctx;
+    gsq_qat_config *q = &o->q;
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     gsq_error err = {0};
-    int ok = cli_distill_option(&q->kd, "quantize", argc, argv, i);
+    int ok = cli_distill_option(&o->kd, "quantize", argc, argv, i);
     if (ok) return ok;
-    if (!strcmp(a, "--uniform-weights")) return q->uniform = 1;
-    if (!strcmp(a, "--unsupervised")) return q->unsupervised = 1;
+    if (!strcmp(a, "--uniform-weights")) return q->uniform_weights = 1;
+    if (!strcmp(a, "--unsupervised")) return o->unsupervised = 1;
     if (!strcmp(a, "--attention")) return q->attention = 1;
-    if (!strcmp(a, "--lsq")) return q->lsq = 1;
-    if (!strcmp(a, "--no-lsq")) {
-        q->lsq = 0;
-        return 1;
+    if (!strcmp(a, "--lsq") || !strcmp(a, "--no-lsq")) {
+        q->lsq = !strcmp(a, "--lsq");
+        return o->lsq_given = 1;
     }
-    if (!strcmp(a, "--teacher")) return cli_string_option("quantize", argc, argv, i, &q->teacher);
-    if (!strcmp(a, "--report")) return cli_string_option("quantize", argc, argv, i, &q->report);
+    if (!strcmp(a, "--teacher")) return cli_string_option("quantize", argc, argv, i, &o->teacher);
+    if (!strcmp(a, "--report")) return cli_string_option("quantize", argc, argv, i, &o->report);
     if (!strcmp(a, "--resume")) return cli_string_option("quantize", argc, argv, i, &q->resume);
     if (!strcmp(a, "--percentile")) return cli_float_option("quantize", argc, argv, i, 1e-3f, 100.0f, 0, &q->percentile);
     if (!strcmp(a, "--calib-batches"))
@@ -74,7 +72,7 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
         ok = v && gsq_quant_mode_parse(v, &q->mode, &err) == GSQ_OK;
         accepted = "int8, int4 or w4a8";
     } else if (!strcmp(a, "--calib")) {
-        ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK && (q->calib_given = 1);
+        ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK && (o->calib_given = 1);
         accepted = "max, percentile, mse or entropy";
     } else if (!strcmp(a, "--weight-calib")) {
         ok = v && gsq_calib_parse(v, &q->weight_calib, &err) == GSQ_OK &&
@@ -86,38 +84,6 @@ static int quant_option(void *ctx, int argc, char **argv, int *i)
     return cli_option_value("quantize", ok, accepted, argc, argv, i);
 }
 
-/* What stage 1 recorded in its output's metadata: the pattern, and the per-block feature losses
- * (distill.feature_loss.L) → w_l = L_l / mean(L) over the recorded blocks (1 each when uniform or
- * when they are all 0); *first = the first recorded block. A block stage 1 did not distil gets 0
- * and is not distilled here either. */
-static gsq_status read_stage1(const gsq_st_file *f, int depth, int uniform, float *w, int *first,
-                              gsq_sparse_pattern *pattern, gsq_error *err)
-{
-    const char *path = gsq_st_label(f);
-    gsq_status st = GSQ_OK;
-    double sum = 0;
-    int n = 0;
-    *first = depth;
-    for (int l = 0; l < depth; l++) {
-        char key[64];
-        snprintf(key, sizeof key, "distill.feature_loss.%d", l);
-        const char *v = gsq_st_meta_get(f, key);
-        char *end = NULL;
-        w[l] = v ? strtof(v, &end) : 0.0f;
-        if (v && (end == v || *end || !(w[l] >= 0.0f && w[l] < 1e30f)))
-            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata %s = '%.40s' is not a loss", path, key, v);
-        if (v && *first == depth) *first = l;
-        if (v) sum += w[l], n++;
-    }
-    const char *pat = gsq_st_meta_get(f, "sparsity.pattern");
-    if (st == GSQ_OK && !pat)
-        st = gsq_fail(err, GSQ_ERR_MISSING, "%s: not a sparse model (no sparsity.pattern); run gpusq prune first", path);
-    if (st == GSQ_OK) st = gsq_sparse_pattern_parse(pat, pattern, err);
-    for (int l = *first; st == GSQ_OK && l < depth; l++)
-        w[l] = uniform || sum <= 0 ? 1.0f : (float)(w[l] * n / sum);
-    return st;
-}
-
 /* One accuracy line; NaN: not measured here (a resumed run does not calibrate again). */
 static void print_acc(const char *what, const gsq_eval_result *r)
 {
@@ -125,17 +91,21 @@ static void print_acc(const char *what, const gsq_eval_result *r)
     else printf("  %-26s top-1 %6.2f%%  top-5 %6.2f%%  loss %.4f\n", what, 100 * r->top1, 100 * r->top5, r->loss);
 }
 
-static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse_pattern pattern,
-                               const gsq_eval_result *acc, const gsq_compressed_info *info, size_t fp32_bytes,
-                               const float *w, int first, int depth, double seconds, gsq_error *err)
+static gsq_status write_report(const char *path, const gsq_qat_config *q, const gsq_qat_result *r,
+                               const gsq_compressed_info *info, size_t fp32_bytes, int depth, gsq_error *err)
 {
+    gsq_sparse_pattern pattern = r->pattern;
+    const gsq_eval_result acc[3] = {r->sparse_float, r->calibrated, r->qat};
+    const float *w = r->block_weights;
+    int first = r->first_block;
+    double seconds = r->run.seconds;
     cli_text t = {0};
     cli_put(&t,
             "{\n  \"mode\": \"%s\",\n  \"pattern\": \"%s\",\n  \"calibration\": \"%s\",\n"
             "  \"weight_calibration\": \"%s\",\n  \"feature_weights\": \"%s\",\n  \"attention\": %s,\n"
             "  \"lsq\": %s,\n  \"lsq_lr\": %g,\n  \"accuracy\": {\n",
             gsq_quant_mode_name(q->mode), gsq_sparse_pattern_name(pattern), gsq_calib_name(q->calib),
-            gsq_calib_name(q->weight_calib), q->uniform ? "uniform" : "stage1", q->attention ? "true" : "false",
+            gsq_calib_name(q->weight_calib), q->uniform_weights ? "uniform" : "stage1", q->attention ? "true" : "false",
             q->lsq ? "true" : "false", (double)q->lsq_lr);
     const char *names[3] = {"sparse_float", "calibrated", "qat"};
     for (int i = 0; i < 3; i++) {
@@ -155,124 +125,78 @@ static gsq_status write_report(const char *path, const quant_opts *q, gsq_sparse
 
 int cmd_quantize(int argc, char **argv)
 {
-    quant_opts q = {.mode = GSQ_QMODE_INT8, .calib = GSQ_CALIB_PERCENTILE, .weight_calib = GSQ_CALIB_MAX,
-                    .percentile = 99.99f, .calib_batches = 16,
-                    .lsq = -1, .lsq_lr = 10};
+    quant_opts q = {0};
+    gsq_train_config tuned;
+    gsq_qat_defaults(&q.q, GSQ_QMODE_INT8, &tuned);
     cli_distill_weights_init(&q.kd);
     cli_train_opts o;
     cli_train_opts_init(&o, "model.gsq.safetensors");
-    cli_train_opts_fine_tune(&o, 1, 1e-4f);
+    cli_train_opts_fine_tune(&o, tuned.epochs, tuned.optim.lr);
     int code = cli_parse_command(&o, "quantize", argc, argv, quant_option, &q, help, defaults);
     if (code >= 0) return code;
     if (!q.teacher) return cli_usage_error("quantize", "--teacher SPARSE.safetensors is required");
-    /* 16 levels leave no room for outliers: 4-bit activations clip where the error is least */
-    if (!q.calib_given && gsq_quant_mode_act_bits(q.mode) == 4) q.calib = GSQ_CALIB_MSE;
-    /* learned scales gain W4A4 about 0.4 points on the demo and INT8 nothing (docs/QUANTIZATION.md) */
-    if (q.lsq < 0) q.lsq = q.mode == GSQ_QMODE_INT4;
-    /* 4-bit weights move further from the float model: longer and faster QAT unless told */
+    /* the mode's defaults where the options did not say otherwise */
+    gsq_qat_config mode_defaults;
+    gsq_qat_defaults(&mode_defaults, q.q.mode, &tuned);
+    if (!q.calib_given) q.q.calib = mode_defaults.calib;
+    if (!q.lsq_given) q.q.lsq = mode_defaults.lsq;
     int epochs_given = 0, lr_given = 0;
     for (int i = 1; i < argc; i++) epochs_given |= !strcmp(argv[i], "--epochs"), lr_given |= !strcmp(argv[i], "--lr");
-    if (gsq_quant_mode_weight_bits(q.mode) == 4) {
-        if (!epochs_given) o.cfg.epochs = 2;
-        if (!lr_given) o.cfg.optim.lr = 5e-4f;
-    }
+    if (!epochs_given) o.cfg.epochs = tuned.epochs;
+    if (!lr_given) o.cfg.optim.lr = tuned.optim.lr;
 
     gsq_error err = {0};
     if (cli_train_outputs(&o, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);
-    gsq_vit *teacher = NULL, *student = NULL;
+    gsq_vit *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
-    gsq_sparse_plan plan = {0};
     gsq_sparse_pattern pattern = GSQ_SPARSE_2_4;
-    gsq_trainer t = {0};
-    gsq_train_result res = {0};
-    gsq_eval_result acc[3] = {{0}};
-    float *w = NULL;
-    int first = 0;
+    gsq_qat_result r = {0};
+    float *losses = NULL;
     gsq_st_file *f = NULL; /* the stage-1 file, read once: the model and its metadata */
     gsq_status st = gsq_st_open(&f, q.teacher, &err);
     if (st == GSQ_OK) st = gsq_vit_load_open(&teacher, f, NULL, NULL, &err);
-    if (st == GSQ_OK && !q.resume) st = gsq_vit_clone(&student, teacher, &err);
-    if (st == GSQ_OK && !(w = calloc((size_t)teacher->cfg.depth, sizeof(float))))
+    if (st == GSQ_OK && !(losses = calloc((size_t)teacher->cfg.depth, sizeof(float))))
         st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
-    if (st == GSQ_OK) st = read_stage1(f, teacher->cfg.depth, q.uniform, w, &first, &pattern, &err);
+    if (st == GSQ_OK) st = gsq_stage1_read(f, teacher->cfg.depth, &pattern, losses, &err);
     gsq_st_close(f);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&o, teacher->cfg.img_size);
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
-    gsq_dataset *eval_ds = val ? val : train;
-    int batch = o.cfg.batch_size, workers = o.cfg.workers;
-    /* the masks: the teacher's zeros (its weights are the stage-1 sparse ones) */
-    if (st == GSQ_OK) st = gsq_sparse_plan_from_weights(&plan, teacher, pattern, 1, &err);
-    if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &o.cfg.transform, batch, workers, &acc[0], &err);
-    if (st == GSQ_OK && !q.resume) { /* a resumed run's quantizers come with its checkpoint */
-        st = gsq_vit_quant_enable(student, q.mode, q.weight_calib, &err);
-        if (st == GSQ_OK && q.attention) st = gsq_vit_quant_enable_attention(student, &err);
-        if (st == GSQ_OK && q.lsq) st = gsq_vit_quant_enable_lsq(student, q.lsq_lr, &err);
-        if (st == GSQ_OK)
-            st = gsq_vit_quant_calibrate(student, train, &o.cfg.transform, batch, q.calib_batches, workers, q.calib,
-                                         q.percentile, &err);
-        if (st == GSQ_OK) st = gsq_evaluate(student, eval_ds, &o.cfg.transform, batch, workers, &acc[1], &err);
-        if (st == GSQ_OK)
-            printf("calibrated %s (%s): top-1 %.2f%% (sparse float %.2f%%)\n", gsq_quant_mode_name(q.mode),
-                   gsq_calib_name(q.calib), 100 * acc[1].top1, 100 * acc[0].top1);
-    } else if (st == GSQ_OK) {
-        acc[1].top1 = acc[1].top5 = acc[1].loss = NAN; /* measured by the run that calibrated */
-    }
-    gsq_distill_config *dc = &o.cfg.distill;
-    gsq_distill_defaults(dc, teacher ? teacher->cfg.depth : 0);
-    dc->first_block = first;
-    dc->block_weights = w;
-    cli_distill_weights_apply(&q.kd, dc);
-    o.cfg.teacher = teacher;
+    cli_distill_weights_apply(&q.kd, &o.cfg.distill);
     o.cfg.unsupervised = q.unsupervised;
-    o.cfg.val = val;
-    o.cfg.frozen_zero = plan.mask;
+    if (st == GSQ_OK) st = cli_train_begin(&o, train, q.teacher, &err);
     if (st == GSQ_OK) {
-        if (q.resume) st = gsq_trainer_resume(&t, q.resume, &o.cfg, train->size, &err);
-        else st = gsq_trainer_init(&t, student, &o.cfg, train->size, &err);
-        student = NULL;
+        st = gsq_qat_stage(&q.q, teacher, pattern, losses, train, val, &o.cfg, &r, &err);
+        cli_train_end(&o, &r.trainer, &r.run, st);
     }
-    if (st == GSQ_OK && q.resume && !gsq_vit_quant_active(t.model))
-        st = gsq_fail(&err, GSQ_ERR_ARG, "%s is not a checkpoint of gpusq quantize (it has no quantizers)", q.resume);
-    if (st == GSQ_OK && q.resume && gsq_vit_quant_mode(t.model) != q.mode)
-        st = gsq_fail(&err, GSQ_ERR_ARG, "%s was written by a --mode %s run; this run has --mode %s", q.resume,
-                      gsq_quant_mode_name(gsq_vit_quant_mode(t.model)), gsq_quant_mode_name(q.mode));
-    int had_attention = st == GSQ_OK && gsq_vit_quant_attention_scales(t.model, 0) != NULL;
-    int had_lsq = st == GSQ_OK && gsq_vit_quant_lsq_size(t.model) > 0;
-    if (st == GSQ_OK && q.resume && (had_attention != q.attention || had_lsq != q.lsq))
-        st = gsq_fail(&err, GSQ_ERR_ARG, "%s was written by a run %s --attention and %s learned scales; this run is "
-                      "%s --attention and %s them (give the same options)", q.resume, had_attention ? "with" : "without",
-                      had_lsq ? "with" : "without", q.attention ? "with" : "without", q.lsq ? "with" : "without");
-    if (st == GSQ_OK) st = cli_train_run(&o, &t, train, q.teacher, &res, &err);
     gsq_compressed_info info = {0};
-    if (st == GSQ_OK && res.finished) {
-        acc[2] = res.eval;
-        if (!val) st = gsq_evaluate(t.model, eval_ds, &o.cfg.transform, batch, workers, &acc[2], &err);
-        if (st == GSQ_OK) st = gsq_compressed_save(t.model, pattern, o.out, &info, &err);
-        size_t fp32 = t.model->num_params * sizeof(float);
+    if (st == GSQ_OK && r.run.finished) {
+        int depth = teacher->cfg.depth;
+        st = gsq_compressed_save(r.trainer.model, pattern, o.out, &info, &err);
+        size_t fp32 = r.trainer.model->num_params * sizeof(float);
         if (st == GSQ_OK) {
             printf("compressed model in %s: %zu parameter bytes, %.2fx smaller than FP32 (%d sparse GEMMs, %d dense);\n"
                    "  GEMM weights with position metadata %.2fx smaller (the paper's accounting)\n",
                    o.out, info.param_bytes, (double)fp32 / (double)info.param_bytes, info.sparse_linears,
                    info.dense_linears, 4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes);
-            printf("\n%s %s%s, calibration %s%s, feature weights %s:\n", gsq_quant_mode_name(q.mode),
-                   gsq_sparse_pattern_name(pattern), q.attention ? " with quantized attention matmuls" : "",
-                   gsq_calib_name(q.calib), q.lsq ? " then learned (LSQ)" : "", q.uniform ? "uniform" : "from stage 1");
-            for (int l = first; l < t.model->cfg.depth; l++) printf("  w_%d = %.4f\n", l, (double)w[l]);
-            print_acc("sparse float (teacher)", &acc[0]);
-            print_acc("calibrated, before QAT", &acc[1]);
-            print_acc("after QAT", &acc[2]);
+            printf("\n%s %s%s, calibration %s%s, feature weights %s:\n", gsq_quant_mode_name(q.q.mode),
+                   gsq_sparse_pattern_name(pattern), q.q.attention ? " with quantized attention matmuls" : "",
+                   gsq_calib_name(q.q.calib), q.q.lsq ? " then learned (LSQ)" : "",
+                   q.q.uniform_weights ? "uniform" : "from stage 1");
+            for (int l = r.first_block; l < depth; l++) printf("  w_%d = %.4f\n", l, (double)r.block_weights[l]);
+            print_acc("sparse float (teacher)", &r.sparse_float);
+            print_acc("calibrated, before QAT", &r.calibrated);
+            print_acc("after QAT", &r.qat);
         }
-        if (st == GSQ_OK && q.report)
-            st = write_report(q.report, &q, pattern, acc, &info, fp32, w, first, t.model->cfg.depth, res.seconds, &err);
+        if (st == GSQ_OK && q.report) st = write_report(q.report, &q.q, &r, &info, fp32, depth, &err);
+        cli_train_final_checkpoint("quantize", &o, &r.trainer, st == GSQ_OK);
     }
-    gsq_trainer_free(&t);
-    gsq_vit_free(student);
+    int interrupted = r.run.interrupted;
+    gsq_qat_result_free(&r);
     gsq_vit_free(teacher);
-    gsq_sparse_plan_free(&plan);
-    free(w);
+    free(losses);
     gsq_dataset_free(train);
     gsq_dataset_free(val);
-    return st == GSQ_OK ? (res.interrupted ? 130 : 0) : cli_report("quantize", &err);
+    return st == GSQ_OK ? (interrupted ? 130 : 0) : cli_report("quantize", &err);
 }

@@ -174,17 +174,9 @@ static void on_sigint(int sig)
     signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the program at once */
 }
 
-typedef struct {
-    int tty;
-    FILE *log;
-    long epochs;
-    float factor; /* the divergence threshold, × the early loss */
-    int warned;   /* divergence reported on its own line once */
-} reporter;
-
 static void report(const gsq_train_progress *p, void *user)
 {
-    reporter *r = user;
+    cli_reporter *r = user;
     int eta = (int)p->eta_seconds;
     if (p->diverging && !r->warned) {
         r->warned = 1;
@@ -214,31 +206,35 @@ static void report(const gsq_train_progress *p, void *user)
     if (r->log) fflush(r->log);
 }
 
-gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, const char *what,
-                         gsq_train_result *res, gsq_error *err)
+gsq_status cli_train_begin(cli_train_opts *o, gsq_dataset *train, const char *what, gsq_error *err)
 {
-    memset(res, 0, sizeof *res);
-    reporter rep = {.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs, .factor = o->cfg.divergence_factor};
-    if (o->log_path && !(rep.log = fopen(o->log_path, "a")))
+    o->rep = (cli_reporter){.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs, .factor = o->cfg.divergence_factor,
+                            .data = train->name};
+    if (o->log_path && !(o->rep.log = fopen(o->log_path, "a")))
         return gsq_fail(err, GSQ_ERR_IO, "%s: cannot open the log for appending", o->log_path);
     o->cfg.progress = report;
-    o->cfg.user = &rep;
+    o->cfg.user = &o->rep;
     interrupted = 0;
     o->cfg.stop = &interrupted;
     fprintf(stderr, "training %s on %s (%zu samples, %d classes), %ld epochs of batch %d×%d, %d threads, GEMM %s\n",
             what, train->name, train->size, train->num_classes, o->cfg.epochs, o->cfg.batch_size, o->cfg.accum_steps,
             gsq_get_num_threads(), gsq_blas_name());
     signal(SIGINT, on_sigint);
-    gsq_status st = gsq_trainer_run(t, train, &o->cfg, res, err);
+    return GSQ_OK;
+}
+
+void cli_train_end(cli_train_opts *o, const gsq_trainer *t, const gsq_train_result *res, gsq_status st)
+{
     signal(SIGINT, SIG_DFL);
-    if (rep.tty) fputc('\n', stderr);
-    if (rep.log) fclose(rep.log);
+    if (o->rep.tty) fputc('\n', stderr);
+    if (o->rep.log) fclose(o->rep.log);
+    o->rep.log = NULL;
     o->cfg.progress = NULL;
     o->cfg.user = NULL;
     o->cfg.stop = NULL;
-    if (st != GSQ_OK) return st;
+    if (st != GSQ_OK) return;
     if (res->finished)
-        printf("trained %s in %.1f s (%.0f img/s)%s\n", train->name, res->seconds, res->images_per_second,
+        printf("trained %s in %.1f s (%.0f img/s)%s\n", o->rep.data, res->seconds, res->images_per_second,
                res->skipped ? " with skipped samples" : "");
     else
         printf("stopped at step %ld (epoch %ld, batch %ld); resume with --resume %s\n", t->state.step, t->state.epoch,
@@ -256,7 +252,17 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
                "(%.1f%% of the run)\n",
                ls->images, ls->images / ls->busy_seconds, o->cfg.workers, ls->wait_seconds,
                res->seconds > 0 ? 100 * ls->wait_seconds / res->seconds : 0.0);
-    return GSQ_OK;
+}
+
+gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, const char *what,
+                         gsq_train_result *res, gsq_error *err)
+{
+    memset(res, 0, sizeof *res);
+    gsq_status st = cli_train_begin(o, train, what, err);
+    if (st != GSQ_OK) return st;
+    st = gsq_trainer_run(t, train, &o->cfg, res, err);
+    cli_train_end(o, t, res, st);
+    return st;
 }
 
 void cli_distill_weights_init(cli_distill_weights *w)
