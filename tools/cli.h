@@ -9,6 +9,7 @@
 #include "gpusq/compressed.h"
 #include "gpusq/data.h"
 #include "gpusq/engine.h"
+#include "gpusq/stages.h"
 #include "gpusq/status.h"
 #include "gpusq/train.h"
 
@@ -107,6 +108,31 @@ void cli_train_end(cli_train_opts *o, const gsq_trainer *t, const gsq_train_resu
 /* Both around gsq_trainer_run(t, train, &o->cfg, ...). */
 gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, const char *what,
                          gsq_train_result *res, gsq_error *err);
+
+/* The stages as the program runs them, for prune, quantize and compress alike: their options, and
+ * a run — the stage between cli_train_begin and cli_train_end; when it finished, its output
+ * written to o->out (the stage-1 file, or the compressed model), its report printed and written
+ * as JSON (report may be NULL), then its final checkpoint. A stopped run returns GSQ_OK with
+ * r->run.interrupted set. */
+typedef struct {
+    gsq_prune_config p;
+    const char *teacher, *report; /* the dense model's path (for the report), the JSON report */
+    int unsupervised;
+    cli_distill_weights kd;
+} cli_prune_opts;
+gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *teacher, gsq_dataset *train,
+                         gsq_dataset *val, gsq_prune_result *r, gsq_error *err);
+typedef struct {
+    gsq_qat_config q;
+    const char *teacher, *report; /* the stage-1 model's path, the JSON report */
+    cli_distill_weights kd;
+    int unsupervised, calib_given, lsq_given;
+} cli_quantize_opts;
+/* The mode's defaults (gsq_qat_defaults) where the options did not give a value. */
+void cli_quantize_mode_defaults(cli_quantize_opts *q, cli_train_opts *o, int epochs_given, int lr_given);
+gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
+                            const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
+                            gsq_compressed_info *info, gsq_error *err);
 
 /* Prints "gpusq CMD: message" for a failed library call and returns the exit code (1). */
 int cli_report(const char *cmd, const gsq_error *err);

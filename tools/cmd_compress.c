@@ -1,10 +1,9 @@
-/* gpusq compress: the whole method in one command. From a dense model: stage 1 (gpusq prune) to
- * 2:4 for INT8 and to paired 4:8 for INT4, stage 2 (gpusq quantize) on each, then the report the
- * paper's tables use — top-1, parameter bytes, dense/sparse MACs and bit-weighted operations
- * against FP32 — printed and written as JSON and Markdown. Each stage's output is kept in the
- * output folder and reused when the command runs again (--fresh to redo). */
-#include <cjson/cJSON.h>
-#include <errno.h>
+/* gpusq compress: the whole method in one command. From a dense model: stage 1 (as gpusq prune) to
+ * 2:4 for INT8 and to paired 4:8 for INT4, stage 2 (as gpusq quantize) on each, run in this
+ * process on the model and data in memory, then the report the paper's tables use — top-1,
+ * parameter bytes, dense/sparse MACs and bit-weighted operations against FP32 — printed and
+ * written as JSON and Markdown. Each stage's output is kept in the output folder and reused when
+ * the command runs again (--fresh to redo): its model is read back and measured again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +35,10 @@ static const char *help =
     "  --no-augment\n";
 
 typedef struct {
-    const char *teacher, *out_dir, *modes, *criterion, *prune_epochs, *qat_epochs, *feature_blocks, *attention,
-        *lsq;
+    const char *teacher, *out_dir, *modes, *criterion, *attention, *lsq;
+    int prune_epochs, qat_epochs, feature_blocks; /* 0, 0, -1: the stages' defaults */
     int unsupervised, fresh;
-    char numbers[3][16]; /* --prune-epochs, --qat-epochs and --feature-blocks, checked, as text */
-    char *pass[32]; /* options for every stage */
-    int npass;
+    cli_train_opts train; /* the options passed to every stage */
 } compress_opts;
 
 /* 1 if list is "int8", "int4" or both, comma-separated (or "none" where none_ok); --modes also
@@ -58,22 +55,20 @@ static int mode_list_ok(const char *list, int none_ok)
 
 static int parse(compress_opts *c, int argc, char **argv)
 {
-    static const char *const shared[] = {"--data", "--train-size", "--val-size", "--batch", "--workers", "--seed",
-                                         "--threads"};
+    static const char *const shared[] = {"--data", "--train-size", "--val-size", "--batch",     "--workers",
+                                         "--seed", "--threads",    "--no-augment"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = !strcmp(a, "--teacher") ? &c->teacher : !strcmp(a, "--out-dir") ? &c->out_dir
                          : !strcmp(a, "--modes") ? &c->modes : !strcmp(a, "--criterion") ? &c->criterion
                          : !strcmp(a, "--attention") ? &c->attention : !strcmp(a, "--lsq") ? &c->lsq : NULL;
         static const char *const numeric[3] = {"--prune-epochs", "--qat-epochs", "--feature-blocks"};
-        static const int lo[3] = {1, 1, 0}, hi[3] = {1 << 20, 1 << 20, 1 << 20};
-        const char **ndst[3] = {&c->prune_epochs, &c->qat_epochs, &c->feature_blocks};
-        int k = 0, n = 0;
+        static const int lo[3] = {1, 1, 0};
+        int *ndst[3] = {&c->prune_epochs, &c->qat_epochs, &c->feature_blocks};
+        int k = 0;
         while (k < 3 && strcmp(a, numeric[k])) k++;
         if (k < 3) {
-            if (cli_int_option("compress", argc, argv, &i, lo[k], hi[k], &n) < 0) return 2;
-            snprintf(c->numbers[k], sizeof c->numbers[k], "%d", n);
-            *ndst[k] = c->numbers[k];
+            if (cli_int_option("compress", argc, argv, &i, lo[k], 1 << 20, ndst[k]) < 0) return 2;
             continue;
         }
         int is_shared = 0;
@@ -85,25 +80,19 @@ static int parse(compress_opts *c, int argc, char **argv)
             c->unsupervised = 1;
         } else if (!strcmp(a, "--fresh")) {
             c->fresh = 1;
-        } else if (!strcmp(a, "--no-augment") && c->npass < 30) {
-            c->pass[c->npass++] = argv[i];
-        } else if ((dst || is_shared) && !v) {
+        } else if (dst && !v) {
             return cli_usage_error("compress", "%s needs a value", a);
         } else if (dst) {
             *dst = argv[++i];
-        } else if (is_shared && c->npass < 30) {
-            /* checked now, as the stages will (not after stage 1 has made folders and run) */
-            cli_train_opts check;
-            cli_train_opts_init(&check, "unused");
-            int at = i;
-            if (cli_train_option(&check, "compress", argc, argv, &i) < 0) return 2;
-            c->pass[c->npass++] = argv[at];
-            c->pass[c->npass++] = argv[at + 1];
+        } else if (is_shared) { /* checked now, before stage 1 has made folders and run */
+            if (cli_train_option(&c->train, "compress", argc, argv, &i) < 0) return 2;
         } else {
             return cli_usage_error("compress", "unknown option '%s'", a);
         }
     }
     if (!c->teacher || !c->out_dir) return cli_usage_error("compress", "--teacher and --out-dir are required");
+    if (strcmp(c->criterion, "magnitude") && strcmp(c->criterion, "permute"))
+        return cli_usage_error("compress", "--criterion must be magnitude or permute, got '%s'", c->criterion);
     const char *lists[3] = {c->modes, c->attention, c->lsq}, *flags[3] = {"--modes", "--attention", "--lsq"};
     for (int k = 0; k < 3; k++)
         if (lists[k] && !mode_list_ok(lists[k], k > 0))
@@ -124,50 +113,11 @@ static int must_run(int fresh, const char *out, const char *report)
     return fresh || !exists(out) || !exists(report);
 }
 
-/* Runs a stage command (prune or quantize) with argv when run is set, else reuses its output. */
-static int run_stage(int (*cmd)(int, char **), const char *name, char **argv, int argc, const char *out, int run)
-{
-    if (!run) {
-        printf("== %s: reusing %s\n", name, out);
-        return 0;
-    }
-    printf("== %s → %s\n", name, out);
-    fflush(stdout);
-    return cmd(argc, argv);
-}
-
-static cJSON *read_json(const char *path, gsq_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        gsq_fail(err, GSQ_ERR_IO, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    cJSON *j = cJSON_Parse(buf);
-    if (!j) gsq_fail(err, GSQ_ERR_FORMAT, "%s: not a JSON report", path);
-    return j;
-}
-
-static double num(const cJSON *j, const char *a, const char *b)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, a);
-    if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
-    if (b && cJSON_IsObject(x)) x = cJSON_GetObjectItemCaseSensitive(x, "top1");
-    return cJSON_IsNumber(x) ? x->valuedouble : -1;
-}
-
 typedef struct {
     char name[48];
     double top1, bytes, gemm_ratio, macs, bitops; /* gemm_ratio: the GEMM weights' size vs FP32 */
 } row;
 
-/* MACs per image: the quantized GEMMs' share (halved where pruned), the attention matmuls (at
- * a_bits × a_bits when quantized, else float) and the head (float); bit-weighted MACs count each
- * at w_bits·a_bits / (32·32). */
 /* MACs and bit-weighted MACs of one image, from the network's description: a compressed linear is
  * pruned (half its MACs) when its input size is a multiple of the group (0: dense) and runs at
  * w_bits × a_bits; the attention matmuls at a_bits² when quantized; the rest in float (32 × 32). */
@@ -218,78 +168,170 @@ static gsq_status write_reports(const char *dir, const row *rows, int n, double 
     return st;
 }
 
+/* Top-1 of m on val, or -1 without a validation split (the report says n/a). */
+static gsq_status top1_of(gsq_vit *m, gsq_dataset *val, const cli_train_opts *o, double *top1, gsq_error *err)
+{
+    gsq_eval_result r;
+    *top1 = -1;
+    gsq_status st = val ? gsq_evaluate(m, val, &o->cfg.transform, o->cfg.batch_size, o->cfg.workers, &r, err) : GSQ_OK;
+    if (st == GSQ_OK && val) *top1 = r.top1;
+    return st;
+}
+
+/* The per-stage options, from those every stage shares, for a stage writing out and report. */
+static gsq_status stage_opts(const compress_opts *c, cli_train_opts *o, const char *out, const char *report,
+                             long epochs, float lr, gsq_error *err)
+{
+    *o = c->train;
+    o->out = out;
+    o->checkpoint = NULL; /* beside out */
+    cli_train_opts_fine_tune(o, epochs, lr);
+    return cli_train_outputs(o, report, err);
+}
+
+/* Stage 1 for pattern: run into sparse (report sparse_json) unless reused; the sparse model, its
+ * feature losses and its top-1 come back. *interrupted: Ctrl-C stopped it. */
+static gsq_status stage1(const compress_opts *c, gsq_vit *teacher, gsq_dataset *train, gsq_dataset *val,
+                         gsq_sparse_pattern pattern, const char *sparse, const char *sparse_json, int run,
+                         gsq_vit **model, float *losses, double *top1, int *interrupted, gsq_error *err)
+{
+    if (!run) {
+        printf("== stage 1: reusing %s\n", sparse);
+        gsq_st_file *f = NULL;
+        gsq_sparse_pattern stored;
+        gsq_status st = gsq_st_open(&f, sparse, err);
+        if (st == GSQ_OK) st = gsq_vit_load_open(model, f, &teacher->cfg, NULL, err);
+        if (st == GSQ_OK) st = gsq_stage1_read(f, teacher->cfg.depth, &stored, losses, err);
+        gsq_st_close(f);
+        if (st == GSQ_OK && stored != pattern)
+            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s is %s-sparse, not %s: --fresh redoes it", sparse,
+                          gsq_sparse_pattern_name(stored), gsq_sparse_pattern_name(pattern));
+        return st == GSQ_OK ? top1_of(*model, val, &c->train, top1, err) : st;
+    }
+    printf("== stage 1 → %s\n", sparse);
+    fflush(stdout);
+    cli_prune_opts p = {.teacher = c->teacher, .report = sparse_json, .unsupervised = c->unsupervised};
+    gsq_train_config tuned;
+    gsq_prune_defaults(&p.p, &tuned);
+    p.p.pattern = pattern;
+    p.p.permute = !strcmp(c->criterion, "permute");
+    if (c->feature_blocks >= 0) p.p.feature_blocks = c->feature_blocks;
+    cli_distill_weights_init(&p.kd);
+    cli_train_opts o;
+    gsq_prune_result r = {0};
+    gsq_status st = stage_opts(c, &o, sparse, sparse_json, c->prune_epochs ? c->prune_epochs : tuned.epochs,
+                               tuned.optim.lr, err);
+    if (st == GSQ_OK) st = cli_prune_run(&o, &p, teacher, train, val, &r, err);
+    *interrupted = r.run.interrupted;
+    if (st == GSQ_OK && r.run.finished) {
+        *model = r.trainer.model; /* ours now */
+        r.trainer.model = NULL;
+        for (int l = 0; l < teacher->cfg.depth; l++) losses[l] = r.feature_loss[l];
+        *top1 = val ? r.tuned.top1 : -1;
+    }
+    gsq_prune_result_free(&r);
+    return st;
+}
+
+/* Stage 2 of mode on the sparse model: run into comp (report comp_json) unless reused; its top-1,
+ * whether its attention is quantized, and the compressed file's sizes come back. */
+static gsq_status stage2(const compress_opts *c, gsq_vit *sparse, const char *sparse_path, gsq_sparse_pattern pattern,
+                         const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_quant_mode mode,
+                         const char *comp, const char *comp_json, int run, double *top1, gsq_compressed_info *info,
+                         int *interrupted, gsq_error *err)
+{
+    if (!run) {
+        printf("== stage 2: reusing %s\n", comp);
+        gsq_vit *twin = NULL;
+        gsq_status st = gsq_compressed_load(&twin, comp, info, err);
+        if (st == GSQ_OK) st = top1_of(twin, val, &c->train, top1, err);
+        gsq_vit_free(twin);
+        return st;
+    }
+    printf("== stage 2 → %s\n", comp);
+    fflush(stdout);
+    const char *name = gsq_quant_mode_name(mode);
+    cli_quantize_opts q = {.teacher = sparse_path, .report = comp_json, .unsupervised = c->unsupervised};
+    gsq_qat_defaults(&q.q, mode, NULL);
+    q.q.attention = c->attention && strstr(c->attention, name);
+    if (c->lsq) q.q.lsq = strstr(c->lsq, name) != NULL, q.lsq_given = 1;
+    cli_distill_weights_init(&q.kd);
+    cli_train_opts o;
+    gsq_qat_result r = {0};
+    gsq_status st = stage_opts(c, &o, comp, comp_json, 1, 1e-4f, err);
+    cli_quantize_mode_defaults(&q, &o, c->qat_epochs > 0, 0);
+    if (c->qat_epochs) o.cfg.epochs = c->qat_epochs;
+    if (st == GSQ_OK) st = cli_quantize_run(&o, &q, sparse, pattern, losses, train, val, &r, info, err);
+    *interrupted = r.run.interrupted;
+    if (st == GSQ_OK && r.run.finished) *top1 = val ? r.qat.top1 : -1;
+    gsq_qat_result_free(&r);
+    return st;
+}
+
 int cmd_compress(int argc, char **argv)
 {
-    compress_opts c = {.modes = "int8,int4", .criterion = "permute", .prune_epochs = "2"};
+    compress_opts c = {.modes = "int8,int4", .criterion = "permute", .feature_blocks = -1};
+    cli_train_opts_init(&c.train, "unused");
     int code = parse(&c, argc, argv);
     if (code >= 0) return code;
     gsq_error err = {0};
     if (gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
-    /* the architecture and parameter count, for the report (stage 1 loads the weights) */
-    gsq_vit_config cfg;
-    gsq_vit *dense = NULL;
-    gsq_st_file *f = NULL;
-    gsq_status st = gsq_st_open(&f, c.teacher, &err);
-    if (st == GSQ_OK) st = gsq_vit_infer_config(f, 0, &cfg, &err);
-    if (st == GSQ_OK) st = gsq_vit_describe(&dense, &cfg, &err);
-    gsq_st_close(f);
-    if (st != GSQ_OK) return cli_report("compress", &err);
-    double fp32_bytes = (double)dense->num_params * 4, macs, bitops;
+    gsq_vit *teacher = NULL;
+    gsq_dataset *train = NULL, *val = NULL;
+    gsq_status st = gsq_vit_load(&teacher, c.teacher, NULL, &err);
+    if (st == GSQ_OK) {
+        cli_train_opts_apply(&c.train, teacher->cfg.img_size);
+        st = cli_open_data(c.train.data, &c.train.sizes, &train, &val, &err);
+    }
+    float *losses = st == GSQ_OK ? calloc((size_t)teacher->cfg.depth, sizeof(float)) : NULL;
+    if (st == GSQ_OK && !losses) st = gsq_fail(&err, GSQ_ERR_NOMEM, "compress: out of memory");
     row rows[5];
-    int nrows = 0, have_dense = 0;
-    flops(dense->graph, 0, 32, 32, 0, &macs, &bitops);
+    int nrows = 0, interrupted = 0;
+    double fp32_bytes = teacher ? (double)teacher->num_params * 4 : 0, macs = 0, bitops, dense_top1 = -1;
+    if (st == GSQ_OK) {
+        flops(teacher->graph, 0, 32, 32, 0, &macs, &bitops);
+        st = top1_of(teacher, val, &c.train, &dense_top1, &err);
+        rows[nrows++] = (row){"dense FP32", dense_top1, fp32_bytes, 1, macs, macs};
+    }
     double fp32_macs = macs;
-    const char *modes[2] = {"int8", "int4"}, *patterns[2] = {"2:4", "4:8"}, *tags[2] = {"2of4", "4of8"};
-    for (int k = 0; k < 2 && st == GSQ_OK; k++) {
+    const char *modes[2] = {"int8", "int4"}, *tags[2] = {"2of4", "4of8"};
+    const gsq_quant_mode qmodes[2] = {GSQ_QMODE_INT8, GSQ_QMODE_INT4};
+    const gsq_sparse_pattern patterns[2] = {GSQ_SPARSE_2_4, GSQ_SPARSE_4_8};
+    for (int k = 0; k < 2 && st == GSQ_OK && !interrupted; k++) {
         if (!strstr(c.modes, modes[k])) continue;
         char sparse[4096], sparse_json[4096], comp[4096], comp_json[4096];
         snprintf(sparse, sizeof sparse, "%s/sparse_%s.safetensors", c.out_dir, tags[k]);
         snprintf(sparse_json, sizeof sparse_json, "%s/sparse_%s.json", c.out_dir, tags[k]);
         snprintf(comp, sizeof comp, "%s/%s.gsq.safetensors", c.out_dir, modes[k]);
         snprintf(comp_json, sizeof comp_json, "%s/%s.json", c.out_dir, modes[k]);
-        char *pa[64] = {"prune", "--teacher", (char *)c.teacher, "--pattern", (char *)patterns[k], "--criterion",
-                        (char *)c.criterion, "--epochs", (char *)c.prune_epochs, "--out", sparse, "--report", sparse_json};
-        int pn = 13;
-        if (c.feature_blocks) pa[pn++] = "--feature-blocks", pa[pn++] = (char *)c.feature_blocks;
-        if (c.unsupervised) pa[pn++] = "--unsupervised";
-        for (int i = 0; i < c.npass; i++) pa[pn++] = c.pass[i];
-        int stage1_ran = must_run(c.fresh, sparse, sparse_json);
-        code = run_stage(cmd_prune, "stage 1", pa, pn, sparse, stage1_ran);
-        if (code) return code;
-        char *qa[64] = {"quantize", "--teacher", sparse, "--mode", (char *)modes[k], "--out", comp, "--report", comp_json};
-        int qn = 9;
-        if (c.qat_epochs) qa[qn++] = "--epochs", qa[qn++] = (char *)c.qat_epochs;
-        if (c.attention && strstr(c.attention, modes[k])) qa[qn++] = "--attention";
-        if (c.lsq) qa[qn++] = strstr(c.lsq, modes[k]) ? "--lsq" : "--no-lsq";
-        if (c.unsupervised) qa[qn++] = "--unsupervised";
-        for (int i = 0; i < c.npass; i++) qa[qn++] = c.pass[i];
-        code = run_stage(cmd_quantize, "stage 2", qa, qn, comp, must_run(c.fresh || stage1_ran, comp, comp_json));
-        if (code) return code;
-        cJSON *pj = read_json(sparse_json, &err), *qj = pj ? read_json(comp_json, &err) : NULL;
-        if (!pj || !qj) {
-            cJSON_Delete(pj);
-            return cli_report("compress", &err);
+        gsq_vit *model = NULL;
+        int ran1 = must_run(c.fresh, sparse, sparse_json);
+        row r = {.bytes = fp32_bytes, .gemm_ratio = 1}, q = {0};
+        st = stage1(&c, teacher, train, val, patterns[k], sparse, sparse_json, ran1, &model, losses, &r.top1, &interrupted,
+                    &err);
+        if (st == GSQ_OK && model) {
+            snprintf(r.name, sizeof r.name, "%s sparse FP32", gsq_sparse_pattern_name(patterns[k]));
+            flops(teacher->graph, gsq_sparse_group(patterns[k]), 32, 32, 0, &r.macs, &r.bitops);
+            rows[nrows++] = r;
+            gsq_compressed_info info = {0};
+            st = stage2(&c, model, sparse, patterns[k], losses, train, val, qmodes[k], comp, comp_json,
+                        must_run(c.fresh || ran1, comp, comp_json), &q.top1, &info, &interrupted, &err);
+            if (st == GSQ_OK && !interrupted) {
+                int a = gsq_quant_mode_act_bits(qmodes[k]), w = gsq_quant_mode_weight_bits(qmodes[k]);
+                q.bytes = (double)info.param_bytes;
+                q.gemm_ratio = 4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes;
+                snprintf(q.name, sizeof q.name, "%s sparse %s", gsq_sparse_pattern_name(patterns[k]),
+                         k ? "INT4 (W4A4)" : "INT8 (W8A8)");
+                flops(teacher->graph, gsq_sparse_group(patterns[k]), w, a, info.attention, &q.macs, &q.bitops);
+                rows[nrows++] = q;
+            }
         }
-        if (!have_dense) {
-            have_dense = 1;
-            rows[nrows++] = (row){"dense FP32", num(pj, "accuracy", "dense"), fp32_bytes, 1, fp32_macs, fp32_macs};
-        }
-        row r = {.top1 = num(pj, "accuracy", "fine_tuned"), .bytes = fp32_bytes, .gemm_ratio = 1};
-        snprintf(r.name, sizeof r.name, "%s sparse FP32", patterns[k]);
-        flops(dense->graph, k ? 8 : 4, 32, 32, 0, &r.macs, &r.bitops);
-        rows[nrows++] = r;
-        row q = {.top1 = num(qj, "accuracy", "qat")};
-        /* the sizes gpusq quantize read off the compressed file it wrote, from its report */
-        q.bytes = num(qj, "param_bytes", NULL);
-        q.gemm_ratio = 4.0 * num(qj, "gemm_weights", NULL) / num(qj, "gemm_weight_bytes", NULL);
-        snprintf(q.name, sizeof q.name, "%s sparse %s", patterns[k], k ? "INT4 (W4A4)" : "INT8 (W8A8)");
-        const cJSON *attn = cJSON_GetObjectItemCaseSensitive(qj, "attention");
-        flops(dense->graph, k ? 8 : 4, k ? 4 : 8, k ? 4 : 8, cJSON_IsTrue(attn), &q.macs, &q.bitops);
-        rows[nrows++] = q;
-        cJSON_Delete(pj);
-        cJSON_Delete(qj);
+        gsq_vit_free(model);
     }
-    if (st == GSQ_OK) st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
-    gsq_vit_free(dense);
-    return st == GSQ_OK ? 0 : cli_report("compress", &err);
+    if (st == GSQ_OK && !interrupted) st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
+    gsq_vit_free(teacher);
+    free(losses);
+    gsq_dataset_free(train);
+    gsq_dataset_free(val);
+    return st == GSQ_OK ? (interrupted ? 130 : 0) : cli_report("compress", &err);
 }

@@ -38,16 +38,9 @@ static const char *defaults =
     "--lsq with --mode int4; --batch 64 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation on,\n"
     "--out model.gsq.safetensors; Ctrl-C writes a checkpoint beside it (as --checkpoint says).\n";
 
-typedef struct {
-    gsq_qat_config q;          /* mode-dependent defaults filled after parsing, where not given */
-    const char *teacher, *report;
-    cli_distill_weights kd;
-    int unsupervised, calib_given, lsq_given;
-} quant_opts;
-
 static int quant_option(void *ctx, int argc, char **argv, int *i)
 {
-    quant_opts *o = ctx;
+    cli_quantize_opts *o = ctx;
     gsq_qat_config *q = &o->q;
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     gsq_error err = {0};
@@ -123,9 +116,54 @@ static gsq_status write_report(const char *path, const gsq_qat_config *q, const 
     return cli_text_write(&t, path, err);
 }
 
+gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
+                            const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
+                            gsq_compressed_info *info, gsq_error *err)
+{
+    cli_distill_weights_apply(&q->kd, &o->cfg.distill);
+    o->cfg.unsupervised = q->unsupervised;
+    gsq_status st = cli_train_begin(o, train, q->teacher, err);
+    if (st == GSQ_OK) {
+        st = gsq_qat_stage(&q->q, teacher, pattern, losses, train, val, &o->cfg, r, err);
+        cli_train_end(o, &r->trainer, &r->run, st);
+    }
+    if (st != GSQ_OK || !r->run.finished) return st;
+    int depth = teacher->cfg.depth;
+    st = gsq_compressed_save(r->trainer.model, pattern, o->out, info, err);
+    size_t fp32 = r->trainer.model->num_params * sizeof(float);
+    if (st == GSQ_OK) {
+        printf("compressed model in %s: %zu parameter bytes, %.2fx smaller than FP32 (%d sparse linears, %d dense);\n"
+               "  linear weights with position metadata %.2fx smaller (the paper's accounting)\n",
+               o->out, info->param_bytes, (double)fp32 / (double)info->param_bytes, info->sparse_linears,
+               info->dense_linears, 4.0 * (double)info->gemm_weights / (double)info->gemm_weight_bytes);
+        printf("\n%s %s%s, calibration %s%s, feature weights %s:\n", gsq_quant_mode_name(q->q.mode),
+               gsq_sparse_pattern_name(pattern), q->q.attention ? " with quantized attention matmuls" : "",
+               gsq_calib_name(q->q.calib), q->q.lsq ? " then learned (LSQ)" : "",
+               q->q.uniform_weights ? "uniform" : "from stage 1");
+        for (int l = r->first_block; l < depth; l++) printf("  w_%d = %.4f\n", l, (double)r->block_weights[l]);
+        print_acc("sparse float (teacher)", &r->sparse_float);
+        print_acc("calibrated, before QAT", &r->calibrated);
+        print_acc("after QAT", &r->qat);
+    }
+    if (st == GSQ_OK && q->report) st = write_report(q->report, &q->q, r, info, fp32, depth, err);
+    cli_train_final_checkpoint("quantize", o, &r->trainer, st == GSQ_OK);
+    return st;
+}
+
+void cli_quantize_mode_defaults(cli_quantize_opts *q, cli_train_opts *o, int epochs_given, int lr_given)
+{
+    gsq_train_config tuned;
+    gsq_qat_config mode_defaults;
+    gsq_qat_defaults(&mode_defaults, q->q.mode, &tuned);
+    if (!q->calib_given) q->q.calib = mode_defaults.calib;
+    if (!q->lsq_given) q->q.lsq = mode_defaults.lsq;
+    if (!epochs_given) o->cfg.epochs = tuned.epochs;
+    if (!lr_given) o->cfg.optim.lr = tuned.optim.lr;
+}
+
 int cmd_quantize(int argc, char **argv)
 {
-    quant_opts q = {0};
+    cli_quantize_opts q = {0};
     gsq_train_config tuned;
     gsq_qat_defaults(&q.q, GSQ_QMODE_INT8, &tuned);
     cli_distill_weights_init(&q.kd);
@@ -136,14 +174,9 @@ int cmd_quantize(int argc, char **argv)
     if (code >= 0) return code;
     if (!q.teacher) return cli_usage_error("quantize", "--teacher SPARSE.safetensors is required");
     /* the mode's defaults where the options did not say otherwise */
-    gsq_qat_config mode_defaults;
-    gsq_qat_defaults(&mode_defaults, q.q.mode, &tuned);
-    if (!q.calib_given) q.q.calib = mode_defaults.calib;
-    if (!q.lsq_given) q.q.lsq = mode_defaults.lsq;
     int epochs_given = 0, lr_given = 0;
     for (int i = 1; i < argc; i++) epochs_given |= !strcmp(argv[i], "--epochs"), lr_given |= !strcmp(argv[i], "--lr");
-    if (!epochs_given) o.cfg.epochs = tuned.epochs;
-    if (!lr_given) o.cfg.optim.lr = tuned.optim.lr;
+    cli_quantize_mode_defaults(&q, &o, epochs_given, lr_given);
 
     gsq_error err = {0};
     if (cli_train_outputs(&o, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);
@@ -151,6 +184,7 @@ int cmd_quantize(int argc, char **argv)
     gsq_dataset *train = NULL, *val = NULL;
     gsq_sparse_pattern pattern = GSQ_SPARSE_2_4;
     gsq_qat_result r = {0};
+    gsq_compressed_info info = {0};
     float *losses = NULL;
     gsq_st_file *f = NULL; /* the stage-1 file, read once: the model and its metadata */
     gsq_status st = gsq_st_open(&f, q.teacher, &err);
@@ -163,35 +197,7 @@ int cmd_quantize(int argc, char **argv)
         cli_train_opts_apply(&o, teacher->cfg.img_size);
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
-    cli_distill_weights_apply(&q.kd, &o.cfg.distill);
-    o.cfg.unsupervised = q.unsupervised;
-    if (st == GSQ_OK) st = cli_train_begin(&o, train, q.teacher, &err);
-    if (st == GSQ_OK) {
-        st = gsq_qat_stage(&q.q, teacher, pattern, losses, train, val, &o.cfg, &r, &err);
-        cli_train_end(&o, &r.trainer, &r.run, st);
-    }
-    gsq_compressed_info info = {0};
-    if (st == GSQ_OK && r.run.finished) {
-        int depth = teacher->cfg.depth;
-        st = gsq_compressed_save(r.trainer.model, pattern, o.out, &info, &err);
-        size_t fp32 = r.trainer.model->num_params * sizeof(float);
-        if (st == GSQ_OK) {
-            printf("compressed model in %s: %zu parameter bytes, %.2fx smaller than FP32 (%d sparse GEMMs, %d dense);\n"
-                   "  GEMM weights with position metadata %.2fx smaller (the paper's accounting)\n",
-                   o.out, info.param_bytes, (double)fp32 / (double)info.param_bytes, info.sparse_linears,
-                   info.dense_linears, 4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes);
-            printf("\n%s %s%s, calibration %s%s, feature weights %s:\n", gsq_quant_mode_name(q.q.mode),
-                   gsq_sparse_pattern_name(pattern), q.q.attention ? " with quantized attention matmuls" : "",
-                   gsq_calib_name(q.q.calib), q.q.lsq ? " then learned (LSQ)" : "",
-                   q.q.uniform_weights ? "uniform" : "from stage 1");
-            for (int l = r.first_block; l < depth; l++) printf("  w_%d = %.4f\n", l, (double)r.block_weights[l]);
-            print_acc("sparse float (teacher)", &r.sparse_float);
-            print_acc("calibrated, before QAT", &r.calibrated);
-            print_acc("after QAT", &r.qat);
-        }
-        if (st == GSQ_OK && q.report) st = write_report(q.report, &q.q, &r, &info, fp32, depth, &err);
-        cli_train_final_checkpoint("quantize", &o, &r.trainer, st == GSQ_OK);
-    }
+    if (st == GSQ_OK) st = cli_quantize_run(&o, &q, teacher, pattern, losses, train, val, &r, &info, &err);
     int interrupted = r.run.interrupted;
     gsq_qat_result_free(&r);
     gsq_vit_free(teacher);

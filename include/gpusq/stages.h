@@ -1,6 +1,8 @@
-/* The GPUSQ-ViT method as library calls: stage 2, quantization-aware training of a stage-1 sparse
- * model with distillation from it (gsq_qat_stage), with its defaults and the hand-off from stage 1
- * (the pattern and the per-block feature losses, in memory or read from a stage-1 file). The
+/* The GPUSQ-ViT method as library calls: stage 1, 2:4 (or 4:8) pruning of a dense model and
+ * fine-tuning under the masks with distillation from it (gsq_prune_stage); stage 2,
+ * quantization-aware training of the sparse model with distillation from it (gsq_qat_stage),
+ * with their defaults and the hand-off between them (the pattern and the per-block feature
+ * losses, in memory, or in a stage-1 file's metadata: gsq_stage1_save, gsq_stage1_read). The
  * gpusq program's quantize and compress commands call these; they parse, call and print. A stage
  * takes an option struct and a training configuration (whose progress callback and stop flag the
  * caller sets), and fills a result struct: accuracies, the trained model (in the trainer, for the
@@ -12,6 +14,48 @@
 #include "gpusq/sparse.h"
 #include "gpusq/train.h"
 #include "gpusq/vit_quant.h"
+
+typedef struct {
+    gsq_sparse_pattern pattern;
+    int permute;                   /* 1: search a channel permutation before choosing the masks */
+    int effort;                    /* the permutation search's passes */
+    int include_head;              /* 1: prune the classifier heads too */
+    int feature_blocks;            /* distil the outputs of the last N blocks (-1: a third of them) */
+    const char *resume;            /* a checkpoint of this stage to continue (NULL: a new run) */
+} gsq_prune_config;
+
+/* The defaults (docs/SPARSITY.md): 2:4 by magnitude, permutation effort
+ * GSQ_SPARSE_PERMUTE_EFFORT when asked, heads dense, a third of the blocks distilled; and, when
+ * train is not NULL, the fine-tuning schedule: 2 epochs at lr 5e-4, warm-up 0.1 epoch, no label
+ * smoothing, gradients clipped at norm 1. */
+void gsq_prune_defaults(gsq_prune_config *p, gsq_train_config *train);
+
+typedef struct {
+    gsq_sparse_plan plan;          /* the masks trained under */
+    gsq_sparse_plan plain;         /* with permute, the masks by magnitude without it (for their
+                                    * kept magnitude); empty otherwise and when resumed */
+    int first_block;               /* the first distilled block */
+    float *feature_loss;           /* (depth) the fine-tuned student's feature MSE per block, on val
+                                    * (or train), from first_block on; -1 before */
+    double agreement;              /* student and teacher predicting alike, on the same images */
+    gsq_eval_result dense, one_shot, tuned; /* count 0: not measured (no val; resumed) */
+    gsq_train_result run;
+    gsq_trainer trainer;           /* the run; its model is the sparse student */
+} gsq_prune_result;
+
+/* Stage 1 on teacher, the dense model (borrowed; also the starting point): the masks chosen on a
+ * copy (p), applied, then training under them with distillation from the teacher (p->resume:
+ * from that checkpoint, the masks its zeros). tc as for gsq_qat_stage (its distill.first_block
+ * is set here). When r->run.finished the student is measured (tuned, feature losses, agreement)
+ * and its pattern checked; the caller writes it (gsq_stage1_save) and frees r. */
+gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_vit *teacher, gsq_dataset *train, gsq_dataset *val,
+                           gsq_train_config *tc, gsq_prune_result *r, gsq_error *err);
+void gsq_prune_result_free(gsq_prune_result *r);
+/* A stage-1 result as a file: the sparse model's weights (timm names) with its provenance in
+ * metadata — gpusq.kind sparse, sparsity.pattern, .criterion, .layers and .dense_layers (the
+ * linears' weight names), distill.feature_loss.L for the distilled blocks — written atomically. */
+gsq_status gsq_stage1_save(const gsq_vit *m, const gsq_prune_config *p, const gsq_prune_result *r, const char *path,
+                           gsq_error *err);
 
 typedef struct {
     gsq_quant_mode mode;

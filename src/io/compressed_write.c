@@ -116,7 +116,7 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
         info->param_bytes += p->numel * 4;
     }
-    int attention = gsq_vit_quant_attention_scales(m, 0) != NULL;
+    int attention = info->attention = gsq_vit_quant_attention_scales(m, 0) != NULL;
     for (int l = 0; st == GSQ_OK && attention && l < m->cfg.depth; l++) {
         char tname[64];
         int64_t three[1] = {3};
