@@ -1,6 +1,7 @@
 /* gpusq's public C API in one include: the network description (a graph of operations and its
  * linear layers), models (ViT/DeiT configurations, timm safetensors load and save, forward and
- * backward), data and loaders, training and distillation, 2:4 / 4:8 sparsity,
+ * backward), data and loaders, training and distillation, 2:4 / 4:8 sparsity, the method's two
+ * stages,
  * INT8/INT4 quantization, the compressed model file and the engine that runs it. Each area has
  * its own header under gpusq/; errors are gsq_status values with a one-line message
  * (gpusq/status.h). The GPU kernels' own API (gpusq/cuda.h) lives in the CUDA backend library,
@@ -24,6 +25,7 @@
 #include "gpusq/rng.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/sparse.h"
+#include "gpusq/stages.h"
 #include "gpusq/status.h"
 #include "gpusq/train.h"
 #include "gpusq/vit.h"
