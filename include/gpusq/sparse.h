@@ -123,8 +123,8 @@ void gsq_sparse_plan_free(gsq_sparse_plan *plan);
  * on its two groups only. `effort` is the number of swap passes: a pass pairs every group g with
  * group g + d (one offset d per pass) and applies the best improving swap of each pair; ngroups/2
  * passes meet every pair of groups once, and the search stops earlier at a local optimum (that
- * many passes in a row without a gain). A pass reads about 2·G²·rows·cols values; the default
- * takes ~0.2 s (2:4) / ~0.5 s (4:8) per deit_base block on one core. Deterministic, and never
+ * many passes in a row without a gain). A pass reads about 2·G²·rows·cols values (docs/SPARSITY.md
+ * has timings per effort). Deterministic, and never
  * worse than identity. Run it on a dense model before choosing the mask; gradients and optimizer
  * moments do not follow the permutation. */
 #define GSQ_SPARSE_PERMUTE_EFFORT 32

@@ -13,7 +13,7 @@ void gsq_qat_defaults(gsq_qat_config *q, gsq_quant_mode mode, gsq_train_config *
 {
     int four_w = gsq_quant_mode_weight_bits(mode) == 4;
     /* 16 levels leave no room for outliers: 4-bit activations clip where the error is least; learned
-     * scales gain W4A4 about 0.4 points on the demo and INT8 nothing (docs/QUANTIZATION.md) */
+     * scales pay off for W4A4, not for INT8 (docs/QUANTIZATION.md has the measurements) */
     *q = (gsq_qat_config){.mode = mode, .calib = gsq_quant_mode_act_bits(mode) == 4 ? GSQ_CALIB_MSE
                                                                                     : GSQ_CALIB_PERCENTILE,
                           .percentile = 99.99f, .weight_calib = GSQ_CALIB_MAX, .calib_batches = 16,
