@@ -184,9 +184,9 @@ static void test_prune(const char *dir)
         gsq_vit_free(m);
         snprintf(args, sizeof args, "eval '%s' --data synthetic --val-size 32 --threads 1", q);
         CHECK(run(args) == 0 && strstr(out, "(32 images)"), "eval of a compressed model: %s", out);
-        /* the engine: the same images, all GEMMs sparse, checked against the twin */
+        /* the engine: the same images, all linears sparse, checked against the twin */
         snprintf(args, sizeof args, "run '%s' --data synthetic --val-size 32 --threads 1 --check", q);
-        CHECK(run(args) == 0 && strstr(out, "17 of 17 GEMMs sparse") && strstr(out, "(32 images") &&
+        CHECK(run(args) == 0 && strstr(out, "17 of 17 linears sparse") && strstr(out, "(32 images") &&
                   strstr(out, "top-1 agrees on"),
               "run of a compressed model: %s", out);
         test_run_images(dir, q);

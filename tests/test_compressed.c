@@ -39,7 +39,7 @@ static void expected_gemm_bytes(const gsq_vit *m, gsq_sparse_pattern pattern, gs
 }
 
 /* The engine of the file at path (gsq_engine_load) against the engine of its loaded model m, in
- * both layouts: the same logits, bit for bit, the same weight bytes and sparse GEMMs. */
+ * both layouts: the same logits, bit for bit, the same weight bytes and sparse linears. */
 static void check_engine_load(const char *path, const gsq_vit *m, const gsq_compressed_info *info, const float *x)
 {
     for (int dense = 0; dense < 2; dense++) {
@@ -66,10 +66,10 @@ static void check_engine_load(const char *path, const gsq_vit *m, const gsq_comp
               "engine from the loaded model", dense ? "dense" : "sparse");
         free(first);
         CHECK(gsq_engine_weight_bytes(direct) == gsq_engine_weight_bytes(twin) &&
-                  gsq_engine_sparse_gemms(direct) == gsq_engine_sparse_gemms(twin),
-              "%s layout: %zu bytes, %d sparse GEMMs from the file; %zu, %d from the model", dense ? "dense" : "sparse",
-              gsq_engine_weight_bytes(direct), gsq_engine_sparse_gemms(direct), gsq_engine_weight_bytes(twin),
-              gsq_engine_sparse_gemms(twin));
+                  gsq_engine_sparse_linears(direct) == gsq_engine_sparse_linears(twin),
+              "%s layout: %zu bytes, %d sparse linears from the file; %zu, %d from the model", dense ? "dense" : "sparse",
+              gsq_engine_weight_bytes(direct), gsq_engine_sparse_linears(direct), gsq_engine_weight_bytes(twin),
+              gsq_engine_sparse_linears(twin));
         gsq_engine_free(direct);
         gsq_engine_free(twin);
     }

@@ -48,7 +48,7 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
         double d = max_rel_err(gpu, cpu, B * K);
         printf("%s %s%s, %s layout (%d GEMMs on mma.sp): GPU vs CPU engine %.2e, %d of %d logits bit-equal\n", what,
                gsq_sparse_pattern_name(pattern), attention ? " (attention quantized)" : "", layout,
-               gsq_engine_sparse_gemms(e[l]), d, same, B * K);
+               gsq_engine_sparse_linears(e[l]), d, same, B * K);
         CHECK(d <= TOL, "%s %s: GPU logits differ from the CPU engine's by %g", what, layout, d);
         /* a smaller batch computes the same rows */
         CHECK(gsq_engine_forward(e[l], x + 2 * PIXELS, 3, &logits, &err) == GSQ_OK, "%s", err.msg);
@@ -61,10 +61,10 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
         }
         CHECK(total > 0 && transfer > 0, "%s: no time recorded", what);
     }
-    if (e[1]) CHECK(gsq_engine_sparse_gemms(e[1]) == 0, "dense layout: %d GEMMs sparse", gsq_engine_sparse_gemms(e[1]));
+    if (e[1]) CHECK(gsq_engine_sparse_linears(e[1]) == 0, "dense layout: %d linears sparse", gsq_engine_sparse_linears(e[1]));
     if (e[0] && ref && pattern == GSQ_SPARSE_2_4)
-        CHECK(gsq_engine_sparse_gemms(e[0]) == gsq_engine_sparse_gemms(ref), "%s: %d GEMMs sparse on the GPU, %d on "
-              "the CPU", what, gsq_engine_sparse_gemms(e[0]), gsq_engine_sparse_gemms(ref));
+        CHECK(gsq_engine_sparse_linears(e[0]) == gsq_engine_sparse_linears(ref), "%s: %d linears sparse on the GPU, %d on "
+              "the CPU", what, gsq_engine_sparse_linears(e[0]), gsq_engine_sparse_linears(ref));
     gsq_engine_free(ref);
     gsq_engine_free(e[0]);
     gsq_engine_free(e[1]);

@@ -42,9 +42,9 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
     gsq_vit_free(m); /* the engine keeps what it needs */
     const char *what = gsq_quant_mode_name(mode);
     if (sparse && dense) {
-        CHECK(gsq_engine_sparse_gemms(sparse) == want_sparse && gsq_engine_sparse_gemms(dense) == 0,
-              "%s: %d sparse GEMMs (want %d), dense layout %d", what, gsq_engine_sparse_gemms(sparse), want_sparse,
-              gsq_engine_sparse_gemms(dense));
+        CHECK(gsq_engine_sparse_linears(sparse) == want_sparse && gsq_engine_sparse_linears(dense) == 0,
+              "%s: %d sparse linears (want %d), dense layout %d", what, gsq_engine_sparse_linears(sparse), want_sparse,
+              gsq_engine_sparse_linears(dense));
         float out[B * 5];
         CHECK(gsq_engine_forward(sparse, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
         memcpy(out, logits, sizeof out);

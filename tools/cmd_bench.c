@@ -185,8 +185,8 @@ int cmd_bench(int argc, char **argv)
            att_quantized ? "quantized" : "float", where);
     if (fp16) printf("float baseline the FP16 engine; median of %d runs\n", iters);
     else printf("%d threads, FP32 GEMM %s; median of %d runs\n", gsq_get_num_threads(), gsq_blas_name(), iters);
-    printf("GEMM weights in memory: dense INT8 layout %.2f MB, sparse layout %.2f MB (%d GEMMs sparse)\n",
-           gsq_engine_weight_bytes(dense) / 1e6, gsq_engine_weight_bytes(sparse) / 1e6, gsq_engine_sparse_gemms(sparse));
+    printf("GEMM weights in memory: dense INT8 layout %.2f MB, sparse layout %.2f MB (%d linears sparse)\n",
+           gsq_engine_weight_bytes(dense) / 1e6, gsq_engine_weight_bytes(sparse) / 1e6, gsq_engine_sparse_linears(sparse));
     if (st == GSQ_OK) st = time_forward(engines, m, images, 1, iters, lat, &err);
     if (st == GSQ_OK) st = time_forward(engines, m, images, batch, iters, thr, &err);
     if (st == GSQ_OK) {

@@ -123,9 +123,9 @@ static gsq_status run_engine(const char *path, gsq_vit *m, gsq_engine *e, const 
     if (st == GSQ_OK) {
         char where[300];
         cli_engine_where(o->device, where, sizeof where);
-        printf("%s on %s (engine: %s, %d of %d GEMMs sparse, %s): top-1 %.2f%%  top-5 %.2f%%  loss %.4f"
+        printf("%s on %s (engine: %s, %d of %d linears sparse, %s): top-1 %.2f%%  top-5 %.2f%%  loss %.4f"
                "  (%zu images, %.0f images/s in the engine)\n",
-               path, ds->name, o->dense ? "dense layout" : "as stored", gsq_engine_sparse_gemms(r.e),
+               path, ds->name, o->dense ? "dense layout" : "as stored", gsq_engine_sparse_linears(r.e),
                info->sparse_linears + info->dense_linears, where, 100 * res.top1, 100 * res.top5, res.loss,
                res.count, (double)res.count / r.seconds);
         if (o->check) print_check(&r);

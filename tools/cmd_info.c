@@ -80,7 +80,7 @@ int cmd_info(int argc, char **argv)
     if (cli_load_model(path, heads, &m, &info, &err) != GSQ_OK) return cli_report("info", &err);
     print_config(path, &m->cfg, m->num_params);
     if (info.param_bytes) /* a compressed file */
-        printf("compressed     %s %s, %d sparse GEMMs, %d dense; %zu parameter bytes, %.2f× smaller than FP32;\n"
+        printf("compressed     %s %s, %d sparse linears, %d dense; %zu parameter bytes, %.2f× smaller than FP32;\n"
                "               GEMM weights with position metadata %.2f× smaller (the paper's accounting)\n",
                gsq_quant_mode_name(info.mode), gsq_sparse_pattern_name(info.pattern), info.sparse_linears,
                info.dense_linears, info.param_bytes, 4.0 * (double)m->num_params / (double)info.param_bytes,

@@ -58,9 +58,10 @@ void gsq_engine_free(gsq_engine *e);
 /* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch, both in host memory (on CUDA the
  * images are copied to the device and the logits back); the pointer is valid until the next call. */
 gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err);
-/* Bytes the packed GEMM weights occupy in memory, and the number of GEMMs that run sparse. */
+/* Bytes the packed weights of the compressed linears occupy in memory, and the number of them that
+ * run sparse. */
 size_t gsq_engine_weight_bytes(const gsq_engine *e);
-int gsq_engine_sparse_gemms(const gsq_engine *e);
+int gsq_engine_sparse_linears(const gsq_engine *e);
 /* Time spent per part of the forward pass, accumulated since the last reset (seconds), in
  * gsq_engine_parts(e) entries. A part is an operation ("layernorm", "attention", "tokens", ...) or
  * a kind of linear layer, its name without its place in the stack of blocks ("attn.qkv",

@@ -288,7 +288,7 @@ gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_eng
 }
 
 size_t gsq_engine_weight_bytes(const gsq_engine *e) { return e->weight_bytes; }
-int gsq_engine_sparse_gemms(const gsq_engine *e) { return e->sparse_linears; }
+int gsq_engine_sparse_linears(const gsq_engine *e) { return e->sparse_linears; }
 int gsq_engine_parts(const gsq_engine *e) { return e->plan.num_parts; }
 const char *gsq_engine_part_name(const gsq_engine *e, int part)
 {
