@@ -1,9 +1,11 @@
 /* The network description (gpusq/graph.h): the planner never overlaps arrays alive together, the
  * ViT builder's graph is well formed for every kind of configuration (names, linears, topological
- * order, MACs against the closed form), and the inference forward gives the training forward's
- * logits bit for bit in a fraction of the memory, keeping only the taps. */
+ * order, MACs against the closed form), the engine's plan makes the fusions each backend asks
+ * for, and the inference forward gives the training forward's logits bit for bit in a fraction
+ * of the memory, keeping only the taps. */
 #include <string.h>
 
+#include "engine/engine_plan.h"
 #include "gpusq/graph.h"
 #include "gpusq/vit.h"
 #include "test_util.h"
@@ -118,6 +120,46 @@ static void test_vit_graph(const gsq_vit_config *c)
     gsq_vit_free(m);
 }
 
+/* The engine's plan of a ViT (src/engine/engine_plan.c): the fusions each backend asks for. */
+static void test_engine_plan(const gsq_vit_config *c)
+{
+    gsq_error err;
+    gsq_vit *m = NULL;
+    CHECK(gsq_vit_describe(&m, c, &err) == GSQ_OK, "%s", err.msg);
+    if (!m) return;
+    const gsq_graph *g = m->graph;
+    for (int cuda = 0; cuda < 2; cuda++) {
+        unsigned feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR;
+        if (cuda) feeds |= 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION;
+        gsq_engine_fusions f = {feeds, !cuda};
+        gsq_engine_plan p;
+        CHECK(gsq_engine_plan_build(&p, g, &f, 4, &err) == GSQ_OK, "%s", err.msg);
+        int fed = 0, folded = 0, accumulating = 0, norms_fed = 0, bad = 0;
+        for (int s = 0; s < p.num_steps; s++) {
+            const gsq_engine_step *t = &p.steps[s];
+            const gsq_node *n = &g->nodes[t->node];
+            if (t->feeds >= 0) { /* the next step is that linear, reading this step's buffer */
+                fed++;
+                const gsq_engine_step *next = &p.steps[s + 1];
+                bad += g->nodes[next->node].linear != t->feeds || next->input != t->output;
+                norms_fed += n->op == GSQ_OP_LAYERNORM;
+            }
+            folded += t->gelu;
+            accumulating += t->accumulate;
+            if (t->accumulate) bad += p.at[t->out] != p.at[n->in[1]]; /* in place */
+        }
+        /* per block: both norms feed, fc1 (GELU folded) feeds fc2; on CUDA also the attention feeds
+         * proj, and the patch extraction the patch embedding; proj and fc2 add in place */
+        int want_fed = c->depth * (3 + cuda) + cuda;
+        CHECK(fed == want_fed && norms_fed == 2 * c->depth && folded == c->depth && accumulating == 2 * c->depth &&
+                  bad == 0 && p.num_steps == g->num_nodes - c->depth,
+              "%s plan: %d fed (want %d), %d norms, %d GELUs folded, %d in place, %d wrong, %d steps",
+              cuda ? "CUDA" : "CPU", fed, want_fed, norms_fed, folded, accumulating, bad, p.num_steps);
+        gsq_engine_plan_free(&p);
+    }
+    gsq_vit_free(m);
+}
+
 /* gsq_vit_infer: the training forward's logits bit for bit; only taps are readable afterwards and
  * backward is refused; a training forward after it works. */
 static void test_infer(const gsq_vit_config *c)
@@ -157,6 +199,7 @@ int main(void)
     test_planner();
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
         test_vit_graph(&configs[i]);
+        test_engine_plan(&configs[i]);
         test_infer(&configs[i]);
     }
     return test_finish("test_graph");
