@@ -36,8 +36,9 @@ typedef struct {
     long step;           /* optimizer steps taken */
 } gsq_adamw;
 
-/* Weight decay applies as timm's param_groups_weight_decay: not to 1-D tensors (norms, biases)
- * nor to cls_token, dist_token and pos_embed. Moments start at zero. */
+/* Weight decay applies where the model's table allows it (gsq_param.no_decay: for a ViT, timm's
+ * param_groups_weight_decay, not to 1-D tensors nor to the tokens and position embedding).
+ * Moments start at zero. */
 gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_vit *m, const gsq_optim_config *cfg,
                           gsq_error *err);
 void gsq_adamw_free(gsq_adamw *opt);

@@ -52,6 +52,8 @@ typedef struct {
     int64_t shape[4];
     size_t offset; /* in floats, into params and grads */
     size_t numel;
+    int no_decay;  /* 1: the optimizer applies no weight decay to it (set by the architecture's
+                    * table: timm's rule, every 1-D tensor and the tokens and position embedding) */
 } gsq_param;
 
 typedef struct gsq_vit {

@@ -33,6 +33,7 @@ static void add_param(table_builder *tb, int ndim, const int64_t *shape, const c
         p->numel *= (size_t)shape[i];
     }
     p->offset = tb->total;
+    p->no_decay = ndim <= 1; /* biases and norms */
     tb->total += p->numel;
 }
 
@@ -47,6 +48,7 @@ static int build_table(const gsq_vit_config *c, gsq_param *tensors, size_t *tota
     if (c->class_token) ADD(3, SHAPE(1, 1, D), "cls_token");
     if (c->distilled) ADD(3, SHAPE(1, 1, D), "dist_token");
     ADD(3, SHAPE(1, gsq_vit_tokens(c), D), "pos_embed");
+    for (int i = 0; i < tb.count; i++) tb.tensors[i].no_decay = 1; /* timm's no_weight_decay() */
     ADD(4, SHAPE(D, c->in_chans, P, P), "patch_embed.proj.weight");
     ADD(1, SHAPE(D), "patch_embed.proj.bias");
     for (int l = 0; l < c->depth; l++) {

@@ -25,12 +25,6 @@ float gsq_lr_at(const gsq_optim_config *c, long step)
     return (float)(c->min_lr + 0.5 * (c->lr - c->min_lr) * (1.0 + cos(3.14159265358979323846 * progress)));
 }
 
-static int no_decay(const gsq_param *p)
-{
-    return p->ndim <= 1 || strcmp(p->name, "cls_token") == 0 || strcmp(p->name, "dist_token") == 0 ||
-           strcmp(p->name, "pos_embed") == 0;
-}
-
 gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_vit *m, const gsq_optim_config *cfg,
                           gsq_error *err)
 {
@@ -55,7 +49,7 @@ gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_vit *m, const gsq_optim_conf
     }
     for (int i = 0; i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
-        memset(opt->decay + p->offset, no_decay(p) ? 0 : 1, p->numel);
+        memset(opt->decay + p->offset, p->no_decay ? 0 : 1, p->numel);
     }
     return GSQ_OK;
 }
