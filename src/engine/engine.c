@@ -1,7 +1,8 @@
-/* The engine (include/gpusq/engine.h): the plan built from a quantized model — its GEMMs packed as
- * integer codes (kept codes + metadata where sparse), per-row output scales (weight scale × input
- * scale), the float parameters — and buffers sized once; on the CPU, or handed to the CUDA backend
- * library (cuda_backend.h, opened when a GPU is asked for), which copies them to the GPU. */
+/* The engine (include/gpusq/engine.h): the plan built from a quantized model — its steps compiled
+ * from the model's graph (engine_plan.h), its compressed linears packed as integer codes (kept
+ * codes + metadata where sparse), per-row output scales (weight scale × input scale), the float
+ * parameters — and buffers sized once; on the CPU, or handed to the CUDA backend library
+ * (cuda_backend.h, opened when a GPU is asked for), which copies them to the GPU. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +47,11 @@ void gsq_engine_free(gsq_engine *e)
 typedef struct {
     const gsq_vit *m;                /* the configuration and parameter table (a file's: no parameters) */
     gsq_quant_mode mode;
-    gsq_sparse_pattern pattern;      /* the one its sparse GEMMs obey */
+    gsq_sparse_pattern pattern;      /* the one its sparse linears obey */
     int attention;                   /* 1: Q, K, V and the probabilities are quantized too */
     const gsq_st_file *f;            /* the file, or NULL for the model */
     const gsq_compressed_info *info; /* the file's */
-    gsq_sparse_plan plan;            /* the model's GEMMs that obey the pattern (the file writer's rule) */
+    gsq_sparse_plan plan;            /* the model's linears that obey the pattern (the file writer's rule) */
 } engine_source;
 
 /* 1 when every group of 4 codes along a row holds at most 2 non-zero ones (mma.sp's 2:4). */
@@ -65,7 +66,7 @@ static int codes_obey_2_4(const int8_t *codes, int rows, int cols)
 /* Compressed linear s of the source: its codes, per-row weight scales and input scale; whether it
  * runs sparse in `pattern` (a file: as stored, when that is the file's pattern); and its float
  * weights, for the FP16 layout (a file has none: codes × scales). */
-static gsq_status source_gemm(const engine_source *src, int s, gsq_sparse_pattern pattern, int8_t *codes,
+static gsq_status source_linear(const engine_source *src, int s, gsq_sparse_pattern pattern, int8_t *codes,
                               float *wscale, float *act, int *sparse, const float **weights, gsq_error *err)
 {
     const gsq_linear *lin = &src->m->graph->linears[s];
@@ -73,7 +74,7 @@ static gsq_status source_gemm(const engine_source *src, int s, gsq_sparse_patter
     int rows = lin->rows, cols = lin->cols;
     *weights = NULL;
     if (src->f) {
-        gsq_status st = gsq_compressed_gemm_codes(src->m, src->f, src->info, s, codes, wscale, act, sparse, err);
+        gsq_status st = gsq_compressed_linear_codes(src->m, src->f, src->info, s, codes, wscale, act, sparse, err);
         if (st == GSQ_OK && pattern != src->pattern) *sparse = codes_obey_2_4(codes, rows, cols);
         return st;
     }
@@ -106,24 +107,24 @@ static gsq_status pack_linears(gsq_engine *e, engine_source *src, gsq_sparse_pat
         int8_t *codes = malloc(p->numel);
         float *decoded = NULL, a = 0.0f;
         const float *weights = NULL;
-        gsq_engine_linear *site = &e->linears[s];
-        site->scale = malloc((size_t)rows * sizeof(float));
-        if (!codes || !site->scale) st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for %s", name);
-        if (st == GSQ_OK) st = source_gemm(src, s, pattern, codes, site->scale, &a, &obeys, &weights, err);
+        gsq_engine_linear *packed = &e->linears[s];
+        packed->scale = malloc((size_t)rows * sizeof(float));
+        if (!codes || !packed->scale) st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for %s", name);
+        if (st == GSQ_OK) st = source_linear(src, s, pattern, codes, packed->scale, &a, &obeys, &weights, err);
         if (st == GSQ_OK && layout == GSQ_ENGINE_FP16 && !weights) { /* the file's weights: codes × scales */
             if (!(decoded = malloc(p->numel * sizeof(float))))
                 st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for %s", name);
-            for (size_t i = 0; st == GSQ_OK && i < p->numel; i++) decoded[i] = (float)codes[i] * site->scale[i / (size_t)cols];
+            for (size_t i = 0; st == GSQ_OK && i < p->numel; i++) decoded[i] = (float)codes[i] * packed->scale[i / (size_t)cols];
             weights = decoded;
         }
-        for (int r = 0; st == GSQ_OK && r < rows; r++) site->scale[r] *= a;
-        site->inv_a = 1.0f / a;
+        for (int r = 0; st == GSQ_OK && r < rows; r++) packed->scale[r] *= a;
+        packed->inv_a = 1.0f / a;
         int sparse = layout == GSQ_ENGINE_SPARSE && obeys;
         gsq_i8_layout l = !sparse ? GSQ_I8_DENSE : (pattern == GSQ_SPARSE_4_8 ? GSQ_I8_SPARSE_4_8 : GSQ_I8_SPARSE_2_4);
         if (st == GSQ_OK && e->cuda)
             st = e->gpu->engine_linear(e, s, codes, weights, rows, cols, sparse, err);
-        else if (st == GSQ_OK && (st = gsq_i8_pack(&site->w, codes, rows, cols, l, four, e->isa, err)) == GSQ_OK)
-            e->weight_bytes += site->w.bytes;
+        else if (st == GSQ_OK && (st = gsq_i8_pack(&packed->w, codes, rows, cols, l, four, e->isa, err)) == GSQ_OK)
+            e->weight_bytes += packed->w.bytes;
         if (st == GSQ_OK) e->sparse_linears += sparse;
         free(codes);
         free(decoded);

@@ -93,16 +93,16 @@ static gsq_status check_scales(const gsq_st_file *f, const char *base, const cha
     return GSQ_OK;
 }
 
-/* The tensors of stored GEMM s, each checked for dtype and shape against m's table. */
+/* The tensors of the stored compressed linear s, each checked for dtype and shape against m's table. */
 typedef struct {
     char base[GSQ_NAME_MAX];
     const gsq_param *p;
     int rows, cols, sparse;
     const gsq_st_tensor *values, *meta, *scale, *in_scale;
-} stored_gemm;
+} stored_linear;
 
-static gsq_status find_gemm(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
-                            stored_gemm *g, gsq_error *err)
+static gsq_status find_linear(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
+                            stored_linear *g, gsq_error *err)
 {
     int four = gsq_quant_mode_weight_bits(info->mode) == 4, group = gsq_sparse_group(info->pattern);
     char probe[GSQ_NAME_MAX + 16];
@@ -126,11 +126,11 @@ static gsq_status find_gemm(const gsq_vit *m, const gsq_st_file *f, const gsq_co
     return st;
 }
 
-gsq_status gsq_compressed_gemm_codes(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
+gsq_status gsq_compressed_linear_codes(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
                                      int8_t *codes, float *weight_scales, float *act_scale, int *sparse, gsq_error *err)
 {
-    stored_gemm g;
-    gsq_status st = find_gemm(m, f, info, s, &g, err);
+    stored_linear g;
+    gsq_status st = find_linear(m, f, info, s, &g, err);
     if (st != GSQ_OK) return st;
     memcpy(weight_scales, g.scale->data, (size_t)g.rows * sizeof(float));
     memcpy(act_scale, g.in_scale->data, sizeof *act_scale);
@@ -154,9 +154,9 @@ gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float sc
     return st;
 }
 
-/* The weights of every GEMM as the fake-quantized model holds them: the file's scales fixed, the
- * weights its codes times their row's scale. */
-static gsq_status load_gemms(gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, gsq_error *err)
+/* The weights of every compressed linear as the fake-quantized model holds them: the file's
+ * scales fixed, the weights its codes times their row's scale. */
+static gsq_status load_linears(gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, gsq_error *err)
 {
     const gsq_graph *gr = m->graph;
     size_t most = 0;
@@ -172,7 +172,7 @@ static gsq_status load_gemms(gsq_vit *m, const gsq_st_file *f, const gsq_compres
         const gsq_param *p = &m->tensors[gr->linears[s].weight];
         int rows = gr->linears[s].rows, cols = gr->linears[s].cols, sparse;
         float act;
-        st = gsq_compressed_gemm_codes(m, f, info, s, codes, scales, &act, &sparse, err);
+        st = gsq_compressed_linear_codes(m, f, info, s, codes, scales, &act, &sparse, err);
         if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
         if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, s, act, err);
         float *w = m->params + p->offset;
@@ -249,9 +249,9 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.attention is %.20s, not 0 or 1", path, attn ? attn : "missing");
     if (st == GSQ_OK) st = check_float_tensors(m, f, is_compressed, err);
     for (int s = 0; st == GSQ_OK && s < m->graph->num_linears; s++) {
-        stored_gemm g;
+        stored_linear g;
         if (!m->graph->linears[s].compressed) continue;
-        st = find_gemm(m, f, info, s, &g, err);
+        st = find_linear(m, f, info, s, &g, err);
         if (st != GSQ_OK) break;
         *(g.sparse ? &info->sparse_linears : &info->dense_linears) += 1;
         info->gemm_weights += g.p->numel;
@@ -301,7 +301,7 @@ gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_com
         st = gsq_compressed_attention_scales(f, l, scales, err);
         if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
     }
-    if (st == GSQ_OK) st = load_gemms(m, f, info, err);
+    if (st == GSQ_OK) st = load_linears(m, f, info, err);
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
         const gsq_st_tensor *t = gsq_st_find(f, p->name);
