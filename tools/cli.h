@@ -74,9 +74,6 @@ typedef struct {
 void cli_distill_weights_init(cli_distill_weights *w);
 int cli_distill_option(cli_distill_weights *w, const char *cmd, int argc, char **argv, int *i);
 void cli_distill_weights_apply(const cli_distill_weights *w, gsq_distill_config *dc);
-/* The defaults of distillation fine-tuning (prune, quantize): epochs and lr as given, warm-up 0.1
- * epoch, no label smoothing, gradient clipping at 1. */
-void cli_train_opts_fine_tune(cli_train_opts *o, long epochs, float lr);
 /* A command's whole argument list: the shared options, then own(ctx, argc, argv, &i) for the
  * command's own (1 taken, 0 not its, -1 bad value reported); --help prints help, the shared
  * options and defaults. Returns -1 to go on, or the exit code (0 after --help, 2 on a mistake). */
@@ -126,10 +123,8 @@ typedef struct {
     gsq_qat_config q;
     const char *teacher, *report; /* the stage-1 model's path, the JSON report */
     cli_distill_weights kd;
-    int unsupervised, calib_given, lsq_given;
+    int unsupervised, calib_given, lsq_given; /* the last two: gpusq quantize's --calib, --lsq given */
 } cli_quantize_opts;
-/* The mode's defaults (gsq_qat_defaults) where the options did not give a value. */
-void cli_quantize_mode_defaults(cli_quantize_opts *q, cli_train_opts *o, int epochs_given, int lr_given);
 gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
                             const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
                             gsq_compressed_info *info, gsq_error *err);

@@ -178,14 +178,14 @@ static gsq_status top1_of(gsq_vit *m, gsq_dataset *val, const cli_train_opts *o,
     return st;
 }
 
-/* The per-stage options, from those every stage shares, for a stage writing out and report. */
+/* The per-stage options, from those every stage shares, for a stage writing out and report (the
+ * stage's own defaults go on top). */
 static gsq_status stage_opts(const compress_opts *c, cli_train_opts *o, const char *out, const char *report,
-                             long epochs, float lr, gsq_error *err)
+                             gsq_error *err)
 {
     *o = c->train;
     o->out = out;
     o->checkpoint = NULL; /* beside out */
-    cli_train_opts_fine_tune(o, epochs, lr);
     return cli_train_outputs(o, report, err);
 }
 
@@ -211,16 +211,15 @@ static gsq_status stage1(const compress_opts *c, gsq_vit *teacher, gsq_dataset *
     printf("== stage 1 → %s\n", sparse);
     fflush(stdout);
     cli_prune_opts p = {.teacher = c->teacher, .report = sparse_json, .unsupervised = c->unsupervised};
-    gsq_train_config tuned;
-    gsq_prune_defaults(&p.p, &tuned);
+    cli_train_opts o;
+    gsq_prune_result r = {0};
+    gsq_status st = stage_opts(c, &o, sparse, sparse_json, err);
+    gsq_prune_defaults(&p.p, &o.cfg);
+    if (c->prune_epochs) o.cfg.epochs = c->prune_epochs;
     p.p.pattern = pattern;
     p.p.permute = !strcmp(c->criterion, "permute");
     if (c->feature_blocks >= 0) p.p.feature_blocks = c->feature_blocks;
     cli_distill_weights_init(&p.kd);
-    cli_train_opts o;
-    gsq_prune_result r = {0};
-    gsq_status st = stage_opts(c, &o, sparse, sparse_json, c->prune_epochs ? c->prune_epochs : tuned.epochs,
-                               tuned.optim.lr, err);
     if (st == GSQ_OK) st = cli_prune_run(&o, &p, teacher, train, val, &r, err);
     *interrupted = r.run.interrupted;
     if (st == GSQ_OK && r.run.finished) {
@@ -252,15 +251,14 @@ static gsq_status stage2(const compress_opts *c, gsq_vit *sparse, const char *sp
     fflush(stdout);
     const char *name = gsq_quant_mode_name(mode);
     cli_quantize_opts q = {.teacher = sparse_path, .report = comp_json, .unsupervised = c->unsupervised};
-    gsq_qat_defaults(&q.q, mode, NULL);
-    q.q.attention = c->attention && strstr(c->attention, name);
-    if (c->lsq) q.q.lsq = strstr(c->lsq, name) != NULL, q.lsq_given = 1;
-    cli_distill_weights_init(&q.kd);
     cli_train_opts o;
     gsq_qat_result r = {0};
-    gsq_status st = stage_opts(c, &o, comp, comp_json, 1, 1e-4f, err);
-    cli_quantize_mode_defaults(&q, &o, c->qat_epochs > 0, 0);
+    gsq_status st = stage_opts(c, &o, comp, comp_json, err);
+    gsq_qat_defaults(&q.q, mode, &o.cfg);
     if (c->qat_epochs) o.cfg.epochs = c->qat_epochs;
+    q.q.attention = c->attention && strstr(c->attention, name);
+    if (c->lsq) q.q.lsq = strstr(c->lsq, name) != NULL;
+    cli_distill_weights_init(&q.kd);
     if (st == GSQ_OK) st = cli_quantize_run(&o, &q, sparse, pattern, losses, train, val, &r, info, err);
     *interrupted = r.run.interrupted;
     if (st == GSQ_OK && r.run.finished) *top1 = val ? r.qat.top1 : -1;

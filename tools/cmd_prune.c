@@ -93,12 +93,10 @@ gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *te
 int cmd_prune(int argc, char **argv)
 {
     cli_prune_opts p = {0};
-    gsq_train_config tuned;
-    gsq_prune_defaults(&p.p, &tuned);
     cli_distill_weights_init(&p.kd);
     cli_train_opts o;
     cli_train_opts_init(&o, "sparse.safetensors");
-    cli_train_opts_fine_tune(&o, tuned.epochs, tuned.optim.lr);
+    gsq_prune_defaults(&p.p, &o.cfg);
     int code = cli_parse_command(&o, "prune", argc, argv, prune_option, &p, help, defaults);
     if (code >= 0) return code;
     if (!p.teacher) return cli_usage_error("prune", "--teacher DENSE.safetensors is required");

@@ -150,13 +150,14 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_v
     return st;
 }
 
-void cli_quantize_mode_defaults(cli_quantize_opts *q, cli_train_opts *o, int epochs_given, int lr_given)
+/* The mode's defaults (gsq_qat_defaults) where the options did not give a value. */
+static void mode_defaults(cli_quantize_opts *q, cli_train_opts *o, int epochs_given, int lr_given)
 {
     gsq_train_config tuned;
-    gsq_qat_config mode_defaults;
-    gsq_qat_defaults(&mode_defaults, q->q.mode, &tuned);
-    if (!q->calib_given) q->q.calib = mode_defaults.calib;
-    if (!q->lsq_given) q->q.lsq = mode_defaults.lsq;
+    gsq_qat_config d;
+    gsq_qat_defaults(&d, q->q.mode, &tuned);
+    if (!q->calib_given) q->q.calib = d.calib;
+    if (!q->lsq_given) q->q.lsq = d.lsq;
     if (!epochs_given) o->cfg.epochs = tuned.epochs;
     if (!lr_given) o->cfg.optim.lr = tuned.optim.lr;
 }
@@ -164,19 +165,17 @@ void cli_quantize_mode_defaults(cli_quantize_opts *q, cli_train_opts *o, int epo
 int cmd_quantize(int argc, char **argv)
 {
     cli_quantize_opts q = {0};
-    gsq_train_config tuned;
-    gsq_qat_defaults(&q.q, GSQ_QMODE_INT8, &tuned);
     cli_distill_weights_init(&q.kd);
     cli_train_opts o;
     cli_train_opts_init(&o, "model.gsq.safetensors");
-    cli_train_opts_fine_tune(&o, tuned.epochs, tuned.optim.lr);
+    gsq_qat_defaults(&q.q, GSQ_QMODE_INT8, &o.cfg);
     int code = cli_parse_command(&o, "quantize", argc, argv, quant_option, &q, help, defaults);
     if (code >= 0) return code;
     if (!q.teacher) return cli_usage_error("quantize", "--teacher SPARSE.safetensors is required");
     /* the mode's defaults where the options did not say otherwise */
     int epochs_given = 0, lr_given = 0;
     for (int i = 1; i < argc; i++) epochs_given |= !strcmp(argv[i], "--epochs"), lr_given |= !strcmp(argv[i], "--lr");
-    cli_quantize_mode_defaults(&q, &o, epochs_given, lr_given);
+    mode_defaults(&q, &o, epochs_given, lr_given);
 
     gsq_error err = {0};
     if (cli_train_outputs(&o, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);

@@ -40,15 +40,6 @@ void cli_train_opts_init(cli_train_opts *o, const char *default_out)
     o->scale_min = o->cfg.transform.scale_min;
 }
 
-void cli_train_opts_fine_tune(cli_train_opts *o, long epochs, float lr)
-{
-    o->cfg.epochs = epochs;
-    o->cfg.optim.lr = lr;
-    o->cfg.warmup_epochs = 0.1f;
-    o->cfg.label_smoothing = 0.0f;
-    o->cfg.optim.clip_grad = 1.0f;
-}
-
 int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
                       const char *help, const char *defaults)
 {

@@ -88,6 +88,10 @@ gsq_node gsq_graph_blank(gsq_op op);
 
 /* Floats of value v per image. */
 size_t gsq_value_floats(const gsq_graph *g, int v);
+/* For a batch of B, the rows node n reads from its in[0] (one slice of it, or all), and where that
+ * slice starts, in floats. */
+size_t gsq_node_rows(const gsq_graph *g, const gsq_node *n, int B);
+size_t gsq_node_slice_offset(const gsq_graph *g, const gsq_node *n, int B);
 /* The value named `name`, or -1. The linear named `name` ("blocks.0.attn.qkv"), or -1. */
 int gsq_graph_find_value(const gsq_graph *g, const char *name);
 int gsq_graph_find_linear(const gsq_graph *g, const char *name);

@@ -67,7 +67,7 @@ static int codes_obey_2_4(const int8_t *codes, int rows, int cols)
  * runs sparse in `pattern` (a file: as stored, when that is the file's pattern); and its float
  * weights, for the FP16 layout (a file has none: codes × scales). */
 static gsq_status source_linear(const engine_source *src, int s, gsq_sparse_pattern pattern, int8_t *codes,
-                              float *wscale, float *act, int *sparse, const float **weights, gsq_error *err)
+                                float *wscale, float *act, int *sparse, const float **weights, gsq_error *err)
 {
     const gsq_linear *lin = &src->m->graph->linears[s];
     const gsq_param *p = &src->m->tensors[lin->weight];
@@ -93,7 +93,7 @@ static gsq_status source_attention(const engine_source *src, int l, float scales
 }
 
 static gsq_status pack_linears(gsq_engine *e, engine_source *src, gsq_sparse_pattern pattern, gsq_engine_layout layout,
-                             gsq_error *err)
+                               gsq_error *err)
 {
     int four = gsq_quant_mode_weight_bits(src->mode) == 4;
     gsq_status st = !src->f && layout == GSQ_ENGINE_SPARSE

@@ -120,7 +120,7 @@ static gsq_status upload_half(uint16_t **dst, const float *values, size_t n, gsq
 }
 
 static gsq_status engine_linear(gsq_engine *e, int s, const int8_t *codes, const float *weights, int rows, int cols,
-                              int sparse, gsq_error *err)
+                                int sparse, gsq_error *err)
 {
     cuda_linear *t = &e->cuda->linears[s];
     t->rows = rows, t->cols = cols;
@@ -263,7 +263,7 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
     const gsq_graph *g = e->graph;
     const gsq_node *n = &g->nodes[t->node];
     const gsq_value *xv = &g->values[n->in[0]], *yv = &g->values[n->out];
-    int rows = B * xv->rows * (n->in_slice >= 0 ? 1 : xv->slices);
+    int rows = (int)gsq_node_rows(g, n, B);
     switch (n->op) {
     case GSQ_OP_PATCHIFY: {
         int C = n->attrs[0], S = n->attrs[1], P = n->attrs[2];
@@ -276,7 +276,7 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
         const gsq_linear *l = &g->linears[n->linear];
         if (l->compressed) return linear(e, t, n, rows, err);
         const float *x = value(e, n->in[0]);
-        if (n->in_slice > 0) x += (size_t)n->in_slice * (size_t)B * xv->rows * xv->cols;
+        x += gsq_node_slice_offset(g, n, B);
         return gsq_cuda_linear_f32(value(e, t->out), x, rows, l->cols, l->rows, param(e, l->weight), param(e, l->bias),
                                    err);
     }

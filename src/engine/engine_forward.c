@@ -85,7 +85,7 @@ static void run_step(gsq_engine *e, const gsq_engine_step *t, const float *image
     gsq_node_args a = {.batch = B, .in = {n->in[0] == g->input ? images : value(e, n->in[0]), value(e, n->in[1])},
                        .out = value(e, t->out), .aux = value(e, n->aux)};
     for (int k = 0; k < 3; k++) a.param[k] = param(e, n->param[k]);
-    int rows = B * xv->rows * (n->in_slice >= 0 ? 1 : xv->slices);
+    int rows = (int)gsq_node_rows(g, n, B);
     if (n->op == GSQ_OP_LINEAR) {
         const gsq_linear *l = &g->linears[n->linear];
         if (l->compressed) {

@@ -103,6 +103,18 @@ size_t gsq_value_floats(const gsq_graph *g, int v)
     return (size_t)x->rows * (size_t)x->cols * (size_t)x->slices;
 }
 
+size_t gsq_node_rows(const gsq_graph *g, const gsq_node *n, int B)
+{
+    const gsq_value *x = &g->values[n->in[0]];
+    return (size_t)B * (size_t)x->rows * (size_t)(n->in_slice >= 0 ? 1 : x->slices);
+}
+
+size_t gsq_node_slice_offset(const gsq_graph *g, const gsq_node *n, int B)
+{
+    const gsq_value *x = &g->values[n->in[0]];
+    return n->in_slice > 0 ? (size_t)n->in_slice * (size_t)B * (size_t)x->rows * (size_t)x->cols : 0;
+}
+
 int gsq_graph_find_value(const gsq_graph *g, const char *name)
 {
     for (int v = 0; v < g->num_values; v++)
@@ -127,9 +139,7 @@ int gsq_graph_compressed_linears(const gsq_graph *g)
 double gsq_graph_linear_macs(const gsq_graph *g, int linear)
 {
     const gsq_linear *l = &g->linears[linear];
-    const gsq_node *n = &g->nodes[l->node];
-    const gsq_value *x = &g->values[n->in[0]];
-    return (double)x->rows * (n->in_slice >= 0 ? 1 : x->slices) * l->rows * l->cols;
+    return (double)gsq_node_rows(g, &g->nodes[l->node], 1) * l->rows * l->cols;
 }
 
 gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)

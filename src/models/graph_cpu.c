@@ -8,14 +8,14 @@ void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_
     const gsq_value *xv = &g->values[n->in[0]], *yv = &g->values[n->out];
     const float *x = a->in[0];
     float *y = a->out;
-    int B = a->batch, rows = B * xv->rows * (n->in_slice >= 0 ? 1 : xv->slices);
+    int B = a->batch, rows = (int)gsq_node_rows(g, n, B);
     switch (n->op) {
     case GSQ_OP_PATCHIFY:
         gsq_patchify(y, x, B, n->attrs[0], n->attrs[1], n->attrs[1], n->attrs[2]);
         break;
     case GSQ_OP_LINEAR: {
         const gsq_linear *l = &g->linears[n->linear];
-        if (n->in_slice > 0) x += (size_t)n->in_slice * (size_t)B * xv->rows * xv->cols;
+        x += gsq_node_slice_offset(g, n, B);
         gsq_linear_forward(y, x, a->param[0], a->param[1], rows, l->cols, l->rows);
         if (a->in[1]) gsq_accumulate(y, a->in[1], (size_t)rows * l->rows);
         break;

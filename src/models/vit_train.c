@@ -20,20 +20,6 @@ static float *grad(const gsq_vit *m, int t) { return t < 0 ? NULL : m->grads + m
 static float *act(const gsq_vit *m, int v) { return m->act_mem + m->act_at[v]; }
 static float *gact(const gsq_vit *m, int v) { return m->gact_at[v] == SIZE_MAX ? NULL : m->gact_mem + m->gact_at[v]; }
 
-/* Rows of node n's input in a batch of B (one slice, or all of them). */
-static size_t in_rows(const gsq_graph *g, const gsq_node *n, int B)
-{
-    const gsq_value *x = &g->values[n->in[0]];
-    return (size_t)B * (size_t)x->rows * (size_t)(n->in_slice >= 0 ? 1 : x->slices);
-}
-
-/* Offset of node n's input slice in a batch of B. */
-static size_t in_offset(const gsq_graph *g, const gsq_node *n, int B)
-{
-    const gsq_value *x = &g->values[n->in[0]];
-    return n->in_slice > 0 ? (size_t)n->in_slice * (size_t)B * (size_t)x->rows * (size_t)x->cols : 0;
-}
-
 /* Plans the value arena for a batch of B (grows only; a training plan serves inference too). On
  * failure the model holds no activations (act_batch 0), so nothing can read freed memory. */
 static gsq_status ensure_acts(gsq_vit *m, int B, int training, gsq_error *err)
@@ -155,7 +141,7 @@ static void forward_node(gsq_vit *m, const gsq_node *n, const float *images, int
         int p_qmax;
         float *att_q = gsq_qattn_probs(m, n->block, &p_scale, &p_qmax);
         gsq_attention_forward(a.out, a.aux, att_q, p_scale, p_qmax,
-                              gsq_qattn_qkv(m, n->block, a.in[0], in_rows(g, n, B)), B, xv->rows,
+                              gsq_qattn_qkv(m, n->block, a.in[0], gsq_node_rows(g, n, B)), B, xv->rows,
                               g->values[n->out].cols, n->attrs[0]);
         return;
     }
@@ -164,7 +150,7 @@ static void forward_node(gsq_vit *m, const gsq_node *n, const float *images, int
         a.param[0] = param(m, l->weight);
         a.param[1] = param(m, l->bias);
         if (l->compressed) { /* through its fake quantizers */
-            a.in[0] = gsq_qlinear_input(m, n->linear, a.in[0], in_rows(g, n, B) * (size_t)l->cols);
+            a.in[0] = gsq_qlinear_input(m, n->linear, a.in[0], gsq_node_rows(g, n, B) * (size_t)l->cols);
             a.param[0] = gsq_qlinear_weight(m, n->linear, a.param[0]);
         }
     }
@@ -258,13 +244,13 @@ static void backward_node(gsq_vit *m, const gsq_node *n, int B)
     const float *dy = gact(m, n->out);
     float *dx = gact(m, n->in[0]);
     const gsq_value *xv = &g->values[n->in[0]], *yv = &g->values[n->out];
-    size_t rows = in_rows(g, n, B);
+    size_t rows = gsq_node_rows(g, n, B);
     switch (n->op) {
     case GSQ_OP_PATCHIFY:
         break; /* the images need no gradient */
     case GSQ_OP_LINEAR: {
         const gsq_linear *l = &g->linears[n->linear];
-        size_t nx = rows * (size_t)l->cols, off = in_offset(g, n, B);
+        size_t nx = rows * (size_t)l->cols, off = gsq_node_slice_offset(g, n, B);
         const float *w = param(m, l->weight);
         float *dw = grad(m, l->weight);
         x += off;
