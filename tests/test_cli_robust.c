@@ -146,7 +146,7 @@ static void test_option_ranges(void)
         {"prune --teacher t", "--effort --feature-blocks --alpha --beta --gamma --temperature --epochs --lr"},
         {"quantize --teacher t", "--percentile --calib-batches --lsq-lr --alpha --temperature --batch"},
         {"eval m", "--batch --workers --threads --heads --seed --val-size"},
-        {"run m", "--batch --workers --threads --heads --seed --val-size"},
+        {"run m", "--batch --workers --threads --seed --val-size"},
         {"bench --config gpusq_demo", "--batch --iters --threads"},
         {"info m", "--heads"},
         {"predict m", "--heads"},

@@ -12,6 +12,7 @@
 #include "gpusq/stages.h"
 #include "gpusq/status.h"
 #include "gpusq/train.h"
+#include "options.h"
 
 typedef struct {
     const char *name;
@@ -62,30 +63,13 @@ typedef struct {
     char checkpoint_buf[4096];
 } cli_train_opts;
 void cli_train_opts_init(cli_train_opts *o, const char *default_out);
-/* Takes argv[*i] (and its value) when it is a shared option: 1 taken, 0 not a shared option,
- * -1 a bad value (reported; exit with 2). */
-int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i);
-/* The mixed distillation loss's weights that prune and quantize take (--alpha, --beta, --gamma,
- * --temperature): init gives gsq_distill_defaults' values, option takes one (1 taken, 0 not one
- * of them, -1 a bad value reported), apply sets them in a distillation config. */
-typedef struct {
-    float alpha, beta, gamma, temperature;
-} cli_distill_weights;
-void cli_distill_weights_init(cli_distill_weights *w);
-int cli_distill_option(cli_distill_weights *w, const char *cmd, int argc, char **argv, int *i);
-void cli_distill_weights_apply(const cli_distill_weights *w, gsq_distill_config *dc);
-/* A command's whole argument list: the shared options, then own(ctx, argc, argv, &i) for the
- * command's own (1 taken, 0 not its, -1 bad value reported); --help prints help, the shared
- * options and defaults. Returns -1 to go on, or the exit code (0 after --help, 2 on a mistake). */
-typedef int (*cli_own_option)(void *ctx, int argc, char **argv, int *i);
-/* The end of an own option taking a value argv[*i + 1]: when the value is missing or !ok, reports
- * a usage error that says what is accepted ("FLAG must be ACCEPTED, got 'V'") and returns -1,
- * else steps past the value and returns 1. */
-int cli_option_value(const char *cmd, int ok, const char *accepted, int argc, char **argv, int *i);
-/* An option whose value is any string (a path, a name): stores it in *dst; 1, or -1 when missing. */
-int cli_string_option(const char *cmd, int argc, char **argv, int *i, const char **dst);
-int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
-                      const char *help, const char *defaults);
+/* Their --help sections, over o: data (--data, --train-size, --val-size, --workers), training
+ * (--epochs ... --threads), output (--out, --checkpoint, ...) and distillation (--alpha, --beta,
+ * --gamma, --temperature, --unsupervised); only (NULL: all) picks some (tools/options.h). */
+cli_group cli_data_group(cli_train_opts *o, const char *title, const char *const *only);
+cli_group cli_training_group(cli_train_opts *o, const char *title, const char *const *only);
+cli_group cli_output_group(cli_train_opts *o);
+cli_group cli_distill_group(cli_train_opts *o, const char *const *only);
 /* Right after parsing, before any work: decides the checkpoint path (--checkpoint, else beside
  * --out) and checks that --out, the checkpoint, --log and report (may be NULL) can be written,
  * creating missing folders (gsq_output_prepare). */
@@ -111,19 +95,17 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
  * written to o->out (the stage-1 file, or the compressed model), its report printed and written
  * as JSON (report may be NULL), then its final checkpoint. A stopped run returns GSQ_OK with
  * r->run.interrupted set. */
+/* --criterion's names (prune and compress): magnitude (0), permute (1: gsq_prune_config.permute). */
+extern const cli_choice cli_criteria[];
 typedef struct {
     gsq_prune_config p;
     const char *teacher, *report; /* the dense model's path (for the report), the JSON report */
-    int unsupervised;
-    cli_distill_weights kd;
 } cli_prune_opts;
 gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *teacher, gsq_dataset *train,
                          gsq_dataset *val, gsq_prune_result *r, gsq_error *err);
 typedef struct {
     gsq_qat_config q;
     const char *teacher, *report; /* the stage-1 model's path, the JSON report */
-    cli_distill_weights kd;
-    int unsupervised, calib_given, lsq_given; /* the last two: gpusq quantize's --calib, --lsq given */
 } cli_quantize_opts;
 gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
                             const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
@@ -133,11 +115,6 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_v
 int cli_report(const char *cmd, const gsq_error *err);
 /* Prints "gpusq CMD: message" (printf-style) to stderr and returns the usage exit code (2). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A numeric option: argv[*i] is the flag, argv[*i + 1] its value. When the value parses and lies
- * in [lo, hi] (floats: (lo, hi] with lo_open), stores it, steps *i past it and returns 1; else
- * prints "gpusq CMD: FLAG must be a whole number in [LO, HI], got 'V'" and returns -1. */
-int cli_int_option(const char *cmd, int argc, char **argv, int *i, int lo, int hi, int *out);
-int cli_float_option(const char *cmd, int argc, char **argv, int *i, float lo, float hi, int lo_open, float *out);
 /* Loads MODEL.safetensors, inferring the architecture (heads > 0 overrides the head count). A
  * compressed file loads as its fake-quantized twin, and fills info when info is not NULL (zeroed
  * for other files). */
@@ -150,8 +127,8 @@ gsq_status cli_load_model(const char *path, int heads, struct gsq_vit **out, gsq
  * Returns the exit code: 0, or 1 after any failure. */
 int cli_predict_images(const char *cmd, const struct gsq_vit *m, gsq_forward_fn forward, void *ctx,
                        char *const *images, int n);
-/* --device: "cpu" or "cuda"; returns 0 for anything else. */
-int cli_parse_device(const char *s, gsq_engine_device *out);
+/* --device's names: cpu, cuda. */
+extern const cli_choice cli_devices[];
 /* What runs an engine on device, for a report: "amx-int8 kernels on the CPU" or
  * "CUDA on NVIDIA H100 80GB HBM3 (sm_90)". */
 void cli_engine_where(gsq_engine_device device, char *buf, size_t cap);

@@ -3,6 +3,7 @@
  * on dense integer codes) and sparse INT8/INT4 (the engine on the kept codes) — as batch-1 latency
  * and batch-N throughput with ratios, and the engine's time per part of the forward pass. A compressed file is benchmarked as it is; --config NAME builds a
  * randomly initialised model, pruned by magnitude and calibrated on random images (speed only). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,25 +14,44 @@
 #include "gpusq/engine.h"
 #include "gpusq/kernels.h"
 
-static const char *help =
-    "usage: gpusq bench MODEL.gsq.safetensors [options]\n"
-    "       gpusq bench --config NAME [--pattern 2:4|4:8] [--mode int8|int4|w4a8] [--attention] [options]\n\n"
-    "Latency (batch 1) and throughput (batch N) of a float baseline, dense INT8 and sparse INT8\n"
-    "(or INT4) versions of one model, and the engine's time per part of the forward pass. The\n"
-    "float baseline is the FP32 forward on the CPU, and the engine with FP16 cuBLASLt GEMMs on\n"
-    "CUDA. On CUDA the times include copying the images in and the logits out.\n\n"
-    "options:\n"
-    "  --config NAME   random weights in a named configuration (gpusq info --list), pruned by\n"
-    "                  magnitude and calibrated on random images: for speed, not accuracy\n"
-    "  --pattern P     with --config: 2:4 (default) or 4:8\n"
-    "  --mode M        with --config: int8 (default), int4 or w4a8\n"
-    "  --attention     with --config: quantize the attention matmuls too (as gpusq quantize\n"
-    "                  --attention does), so they run as integer kernels\n"
-    "  --device D      cpu (default) or cuda (sm_80 or later)\n"
-    "  --batch N       the throughput batch (default 32)\n"
-    "  --iters N       timed runs per measurement, the median is reported (default 10); the\n"
-    "                  three models take turns, a pass each, so noise falls on all alike\n"
-    "  --threads N     threads (default: all)\n";
+typedef struct {
+    const char *config;
+    gsq_sparse_pattern pattern;
+    gsq_quant_mode mode;
+    int attention, batch, iters, threads;
+    gsq_engine_device device;
+} bench_opts;
+
+static const cli_choice patterns[] = {{"2:4", GSQ_SPARSE_2_4}, {"4:8", GSQ_SPARSE_4_8}, {NULL, 0}};
+static const cli_choice modes[] = {{"int8", GSQ_QMODE_INT8}, {"int4", GSQ_QMODE_INT4}, {"w4a8", GSQ_QMODE_W4A8}, {NULL, 0}};
+#define B(member) offsetof(bench_opts, member)
+static const cli_option bench_options[] = {
+    {CLI_OPT("--config", "NAME", CLI_STRING, B(config), "random weights in a named configuration (gpusq info --list), "
+     "pruned by magnitude and calibrated on random images: for speed, not accuracy")},
+    {CLI_OPT("--pattern", "P", CLI_CHOICE, B(pattern), "with --config: 2:4 or 4:8"), .choices = patterns},
+    {CLI_OPT("--mode", "M", CLI_CHOICE, B(mode), "with --config: int8, int4 or w4a8"), .choices = modes},
+    {CLI_OPT("--attention", NULL, CLI_FLAG, B(attention), "with --config: quantize the attention matmuls too (as gpusq "
+     "quantize --attention does), so they run as integer kernels"), .set = 1},
+    {CLI_OPT("--device", "D", CLI_CHOICE, B(device), "cpu, or cuda (sm_80 or later)"), .choices = cli_devices},
+    {CLI_OPT("--batch", "N", CLI_INT, B(batch), "the throughput batch"), .lo = 1, .hi = 4096},
+    {CLI_OPT("--iters", "N", CLI_INT, B(iters), "timed runs per measurement, the median is reported; the three models "
+     "take turns, a pass each, so noise falls on all alike"), .lo = 1, .hi = 64},
+    {CLI_OPT("--threads", "N", CLI_INT, B(threads), "compute threads"), .lo = 1, .hi = 1024, .shown_default = "all cores"},
+};
+#undef B
+
+static const cli_spec spec = {
+    .name = "bench",
+    .usage = "MODEL.gsq.safetensors [options]\n--config NAME [--pattern 2:4|4:8] [--mode int8|int4|w4a8] "
+    "[--attention] [options]",
+    .about = "Latency (batch 1) and throughput (batch N) of a float baseline, dense INT8 and sparse INT8 (or INT4) versions "
+    "of one model, and the engine's time per part of the forward pass. The float baseline is the FP32 forward on "
+    "the CPU, and the engine with FP16 cuBLASLt GEMMs on CUDA. On CUDA the times include copying the images in "
+    "and the logits out.",
+    .min_args = 0,
+    .max_args = 1,
+    .args_what = "",
+};
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -98,37 +118,19 @@ static void print_parts(const char *title, const gsq_engine *e, int iters, int B
 
 int cmd_bench(int argc, char **argv)
 {
-    const char *path = NULL, *config = NULL, *pattern_s = "2:4", *mode_s = "int8";
-    int batch = 32, iters = 10, threads = 0, attention = 0;
-    gsq_engine_device device = GSQ_ENGINE_CPU;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ok = 1;
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--config")) ok = cli_string_option("bench", argc, argv, &i, &config) > 0;
-        else if (!strcmp(a, "--pattern"))
-            ok = cli_option_value("bench", v && (!strcmp(v, "2:4") || !strcmp(v, "4:8")) && (pattern_s = v),
-                                  "2:4 or 4:8", argc, argv, &i) > 0;
-        else if (!strcmp(a, "--mode"))
-            ok = cli_option_value("bench", v && (!strcmp(v, "int8") || !strcmp(v, "int4") || !strcmp(v, "w4a8")) &&
-                                  (mode_s = v), "int8, int4 or w4a8", argc, argv, &i) > 0;
-        else if (!strcmp(a, "--attention")) attention = 1;
-        else if (!strcmp(a, "--device"))
-            ok = cli_option_value("bench", v && cli_parse_device(v, &device), "cpu or cuda", argc, argv, &i) > 0;
-        else if (!strcmp(a, "--batch")) ok = cli_int_option("bench", argc, argv, &i, 1, 4096, &batch) > 0;
-        else if (!strcmp(a, "--iters")) ok = cli_int_option("bench", argc, argv, &i, 1, 64, &iters) > 0;
-        else if (!strcmp(a, "--threads")) ok = cli_int_option("bench", argc, argv, &i, 1, 1024, &threads) > 0;
-        else if (a[0] == '-') return cli_usage_error("bench", "unknown option '%s'", a);
-        else if (!path) path = a;
-        else return cli_usage_error("bench", "one model at a time ('%s' and '%s')", path, a);
-        if (!ok) return 2; /* reported */
-    }
+    bench_opts o = {.pattern = GSQ_SPARSE_2_4, .mode = GSQ_QMODE_INT8, .batch = 32, .iters = 10,
+                    .device = GSQ_ENGINE_CPU};
+    const cli_group groups[] = {CLI_GROUP("options", bench_options, &o)};
+    cli_parsed parsed;
+    int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
+    if (code >= 0) return code;
+    const char *path = parsed.num_args ? parsed.args[0] : NULL, *config = o.config;
+    int batch = o.batch, iters = o.iters, attention = o.attention;
+    gsq_engine_device device = o.device;
     if (!path == !config) return cli_usage_error("bench", "give a compressed MODEL file or --config NAME");
     if (attention && !config)
         return cli_usage_error("bench", "--attention is for --config (a file says whether it quantized attention)");
-    if (threads) gsq_set_num_threads(threads);
+    if (o.threads) gsq_set_num_threads(o.threads);
     gsq_error err = {0};
     gsq_compressed_info info = {0};
     gsq_vit *m = NULL;
@@ -137,8 +139,8 @@ int cmd_bench(int argc, char **argv)
     gsq_status st = GSQ_OK;
     if (config) {
         st = gsq_vit_config_by_name(config, &cfg, &err);
-        if (st == GSQ_OK) st = gsq_sparse_pattern_parse(pattern_s, &info.pattern, &err);
-        if (st == GSQ_OK) st = gsq_quant_mode_parse(mode_s, &info.mode, &err);
+        info.pattern = o.pattern;
+        info.mode = o.mode;
     } else {
         st = gsq_compressed_load(&m, path, &info, &err);
         if (st == GSQ_OK) cfg = m->cfg;

@@ -4,6 +4,7 @@
  * parameter bytes, dense/sparse MACs and bit-weighted operations against FP32 — printed and
  * written as JSON and Markdown. Each stage's output is kept in the output folder and reused when
  * the command runs again (--fresh to redo): its model is read back and measured again. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,37 +16,18 @@
 #include "gpusq/safetensors.h"
 #include "text.h"
 
-static const char *help =
-    "usage: gpusq compress --teacher DENSE.safetensors --out-dir DIR [options]\n\n"
-    "Dense → stage 1 (prune, distil) → stage 2 (quantize, distil) → compressed models + report.\n"
-    "  --teacher FILE      the dense model\n"
-    "  --out-dir DIR       stage outputs, compressed models and report.{json,md} (created)\n"
-    "  --modes LIST        int8 (2:4) and/or int4 (4:8), comma-separated (default int8,int4)\n"
-    "  --prune-epochs N    stage-1 fine-tuning epochs (default 2)\n"
-    "  --qat-epochs N      stage-2 epochs (default: gpusq quantize's, 1 for INT8 and 2 for INT4)\n"
-    "  --criterion C       stage-1 mask selection: magnitude or permute (default permute)\n"
-    "  --feature-blocks N  blocks distilled in stage 1 and weighted in stage 2 (default: a third)\n"
-    "  --unsupervised      no labels in either stage\n"
-    "  --attention LIST    modes whose stage 2 also quantizes the attention matmuls' inputs\n"
-    "                      (int8 and/or int4, comma-separated; default none)\n"
-    "  --lsq LIST          modes whose stage 2 learns its quantizer scales (gpusq quantize --lsq;\n"
-    "                      int8 and/or int4, comma-separated, or none; default: quantize's, int4)\n"
-    "  --fresh             redo stages whose outputs exist\n"
-    "passed to every stage: --data --train-size --val-size --batch --workers --seed --threads\n"
-    "  --no-augment\n";
-
 typedef struct {
-    const char *teacher, *out_dir, *modes, *criterion, *attention, *lsq;
-    int prune_epochs, qat_epochs, feature_blocks; /* 0, 0, -1: the stages' defaults */
-    int unsupervised, fresh;
+    const char *teacher, *out_dir, *modes, *attention, *lsq;
+    int permute;
+    long prune_epochs, qat_epochs; /* 0: the stages' defaults */
+    int feature_blocks;            /* -1: the stages' default */
+    int fresh;
     cli_train_opts train; /* the options passed to every stage */
 } compress_opts;
 
-/* 1 if list is "int8", "int4" or both, comma-separated (or "none" where none_ok); --modes also
- * needs at least one. */
-static int mode_list_ok(const char *list, int none_ok)
+/* 1 if list is "int8", "int4" or both, comma-separated. */
+static int mode_list(const char *list)
 {
-    if (none_ok && !strcmp(list, "none")) return 1;
     for (const char *p = list;; p += 5) {
         if (strncmp(p, "int8", 4) && strncmp(p, "int4", 4)) return 0;
         if (p[4] == '\0') return 1;
@@ -53,53 +35,38 @@ static int mode_list_ok(const char *list, int none_ok)
     }
 }
 
-static int parse(compress_opts *c, int argc, char **argv)
-{
-    static const char *const shared[] = {"--data", "--train-size", "--val-size", "--batch",     "--workers",
-                                         "--seed", "--threads",    "--no-augment"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **dst = !strcmp(a, "--teacher") ? &c->teacher : !strcmp(a, "--out-dir") ? &c->out_dir
-                         : !strcmp(a, "--modes") ? &c->modes : !strcmp(a, "--criterion") ? &c->criterion
-                         : !strcmp(a, "--attention") ? &c->attention : !strcmp(a, "--lsq") ? &c->lsq : NULL;
-        static const char *const numeric[3] = {"--prune-epochs", "--qat-epochs", "--feature-blocks"};
-        static const int lo[3] = {1, 1, 0};
-        int *ndst[3] = {&c->prune_epochs, &c->qat_epochs, &c->feature_blocks};
-        int k = 0;
-        while (k < 3 && strcmp(a, numeric[k])) k++;
-        if (k < 3) {
-            if (cli_int_option("compress", argc, argv, &i, lo[k], 1 << 20, ndst[k]) < 0) return 2;
-            continue;
-        }
-        int is_shared = 0;
-        for (size_t s = 0; s < sizeof shared / sizeof shared[0]; s++) is_shared |= !strcmp(a, shared[s]);
-        if (cli_is_help(a)) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--unsupervised")) {
-            c->unsupervised = 1;
-        } else if (!strcmp(a, "--fresh")) {
-            c->fresh = 1;
-        } else if (dst && !v) {
-            return cli_usage_error("compress", "%s needs a value", a);
-        } else if (dst) {
-            *dst = argv[++i];
-        } else if (is_shared) { /* checked now, before stage 1 has made folders and run */
-            if (cli_train_option(&c->train, "compress", argc, argv, &i) < 0) return 2;
-        } else {
-            return cli_usage_error("compress", "unknown option '%s'", a);
-        }
-    }
-    if (!c->teacher || !c->out_dir) return cli_usage_error("compress", "--teacher and --out-dir are required");
-    if (strcmp(c->criterion, "magnitude") && strcmp(c->criterion, "permute"))
-        return cli_usage_error("compress", "--criterion must be magnitude or permute, got '%s'", c->criterion);
-    const char *lists[3] = {c->modes, c->attention, c->lsq}, *flags[3] = {"--modes", "--attention", "--lsq"};
-    for (int k = 0; k < 3; k++)
-        if (lists[k] && !mode_list_ok(lists[k], k > 0))
-            return cli_usage_error("compress", "%s must be int8 and/or int4, comma-separated%s, got '%s'", flags[k],
-                                   k > 0 ? " (or none)" : "", lists[k]);
-    return -1;
-}
+/* The same, or "none". */
+static int mode_list_or_none(const char *list) { return !strcmp(list, "none") || mode_list(list); }
+
+#define C(member) offsetof(compress_opts, member)
+static const cli_option compress_options[] = {
+    {CLI_OPT("--teacher", "FILE", CLI_STRING, C(teacher), "the dense model")},
+    {CLI_OPT("--out-dir", "DIR", CLI_STRING, C(out_dir), "stage outputs, compressed models and report.{json,md} (created)")},
+    {CLI_OPT("--modes", "LIST", CLI_STRING, C(modes), "int8 (2:4) and/or int4 (4:8), comma-separated"), .valid = mode_list,
+     .accepted = "int8 and/or int4, comma-separated"},
+    {CLI_OPT("--prune-epochs", "N", CLI_LONG, C(prune_epochs), "stage-1 fine-tuning epochs"), .lo = 1, .hi = 1 << 20,
+     .shown_default = "gpusq prune's, 2"},
+    {CLI_OPT("--qat-epochs", "N", CLI_LONG, C(qat_epochs), "stage-2 epochs"), .lo = 1, .hi = 1 << 20,
+     .shown_default = "gpusq quantize's, 1 for INT8 and 2 for INT4"},
+    {CLI_OPT("--criterion", "C", CLI_CHOICE, C(permute), "stage-1 mask selection: magnitude or permute"), .choices = cli_criteria},
+    {CLI_OPT("--feature-blocks", "N", CLI_INT, C(feature_blocks), "blocks distilled in stage 1 and weighted in stage 2"),
+     .lo = 0, .hi = 1 << 20, .shown_default = "a third of them"},
+    {CLI_OPT("--attention", "LIST", CLI_STRING, C(attention), "modes whose stage 2 also quantizes the attention matmuls' "
+     "inputs (int8 and/or int4, comma-separated, or none)"), .valid = mode_list_or_none,
+     .accepted = "int8 and/or int4, comma-separated (or none)", .shown_default = "none"},
+    {CLI_OPT("--lsq", "LIST", CLI_STRING, C(lsq), "modes whose stage 2 learns its quantizer scales (gpusq quantize --lsq; "
+     "int8 and/or int4, comma-separated, or none)"), .valid = mode_list_or_none,
+     .accepted = "int8 and/or int4, comma-separated (or none)", .shown_default = "gpusq quantize's, int4"},
+    {CLI_OPT("--fresh", NULL, CLI_FLAG, C(fresh), "redo stages whose outputs exist"), .set = 1},
+};
+#undef C
+
+static const cli_spec spec = {
+    .name = "compress",
+    .usage = "--teacher DENSE.safetensors --out-dir DIR [options]",
+    .about = "Dense → stage 1 (prune, distil) → stage 2 (quantize, distil) → compressed models + report. Each stage's "
+    "output stays in DIR and is reused when the command runs again (--fresh redoes it).",
+};
 
 static int exists(const char *path)
 {
@@ -210,16 +177,15 @@ static gsq_status stage1(const compress_opts *c, gsq_vit *teacher, gsq_dataset *
     }
     printf("== stage 1 → %s\n", sparse);
     fflush(stdout);
-    cli_prune_opts p = {.teacher = c->teacher, .report = sparse_json, .unsupervised = c->unsupervised};
+    cli_prune_opts p = {.teacher = c->teacher, .report = sparse_json};
     cli_train_opts o;
     gsq_prune_result r = {0};
     gsq_status st = stage_opts(c, &o, sparse, sparse_json, err);
     gsq_prune_defaults(&p.p, &o.cfg);
     if (c->prune_epochs) o.cfg.epochs = c->prune_epochs;
     p.p.pattern = pattern;
-    p.p.permute = !strcmp(c->criterion, "permute");
+    p.p.permute = c->permute;
     if (c->feature_blocks >= 0) p.p.feature_blocks = c->feature_blocks;
-    cli_distill_weights_init(&p.kd);
     if (st == GSQ_OK) st = cli_prune_run(&o, &p, teacher, train, val, &r, err);
     *interrupted = r.run.interrupted;
     if (st == GSQ_OK && r.run.finished) {
@@ -250,7 +216,7 @@ static gsq_status stage2(const compress_opts *c, gsq_vit *sparse, const char *sp
     printf("== stage 2 → %s\n", comp);
     fflush(stdout);
     const char *name = gsq_quant_mode_name(mode);
-    cli_quantize_opts q = {.teacher = sparse_path, .report = comp_json, .unsupervised = c->unsupervised};
+    cli_quantize_opts q = {.teacher = sparse_path, .report = comp_json};
     cli_train_opts o;
     gsq_qat_result r = {0};
     gsq_status st = stage_opts(c, &o, comp, comp_json, err);
@@ -258,7 +224,6 @@ static gsq_status stage2(const compress_opts *c, gsq_vit *sparse, const char *sp
     if (c->qat_epochs) o.cfg.epochs = c->qat_epochs;
     q.q.attention = c->attention && strstr(c->attention, name);
     if (c->lsq) q.q.lsq = strstr(c->lsq, name) != NULL;
-    cli_distill_weights_init(&q.kd);
     if (st == GSQ_OK) st = cli_quantize_run(&o, &q, sparse, pattern, losses, train, val, &r, info, err);
     *interrupted = r.run.interrupted;
     if (st == GSQ_OK && r.run.finished) *top1 = val ? r.qat.top1 : -1;
@@ -268,10 +233,19 @@ static gsq_status stage2(const compress_opts *c, gsq_vit *sparse, const char *sp
 
 int cmd_compress(int argc, char **argv)
 {
-    compress_opts c = {.modes = "int8,int4", .criterion = "permute", .feature_blocks = -1};
+    compress_opts c = {.modes = "int8,int4", .permute = 1, .feature_blocks = -1};
     cli_train_opts_init(&c.train, "unused");
-    int code = parse(&c, argc, argv);
+    static const char *const data[] = {"--data", "--train-size", "--val-size", "--workers", NULL};
+    static const char *const training[] = {"--batch", "--no-augment", "--seed", "--threads", NULL};
+    static const char *const distill[] = {"--unsupervised", NULL};
+    const cli_group groups[] = {CLI_GROUP("compression", compress_options, &c),
+                                cli_data_group(&c.train, "data (every stage)", data),
+                                cli_training_group(&c.train, "training (every stage)", training),
+                                cli_distill_group(&c.train, distill)};
+    cli_parsed parsed;
+    int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
+    if (!c.teacher || !c.out_dir) return cli_usage_error("compress", "--teacher and --out-dir are required");
     gsq_error err = {0};
     if (gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
     gsq_vit *teacher = NULL;

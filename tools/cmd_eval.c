@@ -3,6 +3,7 @@
  * image files as gpusq predict prints them, optionally checked against the model's fake-quantized
  * float twin. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,37 +13,6 @@
 #include "gpusq/kernels.h"
 #include "gpusq/nn.h"
 #include "gpusq/train.h"
-
-static const char *help =
-    "usage: gpusq eval MODEL.safetensors [--data SPEC] [options]\n\n"
-    "Evaluates a model with timm's eval transform (resize to size/crop_pct, centre crop).\n\n"
-    "options:\n"
-    "  --data SPEC     synthetic (default), cifar:DIR or folder:DIR (its val/ split, or DIR itself)\n"
-    "  --val-size N    synthetic validation samples (default 2000)\n"
-    "  --seed N        synthetic dataset seed (default 0)\n"
-    "  --heads N       attention heads when the file does not say\n"
-    "  --batch N (64)  --workers N (1)  --threads N\n";
-
-static const char *run_help =
-    "usage: gpusq run MODEL.gsq.safetensors [--data SPEC] [options]\n"
-    "       gpusq run MODEL.gsq.safetensors IMAGE... [--dense] [--check] [--threads N]\n\n"
-    "Evaluates a compressed model (gpusq compress / quantize) on the engine: integer GEMMs on the\n"
-    "packed codes, sparse where the file is sparse, on the CPU or an NVIDIA GPU. Prints top-1,\n"
-    "top-5 and images per second.\n"
-    "With JPEG or PNG images instead of a dataset, prints the five most probable classes of each,\n"
-    "as `gpusq predict` does with the fake-quantized model; an image that cannot be read is\n"
-    "reported and skipped, the exit code is then 1. --data, --val-size, --seed, --batch and\n"
-    "--workers are for datasets only.\n\n"
-    "options:\n"
-    "  --data SPEC     synthetic (default), cifar:DIR or folder:DIR (its val/ split, or DIR itself)\n"
-    "  --val-size N    synthetic validation samples (default 2000)\n"
-    "  --seed N        synthetic dataset seed (default 0)\n"
-    "  --device D      cpu (default) or cuda: the GPU engine (sm_80 or later; 2:4 GEMMs on the\n"
-    "                  sparse tensor cores, the rest on dense ones)\n"
-    "  --dense         run every GEMM on dense integer codes (the baseline layout)\n"
-    "  --check         also run the fake-quantized float model; print top-1 agreement and the\n"
-    "                  largest logit difference, over the dataset or the images\n"
-    "  --batch N (64)  --workers N (1)  --threads N\n";
 
 /* The engine as an evaluation forward pass; with a twin, each batch also runs the fake-quantized
  * model and the two are compared. */
@@ -80,11 +50,49 @@ static void print_check(const run_ctx *r)
            r->agree, r->count, 100.0 * (double)r->agree / (double)r->count, r->max_rel);
 }
 
-/* How gpusq run runs the engine. */
+/* gpusq eval's and gpusq run's own options. */
 typedef struct {
-    int dense, check;
+    int heads;                  /* eval */
+    int dense, check;           /* run: how it runs the engine */
     gsq_engine_device device;
 } run_opts;
+
+#define R(member) offsetof(run_opts, member)
+static const cli_option eval_options[] = {
+    {CLI_OPT("--heads", "N", CLI_INT, R(heads), "attention heads, when the file does not say"), .lo = 1, .hi = 4096,
+     .shown_default = ""},
+};
+static const cli_option run_options[] = {
+    {CLI_OPT("--device", "D", CLI_CHOICE, R(device), "cpu, or cuda: the GPU engine (sm_80 or later; 2:4 linears on the "
+     "sparse tensor cores, the rest on dense ones)"), .choices = cli_devices},
+    {CLI_OPT("--dense", NULL, CLI_FLAG, R(dense), "run every linear on dense integer codes (the baseline layout)"), .set = 1},
+    {CLI_OPT("--check", NULL, CLI_FLAG, R(check), "also run the fake-quantized float model; print top-1 agreement and the "
+     "largest logit difference, over the dataset or the images"), .set = 1},
+};
+#undef R
+
+static const cli_spec eval_spec = {
+    .name = "eval",
+    .usage = "MODEL.safetensors [--data SPEC] [options]",
+    .about = "Evaluates a model with timm's eval transform (resize to size/crop_pct, centre crop): top-1, top-5 and mean "
+    "loss. With folder:DIR or cifar:DIR the validation split is DIR/val when it exists, else DIR.",
+    .min_args = 1,
+    .max_args = 1,
+    .args_what = "a MODEL.safetensors",
+};
+static const cli_spec run_spec = {
+    .name = "run",
+    .usage = "MODEL.gsq.safetensors [--data SPEC] [options]\nMODEL.gsq.safetensors IMAGE... [--dense] [--check] "
+    "[--threads N]",
+    .about = "Evaluates a compressed model (gpusq compress / quantize) on the engine: integer kernels on the packed codes, "
+    "sparse where the file is sparse, on the CPU or an NVIDIA GPU. Prints top-1, top-5 and images per second.\n\n"
+    "With JPEG or PNG images instead of a dataset, prints the five most probable classes of each, as `gpusq "
+    "predict` does with the fake-quantized model; an image that cannot be read is reported and skipped, and the "
+    "exit code is then 1. --data, --val-size, --seed, --batch and --workers are for datasets only.",
+    .min_args = 1,
+    .max_args = -1,
+    .args_what = "a MODEL.gsq.safetensors",
+};
 
 /* gpusq run's model and engine from path, opened once: the architecture, class names and info
  * (the file checked, nothing decoded) and the engine straight from the file's codes; or with
@@ -143,67 +151,49 @@ static int run_images(gsq_vit *m, gsq_engine *e, const run_opts *o, char *const 
     return rc;
 }
 
-static int eval_main(int argc, char **argv, const char *cmd, int engine)
+static int eval_main(int argc, char **argv, int engine)
 {
-    const char *path = NULL, *data = "synthetic", *data_option = NULL; /* the first dataset-only option */
-    cli_data_sizes sizes = {.train_size = 1, .val_size = 2000};
-    int batch = 64, workers = 1, threads = 0, heads = 0, seed = 0, n = 0, images = 0;
+    const cli_spec *spec = engine ? &run_spec : &eval_spec;
+    const char *cmd = spec->name;
     run_opts o = {.device = GSQ_ENGINE_CPU};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(engine ? run_help : help, stdout);
-            return 0;
-        } else if (engine && strcmp(a, "--dense") == 0) {
-            o.dense = 1;
-        } else if (engine && strcmp(a, "--check") == 0) {
-            o.check = 1;
-        } else if (engine && strcmp(a, "--device") == 0) {
-            int ok = i + 1 < argc && cli_parse_device(argv[i + 1], &o.device);
-            if (cli_option_value(cmd, ok, "cpu or cuda", argc, argv, &i) < 0) return 2;
-        } else if (strcmp(a, "--data") == 0) {
-            if (cli_string_option(cmd, argc, argv, &i, &data) < 0) return 2;
-            if (!data_option) data_option = a;
-        } else if (a[0] == '-') {
-            struct { const char *flag; int lo, hi; int *dst, dataset; } ints[] = {
-                {"--batch", 1, 1 << 16, &batch, 1}, {"--workers", 1, 64, &workers, 1},
-                {"--threads", 1, 1024, &threads, 0}, {"--heads", 1, 4096, &heads, 0},
-                {"--seed", 0, 1 << 30, &seed, 1}, {"--val-size", 1, 1 << 30, &n, 1},
-            };
-            size_t k = 0;
-            while (k < sizeof ints / sizeof ints[0] && strcmp(a, ints[k].flag) != 0) k++;
-            if (k == sizeof ints / sizeof ints[0]) return cli_usage_error(cmd, "unknown option '%s'", a);
-            if (cli_int_option(cmd, argc, argv, &i, ints[k].lo, ints[k].hi, ints[k].dst) < 0) return 2;
-            if (ints[k].dataset && !data_option) data_option = a;
-        } else if (!path) {
-            path = a;
-        } else if (engine) {
-            argv[++images] = argv[i]; /* the images gather in argv[1..images], behind what was read */
-        } else {
-            return cli_usage_error(cmd, "one model at a time ('%s' and '%s')", path, a);
-        }
-    }
-    if (!path) return cli_usage_error(cmd, "give a MODEL.safetensors");
-    if (images && data_option)
-        return cli_usage_error(cmd, "IMAGE files and %s do not mix (images are predicted one by one, %s is for "
-                               "evaluating a dataset)", data_option, data_option);
-    if (n) sizes.val_size = (size_t)n;
-    sizes.seed = (uint64_t)seed;
-    if (threads) gsq_set_num_threads(threads);
+    cli_train_opts d; /* the dataset and how it is read */
+    cli_train_opts_init(&d, NULL);
+    d.sizes.train_size = 1; /* a synthetic set's training split is not used */
+    static const char *const data[] = {"--data", "--val-size", "--workers", NULL};
+    static const char *const batch[] = {"--batch", "--seed", "--threads", NULL};
+    const cli_group groups[] = {
+        engine ? CLI_GROUP("engine", run_options, &o)
+               : CLI_GROUP("model", eval_options, &o),
+        cli_data_group(&d, "data", data), cli_training_group(&d, "evaluation", batch)};
+    cli_parsed parsed;
+    int code = cli_parse(spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
+    if (code >= 0) return code;
+    const char *path = parsed.args[0];
+    int images = parsed.num_args - 1;
+    static const char *const dataset_only[] = {"--data", "--val-size", "--seed", "--batch", "--workers"};
+    for (int k = 0; images && k < 5; k++)
+        if (cli_given(&parsed, dataset_only[k]))
+            return cli_usage_error(cmd, "IMAGE files and %s do not mix (images are predicted one by one, %s is for "
+                                   "evaluating a dataset)", dataset_only[k], dataset_only[k]);
+    cli_data_sizes sizes = d.sizes;
+    sizes.seed = (uint64_t)d.seed;
+    if (d.threads) gsq_set_num_threads(d.threads);
+    const char *data_spec = d.data;
+    int batch_size = d.cfg.batch_size, workers = d.cfg.workers;
 
     gsq_error err = {0};
     gsq_vit *m = NULL;
     gsq_engine *e = NULL;
     gsq_compressed_info info;
-    gsq_status st = engine ? open_compressed(path, &o, images ? 1 : batch, &m, &info, &e, &err)
-                           : cli_load_model(path, heads, &m, &info, &err);
+    gsq_status st = engine ? open_compressed(path, &o, images ? 1 : batch_size, &m, &info, &e, &err)
+                           : cli_load_model(path, o.heads, &m, &info, &err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);
         gsq_vit_free(m);
         return cli_report(cmd, &err);
     }
     if (images) {
-        int rc = run_images(m, e, &o, argv + 1, images);
+        int rc = run_images(m, e, &o, parsed.args + 1, images);
         gsq_engine_free(e);
         gsq_vit_free(m);
         return rc;
@@ -211,19 +201,19 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
     const gsq_vit_config cfg = m->cfg;
     sizes.resolution = cfg.img_size;
     gsq_dataset *train = NULL, *val = NULL;
-    st = cli_open_data(data, &sizes, &train, &val, &err);
+    st = cli_open_data(data_spec, &sizes, &train, &val, &err);
     gsq_dataset *ds = val ? val : train;
     if (st == GSQ_OK && ds->num_classes != cfg.num_classes)
         st = gsq_fail(&err, GSQ_ERR_SHAPE, "%s has %d classes but %s has %d", path, cfg.num_classes, ds->name,
                       ds->num_classes);
     gsq_transform t;
     gsq_transform_defaults(&t, cfg.img_size);
-    if (strcmp(data, "synthetic") == 0) t.crop_pct = 1.0f; /* drawn at the input size, as in training */
+    if (strcmp(data_spec, "synthetic") == 0) t.crop_pct = 1.0f; /* drawn at the input size, as in training */
     gsq_eval_result r;
     if (st == GSQ_OK && engine) {
-        st = run_engine(path, m, e, &info, &o, ds, &t, batch, workers, &err);
+        st = run_engine(path, m, e, &info, &o, ds, &t, batch_size, workers, &err);
     } else if (st == GSQ_OK) {
-        st = gsq_evaluate(m, ds, &t, batch, workers, &r, &err);
+        st = gsq_evaluate(m, ds, &t, batch_size, workers, &r, &err);
     }
     if (st == GSQ_OK && !engine) {
         printf("%s on %s: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%zu images", path, ds->name, 100 * r.top1,
@@ -237,5 +227,5 @@ static int eval_main(int argc, char **argv, const char *cmd, int engine)
     return st == GSQ_OK ? 0 : cli_report(cmd, &err);
 }
 
-int cmd_eval(int argc, char **argv) { return eval_main(argc, argv, "eval", 0); }
-int cmd_run(int argc, char **argv) { return eval_main(argc, argv, "run", 1); }
+int cmd_eval(int argc, char **argv) { return eval_main(argc, argv, 0); }
+int cmd_run(int argc, char **argv) { return eval_main(argc, argv, 1); }

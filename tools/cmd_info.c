@@ -1,22 +1,34 @@
 /* gpusq info: describe a model file or a named configuration (architecture, parameters, FLOPs,
  * memory), or list the named configurations. */
+#include <stddef.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "cli.h"
 #include "gpusq/vit.h"
 
-static const char *help =
-    "usage: gpusq info MODEL.safetensors [--heads N]\n"
-    "       gpusq info --config NAME\n"
-    "       gpusq info --list\n\n"
-    "Prints the architecture of a timm ViT/DeiT (inferred from the tensor shapes), its parameter\n"
-    "count, forward FLOPs per image and memory.\n\n"
-    "options:\n"
-    "  --heads N      number of attention heads, when the file does not say and embed_dim is\n"
-    "                 not a multiple of timm's head_dim 64\n"
-    "  --config NAME  describe a named configuration instead of a file\n"
-    "  --list         list the named configurations\n";
+typedef struct {
+    const char *config;
+    int heads, list;
+} info_opts;
+
+#define I(member) offsetof(info_opts, member)
+static const cli_option info_options[] = {
+    {CLI_OPT("--heads", "N", CLI_INT, I(heads), "attention heads, when the file does not say and embed_dim is not a "
+     "multiple of timm's head_dim 64"), .lo = 1, .hi = 4096, .shown_default = ""},
+    {CLI_OPT("--config", "NAME", CLI_STRING, I(config), "describe a named configuration instead of a file")},
+    {CLI_OPT("--list", NULL, CLI_FLAG, I(list), "list the named configurations"), .set = 1},
+};
+#undef I
+
+static const cli_spec spec = {
+    .name = "info",
+    .usage = "MODEL.safetensors [--heads N]\n--config NAME\n--list",
+    .about = "Prints the architecture of a timm ViT/DeiT (inferred from the tensor shapes), its parameter count, forward "
+    "FLOPs per image and memory; for a compressed file also its format and size.",
+    .min_args = 0,
+    .max_args = 1,
+    .args_what = "",
+};
 
 static void print_config(const char *source, const gsq_vit_config *c, size_t num_params)
 {
@@ -42,27 +54,17 @@ static void print_config(const char *source, const gsq_vit_config *c, size_t num
 
 int cmd_info(int argc, char **argv)
 {
-    const char *path = NULL, *config = NULL;
-    int heads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(help, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--list") == 0) {
-            for (const char *const *n = gsq_vit_config_names(); *n; n++) printf("%s\n", *n);
-            return 0;
-        } else if (strcmp(argv[i], "--heads") == 0) {
-            if (cli_int_option("info", argc, argv, &i, 1, 4096, &heads) < 0) return 2;
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config = argv[++i];
-        } else if (argv[i][0] == '-') {
-            return cli_usage_error("info", "unknown or incomplete option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            return cli_usage_error("info", "one model at a time ('%s' and '%s')", path, argv[i]);
-        }
+    info_opts o = {0};
+    const cli_group groups[] = {CLI_GROUP("options", info_options, &o)};
+    cli_parsed parsed;
+    int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
+    if (code >= 0) return code;
+    if (o.list) {
+        for (const char *const *n = gsq_vit_config_names(); *n; n++) printf("%s\n", *n);
+        return 0;
     }
+    const char *path = parsed.num_args ? parsed.args[0] : NULL, *config = o.config;
+    int heads = o.heads;
     if (!path == !config) return cli_usage_error("info", "give a MODEL.safetensors file or --config NAME");
     if (config && heads) return cli_usage_error("info", "--heads goes with a file; --config %s fixes the heads", config);
 

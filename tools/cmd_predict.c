@@ -3,16 +3,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cli.h"
 #include "gpusq/vit.h"
-
-static const char *help =
-    "usage: gpusq predict MODEL.safetensors IMAGE... [--heads N]\n\n"
-    "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform).\n"
-    "An image that cannot be read is reported and skipped; the exit code is then 1.\n"
-    "`gpusq run MODEL.gsq.safetensors IMAGE...` prints the same for the CPU engine.\n";
 
 int cli_predict_images(const char *cmd, const gsq_vit *m, gsq_forward_fn forward, void *ctx, char *const *images,
                        int n)
@@ -66,29 +59,33 @@ static gsq_status vit_forward(void *m, const float *images, int n, const float *
     return gsq_vit_infer(m, images, n, logits, err);
 }
 
+static const cli_option predict_options[] = {
+    {CLI_OPT("--heads", "N", CLI_INT, 0, "attention heads, when the file does not say"), .lo = 1, .hi = 4096,
+     .shown_default = ""},
+};
+
+static const cli_spec spec = {
+    .name = "predict",
+    .usage = "MODEL.safetensors IMAGE... [--heads N]",
+    .about = "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform). An image that "
+    "cannot be read is reported and skipped; the exit code is then 1. `gpusq run MODEL.gsq.safetensors IMAGE...` "
+    "prints the same from the engine.",
+    .min_args = 2,
+    .max_args = -1,
+    .args_what = "a MODEL.safetensors and at least one IMAGE",
+};
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *path = NULL;
-    int heads = 0, n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(help, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--heads") == 0) {
-            if (cli_int_option("predict", argc, argv, &i, 1, 4096, &heads) < 0) return 2;
-        } else if (argv[i][0] == '-') {
-            return cli_usage_error("predict", "unknown or incomplete option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            argv[++n] = argv[i]; /* the images gather in argv[1..n], behind what was read */
-        }
-    }
-    if (!path || !n) return cli_usage_error("predict", "give a MODEL.safetensors and at least one IMAGE");
+    int heads = 0;
+    const cli_group groups[] = {CLI_GROUP("options", predict_options, &heads)};
+    cli_parsed parsed;
+    int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
+    if (code >= 0) return code;
     gsq_error err = {0};
     gsq_vit *m = NULL;
-    if (cli_load_model(path, heads, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
-    int rc = cli_predict_images("predict", m, vit_forward, m, argv + 1, n);
+    if (cli_load_model(parsed.args[0], heads, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
+    int rc = cli_predict_images("predict", m, vit_forward, m, parsed.args + 1, parsed.num_args - 1);
     gsq_vit_free(m);
     return rc;
 }

@@ -2,68 +2,45 @@
  * every prunable GEMM weight (by magnitude, optionally after a channel permutation), prune, and
  * fine-tune with the masks frozen by mixed-strategy distillation from the dense teacher; write
  * the sparse model (timm names, mask and per-block feature losses in metadata) and a report. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cli.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/stages.h"
 #include "prune_report.h"
 
-static const char *help =
-    "usage: gpusq prune --teacher DENSE.safetensors [options]\n\n"
-    "Prunes a dense ViT/DeiT to 2:4 (or paired 4:8) structured sparsity and fine-tunes it with the\n"
-    "masks frozen, distilling from the dense model; writes the sparse weights (timm names).\n\n"
-    "pruning:\n"
-    "  --teacher FILE      the dense model (also the starting point)\n"
-    "  --pattern P         2:4 (default; FP16/INT8 sparse tensor cores) or 4:8 (paired, for INT4)\n"
-    "  --criterion C       magnitude (default) or permute (channel permutation search first)\n"
-    "  --effort N          permutation search passes (default 32)\n"
-    "  --prune-head        prune the classifier head too (default: dense)\n"
-    "  --resume FILE       continue the fine-tuning that wrote this checkpoint (same options)\n"
-    "distillation: L = alpha·CE + beta·T²·KL + gamma·Σ MSE(block features)\n"
-    "  --alpha X (1)  --beta X (10)  --gamma X (5)  --temperature T (1)\n"
-    "  --feature-blocks N  distil the outputs of the last N blocks (default: a third of them)\n"
-    "  --unsupervised      read no labels: the teacher's predictions are the labels\n"
-    "  --report FILE       also write the report as JSON\n";
-static const char *defaults =
-    "defaults: --epochs 2 --batch 64 --lr 5e-4 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation\n"
-    "on, --out sparse.safetensors\n";
+const cli_choice cli_criteria[] = {{"magnitude", 0}, {"permute", 1}, {NULL, 0}};
+static const cli_choice patterns[] = {{"2:4", GSQ_SPARSE_2_4}, {"4:8", GSQ_SPARSE_4_8}, {NULL, 0}};
+#define P(member) offsetof(cli_prune_opts, member)
+static const cli_option prune_options[] = {
+    {CLI_OPT("--teacher", "FILE", CLI_STRING, P(teacher), "the dense model (also the starting point)")},
+    {CLI_OPT("--pattern", "P", CLI_CHOICE, P(p.pattern), "2:4 (FP16/INT8 sparse tensor cores) or 4:8 (paired, for INT4)"),
+     .choices = patterns},
+    {CLI_OPT("--criterion", "C", CLI_CHOICE, P(p.permute), "magnitude, or permute: a channel permutation search first"),
+     .choices = cli_criteria},
+    {CLI_OPT("--effort", "N", CLI_INT, P(p.effort), "permutation search passes"), .lo = 0, .hi = 1 << 20},
+    {CLI_OPT("--prune-head", NULL, CLI_FLAG, P(p.include_head), "prune the classifier head too (it stays dense otherwise)"),
+     .set = 1},
+    {CLI_OPT("--feature-blocks", "N", CLI_INT, P(p.feature_blocks), "distil the outputs of the last N blocks"), .lo = 0,
+     .hi = 1 << 20, .shown_default = "a third of them"},
+    {CLI_OPT("--resume", "FILE", CLI_STRING, P(p.resume), "continue the fine-tuning that wrote this checkpoint (same "
+     "options)")},
+    {CLI_OPT("--report", "FILE", CLI_STRING, P(report), "also write the report as JSON")},
+};
+#undef P
 
-/* Parses prune's own options; returns -1 (usage error reported), 0 (not ours) or 1. */
-static int prune_option(void *ctx, int argc, char **argv, int *i)
-{
-    cli_prune_opts *o = ctx;
-    gsq_prune_config *p = &o->p;
-    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    gsq_error err = {0};
-    int ok = cli_distill_option(&o->kd, "prune", argc, argv, i);
-    if (ok) return ok;
-    if (!strcmp(a, "--prune-head")) return p->include_head = 1;
-    if (!strcmp(a, "--unsupervised")) return o->unsupervised = 1;
-    if (!strcmp(a, "--teacher")) return cli_string_option("prune", argc, argv, i, &o->teacher);
-    if (!strcmp(a, "--resume")) return cli_string_option("prune", argc, argv, i, &p->resume);
-    if (!strcmp(a, "--report")) return cli_string_option("prune", argc, argv, i, &o->report);
-    if (!strcmp(a, "--effort")) return cli_int_option("prune", argc, argv, i, 0, 1 << 20, &p->effort);
-    if (!strcmp(a, "--feature-blocks")) return cli_int_option("prune", argc, argv, i, 0, 1 << 20, &p->feature_blocks);
-    if (!strcmp(a, "--pattern")) {
-        ok = v && gsq_sparse_pattern_parse(v, &p->pattern, &err) == GSQ_OK;
-        return cli_option_value("prune", ok, "2:4 or 4:8", argc, argv, i);
-    }
-    if (!strcmp(a, "--criterion")) {
-        ok = v && (!strcmp(v, "magnitude") || !strcmp(v, "permute"));
-        if (ok) p->permute = !strcmp(v, "permute");
-        return cli_option_value("prune", ok, "magnitude or permute", argc, argv, i);
-    }
-    return 0;
-}
+static const cli_spec spec = {
+    .name = "prune",
+    .usage = "--teacher DENSE.safetensors [options]",
+    .about = "Prunes a dense ViT/DeiT to 2:4 (or paired 4:8) structured sparsity and fine-tunes it with the masks frozen, "
+    "distilling from the dense model; writes the sparse weights (timm names).",
+};
 
 gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *teacher, gsq_dataset *train,
                          gsq_dataset *val, gsq_prune_result *r, gsq_error *err)
 {
-    cli_distill_weights_apply(&p->kd, &o->cfg.distill);
-    o->cfg.unsupervised = p->unsupervised;
     gsq_status st = cli_train_begin(o, train, p->teacher, err);
     if (st == GSQ_OK) {
         st = gsq_prune_stage(&p->p, teacher, train, val, &o->cfg, r, err);
@@ -76,7 +53,7 @@ gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *te
     prune_summary sum = {.teacher = p->teacher, .out = o->out, .criterion = p->p.permute ? "permute" : "magnitude",
                          .plan = &r->plan, .dense = r->dense, .one_shot = r->one_shot, .tuned = r->tuned,
                          .feature_loss = r->feature_loss, .depth = teacher->cfg.depth, .agreement = r->agreement,
-                         .distill = o->cfg.distill, .unsupervised = p->unsupervised, .seconds = r->run.seconds};
+                         .distill = o->cfg.distill, .unsupervised = o->cfg.unsupervised, .seconds = r->run.seconds};
     int permuted = !p->p.resume && p->p.permute;
     sum.plain = p->p.resume ? NULL : permuted ? &r->plain : &r->plan;
     sum.permuted = permuted ? &r->plan : NULL;
@@ -93,11 +70,14 @@ gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *te
 int cmd_prune(int argc, char **argv)
 {
     cli_prune_opts p = {0};
-    cli_distill_weights_init(&p.kd);
     cli_train_opts o;
     cli_train_opts_init(&o, "sparse.safetensors");
     gsq_prune_defaults(&p.p, &o.cfg);
-    int code = cli_parse_command(&o, "prune", argc, argv, prune_option, &p, help, defaults);
+    const cli_group groups[] = {CLI_GROUP("pruning", prune_options, &p), cli_distill_group(&o, NULL),
+                                cli_data_group(&o, "data", NULL), cli_training_group(&o, "training", NULL),
+                                cli_output_group(&o)};
+    cli_parsed parsed;
+    int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
     if (!p.teacher) return cli_usage_error("prune", "--teacher DENSE.safetensors is required");
 

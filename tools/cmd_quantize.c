@@ -3,9 +3,9 @@
  * (quantization-aware, distilling from the sparse float model with per-block feature weights
  * derived from stage 1's losses), and write the compressed model file and a report. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cli.h"
 #include "gpusq/compressed.h"
@@ -13,69 +13,44 @@
 #include "gpusq/stages.h"
 #include "text.h"
 
-static const char *help =
-    "usage: gpusq quantize --teacher SPARSE.safetensors [options]\n\n"
-    "Quantization-aware fine-tuning of a gpusq prune output; writes the compressed model file.\n\n"
-    "quantization:\n"
-    "  --teacher FILE      the sparse float model from gpusq prune (also the starting point)\n"
-    "  --mode M            int8 (W8A8, default), int4 (W4A4) or w4a8\n"
-    "  --calib C           activation calibration: max, percentile, mse or entropy (default:\n"
-    "                      percentile for 8-bit activations, mse for 4-bit)\n"
-    "  --percentile P      for --calib percentile (default 99.99)\n"
-    "  --weight-calib C    per-channel weight scales: max (default) or mse\n"
-    "  --calib-batches N   batches observed for calibration (default 16)\n"
-    "  --attention         also quantize the attention matmuls' inputs (Q, K, V, softmax output)\n"
-    "  --lsq, --no-lsq     learn the GEMMs' activation and weight scales (LSQ) instead of holding\n"
-    "                      them to calibration; Q, K, V scales stay calibrated (default: on for int4)\n"
-    "  --lsq-lr F          the scales' learning rate as a multiple of --lr (default 10)\n"
-    "  --uniform-weights   feature weights w_l = 1 instead of stage 1's sparse-distillation-aware ones\n"
-    "  --alpha X (1)  --beta X (10)  --gamma X (5)  --temperature T (1)  --unsupervised\n"
-    "  --resume FILE       continue the QAT that wrote this checkpoint (same options): the\n"
-    "                      quantizers' scales come from it, nothing is calibrated again\n"
-    "  --report FILE       also write the report as JSON\n";
-static const char *defaults =
-    "defaults: --epochs 1 --lr 1e-4 with 8-bit weights, --epochs 2 --lr 5e-4 with 4-bit weights;\n"
-    "--lsq with --mode int4; --batch 64 --warmup-epochs 0.1 --smoothing 0 --clip 1, augmentation on,\n"
-    "--out model.gsq.safetensors; Ctrl-C writes a checkpoint beside it (as --checkpoint says).\n";
+static const cli_choice modes[] = {{"int8", GSQ_QMODE_INT8}, {"int4", GSQ_QMODE_INT4}, {"w4a8", GSQ_QMODE_W4A8}, {NULL, 0}};
+static const cli_choice calibrations[] = {{"max", GSQ_CALIB_MAX}, {"percentile", GSQ_CALIB_PERCENTILE},
+                                          {"mse", GSQ_CALIB_MSE}, {"entropy", GSQ_CALIB_ENTROPY}, {NULL, 0}};
+static const cli_choice weight_calibrations[] = {{"max", GSQ_CALIB_MAX}, {"mse", GSQ_CALIB_MSE}, {NULL, 0}};
+#define Q(member) offsetof(cli_quantize_opts, member)
+static const cli_option quant_options[] = {
+    {CLI_OPT("--teacher", "FILE", CLI_STRING, Q(teacher), "the sparse float model from gpusq prune (also the starting "
+     "point)")},
+    {CLI_OPT("--mode", "M", CLI_CHOICE, Q(q.mode), "int8 (W8A8), int4 (W4A4) or w4a8"), .choices = modes},
+    {CLI_OPT("--calib", "C", CLI_CHOICE, Q(q.calib), "activation calibration: max, percentile, mse or entropy"),
+     .choices = calibrations, .shown_default = "percentile for 8-bit activations, mse for 4-bit"},
+    {CLI_OPT("--percentile", "P", CLI_FLOAT, Q(q.percentile), "for --calib percentile"), .lo = 1e-3, .hi = 100},
+    {CLI_OPT("--weight-calib", "C", CLI_CHOICE, Q(q.weight_calib), "per-row weight scales: max or mse"),
+     .choices = weight_calibrations},
+    {CLI_OPT("--calib-batches", "N", CLI_INT, Q(q.calib_batches), "batches observed for calibration"), .lo = 1, .hi = 1 << 20},
+    {CLI_OPT("--attention", NULL, CLI_FLAG, Q(q.attention), "also quantize the attention matmuls' inputs (Q, K, V, the "
+     "softmax output)"), .set = 1},
+    {CLI_OPT("--lsq", NULL, CLI_FLAG, Q(q.lsq), "learn the linears' activation and weight scales (LSQ) instead of holding "
+     "them to calibration; Q, K and V scales stay calibrated"), .set = 1, .shown_default = "with --mode int4"},
+    {CLI_OPT("--no-lsq", NULL, CLI_FLAG, Q(q.lsq), "hold every scale to calibration"), .set = 0},
+    {CLI_OPT("--lsq-lr", "F", CLI_FLOAT, Q(q.lsq_lr), "the scales' learning rate as a multiple of --lr"), .lo = 1e-6,
+     .hi = 1e6},
+    {CLI_OPT("--uniform-weights", NULL, CLI_FLAG, Q(q.uniform_weights), "feature weights w_l = 1 instead of stage 1's "
+     "sparse-distillation-aware ones"), .set = 1},
+    {CLI_OPT("--resume", "FILE", CLI_STRING, Q(q.resume), "continue the QAT that wrote this checkpoint (same options): the "
+     "quantizers' scales come from it, nothing is calibrated again")},
+    {CLI_OPT("--report", "FILE", CLI_STRING, Q(report), "also write the report as JSON")},
+};
+#undef Q
 
-static int quant_option(void *ctx, int argc, char **argv, int *i)
-{
-    cli_quantize_opts *o = ctx;
-    gsq_qat_config *q = &o->q;
-    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    gsq_error err = {0};
-    int ok = cli_distill_option(&o->kd, "quantize", argc, argv, i);
-    if (ok) return ok;
-    if (!strcmp(a, "--uniform-weights")) return q->uniform_weights = 1;
-    if (!strcmp(a, "--unsupervised")) return o->unsupervised = 1;
-    if (!strcmp(a, "--attention")) return q->attention = 1;
-    if (!strcmp(a, "--lsq") || !strcmp(a, "--no-lsq")) {
-        q->lsq = !strcmp(a, "--lsq");
-        return o->lsq_given = 1;
-    }
-    if (!strcmp(a, "--teacher")) return cli_string_option("quantize", argc, argv, i, &o->teacher);
-    if (!strcmp(a, "--report")) return cli_string_option("quantize", argc, argv, i, &o->report);
-    if (!strcmp(a, "--resume")) return cli_string_option("quantize", argc, argv, i, &q->resume);
-    if (!strcmp(a, "--percentile")) return cli_float_option("quantize", argc, argv, i, 1e-3f, 100.0f, 0, &q->percentile);
-    if (!strcmp(a, "--calib-batches"))
-        return cli_int_option("quantize", argc, argv, i, 1, 1 << 20, &q->calib_batches);
-    if (!strcmp(a, "--lsq-lr")) return cli_float_option("quantize", argc, argv, i, 1e-6f, 1e6f, 0, &q->lsq_lr);
-    const char *accepted = NULL;
-    if (!strcmp(a, "--mode")) {
-        ok = v && gsq_quant_mode_parse(v, &q->mode, &err) == GSQ_OK;
-        accepted = "int8, int4 or w4a8";
-    } else if (!strcmp(a, "--calib")) {
-        ok = v && gsq_calib_parse(v, &q->calib, &err) == GSQ_OK && (o->calib_given = 1);
-        accepted = "max, percentile, mse or entropy";
-    } else if (!strcmp(a, "--weight-calib")) {
-        ok = v && gsq_calib_parse(v, &q->weight_calib, &err) == GSQ_OK &&
-             (q->weight_calib == GSQ_CALIB_MAX || q->weight_calib == GSQ_CALIB_MSE);
-        accepted = "max or mse";
-    } else {
-        return 0;
-    }
-    return cli_option_value("quantize", ok, accepted, argc, argv, i);
-}
+static const cli_spec spec = {
+    .name = "quantize",
+    .usage = "--teacher SPARSE.safetensors [options]",
+    .about = "Quantization-aware fine-tuning of a gpusq prune output; writes the compressed model file.",
+    .notes = "The defaults shown are --mode int8's; with 4-bit weights (int4, w4a8) --epochs is 2 and --lr 5e-4 unless "
+    "given, and int4 also calibrates with mse and learns its scales (--lsq). Ctrl-C writes a checkpoint (see "
+    "--checkpoint).",
+};
 
 /* One accuracy line; NaN: not measured here (a resumed run does not calibrate again). */
 static void print_acc(const char *what, const gsq_eval_result *r)
@@ -120,8 +95,6 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_v
                             const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
                             gsq_compressed_info *info, gsq_error *err)
 {
-    cli_distill_weights_apply(&q->kd, &o->cfg.distill);
-    o->cfg.unsupervised = q->unsupervised;
     gsq_status st = cli_train_begin(o, train, q->teacher, err);
     if (st == GSQ_OK) {
         st = gsq_qat_stage(&q->q, teacher, pattern, losses, train, val, &o->cfg, r, err);
@@ -150,32 +123,32 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_v
     return st;
 }
 
-/* The mode's defaults (gsq_qat_defaults) where the options did not give a value. */
-static void mode_defaults(cli_quantize_opts *q, cli_train_opts *o, int epochs_given, int lr_given)
+/* The mode's defaults (gsq_qat_defaults) where the command line did not give a value. */
+static void mode_defaults(cli_quantize_opts *q, cli_train_opts *o, const cli_parsed *given)
 {
     gsq_train_config tuned;
     gsq_qat_config d;
     gsq_qat_defaults(&d, q->q.mode, &tuned);
-    if (!q->calib_given) q->q.calib = d.calib;
-    if (!q->lsq_given) q->q.lsq = d.lsq;
-    if (!epochs_given) o->cfg.epochs = tuned.epochs;
-    if (!lr_given) o->cfg.optim.lr = tuned.optim.lr;
+    if (!cli_given(given, "--calib")) q->q.calib = d.calib;
+    if (!cli_given(given, "--lsq") && !cli_given(given, "--no-lsq")) q->q.lsq = d.lsq;
+    if (!cli_given(given, "--epochs")) o->cfg.epochs = tuned.epochs;
+    if (!cli_given(given, "--lr")) o->cfg.optim.lr = tuned.optim.lr;
 }
 
 int cmd_quantize(int argc, char **argv)
 {
     cli_quantize_opts q = {0};
-    cli_distill_weights_init(&q.kd);
     cli_train_opts o;
     cli_train_opts_init(&o, "model.gsq.safetensors");
     gsq_qat_defaults(&q.q, GSQ_QMODE_INT8, &o.cfg);
-    int code = cli_parse_command(&o, "quantize", argc, argv, quant_option, &q, help, defaults);
+    const cli_group groups[] = {CLI_GROUP("quantization", quant_options, &q), cli_distill_group(&o, NULL),
+                                cli_data_group(&o, "data", NULL), cli_training_group(&o, "training", NULL),
+                                cli_output_group(&o)};
+    cli_parsed parsed;
+    int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
     if (!q.teacher) return cli_usage_error("quantize", "--teacher SPARSE.safetensors is required");
-    /* the mode's defaults where the options did not say otherwise */
-    int epochs_given = 0, lr_given = 0;
-    for (int i = 1; i < argc; i++) epochs_given |= !strcmp(argv[i], "--epochs"), lr_given |= !strcmp(argv[i], "--lr");
-    mode_defaults(&q, &o, epochs_given, lr_given);
+    mode_defaults(&q, &o, &parsed);
 
     gsq_error err = {0};
     if (cli_train_outputs(&o, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);

@@ -1,46 +1,44 @@
 /* gpusq train: train a ViT/DeiT from scratch (a named configuration) or fine-tune one (weights),
  * on synthetic, CIFAR or ImageFolder data, with checkpoints, resume and Ctrl-C handling. */
+#include <stddef.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "cli.h"
 #include "gpusq/safetensors.h"
-
-static const char *help =
-    "usage: gpusq train (--model NAME | --weights FILE | --resume CHECKPOINT) [options]\n\n"
-    "Trains a ViT/DeiT on the CPU and writes the trained weights (timm names, safetensors).\n\n"
-    "model:\n"
-    "  --model NAME        a named configuration, initialised from --seed (gpusq info --list)\n"
-    "  --num-classes K     with --model: the number of classes (default: the dataset's)\n"
-    "  --weights FILE      fine-tune these timm weights\n"
-    "  --resume FILE       continue the run that wrote this checkpoint (same options)\n";
-static const char *defaults =
-    "defaults: --epochs 10 --batch 64 --lr 1e-3 --warmup-epochs 1 --smoothing 0.1, augmentation on,\n"
-    "--out model.safetensors\n";
 
 typedef struct {
     const char *model_name, *weights, *resume;
     int num_classes;
 } train_model_opts;
 
-/* train's own options (cli_own_option): where the model comes from. */
-static int model_option(void *ctx, int argc, char **argv, int *i)
-{
-    train_model_opts *t = ctx;
-    const char *a = argv[*i];
-    const char **dst = !strcmp(a, "--model") ? &t->model_name : !strcmp(a, "--weights") ? &t->weights
-                     : !strcmp(a, "--resume") ? &t->resume : NULL;
-    if (dst) return cli_string_option("train", argc, argv, i, dst);
-    if (!strcmp(a, "--num-classes")) return cli_int_option("train", argc, argv, i, 1, 1 << 20, &t->num_classes);
-    return 0;
-}
+#define M(member) offsetof(train_model_opts, member)
+static const cli_option model_options[] = {
+    {CLI_OPT("--model", "NAME", CLI_STRING, M(model_name), "a named configuration, initialised from --seed (gpusq info "
+     "--list)")},
+    {CLI_OPT("--num-classes", "K", CLI_INT, M(num_classes), "with --model: the number of classes"), .lo = 1, .hi = 1 << 20,
+     .shown_default = "the dataset's"},
+    {CLI_OPT("--weights", "FILE", CLI_STRING, M(weights), "fine-tune these timm weights")},
+    {CLI_OPT("--resume", "FILE", CLI_STRING, M(resume), "continue the run that wrote this checkpoint (same options)")},
+};
+#undef M
+
+static const cli_spec spec = {
+    .name = "train",
+    .usage = "(--model NAME | --weights FILE | --resume CHECKPOINT) [options]",
+    .about = "Trains a ViT/DeiT on the CPU and writes the trained weights (timm names, safetensors). Synthetic images are "
+    "made at the model's input size and used without resizing or cropping (crop_pct 1); other data gets timm's "
+    "eval transform (crop_pct 0.875) for validation.",
+};
 
 int cmd_train(int argc, char **argv)
 {
     train_model_opts t0 = {0};
     cli_train_opts o;
     cli_train_opts_init(&o, "model.safetensors");
-    int code = cli_parse_command(&o, "train", argc, argv, model_option, &t0, help, defaults);
+    const cli_group groups[] = {CLI_GROUP("model", model_options, &t0), cli_data_group(&o, "data", NULL),
+                                cli_training_group(&o, "training", NULL), cli_output_group(&o)};
+    cli_parsed parsed;
+    int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
     const char *model_name = t0.model_name, *weights = t0.weights, *resume = t0.resume;
     int num_classes = t0.num_classes;

@@ -1,6 +1,5 @@
 /* gpusq: the command-line program. Dispatches to one subcommand per file (tools/cmd_*.c) and
  * turns library statuses into one-line messages and exit codes (0 ok, 1 failure, 2 usage). */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,51 +58,7 @@ gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_compre
     return st;
 }
 
-/* The value of the numeric option argv[*i], or NULL (with the usage error) when it is missing. */
-static const char *numeric_value(const char *cmd, int argc, char **argv, const int *i, const char *what)
-{
-    if (*i + 1 < argc) return argv[*i + 1];
-    cli_usage_error(cmd, "%s needs %s", argv[*i], what);
-    return NULL;
-}
-
-int cli_int_option(const char *cmd, int argc, char **argv, int *i, int lo, int hi, int *out)
-{
-    char what[96], *end;
-    snprintf(what, sizeof what, "a whole number in [%d, %d]", lo, hi);
-    const char *s = numeric_value(cmd, argc, argv, i, what);
-    if (!s) return -1;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return cli_usage_error(cmd, "%s must be %s, got '%s'", argv[*i], what, s), -1;
-    *out = (int)v;
-    ++*i;
-    return 1;
-}
-
-int cli_float_option(const char *cmd, int argc, char **argv, int *i, float lo, float hi, int lo_open, float *out)
-{
-    char what[96], *end;
-    snprintf(what, sizeof what, "a number in %c%g, %g]", lo_open ? '(' : '[', (double)lo, (double)hi);
-    const char *s = numeric_value(cmd, argc, argv, i, what);
-    if (!s) return -1;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !((lo_open ? v > lo : v >= lo) && v <= hi))
-        return cli_usage_error(cmd, "%s must be %s, got '%s'", argv[*i], what, s), -1;
-    *out = v;
-    ++*i;
-    return 1;
-}
-
-int cli_parse_device(const char *s, gsq_engine_device *out)
-{
-    if (strcmp(s, "cpu") == 0) *out = GSQ_ENGINE_CPU;
-    else if (strcmp(s, "cuda") == 0) *out = GSQ_ENGINE_CUDA;
-    else return 0;
-    return 1;
-}
+const cli_choice cli_devices[] = {{"cpu", GSQ_ENGINE_CPU}, {"cuda", GSQ_ENGINE_CUDA}, {NULL, 0}};
 
 void cli_engine_where(gsq_engine_device device, char *buf, size_t cap)
 {

@@ -1,6 +1,8 @@
-/* What gpusq train and gpusq prune share: the data, optimisation and output options, and running
- * the trainer with a progress line, a JSON-lines log, Ctrl-C handling and the closing summary. */
+/* What gpusq train, prune, quantize and compress share: the data, training, output and
+ * distillation options (tables for tools/options.c), and running the trainer with a progress
+ * line, a JSON-lines log, Ctrl-C handling and the closing summary. */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,25 +12,55 @@
 #include "gpusq/atomic_file.h"
 #include "gpusq/kernels.h"
 
-static const char cli_train_help[] =
-    "data:\n"
-    "  --data SPEC         synthetic (default), cifar:DIR or folder:DIR\n"
-    "  --train-size N      synthetic training samples (default 20000)\n"
-    "  --val-size N        synthetic validation samples (default 2000)\n"
-    "  --workers N         loader threads (default 1)\n"
-    "optimisation:\n"
-    "  --epochs N  --batch N  --accum N (1)  --lr X  --min-lr X (1e-5)  --warmup-epochs X\n"
-    "  --wd X (0.05)  --clip X (0: off)  --smoothing X  --scale-min X (0.08: RandomResizedCrop's\n"
-    "  smallest area)  --no-augment  --seed N (0)  --threads N\n"
-    "Synthetic images are made at the model's input size and used without resizing or cropping\n"
-    "(crop_pct 1); other data gets timm's eval transform (crop_pct 0.875) for validation.\n"
-    "output:\n"
-    "  --out FILE          the weights written at the end (timm names, safetensors)\n"
-    "  --checkpoint FILE   checkpoint written every --checkpoint-every steps, at the end and on\n"
-    "                      Ctrl-C (default: FILE of --out with .ckpt.safetensors)\n"
-    "  --checkpoint-every N  steps between checkpoints (default 0: only at the end)\n"
-    "  --max-steps N       stop (with a checkpoint) after N steps of this invocation\n"
-    "  --log FILE          one JSON line per step and per evaluation\n";
+#define T(member) offsetof(cli_train_opts, member)
+static const cli_option data_options[] = {
+    {CLI_OPT("--data", "SPEC", CLI_STRING, T(data), "synthetic, cifar:DIR or folder:DIR (DIR/train and DIR/val when "
+     "present; docs/DATA.md)")},
+    {CLI_OPT("--train-size", "N", CLI_SIZE, T(sizes.train_size), "synthetic training samples"), .lo = 1, .hi = 1 << 30},
+    {CLI_OPT("--val-size", "N", CLI_SIZE, T(sizes.val_size), "synthetic validation samples"), .lo = 1, .hi = 1 << 30},
+    {CLI_OPT("--workers", "N", CLI_INT, T(cfg.workers), "threads that decode and transform images"), .lo = 1, .hi = 64},
+};
+static const cli_option training_options[] = {
+    {CLI_OPT("--epochs", "N", CLI_LONG, T(cfg.epochs), "passes over the training set"), .lo = 1, .hi = 1 << 20},
+    {CLI_OPT("--batch", "N", CLI_INT, T(cfg.batch_size), "images per batch"), .lo = 1, .hi = 1 << 16},
+    {CLI_OPT("--accum", "N", CLI_INT, T(cfg.accum_steps), "batches whose gradients make one optimizer step"), .lo = 1,
+     .hi = 1 << 10},
+    {CLI_OPT("--lr", "X", CLI_FLOAT, T(cfg.optim.lr), "peak learning rate (AdamW, linear warmup, cosine decay)"), .lo = 0,
+     .hi = 10, .lo_open = 1},
+    {CLI_OPT("--min-lr", "X", CLI_FLOAT, T(cfg.optim.min_lr), "learning rate at the end of the cosine"), .lo = 0, .hi = 10},
+    {CLI_OPT("--warmup-epochs", "X", CLI_FLOAT, T(cfg.warmup_epochs), "epochs of linear warmup"), .lo = 0, .hi = 1e6},
+    {CLI_OPT("--wd", "X", CLI_FLOAT, T(cfg.optim.weight_decay), "AdamW weight decay (not on biases, norms, tokens and "
+     "position embeddings)"), .lo = 0, .hi = 10},
+    {CLI_OPT("--clip", "X", CLI_FLOAT, T(cfg.optim.clip_grad), "largest gradient norm; 0 does not clip"), .lo = 0, .hi = 1e9},
+    {CLI_OPT("--smoothing", "X", CLI_FLOAT, T(cfg.label_smoothing), "label smoothing"), .lo = 0, .hi = 0.999},
+    {CLI_OPT("--scale-min", "X", CLI_FLOAT, T(scale_min), "RandomResizedCrop's smallest area"), .lo = 0.01, .hi = 1},
+    {CLI_OPT("--no-augment", NULL, CLI_FLAG, T(cfg.augment), "train on the eval transform (no random crops and flips)")},
+    {CLI_OPT("--seed", "N", CLI_INT, T(seed), "seed of the initialisation, the order, the augmentation and the synthetic "
+     "set"), .lo = 0, .hi = 1 << 30},
+    {CLI_OPT("--threads", "N", CLI_INT, T(threads), "compute threads"), .lo = 1, .hi = 1024, .shown_default = "all cores"},
+};
+static const cli_option output_options[] = {
+    {CLI_OPT("--out", "FILE", CLI_STRING, T(out), "the result written at the end")},
+    {CLI_OPT("--checkpoint", "FILE", CLI_STRING, T(checkpoint), "the checkpoint written every --checkpoint-every steps, at "
+     "the end and on Ctrl-C"), .shown_default = "--out's name with .ckpt.safetensors"},
+    {CLI_OPT("--checkpoint-every", "N", CLI_LONG, T(cfg.checkpoint_every), "optimizer steps between checkpoints; 0 writes "
+     "one only at the end"), .lo = 0, .hi = 1 << 30},
+    {CLI_OPT("--max-steps", "N", CLI_LONG, T(cfg.max_steps), "stop (with a checkpoint) after N steps of this invocation; 0 "
+     "runs to the end"), .lo = 0, .hi = 1 << 30},
+    {CLI_OPT("--log", "FILE", CLI_STRING, T(log_path), "append one JSON line per step and per evaluation")},
+};
+static const cli_option distill_options[] = {
+    {CLI_OPT("--alpha", "X", CLI_FLOAT, T(cfg.distill.alpha), "weight of the cross-entropy with the labels"), .lo = 0,
+     .hi = 1e6},
+    {CLI_OPT("--beta", "X", CLI_FLOAT, T(cfg.distill.beta), "weight of the KL divergence from the teacher's logits (×T²)"),
+     .lo = 0, .hi = 1e6},
+    {CLI_OPT("--gamma", "X", CLI_FLOAT, T(cfg.distill.gamma), "weight of the block features' MSE"), .lo = 0, .hi = 1e6},
+    {CLI_OPT("--temperature", "T", CLI_FLOAT, T(cfg.distill.temperature), "softmax temperature of the KL term"), .lo = 1e-3,
+     .hi = 1e3},
+    {CLI_OPT("--unsupervised", NULL, CLI_FLAG, T(cfg.unsupervised), "read no labels: the teacher's predictions are the "
+     "labels"), .set = 1},
+};
+#undef T
 
 void cli_train_opts_init(cli_train_opts *o, const char *default_out)
 {
@@ -40,80 +72,25 @@ void cli_train_opts_init(cli_train_opts *o, const char *default_out)
     o->scale_min = o->cfg.transform.scale_min;
 }
 
-int cli_parse_command(cli_train_opts *o, const char *cmd, int argc, char **argv, cli_own_option own, void *ctx,
-                      const char *help, const char *defaults)
+/* A section of table's options over o, those in only (NULL: all). */
+#define SECTION(title_, table, only_) \
+    ((cli_group){.title = title_, .options = table, .count = CLI_COUNT(table), .target = o, .only = only_})
+
+cli_group cli_data_group(cli_train_opts *o, const char *title, const char *const *only)
 {
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            printf("%s%s%s", help, cli_train_help, defaults);
-            return 0;
-        }
-        int taken = cli_train_option(o, cmd, argc, argv, &i);
-        if (!taken && own) taken = own(ctx, argc, argv, &i);
-        if (taken < 0) return 2;
-        if (!taken) return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-    }
-    return -1;
+    return SECTION(title, data_options, only);
 }
 
-int cli_option_value(const char *cmd, int ok, const char *accepted, int argc, char **argv, int *i)
+cli_group cli_training_group(cli_train_opts *o, const char *title, const char *const *only)
 {
-    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (!v) return cli_usage_error(cmd, "%s needs a value: %s", argv[*i], accepted), -1;
-    if (!ok) return cli_usage_error(cmd, "%s must be %s, got '%s'", argv[*i], accepted, v), -1;
-    ++*i;
-    return 1;
+    return SECTION(title, training_options, only);
 }
 
-int cli_string_option(const char *cmd, int argc, char **argv, int *i, const char **dst)
-{
-    if (*i + 1 < argc) *dst = argv[*i + 1];
-    return cli_option_value(cmd, 1, "a path or name", argc, argv, i);
-}
+cli_group cli_output_group(cli_train_opts *o) { return SECTION("output", output_options, NULL); }
 
-int cli_train_option(cli_train_opts *o, const char *cmd, int argc, char **argv, int *i)
+cli_group cli_distill_group(cli_train_opts *o, const char *const *only)
 {
-    const char *a = argv[*i];
-    gsq_train_config *c = &o->cfg;
-    int n = 0, taken;
-    if (strcmp(a, "--no-augment") == 0) {
-        c->augment = 0;
-        return 1;
-    }
-#define INT_OPT(flag, lo, hi, dst)                                                                  \
-    else if (strcmp(a, flag) == 0) {                                                               \
-        if ((taken = cli_int_option(cmd, argc, argv, i, lo, hi, &n)) > 0) (dst) = n;               \
-        return taken;                                                                              \
-    }
-#define FLT_OPT(flag, lo, lo_open, hi, dst) \
-    else if (strcmp(a, flag) == 0) return cli_float_option(cmd, argc, argv, i, lo, hi, lo_open, &(dst));
-#define STR_OPT(flag, dst) else if (strcmp(a, flag) == 0) return cli_string_option(cmd, argc, argv, i, &(dst));
-    if (0) {}
-    STR_OPT("--data", o->data)
-    STR_OPT("--out", o->out)
-    STR_OPT("--checkpoint", o->checkpoint)
-    STR_OPT("--log", o->log_path)
-    INT_OPT("--train-size", 1, 1 << 30, o->sizes.train_size)
-    INT_OPT("--val-size", 1, 1 << 30, o->sizes.val_size)
-    INT_OPT("--workers", 1, 64, c->workers)
-    INT_OPT("--epochs", 1, 1 << 20, c->epochs)
-    INT_OPT("--batch", 1, 1 << 16, c->batch_size)
-    INT_OPT("--accum", 1, 1 << 10, c->accum_steps)
-    INT_OPT("--seed", 0, 1 << 30, o->seed)
-    INT_OPT("--threads", 1, 1024, o->threads)
-    INT_OPT("--checkpoint-every", 0, 1 << 30, c->checkpoint_every)
-    INT_OPT("--max-steps", 0, 1 << 30, c->max_steps)
-    FLT_OPT("--lr", 0.0f, 1, 10.0f, c->optim.lr)
-    FLT_OPT("--min-lr", 0.0f, 0, 10.0f, c->optim.min_lr)
-    FLT_OPT("--warmup-epochs", 0.0f, 0, 1e6f, c->warmup_epochs)
-    FLT_OPT("--wd", 0.0f, 0, 10.0f, c->optim.weight_decay)
-    FLT_OPT("--clip", 0.0f, 0, 1e9f, c->optim.clip_grad)
-    FLT_OPT("--smoothing", 0.0f, 0, 0.999f, c->label_smoothing)
-    FLT_OPT("--scale-min", 0.01f, 0, 1.0f, o->scale_min)
-#undef INT_OPT
-#undef FLT_OPT
-#undef STR_OPT
-    return 0;
+    return SECTION("distillation (L = alpha·CE + beta·T²·KL + gamma·Σ w_l·MSE of block features)", distill_options, only);
 }
 
 gsq_status cli_train_outputs(cli_train_opts *o, const char *report, gsq_error *err)
@@ -254,29 +231,4 @@ gsq_status cli_train_run(cli_train_opts *o, gsq_trainer *t, gsq_dataset *train, 
     st = gsq_trainer_run(t, train, &o->cfg, res, err);
     cli_train_end(o, t, res, st);
     return st;
-}
-
-void cli_distill_weights_init(cli_distill_weights *w)
-{
-    gsq_distill_config d;
-    gsq_distill_defaults(&d, 0);
-    *w = (cli_distill_weights){d.alpha, d.beta, d.gamma, d.temperature};
-}
-
-int cli_distill_option(cli_distill_weights *w, const char *cmd, int argc, char **argv, int *i)
-{
-    const char *a = argv[*i];
-    if (!strcmp(a, "--alpha")) return cli_float_option(cmd, argc, argv, i, 0.0f, 1e6f, 0, &w->alpha);
-    if (!strcmp(a, "--beta")) return cli_float_option(cmd, argc, argv, i, 0.0f, 1e6f, 0, &w->beta);
-    if (!strcmp(a, "--gamma")) return cli_float_option(cmd, argc, argv, i, 0.0f, 1e6f, 0, &w->gamma);
-    if (!strcmp(a, "--temperature")) return cli_float_option(cmd, argc, argv, i, 1e-3f, 1e3f, 0, &w->temperature);
-    return 0;
-}
-
-void cli_distill_weights_apply(const cli_distill_weights *w, gsq_distill_config *dc)
-{
-    dc->alpha = w->alpha;
-    dc->beta = w->beta;
-    dc->gamma = w->gamma;
-    dc->temperature = w->temperature;
 }
