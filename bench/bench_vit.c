@@ -29,7 +29,7 @@ static int bench_model(const char *name, int B, int iters, int json)
 {
     gsq_vit_config cfg;
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     if (gsq_vit_config_by_name(name, &cfg, &err) != GSQ_OK || gsq_vit_create(&m, &cfg, &err) != GSQ_OK) {
         fprintf(stderr, "bench_vit: %s\n", err.msg);
         return 1;
@@ -46,7 +46,9 @@ static int bench_model(const char *name, int B, int iters, int json)
     gsq_optim_defaults(&oc);
     oc.total_steps = 1000000;
     gsq_adamw opt;
-    if (gsq_adamw_init(&opt, m, &oc, &err) != GSQ_OK) {
+    gsq_param_block blocks[GSQ_MAX_BLOCKS];
+    int nb = gsq_model_zero_grad(m, &err) == GSQ_OK ? gsq_model_blocks(m, blocks) : 0;
+    if (!nb || gsq_adamw_init(&opt, blocks, nb, &oc, &err) != GSQ_OK) {
         fprintf(stderr, "bench_vit: %s\n", err.msg);
         return 1;
     }
@@ -54,14 +56,14 @@ static int bench_model(const char *name, int B, int iters, int json)
     double *train = malloc((size_t)iters * sizeof(double));
     for (int it = -1; it < iters; it++) { /* iteration -1 warms up */
         double t0 = 1e3 * gsq_seconds();
-        gsq_vit_forward(m, images, B, NULL, &err);
+        gsq_model_forward(m, images, B, NULL, &err);
         double t1 = 1e3 * gsq_seconds();
-        gsq_vit_forward(m, images, B, NULL, &err);
-        gsq_vit_loss(m, targets, 0.1f, NULL, &err);
-        gsq_vit_zero_grad(m, &err);
-        gsq_vit_backward(m, &err);
+        gsq_model_forward(m, images, B, NULL, &err);
+        gsq_model_loss(m, targets, 0.1f, NULL, &err);
+        gsq_model_zero_grad(m, &err);
+        gsq_model_backward(m, &err);
         double t2 = 1e3 * gsq_seconds();
-        gsq_adamw_step(&opt, m->params, m->grads, NULL);
+        gsq_adamw_step(&opt, blocks, nb, NULL);
         double t3 = 1e3 * gsq_seconds();
         if (it >= 0) {
             fwd[it] = (t1 - t0) / B;
@@ -84,7 +86,7 @@ static int bench_model(const char *name, int B, int iters, int json)
     free(train);
     free(images);
     free(targets);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return 0;
 }
 

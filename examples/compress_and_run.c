@@ -21,10 +21,10 @@ static gsq_status engine_forward(void *engine, const float *images, int n, const
 
 /* Trains m (which the trainer owns meanwhile) for `epochs` on train. Returns the model in *m
  * again, or NULL on failure. */
-static gsq_status train(gsq_vit **m, gsq_dataset *train, int epochs, float lr, gsq_error *err)
+static gsq_status train(gsq_model **m, gsq_dataset *train, int epochs, float lr, gsq_error *err)
 {
     gsq_train_config tc;
-    gsq_train_defaults(&tc, (*m)->cfg.img_size);
+    gsq_train_defaults(&tc, gsq_model_input_size(*m));
     tc.transform.crop_pct = 1.0f; /* synthetic images are drawn at the model's size */
     tc.batch_size = 32;
     tc.epochs = epochs;
@@ -44,10 +44,10 @@ static gsq_status train(gsq_vit **m, gsq_dataset *train, int epochs, float lr, g
 }
 
 /* Prints m's top-1 on val; *top1 gets it. */
-static gsq_status evaluate(gsq_vit *m, gsq_dataset *val, const char *what, double *top1, gsq_error *err)
+static gsq_status evaluate(gsq_model *m, gsq_dataset *val, const char *what, double *top1, gsq_error *err)
 {
     gsq_transform tf;
-    gsq_transform_defaults(&tf, m->cfg.img_size);
+    gsq_transform_defaults(&tf, gsq_model_input_size(m));
     tf.crop_pct = 1.0f;
     gsq_eval_result r;
     gsq_status st = gsq_evaluate(m, val, &tf, 64, 1, &r, err);
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
                           .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f};
     gsq_error err = {0};
     gsq_dataset *tr = NULL, *val = NULL;
-    gsq_vit *dense = NULL;
+    gsq_model *dense = NULL;
     gsq_prune_result pruned = {0};
     gsq_qat_result quantized = {0};
     gsq_st_file *f = NULL;
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
     gsq_train_config tc2 = stage_training(cfg.img_size);
     gsq_qat_defaults(&qc, GSQ_QMODE_INT8, &tc2);
     qc.calib_batches = 4;
-    gsq_vit *sparse = pruned.trainer.model;
+    gsq_model *sparse = pruned.trainer.model;
     if (st == GSQ_OK)
         st = gsq_qat_stage(&qc, sparse, pc.pattern, pruned.feature_loss, tr, val, &tc2, &quantized, &err);
     if (st == GSQ_OK) {
@@ -144,7 +144,7 @@ int main(int argc, char **argv)
     gsq_st_close(f);
     gsq_qat_result_free(&quantized);
     gsq_prune_result_free(&pruned);
-    gsq_vit_free(dense);
+    gsq_model_free(dense);
     gsq_dataset_free(tr);
     gsq_dataset_free(val);
     if (st != GSQ_OK) {

@@ -1,8 +1,8 @@
 /* gpusq's public C API in one include: the network description (a graph of operations and its
- * linear layers), models (ViT/DeiT configurations, timm safetensors load and save, forward and
- * backward), data and loaders, training and distillation, 2:4 / 4:8 sparsity, the method's two
- * stages,
- * INT8/INT4 quantization, the compressed model file and the engine that runs it. Each area has
+ * linear layers), models (an opaque handle with accessors: forward, inference, loss and backward,
+ * timm safetensors save) and the ViT/DeiT builder (configurations, timm load), data and loaders,
+ * training and distillation, 2:4 / 4:8 sparsity, the method's two stages, INT8/INT4
+ * quantization, the compressed model file and the engine that runs it. Each area has
  * its own header under gpusq/; errors are gsq_status values with a one-line message
  * (gpusq/status.h). The GPU kernels' own API (gpusq/cuda.h) lives in the CUDA backend library,
  * libgpusq_cuda.so, and is not included here: the engine reaches a GPU without it. */
@@ -19,6 +19,7 @@
 #include "gpusq/half.h"
 #include "gpusq/kernels.h"
 #include "gpusq/loader.h"
+#include "gpusq/model.h"
 #include "gpusq/nn.h"
 #include "gpusq/optim.h"
 #include "gpusq/quant.h"

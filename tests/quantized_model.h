@@ -8,8 +8,9 @@
 #include "gpusq/sparse.h"
 #include "gpusq/vit_quant.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
-static gsq_vit *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
+static gsq_model *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
                                          float *x, int B)
 {
     gsq_vit_config c = {
@@ -17,7 +18,7 @@ static gsq_vit *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, gs
         .num_heads = 3, .mlp_hidden = mlp, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
     };
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &c, NULL);
     gsq_vit_init(m, 9);
     gsq_rng rng;
@@ -28,11 +29,11 @@ static gsq_vit *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, gs
     gsq_sparse_plan_magnitude(&plan, m, pattern, 0, &err);
     gsq_sparse_apply(&plan, m->params);
     gsq_sparse_plan_free(&plan);
-    gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
-    if (attention) gsq_vit_quant_enable_attention(m, &err);
-    gsq_vit_quant_observe_begin(m, 4096, &err);
-    gsq_vit_forward(m, x, B, NULL, &err);
-    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
+    gsq_model_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
+    if (attention) gsq_model_quant_enable_attention(m, &err);
+    gsq_model_quant_observe_begin(m, 4096, &err);
+    gsq_model_forward(m, x, B, NULL, &err);
+    CHECK(gsq_model_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
     return m;
 }
 

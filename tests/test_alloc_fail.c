@@ -157,22 +157,22 @@ static char unset_mark;
 
 static gsq_status load_vit(void *path, gsq_error *err)
 {
-    gsq_vit *m = UNSET;
+    gsq_model *m = UNSET;
     gsq_status st = gsq_vit_load(&m, path, NULL, err);
     CHECK(st == GSQ_OK ? m && m != UNSET : !m, "gsq_vit_load: %s with model %p",
           gsq_status_name(st), (void *)m);
-    if (m != UNSET) gsq_vit_free(m);
+    if (m != UNSET) gsq_model_free(m);
     return st;
 }
 
 static gsq_status load_compressed(void *path, gsq_error *err)
 {
-    gsq_vit *m = UNSET;
+    gsq_model *m = UNSET;
     gsq_compressed_info info;
     gsq_status st = gsq_compressed_load(&m, path, &info, err);
     CHECK(st == GSQ_OK ? m && m != UNSET : !m, "gsq_compressed_load: %s with model %p",
           gsq_status_name(st), (void *)m);
-    if (m != UNSET) gsq_vit_free(m);
+    if (m != UNSET) gsq_model_free(m);
     return st;
 }
 
@@ -196,14 +196,14 @@ static gsq_status resume(void *ctx, gsq_error *err)
     const resume_ctx *c = ctx;
     gsq_trainer t;
     gsq_status st = gsq_trainer_resume(&t, c->path, &c->cfg, 40, err);
-    CHECK(st == GSQ_OK ? t.model && t.opt.m : !t.model && !t.opt.m && !t.opt.v && !t.distiller,
+    CHECK(st == GSQ_OK ? t.model && t.opt.m[0] : !t.model && !t.opt.m[0] && !t.opt.v[0] && !t.distiller,
           "gsq_trainer_resume: %s with model %p", gsq_status_name(st), (void *)t.model);
     gsq_trainer_free(&t);
     return st;
 }
 
 typedef struct {
-    const gsq_vit *m;
+    const gsq_model *m;
     gsq_sparse_pattern pattern;
     gsq_engine_layout layout;
 } engine_ctx;
@@ -224,12 +224,12 @@ static void test_vit_load(const char *dir)
     char path[128];
     snprintf(path, sizeof path, "%s/vit.safetensors", dir);
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_vit_create(&m, &tiny, &err) == GSQ_OK, "%s", err.msg);
     gsq_vit_init(m, 1);
-    CHECK(gsq_vit_set_class_names(m, class_names, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_vit_save(m, path, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit_free(m);
+    CHECK(gsq_model_set_class_names(m, class_names, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_save(m, path, &err) == GSQ_OK, "%s", err.msg);
+    gsq_model_free(m);
     CHECK(sweep("gsq_vit_load", load_vit, path) > 0, "no allocation to fail");
     unlink(path);
 }
@@ -243,10 +243,10 @@ static void test_compressed(const char *dir, gsq_sparse_pattern pattern, gsq_qua
     snprintf(path, sizeof path, "%s/%s.gsq.safetensors", dir, gsq_quant_mode_name(mode));
     gsq_error err = {0};
     float x[2 * 3 * 16 * 16];
-    gsq_vit *q = gsq_test_quantized_model(48, pattern, mode, attention, x, 2);
-    CHECK(gsq_vit_set_class_names(q, class_names, &err) == GSQ_OK, "%s", err.msg);
+    gsq_model *q = gsq_test_quantized_model(48, pattern, mode, attention, x, 2);
+    CHECK(gsq_model_set_class_names(q, class_names, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_compressed_save(q, pattern, path, NULL, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit_free(q);
+    gsq_model_free(q);
     snprintf(what, sizeof what, "gsq_compressed_load (%s %s%s)", gsq_quant_mode_name(mode),
              gsq_sparse_pattern_name(pattern), attention ? ", attention" : "");
     CHECK(sweep(what, load_compressed, path) > 0, "no allocation to fail");
@@ -257,7 +257,7 @@ static void test_compressed(const char *dir, gsq_sparse_pattern pattern, gsq_qua
     if (f) CHECK(sweep(what, load_engine, f) > 0, "no allocation to fail");
     gsq_st_close(f);
 
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_compressed_load(&m, path, NULL, &err) == GSQ_OK, "%s", err.msg);
     unlink(path);
     if (!m) return;
@@ -269,7 +269,7 @@ static void test_compressed(const char *dir, gsq_sparse_pattern pattern, gsq_qua
                  attention ? ", attention" : "", i ? "dense" : "sparse", gsq_engine_isa());
         CHECK(sweep(what, create_engine, &c) > 0, "no allocation to fail");
     }
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 typedef struct {
@@ -322,20 +322,20 @@ static void test_resume(const char *dir, int with_teacher, int quantized)
     c.cfg.epochs = 1;
     gsq_distill_defaults(&c.cfg.distill, tiny.depth);
     gsq_error err = {0};
-    gsq_vit *m = NULL, *teacher = NULL;
+    gsq_model *m = NULL, *teacher = NULL;
     if (with_teacher) CHECK(gsq_vit_create(&teacher, &tiny, &err) == GSQ_OK, "%s", err.msg);
     c.cfg.teacher = teacher;
     CHECK(gsq_vit_create(&m, &tiny, &err) == GSQ_OK, "%s", err.msg);
     gsq_vit_init(m, 2);
-    CHECK(gsq_vit_set_class_names(m, class_names, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_set_class_names(m, class_names, &err) == GSQ_OK, "%s", err.msg);
     if (quantized) {
         float x[2 * 3 * 16 * 16];
         for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)(i % 9) * 0.25f - 1.0f;
-        CHECK(gsq_vit_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err) == GSQ_OK &&
-                  gsq_vit_quant_enable_attention(m, &err) == GSQ_OK && gsq_vit_quant_enable_lsq(m, 10, &err) == GSQ_OK &&
-                  gsq_vit_quant_observe_begin(m, 64, &err) == GSQ_OK && gsq_vit_forward(m, x, 2, NULL, &err) == GSQ_OK &&
-                  gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 100, &err) == GSQ_OK &&
-                  gsq_vit_forward(m, x, 2, NULL, &err) == GSQ_OK, /* the learned weight scales are held from here */
+        CHECK(gsq_model_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err) == GSQ_OK &&
+                  gsq_model_quant_enable_attention(m, &err) == GSQ_OK && gsq_model_quant_enable_lsq(m, 10, &err) == GSQ_OK &&
+                  gsq_model_quant_observe_begin(m, 64, &err) == GSQ_OK && gsq_model_forward(m, x, 2, NULL, &err) == GSQ_OK &&
+                  gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 100, &err) == GSQ_OK &&
+                  gsq_model_forward(m, x, 2, NULL, &err) == GSQ_OK, /* the learned weight scales are held from here */
               "%s", err.msg);
     }
     gsq_trainer t;
@@ -347,7 +347,7 @@ static void test_resume(const char *dir, int with_teacher, int quantized)
                                    : "gsq_trainer_resume";
     CHECK(sweep(what, resume, &c) > 0, "no allocation to fail");
     unlink(path);
-    gsq_vit_free(teacher);
+    gsq_model_free(teacher);
 }
 
 int main(void)

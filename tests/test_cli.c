@@ -16,6 +16,7 @@
 #include "gpusq/safetensors.h"
 #include "gpusq/sparse.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static void write_png(const char *path, int w, int h)
 {
@@ -114,7 +115,7 @@ static void check_sparse_file(const char *path, gsq_sparse_pattern pattern)
 {
     gsq_error err = {0};
     gsq_st_file *f = NULL;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_st_open(&f, path, &err) == GSQ_OK, "%s", err.msg);
     if (!f) return;
     const char *layers = gsq_st_meta_get(f, "sparsity.layers"), *pat = gsq_st_meta_get(f, "sparsity.pattern");
@@ -126,14 +127,14 @@ static void check_sparse_file(const char *path, gsq_sparse_pattern pattern)
         const char *comma = strchr(p, ',');
         char name[GSQ_NAME_MAX] = {0};
         memcpy(name, p, comma ? (size_t)(comma - p) : strlen(p));
-        const gsq_param *t = gsq_vit_find_param(m, name);
+        const gsq_param *t = gsq_model_find_param(m, name);
         int cols = t ? (int)(t->numel / (size_t)t->shape[0]) : 0;
         CHECK(t && gsq_sparse_check(m->params + t->offset, (int)t->shape[0], cols, pattern), "%s breaks the pattern", name);
         checked++;
         p = comma ? comma + 1 : NULL;
     }
     CHECK(checked == 17, "%d pruned layers listed, want 17 (patch embedding and 4 blocks × 4)", checked);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     gsq_st_close(f);
 }
 
@@ -178,12 +179,12 @@ static void test_prune(const char *dir)
                   !strstr(out, "(LSQ)") == (i == 0) && strstr(out, " 1 epochs of batch 32"),
               "quantize: %s", out);
         gsq_error err = {0};
-        gsq_vit *m = NULL;
+        gsq_model *m = NULL;
         gsq_compressed_info info;
         CHECK(gsq_compressed_load(&m, q, &info, &err) == GSQ_OK && info.sparse_linears == 17 &&
                   info.mode == (i ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8) && info.pattern == (i ? GSQ_SPARSE_4_8 : GSQ_SPARSE_2_4),
               "the compressed file: %s", err.msg);
-        gsq_vit_free(m);
+        gsq_model_free(m);
         snprintf(args, sizeof args, "eval '%s' --data synthetic --val-size 32 --threads 1", q);
         CHECK(run(args) == 0 && strstr(out, "(32 images)"), "eval of a compressed model: %s", out);
         /* the engine: the same images, all linears sparse, checked against the twin */

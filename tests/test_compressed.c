@@ -16,6 +16,7 @@
 #include "gpusq/safetensors.h"
 #include "quantized_model.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static char dir[64] = "/tmp/gsq_test_compressed_XXXXXX";
 
@@ -23,7 +24,7 @@ enum { B = 4 };
 
 /* The paper's accounting, from docs/FORMAT.md's sizes: every GEMM weight's codes and position
  * metadata (a GEMM whose inputs are not a multiple of the group is stored dense). */
-static void expected_gemm_bytes(const gsq_vit *m, gsq_sparse_pattern pattern, gsq_quant_mode mode, size_t *weights,
+static void expected_gemm_bytes(const gsq_model *m, gsq_sparse_pattern pattern, gsq_quant_mode mode, size_t *weights,
                                 size_t *bytes)
 {
     int group = pattern == GSQ_SPARSE_4_8 ? 8 : 4, four = gsq_quant_mode_weight_bits(mode) == 4;
@@ -40,7 +41,7 @@ static void expected_gemm_bytes(const gsq_vit *m, gsq_sparse_pattern pattern, gs
 
 /* The engine of the file at path (gsq_engine_load) against the engine of its loaded model m, in
  * both layouts: the same logits, bit for bit, the same weight bytes and sparse linears. */
-static void check_engine_load(const char *path, const gsq_vit *m, const gsq_compressed_info *info, const float *x)
+static void check_engine_load(const char *path, const gsq_model *m, const gsq_compressed_info *info, const float *x)
 {
     for (int dense = 0; dense < 2; dense++) {
         gsq_engine_layout layout = dense ? GSQ_ENGINE_DENSE : GSQ_ENGINE_SPARSE;
@@ -78,24 +79,24 @@ static void check_engine_load(const char *path, const gsq_vit *m, const gsq_comp
 static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, int want_dense)
 {
     float x[B * 3 * 16 * 16], ref[B * 5];
-    gsq_vit *m = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
+    gsq_model *m = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
     gsq_error err = {0};
     const float *logits;
-    gsq_vit_forward(m, x, B, &logits, &err);
+    gsq_model_forward(m, x, B, &logits, &err);
     memcpy(ref, logits, sizeof ref);
     char path[128];
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     gsq_compressed_info saved, loaded;
     CHECK(gsq_compressed_save(m, pattern, path, &saved, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit *r = NULL;
+    gsq_model *r = NULL;
     CHECK(gsq_compressed_load(&r, path, &loaded, &err) == GSQ_OK, "%s", err.msg);
     const char *what = gsq_quant_mode_name(mode);
     if (r) {
-        CHECK(gsq_vit_forward(r, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(gsq_model_forward(r, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
         double e = max_rel_err(logits, ref, B * 5);
         CHECK(e <= 1e-5, "%s %s: loaded logits differ by %g of the largest", what, gsq_sparse_pattern_name(pattern), e);
-        CHECK(!attention || (gsq_vit_quant_attention_scales(r, 1) &&
-                             !memcmp(gsq_vit_quant_attention_scales(r, 1), gsq_vit_quant_attention_scales(m, 1), 12)),
+        CHECK(!attention || (gsq_model_quant_attention_scales(r, 1) &&
+                             !memcmp(gsq_model_quant_attention_scales(r, 1), gsq_model_quant_attention_scales(m, 1), 12)),
               "attention scales lost");
         CHECK(loaded.mode == mode && loaded.pattern == pattern && loaded.sparse_linears == 9 - want_dense &&
                   loaded.dense_linears == want_dense && loaded.param_bytes == saved.param_bytes,
@@ -112,22 +113,22 @@ static void round_trip(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode,
         printf("%s %s: %zu bytes vs %zu fp32 (%.2fx smaller)\n", what, gsq_sparse_pattern_name(pattern),
                saved.param_bytes, fp32, (double)fp32 / (double)saved.param_bytes);
     }
-    gsq_vit_free(r);
-    gsq_vit_free(m);
+    gsq_model_free(r);
+    gsq_model_free(m);
 }
 
 /* Row 0 of blocks.0.mlp.fc1 in the file, against the format's definition applied to its codes. */
 static void test_layout(void)
 {
     float x[B * 3 * 16 * 16];
-    gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT4, 0, x, B);
+    gsq_model *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT4, 0, x, B);
     gsq_error err = {0};
     char path[128];
     snprintf(path, sizeof path, "%s/layout.safetensors", dir);
     CHECK(gsq_compressed_save(m, GSQ_SPARSE_2_4, path, NULL, &err) == GSQ_OK, "%s", err.msg);
     int8_t codes[48 * 24];
     float scales[48];
-    gsq_vit_quant_weight_codes(m, 3, codes, scales, &err); /* site 3: blocks.0.mlp.fc1 */
+    gsq_model_quant_weight_codes(m, 3, codes, scales, &err); /* linear 3: blocks.0.mlp.fc1 */
     gsq_st_file *f = NULL;
     gsq_st_open(&f, path, &err);
     const gsq_st_tensor *v = gsq_st_find(f, "blocks.0.mlp.fc1.values"), *mt = gsq_st_find(f, "blocks.0.mlp.fc1.meta");
@@ -148,7 +149,7 @@ static void test_layout(void)
     }
     CHECK(bad == 0, "%d mismatches between row 0's bytes and its codes", bad);
     gsq_st_close(f);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 /* Copies src to dst with one change: tensor `name` replaced by (dt, shape, data) — or added when
@@ -198,10 +199,10 @@ static gsq_status engine_load_path(const char *path, gsq_error *err)
 static void expect_error(const char *path, gsq_status code, const char *needle, const char *what)
 {
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_status st = gsq_compressed_load(&m, path, NULL, &err);
     CHECK(st == code && m == NULL && strstr(err.msg, needle), "%s: got %s '%s'", what, gsq_status_name(st), err.msg);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     st = engine_load_path(path, &err);
     CHECK(st == code && strstr(err.msg, needle), "%s, engine straight from the file: got %s '%s'", what,
           gsq_status_name(st), err.msg);
@@ -306,7 +307,7 @@ static void test_mutations(void)
         fwrite(mut, 1, (size_t)size, f);
         fclose(f);
         gsq_error err = {0};
-        gsq_vit *m = NULL;
+        gsq_model *m = NULL;
         gsq_compressed_info info;
         gsq_status st = gsq_compressed_load(&m, bad, &info, &err);
         gsq_error engine_err = {0};
@@ -315,13 +316,13 @@ static void test_mutations(void)
               st == GSQ_OK ? "loads" : "refuses", err.msg, engine_st == GSQ_OK ? "loads" : "refuses", engine_err.msg);
         if (st == GSQ_OK) {
             loaded++;
-            CHECK(gsq_vit_forward(m, x, B, NULL, &err) == GSQ_OK, "a loaded mutant does not run: %s", err.msg);
+            CHECK(gsq_model_forward(m, x, B, NULL, &err) == GSQ_OK, "a loaded mutant does not run: %s", err.msg);
             if (it % 8 == 0) check_engine_load(bad, m, &info, x); /* and some run alike in the engine */
         } else {
             refused++;
             CHECK(m == NULL && err.msg[0], "a refused mutant needs a message and no model");
         }
-        gsq_vit_free(m);
+        gsq_model_free(m);
     }
     printf("mutants: %d loaded (changed values that are still valid), %d refused\n", loaded, refused);
     CHECK(refused > 50 && loaded > 50, "the mutations should hit both valid and invalid bytes");

@@ -26,7 +26,7 @@ enum { B = 6, K = 5, PIXELS = 3 * 16 * 16 };
 static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention)
 {
     float x[B * PIXELS], cpu[B * K], gpu[B * K];
-    gsq_vit *m = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
+    gsq_model *m = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
     gsq_error err = {0};
     const char *what = gsq_quant_mode_name(mode);
     const float *logits;
@@ -68,7 +68,7 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
     gsq_engine_free(ref);
     gsq_engine_free(e[0]);
     gsq_engine_free(e[1]);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 /* The FP16 engine against the float model of the same weights, at batch B and then 1 (which plans
@@ -76,7 +76,7 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
 static void check_fp16(void)
 {
     float x[B * PIXELS], ref[B * K];
-    gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, B);
+    gsq_model *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, B);
     gsq_error err = {0};
     gsq_engine *e = NULL;
     const float *logits;
@@ -84,8 +84,8 @@ static void check_fp16(void)
                             &(gsq_engine_options){.layout = GSQ_ENGINE_FP16, .max_batch = B, .device = GSQ_ENGINE_CUDA},
                             &err) == GSQ_OK, "%s",
           err.msg);
-    gsq_vit_quant_disable(m);
-    gsq_vit_forward(m, x, B, &logits, &err);
+    gsq_model_quant_disable(m);
+    gsq_model_forward(m, x, B, &logits, &err);
     memcpy(ref, logits, sizeof ref);
     for (int batch = B; e && batch >= 1; batch -= B - 1) {
         CHECK(gsq_engine_forward(e, x, batch, &logits, &err) == GSQ_OK, "%s", err.msg);
@@ -94,13 +94,13 @@ static void check_fp16(void)
         CHECK(d <= TOL_FP16, "FP16 engine, batch %d: logits differ from the float model by %g", batch, d);
     }
     gsq_engine_free(e);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 int main(void)
 {
     float x[PIXELS];
-    gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, 1);
+    gsq_model *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, 1);
     gsq_error err = {0};
     gsq_engine *e = NULL;
     CHECK(gsq_engine_create(&e, m, &(gsq_engine_options){.layout = GSQ_ENGINE_FP16, .max_batch = 1, .device = GSQ_ENGINE_CPU},
@@ -108,7 +108,7 @@ int main(void)
           "the FP16 layout was accepted on the CPU");
     gsq_status st = gsq_engine_create(
         &e, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = 1, .device = GSQ_ENGINE_CUDA}, &err);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     char name[256] = "";
     gsq_error gpu_err = {0};
     if (gsq_engine_gpu_name(name, sizeof name, &gpu_err) != GSQ_OK) { /* no GPU, driver or CUDA library */

@@ -6,11 +6,12 @@
 
 #include "gpusq/train.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 int main(void)
 {
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_config demo;
     CHECK(gsq_vit_config_by_name("gpusq_demo", &demo, &err) == GSQ_OK, "%s", err.msg);
     gsq_status st = gsq_vit_load(&m, GSQ_SOURCE_DIR "/assets/demo_teacher.safetensors", NULL, &err);
@@ -36,6 +37,6 @@ int main(void)
     printf("demo teacher: top-1 %.3f, top-5 %.3f, loss %.3f on %zu synthetic validation images\n", r.top1,
            r.top5, r.loss, r.count);
     gsq_dataset_free(val);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return test_finish("test_demo_teacher");
 }

@@ -8,6 +8,7 @@
 
 #include "gpusq/distill.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 enum { B = 6 };
 
@@ -21,7 +22,7 @@ static gsq_vit_config tiny(int distilled)
 }
 
 /* A student and a teacher close to it (so most samples agree), and a batch of images. */
-static void make_pair(int distilled, gsq_vit **s, gsq_vit **t, float *images)
+static void make_pair(int distilled, gsq_model **s, gsq_model **t, float *images)
 {
     gsq_vit_config c = tiny(distilled);
     gsq_vit_create(s, &c, NULL);
@@ -36,23 +37,23 @@ static void make_pair(int distilled, gsq_vit **s, gsq_vit **t, float *images)
     for (size_t i = 0; i < (size_t)B * 3 * 8 * 8; i++) images[i] = gsq_rng_normal(&rng);
 }
 
-static float loss_at(gsq_distiller *d, gsq_vit *s, gsq_vit *t, const float *images, const int *labels,
+static float loss_at(gsq_distiller *d, gsq_model *s, gsq_model *t, const float *images, const int *labels,
                      gsq_distill_terms *terms)
 {
     gsq_error err = {0};
     gsq_distill_terms local;
     if (!terms) terms = &local;
-    CHECK(gsq_vit_forward(s, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_forward(s, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_distill_loss(d, s, t, labels, terms, NULL, &err) == GSQ_OK, "%s", err.msg);
     return terms->total;
 }
 
 /* Central differences along a random direction restricted to params [lo, hi). */
-static void check_direction(gsq_distiller *d, gsq_vit *s, gsq_vit *t, const float *images, const int *labels,
+static void check_direction(gsq_distiller *d, gsq_model *s, gsq_model *t, const float *images, const int *labels,
                             size_t lo, size_t hi, uint64_t seed, const char *what)
 {
     gsq_error err = {0};
-    gsq_vit_zero_grad(s, &err);
+    gsq_model_zero_grad(s, &err);
     loss_at(d, s, t, images, labels, NULL);
     CHECK(gsq_distill_backward(d, s, &err) == GSQ_OK, "%s", err.msg);
     size_t n = s->num_params;
@@ -80,11 +81,11 @@ static void check_direction(gsq_distiller *d, gsq_vit *s, gsq_vit *t, const floa
 
 static void check_gradients(int distilled)
 {
-    gsq_vit *s, *t;
+    gsq_model *s, *t;
     float images[B * 3 * 8 * 8];
     make_pair(distilled, &s, &t, images);
     gsq_error err = {0};
-    CHECK(gsq_vit_forward(t, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_forward(t, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
     gsq_distill_config c;
     gsq_distill_defaults(&c, s->cfg.depth);
     c.temperature = 2.0f;
@@ -107,7 +108,7 @@ static void check_gradients(int distilled)
     const char *tensors[] = {"patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.2.mlp.fc2.weight",
                              "norm.weight", "head.weight", distilled ? "head_dist.weight" : "cls_token"};
     for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
-        const gsq_param *p = gsq_vit_find_param(s, tensors[i]);
+        const gsq_param *p = gsq_model_find_param(s, tensors[i]);
         snprintf(what, sizeof what, "%s, %s", tag, tensors[i]);
         check_direction(d, s, t, images, labels, p->offset, p->offset + p->numel, 20 + i, what);
     }
@@ -124,8 +125,8 @@ static void check_gradients(int distilled)
     snprintf(what, sizeof what, "%s, feature term only", tag);
     check_direction(d, s, t, images, labels, 0, s->num_params, 32, what);
     gsq_distiller_free(d);
-    gsq_vit_free(s);
-    gsq_vit_free(t);
+    gsq_model_free(s);
+    gsq_model_free(t);
 }
 
 static int argmax(const float *z, int K)
@@ -139,12 +140,12 @@ static int argmax(const float *z, int K)
 /* The terms against a direct computation, and the feature term's agreeing-sample rule. */
 static void test_terms(void)
 {
-    gsq_vit *s, *t;
+    gsq_model *s, *t;
     float images[B * 3 * 8 * 8];
     make_pair(0, &s, &t, images);
     gsq_error err = {0};
-    gsq_vit_forward(t, images, B, NULL, &err);
-    gsq_vit_forward(s, images, B, NULL, &err);
+    gsq_model_forward(t, images, B, NULL, &err);
+    gsq_model_forward(s, images, B, NULL, &err);
     gsq_distill_config c;
     gsq_distill_defaults(&c, 3);
     CHECK(c.alpha == 1.0f && c.beta == 10.0f && c.gamma == 5.0f && c.first_block == 2,
@@ -160,7 +161,7 @@ static void test_terms(void)
     double ce = 0, kl = 0, sq = 0;
     size_t feat = (size_t)gsq_vit_tokens(&s->cfg) * 8;
     for (int b = 0; b < B; b++) {
-        const float *zs = gsq_vit_output(s, "logits") + b * K, *zt = gsq_vit_output(t, "logits") + b * K;
+        const float *zs = gsq_model_output(s, "logits") + b * K, *zt = gsq_model_output(t, "logits") + b * K;
         double ls = 0, lt = 0, lts = 0, ltt = 0;
         for (int k = 0; k < K; k++) {
             ls += exp(zs[k]);
@@ -176,7 +177,7 @@ static void test_terms(void)
         if (argmax(zs, K) == argmax(zt, K)) {
             agree++;
             for (size_t i = 0; i < feat; i++) {
-                double diff = gsq_vit_output(s, "blocks.2")[b * feat + i] - gsq_vit_output(t, "blocks.2")[b * feat + i];
+                double diff = gsq_model_output(s, "blocks.2")[b * feat + i] - gsq_model_output(t, "blocks.2")[b * feat + i];
                 sq += diff * diff;
             }
         }
@@ -194,15 +195,15 @@ static void test_terms(void)
 
     /* unsupervised: no labels means the teacher's argmax; identical to passing it */
     int pseudo[B];
-    for (int b = 0; b < B; b++) pseudo[b] = argmax(gsq_vit_output(t, "logits") + b * K, K);
+    for (int b = 0; b < B; b++) pseudo[b] = argmax(gsq_model_output(t, "logits") + b * K, K);
     gsq_distill_terms a, u;
     gsq_distill_loss(d, s, t, pseudo, &a, NULL, &err);
-    gsq_vit_zero_grad(s, &err);
+    gsq_model_zero_grad(s, &err);
     gsq_distill_backward(d, s, &err);
     float *ga = malloc(s->num_params * sizeof(float));
     memcpy(ga, s->grads, s->num_params * sizeof(float));
     gsq_distill_loss(d, s, t, NULL, &u, NULL, &err);
-    gsq_vit_zero_grad(s, &err);
+    gsq_model_zero_grad(s, &err);
     gsq_distill_backward(d, s, &err);
     CHECK(a.total == u.total && memcmp(ga, s->grads, s->num_params * sizeof(float)) == 0,
           "unsupervised differs from labels = teacher argmax");
@@ -212,7 +213,7 @@ static void test_terms(void)
     int bad[B] = {0, 1, 2, 3, 4, 5};
     CHECK(gsq_distill_loss(d, s, t, bad, &terms, NULL, &err) == GSQ_ERR_ARG && strstr(err.msg, "label 5"),
           "label out of range: %s", err.msg);
-    gsq_vit_forward(t, images, B - 1, NULL, &err);
+    gsq_model_forward(t, images, B - 1, NULL, &err);
     CHECK(gsq_distill_loss(d, s, t, labels, &terms, NULL, &err) == GSQ_ERR_ARG, "batches differ");
     CHECK(gsq_distill_backward(d, s, &err) == GSQ_ERR_ARG, "backward after a failed loss");
     gsq_distiller_free(d);
@@ -228,8 +229,8 @@ static void test_terms(void)
     gsq_distiller_free(d);
     c.temperature = 0.0f;
     CHECK(gsq_distiller_create(&d, &s->cfg, &t->cfg, &c, &err) == GSQ_ERR_ARG, "T = 0");
-    gsq_vit_free(s);
-    gsq_vit_free(t);
+    gsq_model_free(s);
+    gsq_model_free(t);
 }
 
 int main(void)

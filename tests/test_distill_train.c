@@ -7,22 +7,23 @@
 #include "gpusq/train.h"
 #include "test_util.h"
 #include "toy_dataset.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static const gsq_vit_config tiny = {
     .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 4, .embed_dim = 24, .depth = 3,
     .num_heads = 3, .mlp_hidden = 48, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
 };
 
-static gsq_vit *model(uint64_t seed)
+static gsq_model *model(uint64_t seed)
 {
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, seed);
     return m;
 }
 
 /* Every other weight of every block's GEMMs frozen at zero. */
-static uint8_t *half_mask(gsq_vit *m)
+static uint8_t *half_mask(gsq_model *m)
 {
     uint8_t *keep = malloc(m->num_params);
     memset(keep, 1, m->num_params);
@@ -37,7 +38,7 @@ static uint8_t *half_mask(gsq_vit *m)
     return keep;
 }
 
-static gsq_train_config config(gsq_vit *teacher, int unsupervised, const uint8_t *frozen)
+static gsq_train_config config(gsq_model *teacher, int unsupervised, const uint8_t *frozen)
 {
     gsq_train_config c;
     gsq_train_defaults(&c, 16);
@@ -56,12 +57,12 @@ static gsq_train_config config(gsq_vit *teacher, int unsupervised, const uint8_t
 }
 
 /* Trains a copy of `start` on the toy data; returns the trainer (caller frees). */
-static gsq_trainer run(const gsq_vit *start, const gsq_train_config *c, int scramble)
+static gsq_trainer run(const gsq_model *start, const gsq_train_config *c, int scramble)
 {
     gsq_dataset *ds = toy_dataset(64, 0);
     ((toy_impl *)ds->impl)->scramble = scramble;
-    gsq_vit *m = NULL;
-    gsq_vit_clone(&m, start, NULL);
+    gsq_model *m = NULL;
+    gsq_model_clone(&m, start, NULL);
     gsq_trainer t;
     gsq_error err = {0};
     CHECK(gsq_trainer_init(&t, m, c, ds->size, &err) == GSQ_OK, "%s", err.msg);
@@ -73,7 +74,7 @@ static gsq_trainer run(const gsq_vit *start, const gsq_train_config *c, int scra
 
 static void test_frozen_zeros(void)
 {
-    gsq_vit *teacher = model(1), *start = model(2);
+    gsq_model *teacher = model(1), *start = model(2);
     uint8_t *keep = half_mask(start);
     gsq_train_config c = config(teacher, 0, keep);
     gsq_trainer t = run(start, &c, 0);
@@ -82,7 +83,7 @@ static void test_frozen_zeros(void)
         if (!keep[i]) {
             frozen++;
             zero += t.model->params[i] == 0.0f;
-            moments_zero += t.opt.m[i] == 0.0f && t.opt.v[i] == 0.0f;
+            moments_zero += t.opt.m[0][i] == 0.0f && t.opt.v[0][i] == 0.0f;
         } else {
             learnable++;
             moved += t.model->params[i] != start->params[i];
@@ -94,13 +95,13 @@ static void test_frozen_zeros(void)
     CHECK(moved > learnable * 9 / 10, "only %zu of %zu learnable parameters changed", moved, learnable);
     gsq_trainer_free(&t);
     free(keep);
-    gsq_vit_free(start);
-    gsq_vit_free(teacher);
+    gsq_model_free(start);
+    gsq_model_free(teacher);
 }
 
 static void test_unsupervised(void)
 {
-    gsq_vit *teacher = model(1), *start = model(2);
+    gsq_model *teacher = model(1), *start = model(2);
     gsq_train_config u = config(teacher, 1, NULL), s = config(teacher, 0, NULL);
     gsq_trainer a = run(start, &u, 0), b = run(start, &u, 1), c = run(start, &s, 0), d = run(start, &s, 1);
     size_t bytes = start->num_params * sizeof(float);
@@ -119,13 +120,13 @@ static void test_unsupervised(void)
           "unsupervised without a teacher: %s", err.msg);
     gsq_vit_config wide = tiny;
     wide.embed_dim = 48;
-    gsq_vit *w = NULL;
+    gsq_model *w = NULL;
     gsq_vit_create(&w, &wide, NULL);
     bad = config(w, 0, NULL);
     CHECK(gsq_trainer_init(&t, model(3), &bad, 64, &err) == GSQ_ERR_SHAPE, "features of another width: %s", err.msg);
-    gsq_vit_free(w);
-    gsq_vit_free(start);
-    gsq_vit_free(teacher);
+    gsq_model_free(w);
+    gsq_model_free(start);
+    gsq_model_free(teacher);
 }
 
 int main(void)

@@ -22,24 +22,24 @@ enum { B = 6 };
 static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, int want_sparse)
 {
     float x[B * 3 * 16 * 16], ref[B * 5];
-    gsq_vit *q = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
+    gsq_model *q = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
     gsq_error err = {0};
     char path[] = "/tmp/gsq_test_engine_XXXXXX";
     int fd = mkstemp(path);
     close(fd);
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_compressed_save(q, pattern, path, NULL, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_compressed_load(&m, path, NULL, &err) == GSQ_OK, "%s", err.msg);
     unlink(path);
-    gsq_vit_free(q);
+    gsq_model_free(q);
     if (!m) return;
     const float *logits;
-    gsq_vit_forward(m, x, B, &logits, &err);
+    gsq_model_forward(m, x, B, &logits, &err);
     memcpy(ref, logits, sizeof ref);
     gsq_engine *sparse = NULL, *dense = NULL;
     CHECK(gsq_engine_create(&sparse, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_engine_create(&dense, m, &(gsq_engine_options){.layout = GSQ_ENGINE_DENSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit_free(m); /* the engine keeps what it needs */
+    gsq_model_free(m); /* the engine keeps what it needs */
     const char *what = gsq_quant_mode_name(mode);
     if (sparse && dense) {
         CHECK(gsq_engine_sparse_linears(sparse) == want_sparse && gsq_engine_sparse_linears(dense) == 0,
@@ -82,13 +82,13 @@ int main(void)
 
     gsq_vit_config c;
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_engine *e = NULL;
     gsq_vit_config_by_name("gpusq_demo", &c, &err);
     gsq_vit_create(&m, &c, &err);
     CHECK(gsq_engine_create(&e, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = 1, .device = GSQ_ENGINE_CPU}, &err) == GSQ_ERR_ARG && !e,
           "a float model was accepted");
     printf("  refused: %s\n", err.msg);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return test_finish("test_engine");
 }

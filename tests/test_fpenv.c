@@ -75,9 +75,9 @@ int main(void)
     CHECK(workers_not_flushing() == 0, "after gsq_set_num_threads: %d threads do not flush", workers_not_flushing());
 
     float x[4 * 3 * 16 * 16];
-    gsq_vit *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1, x, 4);
+    gsq_model *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1, x, 4);
     clear_all();
-    CHECK(gsq_vit_forward(m, x, 4, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_forward(m, x, 4, NULL, &err) == GSQ_OK, "%s", err.msg);
     CHECK(workers_not_flushing() == 0, "after a forward pass: %d threads do not flush", workers_not_flushing());
 
     gsq_engine *e = NULL;
@@ -89,7 +89,7 @@ int main(void)
     CHECK(e && gsq_engine_forward(e, x, 4, &logits, &err) == GSQ_OK, "%s", err.msg);
     CHECK(workers_not_flushing() == 0, "after an engine pass: %d threads", workers_not_flushing());
     gsq_engine_free(e);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 
     /* the loader's threads, started by a thread that does not flush */
     gsq_dataset *ds = toy_dataset(48, 0);
@@ -117,7 +117,7 @@ int main(void)
     gsq_vit_config tiny = {.img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 4, .embed_dim = 24,
                            .depth = 1, .num_heads = 3, .mlp_hidden = 48, .qkv_bias = 1, .class_token = 1,
                            .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f};
-    gsq_vit *s = NULL;
+    gsq_model *s = NULL;
     gsq_vit_create(&s, &tiny, NULL);
     gsq_vit_init(s, 1);
     gsq_trainer t;

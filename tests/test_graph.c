@@ -9,6 +9,7 @@
 #include "gpusq/graph.h"
 #include "gpusq/vit.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static const gsq_vit_config configs[] = {
     /* class token, token pooling */
@@ -77,7 +78,7 @@ static double closed_form_macs(const gsq_vit_config *c)
 static void test_vit_graph(const gsq_vit_config *c)
 {
     gsq_error err;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_vit_describe(&m, c, &err) == GSQ_OK, "%s", err.msg);
     if (!m) return;
     const gsq_graph *g = m->graph;
@@ -91,10 +92,10 @@ static void test_vit_graph(const gsq_vit_config *c)
         const gsq_linear *l = &g->linears[i];
         char w[GSQ_NAME_MAX + 8];
         snprintf(w, sizeof w, "%s.weight", l->name);
-        const gsq_param *p = gsq_vit_find_param(m, w);
+        const gsq_param *p = gsq_model_find_param(m, w);
         bad += !p || p != &m->tensors[l->weight] || (size_t)l->rows * l->cols != p->numel ||
                g->nodes[l->node].linear != i || gsq_graph_find_linear(g, l->name) != i;
-        bad += (l->bias >= 0) != (gsq_vit_find_param(m, strcat(strcpy(w, l->name), ".bias")) != NULL);
+        bad += (l->bias >= 0) != (gsq_model_find_param(m, strcat(strcpy(w, l->name), ".bias")) != NULL);
     }
     CHECK(bad == 0, "%d linears disagree with the parameter table", bad);
     /* topological: each node reads values already written; each value has one producer */
@@ -117,14 +118,14 @@ static void test_vit_graph(const gsq_vit_config *c)
     /* an inference forward needs much less than training's and fits its taps */
     size_t train = gsq_vit_activation_bytes(c, 8, 1), infer = gsq_vit_activation_bytes(c, 8, 0);
     CHECK(infer > 0 && infer * 2 < train, "inference %zu bytes, training %zu", infer, train);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 /* The engine's plan of a ViT (src/engine/engine_plan.c): the fusions each backend asks for. */
 static void test_engine_plan(const gsq_vit_config *c)
 {
     gsq_error err;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_vit_describe(&m, c, &err) == GSQ_OK, "%s", err.msg);
     if (!m) return;
     const gsq_graph *g = m->graph;
@@ -157,16 +158,16 @@ static void test_engine_plan(const gsq_vit_config *c)
               cuda ? "CUDA" : "CPU", fed, want_fed, norms_fed, folded, accumulating, bad, p.num_steps);
         gsq_engine_plan_free(&p);
     }
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
-/* gsq_vit_infer: the training forward's logits bit for bit; only taps are readable afterwards and
+/* gsq_model_infer: the training forward's logits bit for bit; only taps are readable afterwards and
  * backward is refused; a training forward after it works. */
 static void test_infer(const gsq_vit_config *c)
 {
     enum { B = 3 };
     gsq_error err;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_vit_create(&m, c, &err) == GSQ_OK, "%s", err.msg);
     if (!m) return;
     gsq_vit_init(m, 5);
@@ -176,22 +177,22 @@ static void test_infer(const gsq_vit_config *c)
     gsq_rng_seed(&rng, 2, 0);
     for (size_t i = 0; i < n; i++) x[i] = gsq_rng_normal(&rng);
     const float *logits;
-    CHECK(gsq_vit_infer(m, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_infer(m, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
     memcpy(ref, logits, K * sizeof(float));
-    CHECK(gsq_vit_output(m, "blocks.0") != NULL && gsq_vit_output(m, "blocks.0.norm1") == NULL,
+    CHECK(gsq_model_output(m, "blocks.0") != NULL && gsq_model_output(m, "blocks.0.norm1") == NULL,
           "after inference: taps readable, other values not");
-    CHECK(gsq_vit_backward_from(m, ref, ref, NULL, &err) == GSQ_ERR_ARG, "backward after an inference forward");
-    CHECK(gsq_vit_forward(m, x, B, &logits, &err) == GSQ_OK && memcmp(logits, ref, K * sizeof(float)) == 0,
+    CHECK(gsq_model_backward_from(m, ref, ref, NULL, &err) == GSQ_ERR_ARG, "backward after an inference forward");
+    CHECK(gsq_model_forward(m, x, B, &logits, &err) == GSQ_OK && memcmp(logits, ref, K * sizeof(float)) == 0,
           "the training forward's logits differ from inference's");
-    CHECK(gsq_vit_output(m, "blocks.0.norm1") != NULL && gsq_vit_output(m, "no such value") == NULL,
+    CHECK(gsq_model_output(m, "blocks.0.norm1") != NULL && gsq_model_output(m, "no such value") == NULL,
           "after training: every value readable");
-    CHECK(gsq_vit_infer(m, x, 1, &logits, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_infer(m, x, 1, &logits, &err) == GSQ_OK, "%s", err.msg);
     double worst = 0; /* a GEMM of one row may sum in another order than one of three */
     for (int k = 0; k < c->num_classes; k++) worst = fmax(worst, fabs(logits[k] - ref[k]));
     CHECK(worst < 1e-5, "one image in the training arena: logits off by %g", worst);
     free(x);
     free(ref);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 int main(void)

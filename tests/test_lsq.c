@@ -16,6 +16,7 @@
 #include "models/vit_quant_state.h"
 #include "test_util.h"
 #include "toy_dataset.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static const gsq_vit_config tiny = {
     .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 4, .embed_dim = 24, .depth = 2,
@@ -103,36 +104,43 @@ static void test_model_gradients(void)
     gsq_rng rng;
     gsq_rng_seed(&rng, 3, 0);
     fill_normal(x, B * 3 * 16 * 16, &rng, 1.0f);
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, 4);
-    CHECK(gsq_vit_quant_enable_lsq(m, 1, &err) == GSQ_ERR_ARG, "LSQ without quantizers");
-    gsq_vit_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err);
-    CHECK(gsq_vit_quant_enable_lsq(m, 0, &err) == GSQ_ERR_ARG, "a zero learning-rate factor");
-    CHECK(gsq_vit_quant_enable_lsq(m, 1, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit_quant_observe_begin(m, 1 << 16, &err);
-    gsq_vit_forward(m, x, B, NULL, &err);
-    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK, "%s", err.msg);
-    struct gsq_vit_quant *q = m->quant;
+    CHECK(gsq_model_quant_enable_lsq(m, 1, &err) == GSQ_ERR_ARG, "LSQ without quantizers");
+    gsq_model_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err);
+    CHECK(gsq_model_quant_enable_lsq(m, 0, &err) == GSQ_ERR_ARG, "a zero learning-rate factor");
+    CHECK(gsq_model_quant_enable_lsq(m, 1, &err) == GSQ_OK, "%s", err.msg);
+    gsq_model_quant_observe_begin(m, 1 << 16, &err);
+    gsq_model_forward(m, x, B, NULL, &err);
+    CHECK(gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK, "%s", err.msg);
+    struct gsq_model_quant *q = m->quant;
     for (int s = 0; s < q->num_linears; s++)
-        if (q->linears[s].quantized) gsq_vit_quant_set_act_scale(m, s, 2 * q->linears[s].a_scale, &err);
+        if (q->linears[s].quantized) gsq_model_quant_set_act_scale(m, s, 2 * *q->linears[s].a_scale, &err);
     m->retain_grads = 1; /* the input gradients are read below */
-    gsq_vit_forward(m, x, B, NULL, &err);
-    gsq_vit_loss(m, labels, 0, NULL, &err);
-    gsq_vit_zero_grad(m, &err);
-    CHECK(gsq_vit_backward(m, &err) == GSQ_OK, "%s", err.msg);
-    const float *lg = gsq_vit_quant_lsq_grads(m);
+    gsq_model_forward(m, x, B, NULL, &err);
+    gsq_model_loss(m, labels, 0, NULL, &err);
+    gsq_model_zero_grad(m, &err);
+    CHECK(gsq_model_backward(m, &err) == GSQ_OK, "%s", err.msg);
+    /* the learned scales are the model's second block: named tensors, learned as log s */
+    gsq_param_block blocks[GSQ_MAX_BLOCKS];
+    CHECK(gsq_model_blocks(m, blocks) == 2 && blocks[1].log_domain && blocks[1].n == gsq_model_quant_lsq_size(m) &&
+              blocks[1].tensors[0].numel == 1 && !strcmp(blocks[1].tensors[0].name, "quant.patch_embed.proj.input_scale") &&
+              !strcmp(blocks[1].tensors[1].name, "quant.patch_embed.proj.weight_scale") &&
+              blocks[1].values[blocks[1].tensors[1].offset] == q->linears[0].w_scales[0],
+          "LSQ's block: %d tensors, %s", blocks[1].num_tensors, blocks[1].tensors[0].name);
+    const float *lg = blocks[1].grads; /* ∂L/∂log s = s·∂L/∂s */
     size_t saturated = 0, checked = 0, nonzero = 0;
     double worst = 0;
     for (int s = 0; s < q->num_linears; s++) {
-        const gsq_qlinear *site = &q->linears[s];
-        if (!site->quantized) continue;
-        double g = 1.0 / sqrt((double)site->cols * 7);
-        for (int r = 0; r < site->rows; r++) {
-            size_t o = site->w_offset + (size_t)r * site->cols;
-            double want = expected_grad(m->grads + o, m->params + o, (size_t)site->cols, site->w_scales[r], 7, g,
-                                        &saturated);
-            double got = lg[site->lsq_index + 1 + (size_t)r];
+        const gsq_qlinear *ql = &q->linears[s];
+        if (!ql->quantized) continue;
+        double g = 1.0 / sqrt((double)ql->cols * 7);
+        for (int r = 0; r < ql->rows; r++) {
+            size_t o = ql->w_offset + (size_t)r * ql->cols;
+            double want = ql->w_scales[r] * expected_grad(m->grads + o, m->params + o, (size_t)ql->cols,
+                                                            ql->w_scales[r], 7, g, &saturated);
+            double got = lg[ql->scale_index + 1 + (size_t)r];
             worst = fmax(worst, fabs(got - want) / (fabs(want) + 1e-7));
             nonzero += got != 0.0;
             checked++;
@@ -143,31 +151,31 @@ static void test_model_gradients(void)
     size_t T = 17, D = 24, H = 48, P = 16 * 48;
     /* the linears' inputs and their gradients (the patch embedding's only LSQ computes) */
     const char *linears[3] = {"patch_embed.proj", "blocks.0.attn.qkv", "blocks.0.mlp.fc2"};
-    const float *inputs[3] = {gsq_vit_output(m, "patches"), gsq_vit_output(m, "blocks.0.norm1"),
-                              gsq_vit_output(m, "blocks.0.mlp.act")};
-    const float *grads[3] = {q->lsq->dx, gsq_vit_output_grad(m, "blocks.0.norm1"),
-                             gsq_vit_output_grad(m, "blocks.0.mlp.act")};
+    const float *inputs[3] = {gsq_model_output(m, "patches"), gsq_model_output(m, "blocks.0.norm1"),
+                              gsq_model_output(m, "blocks.0.mlp.act")};
+    const float *grads[3] = {q->lsq->dx, gsq_model_output_grad(m, "blocks.0.norm1"),
+                             gsq_model_output_grad(m, "blocks.0.mlp.act")};
     size_t sizes[3] = {B * P, B * T * D, B * T * H};
     for (int k = 0; k < 3; k++) {
-        int sites[1] = {gsq_graph_find_linear(m->graph, linears[k])};
-        CHECK(sites[0] >= 0 && inputs[k] && grads[k], "%s: its input or gradient is missing", linears[k]);
-        const gsq_qlinear *site = &q->linears[sites[0]];
-        double g = 1.0 / sqrt((double)site->in_per_sample * 7);
-        double want = expected_grad(grads[k], inputs[k], sizes[k], site->a_scale, 7, g, &saturated);
-        double got = lg[site->lsq_index];
+        int lins[1] = {gsq_graph_find_linear(m->graph, linears[k])};
+        CHECK(lins[0] >= 0 && inputs[k] && grads[k], "%s: its input or gradient is missing", linears[k]);
+        const gsq_qlinear *ql = &q->linears[lins[0]];
+        double g = 1.0 / sqrt((double)ql->in_per_sample * 7);
+        double want = *ql->a_scale * expected_grad(grads[k], inputs[k], sizes[k], *ql->a_scale, 7, g, &saturated);
+        double got = lg[ql->scale_index];
         CHECK(fabs(got - want) < 1e-4 * fabs(want) && want != 0, "%s's input scale: %g, want %g", linears[k], got,
               want);
     }
     CHECK(saturated == 0, "%zu values saturated: the check above needs none", saturated);
-    gsq_vit_zero_grad(m, &err);
+    gsq_model_zero_grad(m, &err);
     size_t left = 0;
-    for (size_t i = 0; i < gsq_vit_quant_lsq_size(m); i++) left += lg[i] != 0.0f;
+    for (size_t i = 0; i < gsq_model_quant_lsq_size(m); i++) left += lg[i] != 0.0f;
     CHECK(left == 0, "zero_grad left %zu scale gradients", left);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 /* A few LSQ steps (two micro-batches each) of INT4 QAT under a 2:4 mask; the learned scales. */
-static gsq_vit *lsq_run(gsq_dataset *train, int threads, float **init_scales)
+static gsq_model *lsq_run(gsq_dataset *train, int threads, float **init_scales)
 {
     omp_set_num_threads(threads);
     gsq_error err = {0};
@@ -180,32 +188,29 @@ static gsq_vit *lsq_run(gsq_dataset *train, int threads, float **init_scales)
     c.optim.lr = 1e-2f;
     c.optim.weight_decay = 0;
     c.augment = 0;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, 8);
     gsq_sparse_plan plan;
     gsq_sparse_plan_magnitude(&plan, m, GSQ_SPARSE_2_4, 0, &err);
     gsq_sparse_apply(&plan, m->params);
     c.frozen_zero = plan.mask;
-    gsq_vit_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err);
-    gsq_vit_quant_enable_lsq(m, 1, &err);
-    gsq_vit_quant_observe_begin(m, 8192, &err);
+    gsq_model_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err);
+    gsq_model_quant_enable_lsq(m, 1, &err);
+    gsq_model_quant_observe_begin(m, 8192, &err);
     gsq_eval_result ev;
     gsq_evaluate(m, train, &c.transform, 32, 1, &ev, &err);
-    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_MSE, 0, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_quant_observe_end(m, GSQ_CALIB_MSE, 0, &err) == GSQ_OK, "%s", err.msg);
     gsq_evaluate(m, train, &c.transform, 32, 1, &ev, &err); /* the first quantized forward sets the weight scales */
-    const struct gsq_vit_quant *q = m->quant;
-    *init_scales = malloc(q->lsq->n * sizeof(float));
-    for (int s = 0; s < q->num_linears; s++) {
-        if (!q->linears[s].quantized) continue;
-        (*init_scales)[q->linears[s].lsq_index] = q->linears[s].a_scale;
-        memcpy(*init_scales + q->linears[s].lsq_index + 1, q->linears[s].w_scales, (size_t)q->linears[s].rows * 4);
-    }
+    const struct gsq_model_quant *q = m->quant;
+    *init_scales = malloc(q->num_scales * sizeof(float));
+    memcpy(*init_scales, q->scales, q->num_scales * sizeof(float));
     gsq_trainer t;
     gsq_train_result r;
     CHECK(gsq_trainer_init(&t, m, &c, train->size, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_trainer_run(&t, train, &c, &r, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(t.state.step == 4 && q->lsq->steps == 4, "%ld optimizer steps, %ld LSQ steps", t.state.step, q->lsq->steps);
+    CHECK(t.state.step == 4 && t.opt.num_blocks == 2 && t.opt.n[1] == q->num_scales,
+          "%ld optimizer steps, %d blocks", t.state.step, t.opt.num_blocks);
     m = t.model;
     t.model = NULL;
     gsq_trainer_free(&t);
@@ -219,34 +224,34 @@ static void test_lsq_steps(void)
     gsq_error err = {0};
     gsq_dataset *train = toy_dataset(64, 0);
     float *init = NULL, *init1 = NULL;
-    gsq_vit *m = lsq_run(train, 2, &init), *m1 = lsq_run(train, 1, &init1);
-    const struct gsq_vit_quant *q = m->quant;
+    gsq_model *m = lsq_run(train, 2, &init), *m1 = lsq_run(train, 1, &init1);
+    const struct gsq_model_quant *q = m->quant;
     size_t moved = 0, bad = 0, pruned = 0, nonzero_codes = 0, differ = 0;
     for (int s = 0; s < q->num_linears; s++) {
-        const gsq_qlinear *site = &q->linears[s], *site1 = &m1->quant->linears[s];
-        if (!site->quantized) continue;
-        moved += site->a_scale != init[site->lsq_index];
-        bad += !(site->a_scale > 0 && isfinite(site->a_scale));
-        differ += memcmp(&site->a_scale, &site1->a_scale, 4) != 0;
-        differ += memcmp(site->w_scales, site1->w_scales, (size_t)site->rows * 4) != 0;
-        for (int r = 0; r < site->rows; r++) {
-            moved += site->w_scales[r] != init[site->lsq_index + 1 + (size_t)r];
-            bad += !(site->w_scales[r] > 0 && isfinite(site->w_scales[r]));
+        const gsq_qlinear *ql = &q->linears[s], *ql1 = &m1->quant->linears[s];
+        if (!ql->quantized) continue;
+        moved += *ql->a_scale != init[ql->scale_index];
+        bad += !(*ql->a_scale > 0 && isfinite(*ql->a_scale));
+        differ += memcmp(ql->a_scale, ql1->a_scale, 4) != 0;
+        differ += memcmp(ql->w_scales, ql1->w_scales, (size_t)ql->rows * 4) != 0;
+        for (int r = 0; r < ql->rows; r++) {
+            moved += ql->w_scales[r] != init[ql->scale_index + 1 + (size_t)r];
+            bad += !(ql->w_scales[r] > 0 && isfinite(ql->w_scales[r]));
         }
-        size_t nw = (size_t)site->rows * site->cols;
+        size_t nw = (size_t)ql->rows * ql->cols;
         int8_t *codes = malloc(nw);
-        float *scales = malloc((size_t)site->rows * 4);
-        CHECK(gsq_vit_quant_weight_codes(m, s, codes, scales, &err) == GSQ_OK, "%s", err.msg);
-        CHECK(memcmp(scales, site->w_scales, (size_t)site->rows * 4) == 0, "site %d: codes use other scales", s);
+        float *scales = malloc((size_t)ql->rows * 4);
+        CHECK(gsq_model_quant_weight_codes(m, s, codes, scales, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(memcmp(scales, ql->w_scales, (size_t)ql->rows * 4) == 0, "ql %d: codes use other scales", s);
         for (size_t i = 0; i < nw; i++)
-            if (m->params[site->w_offset + i] == 0.0f) pruned++, nonzero_codes += codes[i] != 0;
+            if (m->params[ql->w_offset + i] == 0.0f) pruned++, nonzero_codes += codes[i] != 0;
         free(codes);
         free(scales);
     }
-    size_t total = q->lsq->n;
+    size_t total = q->num_scales;
     CHECK(moved > total * 9 / 10 && bad == 0, "%zu of %zu scales moved, %zu not positive", moved, total, bad);
     CHECK(pruned >= total && nonzero_codes == 0, "%zu of %zu pruned weights got non-zero codes", nonzero_codes, pruned);
-    CHECK(differ == 0, "%zu sites learned other scales with 1 thread", differ);
+    CHECK(differ == 0, "%zu linears learned other scales with 1 thread", differ);
     printf("LSQ: %zu of %zu scales moved in 4 steps; %zu pruned weights code to 0\n", moved, total, pruned);
 
     /* the compressed file stores the learned scales: its model reproduces the logits */
@@ -256,27 +261,27 @@ static void test_lsq_steps(void)
     gsq_rng_seed(&rng, 12, 0);
     fill_normal(x, B * 3 * 16 * 16, &rng, 1.0f);
     const float *logits;
-    gsq_vit_forward(m, x, B, &logits, &err);
+    gsq_model_forward(m, x, B, &logits, &err);
     memcpy(ref, logits, sizeof ref);
     char dir[] = "/tmp/gsq_test_lsq_XXXXXX", path[64];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
-    gsq_vit *r = NULL;
+    gsq_model *r = NULL;
     CHECK(gsq_compressed_save(m, GSQ_SPARSE_2_4, path, NULL, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_compressed_load(&r, path, NULL, &err) == GSQ_OK, "%s", err.msg);
     if (r) {
-        gsq_vit_forward(r, x, B, &logits, &err);
+        gsq_model_forward(r, x, B, &logits, &err);
         double e = max_rel_err(logits, ref, B * 4);
         CHECK(e <= 1e-5, "loaded logits differ by %g of the largest", e);
-        CHECK(gsq_vit_quant_act_scale(r, 5) == q->linears[5].a_scale &&
-                  !memcmp(gsq_vit_quant_weight_scales(r, 5), q->linears[5].w_scales, (size_t)q->linears[5].rows * 4),
+        CHECK(gsq_model_quant_act_scale(r, 5) == *q->linears[5].a_scale &&
+                  !memcmp(gsq_model_quant_weight_scales(r, 5), q->linears[5].w_scales, (size_t)q->linears[5].rows * 4),
               "the file's scales are not the learned ones");
     }
     unlink(path);
     rmdir(dir);
-    gsq_vit_free(r);
-    gsq_vit_free(m);
-    gsq_vit_free(m1);
+    gsq_model_free(r);
+    gsq_model_free(m);
+    gsq_model_free(m1);
     free(init);
     free(init1);
     gsq_dataset_free(train);

@@ -9,6 +9,7 @@
 #include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static const char *fixtures[] = {"vit_token", "deit_distilled", "vit_avg_nobias", "vit_nocls_gray",
                                   "vit_remainder_b1"};
@@ -72,7 +73,7 @@ static void check_fixture(const char *name)
         gsq_st_close(mf);
     }
 
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     CHECK(gsq_vit_load(&m, model_path, &want, &err) == GSQ_OK, "%s: %s", name, err.msg);
     size_t n_img = 0, n_tgt = 0, n_logits = 0;
     float *images = read_tensor(exp, "input.images", &n_img);
@@ -87,13 +88,13 @@ static void check_fixture(const char *name)
 
     const float *logits = NULL;
     float loss = 0;
-    CHECK(gsq_vit_forward(m, images, B, &logits, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    CHECK(gsq_model_forward(m, images, B, &logits, &err) == GSQ_OK, "%s: %s", name, err.msg);
     double lerr = max_rel_err(logits, logits_ref, n_logits);
     CHECK(lerr <= 1e-4, "%s: logits max relative error %.3g > 1e-4", name, lerr);
-    CHECK(gsq_vit_loss(m, targets, smoothing, &loss, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    CHECK(gsq_model_loss(m, targets, smoothing, &loss, &err) == GSQ_OK, "%s: %s", name, err.msg);
     CHECK(fabs(loss - loss_ref[0]) <= 1e-5 * fabs(loss_ref[0]) + 1e-6, "%s: loss %.8f vs timm %.8f", name, loss, loss_ref[0]);
-    CHECK(gsq_vit_zero_grad(m, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_vit_backward(m, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    CHECK(gsq_model_zero_grad(m, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_backward(m, &err) == GSQ_OK, "%s: %s", name, err.msg);
 
     double worst = 0;
     const char *worst_name = "";
@@ -121,10 +122,10 @@ static void check_fixture(const char *name)
     float *grads_copy = malloc(m->num_params * sizeof(float));
     memcpy(logits_copy, logits, n_logits * sizeof(float));
     memcpy(grads_copy, m->grads, m->num_params * sizeof(float));
-    gsq_vit_forward(m, images, B, &logits, &err);
-    gsq_vit_loss(m, targets, smoothing, NULL, &err);
-    gsq_vit_zero_grad(m, &err);
-    gsq_vit_backward(m, &err);
+    gsq_model_forward(m, images, B, &logits, &err);
+    gsq_model_loss(m, targets, smoothing, NULL, &err);
+    gsq_model_zero_grad(m, &err);
+    gsq_model_backward(m, &err);
     CHECK(memcmp(logits_copy, logits, n_logits * sizeof(float)) == 0, "%s: logits differ between runs", name);
     CHECK(memcmp(grads_copy, m->grads, m->num_params * sizeof(float)) == 0, "%s: gradients differ between runs", name);
     free(logits_copy);
@@ -135,7 +136,7 @@ done:
     free(targets_f);
     free(logits_ref);
     free(loss_ref);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     gsq_st_close(exp);
 }
 

@@ -6,6 +6,7 @@
 
 #include "gpusq/sparse.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static const gsq_sparse_pattern patterns[2] = {GSQ_SPARSE_2_4, GSQ_SPARSE_4_8};
 
@@ -132,9 +133,9 @@ static const gsq_vit_config cfg_b = {
     .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
 };
 
-static gsq_vit *make_model(const gsq_vit_config *c, uint64_t seed)
+static gsq_model *make_model(const gsq_vit_config *c, uint64_t seed)
 {
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_error err = {0};
     if (gsq_vit_create(&m, c, &err) != GSQ_OK) {
         fprintf(stderr, "create: %s\n", err.msg);
@@ -147,10 +148,10 @@ static gsq_vit *make_model(const gsq_vit_config *c, uint64_t seed)
     return m;
 }
 
-static gsq_vit *clone(const gsq_vit *m)
+static gsq_model *clone(const gsq_model *m)
 {
-    gsq_vit *r = NULL;
-    gsq_vit_clone(&r, m, NULL);
+    gsq_model *r = NULL;
+    gsq_model_clone(&r, m, NULL);
     return r;
 }
 
@@ -176,7 +177,7 @@ static void test_plan(const gsq_vit_config *c, gsq_sparse_pattern p, int include
 {
     const char *pn = gsq_sparse_pattern_name(p);
     gsq_error err = {0};
-    gsq_vit *m = make_model(c, 5);
+    gsq_model *m = make_model(c, 5);
     float *orig = malloc(m->num_params * sizeof *orig);
     memcpy(orig, m->params, m->num_params * sizeof *orig);
     gsq_sparse_plan plan;
@@ -189,7 +190,7 @@ static void test_plan(const gsq_vit_config *c, gsq_sparse_pattern p, int include
           "the patch embedding first, as (D, C·P·P)");
     const gsq_sparse_layer *fc2 = find_layer(&plan, "blocks.1.mlp.fc2.weight");
     CHECK(fc2 && fc2->rows == c->embed_dim && fc2->cols == c->mlp_hidden &&
-              fc2->offset == gsq_vit_find_param(m, "blocks.1.mlp.fc2.weight")->offset, "fc2 view");
+              fc2->offset == gsq_model_find_param(m, "blocks.1.mlp.fc2.weight")->offset, "fc2 view");
     size_t pruned_params = 0, candidate_params = 0;
     for (int i = 0; i < plan.num_layers; i++) {
         const gsq_sparse_layer *l = &plan.layers[i];
@@ -257,18 +258,18 @@ static void test_plan(const gsq_vit_config *c, gsq_sparse_pattern p, int include
     gsq_sparse_plan_free(&plan);
     gsq_sparse_plan_free(&plan); /* freeing twice is harmless */
     free(orig);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 static void test_plan_errors(void)
 {
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_sparse_plan plan;
     CHECK(gsq_vit_describe(&m, &cfg_a, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_sparse_plan_magnitude(&plan, m, GSQ_SPARSE_2_4, 0, &err) == GSQ_ERR_ARG && plan.mask == NULL,
           "a model without parameters accepted");
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 static float *random_images(const gsq_vit_config *c, int B)
@@ -290,11 +291,11 @@ static int find_row(const float *old, int n, int len, const float *row)
 }
 
 /* The parameter tensor named by fmt with block index l ("blocks.%d.mlp.fc2.weight"). */
-static float *tensor(const gsq_vit *m, const char *fmt, int l)
+static float *tensor(const gsq_model *m, const char *fmt, int l)
 {
     char name[GSQ_NAME_MAX];
     snprintf(name, sizeof name, fmt, l);
-    const gsq_param *t = gsq_vit_find_param(m, name);
+    const gsq_param *t = gsq_model_find_param(m, name);
     return t ? m->params + t->offset : NULL;
 }
 
@@ -303,7 +304,7 @@ typedef struct {
     float *fc1_w, *fc1_b, *fc2_w, *fc2_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
 } block_tensors;
 
-static block_tensors block_of(const gsq_vit *m, int l)
+static block_tensors block_of(const gsq_model *m, int l)
 {
     return (block_tensors){tensor(m, "blocks.%d.mlp.fc1.weight", l),  tensor(m, "blocks.%d.mlp.fc1.bias", l),
                            tensor(m, "blocks.%d.mlp.fc2.weight", l),  tensor(m, "blocks.%d.mlp.fc2.bias", l),
@@ -313,7 +314,7 @@ static block_tensors block_of(const gsq_vit *m, int l)
 
 /* new is old with hidden channels and each head's V channels permuted consistently, everything
  * else untouched. */
-static void check_is_permutation(const gsq_vit *old, const gsq_vit *new, const char *what)
+static void check_is_permutation(const gsq_model *old, const gsq_model *new, const char *what)
 {
     const gsq_vit_config *c = &old->cfg;
     int D = c->embed_dim, H = c->mlp_hidden, hd = D / c->num_heads, bad = 0;
@@ -364,25 +365,25 @@ static void test_permute_random(const gsq_vit_config *c, gsq_sparse_pattern p, i
 {
     const char *pn = gsq_sparse_pattern_name(p);
     gsq_error err = {0};
-    gsq_vit *m = make_model(c, 21), *orig = clone(m), *twin = clone(m);
+    gsq_model *m = make_model(c, 21), *orig = clone(m), *twin = clone(m);
     int B = 3, K = c->num_classes;
     float *images = random_images(c, B), *before = malloc((size_t)B * K * sizeof *before);
     const float *logits = NULL;
-    CHECK(gsq_vit_forward(m, images, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_forward(m, images, B, &logits, &err) == GSQ_OK, "%s", err.msg);
     memcpy(before, logits, (size_t)B * K * sizeof *before);
 
     gsq_permute_report rep[16];
     int nrep = -1;
     CHECK(gsq_sparse_permute(m, p, GSQ_SPARSE_PERMUTE_EFFORT, rep, 16, &nrep, &err) == GSQ_OK, "%s", err.msg);
     CHECK(nrep == want_reports, "%s: %d reports, want %d", pn, nrep, want_reports);
-    CHECK(gsq_vit_forward(m, images, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_forward(m, images, B, &logits, &err) == GSQ_OK, "%s", err.msg);
     double e = max_rel_err(logits, before, (size_t)B * K);
     CHECK(e <= 1e-5, "%s: logits changed by %.3g after permuting", pn, e);
     check_is_permutation(orig, m, pn);
 
     int better = 0;
     for (int i = 0; i < nrep; i++) {
-        const gsq_param *t = gsq_vit_find_param(m, rep[i].name);
+        const gsq_param *t = gsq_model_find_param(m, rep[i].name);
         CHECK(t != NULL, "report names '%s'", rep[i].name);
         if (!t) continue;
         int rows = (int)t->shape[0], cols = (int)t->shape[1];
@@ -413,7 +414,7 @@ static void test_permute_random(const gsq_vit_config *c, gsq_sparse_pattern p, i
     CHECK(want_reports == 0 || swaps_gain > 0, "%s: the swap passes gained nothing over their start", pn);
     check_is_permutation(orig, twin, "effort 0");
     free(images), free(before);
-    gsq_vit_free(m), gsq_vit_free(orig), gsq_vit_free(twin);
+    gsq_model_free(m), gsq_model_free(orig), gsq_model_free(twin);
 }
 
 /* fc2's large columns (every weight ±1 among weights of about 0.1) come in runs of a whole group,
@@ -424,7 +425,7 @@ static void test_permute_structured(gsq_sparse_pattern p)
     const char *pn = gsq_sparse_pattern_name(p);
     int G = gsq_sparse_group(p);
     gsq_error err = {0};
-    gsq_vit *m = make_model(&cfg_a, 8);
+    gsq_model *m = make_model(&cfg_a, 8);
     const gsq_vit_config *c = &m->cfg;
     int D = c->embed_dim, H = c->mlp_hidden, hd = D / c->num_heads;
     for (int l = 0; l < c->depth; l++) {
@@ -436,7 +437,7 @@ static void test_permute_structured(gsq_sparse_pattern p)
                 if (((j % hd) / G) % 2 == 0) b->proj_w[(size_t)r * D + j] = copysignf(1.0f, b->proj_w[(size_t)r * D + j]);
         }
     }
-    gsq_vit *orig = clone(m), *dealt = clone(m);
+    gsq_model *orig = clone(m), *dealt = clone(m);
     gsq_permute_report rep[8];
     int nrep = 0;
     CHECK(gsq_sparse_permute(m, p, GSQ_SPARSE_PERMUTE_EFFORT, rep, 8, &nrep, &err) == GSQ_OK, "%s", err.msg);
@@ -450,13 +451,13 @@ static void test_permute_structured(gsq_sparse_pattern p)
     for (int i = 0; i < nrep; i++)
         CHECK(rep[i].kept_after > 0.9, "%s %s effort 0: kept %.3f -> %.3f", pn, rep[i].name, rep[i].kept_before,
               rep[i].kept_after);
-    gsq_vit_free(m), gsq_vit_free(orig), gsq_vit_free(dealt);
+    gsq_model_free(m), gsq_model_free(orig), gsq_model_free(dealt);
 }
 
 static void test_permute_errors(void)
 {
     gsq_error err = {0};
-    gsq_vit *m = make_model(&cfg_a, 3), *orig = clone(m);
+    gsq_model *m = make_model(&cfg_a, 3), *orig = clone(m);
     gsq_permute_report rep[4];
     int n = -1;
     CHECK(gsq_sparse_permute(m, GSQ_SPARSE_2_4, 10, rep, 3, &n, &err) == GSQ_ERR_ARG && strstr(err.msg, "room for 3"),
@@ -468,7 +469,7 @@ static void test_permute_errors(void)
               strstr(err.msg, "blocks.1.mlp.fc2.weight"), "NaN weights: %s", err.msg);
     fc2[5] = tensor(orig, "blocks.%d.mlp.fc2.weight", 1)[5];
     CHECK(n == 0 && memcmp(m->params, orig->params, m->num_params * sizeof(float)) == 0, "a failed call changed the model");
-    gsq_vit_free(m), gsq_vit_free(orig);
+    gsq_model_free(m), gsq_model_free(orig);
 }
 
 int main(void)

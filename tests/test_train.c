@@ -13,12 +13,13 @@
 #include "test_util.h"
 #include "tiny_trainer.h"
 #include "toy_dataset.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static char tmpdir[64];
 
 static void test_adamw(void)
 {
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, 1);
     gsq_optim_config oc;
@@ -28,16 +29,33 @@ static void test_adamw(void)
     oc.min_lr = oc.lr; /* constant lr: the formula below needs no schedule */
     gsq_adamw opt;
     gsq_error err = {0};
-    CHECK(gsq_adamw_init(&opt, m, &oc, &err) == GSQ_OK, "%s", err.msg);
+    /* the parameters, and a log-domain block of three scales learned at 10× the rate */
+    enum { NS = 3 };
+    float scales[NS] = {0.5f, 0.01f, 2.0f}, sgrad[NS];
+    double ls[NS], sm[NS] = {0}, sv[NS] = {0};
+    gsq_param stensor = {.name = "quant.x.input_scale", .ndim = 1, .shape = {NS}, .numel = NS, .no_decay = 1};
+    gsq_param_block b[2];
+    CHECK(gsq_model_blocks(m, b) == 1, "a model without LSQ has one block");
+    b[1] = (gsq_param_block){.num_tensors = 1, .tensors = &stensor, .n = NS, .values = scales, .grads = sgrad,
+                             .lr_scale = 10, .log_domain = 1};
+    CHECK(gsq_adamw_init(&opt, b, 2, &oc, &err) == GSQ_OK, "%s", err.msg);
     size_t n = m->num_params;
     double *p = malloc(n * sizeof(double)), *mm = calloc(n, sizeof(double)), *vv = calloc(n, sizeof(double));
     float *g = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) p[i] = m->params[i];
+    for (int i = 0; i < NS; i++) ls[i] = log(scales[i]);
+    b[0].grads = g;
     gsq_rng rng;
     gsq_rng_seed(&rng, 5, 0);
     for (int t = 1; t <= 3; t++) {
         fill_normal(g, n, &rng, 0.01f);
-        gsq_adamw_step(&opt, m->params, g, NULL);
+        fill_normal(sgrad, NS, &rng, 0.01f);
+        gsq_adamw_step(&opt, b, 2, NULL);
+        for (int i = 0; i < NS; i++) {
+            sm[i] = 0.9 * sm[i] + 0.1 * sgrad[i];
+            sv[i] = 0.999 * sv[i] + 0.001 * (double)sgrad[i] * sgrad[i];
+            ls[i] -= 10.0 * oc.lr * (sm[i] / (1 - pow(0.9, t))) / (sqrt(sv[i] / (1 - pow(0.999, t))) + oc.eps);
+        }
         for (int k = 0; k < m->num_tensors; k++) {
             const gsq_param *pp = &m->tensors[k];
             int decay = pp->ndim > 1 && strcmp(pp->name, "pos_embed") && strcmp(pp->name, "cls_token");
@@ -54,18 +72,23 @@ static void test_adamw(void)
     for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(p[i] - m->params[i]));
     /* three steps of size ~lr = 1e-3 each: float rounding stays far below 1e-6 */
     CHECK(worst < 1e-6, "AdamW differs from its formula by %.3g", worst);
-    const gsq_param *norm = gsq_vit_find_param(m, "norm.weight"), *qkv = gsq_vit_find_param(m, "blocks.0.attn.qkv.weight");
-    CHECK(opt.decay[norm->offset] == 0 && opt.decay[qkv->offset] == 1, "weight-decay mask");
-    CHECK(opt.decay[gsq_vit_find_param(m, "pos_embed")->offset] == 0, "pos_embed must not decay");
+    double worst_log = 0;
+    for (int i = 0; i < NS; i++) worst_log = fmax(worst_log, fabs(log(scales[i]) - ls[i]));
+    CHECK(worst_log < 1e-5, "the log-domain block differs from Adam on log s by %.3g", worst_log);
+    const gsq_param *norm = gsq_model_find_param(m, "norm.weight"), *qkv = gsq_model_find_param(m, "blocks.0.attn.qkv.weight");
+    CHECK(opt.decay[0][norm->offset] == 0 && opt.decay[0][qkv->offset] == 1, "weight-decay mask");
+    CHECK(opt.decay[0][gsq_model_find_param(m, "pos_embed")->offset] == 0, "pos_embed must not decay");
+    CHECK(opt.decay[1][0] == 0, "scales must not decay");
     free(p), free(mm), free(vv), free(g);
     gsq_adamw_free(&opt);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 
     gsq_optim_config bad = oc;
     bad.beta2 = 1.0f;
     gsq_vit_create(&m, &tiny, NULL);
-    CHECK(gsq_adamw_init(&opt, m, &bad, &err) == GSQ_ERR_ARG, "beta2 = 1 accepted");
-    gsq_vit_free(m);
+    CHECK(gsq_adamw_init(&opt, b, 1, &bad, &err) == GSQ_ERR_ARG, "beta2 = 1 accepted");
+    CHECK(gsq_adamw_init(&opt, b, 3, &oc, &err) == GSQ_ERR_ARG, "three blocks accepted");
+    gsq_model_free(m);
 }
 
 static void test_schedule(void)
@@ -205,7 +228,7 @@ static void test_resume_bitwise(void)
     CHECK(gsq_trainer_run(&second, ds, &half, &r, &err) == GSQ_OK && r.finished, "%s", err.msg);
     size_t bytes = whole.model->num_params * sizeof(float);
     CHECK(memcmp(whole.model->params, second.model->params, bytes) == 0, "resumed parameters differ");
-    CHECK(memcmp(whole.opt.m, second.opt.m, bytes) == 0 && memcmp(whole.opt.v, second.opt.v, bytes) == 0,
+    CHECK(memcmp(whole.opt.m[0], second.opt.m[0], bytes) == 0 && memcmp(whole.opt.v[0], second.opt.v[0], bytes) == 0,
           "resumed optimizer moments differ");
     gsq_trainer_free(&second);
 
@@ -222,8 +245,9 @@ static void test_resume_bitwise(void)
     gsq_trainer g = {0};
     char gray_ckpt[128];
     snprintf(gray_ckpt, sizeof gray_ckpt, "%s/gray.ckpt.safetensors", tmpdir);
+    gsq_param_block gb[GSQ_MAX_BLOCKS];
     CHECK(gsq_vit_create(&g.model, &gray, &err) == GSQ_OK &&
-              gsq_adamw_init(&g.opt, g.model, &half.optim, &err) == GSQ_OK &&
+              gsq_adamw_init(&g.opt, gb, gsq_model_blocks(g.model, gb), &half.optim, &err) == GSQ_OK &&
               gsq_trainer_save(&g, &half, gray_ckpt, &err) == GSQ_OK,
           "%s", err.msg);
     gsq_trainer_free(&g);
@@ -258,7 +282,7 @@ static void test_accumulation(void)
     gsq_error err = {0};
     CHECK(gsq_trainer_run(&a, ds, &one, &r, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_trainer_run(&b, ds, &two, &r, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit *init = NULL;
+    gsq_model *init = NULL;
     gsq_vit_create(&init, &tiny, NULL);
     gsq_vit_init(init, 7);
     size_t n = a.model->num_params;
@@ -267,7 +291,7 @@ static void test_accumulation(void)
     double e = norm_l2_err(db, da, n);
     CHECK(e < 1e-4, "accumulated update differs from the large batch's by %.3g", e);
     free(da), free(db);
-    gsq_vit_free(init);
+    gsq_model_free(init);
     gsq_trainer_free(&a);
     gsq_trainer_free(&b);
     gsq_dataset_free(ds);

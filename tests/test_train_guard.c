@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include "tiny_trainer.h"
 #include "toy_dataset.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static gsq_train_config train_cfg(long epochs)
 {
@@ -89,10 +90,10 @@ static void test_nan_stops(const char *dir)
     CHECK(now && after && n == n2 && !memcmp(now, after, n), "a refused checkpoint changed the file");
     free(now);
     free(after);
-    /* nor is a model file of them written (gsq_vit_save: what --out gets) */
+    /* nor is a model file of them written (gsq_model_save: what --out gets) */
     char out_path[300];
     snprintf(out_path, sizeof out_path, "%s.model", ckpt);
-    st = gsq_vit_save(t.model, out_path, &err);
+    st = gsq_model_save(t.model, out_path, &err);
     CHECK(st == GSQ_ERR_NUMERIC && strstr(err.msg, out_path) && strstr(err.msg, "not written") &&
               access(out_path, F_OK) != 0, "model save of NaN weights: %d %s", (int)st, err.msg);
     gsq_trainer_free(&t);
@@ -102,7 +103,7 @@ static void test_nan_stops(const char *dir)
 
 static void test_adamw_skips(void)
 {
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, 1);
     gsq_optim_config oc;
@@ -110,20 +111,23 @@ static void test_adamw_skips(void)
     oc.total_steps = 10;
     gsq_adamw opt;
     gsq_error err = {0};
-    CHECK(gsq_adamw_init(&opt, m, &oc, &err) == GSQ_OK, "%s", err.msg);
+    gsq_param_block b[GSQ_MAX_BLOCKS];
+    int nb = gsq_model_blocks(m, b);
+    CHECK(gsq_adamw_init(&opt, b, nb, &oc, &err) == GSQ_OK, "%s", err.msg);
     size_t n = m->num_params;
     float *before = malloc(n * sizeof(float)), *g = calloc(n, sizeof(float));
+    b[0].grads = g;
     memcpy(before, m->params, n * sizeof(float));
     for (int k = 0; k < 2; k++) {
         g[n - 1] = k ? INFINITY : NAN;
-        double norm = gsq_adamw_step(&opt, m->params, g, NULL);
+        double norm = gsq_adamw_step(&opt, b, nb, NULL);
         CHECK(!isfinite(norm), "norm %g", norm);
     }
     CHECK(!memcmp(before, m->params, n * sizeof(float)) && opt.step == 0, "a non-finite gradient moved the weights");
     free(before);
     free(g);
     gsq_adamw_free(&opt);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 /* The divergence flag of every report, checked against the losses the reports carried. */

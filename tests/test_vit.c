@@ -9,6 +9,7 @@
 #include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
 #include "test_util.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static char tmpdir[64];
 
@@ -36,10 +37,10 @@ static void test_named_configs(void)
         gsq_vit_config c;
         gsq_error err = {0};
         CHECK(gsq_vit_config_by_name(want[i].name, &c, &err) == GSQ_OK, "%s", err.msg);
-        gsq_vit *m = NULL;
+        gsq_model *m = NULL;
         CHECK(gsq_vit_create(&m, &c, &err) == GSQ_OK, "%s", err.msg);
         if (m) CHECK(m->num_params == want[i].params, "%s: %zu parameters, timm has %zu", want[i].name, m->num_params, want[i].params);
-        gsq_vit_free(m);
+        gsq_model_free(m);
     }
     gsq_vit_config c;
     gsq_error err = {0};
@@ -67,7 +68,7 @@ static void test_validation(void)
     bad[5].c.ln_eps = 0;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         gsq_error err = {0};
-        gsq_vit *m = NULL;
+        gsq_model *m = NULL;
         CHECK(gsq_vit_create(&m, &bad[i].c, &err) != GSQ_OK && m == NULL, "%s accepted", bad[i].why);
         CHECK(strstr(err.msg, "configuration") != NULL, "%s: message '%s'", bad[i].why, err.msg);
     }
@@ -80,9 +81,9 @@ static void random_images(float *x, size_t n, uint64_t seed)
     fill_normal(x, n, &rng, 1.0f);
 }
 
-static gsq_vit *make_model(const gsq_vit_config *c, uint64_t seed)
+static gsq_model *make_model(const gsq_vit_config *c, uint64_t seed)
 {
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, c, NULL);
     gsq_vit_init(m, seed);
     gsq_rng rng; /* larger weights than timm's init so outputs differ clearly between inputs */
@@ -98,26 +99,26 @@ static void test_round_trip(void)
     configs[1].distilled = 1;
     configs[2].class_token = 0, configs[2].pool = GSQ_POOL_AVG, configs[2].qkv_bias = 0;
     for (int k = 0; k < 3; k++) {
-        gsq_vit *m = make_model(&configs[k], 11 + k);
+        gsq_model *m = make_model(&configs[k], 11 + k);
         char path[128];
         snprintf(path, sizeof path, "%s/model%d.safetensors", tmpdir, k);
-        CHECK(gsq_vit_save(m, path, &err) == GSQ_OK, "%s", err.msg);
-        gsq_vit *r = NULL;
+        CHECK(gsq_model_save(m, path, &err) == GSQ_OK, "%s", err.msg);
+        gsq_model *r = NULL;
         CHECK(gsq_vit_load(&r, path, NULL, &err) == GSQ_OK, "config %d: %s", k, err.msg);
         if (r) {
             CHECK(memcmp(&r->cfg, &m->cfg, sizeof m->cfg) == 0, "config %d: inferred configuration differs", k);
             CHECK(r->num_params == m->num_params && memcmp(r->params, m->params, m->num_params * 4) == 0,
                   "config %d: parameters differ after the round trip", k);
         }
-        gsq_vit_free(r);
-        gsq_vit_free(m);
+        gsq_model_free(r);
+        gsq_model_free(m);
     }
 }
 
 /* Writes the model's tensors as `dtype` with one tensor renamed, dropped, reshaped or added. */
 typedef enum { EDIT_NONE, EDIT_DROP, EDIT_RESHAPE, EDIT_EXTRA, EDIT_NO_META } edit_kind;
 
-static void write_edited(const gsq_vit *m, const char *path, edit_kind edit, const char *target, gsq_dtype dtype)
+static void write_edited(const gsq_model *m, const char *path, edit_kind edit, const char *target, gsq_dtype dtype)
 {
     gsq_st_writer *w = NULL;
     gsq_st_writer_create(&w, NULL);
@@ -148,16 +149,16 @@ static void expect_load_error(const char *path, const gsq_vit_config *cfg, gsq_s
                               const char *needle2)
 {
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_status st = gsq_vit_load(&m, path, cfg, &err);
     CHECK(st == code && m == NULL, "%s: status %s, want %s (%s)", path, gsq_status_name(st), gsq_status_name(code), err.msg);
     CHECK(strstr(err.msg, needle1) && strstr(err.msg, needle2), "message '%s' lacks '%s'/'%s'", err.msg, needle1, needle2);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 static void test_load_errors(void)
 {
-    gsq_vit *m = make_model(&tiny, 5);
+    gsq_model *m = make_model(&tiny, 5);
     char path[128];
     snprintf(path, sizeof path, "%s/edited.safetensors", tmpdir);
 
@@ -183,9 +184,9 @@ static void test_load_errors(void)
     write_edited(m, path, EDIT_NO_META, "", GSQ_DT_F32);
     expect_load_error(path, NULL, GSQ_ERR_SHAPE, "num_heads", "--heads");
     gsq_error err = {0};
-    gsq_vit *r = NULL;
+    gsq_model *r = NULL;
     CHECK(gsq_vit_load(&r, path, &tiny, &err) == GSQ_OK, "explicit configuration: %s", err.msg);
-    gsq_vit_free(r);
+    gsq_model_free(r);
 
     /* F16 weights load, converted to F32 (equal to the rounded values) */
     write_edited(m, path, EDIT_NONE, "", GSQ_DT_F16);
@@ -197,7 +198,7 @@ static void test_load_errors(void)
             same &= r->params[i] == gsq_f16_to_f32(gsq_f32_to_f16(m->params[i]));
         CHECK(same, "f16 parameters were not converted exactly");
     }
-    gsq_vit_free(r);
+    gsq_model_free(r);
 
     /* an extra tensor whose name is too long to list is still an error */
     char long_name[300];
@@ -233,33 +234,33 @@ static void test_load_errors(void)
               hc.depth == 256 && hc.embed_dim == 16384,
           "the hostile file should describe a valid huge architecture: %s", err.msg);
     gsq_st_close(hf);
-    gsq_vit *huge = NULL;
+    gsq_model *huge = NULL;
     gsq_status hs = gsq_vit_load(&huge, path, NULL, &err);
     CHECK(hs == GSQ_ERR_SHAPE && huge == NULL && strstr(err.msg, "shape"), "hostile huge model: %s (%s)",
           gsq_status_name(hs), err.msg);
 
     /* not a model at all, and not a file */
     expect_load_error("/nonexistent/model.safetensors", NULL, GSQ_ERR_IO, "/nonexistent/model.safetensors", "");
-    gsq_vit_free(m);
+    gsq_model_free(m);
 }
 
 static void test_batch_consistency(void)
 {
     gsq_vit_config c = tiny;
     c.distilled = 1;
-    gsq_vit *m = make_model(&c, 21);
+    gsq_model *m = make_model(&c, 21);
     int B = 3, K = c.num_classes;
     size_t img = (size_t)c.in_chans * c.img_size * c.img_size;
     float *images = malloc(B * img * sizeof(float)), *batched = malloc((size_t)B * K * sizeof(float));
     random_images(images, B * img, 4);
     gsq_error err = {0};
     const float *logits;
-    CHECK(gsq_vit_forward(m, images, 1, &logits, &err) == GSQ_OK, "%s", err.msg); /* grow the arena later */
-    CHECK(gsq_vit_forward(m, images, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_forward(m, images, 1, &logits, &err) == GSQ_OK, "%s", err.msg); /* grow the arena later */
+    CHECK(gsq_model_forward(m, images, B, &logits, &err) == GSQ_OK, "%s", err.msg);
     memcpy(batched, logits, (size_t)B * K * sizeof(float));
     double worst = 0, spread = 0;
     for (int b = 0; b < B; b++) {
-        gsq_vit_forward(m, images + b * img, 1, &logits, &err);
+        gsq_model_forward(m, images + b * img, 1, &logits, &err);
         double e = max_rel_err(logits, batched + b * K, (size_t)K);
         worst = e > worst ? e : worst;
         spread += fabs(batched[b * K] - batched[0]);
@@ -269,36 +270,36 @@ static void test_batch_consistency(void)
     CHECK(spread > 1e-3, "logits do not depend on the image (spread %.3g)", spread);
 
     int targets[3] = {0, 4, 2}, bad[3] = {0, 5, 1};
-    CHECK(gsq_vit_forward(m, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_vit_loss(m, bad, 0.0f, NULL, &err) == GSQ_ERR_ARG && strstr(err.msg, "target 5"), "%s", err.msg);
-    CHECK(gsq_vit_loss(m, targets, 1.5f, NULL, &err) == GSQ_ERR_ARG, "smoothing 1.5 accepted");
+    CHECK(gsq_model_forward(m, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_loss(m, bad, 0.0f, NULL, &err) == GSQ_ERR_ARG && strstr(err.msg, "target 5"), "%s", err.msg);
+    CHECK(gsq_model_loss(m, targets, 1.5f, NULL, &err) == GSQ_ERR_ARG, "smoothing 1.5 accepted");
     float loss = 0;
-    CHECK(gsq_vit_loss(m, targets, 0.1f, &loss, &err) == GSQ_OK && loss > 0 && isfinite(loss), "loss %g", loss);
-    CHECK(gsq_vit_forward(m, images, 0, NULL, &err) == GSQ_ERR_ARG, "batch 0 accepted");
+    CHECK(gsq_model_loss(m, targets, 0.1f, &loss, &err) == GSQ_OK && loss > 0 && isfinite(loss), "loss %g", loss);
+    CHECK(gsq_model_forward(m, images, 0, NULL, &err) == GSQ_ERR_ARG, "batch 0 accepted");
     free(images);
     free(batched);
-    gsq_vit_free(m);
+    gsq_model_free(m);
 
     /* backward needs the loss of the current forward */
-    gsq_vit *mm = make_model(&tiny, 3);
+    gsq_model *mm = make_model(&tiny, 3);
     float *img4 = calloc((size_t)4 * tiny.in_chans * tiny.img_size * tiny.img_size, sizeof(float));
     int t4[4] = {0, 1, 2, 3};
-    CHECK(gsq_vit_forward(mm, img4, 4, NULL, &err) == GSQ_OK && gsq_vit_backward(mm, &err) == GSQ_ERR_ARG,
+    CHECK(gsq_model_forward(mm, img4, 4, NULL, &err) == GSQ_OK && gsq_model_backward(mm, &err) == GSQ_ERR_ARG,
           "backward without a loss accepted");
-    CHECK(gsq_vit_loss(mm, t4, 0.0f, NULL, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_vit_forward(mm, img4, 2, NULL, &err) == GSQ_OK && gsq_vit_backward(mm, &err) == GSQ_ERR_ARG,
+    CHECK(gsq_model_loss(mm, t4, 0.0f, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_forward(mm, img4, 2, NULL, &err) == GSQ_OK && gsq_model_backward(mm, &err) == GSQ_ERR_ARG,
           "backward used the loss of an earlier forward");
     /* a failed forward leaves no stale state behind */
-    CHECK(gsq_vit_forward(mm, img4, 1 << 30, NULL, &err) != GSQ_OK, "a batch of 2^30 was accepted");
-    CHECK(gsq_vit_loss(mm, t4, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss after a failed forward accepted");
-    CHECK(gsq_vit_forward(mm, img4, 4, NULL, &err) == GSQ_OK, "forward after a failed one: %s", err.msg);
+    CHECK(gsq_model_forward(mm, img4, 1 << 30, NULL, &err) != GSQ_OK, "a batch of 2^30 was accepted");
+    CHECK(gsq_model_loss(mm, t4, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss after a failed forward accepted");
+    CHECK(gsq_model_forward(mm, img4, 4, NULL, &err) == GSQ_OK, "forward after a failed one: %s", err.msg);
     free(img4);
-    gsq_vit_free(mm);
+    gsq_model_free(mm);
 
-    gsq_vit *fresh = make_model(&tiny, 1);
-    CHECK(gsq_vit_backward(fresh, &err) == GSQ_ERR_ARG, "backward without forward accepted");
-    CHECK(gsq_vit_loss(fresh, targets, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss without forward accepted");
-    gsq_vit_free(fresh);
+    gsq_model *fresh = make_model(&tiny, 1);
+    CHECK(gsq_model_backward(fresh, &err) == GSQ_ERR_ARG, "backward without forward accepted");
+    CHECK(gsq_model_loss(fresh, targets, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss without forward accepted");
+    gsq_model_free(fresh);
 }
 
 int main(void)

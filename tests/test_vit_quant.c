@@ -11,6 +11,7 @@
 #include "gpusq/graph.h"
 #include "test_util.h"
 #include "toy_dataset.h"
+#include "models/model_state.h" /* white-box: the model's fields */
 
 static const gsq_vit_config tiny = {
     .img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 4, .embed_dim = 24, .depth = 2,
@@ -42,64 +43,64 @@ static void test_grid_and_closeness(void)
     gsq_error err = {0};
     float x[B * 3 * 16 * 16], ref[B * 4], got[B * 4];
     images(x, 1);
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, 3);
     /* zero every other weight of block 0's fc1, as a mask would */
-    const gsq_param *fc1 = gsq_vit_find_param(m, "blocks.0.mlp.fc1.weight");
+    const gsq_param *fc1 = gsq_model_find_param(m, "blocks.0.mlp.fc1.weight");
     for (size_t j = 0; j < fc1->numel; j += 2) m->params[fc1->offset + j] = 0.0f;
     const float *logits;
-    gsq_vit_forward(m, x, B, &logits, &err);
+    gsq_model_forward(m, x, B, &logits, &err);
     memcpy(ref, logits, sizeof ref);
     double diff[2];
     for (int mode = 0; mode < 2; mode++) {
         gsq_quant_mode qm = mode ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8;
         int qmax = mode ? 7 : 127;
-        CHECK(gsq_vit_quant_enable(m, qm, GSQ_CALIB_MAX, &err) == GSQ_OK, "%s", err.msg);
-        CHECK(gsq_vit_forward(m, x, B, &logits, &err) == GSQ_OK && memcmp(logits, ref, sizeof ref) == 0,
+        CHECK(gsq_model_quant_enable(m, qm, GSQ_CALIB_MAX, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(gsq_model_forward(m, x, B, &logits, &err) == GSQ_OK && memcmp(logits, ref, sizeof ref) == 0,
               "enabled but not calibrated must stay float");
-        CHECK(gsq_vit_quant_observe_begin(m, 4096, &err) == GSQ_OK, "%s", err.msg);
-        gsq_vit_forward(m, x, B, NULL, &err);
-        CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK && gsq_vit_quant_active(m), "%s", err.msg);
-        CHECK(gsq_vit_forward(m, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(gsq_model_quant_observe_begin(m, 4096, &err) == GSQ_OK, "%s", err.msg);
+        gsq_model_forward(m, x, B, NULL, &err);
+        CHECK(gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK && gsq_model_quant_active(m), "%s", err.msg);
+        CHECK(gsq_model_forward(m, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
         memcpy(got, logits, sizeof got);
         diff[mode] = rel_diff(got, ref, B * 4);
-        const struct gsq_vit_quant *q = m->quant;
+        const struct gsq_model_quant *q = m->quant;
         CHECK(q->num_linears == 10 && gsq_graph_compressed_linears(m->graph) == 9,
               "the patch embedding, 4 linears per block and the head: got %d linears", q->num_linears);
         for (int s = 0; s < q->num_linears; s++) {
-            const gsq_qlinear *site = &q->linears[s];
-            CHECK(site->quantized == m->graph->linears[s].compressed, "%s: quantized %d", m->graph->linears[s].name,
-                  site->quantized);
-            if (!site->quantized) continue;
-            size_t n = (size_t)B * site->in_per_sample, off = 0;
+            const gsq_qlinear *ql = &q->linears[s];
+            CHECK(ql->quantized == m->graph->linears[s].compressed, "%s: quantized %d", m->graph->linears[s].name,
+                  ql->quantized);
+            if (!ql->quantized) continue;
+            size_t n = (size_t)B * ql->in_per_sample, off = 0;
             for (size_t i = 0; i < n; i++) {
-                float c = site->xq[i] / site->a_scale;
+                float c = ql->xq[i] / *ql->a_scale;
                 off += fabsf(c - rintf(c)) > 1e-3f || fabsf(c) > (float)qmax + 1e-3f;
             }
             CHECK(off == 0, "%s: %zu inputs off the grid", m->graph->linears[s].name, off);
-            size_t nw = (size_t)site->rows * (size_t)site->cols, bad = 0;
+            size_t nw = (size_t)ql->rows * (size_t)ql->cols, bad = 0;
             float *want = malloc(nw * sizeof(float)), scales[256];
-            const float *w = m->params + site->w_offset;
-            gsq_weight_scales(scales, w, site->rows, site->cols, qmax, GSQ_CALIB_MAX, &err);
-            gsq_fake_quant_rows(want, w, site->rows, site->cols, scales, qmax);
-            for (size_t i = 0; i < nw; i++) bad += want[i] != site->wq[i] || (w[i] == 0.0f && site->wq[i] != 0.0f);
+            const float *w = m->params + ql->w_offset;
+            gsq_weight_scales(scales, w, ql->rows, ql->cols, qmax, GSQ_CALIB_MAX, &err);
+            gsq_fake_quant_rows(want, w, ql->rows, ql->cols, scales, qmax);
+            for (size_t i = 0; i < nw; i++) bad += want[i] != ql->wq[i] || (w[i] == 0.0f && ql->wq[i] != 0.0f);
             CHECK(bad == 0, "%s: %zu weights differ from their fake quantization",
                   m->graph->linears[s].name, bad);
             free(want);
         }
     }
     /* INT8 with the attention matmuls quantized too: Q, K, V on their grids, probabilities on 1/127's */
-    CHECK(gsq_vit_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err) == GSQ_OK &&
-              gsq_vit_quant_enable_attention(m, &err) == GSQ_OK && gsq_vit_quant_attention_scales(m, 0),
+    CHECK(gsq_model_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err) == GSQ_OK &&
+              gsq_model_quant_enable_attention(m, &err) == GSQ_OK && gsq_model_quant_attention_scales(m, 0),
           "%s", err.msg);
-    gsq_vit_quant_observe_begin(m, 4096, &err);
-    gsq_vit_forward(m, x, B, NULL, &err);
-    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_vit_quant_enable_attention(m, &err) == GSQ_ERR_ARG, "attention enabled after calibration");
-    gsq_vit_forward(m, x, B, &logits, &err);
+    gsq_model_quant_observe_begin(m, 4096, &err);
+    gsq_model_forward(m, x, B, NULL, &err);
+    CHECK(gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_quant_enable_attention(m, &err) == GSQ_ERR_ARG, "attention enabled after calibration");
+    gsq_model_forward(m, x, B, &logits, &err);
     double attn_diff = rel_diff(logits, ref, B * 4);
-    const struct gsq_vit_quant *q = m->quant;
+    const struct gsq_model_quant *q = m->quant;
     size_t T = 17, D = 24, off = 0;
     for (int l = 0; l < 2; l++) {
         const gsq_qattn *a = &q->attn[l];
@@ -121,15 +122,15 @@ static void test_grid_and_closeness(void)
     CHECK(diff[0] > 0 && diff[0] < 0.05, "INT8 logits %.4f from float", diff[0]);
     CHECK(diff[1] > diff[0], "INT4 (%.4f) should be further from float than INT8 (%.4f)", diff[1], diff[0]);
     printf("logits vs float: INT8 %.4f, INT4 %.4f relative\n", diff[0], diff[1]);
-    gsq_vit_quant_disable(m);
-    gsq_vit_forward(m, x, B, &logits, &err);
+    gsq_model_quant_disable(m);
+    gsq_model_forward(m, x, B, &logits, &err);
     CHECK(memcmp(logits, ref, sizeof ref) == 0, "disabled must be float again");
 
-    CHECK(gsq_vit_quant_observe_begin(m, 16, &err) == GSQ_ERR_ARG, "observing without quantizers");
-    CHECK(gsq_vit_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_ENTROPY, &err) == GSQ_ERR_ARG, "entropy for weights");
-    gsq_vit_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err);
-    CHECK(gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_ERR_ARG, "ending what never began");
-    gsq_vit_free(m); /* frees the quantizers too */
+    CHECK(gsq_model_quant_observe_begin(m, 16, &err) == GSQ_ERR_ARG, "observing without quantizers");
+    CHECK(gsq_model_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_ENTROPY, &err) == GSQ_ERR_ARG, "entropy for weights");
+    gsq_model_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err);
+    CHECK(gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 0, &err) == GSQ_ERR_ARG, "ending what never began");
+    gsq_model_free(m); /* frees the quantizers too */
 }
 
 /* QAT of the toy task from a briefly trained float model, with half of the block weights frozen
@@ -148,7 +149,7 @@ static void test_qat_trains(void)
     c.transform.hflip = 0.0f;
     c.val = val;
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, 7);
     gsq_trainer t;
@@ -169,15 +170,15 @@ static void test_qat_trains(void)
     }
     memcpy(start, t.model->params, t.model->num_params * sizeof(float));
     for (int mode = 0; mode < 2; mode++) {
-        gsq_vit *q = NULL;
+        gsq_model *q = NULL;
         gsq_vit_create(&q, &tiny, NULL);
         memcpy(q->params, start, q->num_params * sizeof(float));
-        gsq_vit_quant_enable(q, mode ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err);
-        if (mode) gsq_vit_quant_enable_attention(q, &err); /* INT4 quantizes the attention matmuls too */
-        gsq_vit_quant_observe_begin(q, 8192, &err);
+        gsq_model_quant_enable(q, mode ? GSQ_QMODE_INT4 : GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err);
+        if (mode) gsq_model_quant_enable_attention(q, &err); /* INT4 quantizes the attention matmuls too */
+        gsq_model_quant_observe_begin(q, 8192, &err);
         gsq_eval_result ev;
         gsq_evaluate(q, train, &c.transform, 32, 1, &ev, &err); /* the observation pass */
-        CHECK(gsq_vit_quant_observe_end(q, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(gsq_model_quant_observe_end(q, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
         gsq_eval_result before;
         gsq_evaluate(q, val, &c.transform, 32, 1, &before, &err);
         gsq_train_config qc = c;
@@ -193,9 +194,9 @@ static void test_qat_trains(void)
         CHECK(nonzero == 0, "%zu frozen weights moved under QAT", nonzero);
         size_t moved = 0, free_w = 0; /* the straight-through gradient reaches every quantized weight */
         for (int s = 0; s < qt.model->quant->num_linears; s++) {
-            const gsq_qlinear *site = &qt.model->quant->linears[s];
-            if (!site->quantized) continue;
-            for (size_t i = site->w_offset; i < site->w_offset + (size_t)site->rows * site->cols; i++) {
+            const gsq_qlinear *ql = &qt.model->quant->linears[s];
+            if (!ql->quantized) continue;
+            for (size_t i = ql->w_offset; i < ql->w_offset + (size_t)ql->rows * ql->cols; i++) {
                 free_w += keep[i];
                 moved += keep[i] && qt.model->params[i] != start[i];
             }

@@ -13,7 +13,7 @@ static const gsq_vit_config tiny = {
 
 static gsq_trainer tiny_trainer(const gsq_train_config *c, size_t size, uint64_t init_seed)
 {
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
     gsq_vit_init(m, init_seed);
     gsq_trainer t;

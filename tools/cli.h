@@ -101,13 +101,13 @@ typedef struct {
     gsq_prune_config p;
     const char *teacher, *report; /* the dense model's path (for the report), the JSON report */
 } cli_prune_opts;
-gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *teacher, gsq_dataset *train,
+gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_model *teacher, gsq_dataset *train,
                          gsq_dataset *val, gsq_prune_result *r, gsq_error *err);
 typedef struct {
     gsq_qat_config q;
     const char *teacher, *report; /* the stage-1 model's path, the JSON report */
 } cli_quantize_opts;
-gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
+gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_model *teacher, gsq_sparse_pattern pattern,
                             const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
                             gsq_compressed_info *info, gsq_error *err);
 
@@ -118,14 +118,14 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Loads MODEL.safetensors, inferring the architecture (heads > 0 overrides the head count). A
  * compressed file loads as its fake-quantized twin, and fills info when info is not NULL (zeroed
  * for other files). */
-struct gsq_vit;
-gsq_status cli_load_model(const char *path, int heads, struct gsq_vit **out, gsq_compressed_info *info,
+struct gsq_model;
+gsq_status cli_load_model(const char *path, int heads, struct gsq_model **out, gsq_compressed_info *info,
                           gsq_error *err);
 /* gpusq predict and gpusq run IMAGE...: each of the n image files' path, then its five most
  * probable classes ("  PROB%  INDEX NAME", names from m) by forward, one image at a time (m gives
  * the input size and class count). An image that cannot be read or run is reported and skipped.
  * Returns the exit code: 0, or 1 after any failure. */
-int cli_predict_images(const char *cmd, const struct gsq_vit *m, gsq_forward_fn forward, void *ctx,
+int cli_predict_images(const char *cmd, const struct gsq_model *m, gsq_forward_fn forward, void *ctx,
                        char *const *images, int n);
 /* --device's names: cpu, cuda. */
 extern const cli_choice cli_devices[];

@@ -64,7 +64,7 @@ static int cmp_double(const void *a, const void *b)
 /* The median seconds of iters forward passes of batch B for each variant (after one warm-up each),
  * taken in turns — one pass of every variant, then the next round — so that a slow spell of a
  * shared machine falls on all of them alike. */
-static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_vit *m, const float *images, int B, int iters,
+static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_model *m, const float *images, int B, int iters,
                                double median[VARIANTS], gsq_error *err)
 {
     double t[VARIANTS][64];
@@ -73,7 +73,7 @@ static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_vit *m, const 
     for (int i = -1; i < iters && st == GSQ_OK; i++)
         for (int v = 0; v < VARIANTS && st == GSQ_OK; v++) {
             double t0 = gsq_seconds();
-            st = e[v] ? gsq_engine_forward(e[v], images, B, &logits, err) : gsq_vit_infer(m, images, B, &logits, err);
+            st = e[v] ? gsq_engine_forward(e[v], images, B, &logits, err) : gsq_model_infer(m, images, B, &logits, err);
             if (i >= 0) t[v][i] = gsq_seconds() - t0;
             if (i == -1 && e[v]) gsq_engine_reset_times(e[v]); /* the per-part table counts the timed runs */
         }
@@ -85,22 +85,22 @@ static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_vit *m, const 
 }
 
 /* A random model of configuration cfg, pruned to pattern and quantized in mode, calibrated on images. */
-static gsq_status random_model(gsq_vit **out, const gsq_vit_config *cfg, gsq_sparse_pattern pattern,
+static gsq_status random_model(gsq_model **out, const gsq_vit_config *cfg, gsq_sparse_pattern pattern,
                                gsq_quant_mode mode, int attention, const float *images, int B, gsq_error *err)
 {
     gsq_sparse_plan plan = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_status st = gsq_vit_create(&m, cfg, err);
     if (st == GSQ_OK) gsq_vit_init(m, 0);
     if (st == GSQ_OK) st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, err);
-    if (st == GSQ_OK) gsq_sparse_apply(&plan, m->params);
+    if (st == GSQ_OK) gsq_sparse_apply(&plan, gsq_model_params(m));
     gsq_sparse_plan_free(&plan);
-    if (st == GSQ_OK) st = gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, err);
-    if (st == GSQ_OK && attention) st = gsq_vit_quant_enable_attention(m, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_observe_begin(m, 1 << 16, err);
-    if (st == GSQ_OK) st = gsq_vit_forward(m, images, B, NULL, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err);
-    if (st != GSQ_OK) gsq_vit_free(m);
+    if (st == GSQ_OK) st = gsq_model_quant_enable(m, mode, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK && attention) st = gsq_model_quant_enable_attention(m, err);
+    if (st == GSQ_OK) st = gsq_model_quant_observe_begin(m, 1 << 16, err);
+    if (st == GSQ_OK) st = gsq_model_forward(m, images, B, NULL, err);
+    if (st == GSQ_OK) st = gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err);
+    if (st != GSQ_OK) gsq_model_free(m);
     *out = st == GSQ_OK ? m : NULL;
     return st;
 }
@@ -133,7 +133,7 @@ int cmd_bench(int argc, char **argv)
     if (o.threads) gsq_set_num_threads(o.threads);
     gsq_error err = {0};
     gsq_compressed_info info = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_vit_config cfg;
     float *images = NULL;
     gsq_status st = GSQ_OK;
@@ -143,7 +143,7 @@ int cmd_bench(int argc, char **argv)
         info.mode = o.mode;
     } else {
         st = gsq_compressed_load(&m, path, &info, &err);
-        if (st == GSQ_OK) cfg = m->cfg;
+        if (st == GSQ_OK) cfg = *gsq_model_vit_config(m);
     }
     size_t per_image = (size_t)cfg.in_chans * cfg.img_size * cfg.img_size;
     if (st == GSQ_OK && !(images = malloc((size_t)batch * per_image * sizeof(float))))
@@ -163,11 +163,11 @@ int cmd_bench(int argc, char **argv)
     eo.layout = GSQ_ENGINE_FP16;
     if (st == GSQ_OK && device == GSQ_ENGINE_CUDA)
         st = gsq_engine_create(&fp16, m, &eo, &err);
-    int att_quantized = st == GSQ_OK && gsq_vit_quant_attention_scales(m, 0) != NULL;
-    if (st == GSQ_OK) gsq_vit_quant_disable(m); /* m is now the float model of the same weights */
+    int att_quantized = st == GSQ_OK && gsq_model_quant_attention_scales(m, 0) != NULL;
+    if (st == GSQ_OK) gsq_model_quant_disable(m); /* m is now the float model of the same weights */
     if (st != GSQ_OK) {
         free(images);
-        gsq_vit_free(m);
+        gsq_model_free(m);
         gsq_engine_free(sparse);
         gsq_engine_free(dense);
         gsq_engine_free(fp16);
@@ -201,7 +201,7 @@ int cmd_bench(int argc, char **argv)
         print_parts(names[2], sparse, iters, batch);
     }
     free(images);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     gsq_engine_free(sparse);
     gsq_engine_free(dense);
     gsq_engine_free(fp16);

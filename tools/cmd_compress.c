@@ -136,7 +136,7 @@ static gsq_status write_reports(const char *dir, const row *rows, int n, double 
 }
 
 /* Top-1 of m on val, or -1 without a validation split (the report says n/a). */
-static gsq_status top1_of(gsq_vit *m, gsq_dataset *val, const cli_train_opts *o, double *top1, gsq_error *err)
+static gsq_status top1_of(gsq_model *m, gsq_dataset *val, const cli_train_opts *o, double *top1, gsq_error *err)
 {
     gsq_eval_result r;
     *top1 = -1;
@@ -158,17 +158,17 @@ static gsq_status stage_opts(const compress_opts *c, cli_train_opts *o, const ch
 
 /* Stage 1 for pattern: run into sparse (report sparse_json) unless reused; the sparse model, its
  * feature losses and its top-1 come back. *interrupted: Ctrl-C stopped it. */
-static gsq_status stage1(const compress_opts *c, gsq_vit *teacher, gsq_dataset *train, gsq_dataset *val,
+static gsq_status stage1(const compress_opts *c, gsq_model *teacher, gsq_dataset *train, gsq_dataset *val,
                          gsq_sparse_pattern pattern, const char *sparse, const char *sparse_json, int run,
-                         gsq_vit **model, float *losses, double *top1, int *interrupted, gsq_error *err)
+                         gsq_model **model, float *losses, double *top1, int *interrupted, gsq_error *err)
 {
     if (!run) {
         printf("== stage 1: reusing %s\n", sparse);
         gsq_st_file *f = NULL;
         gsq_sparse_pattern stored;
         gsq_status st = gsq_st_open(&f, sparse, err);
-        if (st == GSQ_OK) st = gsq_vit_load_open(model, f, &teacher->cfg, NULL, err);
-        if (st == GSQ_OK) st = gsq_stage1_read(f, teacher->cfg.depth, &stored, losses, err);
+        if (st == GSQ_OK) st = gsq_vit_load_open(model, f, gsq_model_vit_config(teacher), NULL, err);
+        if (st == GSQ_OK) st = gsq_stage1_read(f, gsq_model_depth(teacher), &stored, losses, err);
         gsq_st_close(f);
         if (st == GSQ_OK && stored != pattern)
             st = gsq_fail(err, GSQ_ERR_FORMAT, "%s is %s-sparse, not %s: --fresh redoes it", sparse,
@@ -191,7 +191,7 @@ static gsq_status stage1(const compress_opts *c, gsq_vit *teacher, gsq_dataset *
     if (st == GSQ_OK && r.run.finished) {
         *model = r.trainer.model; /* ours now */
         r.trainer.model = NULL;
-        for (int l = 0; l < teacher->cfg.depth; l++) losses[l] = r.feature_loss[l];
+        for (int l = 0; l < gsq_model_depth(teacher); l++) losses[l] = r.feature_loss[l];
         *top1 = val ? r.tuned.top1 : -1;
     }
     gsq_prune_result_free(&r);
@@ -200,17 +200,17 @@ static gsq_status stage1(const compress_opts *c, gsq_vit *teacher, gsq_dataset *
 
 /* Stage 2 of mode on the sparse model: run into comp (report comp_json) unless reused; its top-1,
  * whether its attention is quantized, and the compressed file's sizes come back. */
-static gsq_status stage2(const compress_opts *c, gsq_vit *sparse, const char *sparse_path, gsq_sparse_pattern pattern,
+static gsq_status stage2(const compress_opts *c, gsq_model *sparse, const char *sparse_path, gsq_sparse_pattern pattern,
                          const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_quant_mode mode,
                          const char *comp, const char *comp_json, int run, double *top1, gsq_compressed_info *info,
                          int *interrupted, gsq_error *err)
 {
     if (!run) {
         printf("== stage 2: reusing %s\n", comp);
-        gsq_vit *twin = NULL;
+        gsq_model *twin = NULL;
         gsq_status st = gsq_compressed_load(&twin, comp, info, err);
         if (st == GSQ_OK) st = top1_of(twin, val, &c->train, top1, err);
-        gsq_vit_free(twin);
+        gsq_model_free(twin);
         return st;
     }
     printf("== stage 2 → %s\n", comp);
@@ -248,20 +248,20 @@ int cmd_compress(int argc, char **argv)
     if (!c.teacher || !c.out_dir) return cli_usage_error("compress", "--teacher and --out-dir are required");
     gsq_error err = {0};
     if (gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
-    gsq_vit *teacher = NULL;
+    gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_status st = gsq_vit_load(&teacher, c.teacher, NULL, &err);
     if (st == GSQ_OK) {
-        cli_train_opts_apply(&c.train, teacher->cfg.img_size);
+        cli_train_opts_apply(&c.train, gsq_model_input_size(teacher));
         st = cli_open_data(c.train.data, &c.train.sizes, &train, &val, &err);
     }
-    float *losses = st == GSQ_OK ? calloc((size_t)teacher->cfg.depth, sizeof(float)) : NULL;
+    float *losses = st == GSQ_OK ? calloc((size_t)gsq_model_depth(teacher), sizeof(float)) : NULL;
     if (st == GSQ_OK && !losses) st = gsq_fail(&err, GSQ_ERR_NOMEM, "compress: out of memory");
     row rows[5];
     int nrows = 0, interrupted = 0;
-    double fp32_bytes = teacher ? (double)teacher->num_params * 4 : 0, macs = 0, bitops, dense_top1 = -1;
+    double fp32_bytes = teacher ? (double)gsq_model_num_params(teacher) * 4 : 0, macs = 0, bitops, dense_top1 = -1;
     if (st == GSQ_OK) {
-        flops(teacher->graph, 0, 32, 32, 0, &macs, &bitops);
+        flops(gsq_model_graph(teacher), 0, 32, 32, 0, &macs, &bitops);
         st = top1_of(teacher, val, &c.train, &dense_top1, &err);
         rows[nrows++] = (row){"dense FP32", dense_top1, fp32_bytes, 1, macs, macs};
     }
@@ -276,14 +276,14 @@ int cmd_compress(int argc, char **argv)
         snprintf(sparse_json, sizeof sparse_json, "%s/sparse_%s.json", c.out_dir, tags[k]);
         snprintf(comp, sizeof comp, "%s/%s.gsq.safetensors", c.out_dir, modes[k]);
         snprintf(comp_json, sizeof comp_json, "%s/%s.json", c.out_dir, modes[k]);
-        gsq_vit *model = NULL;
+        gsq_model *model = NULL;
         int ran1 = must_run(c.fresh, sparse, sparse_json);
         row r = {.bytes = fp32_bytes, .gemm_ratio = 1}, q = {0};
         st = stage1(&c, teacher, train, val, patterns[k], sparse, sparse_json, ran1, &model, losses, &r.top1, &interrupted,
                     &err);
         if (st == GSQ_OK && model) {
             snprintf(r.name, sizeof r.name, "%s sparse FP32", gsq_sparse_pattern_name(patterns[k]));
-            flops(teacher->graph, gsq_sparse_group(patterns[k]), 32, 32, 0, &r.macs, &r.bitops);
+            flops(gsq_model_graph(teacher), gsq_sparse_group(patterns[k]), 32, 32, 0, &r.macs, &r.bitops);
             rows[nrows++] = r;
             gsq_compressed_info info = {0};
             st = stage2(&c, model, sparse, patterns[k], losses, train, val, qmodes[k], comp, comp_json,
@@ -294,14 +294,14 @@ int cmd_compress(int argc, char **argv)
                 q.gemm_ratio = 4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes;
                 snprintf(q.name, sizeof q.name, "%s sparse %s", gsq_sparse_pattern_name(patterns[k]),
                          k ? "INT4 (W4A4)" : "INT8 (W8A8)");
-                flops(teacher->graph, gsq_sparse_group(patterns[k]), w, a, info.attention, &q.macs, &q.bitops);
+                flops(gsq_model_graph(teacher), gsq_sparse_group(patterns[k]), w, a, info.attention, &q.macs, &q.bitops);
                 rows[nrows++] = q;
             }
         }
-        gsq_vit_free(model);
+        gsq_model_free(model);
     }
     if (st == GSQ_OK && !interrupted) st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
-    gsq_vit_free(teacher);
+    gsq_model_free(teacher);
     free(losses);
     gsq_dataset_free(train);
     gsq_dataset_free(val);

@@ -18,7 +18,7 @@
  * model and the two are compared. */
 typedef struct {
     gsq_engine *e;
-    gsq_vit *twin;
+    gsq_model *twin;
     double seconds, max_rel;
     size_t agree, count;
 } run_ctx;
@@ -30,8 +30,8 @@ static gsq_status run_forward(void *ctx, const float *images, int n, const float
     gsq_status st = gsq_engine_forward(r->e, images, n, logits, err);
     r->seconds += gsq_seconds() - t0;
     const float *ref = NULL;
-    if (st != GSQ_OK || !r->twin || (st = gsq_vit_infer(r->twin, images, n, &ref, err)) != GSQ_OK) return st;
-    int K = r->twin->cfg.num_classes;
+    if (st != GSQ_OK || !r->twin || (st = gsq_model_infer(r->twin, images, n, &ref, err)) != GSQ_OK) return st;
+    int K = gsq_model_num_classes(r->twin);
     for (int i = 0; i < n; i++) {
         const float *a = *logits + (size_t)i * K, *b = ref + (size_t)i * K;
         double diff = 0, scale = 1e-30;
@@ -97,7 +97,7 @@ static const cli_spec run_spec = {
 /* gpusq run's model and engine from path, opened once: the architecture, class names and info
  * (the file checked, nothing decoded) and the engine straight from the file's codes; or with
  * --check the whole fake-quantized model (the twin it is compared with) and the engine from it. */
-static gsq_status open_compressed(const char *path, const run_opts *o, int batch, gsq_vit **m,
+static gsq_status open_compressed(const char *path, const run_opts *o, int batch, gsq_model **m,
                                   gsq_compressed_info *info, gsq_engine **e, gsq_error *err)
 {
     gsq_st_file *f = NULL;
@@ -121,13 +121,13 @@ static gsq_status open_compressed(const char *path, const run_opts *o, int batch
 }
 
 /* gpusq run: path's compressed model on its engine e over ds. */
-static gsq_status run_engine(const char *path, gsq_vit *m, gsq_engine *e, const gsq_compressed_info *info,
+static gsq_status run_engine(const char *path, gsq_model *m, gsq_engine *e, const gsq_compressed_info *info,
                              const run_opts *o, gsq_dataset *ds, const gsq_transform *t, int batch, int workers,
                              gsq_error *err)
 {
     run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     gsq_eval_result res;
-    gsq_status st = gsq_evaluate_with(run_forward, &r, m->cfg.num_classes, ds, t, batch, workers, &res, err);
+    gsq_status st = gsq_evaluate_with(run_forward, &r, gsq_model_num_classes(m), ds, t, batch, workers, &res, err);
     if (st == GSQ_OK) {
         char where[300];
         cli_engine_where(o->device, where, sizeof where);
@@ -143,7 +143,7 @@ static gsq_status run_engine(const char *path, gsq_vit *m, gsq_engine *e, const 
 
 /* gpusq run IMAGE...: the compressed model m on its engine e, one image at a time; returns the exit
  * code. */
-static int run_images(gsq_vit *m, gsq_engine *e, const run_opts *o, char *const *images, int n)
+static int run_images(gsq_model *m, gsq_engine *e, const run_opts *o, char *const *images, int n)
 {
     run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     int rc = cli_predict_images("run", m, run_forward, &r, images, n);
@@ -182,32 +182,32 @@ static int eval_main(int argc, char **argv, int engine)
     int batch_size = d.cfg.batch_size, workers = d.cfg.workers;
 
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_engine *e = NULL;
     gsq_compressed_info info;
     gsq_status st = engine ? open_compressed(path, &o, images ? 1 : batch_size, &m, &info, &e, &err)
                            : cli_load_model(path, o.heads, &m, &info, &err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);
-        gsq_vit_free(m);
+        gsq_model_free(m);
         return cli_report(cmd, &err);
     }
     if (images) {
         int rc = run_images(m, e, &o, parsed.args + 1, images);
         gsq_engine_free(e);
-        gsq_vit_free(m);
+        gsq_model_free(m);
         return rc;
     }
-    const gsq_vit_config cfg = m->cfg;
-    sizes.resolution = cfg.img_size;
+    const int size = gsq_model_input_size(m), classes = gsq_model_num_classes(m);
+    sizes.resolution = size;
     gsq_dataset *train = NULL, *val = NULL;
     st = cli_open_data(data_spec, &sizes, &train, &val, &err);
     gsq_dataset *ds = val ? val : train;
-    if (st == GSQ_OK && ds->num_classes != cfg.num_classes)
-        st = gsq_fail(&err, GSQ_ERR_SHAPE, "%s has %d classes but %s has %d", path, cfg.num_classes, ds->name,
+    if (st == GSQ_OK && ds->num_classes != classes)
+        st = gsq_fail(&err, GSQ_ERR_SHAPE, "%s has %d classes but %s has %d", path, classes, ds->name,
                       ds->num_classes);
     gsq_transform t;
-    gsq_transform_defaults(&t, cfg.img_size);
+    gsq_transform_defaults(&t, size);
     if (strcmp(data_spec, "synthetic") == 0) t.crop_pct = 1.0f; /* drawn at the input size, as in training */
     gsq_eval_result r;
     if (st == GSQ_OK && engine) {
@@ -221,7 +221,7 @@ static int eval_main(int argc, char **argv, int engine)
         printf(r.skipped ? ", %zu skipped: failed to decode)\n" : ")\n", r.skipped);
     }
     gsq_engine_free(e);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     gsq_dataset_free(train);
     gsq_dataset_free(val);
     return st == GSQ_OK ? 0 : cli_report(cmd, &err);

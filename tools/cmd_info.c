@@ -70,23 +70,23 @@ int cmd_info(int argc, char **argv)
 
     gsq_error err = {0};
     gsq_vit_config cfg;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     if (config) {
         if (gsq_vit_config_by_name(config, &cfg, &err) != GSQ_OK) return cli_report("info", &err);
         if (gsq_vit_create(&m, &cfg, &err) != GSQ_OK) return cli_report("info", &err);
-        print_config(config, &cfg, m->num_params);
-        gsq_vit_free(m);
+        print_config(config, &cfg, gsq_model_num_params(m));
+        gsq_model_free(m);
         return 0;
     }
     gsq_compressed_info info;
     if (cli_load_model(path, heads, &m, &info, &err) != GSQ_OK) return cli_report("info", &err);
-    print_config(path, &m->cfg, m->num_params);
+    print_config(path, gsq_model_vit_config(m), gsq_model_num_params(m));
     if (info.param_bytes) /* a compressed file */
         printf("compressed     %s %s, %d sparse linears, %d dense; %zu parameter bytes, %.2f× smaller than FP32;\n"
                "               GEMM weights with position metadata %.2f× smaller (the paper's accounting)\n",
                gsq_quant_mode_name(info.mode), gsq_sparse_pattern_name(info.pattern), info.sparse_linears,
-               info.dense_linears, info.param_bytes, 4.0 * (double)m->num_params / (double)info.param_bytes,
+               info.dense_linears, info.param_bytes, 4.0 * (double)gsq_model_num_params(m) / (double)info.param_bytes,
                4.0 * (double)info.gemm_weights / (double)info.gemm_weight_bytes);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return 0;
 }

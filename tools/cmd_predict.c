@@ -7,15 +7,15 @@
 #include "cli.h"
 #include "gpusq/vit.h"
 
-int cli_predict_images(const char *cmd, const gsq_vit *m, gsq_forward_fn forward, void *ctx, char *const *images,
+int cli_predict_images(const char *cmd, const gsq_model *m, gsq_forward_fn forward, void *ctx, char *const *images,
                        int n)
 {
-    const gsq_vit_config cfg = m->cfg;
+    const int size = gsq_model_input_size(m), classes = gsq_model_num_classes(m);
     gsq_error err = {0};
     gsq_transform t;
-    gsq_transform_defaults(&t, cfg.img_size);
-    float *input = malloc((size_t)3 * cfg.img_size * cfg.img_size * sizeof(float));
-    float *probs = malloc((size_t)cfg.num_classes * sizeof(float));
+    gsq_transform_defaults(&t, size);
+    float *input = malloc((size_t)3 * size * size * sizeof(float));
+    float *probs = malloc((size_t)classes * sizeof(float));
     int failures = 0;
     for (int i = 0; input && probs && i < n; i++) {
         gsq_image img = {0};
@@ -30,16 +30,16 @@ int cli_predict_images(const char *cmd, const gsq_vit *m, gsq_forward_fn forward
             continue;
         }
         float maxv = logits[0];
-        for (int k = 1; k < cfg.num_classes; k++) maxv = fmaxf(maxv, logits[k]);
+        for (int k = 1; k < classes; k++) maxv = fmaxf(maxv, logits[k]);
         double sum = 0;
-        for (int k = 0; k < cfg.num_classes; k++) sum += probs[k] = expf(logits[k] - maxv);
+        for (int k = 0; k < classes; k++) sum += probs[k] = expf(logits[k] - maxv);
         printf("%s\n", images[i]);
-        int top = cfg.num_classes < 5 ? cfg.num_classes : 5;
+        int top = classes < 5 ? classes : 5;
         for (int r = 0; r < top; r++) {
             int best = 0;
-            for (int k = 1; k < cfg.num_classes; k++) best = probs[k] > probs[best] ? k : best;
+            for (int k = 1; k < classes; k++) best = probs[k] > probs[best] ? k : best;
             char name[128];
-            gsq_vit_class_name(m, best, name, sizeof name);
+            gsq_model_class_name(m, best, name, sizeof name);
             printf("  %6.2f%%  %d %s\n", 100.0 * probs[best] / sum, best, name);
             probs[best] = -1.0f;
         }
@@ -56,7 +56,7 @@ int cli_predict_images(const char *cmd, const gsq_vit *m, gsq_forward_fn forward
 
 static gsq_status vit_forward(void *m, const float *images, int n, const float **logits, gsq_error *err)
 {
-    return gsq_vit_infer(m, images, n, logits, err);
+    return gsq_model_infer(m, images, n, logits, err);
 }
 
 static const cli_option predict_options[] = {
@@ -83,9 +83,9 @@ int cmd_predict(int argc, char **argv)
     int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     if (cli_load_model(parsed.args[0], heads, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
     int rc = cli_predict_images("predict", m, vit_forward, m, parsed.args + 1, parsed.num_args - 1);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return rc;
 }

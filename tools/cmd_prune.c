@@ -38,7 +38,7 @@ static const cli_spec spec = {
     "distilling from the dense model; writes the sparse weights (timm names).",
 };
 
-gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *teacher, gsq_dataset *train,
+gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_model *teacher, gsq_dataset *train,
                          gsq_dataset *val, gsq_prune_result *r, gsq_error *err)
 {
     gsq_status st = cli_train_begin(o, train, p->teacher, err);
@@ -52,7 +52,7 @@ gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_vit *te
     if (st != GSQ_OK || !r->run.finished) return st;
     prune_summary sum = {.teacher = p->teacher, .out = o->out, .criterion = p->p.permute ? "permute" : "magnitude",
                          .plan = &r->plan, .dense = r->dense, .one_shot = r->one_shot, .tuned = r->tuned,
-                         .feature_loss = r->feature_loss, .depth = teacher->cfg.depth, .agreement = r->agreement,
+                         .feature_loss = r->feature_loss, .depth = gsq_model_depth(teacher), .agreement = r->agreement,
                          .distill = o->cfg.distill, .unsupervised = o->cfg.unsupervised, .seconds = r->run.seconds};
     int permuted = !p->p.resume && p->p.permute;
     sum.plain = p->p.resume ? NULL : permuted ? &r->plain : &r->plan;
@@ -83,18 +83,18 @@ int cmd_prune(int argc, char **argv)
 
     gsq_error err = {0};
     if (cli_train_outputs(&o, p.report, &err) != GSQ_OK) return cli_report("prune", &err);
-    gsq_vit *teacher = NULL;
+    gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_prune_result r = {0};
     gsq_status st = gsq_vit_load(&teacher, p.teacher, NULL, &err);
     if (st == GSQ_OK) {
-        cli_train_opts_apply(&o, teacher->cfg.img_size);
+        cli_train_opts_apply(&o, gsq_model_input_size(teacher));
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
     if (st == GSQ_OK) st = cli_prune_run(&o, &p, teacher, train, val, &r, &err);
     int interrupted = r.run.interrupted;
     gsq_prune_result_free(&r);
-    gsq_vit_free(teacher);
+    gsq_model_free(teacher);
     gsq_dataset_free(train);
     gsq_dataset_free(val);
     return st == GSQ_OK ? (interrupted ? 130 : 0) : cli_report("prune", &err);

@@ -91,7 +91,7 @@ static gsq_status write_report(const char *path, const gsq_qat_config *q, const 
     return cli_text_write(&t, path, err);
 }
 
-gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
+gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_model *teacher, gsq_sparse_pattern pattern,
                             const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
                             gsq_compressed_info *info, gsq_error *err)
 {
@@ -101,9 +101,9 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_v
         cli_train_end(o, &r->trainer, &r->run, st);
     }
     if (st != GSQ_OK || !r->run.finished) return st;
-    int depth = teacher->cfg.depth;
+    int depth = gsq_model_depth(teacher);
     st = gsq_compressed_save(r->trainer.model, pattern, o->out, info, err);
-    size_t fp32 = r->trainer.model->num_params * sizeof(float);
+    size_t fp32 = gsq_model_num_params(r->trainer.model) * sizeof(float);
     if (st == GSQ_OK) {
         printf("compressed model in %s: %zu parameter bytes, %.2fx smaller than FP32 (%d sparse linears, %d dense);\n"
                "  linear weights with position metadata %.2fx smaller (the paper's accounting)\n",
@@ -152,7 +152,7 @@ int cmd_quantize(int argc, char **argv)
 
     gsq_error err = {0};
     if (cli_train_outputs(&o, q.report, &err) != GSQ_OK) return cli_report("quantize", &err);
-    gsq_vit *teacher = NULL;
+    gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_sparse_pattern pattern = GSQ_SPARSE_2_4;
     gsq_qat_result r = {0};
@@ -161,18 +161,18 @@ int cmd_quantize(int argc, char **argv)
     gsq_st_file *f = NULL; /* the stage-1 file, read once: the model and its metadata */
     gsq_status st = gsq_st_open(&f, q.teacher, &err);
     if (st == GSQ_OK) st = gsq_vit_load_open(&teacher, f, NULL, NULL, &err);
-    if (st == GSQ_OK && !(losses = calloc((size_t)teacher->cfg.depth, sizeof(float))))
+    if (st == GSQ_OK && !(losses = calloc((size_t)gsq_model_depth(teacher), sizeof(float))))
         st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
-    if (st == GSQ_OK) st = gsq_stage1_read(f, teacher->cfg.depth, &pattern, losses, &err);
+    if (st == GSQ_OK) st = gsq_stage1_read(f, gsq_model_depth(teacher), &pattern, losses, &err);
     gsq_st_close(f);
     if (st == GSQ_OK) {
-        cli_train_opts_apply(&o, teacher->cfg.img_size);
+        cli_train_opts_apply(&o, gsq_model_input_size(teacher));
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
     if (st == GSQ_OK) st = cli_quantize_run(&o, &q, teacher, pattern, losses, train, val, &r, &info, &err);
     int interrupted = r.run.interrupted;
     gsq_qat_result_free(&r);
-    gsq_vit_free(teacher);
+    gsq_model_free(teacher);
     free(losses);
     gsq_dataset_free(train);
     gsq_dataset_free(val);

@@ -48,10 +48,10 @@ int cmd_train(int argc, char **argv)
     gsq_error err = {0};
     if (cli_train_outputs(&o, NULL, &err) != GSQ_OK) return cli_report("train", &err);
     gsq_vit_config mc;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     if (model_name && gsq_vit_config_by_name(model_name, &mc, &err) != GSQ_OK) return cli_report("train", &err);
     if (weights && gsq_vit_load(&m, weights, NULL, &err) != GSQ_OK) return cli_report("train", &err);
-    if (m) mc = m->cfg;
+    if (m) mc = *gsq_model_vit_config(m);
     if (resume) { /* the checkpoint's model decides the input size */
         gsq_st_file *f = NULL;
         gsq_status st = gsq_st_open(&f, resume, &err);
@@ -62,7 +62,7 @@ int cmd_train(int argc, char **argv)
     cli_train_opts_apply(&o, mc.img_size);
     gsq_dataset *train = NULL, *val = NULL;
     if (cli_open_data(o.data, &o.sizes, &train, &val, &err) != GSQ_OK) {
-        gsq_vit_free(m);
+        gsq_model_free(m);
         return cli_report("train", &err);
     }
     if (model_name) {
@@ -76,7 +76,7 @@ int cmd_train(int argc, char **argv)
     if (st == GSQ_OK && m && mc.num_classes != train->num_classes)
         st = gsq_fail(&err, GSQ_ERR_SHAPE, "the model has %d classes but %s has %d", mc.num_classes, train->name,
                       train->num_classes);
-    if (st == GSQ_OK && train->class_names && m) st = gsq_vit_set_class_names(m, train->class_names, &err);
+    if (st == GSQ_OK && train->class_names && m) st = gsq_model_set_class_names(m, train->class_names, &err);
     if (st == GSQ_OK) {
         if (resume) st = gsq_trainer_resume(&t, resume, &o.cfg, train->size, &err);
         else st = gsq_trainer_init(&t, m, &o.cfg, train->size, &err);
@@ -86,12 +86,12 @@ int cmd_train(int argc, char **argv)
     if (st == GSQ_OK)
         st = cli_train_run(&o, &t, train, model_name ? model_name : (weights ? weights : resume), &res, &err);
     if (st == GSQ_OK && res.finished) {
-        st = gsq_vit_save(t.model, o.out, &err);
+        st = gsq_model_save(t.model, o.out, &err);
         if (st == GSQ_OK) printf("weights in %s\n", o.out);
         cli_train_final_checkpoint("train", &o, &t, st == GSQ_OK);
     }
     gsq_trainer_free(&t);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     gsq_dataset_free(train);
     gsq_dataset_free(val);
     return st == GSQ_OK ? (res.interrupted ? 130 : 0) : cli_report("train", &err);

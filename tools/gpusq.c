@@ -40,7 +40,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
-gsq_status cli_load_model(const char *path, int heads, gsq_vit **out, gsq_compressed_info *info, gsq_error *err)
+gsq_status cli_load_model(const char *path, int heads, gsq_model **out, gsq_compressed_info *info, gsq_error *err)
 {
     gsq_vit_config cfg;
     gsq_st_file *f = NULL;

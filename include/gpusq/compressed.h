@@ -26,20 +26,20 @@ typedef struct {
 
 /* Writes m, which must carry calibrated quantizers, atomically. A GEMM whose weights obey the
  * pattern is stored sparse; any other (a layer pruning skipped) is stored as dense codes. */
-gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, const char *path,
+gsq_status gsq_compressed_save(const gsq_model *m, gsq_sparse_pattern pattern, const char *path,
                                gsq_compressed_info *info, gsq_error *err);
 
 /* Reads a compressed file back into a fake-quantized model: weights are the dequantized codes,
  * the file's scales are fixed, so forward computes what the quantized model computes. Every
  * size, index, code and scale is validated first; a malformed file is an error naming what is
  * wrong. info may be NULL. */
-gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_info *info, gsq_error *err);
+gsq_status gsq_compressed_load(gsq_model **out, const char *path, gsq_compressed_info *info, gsq_error *err);
 /* The same from a file already open (it stays open; messages name its label). */
-gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err);
+gsq_status gsq_compressed_load_open(gsq_model **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err);
 /* The file checked as gsq_compressed_load checks it, tensor by tensor, without reading its
  * weights: the model's architecture and class names with no parameter block (as gsq_vit_describe
  * makes it), and info. For what needs the file's description but not a float model
  * (gsq_engine_load builds the engine from the stored codes). */
-gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err);
+gsq_status gsq_compressed_describe(gsq_model **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err);
 
 #endif

@@ -50,16 +50,16 @@ void gsq_distiller_free(gsq_distiller *d);
 /* The loss of the student's and the teacher's last forward passes (same batch); labels (B) or
  * NULL for the teacher's argmax. Fills *terms and, when mse is not NULL, mse[l] for every block
  * (0 for blocks not distilled). Does not touch the gradients. */
-gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *teacher,
+gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher,
                             const int *labels, gsq_distill_terms *terms, float *mse, gsq_error *err);
 /* Backward of the last gsq_distill_loss into the student's gradients (accumulating). */
-gsq_status gsq_distill_backward(gsq_distiller *d, gsq_vit *student, gsq_error *err);
+gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error *err);
 
 /* The feature loss of every block over a dataset (eval transform t), computed as in training
  * (blocks before cfg->first_block get 0) but with the teacher's argmax as labels, and averaged
  * over all agreeing samples: mse (depth entries). *agreement gets the fraction of samples on
  * which student and teacher predict the same class. */
-gsq_status gsq_distill_evaluate(gsq_vit *student, gsq_vit *teacher, const gsq_distill_config *cfg,
+gsq_status gsq_distill_evaluate(gsq_model *student, gsq_model *teacher, const gsq_distill_config *cfg,
                                 gsq_dataset *ds, const gsq_transform *t, int batch_size,
                                 int workers, float *mse, double *agreement, gsq_error *err);
 

@@ -53,7 +53,7 @@ gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_eng
  * file's scales fixed; or one in quantization-aware training). With GSQ_ENGINE_SPARSE a GEMM whose
  * weights obey o->pattern (and whose input size is a multiple of its group) runs sparse, any other
  * dense. The engine copies what it needs; m may be freed afterwards. */
-gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, const gsq_engine_options *o, gsq_error *err);
+gsq_status gsq_engine_create(gsq_engine **out, const gsq_model *m, const gsq_engine_options *o, gsq_error *err);
 void gsq_engine_free(gsq_engine *e);
 /* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch, both in host memory (on CUDA the
  * images are copied to the device and the logits back); the pointer is valid until the next call. */

@@ -12,7 +12,7 @@
 #include "gpusq/nn.h"
 #include "gpusq/status.h"
 
-struct gsq_vit;
+struct gsq_model;
 
 #define GSQ_GRAPH_NAME_MAX 64
 
@@ -133,6 +133,6 @@ typedef struct {
 void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_args *a);
 
 /* The graph of a ViT/DeiT whose parameter table is m's (src/models/vit_graph.c). */
-gsq_status gsq_vit_graph(const struct gsq_vit *m, gsq_graph **out, gsq_error *err);
+gsq_status gsq_vit_graph(const struct gsq_model *m, gsq_graph **out, gsq_error *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* AdamW with decoupled weight decay, a linear warm-up + cosine learning-rate schedule and global
- * gradient-norm clipping, over a model's single parameter block. */
+ * gradient-norm clipping, over a model's learned blocks (gsq_model_blocks: its parameters, and LSQ's
+ * scales when learned). */
 #ifndef GPUSQ_OPTIM_H
 #define GPUSQ_OPTIM_H
 
@@ -30,27 +31,29 @@ float gsq_lr_at(const gsq_optim_config *cfg, long step);
 
 typedef struct {
     gsq_optim_config cfg;
-    size_t n;            /* parameters */
-    float *m, *v;        /* first and second moments (n each) */
-    uint8_t *decay;      /* per parameter: 1 where weight decay applies */
-    long step;           /* optimizer steps taken */
+    int num_blocks;
+    size_t n[GSQ_MAX_BLOCKS];              /* values of each block */
+    float *m[GSQ_MAX_BLOCKS], *v[GSQ_MAX_BLOCKS]; /* first and second moments of each block */
+    uint8_t *decay[GSQ_MAX_BLOCKS];        /* per value: 1 where weight decay applies */
+    long step;                             /* optimizer steps taken */
 } gsq_adamw;
 
-/* Weight decay applies where the model's table allows it (gsq_param.no_decay: for a ViT, timm's
- * param_groups_weight_decay, not to 1-D tensors nor to the tokens and position embedding).
- * Moments start at zero. */
-gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_vit *m, const gsq_optim_config *cfg,
+/* For the blocks b (their sizes and tensors; values and grads are the step's): weight decay applies
+ * where a tensor allows it (gsq_param.no_decay: for a ViT, timm's param_groups_weight_decay, not to
+ * 1-D tensors nor to the tokens and position embedding). Moments start at zero. */
+gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_param_block *b, int num_blocks, const gsq_optim_config *cfg,
                           gsq_error *err);
 void gsq_adamw_free(gsq_adamw *opt);
 
 /* Global L2 norm of grads (n), accumulated in double. */
 double gsq_grad_norm(const float *grads, size_t n);
 
-/* One step on params with grads (both opt->n): clip to cfg.clip_grad if set, then the AdamW
- * update with the scheduled learning rate (PyTorch's formula, bias-corrected). Returns the
- * gradient norm before clipping; *lr_used gets the learning rate (may be NULL). A norm that is
- * NaN or infinite is returned without a step: params, moments and the step count stay as they
- * were. */
-double gsq_adamw_step(gsq_adamw *opt, float *params, float *grads, float *lr_used);
+/* One step of every block of b (as at init) from its grads: clip to cfg.clip_grad if set (the norm
+ * is over all blocks' gradients), then the AdamW update with the scheduled learning rate times the
+ * block's lr_scale (PyTorch's formula, bias-corrected); a log-domain block's values are multiplied
+ * by exp(−update). Returns the gradient norm before clipping; *lr_used gets the learning rate (may
+ * be NULL). A norm that is NaN or infinite is returned without a step: values, moments and the
+ * step count stay as they were. */
+double gsq_adamw_step(gsq_adamw *opt, const gsq_param_block *b, int num_blocks, float *lr_used);
 
 #endif

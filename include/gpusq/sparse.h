@@ -85,12 +85,12 @@ typedef struct {
  * attn.proj, mlp.fc1 and mlp.fc2, then the classifier head(s), which (not being compressed) stay
  * dense unless include_head. A candidate whose input size is not a multiple of the group stays
  * dense. On failure *plan is empty (safe to free). */
-gsq_status gsq_sparse_plan_magnitude(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p,
+gsq_status gsq_sparse_plan_magnitude(gsq_sparse_plan *plan, const gsq_model *m, gsq_sparse_pattern p,
                                      int include_head, gsq_error *err);
 /* The plan of an already pruned model (resuming, or a sparse file): the same candidates; one is
  * pruned when its weights obey the pattern (which leaves every group with fewer nonzeros than its
  * size), and its mask is then (w != 0). kept_magnitude is 1 for every layer. */
-gsq_status gsq_sparse_plan_from_weights(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p,
+gsq_status gsq_sparse_plan_from_weights(gsq_sparse_plan *plan, const gsq_model *m, gsq_sparse_pattern p,
                                         int include_head, gsq_error *err);
 /* block[i] = +0.0f wherever the mask is 0. block has the parameter block's layout: the parameters,
  * or their gradients or optimizer moments. */
@@ -149,7 +149,7 @@ typedef struct {
  * permutable linear, 2·depth at most for a ViT) get
  * one entry per permutable layer in model order; *num_reports their count. Multithreaded over
  * layers with OpenMP; the result does not depend on the thread count. */
-gsq_status gsq_sparse_permute(gsq_vit *m, gsq_sparse_pattern p, int effort, gsq_permute_report *reports,
+gsq_status gsq_sparse_permute(gsq_model *m, gsq_sparse_pattern p, int effort, gsq_permute_report *reports,
                               int max_reports, int *num_reports, gsq_error *err);
 
 #endif

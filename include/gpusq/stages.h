@@ -48,13 +48,13 @@ typedef struct {
  * from that checkpoint, the masks its zeros). tc as for gsq_qat_stage (its distill.first_block
  * is set here). When r->run.finished the student is measured (tuned, feature losses, agreement)
  * and its pattern checked; the caller writes it (gsq_stage1_save) and frees r. */
-gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_vit *teacher, gsq_dataset *train, gsq_dataset *val,
+gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_model *teacher, gsq_dataset *train, gsq_dataset *val,
                            gsq_train_config *tc, gsq_prune_result *r, gsq_error *err);
 void gsq_prune_result_free(gsq_prune_result *r);
 /* A stage-1 result as a file: the sparse model's weights (timm names) with its provenance in
  * metadata — gpusq.kind sparse, sparsity.pattern, .criterion, .layers and .dense_layers (the
  * linears' weight names), distill.feature_loss.L for the distilled blocks — written atomically. */
-gsq_status gsq_stage1_save(const gsq_vit *m, const gsq_prune_config *p, const gsq_prune_result *r, const char *path,
+gsq_status gsq_stage1_save(const gsq_model *m, const gsq_prune_config *p, const gsq_prune_result *r, const char *path,
                            gsq_error *err);
 
 typedef struct {
@@ -103,7 +103,7 @@ typedef struct {
  * loss's weights are the caller's; tc->teacher, val, distill.first_block and block_weights are set
  * here (val may be NULL: accuracy is then measured on the training set). When r->run.finished the student is evaluated (r->qat);
  * the caller writes it (gsq_compressed_save with r->pattern) and frees r. */
-gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
+gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_model *teacher, gsq_sparse_pattern pattern,
                          const float *stage1_losses, gsq_dataset *train, gsq_dataset *val, gsq_train_config *tc,
                          gsq_qat_result *r, gsq_error *err);
 void gsq_qat_result_free(gsq_qat_result *r);

@@ -21,7 +21,7 @@ typedef struct {
 } gsq_eval_result;
 
 /* Evaluates m on every sample of ds with the eval transform (t->size must be the model's input). */
-gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
+gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_eval_result *out, gsq_error *err);
 /* The same with any forward pass: forward(ctx, images (n, 3, H, W), n, &logits (n, K)). */
 typedef gsq_status (*gsq_forward_fn)(void *ctx, const float *images, int n, const float **logits, gsq_error *err);
@@ -71,7 +71,7 @@ typedef struct {
                                  * (0: never); training goes on */
     long max_steps;             /* stop after this many steps in this call (0: run to the end) */
     gsq_dataset *val;           /* evaluated after every epoch when non-NULL */
-    gsq_vit *teacher;           /* non-NULL: distil from it (its forward runs on every batch) */
+    gsq_model *teacher;           /* non-NULL: distil from it (its forward runs on every batch) */
     gsq_distill_config distill; /* the loss with a teacher (label_smoothing is the field above) */
     int unsupervised;           /* with a teacher: labels are never read, its argmax replaces them */
     const uint8_t *frozen_zero; /* num_params bytes or NULL: where 0, the gradient is dropped, so a
@@ -88,7 +88,7 @@ typedef struct {
 void gsq_train_defaults(gsq_train_config *cfg, int size);
 
 typedef struct {
-    gsq_vit *model;        /* owned */
+    gsq_model *model;        /* owned */
     gsq_adamw opt;
     gsq_train_state state;
     gsq_distiller *distiller; /* with a teacher */
@@ -96,7 +96,7 @@ typedef struct {
 
 /* Starts a run on model m (ownership passes to the trainer), for a training set of
  * train_size samples. */
-gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *cfg,
+gsq_status gsq_trainer_init(gsq_trainer *t, gsq_model *m, const gsq_train_config *cfg,
                             size_t train_size, gsq_error *err);
 /* Continues a run from a checkpoint: model, optimizer moments and state. The configuration must
  * describe the same run (batch, accumulation, epochs, seed, optimizer), which is checked. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gpusq/nn.h"
+#include "models/model_state.h"
 
 struct gsq_distiller {
     gsq_distill_config cfg;
@@ -154,7 +155,7 @@ static double softened(float *ps, float *pt, const float *zs, const float *zt, i
     return total;
 }
 
-gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *teacher, const int *labels,
+gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher, const int *labels,
                             gsq_distill_terms *terms, float *mse, gsq_error *err)
 {
     int B = student->batch, K = d->K;
@@ -167,7 +168,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
     gsq_status st = ensure_capacity(d, B, err);
     if (st != GSQ_OK) return st;
     const gsq_distill_config *c = &d->cfg;
-    const float *zs = gsq_vit_output(student, "logits"), *zt = gsq_vit_output(teacher, "logits");
+    const float *zs = gsq_model_output(student, "logits"), *zt = gsq_model_output(teacher, "logits");
     int agree = 0;
     for (int b = 0; b < B; b++) {
         d->teacher_arg[b] = gsq_argmax(zt + (size_t)b * K, K);
@@ -179,8 +180,8 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
     }
     float ce;
     if (student->cfg.distilled)
-        ce = 0.5f * (gsq_cross_entropy_forward(d->probs, gsq_vit_output(student, "head"), d->targets, B, K, c->label_smoothing) +
-                     gsq_cross_entropy_forward(d->probs_dist, gsq_vit_output(student, "head_dist"), d->teacher_arg, B, K,
+        ce = 0.5f * (gsq_cross_entropy_forward(d->probs, gsq_model_output(student, "head"), d->targets, B, K, c->label_smoothing) +
+                     gsq_cross_entropy_forward(d->probs_dist, gsq_model_output(student, "head_dist"), d->teacher_arg, B, K,
                                                c->label_smoothing));
     else
         ce = gsq_cross_entropy_forward(d->probs, zs, d->targets, B, K, c->label_smoothing);
@@ -195,7 +196,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
         float *g = d->dfeat + (size_t)(l - c->first_block) * (size_t)B * d->feat;
         char name[GSQ_NAME_MAX];
         snprintf(name, sizeof name, "blocks.%d", l); /* the block's output */
-        const float *fs = gsq_vit_output(student, name), *ft = gsq_vit_output(teacher, name);
+        const float *fs = gsq_model_output(student, name), *ft = gsq_model_output(teacher, name);
         double sum = 0.0, scale = agree ? 1.0 / ((double)agree * (double)d->feat) : 0.0;
         float gscale = (float)(c->gamma * d->weights[l] * 2.0 * scale);
         for (int b = 0; b < B; b++) {
@@ -224,7 +225,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_vit *student, const gsq_vit *t
     return GSQ_OK;
 }
 
-gsq_status gsq_distill_backward(gsq_distiller *d, gsq_vit *student, gsq_error *err)
+gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error *err)
 {
     int B = d->B, K = d->K;
     if (B <= 0 || student->batch != B)
@@ -244,5 +245,5 @@ gsq_status gsq_distill_backward(gsq_distiller *d, gsq_vit *student, gsq_error *e
     if (two_heads)
         gsq_cross_entropy_backward(d->dlogits_dist, d->probs_dist, d->teacher_arg, B, K, c->label_smoothing,
                                    half * c->alpha);
-    return gsq_vit_backward_from(student, d->dlogits, two_heads ? d->dlogits_dist : NULL, d->dptr, err);
+    return gsq_model_backward_from(student, d->dlogits, two_heads ? d->dlogits_dist : NULL, d->dptr, err);
 }

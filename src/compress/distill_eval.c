@@ -5,8 +5,9 @@
 
 #include "gpusq/distill.h"
 #include "gpusq/loader.h"
+#include "models/model_state.h"
 
-gsq_status gsq_distill_evaluate(gsq_vit *student, gsq_vit *teacher, const gsq_distill_config *cfg, gsq_dataset *ds,
+gsq_status gsq_distill_evaluate(gsq_model *student, gsq_model *teacher, const gsq_distill_config *cfg, gsq_dataset *ds,
                                 const gsq_transform *t, int batch_size, int workers, float *mse,
                                 double *agreement, gsq_error *err)
 {
@@ -26,8 +27,8 @@ gsq_status gsq_distill_evaluate(gsq_vit *student, gsq_vit *teacher, const gsq_di
         st = gsq_loader_next(ld, &batch, err);
         if (st != GSQ_OK || batch.n == 0) continue;
         gsq_distill_terms terms;
-        st = gsq_vit_infer(teacher, batch.images, batch.n, NULL, err);
-        if (st == GSQ_OK) st = gsq_vit_infer(student, batch.images, batch.n, NULL, err);
+        st = gsq_model_infer(teacher, batch.images, batch.n, NULL, err);
+        if (st == GSQ_OK) st = gsq_model_infer(student, batch.images, batch.n, NULL, err);
         if (st == GSQ_OK) st = gsq_distill_loss(d, student, teacher, NULL, &terms, batch_mse, err);
         if (st != GSQ_OK) break;
         for (int l = 0; l < depth; l++) sum[l] += (double)batch_mse[l] * terms.agree;

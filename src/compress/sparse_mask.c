@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gpusq/graph.h"
+#include "models/model_state.h"
 
 gsq_status gsq_sparse_pattern_parse(const char *s, gsq_sparse_pattern *out, gsq_error *err)
 {
@@ -110,7 +111,7 @@ static double masked_fraction(const float *w, const uint8_t *mask, int rows, int
 }
 
 /* Fills the candidate table and an all-ones mask; decides the layers that cannot be pruned. */
-static gsq_status plan_init(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p, int include_head,
+static gsq_status plan_init(gsq_sparse_plan *plan, const gsq_model *m, gsq_sparse_pattern p, int include_head,
                             gsq_error *err)
 {
     memset(plan, 0, sizeof *plan);
@@ -149,7 +150,7 @@ static gsq_status plan_init(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_
 
 /* The masks of a plan's pruned layers: by magnitude, or (from_weights) where the weights are
  * non-zero, leaving dense any layer whose weights break the pattern. */
-static gsq_status plan_masks(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p, int include_head,
+static gsq_status plan_masks(gsq_sparse_plan *plan, const gsq_model *m, gsq_sparse_pattern p, int include_head,
                              int from_weights, gsq_error *err)
 {
     gsq_status st = plan_init(plan, m, p, include_head, err);
@@ -172,13 +173,13 @@ static gsq_status plan_masks(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse
     return GSQ_OK;
 }
 
-gsq_status gsq_sparse_plan_magnitude(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p,
+gsq_status gsq_sparse_plan_magnitude(gsq_sparse_plan *plan, const gsq_model *m, gsq_sparse_pattern p,
                                      int include_head, gsq_error *err)
 {
     return plan_masks(plan, m, p, include_head, 0, err);
 }
 
-gsq_status gsq_sparse_plan_from_weights(gsq_sparse_plan *plan, const gsq_vit *m, gsq_sparse_pattern p,
+gsq_status gsq_sparse_plan_from_weights(gsq_sparse_plan *plan, const gsq_model *m, gsq_sparse_pattern p,
                                         int include_head, gsq_error *err)
 {
     return plan_masks(plan, m, p, include_head, 1, err);

@@ -11,6 +11,7 @@
 
 #include "gpusq/graph.h"
 #include "gpusq/kernels.h"
+#include "models/model_state.h"
 
 #define MAXF(a, b) ((a) > (b) ? (a) : (b)) /* written as compares so the row loops vectorize */
 #define MINF(a, b) ((a) < (b) ? (a) : (b))
@@ -283,7 +284,7 @@ static int find_permutable(const gsq_graph *g, int G, permutable *out)
     return n;
 }
 
-gsq_status gsq_sparse_permute(gsq_vit *m, gsq_sparse_pattern p, int effort, gsq_permute_report *reports,
+gsq_status gsq_sparse_permute(gsq_model *m, gsq_sparse_pattern p, int effort, gsq_permute_report *reports,
                               int max_reports, int *num_reports, gsq_error *err)
 {
     *num_reports = 0;

@@ -8,6 +8,7 @@
 
 #include "gpusq/distill.h"
 #include "gpusq/stages.h"
+#include "models/model_state.h"
 
 void gsq_prune_defaults(gsq_prune_config *p, gsq_train_config *train)
 {
@@ -22,7 +23,7 @@ void gsq_prune_defaults(gsq_prune_config *p, gsq_train_config *train)
 
 /* The masks of a new run: by magnitude on the dense weights, or after a permutation search (then
  * plain keeps the masks without it, for the report); student pruned by them. */
-static gsq_status choose_masks(const gsq_prune_config *p, gsq_vit *student, gsq_prune_result *r, gsq_error *err)
+static gsq_status choose_masks(const gsq_prune_config *p, gsq_model *student, gsq_prune_result *r, gsq_error *err)
 {
     gsq_status st = gsq_sparse_plan_magnitude(&r->plain, student, p->pattern, p->include_head, err);
     if (st == GSQ_OK && p->permute) {
@@ -38,10 +39,10 @@ static gsq_status choose_masks(const gsq_prune_config *p, gsq_vit *student, gsq_
 }
 
 /* After a finished run: the student's accuracy, feature losses and agreement, and its pattern. */
-static gsq_status measure(const gsq_prune_config *p, gsq_vit *teacher, gsq_dataset *train, gsq_dataset *val,
+static gsq_status measure(const gsq_prune_config *p, gsq_model *teacher, gsq_dataset *train, gsq_dataset *val,
                           const gsq_train_config *tc, gsq_prune_result *r, gsq_error *err)
 {
-    gsq_vit *m = r->trainer.model;
+    gsq_model *m = r->trainer.model;
     r->tuned = r->run.eval;
     gsq_status st = gsq_distill_evaluate(m, teacher, &tc->distill, val ? val : train, &tc->transform, tc->batch_size,
                                          tc->workers, r->feature_loss, &r->agreement, err);
@@ -55,7 +56,7 @@ static gsq_status measure(const gsq_prune_config *p, gsq_vit *teacher, gsq_datas
     return st;
 }
 
-gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_vit *teacher, gsq_dataset *train, gsq_dataset *val,
+gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_model *teacher, gsq_dataset *train, gsq_dataset *val,
                            gsq_train_config *tc, gsq_prune_result *r, gsq_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -72,10 +73,10 @@ gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_vit *teacher, gsq_data
     tc->distill.first_block = r->first_block; /* the loss's weights (alpha, beta, ...) are the caller's */
     tc->teacher = teacher;
     tc->val = val;
-    gsq_vit *student = NULL;
+    gsq_model *student = NULL;
     gsq_status st = val ? gsq_evaluate(teacher, val, &tc->transform, batch, workers, &r->dense, err) : GSQ_OK;
     if (st == GSQ_OK && !p->resume) {
-        st = gsq_vit_clone(&student, teacher, err);
+        st = gsq_model_clone(&student, teacher, err);
         if (st == GSQ_OK) st = choose_masks(p, student, r, err);
         if (st == GSQ_OK && val) st = gsq_evaluate(student, val, &tc->transform, batch, workers, &r->one_shot, err);
     }
@@ -90,7 +91,7 @@ gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_vit *teacher, gsq_data
     if (st == GSQ_OK) st = gsq_trainer_run(&r->trainer, train, tc, &r->run, err);
     if (st == GSQ_OK && r->run.finished) st = measure(p, teacher, train, val, tc, r, err);
     tc->frozen_zero = NULL; /* r's, which the caller frees */
-    gsq_vit_free(student);
+    gsq_model_free(student);
     return st;
 }
 
@@ -103,14 +104,14 @@ void gsq_prune_result_free(gsq_prune_result *r)
     memset(r, 0, sizeof *r);
 }
 
-gsq_status gsq_stage1_save(const gsq_vit *m, const gsq_prune_config *p, const gsq_prune_result *r, const char *path,
+gsq_status gsq_stage1_save(const gsq_model *m, const gsq_prune_config *p, const gsq_prune_result *r, const char *path,
                            gsq_error *err)
 {
     const gsq_sparse_plan *plan = &r->plan;
     gsq_st_writer *w = NULL;
-    gsq_status st = gsq_vit_check_finite(m, path, err);
+    gsq_status st = gsq_model_check_finite(m, path, err);
     if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
-    if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
+    if (st == GSQ_OK) st = gsq_model_add_to_writer(m, w, err);
     size_t cap = 64;
     for (int i = 0; i < plan->num_layers; i++) cap += strlen(plan->layers[i].name) + 2;
     char *layers = calloc(1, cap), *dense = calloc(1, cap), num[64];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gpusq/stages.h"
+#include "models/model_state.h"
 
 void gsq_qat_defaults(gsq_qat_config *q, gsq_quant_mode mode, gsq_train_config *train)
 {
@@ -64,14 +65,14 @@ static int block_weights(const float *losses, int depth, int uniform, float *w)
 }
 
 /* A resumed run's quantizers must be the ones q asks for. */
-static gsq_status check_resumed(const gsq_qat_config *q, const gsq_vit *m, gsq_error *err)
+static gsq_status check_resumed(const gsq_qat_config *q, const gsq_model *m, gsq_error *err)
 {
-    if (!gsq_vit_quant_active(m))
+    if (!gsq_model_quant_active(m))
         return gsq_fail(err, GSQ_ERR_ARG, "%s is not a checkpoint of gpusq quantize (it has no quantizers)", q->resume);
-    if (gsq_vit_quant_mode(m) != q->mode)
+    if (gsq_model_quant_mode(m) != q->mode)
         return gsq_fail(err, GSQ_ERR_ARG, "%s was written by a --mode %s run; this run has --mode %s", q->resume,
-                        gsq_quant_mode_name(gsq_vit_quant_mode(m)), gsq_quant_mode_name(q->mode));
-    int attention = gsq_vit_quant_attention_scales(m, 0) != NULL, lsq = gsq_vit_quant_lsq_size(m) > 0;
+                        gsq_quant_mode_name(gsq_model_quant_mode(m)), gsq_quant_mode_name(q->mode));
+    int attention = gsq_model_quant_attention_scales(m, 0) != NULL, lsq = gsq_model_quant_lsq_size(m) > 0;
     if (attention != q->attention || lsq != q->lsq)
         return gsq_fail(err, GSQ_ERR_ARG, "%s was written by a run %s --attention and %s learned scales; this run is "
                         "%s --attention and %s them (give the same options)", q->resume, attention ? "with" : "without",
@@ -79,7 +80,7 @@ static gsq_status check_resumed(const gsq_qat_config *q, const gsq_vit *m, gsq_e
     return GSQ_OK;
 }
 
-gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_vit *teacher, gsq_sparse_pattern pattern,
+gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_model *teacher, gsq_sparse_pattern pattern,
                          const float *stage1_losses, gsq_dataset *train, gsq_dataset *val, gsq_train_config *tc,
                          gsq_qat_result *r, gsq_error *err)
 {
@@ -88,7 +89,7 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_vit *teacher, gsq_sparse_p
     int depth = teacher->cfg.depth, batch = tc->batch_size, workers = tc->workers;
     gsq_dataset *eval_ds = val ? val : train;
     gsq_sparse_plan plan = {0};
-    gsq_vit *student = NULL;
+    gsq_model *student = NULL;
     if (!(r->block_weights = calloc((size_t)depth, sizeof(float))))
         return gsq_fail(err, GSQ_ERR_NOMEM, "quantize: out of memory");
     r->first_block = block_weights(stage1_losses, depth, q->uniform_weights, r->block_weights);
@@ -97,12 +98,12 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_vit *teacher, gsq_sparse_p
     if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &tc->transform, batch, workers, &r->sparse_float, err);
     r->calibrated.top1 = r->calibrated.top5 = r->calibrated.loss = NAN; /* a resumed run calibrated before */
     if (st == GSQ_OK && !q->resume) {
-        st = gsq_vit_clone(&student, teacher, err);
-        if (st == GSQ_OK) st = gsq_vit_quant_enable(student, q->mode, q->weight_calib, err);
-        if (st == GSQ_OK && q->attention) st = gsq_vit_quant_enable_attention(student, err);
-        if (st == GSQ_OK && q->lsq) st = gsq_vit_quant_enable_lsq(student, q->lsq_lr, err);
+        st = gsq_model_clone(&student, teacher, err);
+        if (st == GSQ_OK) st = gsq_model_quant_enable(student, q->mode, q->weight_calib, err);
+        if (st == GSQ_OK && q->attention) st = gsq_model_quant_enable_attention(student, err);
+        if (st == GSQ_OK && q->lsq) st = gsq_model_quant_enable_lsq(student, q->lsq_lr, err);
         if (st == GSQ_OK)
-            st = gsq_vit_quant_calibrate(student, train, &tc->transform, batch, q->calib_batches, workers, q->calib,
+            st = gsq_model_quant_calibrate(student, train, &tc->transform, batch, q->calib_batches, workers, q->calib,
                                          q->percentile, err);
         if (st == GSQ_OK) st = gsq_evaluate(student, eval_ds, &tc->transform, batch, workers, &r->calibrated, err);
     }
@@ -124,7 +125,7 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_vit *teacher, gsq_sparse_p
     }
     tc->frozen_zero = NULL; /* the plan's, freed here */
     gsq_sparse_plan_free(&plan);
-    gsq_vit_free(student);
+    gsq_model_free(student);
     return st;
 }
 

@@ -16,6 +16,7 @@
 #include "gpusq/kernels.h"
 #include "gpusq/vit_quant.h"
 #include "io/compressed_codes.h"
+#include "models/model_state.h"
 
 void gsq_engine_free(gsq_engine *e)
 {
@@ -45,7 +46,7 @@ void gsq_engine_free(gsq_engine *e)
 /* Where the engine's plan comes from: a model with calibrated quantizers in memory, or a
  * compressed file's stored codes (no float copy of its weights). */
 typedef struct {
-    const gsq_vit *m;                /* the configuration and parameter table (a file's: no parameters) */
+    const gsq_model *m;                /* the configuration and parameter table (a file's: no parameters) */
     gsq_quant_mode mode;
     gsq_sparse_pattern pattern;      /* the one its sparse linears obey */
     int attention;                   /* 1: Q, K, V and the probabilities are quantized too */
@@ -79,16 +80,16 @@ static gsq_status source_linear(const engine_source *src, int s, gsq_sparse_patt
         return st;
     }
     *weights = src->m->params + p->offset;
-    *act = gsq_vit_quant_act_scale(src->m, s);
+    *act = gsq_model_quant_act_scale(src->m, s);
     *sparse = gsq_sparse_plan_prunes(&src->plan, s);
-    return gsq_vit_quant_weight_codes(src->m, s, codes, wscale, err);
+    return gsq_model_quant_weight_codes(src->m, s, codes, wscale, err);
 }
 
 /* Block l's Q, K, V scales (a source with quantized attention). */
 static gsq_status source_attention(const engine_source *src, int l, float scales[3], gsq_error *err)
 {
     if (src->f) return gsq_compressed_attention_scales(src->f, l, scales, err);
-    memcpy(scales, gsq_vit_quant_attention_scales(src->m, l), 3 * sizeof(float));
+    memcpy(scales, gsq_model_quant_attention_scales(src->m, l), 3 * sizeof(float));
     return GSQ_OK;
 }
 
@@ -137,7 +138,7 @@ static gsq_status pack_linears(gsq_engine *e, engine_source *src, gsq_sparse_pat
  * place in e->fat: copied from the model, or read from the file. */
 static gsq_status copy_floats(gsq_engine *e, const engine_source *src, gsq_error *err)
 {
-    const gsq_vit *m = src->m;
+    const gsq_model *m = src->m;
     size_t total = 0;
     if (!(e->fat = calloc((size_t)m->num_tensors, sizeof *e->fat))) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int s = 0; s < e->graph->num_linears; s++)
@@ -265,13 +266,13 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     return GSQ_OK;
 }
 
-gsq_status gsq_engine_create(gsq_engine **out, const gsq_vit *m, const gsq_engine_options *o, gsq_error *err)
+gsq_status gsq_engine_create(gsq_engine **out, const gsq_model *m, const gsq_engine_options *o, gsq_error *err)
 {
     *out = NULL;
-    if (!gsq_vit_quant_active(m))
+    if (!gsq_model_quant_active(m))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the model has no calibrated quantizers (load a compressed file)");
-    engine_source src = {.m = m, .mode = gsq_vit_quant_mode(m), .pattern = o->pattern,
-                         .attention = gsq_vit_quant_attention_scales(m, 0) != NULL};
+    engine_source src = {.m = m, .mode = gsq_model_quant_mode(m), .pattern = o->pattern,
+                         .attention = gsq_model_quant_attention_scales(m, 0) != NULL};
     return create_from(out, &src, o, err);
 }
 
@@ -279,12 +280,12 @@ gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_eng
 {
     *out = NULL;
     gsq_compressed_info info;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_status st = gsq_compressed_describe(&m, f, &info, err);
     engine_source src = {.m = m, .mode = info.mode, .pattern = info.pattern, .attention = info.attention, .f = f,
                          .info = &info};
     if (st == GSQ_OK) st = create_from(out, &src, o, err);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return st;
 }
 

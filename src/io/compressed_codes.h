@@ -10,7 +10,7 @@
 /* The compressed linear with index i in m's graph: its codes as dense int8 rows (rows · cols,
  * zeros where pruned), the rows' weight scales, the input's activation scale, and 1 in sparse when
  * the file stores it sparse. */
-gsq_status gsq_compressed_linear_codes(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int i,
+gsq_status gsq_compressed_linear_codes(const gsq_model *m, const gsq_st_file *f, const gsq_compressed_info *info, int i,
                                      int8_t *codes, float *weight_scales, float *act_scale, int *sparse,
                                      gsq_error *err);
 /* Block l's Q, K, V scales (a file with quantized attention). */

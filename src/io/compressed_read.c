@@ -9,6 +9,7 @@
 #include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 #include "io/compressed_codes.h"
+#include "models/model_state.h"
 
 /* The tensor `base.suffix` if it has dtype dt and shape (d0[, d1]) (ndim 0: a scalar); else an error. */
 static gsq_status expect(const gsq_st_file *f, const char *base, const char *suffix, gsq_dtype dt, int ndim,
@@ -101,7 +102,7 @@ typedef struct {
     const gsq_st_tensor *values, *meta, *scale, *in_scale;
 } stored_linear;
 
-static gsq_status find_linear(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
+static gsq_status find_linear(const gsq_model *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
                             stored_linear *g, gsq_error *err)
 {
     int four = gsq_quant_mode_weight_bits(info->mode) == 4, group = gsq_sparse_group(info->pattern);
@@ -126,7 +127,7 @@ static gsq_status find_linear(const gsq_vit *m, const gsq_st_file *f, const gsq_
     return st;
 }
 
-gsq_status gsq_compressed_linear_codes(const gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
+gsq_status gsq_compressed_linear_codes(const gsq_model *m, const gsq_st_file *f, const gsq_compressed_info *info, int s,
                                      int8_t *codes, float *weight_scales, float *act_scale, int *sparse, gsq_error *err)
 {
     stored_linear g;
@@ -156,7 +157,7 @@ gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float sc
 
 /* The weights of every compressed linear as the fake-quantized model holds them: the file's
  * scales fixed, the weights its codes times their row's scale. */
-static gsq_status load_linears(gsq_vit *m, const gsq_st_file *f, const gsq_compressed_info *info, gsq_error *err)
+static gsq_status load_linears(gsq_model *m, const gsq_st_file *f, const gsq_compressed_info *info, gsq_error *err)
 {
     const gsq_graph *gr = m->graph;
     size_t most = 0;
@@ -173,8 +174,8 @@ static gsq_status load_linears(gsq_vit *m, const gsq_st_file *f, const gsq_compr
         int rows = gr->linears[s].rows, cols = gr->linears[s].cols, sparse;
         float act;
         st = gsq_compressed_linear_codes(m, f, info, s, codes, scales, &act, &sparse, err);
-        if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, s, scales, err);
-        if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, s, act, err);
+        if (st == GSQ_OK) st = gsq_model_quant_fix_weight_scales(m, s, scales, err);
+        if (st == GSQ_OK) st = gsq_model_quant_set_act_scale(m, s, act, err);
         float *w = m->params + p->offset;
         for (int r = 0; st == GSQ_OK && r < rows; r++)
             for (int c = 0; c < cols; c++) w[(size_t)r * cols + c] = (float)codes[(size_t)r * cols + c] * scales[r];
@@ -184,8 +185,8 @@ static gsq_status load_linears(gsq_vit *m, const gsq_st_file *f, const gsq_compr
     return st;
 }
 
-/* Every non-site parameter as F32 of its exact shape. */
-static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, const char *is_compressed, gsq_error *err)
+/* Every parameter outside the compressed linears as F32 of its exact shape. */
+static gsq_status check_float_tensors(const gsq_model *m, const gsq_st_file *f, const char *is_compressed, gsq_error *err)
 {
     for (int i = 0; i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
@@ -202,7 +203,7 @@ static gsq_status check_float_tensors(const gsq_vit *m, const gsq_st_file *f, co
     return GSQ_OK;
 }
 
-gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_info *info, gsq_error *err)
+gsq_status gsq_compressed_load(gsq_model **out, const char *path, gsq_compressed_info *info, gsq_error *err)
 {
     *out = NULL;
     gsq_st_file *f = NULL;
@@ -212,7 +213,7 @@ gsq_status gsq_compressed_load(gsq_vit **out, const char *path, gsq_compressed_i
     return st;
 }
 
-gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
+gsq_status gsq_compressed_describe(gsq_model **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
 {
     *out = NULL;
     gsq_compressed_info local;
@@ -235,7 +236,7 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
     else if (!pat_s || gsq_sparse_pattern_parse(pat_s, &info->pattern, err) != GSQ_OK)
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: sparsity.pattern %.20s is not 2:4 or 4:8", path, pat_s ? pat_s : "missing");
     gsq_vit_config cfg;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     char *is_compressed = NULL;
     if (st == GSQ_OK) st = gsq_vit_config_from_meta(f, &cfg, err);
     if (st == GSQ_OK) st = gsq_vit_describe(&m, &cfg, err);
@@ -279,27 +280,27 @@ gsq_status gsq_compressed_describe(gsq_vit **out, const gsq_st_file *f, gsq_comp
         st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", path);
     free(is_compressed);
     if (st != GSQ_OK) {
-        gsq_vit_free(m);
+        gsq_model_free(m);
         return st;
     }
     *out = m;
     return GSQ_OK;
 }
 
-gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
+gsq_status gsq_compressed_load_open(gsq_model **out, const gsq_st_file *f, gsq_compressed_info *info, gsq_error *err)
 {
     gsq_compressed_info local;
     if (!info) info = &local;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     /* everything checked against the architecture before the parameters are allocated */
     gsq_status st = gsq_compressed_describe(&m, f, info, err);
-    if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
-    if (st == GSQ_OK && info->attention) st = gsq_vit_quant_enable_attention(m, err);
+    if (st == GSQ_OK) st = gsq_model_alloc_params(m, err);
+    if (st == GSQ_OK) st = gsq_model_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK && info->attention) st = gsq_model_quant_enable_attention(m, err);
     for (int l = 0; st == GSQ_OK && info->attention && l < m->cfg.depth; l++) {
         float scales[3];
         st = gsq_compressed_attention_scales(f, l, scales, err);
-        if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
+        if (st == GSQ_OK) st = gsq_model_quant_set_attention_scales(m, l, scales, err);
     }
     if (st == GSQ_OK) st = load_linears(m, f, info, err);
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
@@ -308,7 +309,7 @@ gsq_status gsq_compressed_load_open(gsq_vit **out, const gsq_st_file *f, gsq_com
         if (t) st = gsq_st_read_f32(f, t, m->params + p->offset, p->numel, err); /* the float parameters */
     }
     if (st != GSQ_OK) {
-        gsq_vit_free(m);
+        gsq_model_free(m);
         m = NULL;
     }
     *out = m;

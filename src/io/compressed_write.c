@@ -8,6 +8,7 @@
 
 #include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
+#include "models/model_state.h"
 
 /* Buffers the writer borrows until the file is written. */
 typedef struct {
@@ -42,17 +43,17 @@ static void pack_codes(uint8_t *dst, const int8_t *codes, size_t n, int four_bit
     }
 }
 
-gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, const char *path,
+gsq_status gsq_compressed_save(const gsq_model *m, gsq_sparse_pattern pattern, const char *path,
                                gsq_compressed_info *info, gsq_error *err)
 {
-    if (!gsq_vit_quant_active(m))
+    if (!gsq_model_quant_active(m))
         return gsq_fail(err, GSQ_ERR_ARG, "%s: the model has no calibrated quantizers to compress with", path);
-    gsq_status checked = gsq_vit_check_finite(m, path, err);
+    gsq_status checked = gsq_model_check_finite(m, path, err);
     if (checked != GSQ_OK) return checked;
     gsq_compressed_info local = {0};
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
-    gsq_quant_mode mode = gsq_vit_quant_mode(m);
+    gsq_quant_mode mode = gsq_model_quant_mode(m);
     info->mode = mode;
     info->pattern = pattern;
     int four = gsq_quant_mode_weight_bits(mode) == 4;
@@ -77,8 +78,8 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
             st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
             break;
         }
-        st = gsq_vit_quant_weight_codes(m, s, codes, scales, err);
-        *in_scale = gsq_vit_quant_act_scale(m, s);
+        st = gsq_model_quant_weight_codes(m, s, codes, scales, err);
+        *in_scale = gsq_model_quant_act_scale(m, s);
         size_t kept_per_row = sparse ? (size_t)cols / 2 : (size_t)cols;
         size_t bytes_per_row = four ? (kept_per_row + 1) / 2 : kept_per_row;
         uint8_t *values = st == GSQ_OK ? keep(&kl, (size_t)rows * bytes_per_row) : NULL;
@@ -116,17 +117,17 @@ gsq_status gsq_compressed_save(const gsq_vit *m, gsq_sparse_pattern pattern, con
         st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
         info->param_bytes += p->numel * 4;
     }
-    int attention = info->attention = gsq_vit_quant_attention_scales(m, 0) != NULL;
+    int attention = info->attention = gsq_model_quant_attention_scales(m, 0) != NULL;
     for (int l = 0; st == GSQ_OK && attention && l < m->cfg.depth; l++) {
         char tname[64];
         int64_t three[1] = {3};
         snprintf(tname, sizeof tname, "blocks.%d.attn.qkv.output_scale", l);
-        st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 1, three, gsq_vit_quant_attention_scales(m, l), err);
+        st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 1, three, gsq_model_quant_attention_scales(m, l), err);
         info->param_bytes += 12;
     }
     char v[16];
     snprintf(v, sizeof v, "%d", GSQ_COMPRESSED_VERSION);
-    if (st == GSQ_OK) st = gsq_vit_add_meta_to_writer(m, w, err);
+    if (st == GSQ_OK) st = gsq_model_add_meta_to_writer(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "gpusq.kind", "compressed", err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "gpusq.format_version", v, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.mode", gsq_quant_mode_name(mode), err);

@@ -5,9 +5,10 @@
 
 #include "gpusq/graph.h"
 #include "gpusq/vit.h"
+#include "models/model_state.h"
 
 typedef struct {
-    const gsq_vit *m;
+    const gsq_model *m;
     gsq_graph *g;
     int T, D; /* tokens, width */
 } vit_builder;
@@ -15,7 +16,7 @@ typedef struct {
 /* The index of tensor `name` in m's table (the builders only name tensors the table has). */
 static int tensor(const vit_builder *b, const char *name)
 {
-    const gsq_param *p = gsq_vit_find_param(b->m, name);
+    const gsq_param *p = gsq_model_find_param(b->m, name);
     return p ? (int)(p - b->m->tensors) : -1;
 }
 
@@ -92,7 +93,7 @@ static int block(vit_builder *b, int l, int x)
     return x;
 }
 
-gsq_status gsq_vit_graph(const gsq_vit *m, gsq_graph **out, gsq_error *err)
+gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
 {
     const gsq_vit_config *c = &m->cfg;
     /* per block: 8 nodes, 11 values, 4 linears; around them at most 8 nodes, 10 values, 3 linears */

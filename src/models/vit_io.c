@@ -2,6 +2,7 @@
  * from the tensor shapes when no configuration is given. */
 #include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
+#include "models/model_state.h"
 
 #include <errno.h>
 #include <math.h>
@@ -164,7 +165,7 @@ static int has_prefix(const char *s, const char *const *prefixes)
 }
 
 /* Checks every expected tensor is in f with its shape and nothing else is (but the ignored). */
-static gsq_status check_tensors(const gsq_vit *m, const gsq_st_file *f, const char *const *ignore,
+static gsq_status check_tensors(const gsq_model *m, const gsq_st_file *f, const char *const *ignore,
                                 gsq_error *err)
 {
     const char *label = gsq_st_label(f);
@@ -191,7 +192,7 @@ static gsq_status check_tensors(const gsq_vit *m, const gsq_st_file *f, const ch
     }
     for (size_t i = 0; i < gsq_st_count(f); i++) {
         const char *name = gsq_st_at(f, i)->name;
-        if (!gsq_vit_find_param(m, name) && !has_prefix(name, ignore))
+        if (!gsq_model_find_param(m, name) && !has_prefix(name, ignore))
             list_add(extra, sizeof extra, &n_extra, &more_extra, name);
     }
     if (n_missing + more_missing)
@@ -204,7 +205,7 @@ static gsq_status check_tensors(const gsq_vit *m, const gsq_st_file *f, const ch
     return GSQ_OK;
 }
 
-static gsq_status read_tensors(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
+static gsq_status read_tensors(gsq_model *m, const gsq_st_file *f, gsq_error *err)
 {
     for (int i = 0; i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
@@ -214,7 +215,7 @@ static gsq_status read_tensors(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_load_open(gsq_vit **out, const gsq_st_file *f, const gsq_vit_config *cfg,
+gsq_status gsq_vit_load_open(gsq_model **out, const gsq_st_file *f, const gsq_vit_config *cfg,
                              const char *const *ignore, gsq_error *err)
 {
     *out = NULL;
@@ -224,23 +225,23 @@ gsq_status gsq_vit_load_open(gsq_vit **out, const gsq_st_file *f, const gsq_vit_
         st = gsq_vit_infer_config(f, 0, &inferred, err);
         cfg = &inferred;
     }
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     if (st == GSQ_OK) st = gsq_vit_describe(&m, cfg, err);
     if (st == GSQ_OK) st = check_tensors(m, f, ignore, err); /* before allocating */
-    if (st == GSQ_OK) st = gsq_vit_alloc_params(m, err);
+    if (st == GSQ_OK) st = gsq_model_alloc_params(m, err);
     if (st == GSQ_OK) st = read_tensors(m, f, err);
     const char *names = gsq_st_meta_get(f, "class_names");
     if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", gsq_st_label(f));
     if (st != GSQ_OK) {
-        gsq_vit_free(m);
+        gsq_model_free(m);
         return st;
     }
     *out = m;
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_load(gsq_vit **out, const char *path, const gsq_vit_config *cfg,
+gsq_status gsq_vit_load(gsq_model **out, const char *path, const gsq_vit_config *cfg,
                         gsq_error *err)
 {
     *out = NULL;
@@ -251,17 +252,17 @@ gsq_status gsq_vit_load(gsq_vit **out, const char *path, const gsq_vit_config *c
     return st;
 }
 
-gsq_status gsq_vit_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *err)
+gsq_status gsq_model_add_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
 {
     gsq_status st = GSQ_OK;
     for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
         st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
     }
-    return st == GSQ_OK ? gsq_vit_add_meta_to_writer(m, w, err) : st;
+    return st == GSQ_OK ? gsq_model_add_meta_to_writer(m, w, err) : st;
 }
 
-gsq_status gsq_vit_add_meta_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *err)
+gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
 {
     gsq_status st = GSQ_OK;
     const gsq_vit_config *c = &m->cfg;
@@ -285,7 +286,7 @@ gsq_status gsq_vit_add_meta_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_er
     return st;
 }
 
-gsq_status gsq_vit_check_finite(const gsq_vit *m, const char *path, gsq_error *err)
+gsq_status gsq_model_check_finite(const gsq_model *m, const char *path, gsq_error *err)
 {
     for (int i = 0; i < m->num_tensors; i++) {
         const gsq_param *p = &m->tensors[i];
@@ -297,12 +298,12 @@ gsq_status gsq_vit_check_finite(const gsq_vit *m, const char *path, gsq_error *e
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_save(const gsq_vit *m, const char *path, gsq_error *err)
+gsq_status gsq_model_save(const gsq_model *m, const char *path, gsq_error *err)
 {
     gsq_st_writer *w = NULL;
-    gsq_status st = gsq_vit_check_finite(m, path, err);
+    gsq_status st = gsq_model_check_finite(m, path, err);
     if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
-    if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
+    if (st == GSQ_OK) st = gsq_model_add_to_writer(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_write(w, path, err);
     gsq_st_writer_free(w);
     return st;

@@ -5,6 +5,7 @@
 #include "gpusq/vit.h"
 #include "gpusq/vit_quant.h"
 #include "vit_quant_state.h"
+#include "models/model_state.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -80,24 +81,24 @@ static int build_table(const gsq_vit_config *c, gsq_param *tensors, size_t *tota
 
 static int max_tensors(const gsq_vit_config *c) { return 12 + 12 * c->depth; }
 
-gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err)
+gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_error *err)
 {
     *out = NULL;
     gsq_status st = gsq_vit_config_validate(cfg, err);
     if (st != GSQ_OK) return st;
-    gsq_vit *m = calloc(1, sizeof *m);
+    gsq_model *m = calloc(1, sizeof *m);
     if (m) {
         m->cfg = *cfg;
         m->tensors = calloc((size_t)max_tensors(cfg), sizeof *m->tensors);
     }
     if (!m || !m->tensors) {
-        gsq_vit_free(m);
+        gsq_model_free(m);
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory describing a model of depth %d", cfg->depth);
     }
     m->num_tensors = build_table(cfg, m->tensors, &m->num_params);
     st = gsq_vit_graph(m, &m->graph, err);
     if (st != GSQ_OK) {
-        gsq_vit_free(m);
+        gsq_model_free(m);
         return st;
     }
     *out = m;
@@ -106,14 +107,14 @@ gsq_status gsq_vit_describe(gsq_vit **out, const gsq_vit_config *cfg, gsq_error 
 
 double gsq_vit_macs(const gsq_vit_config *cfg)
 {
-    gsq_vit *m;
+    gsq_model *m;
     if (gsq_vit_describe(&m, cfg, NULL) != GSQ_OK) return 0;
     gsq_graph_macs n = gsq_graph_count_macs(m->graph);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return n.linear + n.attention;
 }
 
-gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err)
+gsq_status gsq_model_alloc_params(gsq_model *m, gsq_error *err)
 {
     if (m->params) return GSQ_OK;
     m->params = calloc(m->num_params, sizeof(float));
@@ -122,20 +123,27 @@ gsq_status gsq_vit_alloc_params(gsq_vit *m, gsq_error *err)
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_create(gsq_vit **out, const gsq_vit_config *cfg, gsq_error *err)
+gsq_status gsq_vit_create(gsq_model **out, const gsq_vit_config *cfg, gsq_error *err)
 {
     gsq_status st = gsq_vit_describe(out, cfg, err);
-    if (st == GSQ_OK) st = gsq_vit_alloc_params(*out, err);
+    if (st == GSQ_OK) st = gsq_model_alloc_params(*out, err);
     if (st != GSQ_OK) {
-        gsq_vit_free(*out);
+        gsq_model_free(*out);
         *out = NULL;
     }
     return st;
 }
 
-gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
+int gsq_model_blocks(gsq_model *m, gsq_param_block out[GSQ_MAX_BLOCKS])
 {
-    gsq_vit_quant_zero_grad(m); /* LSQ's learned scales, when on */
+    out[0] = (gsq_param_block){.num_tensors = m->num_tensors, .tensors = m->tensors, .n = m->num_params,
+                               .values = m->params, .grads = m->grads, .lr_scale = 1.0f};
+    return 1 + gsq_lsq_block(m, &out[1]);
+}
+
+gsq_status gsq_model_zero_grad(gsq_model *m, gsq_error *err)
+{
+    gsq_model_quant_zero_grad(m); /* LSQ's learned scales, when on */
     if (!m->grads) {
         m->grads = calloc(m->num_params, sizeof(float));
         if (!m->grads)
@@ -146,23 +154,23 @@ gsq_status gsq_vit_zero_grad(gsq_vit *m, gsq_error *err)
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_clone(gsq_vit **out, const gsq_vit *m, gsq_error *err)
+gsq_status gsq_model_clone(gsq_model **out, const gsq_model *m, gsq_error *err)
 {
     gsq_status st = gsq_vit_create(out, &m->cfg, err);
     if (st != GSQ_OK) return st;
     memcpy((*out)->params, m->params, m->num_params * sizeof(float));
     if (m->class_names && !((*out)->class_names = strdup(m->class_names))) {
-        gsq_vit_free(*out);
+        gsq_model_free(*out);
         *out = NULL;
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory copying class names");
     }
     return GSQ_OK;
 }
 
-void gsq_vit_free(gsq_vit *m)
+void gsq_model_free(gsq_model *m)
 {
     if (!m) return;
-    gsq_vit_quant_disable(m);
+    gsq_model_quant_disable(m);
     free(m->tensors);
     free(m->params);
     free(m->grads);
@@ -177,7 +185,7 @@ void gsq_vit_free(gsq_vit *m)
     free(m);
 }
 
-gsq_status gsq_vit_set_class_names(gsq_vit *m, char *const *names, gsq_error *err)
+gsq_status gsq_model_set_class_names(gsq_model *m, char *const *names, gsq_error *err)
 {
     free(m->class_names);
     m->class_names = NULL;
@@ -195,7 +203,7 @@ gsq_status gsq_vit_set_class_names(gsq_vit *m, char *const *names, gsq_error *er
     return GSQ_OK;
 }
 
-const char *gsq_vit_class_name(const gsq_vit *m, int k, char *buf, size_t cap)
+const char *gsq_model_class_name(const gsq_model *m, int k, char *buf, size_t cap)
 {
     const char *p = m->class_names;
     buf[0] = '\0';
@@ -212,7 +220,7 @@ const char *gsq_vit_class_name(const gsq_vit *m, int k, char *buf, size_t cap)
     return buf;
 }
 
-const gsq_param *gsq_vit_find_param(const gsq_vit *m, const char *name)
+const gsq_param *gsq_model_find_param(const gsq_model *m, const char *name)
 {
     for (int i = 0; i < m->num_tensors; i++)
         if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
@@ -225,7 +233,7 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-void gsq_vit_init(gsq_vit *m, uint64_t seed)
+void gsq_vit_init(gsq_model *m, uint64_t seed)
 {
     gsq_rng rng;
     gsq_rng_seed(&rng, seed, 0x5eed);

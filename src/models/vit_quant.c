@@ -9,6 +9,7 @@
 
 #include "gpusq/graph.h"
 #include "vit_quant_state.h"
+#include "models/model_state.h"
 
 static const char *const mode_names[] = {"int8", "int4", "w4a8"};
 
@@ -27,7 +28,7 @@ int gsq_quant_mode_weight_bits(gsq_quant_mode m) { return m == GSQ_QMODE_INT8 ? 
 int gsq_quant_mode_act_bits(gsq_quant_mode m) { return m == GSQ_QMODE_INT4 ? 4 : 8; }
 
 /* Frees every observer (linears, then attention) and clears the pointers. */
-static void free_observers(struct gsq_vit_quant *q, int depth)
+static void free_observers(struct gsq_model_quant *q, int depth)
 {
     for (int i = 0; i < q->num_linears; i++) {
         gsq_observer_free(q->linears[i].obs);
@@ -40,13 +41,12 @@ static void free_observers(struct gsq_vit_quant *q, int depth)
         }
 }
 
-void gsq_vit_quant_disable(gsq_vit *m)
+void gsq_model_quant_disable(gsq_model *m)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q) return;
     free_observers(q, m->cfg.depth);
     for (int i = 0; i < q->num_linears; i++) {
-        free(q->linears[i].w_scales);
         free(q->linears[i].wq);
         free(q->linears[i].xq);
     }
@@ -56,20 +56,21 @@ void gsq_vit_quant_disable(gsq_vit *m)
     }
     free(q->attn);
     free(q->linears);
+    free(q->scales);
     free(q->dw);
     gsq_lsq_free(q->lsq);
     free(q);
     m->quant = NULL;
 }
 
-gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_method weight_calib, gsq_error *err)
+gsq_status gsq_model_quant_enable(gsq_model *m, gsq_quant_mode mode, gsq_calib_method weight_calib, gsq_error *err)
 {
     if ((unsigned)mode > GSQ_QMODE_W4A8) return gsq_fail(err, GSQ_ERR_ARG, "quantization: unknown mode %d", (int)mode);
     if (weight_calib != GSQ_CALIB_MAX && weight_calib != GSQ_CALIB_MSE)
         return gsq_fail(err, GSQ_ERR_ARG, "quantization: weights calibrate by max or mse, not %s",
                         gsq_calib_name(weight_calib));
-    gsq_vit_quant_disable(m);
-    struct gsq_vit_quant *q = calloc(1, sizeof *q);
+    gsq_model_quant_disable(m);
+    struct gsq_model_quant *q = calloc(1, sizeof *q);
     const gsq_graph *g = m->graph;
     int n = g->num_linears;
     if (!q || !(q->linears = calloc((size_t)n, sizeof *q->linears))) {
@@ -84,6 +85,14 @@ gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_metho
     m->quant = q;
     size_t max_w = 0;
     for (int i = 0; i < n; i++) {
+        q->linears[i].scale_index = q->num_scales;
+        q->num_scales += g->linears[i].compressed ? 1 + (size_t)g->linears[i].rows : 0;
+    }
+    if (!(q->scales = calloc(q->num_scales ? q->num_scales : 1, sizeof(float)))) {
+        gsq_model_quant_disable(m);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
         const gsq_linear *l = &g->linears[i];
         gsq_qlinear *ql = &q->linears[i];
         if (!l->compressed) continue; /* the classifier heads stay float */
@@ -93,25 +102,26 @@ gsq_status gsq_vit_quant_enable(gsq_vit *m, gsq_quant_mode mode, gsq_calib_metho
         ql->rows = l->rows;
         ql->cols = l->cols;
         ql->in_per_sample = gsq_value_floats(g, g->nodes[l->node].in[0]);
-        ql->w_scales = malloc((size_t)ql->rows * sizeof(float));
+        ql->a_scale = q->scales + ql->scale_index;
+        ql->w_scales = ql->a_scale + 1;
         ql->wq = malloc(numel * sizeof(float));
         if (numel > max_w) max_w = numel;
-        if (!ql->w_scales || !ql->wq) {
-            gsq_vit_quant_disable(m);
+        if (!ql->wq) {
+            gsq_model_quant_disable(m);
             return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for %s", l->name);
         }
     }
     if (!(q->dw = malloc(max_w * sizeof(float)))) {
-        gsq_vit_quant_disable(m);
+        gsq_model_quant_disable(m);
         return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory");
     }
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *err)
+gsq_status gsq_model_quant_observe_begin(gsq_model *m, size_t capacity, gsq_error *err)
 {
-    struct gsq_vit_quant *q = m->quant;
-    if (!q) return gsq_fail(err, GSQ_ERR_ARG, "calibration: the model has no quantizers (gsq_vit_quant_enable)");
+    struct gsq_model_quant *q = m->quant;
+    if (!q) return gsq_fail(err, GSQ_ERR_ARG, "calibration: the model has no quantizers (gsq_model_quant_enable)");
     free_observers(q, m->cfg.depth);
     for (int i = 0; i < q->num_linears; i++) {
         gsq_status st = q->linears[i].quantized ? gsq_observer_create(&q->linears[i].obs, capacity, (uint64_t)i, err)
@@ -128,9 +138,9 @@ gsq_status gsq_vit_quant_observe_begin(gsq_vit *m, size_t capacity, gsq_error *e
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_quant_enable_attention(gsq_vit *m, gsq_error *err)
+gsq_status gsq_model_quant_enable_attention(gsq_model *m, gsq_error *err)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || q->active || q->observing)
         return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: enable the quantizers first, before calibrating");
     if (q->attn) return GSQ_OK;
@@ -140,23 +150,23 @@ gsq_status gsq_vit_quant_enable_attention(gsq_vit *m, gsq_error *err)
     return GSQ_OK;
 }
 
-const float *gsq_vit_quant_attention_scales(const gsq_vit *m, int l)
+const float *gsq_model_quant_attention_scales(const gsq_model *m, int l)
 {
     return m->quant && m->quant->attn && l >= 0 && l < m->cfg.depth ? m->quant->attn[l].qkv_scale : NULL;
 }
 
-static int all_scales_set(const struct gsq_vit_quant *q, int depth)
+static int all_scales_set(const struct gsq_model_quant *q, int depth)
 {
     int all = 1;
-    for (int i = 0; i < q->num_linears; i++) all &= !q->linears[i].quantized || q->linears[i].a_scale > 0.0f;
+    for (int i = 0; i < q->num_linears; i++) all &= !q->linears[i].quantized || *q->linears[i].a_scale > 0.0f;
     for (int l = 0; q->attn && l < depth; l++)
         for (int k = 0; k < 3; k++) all &= q->attn[l].qkv_scale[k] > 0.0f;
     return all;
 }
 
-gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *scales, gsq_error *err)
+gsq_status gsq_model_quant_set_attention_scales(gsq_model *m, int l, const float *scales, gsq_error *err)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->attn || l < 0 || l >= m->cfg.depth)
         return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: block %d has no attention quantizers", l);
     for (int k = 0; k < 3; k++)
@@ -169,14 +179,14 @@ gsq_status gsq_vit_quant_set_attention_scales(gsq_vit *m, int l, const float *sc
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float percentile, gsq_error *err)
+gsq_status gsq_model_quant_observe_end(gsq_model *m, gsq_calib_method method, float percentile, gsq_error *err)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->observing) return gsq_fail(err, GSQ_ERR_ARG, "calibration: no observation was started");
     gsq_status st = GSQ_OK;
     for (int i = 0; i < q->num_linears && st == GSQ_OK; i++) {
         if (!q->linears[i].quantized) continue;
-        st = gsq_observer_scale(q->linears[i].obs, method, percentile, q->a_qmax, &q->linears[i].a_scale, err);
+        st = gsq_observer_scale(q->linears[i].obs, method, percentile, q->a_qmax, q->linears[i].a_scale, err);
         if (st != GSQ_OK) {
             gsq_error inner = *err;
             st = gsq_fail(err, inner.code, "calibrating the input of %s: %s", m->graph->linears[i].name, inner.msg);
@@ -197,13 +207,13 @@ gsq_status gsq_vit_quant_observe_end(gsq_vit *m, gsq_calib_method method, float 
     return st;
 }
 
-int gsq_vit_quant_active(const gsq_vit *m) { return m->quant && m->quant->active; }
-gsq_quant_mode gsq_vit_quant_mode(const gsq_vit *m) { return m->quant->mode; }
-float gsq_vit_quant_act_scale(const gsq_vit *m, int linear) { return m->quant->linears[linear].a_scale; }
-const float *gsq_vit_quant_weight_scales(const gsq_vit *m, int linear) { return m->quant->linears[linear].w_scales; }
+int gsq_model_quant_active(const gsq_model *m) { return m->quant && m->quant->active; }
+gsq_quant_mode gsq_model_quant_mode(const gsq_model *m) { return m->quant->mode; }
+float gsq_model_quant_act_scale(const gsq_model *m, int linear) { return *m->quant->linears[linear].a_scale; }
+const float *gsq_model_quant_weight_scales(const gsq_model *m, int linear) { return m->quant->linears[linear].w_scales; }
 
 /* *out = the quantizer of linear i; GSQ_ERR_ARG when it has none. */
-static gsq_status quantizer(const gsq_vit *m, int i, gsq_qlinear **out, gsq_error *err)
+static gsq_status quantizer(const gsq_model *m, int i, gsq_qlinear **out, gsq_error *err)
 {
     int known = i >= 0 && i < m->graph->num_linears;
     *out = m->quant && known && m->quant->linears[i].quantized ? &m->quant->linears[i] : NULL;
@@ -212,7 +222,7 @@ static gsq_status quantizer(const gsq_vit *m, int i, gsq_qlinear **out, gsq_erro
                     known ? m->graph->linears[i].name : "");
 }
 
-gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int linear, float scale, gsq_error *err)
+gsq_status gsq_model_quant_set_act_scale(gsq_model *m, int linear, float scale, gsq_error *err)
 {
     gsq_qlinear *ql;
     gsq_status st = quantizer(m, linear, &ql, err);
@@ -220,14 +230,14 @@ gsq_status gsq_vit_quant_set_act_scale(gsq_vit *m, int linear, float scale, gsq_
     if (!gsq_quant_scale_ok(scale))
         return gsq_fail(err, GSQ_ERR_FORMAT, "quantization: the input scale %g of %s is not a normal positive "
                         "number below 1e30", (double)scale, m->graph->linears[linear].name);
-    ql->a_scale = scale;
+    *ql->a_scale = scale;
     m->quant->active = all_scales_set(m->quant, m->cfg.depth);
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_quant_prepare(gsq_vit *m, int B, gsq_error *err)
+gsq_status gsq_model_quant_prepare(gsq_model *m, int B, gsq_error *err)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->active || B <= q->batch_cap) return GSQ_OK;
     for (int i = 0; i < q->num_linears; i++) {
         if (!q->linears[i].quantized) continue;
@@ -255,9 +265,9 @@ gsq_status gsq_vit_quant_prepare(gsq_vit *m, int B, gsq_error *err)
     return st;
 }
 
-const float *gsq_qattn_qkv(gsq_vit *m, int l, const float *qkv, size_t rows)
+const float *gsq_qattn_qkv(gsq_model *m, int l, const float *qkv, size_t rows)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->attn) return qkv;
     gsq_qattn *a = &q->attn[l];
     size_t D = (size_t)m->cfg.embed_dim;
@@ -274,9 +284,9 @@ const float *gsq_qattn_qkv(gsq_vit *m, int l, const float *qkv, size_t rows)
     return a->qkv_q;
 }
 
-float *gsq_qattn_probs(gsq_vit *m, int l, float *p_scale, int *p_qmax)
+float *gsq_qattn_probs(gsq_model *m, int l, float *p_scale, int *p_qmax)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     *p_scale = 0.0f;
     *p_qmax = 0;
     if (!q || !q->attn || !q->active) return NULL;
@@ -285,19 +295,19 @@ float *gsq_qattn_probs(gsq_vit *m, int l, float *p_scale, int *p_qmax)
     return q->attn[l].att_q;
 }
 
-const float *gsq_qattn_saved_qkv(const gsq_vit *m, int l, const float *qkv)
+const float *gsq_qattn_saved_qkv(const gsq_model *m, int l, const float *qkv)
 {
     return m->quant && m->quant->attn && m->quant->active ? m->quant->attn[l].qkv_q : qkv;
 }
 
-const float *gsq_qattn_saved_probs(const gsq_vit *m, int l)
+const float *gsq_qattn_saved_probs(const gsq_model *m, int l)
 {
     return m->quant && m->quant->attn && m->quant->active ? m->quant->attn[l].att_q : NULL;
 }
 
-void gsq_qattn_qkv_grad(gsq_vit *m, int l, float *dqkv, size_t rows)
+void gsq_qattn_qkv_grad(gsq_model *m, int l, float *dqkv, size_t rows)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->attn || !q->active) return;
     const gsq_qattn *a = &q->attn[l];
     size_t D = (size_t)m->cfg.embed_dim;
@@ -309,21 +319,21 @@ void gsq_qattn_qkv_grad(gsq_vit *m, int l, float *dqkv, size_t rows)
         }
 }
 
-const float *gsq_qlinear_input(gsq_vit *m, int i, const float *x, size_t n)
+const float *gsq_qlinear_input(gsq_model *m, int i, const float *x, size_t n)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q) return x;
     gsq_qlinear *ql = &q->linears[i];
     ql->x = x;
     if (q->observing) gsq_observer_observe(ql->obs, x, n);
     if (!q->active) return x;
-    gsq_fake_quant(ql->xq, x, n, ql->a_scale, q->a_qmax);
+    gsq_fake_quant(ql->xq, x, n, *ql->a_scale, q->a_qmax);
     return ql->xq;
 }
 
-const float *gsq_qlinear_weight(gsq_vit *m, int i, const float *w)
+const float *gsq_qlinear_weight(gsq_model *m, int i, const float *w)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->active) return w;
     gsq_qlinear *ql = &q->linears[i];
     if (!ql->fixed_scales) { /* LSQ starts from the first forward's scales and then learns them */
@@ -334,12 +344,12 @@ const float *gsq_qlinear_weight(gsq_vit *m, int i, const float *w)
     return ql->wq;
 }
 
-gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int linear, int8_t *codes, float *scales, gsq_error *err)
+gsq_status gsq_model_quant_weight_codes(const gsq_model *m, int linear, int8_t *codes, float *scales, gsq_error *err)
 {
     gsq_qlinear *ql;
     gsq_status st = quantizer(m, linear, &ql, err);
     if (st != GSQ_OK) return st;
-    const struct gsq_vit_quant *q = m->quant;
+    const struct gsq_model_quant *q = m->quant;
     const float *w = m->params + ql->w_offset;
     if (ql->fixed_scales) memcpy(scales, ql->w_scales, (size_t)ql->rows * sizeof(float));
     else if ((st = gsq_weight_scales(scales, w, ql->rows, ql->cols, q->w_qmax, q->weight_calib, err)) != GSQ_OK)
@@ -350,7 +360,7 @@ gsq_status gsq_vit_quant_weight_codes(const gsq_vit *m, int linear, int8_t *code
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int linear, const float *scales, gsq_error *err)
+gsq_status gsq_model_quant_fix_weight_scales(gsq_model *m, int linear, const float *scales, gsq_error *err)
 {
     gsq_qlinear *ql;
     gsq_status st = quantizer(m, linear, &ql, err);
@@ -365,28 +375,28 @@ gsq_status gsq_vit_quant_fix_weight_scales(gsq_vit *m, int linear, const float *
     return GSQ_OK;
 }
 
-const float *gsq_qlinear_saved_input(const gsq_vit *m, int i, const float *x)
+const float *gsq_qlinear_saved_input(const gsq_model *m, int i, const float *x)
 {
     return m->quant && m->quant->active ? m->quant->linears[i].xq : x;
 }
 
-const float *gsq_qlinear_saved_weight(const gsq_vit *m, int i, const float *w)
+const float *gsq_qlinear_saved_weight(const gsq_model *m, int i, const float *w)
 {
     return m->quant && m->quant->active ? m->quant->linears[i].wq : w;
 }
 
-float *gsq_qlinear_dw_target(gsq_vit *m, int i, float *grad)
+float *gsq_qlinear_dw_target(gsq_model *m, int i, float *grad)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->active) return grad;
     const gsq_qlinear *ql = &q->linears[i];
     memset(q->dw, 0, (size_t)ql->rows * (size_t)ql->cols * sizeof(float));
     return q->dw;
 }
 
-void gsq_qlinear_dw_finish(gsq_vit *m, int i, float *grad)
+void gsq_qlinear_dw_finish(gsq_model *m, int i, float *grad)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->active) return;
     const gsq_qlinear *ql = &q->linears[i];
     const float *w = m->params + ql->w_offset;
@@ -400,18 +410,18 @@ void gsq_qlinear_dw_finish(gsq_vit *m, int i, float *grad)
     }
 }
 
-void gsq_qlinear_input_grad(gsq_vit *m, int i, float *dx, size_t n)
+void gsq_qlinear_input_grad(gsq_model *m, int i, float *dx, size_t n)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->active || !dx) return;
     const gsq_qlinear *ql = &q->linears[i];
     if (q->lsq) gsq_lsq_act_grad(m, i, dx, n);
-    gsq_fake_quant_backward(dx, dx, ql->x, n, ql->a_scale, q->a_qmax);
+    gsq_fake_quant_backward(dx, dx, ql->x, n, *ql->a_scale, q->a_qmax);
 }
 
-float *gsq_qlinear_scratch_dx(gsq_vit *m, size_t n)
+float *gsq_qlinear_scratch_dx(gsq_model *m, size_t n)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     if (!q || !q->active || !q->lsq) return NULL;
     memset(q->lsq->dx, 0, n * sizeof(float));
     return q->lsq->dx;

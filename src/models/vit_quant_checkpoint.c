@@ -1,7 +1,7 @@
 /* The quantizers' state in a training checkpoint (include/gpusq/vit_quant.h): the mode, the
- * calibrated activation scales, held weight scales, attention scales and LSQ's Adam state, as
- * "quant." tensors and metadata beside the weights, and restored from them, so that stage 2
- * resumes bit for bit. */
+ * calibrated or learned activation scales, held weight scales and attention scales, as "quant."
+ * tensors and metadata beside the weights, and restored from them, so that stage 2 resumes bit
+ * for bit (the optimizer's moments of learned scales are the trainer's, like the weights'). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,16 +9,17 @@
 #include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 #include "vit_quant_state.h"
+#include "models/model_state.h"
 
 /* "quant.NAME.suffix" for linear i of m. */
-static void tensor_name(const gsq_vit *m, int i, const char *suffix, char *buf, size_t cap)
+static void tensor_name(const gsq_model *m, int i, const char *suffix, char *buf, size_t cap)
 {
     snprintf(buf, cap, "quant.%s.%s", m->graph->linears[i].name, suffix);
 }
 
-gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_error *err)
+gsq_status gsq_model_quant_add_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
 {
-    const struct gsq_vit_quant *q = m->quant;
+    const struct gsq_model_quant *q = m->quant;
     if (!q) return GSQ_OK;
     char name[GSQ_NAME_MAX + 32], num[32];
     gsq_status st = gsq_st_writer_set_meta(w, "quant.mode", gsq_quant_mode_name(q->mode), err);
@@ -31,7 +32,7 @@ gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_e
         const gsq_qlinear *ql = &q->linears[i];
         if (!ql->quantized) continue;
         tensor_name(m, i, "input_scale", name, sizeof name);
-        st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, one, &ql->a_scale, err);
+        st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, one, ql->a_scale, err);
         int64_t rows[1] = {ql->rows};
         tensor_name(m, i, "weight_scale", name, sizeof name); /* only where held: recomputed otherwise */
         if (st == GSQ_OK && ql->fixed_scales)
@@ -40,13 +41,6 @@ gsq_status gsq_vit_quant_add_to_writer(const gsq_vit *m, gsq_st_writer *w, gsq_e
     for (int l = 0; st == GSQ_OK && q->attn && l < m->cfg.depth; l++) {
         snprintf(name, sizeof name, "quant.blocks.%d.attn.qkv.output_scale", l);
         st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, three, q->attn[l].qkv_scale, err);
-    }
-    if (st == GSQ_OK && q->lsq) {
-        int64_t n[1] = {(int64_t)q->lsq->n};
-        st = gsq_st_writer_add(w, "quant.lsq.exp_avg", GSQ_DT_F32, 1, n, q->lsq->m, err);
-        if (st == GSQ_OK) st = gsq_st_writer_add(w, "quant.lsq.exp_avg_sq", GSQ_DT_F32, 1, n, q->lsq->v, err);
-        snprintf(num, sizeof num, "%ld", q->lsq->steps);
-        if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "quant.lsq.steps", num, err);
     }
     return st;
 }
@@ -60,7 +54,7 @@ static gsq_status read_exact(const gsq_st_file *f, const char *name, float *dst,
     return gsq_st_read_f32(f, t, dst, n, err);
 }
 
-gsq_status gsq_vit_quant_restore(gsq_vit *m, const gsq_st_file *f, gsq_error *err)
+gsq_status gsq_model_quant_restore(gsq_model *m, const gsq_st_file *f, gsq_error *err)
 {
     const char *mode_s = gsq_st_meta_get(f, "quant.mode"), *calib_s = gsq_st_meta_get(f, "quant.weight_calibration");
     const char *attn = gsq_st_meta_get(f, "quant.attention"), *lsq_s = gsq_st_meta_get(f, "quant.lsq");
@@ -76,16 +70,16 @@ gsq_status gsq_vit_quant_restore(gsq_vit *m, const gsq_st_file *f, gsq_error *er
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: the checkpoint's quantizer metadata (quant.mode, "
                         "quant.weight_calibration, quant.attention, quant.lsq) is incomplete or invalid",
                         gsq_st_label(f));
-    gsq_status st = gsq_vit_quant_enable(m, mode, calib, err);
-    if (st == GSQ_OK && !strcmp(attn, "1")) st = gsq_vit_quant_enable_attention(m, err);
-    if (st == GSQ_OK && lr_scale > 0) st = gsq_vit_quant_enable_lsq(m, (float)lr_scale, err);
-    struct gsq_vit_quant *q = m->quant;
+    gsq_status st = gsq_model_quant_enable(m, mode, calib, err);
+    if (st == GSQ_OK && !strcmp(attn, "1")) st = gsq_model_quant_enable_attention(m, err);
+    if (st == GSQ_OK && lr_scale > 0) st = gsq_model_quant_enable_lsq(m, (float)lr_scale, err);
+    struct gsq_model_quant *q = m->quant;
     char name[GSQ_NAME_MAX + 32];
     for (int l = 0; st == GSQ_OK && q->attn && l < m->cfg.depth; l++) {
         float scales[3];
         snprintf(name, sizeof name, "quant.blocks.%d.attn.qkv.output_scale", l);
         st = read_exact(f, name, scales, 3, err);
-        if (st == GSQ_OK) st = gsq_vit_quant_set_attention_scales(m, l, scales, err);
+        if (st == GSQ_OK) st = gsq_model_quant_set_attention_scales(m, l, scales, err);
     }
     for (int i = 0; st == GSQ_OK && i < q->num_linears; i++) {
         gsq_qlinear *ql = &q->linears[i];
@@ -93,28 +87,18 @@ gsq_status gsq_vit_quant_restore(gsq_vit *m, const gsq_st_file *f, gsq_error *er
         float a;
         tensor_name(m, i, "input_scale", name, sizeof name);
         st = read_exact(f, name, &a, 1, err);
-        if (st == GSQ_OK) st = gsq_vit_quant_set_act_scale(m, i, a, err);
+        if (st == GSQ_OK) st = gsq_model_quant_set_act_scale(m, i, a, err);
         tensor_name(m, i, "weight_scale", name, sizeof name);
         if (st == GSQ_OK && gsq_st_find(f, name)) {
             float *scales = malloc((size_t)ql->rows * sizeof(float));
             st = scales ? read_exact(f, name, scales, (size_t)ql->rows, err)
                         : gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", gsq_st_label(f));
-            if (st == GSQ_OK) st = gsq_vit_quant_fix_weight_scales(m, i, scales, err);
+            if (st == GSQ_OK) st = gsq_model_quant_fix_weight_scales(m, i, scales, err);
             free(scales);
         }
     }
-    if (st == GSQ_OK && q->lsq) {
-        const char *steps = gsq_st_meta_get(f, "quant.lsq.steps");
-        long n = steps ? strtol(steps, &end, 10) : -1;
-        if (!steps || end == steps || *end || n < 0)
-            st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: checkpoint metadata 'quant.lsq.steps' is missing or invalid",
-                          gsq_st_label(f));
-        q->lsq->steps = n;
-        if (st == GSQ_OK) st = read_exact(f, "quant.lsq.exp_avg", q->lsq->m, q->lsq->n, err);
-        if (st == GSQ_OK) st = read_exact(f, "quant.lsq.exp_avg_sq", q->lsq->v, q->lsq->n, err);
-    }
     if (st != GSQ_OK) {
-        gsq_vit_quant_disable(m);
+        gsq_model_quant_disable(m);
         if (err && !strstr(err->msg, gsq_st_label(f))) { /* a setter's message: name the file too */
             gsq_error inner = *err;
             gsq_fail(err, st, "%.200s: %s", gsq_st_label(f), inner.msg);

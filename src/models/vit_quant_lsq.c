@@ -1,30 +1,46 @@
-/* LSQ, learned step size quantization (Esser et al. 2020), for a ViT's quantizers: every GEMM's
- * activation scale and per-row weight scales become parameters. Backward adds their gradients
- * (gsq_fake_quant_scale_grad scaled by g = 1/sqrt(N·qmax)); after each optimizer step an Adam
- * step on log s moves them, so they stay positive and one learning rate suits every magnitude
- * (include/gpusq/vit_quant.h, docs/QUANTIZATION.md). */
+/* LSQ, learned step size quantization (Esser et al. 2020), for a ViT's quantizers: every
+ * compressed linear's activation scale and per-row weight scales become a parameter block
+ * (gsq_model_blocks) that the optimizer, gradient accumulation and checkpoints treat like the
+ * weights. Backward adds their gradients (gsq_fake_quant_scale_grad scaled by g = 1/sqrt(N·qmax),
+ * times s: the block is learned as log s, so the scales stay positive and one learning rate suits
+ * every magnitude) (include/gpusq/vit_quant.h, docs/QUANTIZATION.md). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/graph.h"
 #include "vit_quant_state.h"
-
-static const float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+#include "models/model_state.h"
 
 void gsq_lsq_free(gsq_lsq *l)
 {
     if (!l) return;
+    free(l->tensors);
     free(l->grad);
-    free(l->m);
-    free(l->v);
     free(l->dx);
     free(l);
 }
 
-gsq_status gsq_vit_quant_enable_lsq(gsq_vit *m, float lr_scale, gsq_error *err)
+/* A tensor of the block: linear i's activation scale (one value) or its weight scales (rows); 0 when
+ * its name does not fit. */
+static int describe(const gsq_model *m, int i, int weights, gsq_param *t)
 {
-    struct gsq_vit_quant *q = m->quant;
-    if (!q) return gsq_fail(err, GSQ_ERR_ARG, "LSQ: the model has no quantizers (gsq_vit_quant_enable)");
+    const gsq_qlinear *ql = &m->quant->linears[i];
+    int len = snprintf(t->name, sizeof t->name, "quant.%s.%s", m->graph->linears[i].name,
+                       weights ? "weight_scale" : "input_scale");
+    t->ndim = 1;
+    t->shape[0] = weights ? ql->rows : 1;
+    t->numel = (size_t)t->shape[0];
+    t->offset = ql->scale_index + (size_t)weights;
+    t->no_decay = 1;
+    return len < (int)sizeof t->name;
+}
+
+gsq_status gsq_model_quant_enable_lsq(gsq_model *m, float lr_scale, gsq_error *err)
+{
+    struct gsq_model_quant *q = m->quant;
+    if (!q) return gsq_fail(err, GSQ_ERR_ARG, "LSQ: the model has no quantizers (gsq_model_quant_enable)");
     if (!(lr_scale > 0.0f && lr_scale < 1e6f))
         return gsq_fail(err, GSQ_ERR_ARG, "LSQ: the learning-rate factor %g is not a positive number",
                         (double)lr_scale);
@@ -32,28 +48,41 @@ gsq_status gsq_vit_quant_enable_lsq(gsq_vit *m, float lr_scale, gsq_error *err)
         q->lsq->lr_scale = lr_scale;
         return GSQ_OK;
     }
-    size_t n = 0;
-    for (int i = 0; i < q->num_linears; i++) {
-        q->linears[i].lsq_index = n;
-        n += q->linears[i].quantized ? 1 + (size_t)q->linears[i].rows : 0;
-    }
+    int n = 0;
+    for (int i = 0; i < q->num_linears; i++) n += 2 * q->linears[i].quantized;
     gsq_lsq *l = calloc(1, sizeof *l);
-    if (!l || !(l->grad = calloc(n, sizeof(float))) || !(l->m = calloc(n, sizeof(float))) ||
-        !(l->v = calloc(n, sizeof(float)))) {
+    if (!l || !(l->tensors = calloc((size_t)(n ? n : 1), sizeof *l->tensors)) ||
+        !(l->grad = calloc(q->num_scales ? q->num_scales : 1, sizeof(float)))) {
         gsq_lsq_free(l);
-        return gsq_fail(err, GSQ_ERR_NOMEM, "LSQ: out of memory for %zu scales", n);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "LSQ: out of memory for %zu scales", q->num_scales);
     }
-    l->n = n;
+    for (int i = 0; i < q->num_linears; i++) {
+        int ok = !q->linears[i].quantized || (describe(m, i, 0, &l->tensors[l->num_tensors++]) &&
+                                              describe(m, i, 1, &l->tensors[l->num_tensors++]));
+        if (!ok) {
+            gsq_lsq_free(l);
+            return gsq_fail(err, GSQ_ERR_ARG, "LSQ: the linear's name %s is too long for its scales' names",
+                            m->graph->linears[i].name);
+        }
+    }
     l->lr_scale = lr_scale;
     q->lsq = l;
     q->batch_cap = 0; /* dx is sized with the other buffers on the next forward */
     return GSQ_OK;
 }
 
-size_t gsq_vit_quant_lsq_size(const gsq_vit *m) { return m->quant && m->quant->lsq ? m->quant->lsq->n : 0; }
-float *gsq_vit_quant_lsq_grads(gsq_vit *m) { return m->quant && m->quant->lsq ? m->quant->lsq->grad : NULL; }
+size_t gsq_model_quant_lsq_size(const gsq_model *m) { return m->quant && m->quant->lsq ? m->quant->num_scales : 0; }
 
-gsq_status gsq_lsq_prepare(gsq_vit *m, int B, gsq_error *err)
+int gsq_lsq_block(gsq_model *m, gsq_param_block *b)
+{
+    struct gsq_model_quant *q = m->quant;
+    if (!q || !q->lsq) return 0;
+    *b = (gsq_param_block){.num_tensors = q->lsq->num_tensors, .tensors = q->lsq->tensors, .n = q->num_scales,
+                           .values = q->scales, .grads = q->lsq->grad, .lr_scale = q->lsq->lr_scale, .log_domain = 1};
+    return 1;
+}
+
+gsq_status gsq_lsq_prepare(gsq_model *m, int B, gsq_error *err)
 {
     gsq_lsq *l = m->quant->lsq;
     if (!l) return GSQ_OK;
@@ -66,51 +95,27 @@ gsq_status gsq_lsq_prepare(gsq_vit *m, int B, gsq_error *err)
     return GSQ_OK;
 }
 
-void gsq_vit_quant_zero_grad(gsq_vit *m)
+void gsq_model_quant_zero_grad(gsq_model *m)
 {
-    if (m->quant && m->quant->lsq) memset(m->quant->lsq->grad, 0, m->quant->lsq->n * sizeof(float));
+    if (m->quant && m->quant->lsq) memset(m->quant->lsq->grad, 0, m->quant->num_scales * sizeof(float));
 }
 
-void gsq_lsq_act_grad(gsq_vit *m, int i, const float *dy, size_t n)
+void gsq_lsq_act_grad(gsq_model *m, int i, const float *dy, size_t n)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     const gsq_qlinear *ql = &q->linears[i];
     float g = 1.0f / sqrtf((float)ql->in_per_sample * (float)q->a_qmax); /* N: features per image */
-    q->lsq->grad[ql->lsq_index] += g * (float)gsq_fake_quant_scale_grad(dy, ql->x, n, ql->a_scale, q->a_qmax);
+    float s = *ql->a_scale;
+    q->lsq->grad[ql->scale_index] += g * s * (float)gsq_fake_quant_scale_grad(dy, ql->x, n, s, q->a_qmax);
 }
 
-void gsq_lsq_row_grad(gsq_vit *m, int i, int row, const float *dw)
+void gsq_lsq_row_grad(gsq_model *m, int i, int row, const float *dw)
 {
-    struct gsq_vit_quant *q = m->quant;
+    struct gsq_model_quant *q = m->quant;
     const gsq_qlinear *ql = &q->linears[i];
     const float *w = m->params + ql->w_offset + (size_t)row * (size_t)ql->cols;
     float g = 1.0f / sqrtf((float)ql->cols * (float)q->w_qmax); /* N: the row's weights */
-    q->lsq->grad[ql->lsq_index + 1 + (size_t)row] +=
-        g * (float)gsq_fake_quant_scale_grad(dw, w, (size_t)ql->cols, ql->w_scales[row], q->w_qmax);
-}
-
-/* Adam on u = log s (∂L/∂u = s·∂L/∂s), bias-corrected: s ← s·exp(−lr·m̂/(√v̂ + eps)). */
-static void adam_log_step(float *s, gsq_lsq *l, size_t i, float lr, float bc1, float bc2)
-{
-    float g = l->grad[i] * *s;
-    l->m[i] = beta1 * l->m[i] + (1.0f - beta1) * g;
-    l->v[i] = beta2 * l->v[i] + (1.0f - beta2) * g * g;
-    *s *= expf(-lr * (l->m[i] / bc1) / (sqrtf(l->v[i] / bc2) + eps));
-}
-
-void gsq_vit_quant_lsq_step(gsq_vit *m, float lr)
-{
-    struct gsq_vit_quant *q = m->quant;
-    if (!q || !q->lsq || !q->active) return;
-    gsq_lsq *l = q->lsq;
-    l->steps++;
-    float bc1 = 1.0f - powf(beta1, (float)l->steps), bc2 = 1.0f - powf(beta2, (float)l->steps);
-    float a = lr * l->lr_scale;
-    for (int i = 0; i < q->num_linears; i++) {
-        gsq_qlinear *ql = &q->linears[i];
-        if (!ql->quantized) continue;
-        adam_log_step(&ql->a_scale, l, ql->lsq_index, a, bc1, bc2);
-        for (int r = 0; ql->fixed_scales && r < ql->rows; r++)
-            adam_log_step(&ql->w_scales[r], l, ql->lsq_index + 1 + (size_t)r, a, bc1, bc2);
-    }
+    float s = ql->w_scales[row];
+    q->lsq->grad[ql->scale_index + 1 + (size_t)row] +=
+        g * s * (float)gsq_fake_quant_scale_grad(dw, w, (size_t)ql->cols, s, q->w_qmax);
 }

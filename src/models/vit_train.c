@@ -7,6 +7,7 @@
 #include "gpusq/kernels.h"
 #include "gpusq/vit.h"
 #include "vit_quant_state.h"
+#include "models/model_state.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -14,15 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const float *param(const gsq_vit *m, int t) { return t < 0 ? NULL : m->params + m->tensors[t].offset; }
-static float *grad(const gsq_vit *m, int t) { return t < 0 ? NULL : m->grads + m->tensors[t].offset; }
+static const float *param(const gsq_model *m, int t) { return t < 0 ? NULL : m->params + m->tensors[t].offset; }
+static float *grad(const gsq_model *m, int t) { return t < 0 ? NULL : m->grads + m->tensors[t].offset; }
 
-static float *act(const gsq_vit *m, int v) { return m->act_mem + m->act_at[v]; }
-static float *gact(const gsq_vit *m, int v) { return m->gact_at[v] == SIZE_MAX ? NULL : m->gact_mem + m->gact_at[v]; }
+static float *act(const gsq_model *m, int v) { return m->act_mem + m->act_at[v]; }
+static float *gact(const gsq_model *m, int v) { return m->gact_at[v] == SIZE_MAX ? NULL : m->gact_mem + m->gact_at[v]; }
 
 /* Plans the value arena for a batch of B (grows only; a training plan serves inference too). On
  * failure the model holds no activations (act_batch 0), so nothing can read freed memory. */
-static gsq_status ensure_acts(gsq_vit *m, int B, int training, gsq_error *err)
+static gsq_status ensure_acts(gsq_model *m, int B, int training, gsq_error *err)
 {
     if (B <= m->act_batch && (m->act_training || !training)) return GSQ_OK;
     const gsq_graph *g = m->graph;
@@ -58,7 +59,7 @@ static gsq_status ensure_acts(gsq_vit *m, int B, int training, gsq_error *err)
 }
 
 /* The gradient of value v is worth computing: it reaches a parameter. */
-static int flows(const gsq_vit *m, int v)
+static int flows(const gsq_model *m, int v)
 {
     const gsq_graph *g = m->graph;
     int p = g->values[v].producer;
@@ -72,7 +73,7 @@ static int flows(const gsq_vit *m, int v)
  * step i runs node num_nodes-1-i; a value's gradient lives from its first consumer's step to its
  * producer's (with retain_grads, to the end), and attention's probabilities get one for that
  * node's step as its scratch. */
-static gsq_status plan_grads(const gsq_vit *m, int B, size_t *offset, size_t *floats, gsq_error *err)
+static gsq_status plan_grads(const gsq_model *m, int B, size_t *offset, size_t *floats, gsq_error *err)
 {
     const gsq_graph *g = m->graph;
     int nv = g->num_values, last_step = g->num_nodes - 1;
@@ -100,7 +101,7 @@ static gsq_status plan_grads(const gsq_vit *m, int B, size_t *offset, size_t *fl
     return st;
 }
 
-static gsq_status ensure_grad_acts(gsq_vit *m, gsq_error *err)
+static gsq_status ensure_grad_acts(gsq_model *m, gsq_error *err)
 {
     if (m->gact_mem) return GSQ_OK;
     if (!m->gact_at && !(m->gact_at = malloc((size_t)m->graph->num_values * sizeof *m->gact_at)))
@@ -118,17 +119,17 @@ static gsq_status ensure_grad_acts(gsq_vit *m, gsq_error *err)
 
 size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int training)
 {
-    gsq_vit *m;
+    gsq_model *m;
     if (gsq_vit_describe(&m, cfg, NULL) != GSQ_OK) return 0;
     size_t *at = malloc((size_t)m->graph->num_values * sizeof *at), floats = 0, grads = 0;
     gsq_status st = at ? gsq_graph_plan_forward(m->graph, batch, training, at, &floats, NULL) : GSQ_ERR_NOMEM;
     if (st == GSQ_OK && training) st = plan_grads(m, batch, at, &grads, NULL);
     free(at);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return st == GSQ_OK ? (floats + grads) * sizeof(float) : 0;
 }
 
-static void forward_node(gsq_vit *m, const gsq_node *n, const float *images, int B)
+static void forward_node(gsq_model *m, const gsq_node *n, const float *images, int B)
 {
     const gsq_graph *g = m->graph;
     const gsq_value *xv = &g->values[n->in[0]];
@@ -157,7 +158,7 @@ static void forward_node(gsq_vit *m, const gsq_node *n, const float *images, int
     gsq_node_forward_f32(g, n, &a);
 }
 
-static gsq_status run_forward(gsq_vit *m, const float *images, int B, int training, const float **logits,
+static gsq_status run_forward(gsq_model *m, const float *images, int B, int training, const float **logits,
                               gsq_error *err)
 {
     const gsq_vit_config *c = &m->cfg;
@@ -170,7 +171,7 @@ static gsq_status run_forward(gsq_vit *m, const float *images, int B, int traini
     if ((size_t)B > (size_t)INT_MAX / tokens || (size_t)B > (size_t)INT_MAX / (size_t)c->num_heads)
         return gsq_fail(err, GSQ_ERR_ARG, "forward: batch %d of %zu tokens is too large", B, tokens);
     gsq_status st = ensure_acts(m, B, training, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_prepare(m, B, err);
+    if (st == GSQ_OK) st = gsq_model_quant_prepare(m, B, err);
     if (st != GSQ_OK) return st;
     for (int i = 0; i < m->graph->num_nodes; i++) forward_node(m, &m->graph->nodes[i], images, B);
     m->batch = B;
@@ -179,24 +180,24 @@ static gsq_status run_forward(gsq_vit *m, const float *images, int B, int traini
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_forward(gsq_vit *m, const float *images, int B, const float **logits, gsq_error *err)
+gsq_status gsq_model_forward(gsq_model *m, const float *images, int B, const float **logits, gsq_error *err)
 {
     return run_forward(m, images, B, 1, logits, err);
 }
 
-gsq_status gsq_vit_infer(gsq_vit *m, const float *images, int B, const float **logits, gsq_error *err)
+gsq_status gsq_model_infer(gsq_model *m, const float *images, int B, const float **logits, gsq_error *err)
 {
     return run_forward(m, images, B, 0, logits, err);
 }
 
-const float *gsq_vit_output(const gsq_vit *m, const char *name)
+const float *gsq_model_output(const gsq_model *m, const char *name)
 {
     int v = m->batch > 0 ? gsq_graph_find_value(m->graph, name) : -1;
     if (v < 0 || v == m->graph->input || !(m->kept || m->graph->values[v].tap)) return NULL;
     return act(m, v);
 }
 
-gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, float *loss,
+gsq_status gsq_model_loss(gsq_model *m, const int *targets, float label_smoothing, float *loss,
                         gsq_error *err)
 {
     int B = m->batch, K = m->cfg.num_classes;
@@ -208,19 +209,19 @@ gsq_status gsq_vit_loss(gsq_vit *m, const int *targets, float label_smoothing, f
             return gsq_fail(err, GSQ_ERR_ARG, "loss: target %d of sample %d is outside [0, %d)", targets[b], b, K);
     memcpy(m->targets, targets, (size_t)B * sizeof(int));
     m->label_smoothing = label_smoothing;
-    float value = gsq_cross_entropy_forward(m->probs, gsq_vit_output(m, "logits"), m->targets, B, K, label_smoothing);
+    float value = gsq_cross_entropy_forward(m->probs, gsq_model_output(m, "logits"), m->targets, B, K, label_smoothing);
     m->have_loss = 1;
     if (loss) *loss = value;
     return GSQ_OK;
 }
 
-const float *gsq_vit_output_grad(const gsq_vit *m, const char *name)
+const float *gsq_model_output_grad(const gsq_model *m, const char *name)
 {
     int v = m->retain_grads && m->gact_mem ? gsq_graph_find_value(m->graph, name) : -1;
     return v < 0 ? NULL : gact(m, v);
 }
 
-gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err)
+gsq_status gsq_model_backward(gsq_model *m, gsq_error *err)
 {
     if (m->batch <= 0 || !m->have_loss)
         return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss of it to differentiate");
@@ -232,12 +233,12 @@ gsq_status gsq_vit_backward(gsq_vit *m, gsq_error *err)
                                1.0f);
     int v = m->graph->logits;
     const float *const grads[1] = {dlogits};
-    gsq_status st = gsq_vit_backward_values(m, 1, &v, grads, err);
+    gsq_status st = gsq_model_backward_values(m, 1, &v, grads, err);
     free(dlogits);
     return st;
 }
 
-static void backward_node(gsq_vit *m, const gsq_node *n, int B)
+static void backward_node(gsq_model *m, const gsq_node *n, int B)
 {
     const gsq_graph *g = m->graph;
     const float *x = n->in[0] == g->input ? NULL : act(m, n->in[0]);
@@ -306,13 +307,13 @@ static void backward_node(gsq_vit *m, const gsq_node *n, int B)
     }
 }
 
-gsq_status gsq_vit_backward_values(gsq_vit *m, int count, const int *values, const float *const *grads,
+gsq_status gsq_model_backward_values(gsq_model *m, int count, const int *values, const float *const *grads,
                                    gsq_error *err)
 {
     int B = m->batch;
     if (B <= 0 || !m->kept)
-        return gsq_fail(err, GSQ_ERR_ARG, "backward: no training forward pass to differentiate (gsq_vit_forward)");
-    gsq_status st = m->grads ? GSQ_OK : gsq_vit_zero_grad(m, err);
+        return gsq_fail(err, GSQ_ERR_ARG, "backward: no training forward pass to differentiate (gsq_model_forward)");
+    gsq_status st = m->grads ? GSQ_OK : gsq_model_zero_grad(m, err);
     if (st == GSQ_OK) st = ensure_grad_acts(m, err);
     if (st != GSQ_OK) return st;
     const gsq_graph *g = m->graph;
@@ -343,7 +344,7 @@ gsq_status gsq_vit_backward_values(gsq_vit *m, int count, const int *values, con
     return GSQ_OK;
 }
 
-gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *dlogits_dist,
+gsq_status gsq_model_backward_from(gsq_model *m, const float *dlogits, const float *dlogits_dist,
                                  const float *const *dblock_out, gsq_error *err)
 {
     const gsq_vit_config *c = &m->cfg;
@@ -368,7 +369,7 @@ gsq_status gsq_vit_backward_from(gsq_vit *m, const float *dlogits, const float *
         values[count] = gsq_graph_find_value(m->graph, name);
         grads[count++] = dblock_out[l];
     }
-    gsq_status st = gsq_vit_backward_values(m, count, values, grads, err);
+    gsq_status st = gsq_model_backward_values(m, count, values, grads, err);
     free(values);
     free((void *)grads);
     return st;

@@ -25,7 +25,7 @@ float gsq_lr_at(const gsq_optim_config *c, long step)
     return (float)(c->min_lr + 0.5 * (c->lr - c->min_lr) * (1.0 + cos(3.14159265358979323846 * progress)));
 }
 
-gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_vit *m, const gsq_optim_config *cfg,
+gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_param_block *b, int num_blocks, const gsq_optim_config *cfg,
                           gsq_error *err)
 {
     memset(opt, 0, sizeof *opt);
@@ -38,60 +38,83 @@ gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_vit *m, const gsq_optim_conf
                         (double)cfg->lr, (double)cfg->min_lr, (double)cfg->weight_decay, (double)cfg->beta1,
                         (double)cfg->beta2, (double)cfg->eps, (double)cfg->clip_grad, cfg->warmup_steps,
                         cfg->total_steps);
+    if (num_blocks < 1 || num_blocks > GSQ_MAX_BLOCKS)
+        return gsq_fail(err, GSQ_ERR_ARG, "optimizer: %d parameter blocks (1 to %d)", num_blocks, GSQ_MAX_BLOCKS);
     opt->cfg = *cfg;
-    opt->n = m->num_params;
-    opt->m = calloc(opt->n, sizeof(float));
-    opt->v = calloc(opt->n, sizeof(float));
-    opt->decay = malloc(opt->n);
-    if (!opt->m || !opt->v || !opt->decay) {
-        gsq_adamw_free(opt);
-        return gsq_fail(err, GSQ_ERR_NOMEM, "optimizer: out of memory for %zu parameters", m->num_params);
-    }
-    for (int i = 0; i < m->num_tensors; i++) {
-        const gsq_param *p = &m->tensors[i];
-        memset(opt->decay + p->offset, p->no_decay ? 0 : 1, p->numel);
+    opt->num_blocks = num_blocks;
+    for (int k = 0; k < num_blocks; k++) {
+        size_t n = opt->n[k] = b[k].n;
+        opt->m[k] = calloc(n ? n : 1, sizeof(float));
+        opt->v[k] = calloc(n ? n : 1, sizeof(float));
+        opt->decay[k] = malloc(n ? n : 1);
+        if (!opt->m[k] || !opt->v[k] || !opt->decay[k]) {
+            gsq_adamw_free(opt);
+            return gsq_fail(err, GSQ_ERR_NOMEM, "optimizer: out of memory for %zu values", n);
+        }
+        for (int i = 0; i < b[k].num_tensors; i++) {
+            const gsq_param *p = &b[k].tensors[i];
+            memset(opt->decay[k] + p->offset, p->no_decay ? 0 : 1, p->numel);
+        }
     }
     return GSQ_OK;
 }
 
 void gsq_adamw_free(gsq_adamw *opt)
 {
-    free(opt->m);
-    free(opt->v);
-    free(opt->decay);
+    for (int k = 0; k < GSQ_MAX_BLOCKS; k++) {
+        free(opt->m[k]);
+        free(opt->v[k]);
+        free(opt->decay[k]);
+    }
     memset(opt, 0, sizeof *opt);
 }
 
-double gsq_grad_norm(const float *grads, size_t n)
+static double sum_squares(const float *grads, size_t n)
 {
     double s = 0.0;
     #pragma omp parallel for reduction(+ : s) schedule(static)
     for (size_t i = 0; i < n; i++) s += (double)grads[i] * grads[i];
-    return sqrt(s);
+    return s;
 }
 
-double gsq_adamw_step(gsq_adamw *opt, float *params, float *grads, float *lr_used)
+double gsq_grad_norm(const float *grads, size_t n) { return sqrt(sum_squares(grads, n)); }
+
+double gsq_adamw_step(gsq_adamw *opt, const gsq_param_block *b, int num_blocks, float *lr_used)
 {
     const gsq_optim_config *c = &opt->cfg;
-    double norm = gsq_grad_norm(grads, opt->n);
+    double sq = 0;
+    for (int k = 0; k < num_blocks; k++) sq += sum_squares(b[k].grads, b[k].n);
+    double norm = sqrt(sq);
     float lr = gsq_lr_at(c, opt->step);
     if (lr_used) *lr_used = lr;
     if (!isfinite(norm)) return norm; /* no step: the caller stops the run */
     float gscale = 1.0f;
     if (c->clip_grad > 0 && norm > c->clip_grad) gscale = (float)(c->clip_grad / (norm + 1e-6));
     opt->step++;
-    float b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = lr * c->weight_decay;
-    float step_size = lr / (float)(1.0 - pow(b1, (double)opt->step));
-    float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)opt->step));
-    float *m = opt->m, *v = opt->v;
-    const uint8_t *decay = opt->decay;
-    #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < opt->n; i++) {
-        float g = grads[i] * gscale;
-        float p = decay[i] ? params[i] * (1.0f - wd) : params[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * g;
-        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-        params[i] = p - step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+    float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    float bc1 = (float)(1.0 - pow(b1, (double)opt->step)), bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)opt->step));
+    for (int k = 0; k < num_blocks && k < opt->num_blocks; k++) {
+        float lr_k = lr * b[k].lr_scale, wd = lr_k * c->weight_decay, step_size = lr_k / bc1;
+        float *values = b[k].values, *m = opt->m[k], *v = opt->v[k];
+        const float *grads = b[k].grads;
+        const uint8_t *decay = opt->decay[k];
+        if (b[k].log_domain) {
+            for (size_t i = 0; i < b[k].n; i++) {
+                float g = grads[i] * gscale;
+                m[i] = b1 * m[i] + (1.0f - b1) * g;
+                v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+                values[i] *= expf(-step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
+            }
+            continue;
+        }
+        #pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < b[k].n; i++) {
+            float g = grads[i] * gscale;
+            float p = decay[i] ? values[i] * (1.0f - wd) : values[i];
+            m[i] = b1 * m[i] + (1.0f - b1) * g;
+            v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+            values[i] = p - step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+        }
     }
     return norm;
 }

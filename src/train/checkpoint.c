@@ -1,6 +1,7 @@
-/* Training checkpoints: the model (timm names), AdamW moments as optim.exp_avg.NAME and
- * optim.exp_avg_sq.NAME, and the run's state and settings as metadata, in one safetensors file
- * written atomically. Resuming restores all of it, so the continued run is bitwise the same. */
+/* Training checkpoints: the model (timm names) and its quantizers, AdamW moments of every learned
+ * block's tensors as optim.exp_avg.NAME and optim.exp_avg_sq.NAME, and the run's state and
+ * settings as metadata, in one safetensors file written atomically. Resuming restores all of it,
+ * so the continued run is bitwise the same. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,21 +37,23 @@ static void run_identity(const gsq_train_config *c, char *buf, size_t cap)
 gsq_status gsq_trainer_save(const gsq_trainer *t, const gsq_train_config *cfg, const char *path,
                             gsq_error *err)
 {
-    const gsq_vit *m = t->model;
+    const gsq_model *m = t->model;
     gsq_st_writer *w = NULL;
-    gsq_status st = gsq_vit_check_finite(m, path, err); /* never replaces good weights with NaN */
+    gsq_status st = gsq_model_check_finite(m, path, err); /* never replaces good weights with NaN */
     if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
-    if (st == GSQ_OK) st = gsq_vit_add_to_writer(m, w, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_add_to_writer(m, w, err);
+    if (st == GSQ_OK) st = gsq_model_add_to_writer(m, w, err);
+    if (st == GSQ_OK) st = gsq_model_quant_add_to_writer(m, w, err);
     char name[GSQ_NAME_MAX + 32];
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
-            const gsq_param *p = &m->tensors[i];
-            snprintf(name, sizeof name, "%s%s", pass ? MOMENT2 : MOMENT1, p->name);
-            st = gsq_st_writer_add(w, name, GSQ_DT_F32, p->ndim, p->shape,
-                                   (pass ? t->opt.v : t->opt.m) + p->offset, err);
-        }
-    }
+    gsq_param_block b[GSQ_MAX_BLOCKS];
+    int nb = gsq_model_blocks(t->model, b);
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < nb && k < t->opt.num_blocks; k++)
+            for (int i = 0; st == GSQ_OK && i < b[k].num_tensors; i++) {
+                const gsq_param *p = &b[k].tensors[i];
+                snprintf(name, sizeof name, "%s%s", pass ? MOMENT2 : MOMENT1, p->name);
+                st = gsq_st_writer_add(w, name, GSQ_DT_F32, p->ndim, p->shape,
+                                       (pass ? t->opt.v[k] : t->opt.m[k]) + p->offset, err);
+            }
     char buf[512];
     snprintf(buf, sizeof buf, "%ld", t->state.step);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "train.step", buf, err);
@@ -81,19 +84,21 @@ static gsq_status meta_long(const gsq_st_file *f, const char *key, long *out, gs
 
 static gsq_status read_moments(const gsq_st_file *f, gsq_trainer *t, gsq_error *err)
 {
-    const gsq_vit *m = t->model;
     char name[GSQ_NAME_MAX + 32];
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < m->num_tensors; i++) {
-            const gsq_param *p = &m->tensors[i];
-            snprintf(name, sizeof name, "%s%s", pass ? MOMENT2 : MOMENT1, p->name);
-            const gsq_st_tensor *tt = gsq_st_find(f, name);
-            if (!tt)
-                return gsq_fail(err, GSQ_ERR_MISSING, "%s: checkpoint tensor '%s' is missing", gsq_st_label(f), name);
-            gsq_status st = gsq_st_read_f32(f, tt, (pass ? t->opt.v : t->opt.m) + p->offset, p->numel, err);
-            if (st != GSQ_OK) return st;
-        }
-    }
+    gsq_param_block b[GSQ_MAX_BLOCKS];
+    int nb = gsq_model_blocks(t->model, b);
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < nb && k < t->opt.num_blocks; k++)
+            for (int i = 0; i < b[k].num_tensors; i++) {
+                const gsq_param *p = &b[k].tensors[i];
+                snprintf(name, sizeof name, "%s%s", pass ? MOMENT2 : MOMENT1, p->name);
+                const gsq_st_tensor *tt = gsq_st_find(f, name);
+                if (!tt)
+                    return gsq_fail(err, GSQ_ERR_MISSING, "%s: checkpoint tensor '%s' is missing", gsq_st_label(f),
+                                    name);
+                gsq_status st = gsq_st_read_f32(f, tt, (pass ? t->opt.v[k] : t->opt.m[k]) + p->offset, p->numel, err);
+                if (st != GSQ_OK) return st;
+            }
     return GSQ_OK;
 }
 
@@ -113,10 +118,10 @@ gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_
     if (st == GSQ_OK && (!run || strcmp(run, want) != 0))
         st = gsq_fail(err, GSQ_ERR_ARG, "%s: the checkpoint was written by a run with other settings (%s); this run has %s",
                       checkpoint, run ? run : "none recorded", want);
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     static const char *const state[] = {"optim.", "quant.", NULL}; /* the optimizer's, the quantizers' */
     if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, NULL, state, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_restore(m, f, err);
+    if (st == GSQ_OK) st = gsq_model_quant_restore(m, f, err);
     if (st == GSQ_OK) {
         st = gsq_trainer_init(t, m, cfg, train_size, err); /* frees m on failure */
         if (st != GSQ_OK && err) { /* a model that does not fit this run: name the checkpoint */
@@ -124,7 +129,7 @@ gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_
             gsq_fail(err, st, "%.200s: %s", checkpoint, inner.msg);
         }
     } else {
-        gsq_vit_free(m);
+        gsq_model_free(m);
     }
     if (st == GSQ_OK) st = read_moments(f, t, err);
     if (st == GSQ_OK) st = meta_long(f, "train.step", &t->state.step, err);

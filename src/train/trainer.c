@@ -10,6 +10,7 @@
 #include "gpusq/loader.h"
 #include "gpusq/train.h"
 #include "gpusq/vit_quant.h"
+#include "models/model_state.h"
 
 void gsq_train_defaults(gsq_train_config *cfg, int size)
 {
@@ -42,7 +43,7 @@ static long steps_per_epoch(const gsq_train_config *cfg, size_t train_size)
     return (bpe + cfg->accum_steps - 1) / cfg->accum_steps;
 }
 
-gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *cfg,
+gsq_status gsq_trainer_init(gsq_trainer *t, gsq_model *m, const gsq_train_config *cfg,
                             size_t train_size, gsq_error *err)
 {
     memset(t, 0, sizeof *t);
@@ -80,8 +81,9 @@ gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *
     oc.total_steps = spe * cfg->epochs;
     oc.warmup_steps = (long)(cfg->warmup_epochs * (float)spe + 0.5f);
     if (oc.warmup_steps > oc.total_steps) oc.warmup_steps = oc.total_steps;
-    gsq_status st = gsq_adamw_init(&t->opt, m, &oc, err);
-    if (st == GSQ_OK) st = gsq_vit_zero_grad(m, err);
+    gsq_status st = gsq_model_zero_grad(m, err);
+    gsq_param_block blocks[GSQ_MAX_BLOCKS];
+    if (st == GSQ_OK) st = gsq_adamw_init(&t->opt, blocks, gsq_model_blocks(m, blocks), &oc, err);
     if (st != GSQ_OK) {
         gsq_trainer_free(t);
         return st;
@@ -92,7 +94,7 @@ gsq_status gsq_trainer_init(gsq_trainer *t, gsq_vit *m, const gsq_train_config *
 
 void gsq_trainer_free(gsq_trainer *t)
 {
-    gsq_vit_free(t->model);
+    gsq_model_free(t->model);
     gsq_adamw_free(&t->opt);
     gsq_distiller_free(t->distiller);
     memset(t, 0, sizeof *t);
@@ -100,10 +102,10 @@ void gsq_trainer_free(gsq_trainer *t)
 
 static gsq_status vit_forward(void *ctx, const float *images, int n, const float **logits, gsq_error *err)
 {
-    return gsq_vit_infer(ctx, images, n, logits, err);
+    return gsq_model_infer(ctx, images, n, logits, err);
 }
 
-gsq_status gsq_evaluate(gsq_vit *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
+gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_eval_result *out, gsq_error *err)
 {
     return gsq_evaluate_with(vit_forward, m, m->cfg.num_classes, ds, t, batch_size, workers, out, err);
@@ -164,14 +166,14 @@ static void accumulate(float *acc, const float *grads, size_t n, float weight)
 static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, const gsq_batch *batch,
                                  float *loss, gsq_error *err)
 {
-    gsq_vit *m = t->model;
-    gsq_status st = cfg->teacher ? gsq_vit_infer(cfg->teacher, batch->images, batch->n, NULL, err) : GSQ_OK;
-    if (st == GSQ_OK) st = gsq_vit_forward(m, batch->images, batch->n, NULL, err);
-    if (st == GSQ_OK) st = gsq_vit_zero_grad(m, err);
+    gsq_model *m = t->model;
+    gsq_status st = cfg->teacher ? gsq_model_infer(cfg->teacher, batch->images, batch->n, NULL, err) : GSQ_OK;
+    if (st == GSQ_OK) st = gsq_model_forward(m, batch->images, batch->n, NULL, err);
+    if (st == GSQ_OK) st = gsq_model_zero_grad(m, err);
     if (st != GSQ_OK) return st;
     if (!cfg->teacher) {
-        st = gsq_vit_loss(m, batch->labels, cfg->label_smoothing, loss, err);
-        return st == GSQ_OK ? gsq_vit_backward(m, err) : st;
+        st = gsq_model_loss(m, batch->labels, cfg->label_smoothing, loss, err);
+        return st == GSQ_OK ? gsq_model_backward(m, err) : st;
     }
     gsq_distill_terms terms;
     st = gsq_distill_loss(t->distiller, m, cfg->teacher, cfg->unsupervised ? NULL : batch->labels, &terms, NULL,
@@ -191,7 +193,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
 {
     memset(res, 0, sizeof *res);
     gsq_flush_denormals();
-    gsq_vit *m = t->model;
+    gsq_model *m = t->model;
     gsq_loader_config lc = loader_config(cfg, 1);
     long bpe = gsq_loader_batches_per_epoch(train, &lc);
     long total = t->opt.cfg.total_steps;
@@ -201,17 +203,20 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     }
     gsq_loader *ld = NULL;
     gsq_status st = gsq_loader_create(&ld, train, &lc, t->state.epoch, t->state.batch, err);
-    /* LSQ's learned quantizer scales: their gradients follow the parameters' through accumulation */
-    size_t np = m->num_params, nq = gsq_vit_quant_lsq_size(m);
-    float *qgrads = gsq_vit_quant_lsq_grads(m), *acc = NULL;
-    if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc((np + nq) * sizeof(float))))
+    /* every learned block (the parameters, LSQ's scales) accumulates and steps alike */
+    gsq_param_block blocks[GSQ_MAX_BLOCKS];
+    int nb = gsq_model_blocks(m, blocks);
+    size_t total_values = 0;
+    for (int k = 0; k < nb; k++) total_values += blocks[k].n;
+    float *acc = NULL;
+    if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc(total_values * sizeof(float))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
     double t0 = gsq_seconds(), early_sum = 0;
     size_t images = 0;
     long steps_here = 0;
     while (st == GSQ_OK && t->state.epoch < cfg->epochs) {
         /* one optimizer step: up to accum_steps micro-batches, not crossing the epoch's end */
-        if (acc) memset(acc, 0, (np + nq) * sizeof(float));
+        if (acc) memset(acc, 0, total_values * sizeof(float));
         double loss_sum = 0;
         int samples = 0;
         for (int a = 0; st == GSQ_OK && a < cfg->accum_steps && t->state.batch < bpe; a++) {
@@ -226,35 +231,32 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
                               "is %s; nothing was written from this step", t->state.step + 1, t->state.epoch + 1,
                               t->state.batch, non_finite_name(loss));
             if (st != GSQ_OK) break;
-            if (acc) {
-                accumulate(acc, m->grads, np, (float)batch.n);
-                accumulate(acc + np, qgrads, nq, (float)batch.n);
-            }
+            for (size_t k = 0, at = 0; acc && k < (size_t)nb; at += blocks[k++].n)
+                accumulate(acc + at, blocks[k].grads, blocks[k].n, (float)batch.n);
             loss_sum += (double)loss * batch.n;
             samples += batch.n;
         }
         if (st != GSQ_OK) break;
         gsq_train_progress p = {.step = t->state.step + 1, .total_steps = total, .epoch = t->state.epoch};
         if (samples > 0) {
-            if (acc) {
-                float inv = 1.0f / (float)samples;
+            for (size_t k = 0, at = 0; acc && k < (size_t)nb; at += blocks[k++].n) {
+                float inv = 1.0f / (float)samples, *g = blocks[k].grads;
+                const float *a = acc + at;
                 #pragma omp parallel for simd schedule(static)
-                for (size_t i = 0; i < np; i++) m->grads[i] = acc[i] * inv;
-                for (size_t i = 0; i < nq; i++) qgrads[i] = acc[np + i] * inv;
+                for (size_t i = 0; i < blocks[k].n; i++) g[i] = a[i] * inv;
             }
             if (cfg->frozen_zero) {
                 const uint8_t *keep = cfg->frozen_zero;
                 #pragma omp parallel for simd schedule(static)
                 for (size_t i = 0; i < m->num_params; i++) m->grads[i] = keep[i] ? m->grads[i] : 0.0f;
             }
-            p.grad_norm = gsq_adamw_step(&t->opt, m->params, m->grads, &p.lr);
+            p.grad_norm = gsq_adamw_step(&t->opt, blocks, nb, &p.lr);
             if (!isfinite(p.grad_norm)) {
                 st = gsq_fail(err, GSQ_ERR_NUMERIC, "training diverged at step %ld: the gradient norm is %s "
                               "(loss %g); nothing was written from this step", t->state.step + 1,
                               non_finite_name(p.grad_norm), loss_sum / samples);
                 break;
             }
-            gsq_vit_quant_lsq_step(m, p.lr); /* nothing without LSQ */
             t->state.step++;
             steps_here++;
             images += (size_t)samples;

@@ -51,7 +51,7 @@ static void write_file(const char *path, const uint8_t *data, size_t size)
 /* Both trainers hold the same model, moments and state. */
 static void check_same(const gsq_trainer *a, const gsq_trainer *b)
 {
-    const gsq_vit *m = a->model, *r = b->model;
+    const gsq_model *m = a->model, *r = b->model;
     const gsq_vit_config *x = &m->cfg, *y = &r->cfg;
     if (x->img_size != y->img_size || x->patch_size != y->patch_size ||
         x->in_chans != y->in_chans || x->num_classes != y->num_classes ||
@@ -62,8 +62,12 @@ static void check_same(const gsq_trainer *a, const gsq_trainer *b)
         abort();
     size_t bytes = m->num_params * sizeof(float);
     if (r->num_params != m->num_params || memcmp(r->params, m->params, bytes) != 0 ||
-        memcmp(b->opt.m, a->opt.m, bytes) != 0 || memcmp(b->opt.v, a->opt.v, bytes) != 0)
+        b->opt.num_blocks != a->opt.num_blocks)
         abort();
+    for (int k = 0; k < a->opt.num_blocks; k++)
+        if (b->opt.n[k] != a->opt.n[k] || memcmp(b->opt.m[k], a->opt.m[k], a->opt.n[k] * sizeof(float)) != 0 ||
+            memcmp(b->opt.v[k], a->opt.v[k], a->opt.n[k] * sizeof(float)) != 0)
+            abort();
     if (b->state.step != a->state.step || b->state.epoch != a->state.epoch ||
         b->state.batch != a->state.batch || b->state.seed != a->state.seed ||
         b->opt.step != a->opt.step)
@@ -90,12 +94,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gsq_error err = {0};
     gsq_status st = gsq_trainer_resume(&t, in_path, &cfg, TRAIN_SIZE, &err);
     if (st != GSQ_OK) {
-        if (t.model || t.opt.m || err.code != st || !strstr(err.msg, in_path)) abort();
+        if (t.model || t.opt.m[0] || err.code != st || !strstr(err.msg, in_path)) abort();
         return 0;
     }
-    gsq_vit *m = t.model;
+    gsq_model *m = t.model;
     if (!m || !m->params || m->cfg.img_size != IMG || m->cfg.in_chans != 3 ||
-        t.opt.n != m->num_params || !t.opt.m || !t.opt.v || t.opt.step != t.state.step ||
+        t.opt.n[0] != m->num_params || !t.opt.m[0] || !t.opt.v[0] || t.opt.step != t.state.step ||
         t.state.step < 0 || t.state.epoch < 0 || t.state.batch < 0 || t.state.seed != cfg.seed)
         abort();
 
@@ -118,11 +122,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const float *logits = NULL;
     int target = 0;
     float loss;
-    if (gsq_vit_forward(m, images, 1, &logits, &err) != GSQ_OK || !logits ||
-        gsq_vit_loss(m, &target, cfg.label_smoothing, &loss, &err) != GSQ_OK ||
-        gsq_vit_backward(m, &err) != GSQ_OK)
+    if (gsq_model_forward(m, images, 1, &logits, &err) != GSQ_OK || !logits ||
+        gsq_model_loss(m, &target, cfg.label_smoothing, &loss, &err) != GSQ_OK ||
+        gsq_model_backward(m, &err) != GSQ_OK)
         abort();
-    gsq_adamw_step(&t.opt, m->params, m->grads, NULL);
+    gsq_param_block blocks[GSQ_MAX_BLOCKS];
+    gsq_adamw_step(&t.opt, blocks, gsq_model_blocks(m, blocks), NULL);
     gsq_trainer_free(&t);
     return 0;
 }
@@ -130,14 +135,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #else
 
 /* Calibrated INT4 quantizers on m, with quantized attention and learned scales, from images. */
-static gsq_status quantize(gsq_vit *m, const float *images, gsq_error *err)
+static gsq_status quantize(gsq_model *m, const float *images, gsq_error *err)
 {
-    gsq_status st = gsq_vit_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_enable_attention(m, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_enable_lsq(m, 10.0f, err);
-    if (st == GSQ_OK) st = gsq_vit_quant_observe_begin(m, 64, err);
-    if (st == GSQ_OK) st = gsq_vit_forward(m, images, 2, NULL, err);
-    return st == GSQ_OK ? gsq_vit_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err) : st;
+    gsq_status st = gsq_model_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, err);
+    if (st == GSQ_OK) st = gsq_model_quant_enable_attention(m, err);
+    if (st == GSQ_OK) st = gsq_model_quant_enable_lsq(m, 10.0f, err);
+    if (st == GSQ_OK) st = gsq_model_quant_observe_begin(m, 64, err);
+    if (st == GSQ_OK) st = gsq_model_forward(m, images, 2, NULL, err);
+    return st == GSQ_OK ? gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err) : st;
 }
 
 /* Writes a checkpoint of a tiny model of configuration c (quantized: in QAT) to DIR/name after a
@@ -149,7 +154,7 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c, int 
     gsq_train_config cfg;
     run_config(&cfg);
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_trainer t;
     float images[2 * 3 * IMG * IMG];
     for (int i = 0; i < 2 * 3 * IMG * IMG; i++) images[i] = (float)(i % 5) * 0.5f - 1.0f;
@@ -164,12 +169,12 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c, int 
     int targets[2] = {0, c->num_classes - 1};
     for (int step = 0; st == GSQ_OK && step < 3; step++) {
         float loss;
-        st = gsq_vit_zero_grad(m, &err);
-        if (st == GSQ_OK) st = gsq_vit_forward(m, images, 2, NULL, &err);
-        if (st == GSQ_OK) st = gsq_vit_loss(m, targets, cfg.label_smoothing, &loss, &err);
-        if (st == GSQ_OK) st = gsq_vit_backward(m, &err);
-        if (st == GSQ_OK) gsq_adamw_step(&t.opt, m->params, m->grads, NULL);
-        if (st == GSQ_OK) gsq_vit_quant_lsq_step(m, cfg.optim.lr); /* nothing without quantizers */
+        st = gsq_model_zero_grad(m, &err);
+        if (st == GSQ_OK) st = gsq_model_forward(m, images, 2, NULL, &err);
+        if (st == GSQ_OK) st = gsq_model_loss(m, targets, cfg.label_smoothing, &loss, &err);
+        if (st == GSQ_OK) st = gsq_model_backward(m, &err);
+        gsq_param_block blocks[GSQ_MAX_BLOCKS];
+        if (st == GSQ_OK) gsq_adamw_step(&t.opt, blocks, gsq_model_blocks(m, blocks), NULL);
     }
     t.state.step = t.opt.step;
     t.state.epoch = 1;

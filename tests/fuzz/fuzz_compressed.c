@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_INPUT (1 << 20)
 
 /* Every site's codes are in range and times its scales give back the weights exactly. */
-static void check_sites(const gsq_vit *m, gsq_compressed_info *info)
+static void check_sites(const gsq_model *m, gsq_compressed_info *info)
 {
     int qmax = gsq_quant_qmax(gsq_quant_mode_weight_bits(info->mode));
     size_t weights = 0;
@@ -36,7 +36,7 @@ static void check_sites(const gsq_vit *m, gsq_compressed_info *info)
         int8_t *codes = malloc(p->numel);
         float *scales = malloc(rows * sizeof(float));
         gsq_error err;
-        if (!codes || !scales || gsq_vit_quant_weight_codes(m, s, codes, scales, &err) != GSQ_OK)
+        if (!codes || !scales || gsq_model_quant_weight_codes(m, s, codes, scales, &err) != GSQ_OK)
             abort();
         const float *w = m->params + p->offset;
         for (size_t r = 0; r < rows; r++) {
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gsq_st_file *f = NULL;
     gsq_error err = {0};
     if (gsq_st_open_buffer(&f, data, size, "fuzz", &err) != GSQ_OK) return 0;
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_compressed_info info;
     gsq_status st = gsq_compressed_load_open(&m, f, &info, &err);
     if (st != GSQ_OK) {
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gsq_st_close(f);
         return 0;
     }
-    if (!m || !m->params || !gsq_vit_quant_active(m) || gsq_vit_quant_mode(m) != info.mode ||
+    if (!m || !m->params || !gsq_model_quant_active(m) || gsq_model_quant_mode(m) != info.mode ||
         info.sparse_linears + info.dense_linears != gsq_graph_compressed_linears(m->graph))
         abort();
     size_t bytes = 0;
@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *attn = gsq_st_meta_get(f, "quant.attention");
     int attention = attn && strcmp(attn, "1") == 0;
     if (bytes != info.param_bytes || info.gemm_weight_bytes > bytes ||
-        !gsq_vit_quant_attention_scales(m, 0) != !attention)
+        !gsq_model_quant_attention_scales(m, 0) != !attention)
         abort();
     check_sites(m, &info);
     gsq_st_close(f);
@@ -87,10 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!images) abort();
         for (size_t i = 0; i < input; i++) images[i] = (float)(i % 11) * 0.2f - 1.0f;
         const float *logits = NULL;
-        if (gsq_vit_forward(m, images, 1, &logits, &err) != GSQ_OK || !logits) abort();
+        if (gsq_model_forward(m, images, 1, &logits, &err) != GSQ_OK || !logits) abort();
         free(images);
     }
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return 0;
 }
 
@@ -107,7 +107,7 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c,
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     gsq_error err = {0};
-    gsq_vit *m = NULL;
+    gsq_model *m = NULL;
     gsq_status st = gsq_vit_create(&m, c, &err);
     if (st == GSQ_OK) {
         gsq_vit_init(m, 3);
@@ -122,16 +122,16 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c,
         if (st == GSQ_OK) {
             gsq_sparse_apply(&plan, m->params);
             gsq_sparse_plan_free(&plan);
-            st = gsq_vit_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
+            st = gsq_model_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
         }
-        if (st == GSQ_OK && attention) st = gsq_vit_quant_enable_attention(m, &err);
-        if (st == GSQ_OK) st = gsq_vit_quant_observe_begin(m, 4096, &err);
-        if (st == GSQ_OK) st = gsq_vit_forward(m, x, B, NULL, &err);
-        if (st == GSQ_OK) st = gsq_vit_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err);
+        if (st == GSQ_OK && attention) st = gsq_model_quant_enable_attention(m, &err);
+        if (st == GSQ_OK) st = gsq_model_quant_observe_begin(m, 4096, &err);
+        if (st == GSQ_OK) st = gsq_model_forward(m, x, B, NULL, &err);
+        if (st == GSQ_OK) st = gsq_model_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.9f, &err);
         if (st == GSQ_OK) st = gsq_compressed_save(m, pattern, path, NULL, &err);
     }
     if (st != GSQ_OK) fprintf(stderr, "seed %s: %s\n", name, err.msg);
-    gsq_vit_free(m);
+    gsq_model_free(m);
     return st != GSQ_OK;
 }
 
