@@ -52,7 +52,7 @@ static void write_file(const char *path, const uint8_t *data, size_t size)
 static void check_same(const gsq_trainer *a, const gsq_trainer *b)
 {
     const gsq_model *m = a->model, *r = b->model;
-    const gsq_vit_config *x = &m->cfg, *y = &r->cfg;
+    const gsq_vit_config *x = gsq_model_vit_config(m), *y = gsq_model_vit_config(r);
     if (x->img_size != y->img_size || x->patch_size != y->patch_size ||
         x->in_chans != y->in_chans || x->num_classes != y->num_classes ||
         x->embed_dim != y->embed_dim || x->depth != y->depth || x->num_heads != y->num_heads ||
@@ -60,8 +60,8 @@ static void check_same(const gsq_trainer *a, const gsq_trainer *b)
         x->class_token != y->class_token || x->distilled != y->distilled || x->pool != y->pool ||
         x->ln_eps != y->ln_eps)
         abort();
-    size_t bytes = m->num_params * sizeof(float);
-    if (r->num_params != m->num_params || memcmp(r->params, m->params, bytes) != 0 ||
+    size_t bytes = gsq_model_num_params(m) * sizeof(float);
+    if (gsq_model_num_params(r) != gsq_model_num_params(m) || memcmp(gsq_model_params_const(r), gsq_model_params_const(m), bytes) != 0 ||
         b->opt.num_blocks != a->opt.num_blocks)
         abort();
     for (int k = 0; k < a->opt.num_blocks; k++)
@@ -72,9 +72,11 @@ static void check_same(const gsq_trainer *a, const gsq_trainer *b)
         b->state.batch != a->state.batch || b->state.seed != a->state.seed ||
         b->opt.step != a->opt.step)
         abort();
-    if (!m->class_names != !r->class_names ||
-        (m->class_names && strcmp(m->class_names, r->class_names) != 0))
-        abort();
+    for (int k = 0; k < gsq_model_num_classes(m); k++) {
+        char a_name[128], b_name[128];
+        if (strcmp(gsq_model_class_name(m, k, a_name, sizeof a_name), gsq_model_class_name(r, k, b_name, sizeof b_name)))
+            abort();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -98,13 +100,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     gsq_model *m = t.model;
-    if (!m || !m->params || m->cfg.img_size != IMG || m->cfg.in_chans != 3 ||
-        t.opt.n[0] != m->num_params || !t.opt.m[0] || !t.opt.v[0] || t.opt.step != t.state.step ||
+    if (!m || !gsq_model_params(m) || gsq_model_input_size(m) != IMG || gsq_model_in_chans(m) != 3 ||
+        t.opt.n[0] != gsq_model_num_params(m) || !t.opt.m[0] || !t.opt.v[0] || t.opt.step != t.state.step ||
         t.state.step < 0 || t.state.epoch < 0 || t.state.batch < 0 || t.state.seed != cfg.seed)
         abort();
 
     int finite = 1;
-    for (size_t i = 0; i < m->num_params; i++) finite &= isfinite(m->params[i]) != 0;
+    for (size_t i = 0; i < gsq_model_num_params(m); i++) finite &= isfinite(gsq_model_params(m)[i]) != 0;
     gsq_status saved = gsq_trainer_save(&t, &cfg, again_path, &err);
     if (!finite) { /* the writer refuses non-finite weights, and the model stays untouched */
         if (saved != GSQ_ERR_NUMERIC || !strstr(err.msg, again_path)) abort();

@@ -28,9 +28,9 @@ static void check_sites(const gsq_model *m, gsq_compressed_info *info)
 {
     int qmax = gsq_quant_qmax(gsq_quant_mode_weight_bits(info->mode));
     size_t weights = 0;
-    for (int s = 0; s < m->graph->num_linears; s++) {
-        if (!m->graph->linears[s].compressed) continue;
-        const gsq_param *p = &m->tensors[m->graph->linears[s].weight];
+    for (int s = 0; s < gsq_model_graph(m)->num_linears; s++) {
+        if (!gsq_model_graph(m)->linears[s].compressed) continue;
+        const gsq_param *p = gsq_model_tensor(m, gsq_model_graph(m)->linears[s].weight);
         if (!p) abort();
         size_t rows = (size_t)p->shape[0], cols = p->numel / rows;
         int8_t *codes = malloc(p->numel);
@@ -38,7 +38,7 @@ static void check_sites(const gsq_model *m, gsq_compressed_info *info)
         gsq_error err;
         if (!codes || !scales || gsq_model_quant_weight_codes(m, s, codes, scales, &err) != GSQ_OK)
             abort();
-        const float *w = m->params + p->offset;
+        const float *w = gsq_model_params_const(m) + p->offset;
         for (size_t r = 0; r < rows; r++) {
             if (!(scales[r] > 0.0f)) abort();
             for (size_t c = 0; c < cols; c++) {
@@ -67,8 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gsq_st_close(f);
         return 0;
     }
-    if (!m || !m->params || !gsq_model_quant_active(m) || gsq_model_quant_mode(m) != info.mode ||
-        info.sparse_linears + info.dense_linears != gsq_graph_compressed_linears(m->graph))
+    if (!m || !gsq_model_params(m) || !gsq_model_quant_active(m) || gsq_model_quant_mode(m) != info.mode ||
+        info.sparse_linears + info.dense_linears != gsq_graph_compressed_linears(gsq_model_graph(m)))
         abort();
     size_t bytes = 0;
     for (size_t i = 0; i < gsq_st_count(f); i++) bytes += gsq_st_at(f, i)->nbytes;
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_sites(m, &info);
     gsq_st_close(f);
 
-    const gsq_vit_config *c = &m->cfg;
+    const gsq_vit_config *c = gsq_model_vit_config(m);
     size_t input = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
     if (gsq_vit_macs(c) <= MAX_MACS && input <= MAX_INPUT) {
         float *images = malloc(input * sizeof(float));
@@ -113,14 +113,14 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c,
         gsq_vit_init(m, 3);
         gsq_rng rng;
         gsq_rng_seed(&rng, 4, 0);
-        for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.05f * gsq_rng_normal(&rng);
+        for (size_t i = 0; i < gsq_model_num_params(m); i++) gsq_model_params(m)[i] += 0.05f * gsq_rng_normal(&rng);
         enum { B = 4 };
         float x[B * 3 * 4 * 4];
         for (int i = 0; i < B * 3 * 4 * 4; i++) x[i] = gsq_rng_normal(&rng);
         gsq_sparse_plan plan;
         st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, &err);
         if (st == GSQ_OK) {
-            gsq_sparse_apply(&plan, m->params);
+            gsq_sparse_apply(&plan, gsq_model_params(m));
             gsq_sparse_plan_free(&plan);
             st = gsq_model_quant_enable(m, mode, GSQ_CALIB_MAX, &err);
         }
