@@ -290,6 +290,18 @@ int main(int argc, char **argv)
     linear_case(40, 6, 3, GSQ_I8_DENSE, 1, 1, 0, &rng);
     linear_case(35, 8, 20, GSQ_I8_SPARSE_2_4, 0, 0, 0, &rng);
     linear_case(3, 5, 12, GSQ_I8_SPARSE_2_4, 1, 1, 1, &rng);
+    /* the roofline's ceilings: each instruction set's peak loop runs (its MAC count is the
+     * instruction's) and the memory can be read */
+    for (int isa = GSQ_I8_ISA_REF; isa < GSQ_I8_ISA_COUNT; isa++)
+        if (isa == GSQ_I8_ISA_REF ? test_isa_only <= 0 : test_isa_selected((gsq_i8_isa)isa)) {
+            double peak = gsq_i8_peak_macs((gsq_i8_isa)isa, 1);
+            CHECK(peak > 1e6 && isfinite(peak), "%s: int8 peak %g MAC/s", gsq_i8_isa_name((gsq_i8_isa)isa), peak);
+            printf("%s: int8 peak %.1f GMAC/s on one thread\n", gsq_i8_isa_name((gsq_i8_isa)isa), peak / 1e9);
+        }
+    if (test_isa_only <= 0) {
+        double bw = gsq_read_bandwidth(1);
+        CHECK(bw > 1e8 && isfinite(bw), "read bandwidth %g B/s", bw);
+    }
     /* packing refuses a sparse layout whose group does not divide K */
     gsq_i8_owned_weight pw;
     int8_t w[12] = {0};

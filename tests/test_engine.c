@@ -9,6 +9,7 @@
 
 #include "gpusq/compressed.h"
 #include "gpusq/engine.h"
+#include "gpusq/graph.h"
 #include "quantized_model.h"
 #include "test_util.h"
 
@@ -39,6 +40,7 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
     gsq_engine *sparse = NULL, *dense = NULL;
     CHECK(gsq_engine_create(&sparse, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_engine_create(&dense, m, &(gsq_engine_options){.layout = GSQ_ENGINE_DENSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
+    gsq_graph_macs gm = gsq_graph_count_macs(gsq_model_graph(m));
     gsq_model_free(m); /* the engine keeps what it needs */
     const char *what = gsq_quant_mode_name(mode);
     if (sparse && dense) {
@@ -67,6 +69,21 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
         }
         CHECK(total > 0 && qkv == 1 && fc1 == 1, "parts: time %g, qkv %d, fc1+gelu %d (the blocks' linears summed)", total,
               qkv, fc1);
+        /* the roofline's work: every multiply-accumulate of the graph once; the sparse layout moves
+         * fewer weight bytes than the dense one */
+        double macs = 0, bytes_sparse = 0, bytes_dense = 0;
+        for (int p = 0; p < gsq_engine_parts(sparse); p++) {
+            double pm, pb, dm, db;
+            gsq_engine_part_work(sparse, p, B, &pm, &pb);
+            gsq_engine_part_work(dense, p, B, &dm, &db);
+            CHECK(pb > 0 && pm == dm, "part %s: %g bytes, %g MACs sparse, %g dense", gsq_engine_part_name(sparse, p), pb,
+                  pm, dm);
+            macs += pm, bytes_sparse += pb, bytes_dense += db;
+        }
+        double want = B * (gm.linear + gm.attention);
+        CHECK(fabs(macs - want) <= 1e-9 * want, "%s: the parts count %.0f MACs, the graph %.0f", what, macs, want);
+        CHECK(want_sparse ? bytes_sparse < bytes_dense : bytes_sparse == bytes_dense, "%s: bytes sparse %.0f, dense %.0f",
+              what, bytes_sparse, bytes_dense);
     }
     gsq_engine_free(sparse);
     gsq_engine_free(dense);

@@ -18,7 +18,7 @@ typedef struct {
     const char *config;
     gsq_sparse_pattern pattern;
     gsq_quant_mode mode;
-    int attention, batch, iters, threads;
+    int attention, batch, iters, threads, roofline;
     gsq_engine_device device;
 } bench_opts;
 
@@ -37,6 +37,8 @@ static const cli_option bench_options[] = {
     {CLI_OPT("--iters", "N", CLI_INT, B(iters), "timed runs per measurement, the median is reported; the three models "
      "take turns, a pass each, so noise falls on all alike"), .lo = 1, .hi = 64},
     {CLI_OPT("--threads", "N", CLI_INT, B(threads), "compute threads"), .lo = 1, .hi = 1024, .shown_default = "all cores"},
+    {CLI_OPT("--roofline", NULL, CLI_FLAG, B(roofline), "also measure the machine's int8 peak and memory bandwidth "
+     "and set each part of the integer engines' forward pass against them, at batch 1 and batch N (CPU)"), .set = 1},
 };
 #undef B
 
@@ -105,6 +107,29 @@ static gsq_status random_model(gsq_model **out, const gsq_vit_config *cfg, gsq_s
     return st;
 }
 
+/* Each part of e's forward pass at batch B (times: seconds of iters passes) against the ceilings c:
+ * its rates, its intensity, the limit that intensity puts it under (the peak, or the bandwidth
+ * times the intensity) and the fraction of that limit it reaches. */
+static void print_roofline(const char *title, const gsq_engine *e, const double *times, int iters, int B,
+                           const gsq_engine_ceilings *c)
+{
+    printf("\n%s, batch %d: roofline (int8 peak %.0f GMAC/s, read bandwidth %.1f GB/s, ridge %.0f MAC/byte)\n"
+           "| part | ms | GMAC/s | of peak | GB/s | of bandwidth | MAC/byte | bound by | of its bound |\n"
+           "|---|---|---|---|---|---|---|---|---|\n",
+           title, B, c->macs_per_second / 1e9, c->bytes_per_second / 1e9, c->macs_per_second / c->bytes_per_second);
+    for (int p = 0; p < gsq_engine_parts(e); p++) {
+        double macs, bytes, t = times[p] / iters;
+        gsq_engine_part_work(e, p, B, &macs, &bytes);
+        if (!(t > 0)) continue;
+        double mps = macs / t, bps = bytes / t, intensity = bytes > 0 ? macs / bytes : 0;
+        int compute = macs > 0 && c->macs_per_second < c->bytes_per_second * intensity;
+        double of_bound = compute ? mps / c->macs_per_second : bps / c->bytes_per_second;
+        printf("| %s | %.3f | %.1f | %.1f%% | %.2f | %.1f%% | %.1f | %s | %.1f%% |\n", gsq_engine_part_name(e, p), 1e3 * t,
+               mps / 1e9, 100 * mps / c->macs_per_second, bps / 1e9, 100 * bps / c->bytes_per_second, intensity,
+               compute ? "compute" : "memory", 100 * of_bound);
+    }
+}
+
 static void print_parts(const char *title, const gsq_engine *e, int iters, int B)
 {
     const double *t = gsq_engine_times(e);
@@ -130,6 +155,8 @@ int cmd_bench(int argc, char **argv)
     if (!path == !config) return cli_usage_error("bench", "give a compressed MODEL file or --config NAME");
     if (attention && !config)
         return cli_usage_error("bench", "--attention is for --config (a file says whether it quantized attention)");
+    if (o.roofline && device != GSQ_ENGINE_CPU)
+        return cli_usage_error("bench", "--roofline measures the CPU engine (no --device cuda)");
     if (o.threads) gsq_set_num_threads(o.threads);
     gsq_error err = {0};
     gsq_compressed_info info = {0};
@@ -189,8 +216,16 @@ int cmd_bench(int argc, char **argv)
     else printf("%d threads, FP32 GEMM %s; median of %d runs\n", gsq_get_num_threads(), gsq_blas_name(), iters);
     printf("GEMM weights in memory: dense INT8 layout %.2f MB, sparse layout %.2f MB (%d linears sparse)\n",
            gsq_engine_weight_bytes(dense) / 1e6, gsq_engine_weight_bytes(sparse) / 1e6, gsq_engine_sparse_linears(sparse));
+    double *parts1[VARIANTS] = {NULL}; /* with --roofline: the batch-1 times per part */
     if (st == GSQ_OK) st = time_forward(engines, m, images, 1, iters, lat, &err);
+    for (int v = 1; st == GSQ_OK && o.roofline && v < VARIANTS; v++) {
+        size_t n = (size_t)gsq_engine_parts(engines[v]);
+        if (!(parts1[v] = malloc(n * sizeof(double)))) st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
+        else memcpy(parts1[v], gsq_engine_times(engines[v]), n * sizeof(double));
+    }
     if (st == GSQ_OK) st = time_forward(engines, m, images, batch, iters, thr, &err);
+    gsq_engine_ceilings ceil = {0};
+    if (st == GSQ_OK && o.roofline) st = gsq_engine_measure_ceilings(o.threads, &ceil, &err);
     if (st == GSQ_OK) {
         printf("\n| model | batch 1 latency | vs %s | batch %d throughput | vs %s | vs dense |\n"
                "|---|---|---|---|---|---|\n", base, batch, base);
@@ -199,8 +234,13 @@ int cmd_bench(int argc, char **argv)
                    batch / thr[v], thr[0] / thr[v], thr[1] / thr[v]);
         print_parts(names[1], dense, iters, batch);
         print_parts(names[2], sparse, iters, batch);
+        for (int v = 1; o.roofline && v < VARIANTS; v++) {
+            print_roofline(names[v], engines[v], parts1[v], iters, 1, &ceil);
+            print_roofline(names[v], engines[v], gsq_engine_times(engines[v]), iters, batch, &ceil);
+        }
     }
     free(images);
+    for (int v = 0; v < VARIANTS; v++) free(parts1[v]);
     gsq_model_free(m);
     gsq_engine_free(sparse);
     gsq_engine_free(dense);

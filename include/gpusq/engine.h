@@ -71,6 +71,20 @@ int gsq_engine_parts(const gsq_engine *e);
 const char *gsq_engine_part_name(const gsq_engine *e, int part);
 const double *gsq_engine_times(const gsq_engine *e);
 void gsq_engine_reset_times(gsq_engine *e);
+/* A roofline of the CPU engine. The ceilings, measured now with threads threads (0: as many as
+ * OpenMP uses): the int8 multiply-accumulates per second of the active instruction set's core
+ * instruction on data in registers (VPDPBUSD for AVX-512 and AVX-VNNI, VPMADDUBSW + VPMADDWD for
+ * AVX2, TDPBUSD for AMX), and the bytes per second read from a buffer far larger than the caches.
+ * Takes about a second. */
+typedef struct {
+    double macs_per_second, bytes_per_second;
+} gsq_engine_ceilings;
+gsq_status gsq_engine_measure_ceilings(int threads, gsq_engine_ceilings *out, gsq_error *err);
+/* The work of part p (as gsq_engine_times counts it) for a batch of B: multiply-accumulates (a
+ * linear's as if dense, M × N × K, whatever its layout; the attention's QKᵀ and AV) and the bytes
+ * it must move at least: every weight in its packed layout, every input and output once, in the
+ * forms the plan passes them (floats, or a linear's int8 input codes). */
+void gsq_engine_part_work(const gsq_engine *e, int part, int B, double *macs, double *bytes);
 /* The kernels' instruction set in use: "amx-int8", "avx512-vnni", "avx-vnni", "avx2" or
  * "reference C" (GSQ_ISA=ref|avx2|avx-vnni|avx512|amx in the environment picks one the CPU has). */
 const char *gsq_engine_isa(void);

@@ -154,6 +154,12 @@ static inline int gsq_i8_amx_mpad(int M) { return (M + 31) / 32 * 32; }
 void gsq_i8_quantize_row_amx(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax);
 void gsq_i8_gemm_amx(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e);
 
+/* The ceilings (int8_peak.c): multiply-accumulates per second of isa's core int8 instruction on
+ * data in registers, every one of threads threads running it at once; and bytes per second the
+ * threads read from a buffer far larger than the caches (0 when it cannot be allocated). */
+double gsq_i8_peak_macs(gsq_i8_isa isa, int threads);
+double gsq_read_bandwidth(int threads);
+
 /* The dispatched kernels (int8_dispatch.c): quantize x (M, K), row stride ldx, into isa's input
  * layout (all gsq_i8_input_rows rows, a parallel loop over its row quantizer), or one row m of it;
  * and the GEMM of the instruction set w is packed for (its input quantized for the same one). */
