@@ -18,7 +18,7 @@ size_t gsq_att8_carve(gsq_att8_scratch *sc, uint8_t *base, int T, int HD)
                       tv * hs,
                       tk * groups * 4,
                       tv * hs,
-                      rows * sizeof(int32_t),
+                      tk * sizeof(int32_t),
                       GSQ_ATT8_ROWS * tk * sizeof(int32_t),
                       tk * sizeof(float),
                       GSQ_ATT8_ROWS * tv,
@@ -34,7 +34,7 @@ size_t gsq_att8_carve(gsq_att8_scratch *sc, uint8_t *base, int T, int HD)
     }
     *sc = (gsq_att8_scratch){.hs = (int)hs, .tk = (int)tk, .tv = (int)tv, .rows = (int)rows,
                              .q = at[0], .k = at[1], .v = at[2], .kp = at[3], .vp = at[4],
-                             .qsum = at[5], .s = at[6], .e = at[7], .p = at[8], .o = at[9]};
+                             .ksum = at[5], .s = at[6], .e = at[7], .p = at[8], .o = at[9]};
     return total;
 }
 

@@ -39,9 +39,9 @@ typedef struct {
 typedef struct {
     int hs, tk, tv, rows; /* HD to 16; T to 16 (key blocks) and to 4 (value groups); T to GSQ_ATT8_ROWS */
     int8_t *q, *k, *v;    /* codes, row-major: q rows × hs, k T × hs, v tv × hs */
-    uint8_t *kp;          /* fast path: K, [T/16][HD/4][16 keys][4] as code + 128 */
+    int8_t *kp;           /* fast path: K, [T/16][HD/4][16 keys][4] */
     int8_t *vp;           /* fast path: V, [T/4][hs][4 tokens] */
-    int32_t *qsum;        /* fast path: Σ_d Qcode per query row */
+    int32_t *ksum;        /* fast path: 128 · Σ_d Kcode per key (tk) */
     int32_t *s;           /* GSQ_ATT8_ROWS rows of tk integer scores */
     float *e;             /* tk floats: one row's scores, then its probabilities */
     uint8_t *p;           /* GSQ_ATT8_ROWS rows of tv probability codes */
@@ -59,20 +59,30 @@ static inline size_t gsq_att8_scratch_bytes(int T, int HD) { return gsq_att8_car
  * 1 / Σ) with the sum taken in 16 lanes (lane j adds u ≡ j mod 16, in order) then folded 8, 4, 2,
  * 1, whatever the vector width; then code = rint(p · p_inv), gsq_quantize_codes' arithmetic (the
  * clamp at qmax; p ≥ 0 needs no lower one). e: tk floats of scratch. */
+/* The exponentials e[u] = e^(s_u − m) of gsq_att8_probs (0 from T on), s_u = (float)acc[u] · qk;
+ * tk is a multiple of 16, which the inner loop's fixed width tells the vectorizer. */
+static inline void gsq_att8_exps(float *e, const int32_t *acc, const gsq_att8_head *h, float m, int tk)
+{
+    int T = h->T;
+    float qk = h->qk;
+    for (int u0 = 0; u0 < tk; u0 += 16) {
+        #pragma omp simd
+        for (int j = 0; j < 16; j++) {
+            float s = (float)acc[u0 + j] * qk;
+            float x = gsq_vexpf(s - m);
+            e[u0 + j] = u0 + j < T ? x : 0.0f;
+        }
+    }
+}
+
 static inline void gsq_att8_probs(uint8_t *p, float *e, const int32_t *acc, const gsq_att8_head *h, int tk, int tv)
 {
     int T = h->T;
-    float qk = h->qk, p_inv = h->p_inv, q = (float)h->qmax;
+    float p_inv = h->p_inv, q = (float)h->qmax;
     int32_t top = acc[0];
     #pragma omp simd reduction(max : top)
     for (int u = 0; u < T; u++) top = acc[u] > top ? acc[u] : top;
-    float m = (float)top * qk; /* the largest s: rounding is monotonic and qk > 0 */
-    #pragma omp simd
-    for (int u = 0; u < tk; u++) {
-        float s = (float)acc[u] * qk;
-        float x = gsq_vexpf(s - m);
-        e[u] = u < T ? x : 0.0f;
-    }
+    gsq_att8_exps(e, acc, h, (float)top * h->qk, tk); /* the largest s: rounding is monotonic and qk > 0 */
     float lane[16] = {0};
     for (int u0 = 0; u0 < tk; u0 += 16)
         for (int j = 0; j < 16; j++) lane[j] += e[u0 + j];
