@@ -43,25 +43,45 @@ GSQ_AVX512 static inline uint32_t unpack4(uint16_t v) { return (uint32_t)unpack8
 /* The epilogue of one tile: tile[r][t] holds Σ (code_x + 128) · code_w for weight row n0 + r and
  * activation row m0 + t. gsq_i8_epilogue_apply's arithmetic, 16 activation rows at a time
  * (separate multiply and add, as the scalar code compiles without contraction, and GELU's
- * vector twin), scattered to y's rows. */
+ * vector twin); the 4 weight rows' vectors are then transposed, so each activation row's 4
+ * outputs are one contiguous 16-byte store (weight rows past N are masked off). */
 GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK], int n0, int m0,
                                    int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
-    const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                              _mm512_set1_epi32(ldy));
-    int nend = n0 + GSQ_I8_NBLOCK < w->rows ? n0 + GSQ_I8_NBLOCK : w->rows;
+    _Static_assert(GSQ_I8_NBLOCK == 4, "the transpose below is 4 weight rows wide");
+    int valid = w->rows - n0 < GSQ_I8_NBLOCK ? w->rows - n0 : GSQ_I8_NBLOCK;
+    __mmask8 cols = (__mmask8)((1u << valid) - 1);
     for (int h = 0; h < GSQ_I8_MBLOCK; h += 16) {
         int left = M - (m0 + h);
         if (left <= 0) break;
-        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        for (int n = n0; n < nend; n++) {
-            __m512i acc = _mm512_sub_epi32(_mm512_loadu_si512(&tile[n - n0][h]), _mm512_set1_epi32(128 * w->wsum[n]));
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(e->scale[n]));
-            v = _mm512_add_ps(v, _mm512_set1_ps(e->bias ? e->bias[n] : 0.0f));
-            if (e->gelu) v = gsq_gelu_avx512(v);
-            float *dst = y + (size_t)(m0 + h) * ldy + n;
-            if (e->accumulate) v = _mm512_add_ps(_mm512_mask_i32gather_ps(v, mask, stride, dst, 4), v);
-            _mm512_mask_i32scatter_ps(dst, mask, stride, v, 4);
+        __m512 v[GSQ_I8_NBLOCK];
+        for (int r = 0; r < GSQ_I8_NBLOCK; r++) {
+            int n = n0 + r;
+            if (r >= valid) {
+                v[r] = _mm512_setzero_ps();
+                continue;
+            }
+            __m512i acc = _mm512_sub_epi32(_mm512_loadu_si512(&tile[r][h]), _mm512_set1_epi32(128 * w->wsum[n]));
+            v[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(e->scale[n]));
+            v[r] = _mm512_add_ps(v[r], _mm512_set1_ps(e->bias ? e->bias[n] : 0.0f));
+            if (e->gelu) v[r] = gsq_gelu_avx512(v[r]);
+        }
+        /* u[j] lane i (128 bits) = the 4 outputs of activation row h + 4i + j */
+        __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+        __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+        __m512 u[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE), _mm512_shuffle_ps(t1, t3, 0x44),
+                       _mm512_shuffle_ps(t1, t3, 0xEE)};
+        for (int t = 0; t < 16 && t < left; t++) {
+            __m128 o = _mm512_extractf32x4_ps(u[t % 4], 0);
+            switch (t / 4) { /* the lane is an immediate */
+            case 1: o = _mm512_extractf32x4_ps(u[t % 4], 1); break;
+            case 2: o = _mm512_extractf32x4_ps(u[t % 4], 2); break;
+            case 3: o = _mm512_extractf32x4_ps(u[t % 4], 3); break;
+            default: break;
+            }
+            float *dst = y + (size_t)(m0 + h + t) * ldy + n0;
+            if (e->accumulate) o = _mm_add_ps(_mm_maskz_loadu_ps(cols, dst), o);
+            _mm_mask_storeu_ps(dst, cols, o);
         }
     }
 }
