@@ -44,7 +44,9 @@ GSQ_AVX512 static inline uint32_t unpack4(uint16_t v) { return (uint32_t)unpack8
  * activation row m0 + t. gsq_i8_epilogue_apply's arithmetic, 16 activation rows at a time
  * (separate multiply and add, as the scalar code compiles without contraction, and GELU's
  * vector twin); the 4 weight rows' vectors are then transposed, so each activation row's 4
- * outputs are one contiguous 16-byte store (weight rows past N are masked off). */
+ * outputs are one contiguous 16-byte store (weight rows past N are masked off) — or, when the
+ * output feeds the next linear, its 4 codes (gsq_i8_quantize16's, of the same floats) are one
+ * 4-byte store into that linear's input layout, and y is not touched. */
 GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK][GSQ_I8_MBLOCK], int n0, int m0,
                                    int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
@@ -71,6 +73,16 @@ GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK
         __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
         __m512 u[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE), _mm512_shuffle_ps(t1, t3, 0x44),
                        _mm512_shuffle_ps(t1, t3, 0xEE)};
+        if (e->codes) { /* weight rows past N are 0.0: code 0, the layout's padding */
+            int chunks = (w->rows + 7) / 8;
+            for (int j = 0; j < 4; j++) {
+                uint32_t c[4];
+                _mm_storeu_si128((__m128i *)c, gsq_i8_quantize16(u[j], e->code_inv, e->code_qmax));
+                for (int i = 0; i < 4 && 4 * i + j < left; i++)
+                    memcpy(e->codes + gsq_i8_xq_at(m0 + h + 4 * i + j, n0 / 8, chunks) + n0 % 8, &c[i], 4);
+            }
+            continue;
+        }
         for (int t = 0; t < 16 && t < left; t++) {
             __m128 o = _mm512_extractf32x4_ps(u[t % 4], 0);
             switch (t / 4) { /* the lane is an immediate */
@@ -162,6 +174,16 @@ GSQ_TILE void sparse_tile(float *y, int ldy, const uint8_t *xq, int M, const gsq
     finish_tile(y, ldy, tile, n0, m0, M, w, e);
 }
 
+/* The parts of the next linear's input layout no tile writes: code 0 (128) in the padding rows
+ * M..Mpad-1, and in the columns from N rounded up to a tile's 4 to the chunks' end. */
+GSQ_AVX512 static void pad_codes(uint8_t *codes, int M, const gsq_i8_weight *w)
+{
+    int chunks = (w->rows + 7) / 8, from = w->rows_pad % 8;
+    for (int m = M; m < gsq_i8_mpad(M); m++)
+        for (int c = 0; c < chunks; c++) memset(codes + gsq_i8_xq_at(m, c, chunks), 128, 8);
+    for (int m = 0; from && m < M; m++) memset(codes + gsq_i8_xq_at(m, chunks - 1, chunks) + from, 128, (size_t)(8 - from));
+}
+
 GSQ_AVX512 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w,
                                    const gsq_i8_epilogue *e)
 {
@@ -190,4 +212,5 @@ GSQ_AVX512 void gsq_i8_gemm_avx512(float *y, int ldy, const uint8_t *xq, int M, 
             else if (w->four) sparse_tile(y, ldy, xq, M, w, e, n0, m0, table, 1);
             else sparse_tile(y, ldy, xq, M, w, e, n0, m0, table, 0);
         }
+    if (e->codes) pad_codes(e->codes, M, w);
 }
