@@ -24,7 +24,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static int peak_avx512(lo
     for (long i = 0; i < iters; i++)
         for (int k = 0; k < ACCS; k++) acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
     for (int k = 1; k < ACCS; k++) acc[0] = _mm512_add_epi32(acc[0], acc[k]);
-    return _mm512_reduce_add_epi32(acc[0]);
+    return _mm_cvtsi128_si32(_mm512_castsi512_si128(acc[0])); /* no scalar sum: the lanes wrap */
 }
 
 __attribute__((target("avx2,avxvnni"))) static int peak_avx_vnni(long iters, int seed)
@@ -34,7 +34,7 @@ __attribute__((target("avx2,avxvnni"))) static int peak_avx_vnni(long iters, int
     for (long i = 0; i < iters; i++)
         for (int k = 0; k < ACCS; k++) acc[k] = _mm256_dpbusd_avx_epi32(acc[k], a, b);
     for (int k = 1; k < ACCS; k++) acc[0] = _mm256_add_epi32(acc[0], acc[k]);
-    return _mm256_extract_epi32(acc[0], 0) + _mm256_extract_epi32(acc[0], 7);
+    return _mm256_extract_epi32(acc[0], 0);
 }
 
 /* AVX2 has no u8 × s8 dot instruction: the kernels pair VPMADDUBSW (to int16) with VPMADDWD. Each
@@ -49,7 +49,7 @@ __attribute__((target("avx2"))) static int peak_avx2(long iters, int seed)
             acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b[k]), ones));
     }
     for (int k = 1; k < ACCS; k++) acc[0] = _mm256_add_epi32(acc[0], acc[k]);
-    return _mm256_extract_epi32(acc[0], 0) + _mm256_extract_epi32(acc[0], 7);
+    return _mm256_extract_epi32(acc[0], 0);
 }
 
 /* Four int32 accumulator tiles (16 × 16) from two A tiles (16 rows × 64 bytes) and two B tiles, as
@@ -85,12 +85,12 @@ static int peak_ref(long iters, int seed)
 {
     int8_t a[256], b[256];
     for (int k = 0; k < 256; k++) a[k] = (int8_t)(k + seed), b[k] = (int8_t)(3 * k);
-    int32_t acc = 0;
+    uint32_t acc = 0; /* wraps, as the instructions' sums do */
     for (long i = 0; i < iters; i++) {
-        for (int k = 0; k < 256; k++) acc += a[k] * b[k];
+        for (int k = 0; k < 256; k++) acc += (uint32_t)(a[k] * b[k]);
         a[i & 255] ^= (int8_t)acc; /* a new dot product every pass */
     }
-    return acc;
+    return (int)(acc & 0x7FFFFFFF);
 }
 
 typedef int (*peak_loop)(long iters, int seed);
@@ -110,12 +110,12 @@ static peak_loop loop_of(gsq_i8_isa isa, double *macs)
 }
 
 /* Seconds for every one of threads threads to run iters iterations at once. */
-static double timed(peak_loop f, long iters, int threads, volatile int *sink)
+static double timed(peak_loop f, long iters, int threads, volatile unsigned *sink)
 {
     double t0 = gsq_seconds();
     #pragma omp parallel num_threads(threads)
     {
-        int r = f(iters, omp_get_thread_num());
+        unsigned r = (unsigned)f(iters, omp_get_thread_num());
         #pragma omp atomic
         *sink += r;
     }
@@ -126,7 +126,7 @@ double gsq_i8_peak_macs(gsq_i8_isa isa, int threads)
 {
     double per = 0;
     peak_loop f = loop_of(isa, &per);
-    volatile int sink = 0;
+    volatile unsigned sink = 0;
     long iters = 1000;
     double t = timed(f, iters, threads, &sink);        /* also wakes the cores and the threads */
     while (t < 0.05 && iters < (1L << 40)) t = timed(f, iters *= 4, threads, &sink);
