@@ -109,6 +109,7 @@ GSQ_TILE void dense_tile(float *y, int ldy, const uint8_t *xq, int M, const gsq_
     for (int r = 0; r < GSQ_I8_NBLOCK; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
     size_t cb = gsq_i8_chunk_bytes(w);
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < w->chunks; c++) {
         const uint8_t *xc = xq + gsq_i8_xq_at(m0, c, w->chunks);
         __m512i a[4];
@@ -145,6 +146,7 @@ GSQ_TILE void sparse_tile(float *y, int ldy, const uint8_t *xq, int M, const gsq
     __m512i acc[GSQ_I8_NBLOCK][2];
     for (int r = 0; r < GSQ_I8_NBLOCK; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
     size_t cb = gsq_i8_chunk_bytes(w);
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < w->chunks; c++) {
         const uint8_t *xc = xq + gsq_i8_xq_at(m0, c, w->chunks);
         __m512i a0 = _mm512_loadu_si512(xc), a1 = _mm512_loadu_si512(xc + 64);
