@@ -131,6 +131,7 @@ GSQ_AVX2 GSQ_INLINE void dense_tile(int32_t buf[GSQ_I8_MBLOCK][GSQ_I8_PANEL], co
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < regs; t++) acc[r][t] = _mm256_setzero_si256();
     size_t cb = gsq_i8_chunk_bytes(w);
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < w->chunks; c++) {
         const uint8_t *xc = xq + gsq_i8_xq_at(m, c, w->chunks);
         __m256i a[4];
@@ -166,6 +167,7 @@ GSQ_AVX2 GSQ_INLINE void sparse_tile(int32_t buf[GSQ_I8_MBLOCK][GSQ_I8_PANEL], c
     __m256i acc[2 * GSQ_I8_NBLOCK];
     for (int i = 0; i < 2 * GSQ_I8_NBLOCK; i++) acc[i] = _mm256_setzero_si256();
     size_t cb = gsq_i8_chunk_bytes(w);
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < w->chunks; c++) {
         const uint8_t *xc = xq + gsq_i8_xq_at(m, c, w->chunks);
         __m256i a[4];
