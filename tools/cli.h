@@ -3,7 +3,6 @@
 #define GSQ_TOOLS_CLI_H
 
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
 
 #include "gpusq/compressed.h"
@@ -42,20 +41,9 @@ typedef struct {
 gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
                          gsq_dataset **val, gsq_error *err);
 
-/* The progress line and --log file of a training run (tools/train_opts.c). */
-typedef struct {
-    int tty;
-    FILE *log;
-    long epochs;
-    float factor; /* the divergence threshold, × the early loss */
-    int warned;   /* divergence reported on its own line once */
-    const char *data; /* the training set's name */
-} cli_reporter;
-
 /* The options gpusq train, prune and quantize share (tools/train_opts.c). */
 typedef struct {
     gsq_train_config cfg;
-    cli_reporter rep;
     cli_data_sizes sizes;
     const char *data, *out, *checkpoint, *log_path;
     int threads, seed;
@@ -127,8 +115,9 @@ gsq_status cli_load_model(const char *path, int heads, struct gsq_model **out, g
  * Returns the exit code: 0, or 1 after any failure. */
 int cli_predict_images(const char *cmd, const struct gsq_model *m, gsq_forward_fn forward, void *ctx,
                        char *const *images, int n);
-/* --device's names: cpu, cuda. */
-extern const cli_choice cli_devices[];
+/* The names of --device (cpu, cuda), --pattern (2:4, 4:8) and --mode (int8, int4, w4a8), as the
+ * library spells them (gsq_sparse_pattern_name, gsq_quant_mode_name). */
+extern const cli_choice cli_devices[], cli_patterns[], cli_modes[];
 /* What runs an engine on device, for a report: "amx-int8 kernels on the CPU" or
  * "CUDA on NVIDIA H100 80GB HBM3 (sm_90)". */
 void cli_engine_where(gsq_engine_device device, char *buf, size_t cap);

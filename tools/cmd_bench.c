@@ -22,14 +22,12 @@ typedef struct {
     gsq_engine_device device;
 } bench_opts;
 
-static const cli_choice patterns[] = {{"2:4", GSQ_SPARSE_2_4}, {"4:8", GSQ_SPARSE_4_8}, {NULL, 0}};
-static const cli_choice modes[] = {{"int8", GSQ_QMODE_INT8}, {"int4", GSQ_QMODE_INT4}, {"w4a8", GSQ_QMODE_W4A8}, {NULL, 0}};
 #define B(member) offsetof(bench_opts, member)
 static const cli_option bench_options[] = {
     {CLI_OPT("--config", "NAME", CLI_STRING, B(config), "random weights in a named configuration (gpusq info --list), "
      "pruned by magnitude and calibrated on random images: for speed, not accuracy")},
-    {CLI_OPT("--pattern", "P", CLI_CHOICE, B(pattern), "with --config: 2:4 or 4:8"), .choices = patterns},
-    {CLI_OPT("--mode", "M", CLI_CHOICE, B(mode), "with --config: int8, int4 or w4a8"), .choices = modes},
+    {CLI_OPT("--pattern", "P", CLI_CHOICE, B(pattern), "with --config: 2:4 or 4:8"), .choices = cli_patterns},
+    {CLI_OPT("--mode", "M", CLI_CHOICE, B(mode), "with --config: int8, int4 or w4a8"), .choices = cli_modes},
     {CLI_OPT("--attention", NULL, CLI_FLAG, B(attention), "with --config: quantize the attention matmuls too (as gpusq "
      "quantize --attention does), so they run as integer kernels"), .set = 1},
     {CLI_OPT("--device", "D", CLI_CHOICE, B(device), "cpu, or cuda (sm_80 or later)"), .choices = cli_devices},

@@ -20,7 +20,7 @@ typedef struct {
     const char *teacher, *out_dir, *modes, *attention, *lsq;
     int permute;
     long prune_epochs, qat_epochs; /* 0: the stages' defaults */
-    int feature_blocks;            /* -1: the stages' default */
+    int feature_blocks;            /* -1: the stages' default (gsq_prune_config's) */
     int fresh;
     cli_train_opts train; /* the options passed to every stage */
 } compress_opts;
@@ -185,7 +185,7 @@ static gsq_status stage1(const compress_opts *c, gsq_model *teacher, gsq_dataset
     if (c->prune_epochs) o.cfg.epochs = c->prune_epochs;
     p.p.pattern = pattern;
     p.p.permute = c->permute;
-    if (c->feature_blocks >= 0) p.p.feature_blocks = c->feature_blocks;
+    p.p.feature_blocks = c->feature_blocks; /* -1: the stage's own default */
     if (st == GSQ_OK) st = cli_prune_run(&o, &p, teacher, train, val, &r, err);
     *interrupted = r.run.interrupted;
     if (st == GSQ_OK && r.run.finished) {

@@ -171,21 +171,17 @@ static int eval_main(int argc, char **argv, int engine)
     const char *path = parsed.args[0];
     int images = parsed.num_args - 1;
     static const char *const dataset_only[] = {"--data", "--val-size", "--seed", "--batch", "--workers"};
-    for (int k = 0; images && k < 5; k++)
+    for (int k = 0; images && k < CLI_COUNT(dataset_only); k++)
         if (cli_given(&parsed, dataset_only[k]))
             return cli_usage_error(cmd, "IMAGE files and %s do not mix (images are predicted one by one, %s is for "
                                    "evaluating a dataset)", dataset_only[k], dataset_only[k]);
-    cli_data_sizes sizes = d.sizes;
-    sizes.seed = (uint64_t)d.seed;
-    if (d.threads) gsq_set_num_threads(d.threads);
-    const char *data_spec = d.data;
-    int batch_size = d.cfg.batch_size, workers = d.cfg.workers;
+    if (d.threads) gsq_set_num_threads(d.threads); /* before the engine sizes its buffers per thread */
 
     gsq_error err = {0};
     gsq_model *m = NULL;
     gsq_engine *e = NULL;
     gsq_compressed_info info;
-    gsq_status st = engine ? open_compressed(path, &o, images ? 1 : batch_size, &m, &info, &e, &err)
+    gsq_status st = engine ? open_compressed(path, &o, images ? 1 : d.cfg.batch_size, &m, &info, &e, &err)
                            : cli_load_model(path, o.heads, &m, &info, &err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);
@@ -198,22 +194,19 @@ static int eval_main(int argc, char **argv, int engine)
         gsq_model_free(m);
         return rc;
     }
-    const int size = gsq_model_input_size(m), classes = gsq_model_num_classes(m);
-    sizes.resolution = size;
+    const int classes = gsq_model_num_classes(m);
+    cli_train_opts_apply(&d, gsq_model_input_size(m)); /* seed, input size, eval transform */
     gsq_dataset *train = NULL, *val = NULL;
-    st = cli_open_data(data_spec, &sizes, &train, &val, &err);
+    st = cli_open_data(d.data, &d.sizes, &train, &val, &err);
     gsq_dataset *ds = val ? val : train;
     if (st == GSQ_OK && ds->num_classes != classes)
         st = gsq_fail(&err, GSQ_ERR_SHAPE, "%s has %d classes but %s has %d", path, classes, ds->name,
                       ds->num_classes);
-    gsq_transform t;
-    gsq_transform_defaults(&t, size);
-    if (strcmp(data_spec, "synthetic") == 0) t.crop_pct = 1.0f; /* drawn at the input size, as in training */
     gsq_eval_result r;
     if (st == GSQ_OK && engine) {
-        st = run_engine(path, m, e, &info, &o, ds, &t, batch_size, workers, &err);
+        st = run_engine(path, m, e, &info, &o, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, &err);
     } else if (st == GSQ_OK) {
-        st = gsq_evaluate(m, ds, &t, batch_size, workers, &r, &err);
+        st = gsq_evaluate(m, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, &r, &err);
     }
     if (st == GSQ_OK && !engine) {
         printf("%s on %s: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%zu images", path, ds->name, 100 * r.top1,

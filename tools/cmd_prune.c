@@ -8,16 +8,14 @@
 
 #include "cli.h"
 #include "gpusq/safetensors.h"
-#include "gpusq/stages.h"
 #include "prune_report.h"
 
 const cli_choice cli_criteria[] = {{"magnitude", 0}, {"permute", 1}, {NULL, 0}};
-static const cli_choice patterns[] = {{"2:4", GSQ_SPARSE_2_4}, {"4:8", GSQ_SPARSE_4_8}, {NULL, 0}};
 #define P(member) offsetof(cli_prune_opts, member)
 static const cli_option prune_options[] = {
     {CLI_OPT("--teacher", "FILE", CLI_STRING, P(teacher), "the dense model (also the starting point)")},
     {CLI_OPT("--pattern", "P", CLI_CHOICE, P(p.pattern), "2:4 (FP16/INT8 sparse tensor cores) or 4:8 (paired, for INT4)"),
-     .choices = patterns},
+     .choices = cli_patterns},
     {CLI_OPT("--criterion", "C", CLI_CHOICE, P(p.permute), "magnitude, or permute: a channel permutation search first"),
      .choices = cli_criteria},
     {CLI_OPT("--effort", "N", CLI_INT, P(p.effort), "permutation search passes"), .lo = 0, .hi = 1 << 20},

@@ -10,10 +10,8 @@
 #include "cli.h"
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
-#include "gpusq/stages.h"
 #include "text.h"
 
-static const cli_choice modes[] = {{"int8", GSQ_QMODE_INT8}, {"int4", GSQ_QMODE_INT4}, {"w4a8", GSQ_QMODE_W4A8}, {NULL, 0}};
 static const cli_choice calibrations[] = {{"max", GSQ_CALIB_MAX}, {"percentile", GSQ_CALIB_PERCENTILE},
                                           {"mse", GSQ_CALIB_MSE}, {"entropy", GSQ_CALIB_ENTROPY}, {NULL, 0}};
 static const cli_choice weight_calibrations[] = {{"max", GSQ_CALIB_MAX}, {"mse", GSQ_CALIB_MSE}, {NULL, 0}};
@@ -21,7 +19,7 @@ static const cli_choice weight_calibrations[] = {{"max", GSQ_CALIB_MAX}, {"mse",
 static const cli_option quant_options[] = {
     {CLI_OPT("--teacher", "FILE", CLI_STRING, Q(teacher), "the sparse float model from gpusq prune (also the starting "
      "point)")},
-    {CLI_OPT("--mode", "M", CLI_CHOICE, Q(q.mode), "int8 (W8A8), int4 (W4A4) or w4a8"), .choices = modes},
+    {CLI_OPT("--mode", "M", CLI_CHOICE, Q(q.mode), "int8 (W8A8), int4 (W4A4) or w4a8"), .choices = cli_modes},
     {CLI_OPT("--calib", "C", CLI_CHOICE, Q(q.calib), "activation calibration: max, percentile, mse or entropy"),
      .choices = calibrations, .shown_default = "percentile for 8-bit activations, mse for 4-bit"},
     {CLI_OPT("--percentile", "P", CLI_FLOAT, Q(q.percentile), "for --calib percentile"), .lo = 1e-3, .hi = 100},

@@ -2,7 +2,6 @@
  * turns library statuses into one-line messages and exit codes (0 ok, 1 failure, 2 usage). */
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -59,6 +58,8 @@ gsq_status cli_load_model(const char *path, int heads, gsq_model **out, gsq_comp
 }
 
 const cli_choice cli_devices[] = {{"cpu", GSQ_ENGINE_CPU}, {"cuda", GSQ_ENGINE_CUDA}, {NULL, 0}};
+const cli_choice cli_patterns[] = {{"2:4", GSQ_SPARSE_2_4}, {"4:8", GSQ_SPARSE_4_8}, {NULL, 0}};
+const cli_choice cli_modes[] = {{"int8", GSQ_QMODE_INT8}, {"int4", GSQ_QMODE_INT4}, {"w4a8", GSQ_QMODE_W4A8}, {NULL, 0}};
 
 void cli_engine_where(gsq_engine_device device, char *buf, size_t cap)
 {

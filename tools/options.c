@@ -44,12 +44,11 @@ static void accepted(const cli_option *o, char *buf, size_t cap)
     }
 }
 
-/* Stores value v of option o (flag) in its place; 1, or 0 after reporting why it is not accepted. */
-static int store(const char *cmd, const cli_group *g, const cli_option *o, const char *flag, const char *v)
+/* Stores value v of option o in its place; 1, or 0 after reporting why it is not accepted. */
+static int store(const char *cmd, const cli_group *g, const cli_option *o, const char *v)
 {
     char what[160], *end = NULL;
-    accepted(o, what, sizeof what);
-    if (!v) return cli_usage_error(cmd, "%s needs %s", flag, what), 0;
+    if (!v) return accepted(o, what, sizeof what), cli_usage_error(cmd, "%s needs %s", o->flag, what), 0;
     void *dst = field(g, o);
     int ok = *v != '\0';
     errno = 0;
@@ -72,7 +71,7 @@ static int store(const char *cmd, const cli_group *g, const cli_option *o, const
         ok = !o->valid || o->valid(v);
         if (ok) *(const char **)dst = v;
     }
-    if (!ok) cli_usage_error(cmd, "%s must be %s, got '%s'", flag, what, v);
+    if (!ok) accepted(o, what, sizeof what), cli_usage_error(cmd, "%s must be %s, got '%s'", o->flag, what, v);
     return ok;
 }
 
@@ -100,16 +99,14 @@ static int take_option(const cli_spec *s, const cli_group *groups, int num_group
         for (int j = 0; j < groups[k].count; j++) {
             const cli_option *o = &groups[k].options[j];
             if (strlen(o->flag) != len || strncmp(o->flag, a, len) || !group_has(&groups[k], o)) continue;
-            char flag[64];
-            snprintf(flag, sizeof flag, "%.*s", (int)len, a);
             note_given(p, o);
             if (o->kind == CLI_FLAG) {
-                if (eq) return cli_usage_error(s->name, "%s takes no value (got '%s')", flag, eq + 1), 0;
+                if (eq) return cli_usage_error(s->name, "%s takes no value (got '%s')", o->flag, eq + 1), 0;
                 *(int *)field(&groups[k], o) = o->set;
                 return 1;
             }
             const char *v = eq ? eq + 1 : *i + 1 < argc ? argv[++*i] : NULL;
-            return store(s->name, &groups[k], o, flag, v);
+            return store(s->name, &groups[k], o, v);
         }
     return cli_usage_error(s->name, "unknown option '%s'", a), 0;
 }

@@ -51,9 +51,10 @@ typedef struct {
     const char *const *only;
 } cli_group;
 #define CLI_COUNT(table) ((int)(sizeof(table) / sizeof((table)[0])))
-/* A section with all of table's options. */
-#define CLI_GROUP(title_, table, target_) \
-    ((cli_group){.title = title_, .options = table, .count = CLI_COUNT(table), .target = target_})
+/* A section with table's options in only (NULL: all of them). */
+#define CLI_GROUP_ONLY(title_, table, target_, only_) \
+    ((cli_group){.title = title_, .options = table, .count = CLI_COUNT(table), .target = target_, .only = only_})
+#define CLI_GROUP(title_, table, target_) CLI_GROUP_ONLY(title_, table, target_, NULL)
 
 /* A subcommand: its usage lines (each after "usage: gpusq " or its indent, without the command's
  * name, separated by '\n'), what it does, notes after the options (NULL: none), and its positional

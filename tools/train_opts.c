@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -72,25 +71,22 @@ void cli_train_opts_init(cli_train_opts *o, const char *default_out)
     o->scale_min = o->cfg.transform.scale_min;
 }
 
-/* A section of table's options over o, those in only (NULL: all). */
-#define SECTION(title_, table, only_) \
-    ((cli_group){.title = title_, .options = table, .count = CLI_COUNT(table), .target = o, .only = only_})
-
 cli_group cli_data_group(cli_train_opts *o, const char *title, const char *const *only)
 {
-    return SECTION(title, data_options, only);
+    return CLI_GROUP_ONLY(title, data_options, o, only);
 }
 
 cli_group cli_training_group(cli_train_opts *o, const char *title, const char *const *only)
 {
-    return SECTION(title, training_options, only);
+    return CLI_GROUP_ONLY(title, training_options, o, only);
 }
 
-cli_group cli_output_group(cli_train_opts *o) { return SECTION("output", output_options, NULL); }
+cli_group cli_output_group(cli_train_opts *o) { return CLI_GROUP("output", output_options, o); }
 
 cli_group cli_distill_group(cli_train_opts *o, const char *const *only)
 {
-    return SECTION("distillation (L = alpha·CE + beta·T²·KL + gamma·Σ w_l·MSE of block features)", distill_options, only);
+    return CLI_GROUP_ONLY("distillation (L = alpha·CE + beta·T²·KL + gamma·Σ w_l·MSE of block features)", distill_options,
+                          o, only);
 }
 
 gsq_status cli_train_outputs(cli_train_opts *o, const char *report, gsq_error *err)
@@ -133,6 +129,17 @@ void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const 
                 o->checkpoint);
 }
 
+/* The progress line and --log file of the run in progress (one at a time, like Ctrl-C's flag). */
+typedef struct {
+    int tty;
+    FILE *log;
+    long epochs;
+    float factor; /* the divergence threshold, × the early loss */
+    int warned;   /* divergence reported on its own line once */
+    const char *data; /* the training set's name */
+} reporter;
+static reporter rep;
+
 static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int sig)
@@ -144,7 +151,7 @@ static void on_sigint(int sig)
 
 static void report(const gsq_train_progress *p, void *user)
 {
-    cli_reporter *r = user;
+    reporter *r = user;
     int eta = (int)p->eta_seconds;
     if (p->diverging && !r->warned) {
         r->warned = 1;
@@ -176,12 +183,12 @@ static void report(const gsq_train_progress *p, void *user)
 
 gsq_status cli_train_begin(cli_train_opts *o, gsq_dataset *train, const char *what, gsq_error *err)
 {
-    o->rep = (cli_reporter){.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs, .factor = o->cfg.divergence_factor,
+    rep = (reporter){.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs, .factor = o->cfg.divergence_factor,
                             .data = train->name};
-    if (o->log_path && !(o->rep.log = fopen(o->log_path, "a")))
+    if (o->log_path && !(rep.log = fopen(o->log_path, "a")))
         return gsq_fail(err, GSQ_ERR_IO, "%s: cannot open the log for appending", o->log_path);
     o->cfg.progress = report;
-    o->cfg.user = &o->rep;
+    o->cfg.user = &rep;
     interrupted = 0;
     o->cfg.stop = &interrupted;
     fprintf(stderr, "training %s on %s (%zu samples, %d classes), %ld epochs of batch %d×%d, %d threads, GEMM %s\n",
@@ -194,15 +201,15 @@ gsq_status cli_train_begin(cli_train_opts *o, gsq_dataset *train, const char *wh
 void cli_train_end(cli_train_opts *o, const gsq_trainer *t, const gsq_train_result *res, gsq_status st)
 {
     signal(SIGINT, SIG_DFL);
-    if (o->rep.tty) fputc('\n', stderr);
-    if (o->rep.log) fclose(o->rep.log);
-    o->rep.log = NULL;
+    if (rep.tty) fputc('\n', stderr);
+    if (rep.log) fclose(rep.log);
+    rep.log = NULL;
     o->cfg.progress = NULL;
     o->cfg.user = NULL;
     o->cfg.stop = NULL;
     if (st != GSQ_OK) return;
     if (res->finished)
-        printf("trained %s in %.1f s (%.0f img/s)%s\n", o->rep.data, res->seconds, res->images_per_second,
+        printf("trained %s in %.1f s (%.0f img/s)%s\n", rep.data, res->seconds, res->images_per_second,
                res->skipped ? " with skipped samples" : "");
     else
         printf("stopped at step %ld (epoch %ld, batch %ld); resume with --resume %s\n", t->state.step, t->state.epoch,
