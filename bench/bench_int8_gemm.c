@@ -2,8 +2,8 @@
  * ViT at batch 1 and batch B (M = B · 197 tokens): dense INT8, 2:4 INT8 and 4:8 INT4 codes,
  * against oneDNN's fp32 GEMM (gsq_sgemm) on the same shape in the same run, with each one's rate
  * in dense-equivalent GMAC/s. It also measures the compute floor: the throughput of the kernels'
- * inner instructions alone (VPDPBUSD for dense; VPERMT2B + VPDPBUSD for sparse; TDPBUSD for AMX)
- * on one core, from which the time per GEMM is bounded below (documented in docs/BENCHMARKS.md).
+ * inner instructions alone (VPDPBUSD for dense and TDPBUSD for AMX, gsq_i8_peak_macs; VPERMT2B +
+ * VPDPBUSD for sparse) on one core, from which the time per GEMM is bounded below (documented in docs/BENCHMARKS.md).
  * GSQ_ISA=avx512 (or ref, avx2, avx-vnni, amx) picks the kernels.
  *
  * Usage: bench_int8_gemm [--dim D] [--batch B] [--threads N] [--reps R] */
@@ -20,9 +20,9 @@
 #include "gpusq/kernels.h"
 #include "gpusq/rng.h"
 
-/* Instructions per second of a dependency-free loop of `kind` (0: VPDPBUSD; 1: VPERMT2B feeding
- * VPDPBUSD, one of each per step) on this core: 8 independent accumulators, 1e8 steps. */
-__attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi"))) static double peak(int kind)
+/* VPERMT2B + VPDPBUSD pairs per second on this core (the sparse kernel's inner step): 8
+ * independent accumulators, 2e7 steps. The instructions alone are gsq_i8_peak_macs'. */
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi"))) static double pair_peak(void)
 {
     __m512i acc[8], a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5), idx = _mm512_set1_epi8(7);
     for (int i = 0; i < 8; i++) acc[i] = _mm512_set1_epi32(i);
@@ -31,8 +31,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi"))) static double 
     for (long s = 0; s < steps; s++)
         for (int i = 0; i < 8; i++) {
             __asm__ volatile("" : "+v"(idx)); /* an index the compiler cannot hoist out of the loop */
-            __m512i x = kind ? _mm512_permutex2var_epi8(a, idx, b) : a;
-            acc[i] = _mm512_dpbusd_epi32(acc[i], x, b);
+            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_permutex2var_epi8(a, idx, b), b);
         }
     double t = gsq_seconds() - t0;
     int32_t sink[16];
@@ -41,27 +40,6 @@ __attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi"))) static double 
     _mm512_storeu_si512(sink, sum);
     if (sink[0] == 42) printf(" ");
     return 8.0 * (double)steps / t;
-}
-
-/* TDPBUSD per second on this core: 4 independent accumulator tiles, 2e7 steps. */
-__attribute__((target("amx-tile,amx-int8"))) static double amx_peak(void)
-{
-    gsq_i8_amx_tiles_on();
-    static _Alignas(64) uint8_t ones[1024];
-    memset(ones, 1, sizeof ones);
-    _tile_loadd(4, ones, 64);
-    _tile_loadd(6, ones, 64);
-    long steps = 5000000;
-    double t0 = gsq_seconds();
-    for (long s = 0; s < steps; s++) {
-        _tile_dpbusd(0, 4, 6);
-        _tile_dpbusd(1, 4, 6);
-        _tile_dpbusd(2, 4, 6);
-        _tile_dpbusd(3, 4, 6);
-    }
-    double t = gsq_seconds() - t0;
-    _tile_release();
-    return 4.0 * (double)steps / t;
 }
 
 typedef struct {
@@ -115,13 +93,13 @@ int main(int argc, char **argv)
     gsq_set_num_threads(threads);
     printf("engine kernels: %s; %d threads\n", gsq_engine_isa(), threads);
     if (gsq_i8_isa_supported(GSQ_I8_ISA_AVX512)) {
-        double dp = peak(0), pp = peak(1);
+        double dp = gsq_i8_peak_macs(GSQ_I8_ISA_AVX512, 1) / 64, pp = pair_peak();
         printf("one core: %.2f G VPDPBUSD/s alone, %.2f G VPERMT2B+VPDPBUSD pairs/s: AVX-512 compute floor dense "
                "%.1f GMAC/s (64 MACs per VPDPBUSD), sparse %.1f dense-equivalent GMAC/s (128 per pair)\n",
                dp / 1e9, pp / 1e9, 64 * dp / 1e9, 128 * pp / 1e9);
     }
     if (gsq_i8_isa_supported(GSQ_I8_ISA_AMX)) {
-        double tp = amx_peak();
+        double tp = gsq_i8_peak_macs(GSQ_I8_ISA_AMX, 1) / 16384;
         printf("one core: %.3f G TDPBUSD/s: AMX compute floor %.0f GMAC/s (16 × 16 × 64 MACs each), dense or "
                "2:4 alike\n", tp / 1e9, 16384 * tp / 1e9);
     }

@@ -98,9 +98,11 @@ int gsq_graph_find_linear(const gsq_graph *g, const char *name);
 /* The number of linears with compressed set. */
 int gsq_graph_compressed_linears(const gsq_graph *g);
 
-/* Multiply-accumulates of one image's forward: of linear i; in the linear layers (all, and the
- * compressed ones alone) and in attention's two matmuls. */
+/* Multiply-accumulates of one image's forward: of linear i; of node n (a linear's, attention's two
+ * matmuls, 0 for the other operations); in the linear layers (all, and the compressed ones alone)
+ * and in attention's two matmuls. */
 double gsq_graph_linear_macs(const gsq_graph *g, int linear);
+double gsq_graph_node_macs(const gsq_graph *g, const gsq_node *n);
 typedef struct {
     double linear, compressed, attention;
 } gsq_graph_macs;

@@ -236,11 +236,11 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     e->attention = src->attention;
     int cuda = o->device == GSQ_ENGINE_CUDA;
     /* what each backend's kernels fuse (engine_plan.h): on the CPU, LayerNorm and fc1's epilogue
-     * write the next linear's codes (fc1's floats pass through y, except on AMX's tiles); on CUDA
-     * also the patch extraction and the attention */
+     * write the next linear's codes (fc1's floats pass through y where the GEMM does not quantize
+     * in its epilogue: gsq_i8_fuses_codes); on CUDA also the patch extraction and the attention */
     unsigned cpu_feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR;
     gsq_engine_fusions fusions = {cuda ? cpu_feeds | 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION : cpu_feeds,
-                                  !cuda && e->isa != GSQ_I8_ISA_AMX};
+                                  !cuda && !gsq_i8_fuses_codes(e->isa)};
     gsq_status st = gsq_vit_graph(src->m, &e->graph, err);
     if (st == GSQ_OK) st = gsq_engine_plan_build(&e->plan, e->graph, &fusions, o->max_batch, err);
     if (st == GSQ_OK && cuda && gsq_engine_plan_part(&e->plan, "transfer") < 0)

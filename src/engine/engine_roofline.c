@@ -2,14 +2,13 @@
  * kernels' instruction set (kernels/cpu/int8_peak.c), and each part's work, counted from the
  * plan's steps — so a benchmark can say where each part of the forward pass sits against its
  * limit. */
-#include <omp.h>
-
 #include "engine_state.h"
+#include "gpusq/kernels.h"
 #include "kernels/cpu/int8_gemm.h"
 
 gsq_status gsq_engine_measure_ceilings(int threads, gsq_engine_ceilings *out, gsq_error *err)
 {
-    if (threads <= 0) threads = omp_get_max_threads();
+    if (threads <= 0) threads = gsq_get_num_threads();
     out->macs_per_second = gsq_i8_peak_macs(gsq_i8_isa_active(), threads);
     out->bytes_per_second = gsq_read_bandwidth(threads);
     if (!(out->bytes_per_second > 0))
@@ -30,21 +29,18 @@ void gsq_engine_part_work(const gsq_engine *e, int part, int B, double *macs, do
         const gsq_node *n = &g->nodes[t->node];
         double in = float_bytes(g, n->in[0], B), out = float_bytes(g, n->out, B);
         if (n->op == GSQ_OP_POOL && n->attrs[0] != GSQ_POOL_AVG) in = out; /* it reads the tokens it keeps */
+        mac += B * gsq_graph_node_macs(g, n);
         if (n->op == GSQ_OP_LINEAR) {
             const gsq_linear *l = &g->linears[n->linear];
             double M = (double)gsq_node_rows(g, n, B), N = l->rows, K = l->cols;
-            mac += M * N * K;
+            in = 4 * M * K; /* the slice it reads */
             if (l->compressed) { /* packed codes; fed int8 input codes; output codes when it feeds */
                 byte += (double)e->linears[n->linear].w.bytes + (t->input >= 0 ? M * K : in);
                 byte += t->feeds >= 0 ? M * N : out * (t->accumulate ? 2 : 1);
             } else {
                 byte += 4 * N * K + in + out;
             }
-        } else if (n->op == GSQ_OP_ATTENTION) { /* QKᵀ and AV: T × T × D each, all heads */
-            double T = g->values[n->in[0]].rows, D = g->values[n->out].cols;
-            mac += 2.0 * B * T * T * D;
-            byte += in + out;
-        } else { /* float operations: read their inputs, write their output (codes when it feeds) */
+        } else { /* the rest: read their inputs, write their output (codes when it feeds) */
             byte += in + float_bytes(g, n->in[1], B) + (t->feeds >= 0 ? out / 4 : out);
         }
     }

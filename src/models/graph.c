@@ -142,6 +142,14 @@ double gsq_graph_linear_macs(const gsq_graph *g, int linear)
     return (double)gsq_node_rows(g, &g->nodes[l->node], 1) * l->rows * l->cols;
 }
 
+double gsq_graph_node_macs(const gsq_graph *g, const gsq_node *n)
+{
+    if (n->op == GSQ_OP_LINEAR) return gsq_graph_linear_macs(g, n->linear);
+    if (n->op != GSQ_OP_ATTENTION) return 0;
+    double T = g->values[n->in[0]].rows, D = g->values[n->out].cols;
+    return 2 * T * T * D; /* q·kᵀ and probabilities·v over all heads */
+}
+
 gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)
 {
     gsq_graph_macs m = {0, 0, 0};
@@ -150,13 +158,8 @@ gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)
         m.linear += n;
         if (g->linears[i].compressed) m.compressed += n;
     }
-    for (int i = 0; i < g->num_nodes; i++) {
-        const gsq_node *n = &g->nodes[i];
-        if (n->op == GSQ_OP_ATTENTION) {
-            double T = g->values[n->in[0]].rows, D = g->values[n->out].cols;
-            m.attention += 2 * T * T * D; /* q·kᵀ and probabilities·v over all heads */
-        }
-    }
+    for (int i = 0; i < g->num_nodes; i++)
+        if (g->nodes[i].op == GSQ_OP_ATTENTION) m.attention += gsq_graph_node_macs(g, &g->nodes[i]);
     return m;
 }
 

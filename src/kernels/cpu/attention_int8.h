@@ -10,8 +10,9 @@
  *
  * written to out (T, C), heads concatenated: the proj GEMM's input, as gsq_attention_forward
  * writes it. The plain-C reference (attention_int8.c, the specification) and the AVX-512 VNNI
- * fast path (attention_int8_avx512.c) compute the same integer sums and share the float softmax
- * below (its sum in a fixed order), so their outputs are equal bit for bit. */
+ * fast path (attention_int8_avx512.c) compute the same integer sums and the same float softmax
+ * (its exponentials from gsq_att8_exps, its sum in a fixed order), so their outputs are equal bit
+ * for bit. */
 #ifndef GSQ_ENGINE_ATTENTION_INT8_H
 #define GSQ_ENGINE_ATTENTION_INT8_H
 
@@ -53,12 +54,6 @@ typedef struct {
 size_t gsq_att8_carve(gsq_att8_scratch *sc, uint8_t *base, int T, int HD);
 static inline size_t gsq_att8_scratch_bytes(int T, int HD) { return gsq_att8_carve(NULL, NULL, T, HD); }
 
-/* The probability codes p (tv bytes; zero from T on) of one row of integer scores acc (tk; entries
- * from T on are ignored but must be set), as the fake-quantized model computes them:
- * s = (float)acc · qk; softmax as gsq_attention_forward's (max, e^(s − max) by gsq_vexpf, times
- * 1 / Σ) with the sum taken in 16 lanes (lane j adds u ≡ j mod 16, in order) then folded 8, 4, 2,
- * 1, whatever the vector width; then code = rint(p · p_inv), gsq_quantize_codes' arithmetic (the
- * clamp at qmax; p ≥ 0 needs no lower one). e: tk floats of scratch. */
 /* The exponentials e[u] = e^(s_u − m) of gsq_att8_probs (0 from T on), s_u = (float)acc[u] · qk;
  * tk is a multiple of 16, which the inner loop's fixed width tells the vectorizer. */
 static inline void gsq_att8_exps(float *e, const int32_t *acc, const gsq_att8_head *h, float m, int tk)
@@ -75,6 +70,12 @@ static inline void gsq_att8_exps(float *e, const int32_t *acc, const gsq_att8_he
     }
 }
 
+/* The probability codes p (tv bytes; zero from T on) of one row of integer scores acc (tk; entries
+ * from T on are ignored but must be set), as the fake-quantized model computes them:
+ * s = (float)acc · qk; softmax as gsq_attention_forward's (max, e^(s − max) by gsq_vexpf, times
+ * 1 / Σ) with the sum taken in 16 lanes (lane j adds u ≡ j mod 16, in order) then folded 8, 4, 2,
+ * 1, whatever the vector width; then code = rint(p · p_inv), gsq_quantize_codes' arithmetic (the
+ * clamp at qmax; p ≥ 0 needs no lower one). e: tk floats of scratch. */
 static inline void gsq_att8_probs(uint8_t *p, float *e, const int32_t *acc, const gsq_att8_head *h, int tk, int tv)
 {
     int T = h->T;

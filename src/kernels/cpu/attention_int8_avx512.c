@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "attention_int8.h"
+#include "int8_avx512_inline.h"
 
 #define GSQ_AVX512_ISA "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"
 #ifdef __clang__
@@ -30,12 +31,6 @@
 
 enum { R = GSQ_ATT8_ROWS };
 
-/* The first n of 16 lanes. */
-GSQ_AVX512 static inline __mmask16 first(int n)
-{
-    return n >= 16 ? (__mmask16)0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1));
-}
-
 /* The 4 bytes at p in every 32-bit lane. */
 GSQ_AVX512 static inline __m512i broadcast4(const void *p)
 {
@@ -44,18 +39,14 @@ GSQ_AVX512 static inline __m512i broadcast4(const void *p)
     return _mm512_set1_epi32(w);
 }
 
-/* Codes of x's n values (rint(x · inv) clamped to ±qmax, gsq_quantize_codes' rounding), XOR flip
- * (0x80: + 128, unsigned), into width bytes of dst (a multiple of 16; code 0 from n on). */
+/* Codes of x's n values (gsq_i8_quantize16's: rint(x · inv) clamped to ±qmax, + 128), XOR flip
+ * (0x80: back to signed codes), into width bytes of dst (a multiple of 16; code 0 from n on). */
 GSQ_AVX512 static void quantize_row(int8_t *dst, const float *x, int n, int width, float inv, int qmax, int flip)
 {
-    const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps((float)-qmax), hi = _mm512_set1_ps((float)qmax);
     const __m128i f = _mm_set1_epi8((char)flip);
-    for (int i = 0; i < width; i += 16) {
-        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(first(n - i), x + i), vinv);
-        r = _mm512_roundscale_ps(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m512i c = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
-        _mm_storeu_si128((__m128i *)(dst + i), _mm_xor_si128(_mm512_cvtepi32_epi8(c), f));
-    }
+    for (int i = 0; i < width; i += 16)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm_xor_si128(gsq_i8_quantize16(_mm512_maskz_loadu_ps(gsq_i8_first16(n - i), x + i), inv, qmax), f));
 }
 
 /* kp[b][g][j][0..3] = K[16b + j][4g..4g+3] (code 0 past T), gathered from the row-major codes;
@@ -66,7 +57,7 @@ GSQ_AVX512 static void pack_k(const gsq_att8_scratch *sc, int T, int groups)
                                             _mm512_set1_epi32(sc->hs / 4));
     const __m512i ones = _mm512_set1_epi8(1);
     for (int b = 0; b < sc->tk / 16; b++) {
-        __mmask16 keys = first(T - 16 * b);
+        __mmask16 keys = gsq_i8_first16(T - 16 * b);
         const int8_t *k = sc->k + (size_t)16 * b * sc->hs;
         __m512i sum = _mm512_setzero_si512();
         for (int g = 0; g < groups; g++) {
@@ -139,7 +130,7 @@ GSQ_TILE void value_blocks(float *out, const gsq_att8_scratch *sc, const gsq_att
     for (int r = 0; r < n; r++)
         for (int b = 0; b < nb; b++) {
             int d = 16 * (db + b);
-            _mm512_mask_storeu_ps(out + (size_t)r * h->ldo + d, first(h->HD - d),
+            _mm512_mask_storeu_ps(out + (size_t)r * h->ldo + d, gsq_i8_first16(h->HD - d),
                                   _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][b]), pv));
         }
 }
@@ -151,7 +142,7 @@ GSQ_AVX512 static void probs_avx512(uint8_t *p, float *e, const int32_t *acc, co
     int T = h->T;
     __m512i top = _mm512_set1_epi32(acc[0]);
     for (int u = 0; u < T; u += 16)
-        top = _mm512_mask_max_epi32(top, first(T - u), top, _mm512_maskz_loadu_epi32(first(T - u), acc + u));
+        top = _mm512_mask_max_epi32(top, gsq_i8_first16(T - u), top, _mm512_maskz_loadu_epi32(gsq_i8_first16(T - u), acc + u));
     gsq_att8_exps(e, acc, h, (float)_mm512_reduce_max_epi32(top) * h->qk, tk);
     __m512 lane = _mm512_setzero_ps();
     for (int u0 = 0; u0 < tk; u0 += 16) lane = _mm512_add_ps(lane, _mm512_load_ps(e + u0));
@@ -164,7 +155,7 @@ GSQ_AVX512 static void probs_avx512(uint8_t *p, float *e, const int32_t *acc, co
     for (int u = 0; u < tv; u += 16) {
         __m512 x = _mm512_mul_ps(_mm512_load_ps(e + u), inv);
         __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(x, p_inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm_mask_storeu_epi8(p + u, first(tv - u), _mm512_cvtusepi32_epi8(_mm512_cvtps_epu32(_mm512_min_ps(r, q))));
+        _mm_mask_storeu_epi8(p + u, gsq_i8_first16(tv - u), _mm512_cvtusepi32_epi8(_mm512_cvtps_epu32(_mm512_min_ps(r, q))));
     }
 }
 
@@ -177,9 +168,9 @@ GSQ_AVX512 void gsq_att8_head_avx512(float *out, const float *q, const float *k,
     size_t hs = (size_t)sc.hs;
     float iq = 1.0f / h->sq, ik = 1.0f / h->sk, iv = 1.0f / h->sv; /* as gsq_quantize_codes */
     for (int t = 0; t < T; t++) {
-        quantize_row(sc.q + t * hs, q + (size_t)t * h->ld, h->HD, sc.hs, iq, h->qmax, 0x80);
-        quantize_row(sc.k + t * hs, k + (size_t)t * h->ld, h->HD, sc.hs, ik, h->qmax, 0);
-        quantize_row(sc.v + t * hs, v + (size_t)t * h->ld, h->HD, sc.hs, iv, h->qmax, 0);
+        quantize_row(sc.q + t * hs, q + (size_t)t * h->ld, h->HD, sc.hs, iq, h->qmax, 0); /* unsigned */
+        quantize_row(sc.k + t * hs, k + (size_t)t * h->ld, h->HD, sc.hs, ik, h->qmax, 0x80);
+        quantize_row(sc.v + t * hs, v + (size_t)t * h->ld, h->HD, sc.hs, iv, h->qmax, 0x80);
     }
     /* padding query rows and tokens: code 0 (+128 for the queries); probability rows defined before
      * the first tile (a last tile's rows past T are computed, not stored) */

@@ -5,6 +5,12 @@
 
 #include <immintrin.h>
 
+/* The first n of 16 lanes (none for n ≤ 0, all for n ≥ 16). */
+__attribute__((target("avx512f"))) static inline __mmask16 gsq_i8_first16(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1));
+}
+
 /* 16 floats as 16 activation codes + 128: clamp(rint(v · inv), ±qmax) + 128, the reference's
  * rounding (multiply, round to nearest even, clamp). */
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m128i gsq_i8_quantize16(__m512 v, float inv,

@@ -98,10 +98,7 @@ void gsq_i8_quantize_one(gsq_i8_isa isa, uint8_t *xq, const float *row, int m, i
 
 void gsq_i8_gemm(float *y, int ldy, const uint8_t *xq, int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
-    /* AMX and AVX-512 write the next linear's codes in their epilogue; the others, and a
-     * residual sum (which reads y), take the float values through y, then their codes */
-    int fused = w->isa == GSQ_I8_ISA_AMX || (w->isa == GSQ_I8_ISA_AVX512 && !e->accumulate);
-    if (e->codes && !fused) {
+    if (e->codes && !gsq_i8_fuses_codes(w->isa)) { /* float values through y, then their codes */
         gsq_i8_epilogue floats = *e;
         floats.codes = NULL;
         gsq_i8_gemm(y, ldy, xq, M, w, &floats);

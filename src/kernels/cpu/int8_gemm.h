@@ -89,9 +89,10 @@ typedef struct {
  *
  * With codes set, v goes on as the next GEMM's input instead: codes receives exactly what
  * gsq_i8_quantize(w->isa, codes, v, M, N, …, code_inv, code_qmax) would write, in that instruction
- * set's input layout (K = N, this GEMM's output rows). AMX quantizes in the epilogue, so the float
- * values never reach memory; the other instruction sets store them in y (scratch for M × N floats)
- * and quantize from there. Not with accumulate. */
+ * set's input layout (K = N, this GEMM's output rows). Where gsq_i8_fuses_codes (AMX, AVX-512) the
+ * epilogue quantizes, so the float values never reach memory and y is not touched; the other
+ * instruction sets store them in y (scratch for M × N floats) and quantize from there. Not with
+ * accumulate. */
 typedef struct {
     const float *scale, *bias;
     int accumulate, gelu;
@@ -99,6 +100,8 @@ typedef struct {
     float code_inv;
     int code_qmax;
 } gsq_i8_epilogue;
+
+static inline int gsq_i8_fuses_codes(gsq_i8_isa isa) { return isa == GSQ_I8_ISA_AMX || isa == GSQ_I8_ISA_AVX512; }
 
 static inline void gsq_i8_epilogue_apply(float *y, int32_t acc, const gsq_i8_epilogue *e, int n)
 {

@@ -21,9 +21,7 @@
 /* Columns k..k+15 of a row as 16 codes + 128 (those past K read as 0: code 0). */
 GSQ_AVX512 static void codes16(uint8_t out[16], const float *row, int k, int K, float inv, int qmax)
 {
-    int left = K - k;
-    __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-    _mm_storeu_si128((__m128i *)out, gsq_i8_quantize16(_mm512_maskz_loadu_ps(mask, row + k), inv, qmax));
+    _mm_storeu_si128((__m128i *)out, gsq_i8_quantize16(_mm512_maskz_loadu_ps(gsq_i8_first16(K - k), row + k), inv, qmax));
 }
 
 GSQ_AVX512 void gsq_i8_quantize_row_avx512(uint8_t *xq, const float *row, int m, int M, int K, float inv, int qmax)
@@ -51,7 +49,7 @@ GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK
                                    int M, const gsq_i8_weight *w, const gsq_i8_epilogue *e)
 {
     _Static_assert(GSQ_I8_NBLOCK == 4, "the transpose below is 4 weight rows wide");
-    int valid = w->rows - n0 < GSQ_I8_NBLOCK ? w->rows - n0 : GSQ_I8_NBLOCK;
+    int valid = w->rows - n0 < GSQ_I8_NBLOCK ? w->rows - n0 : GSQ_I8_NBLOCK, chunks = (w->rows + 7) / 8;
     __mmask8 cols = (__mmask8)((1u << valid) - 1);
     for (int h = 0; h < GSQ_I8_MBLOCK; h += 16) {
         int left = M - (m0 + h);
@@ -74,7 +72,6 @@ GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK
         __m512 u[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE), _mm512_shuffle_ps(t1, t3, 0x44),
                        _mm512_shuffle_ps(t1, t3, 0xEE)};
         if (e->codes) { /* weight rows past N are 0.0: code 0, the layout's padding */
-            int chunks = (w->rows + 7) / 8;
             for (int j = 0; j < 4; j++) {
                 uint32_t c[4];
                 _mm_storeu_si128((__m128i *)c, gsq_i8_quantize16(u[j], e->code_inv, e->code_qmax));
@@ -83,14 +80,10 @@ GSQ_AVX512 static void finish_tile(float *y, int ldy, int32_t tile[GSQ_I8_NBLOCK
             }
             continue;
         }
+        _Alignas(64) float rows[4][16];
+        for (int j = 0; j < 4; j++) _mm512_store_ps(rows[j], u[j]);
         for (int t = 0; t < 16 && t < left; t++) {
-            __m128 o = _mm512_extractf32x4_ps(u[t % 4], 0);
-            switch (t / 4) { /* the lane is an immediate */
-            case 1: o = _mm512_extractf32x4_ps(u[t % 4], 1); break;
-            case 2: o = _mm512_extractf32x4_ps(u[t % 4], 2); break;
-            case 3: o = _mm512_extractf32x4_ps(u[t % 4], 3); break;
-            default: break;
-            }
+            __m128 o = _mm_load_ps(&rows[t % 4][4 * (t / 4)]);
             float *dst = y + (size_t)(m0 + h + t) * ldy + n0;
             if (e->accumulate) o = _mm_add_ps(_mm_maskz_loadu_ps(cols, dst), o);
             _mm_mask_storeu_ps(dst, cols, o);

@@ -6,7 +6,6 @@
  * against them. */
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "gpusq/clock.h"
 #include "int8_gemm.h"
@@ -56,8 +55,8 @@ __attribute__((target("avx2"))) static int peak_avx2(long iters, int seed)
  * the GEMM's inner step; the tile state is the calling thread's (gsq_i8_amx_tiles_on). */
 __attribute__((target("amx-tile,amx-int8"))) static int peak_amx(long iters, int seed)
 {
-    static uint8_t src[16 * 64]; /* the operands' values do not change the speed */
-    src[0] = (uint8_t)seed;
+    static const _Alignas(64) uint8_t src[16 * 64]; /* the operands' values do not change the speed */
+    (void)seed;
     int32_t out[16 * 16];
     gsq_i8_amx_tiles_on();
     _tile_zero(0); /* tile numbers are immediates */
