@@ -45,9 +45,6 @@ gsq_status gsq_adamw_init(gsq_adamw *opt, const gsq_param_block *b, int num_bloc
                           gsq_error *err);
 void gsq_adamw_free(gsq_adamw *opt);
 
-/* Global L2 norm of grads (n), accumulated in double. */
-double gsq_grad_norm(const float *grads, size_t n);
-
 /* One step of every block of b (as at init) from its grads: clip to cfg.clip_grad if set (the norm
  * is over all blocks' gradients), then the AdamW update with the scheduled learning rate times the
  * block's lr_scale (PyTorch's formula, bias-corrected); a log-domain block's values are multiplied

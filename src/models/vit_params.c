@@ -143,14 +143,10 @@ int gsq_model_blocks(gsq_model *m, gsq_param_block out[GSQ_MAX_BLOCKS])
 
 gsq_status gsq_model_zero_grad(gsq_model *m, gsq_error *err)
 {
-    gsq_model_quant_zero_grad(m); /* LSQ's learned scales, when on */
-    if (!m->grads) {
-        m->grads = calloc(m->num_params, sizeof(float));
-        if (!m->grads)
-            return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu gradients", m->num_params);
-        return GSQ_OK;
-    }
-    memset(m->grads, 0, m->num_params * sizeof(float));
+    if (!m->grads && !(m->grads = malloc(m->num_params * sizeof(float))))
+        return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory allocating %zu gradients", m->num_params);
+    gsq_param_block b[GSQ_MAX_BLOCKS];
+    for (int k = 0, n = gsq_model_blocks(m, b); k < n; k++) memset(b[k].grads, 0, b[k].n * sizeof(float));
     return GSQ_OK;
 }
 

@@ -95,11 +95,6 @@ gsq_status gsq_lsq_prepare(gsq_model *m, int B, gsq_error *err)
     return GSQ_OK;
 }
 
-void gsq_model_quant_zero_grad(gsq_model *m)
-{
-    if (m->quant && m->quant->lsq) memset(m->quant->lsq->grad, 0, m->quant->num_scales * sizeof(float));
-}
-
 void gsq_lsq_act_grad(gsq_model *m, int i, const float *dy, size_t n)
 {
     struct gsq_model_quant *q = m->quant;

@@ -79,15 +79,14 @@ float *gsq_qlinear_scratch_dx(gsq_model *m, size_t n);
 const float *gsq_qlinear_saved_input(const gsq_model *m, int i, const float *x);
 const float *gsq_qlinear_saved_weight(const gsq_model *m, int i, const float *w);
 
-/* LSQ's private parts (vit_quant_lsq.c): freeing, its block, sizing dx for a batch of B, zeroing the
- * gradients (gsq_model_zero_grad), and adding one linear's activation-scale gradient from its input's
- * gradient dy (before the STE) or one weight row's from dw (rows' gradients may be added from
- * parallel threads: each writes its own slot). */
+/* LSQ's private parts (vit_quant_lsq.c): freeing, its block (zeroed with the others by
+ * gsq_model_zero_grad), sizing dx for a batch of B, and adding one linear's activation-scale
+ * gradient from its input's gradient dy (before the STE) or one weight row's from dw (rows'
+ * gradients may be added from parallel threads: each writes its own slot). */
 void gsq_lsq_free(gsq_lsq *l);
 /* LSQ's parameter block (gsq_model_blocks): 1 and *b set, or 0 without LSQ. */
 int gsq_lsq_block(gsq_model *m, gsq_param_block *b);
 gsq_status gsq_lsq_prepare(gsq_model *m, int B, gsq_error *err);
-void gsq_model_quant_zero_grad(gsq_model *m);
 void gsq_lsq_act_grad(gsq_model *m, int i, const float *dy, size_t n);
 void gsq_lsq_row_grad(gsq_model *m, int i, int row, const float *dw);
 

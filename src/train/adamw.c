@@ -77,8 +77,6 @@ static double sum_squares(const float *grads, size_t n)
     return s;
 }
 
-double gsq_grad_norm(const float *grads, size_t n) { return sqrt(sum_squares(grads, n)); }
-
 double gsq_adamw_step(gsq_adamw *opt, const gsq_param_block *b, int num_blocks, float *lr_used)
 {
     const gsq_optim_config *c = &opt->cfg;

@@ -15,6 +15,40 @@
 #define MOMENT1 "optim.exp_avg."
 #define MOMENT2 "optim.exp_avg_sq."
 
+/* Calls fn on every AdamW moment of every tensor of the model's learned blocks (gsq_model_blocks):
+ * the first moments, then the second, under optim.exp_avg.NAME and optim.exp_avg_sq.NAME; stops at
+ * the first failure. */
+typedef gsq_status (*moment_fn)(void *ctx, const char *name, const gsq_param *p, float *data, gsq_error *err);
+static gsq_status each_moment(const gsq_trainer *t, moment_fn fn, void *ctx, gsq_error *err)
+{
+    char name[GSQ_NAME_MAX + 32];
+    gsq_param_block b[GSQ_MAX_BLOCKS];
+    int nb = gsq_model_blocks(t->model, b);
+    gsq_status st = GSQ_OK;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < nb && k < t->opt.num_blocks; k++)
+            for (int i = 0; st == GSQ_OK && i < b[k].num_tensors; i++) {
+                const gsq_param *p = &b[k].tensors[i];
+                snprintf(name, sizeof name, "%s%s", pass ? MOMENT2 : MOMENT1, p->name);
+                st = fn(ctx, name, p, (pass ? t->opt.v[k] : t->opt.m[k]) + p->offset, err);
+            }
+    return st;
+}
+
+/* A moment of tensor p of a learned block (named as PyTorch names it) into the checkpoint writer. */
+static gsq_status add_moment(void *w, const char *name, const gsq_param *p, float *data, gsq_error *err)
+{
+    return gsq_st_writer_add(w, name, GSQ_DT_F32, p->ndim, p->shape, data, err);
+}
+
+/* The same moment read back from the checkpoint file. */
+static gsq_status read_moment(void *f, const char *name, const gsq_param *p, float *data, gsq_error *err)
+{
+    const gsq_st_tensor *tt = gsq_st_find(f, name);
+    if (!tt) return gsq_fail(err, GSQ_ERR_MISSING, "%s: checkpoint tensor '%s' is missing", gsq_st_label(f), name);
+    return gsq_st_read_f32(f, tt, data, p->numel, err);
+}
+
 /* The settings a resumed run must share with the run that wrote the checkpoint. */
 static void run_identity(const gsq_train_config *c, char *buf, size_t cap)
 {
@@ -43,17 +77,7 @@ gsq_status gsq_trainer_save(const gsq_trainer *t, const gsq_train_config *cfg, c
     if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
     if (st == GSQ_OK) st = gsq_model_add_to_writer(m, w, err);
     if (st == GSQ_OK) st = gsq_model_quant_add_to_writer(m, w, err);
-    char name[GSQ_NAME_MAX + 32];
-    gsq_param_block b[GSQ_MAX_BLOCKS];
-    int nb = gsq_model_blocks(t->model, b);
-    for (int pass = 0; pass < 2; pass++)
-        for (int k = 0; k < nb && k < t->opt.num_blocks; k++)
-            for (int i = 0; st == GSQ_OK && i < b[k].num_tensors; i++) {
-                const gsq_param *p = &b[k].tensors[i];
-                snprintf(name, sizeof name, "%s%s", pass ? MOMENT2 : MOMENT1, p->name);
-                st = gsq_st_writer_add(w, name, GSQ_DT_F32, p->ndim, p->shape,
-                                       (pass ? t->opt.v[k] : t->opt.m[k]) + p->offset, err);
-            }
+    if (st == GSQ_OK) st = each_moment(t, add_moment, w, err);
     char buf[512];
     snprintf(buf, sizeof buf, "%ld", t->state.step);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "train.step", buf, err);
@@ -79,26 +103,6 @@ static gsq_status meta_long(const gsq_st_file *f, const char *key, long *out, gs
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: checkpoint metadata '%s' is %s", gsq_st_label(f), key,
                         v ? "not a non-negative integer" : "missing");
     *out = x;
-    return GSQ_OK;
-}
-
-static gsq_status read_moments(const gsq_st_file *f, gsq_trainer *t, gsq_error *err)
-{
-    char name[GSQ_NAME_MAX + 32];
-    gsq_param_block b[GSQ_MAX_BLOCKS];
-    int nb = gsq_model_blocks(t->model, b);
-    for (int pass = 0; pass < 2; pass++)
-        for (int k = 0; k < nb && k < t->opt.num_blocks; k++)
-            for (int i = 0; i < b[k].num_tensors; i++) {
-                const gsq_param *p = &b[k].tensors[i];
-                snprintf(name, sizeof name, "%s%s", pass ? MOMENT2 : MOMENT1, p->name);
-                const gsq_st_tensor *tt = gsq_st_find(f, name);
-                if (!tt)
-                    return gsq_fail(err, GSQ_ERR_MISSING, "%s: checkpoint tensor '%s' is missing", gsq_st_label(f),
-                                    name);
-                gsq_status st = gsq_st_read_f32(f, tt, (pass ? t->opt.v[k] : t->opt.m[k]) + p->offset, p->numel, err);
-                if (st != GSQ_OK) return st;
-            }
     return GSQ_OK;
 }
 
@@ -131,7 +135,7 @@ gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_
     } else {
         gsq_model_free(m);
     }
-    if (st == GSQ_OK) st = read_moments(f, t, err);
+    if (st == GSQ_OK) st = each_moment(t, read_moment, f, err);
     if (st == GSQ_OK) st = meta_long(f, "train.step", &t->state.step, err);
     if (st == GSQ_OK) st = meta_long(f, "train.epoch", &t->state.epoch, err);
     if (st == GSQ_OK) st = meta_long(f, "train.batch", &t->state.batch, err);

@@ -205,18 +205,17 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     gsq_status st = gsq_loader_create(&ld, train, &lc, t->state.epoch, t->state.batch, err);
     /* every learned block (the parameters, LSQ's scales) accumulates and steps alike */
     gsq_param_block blocks[GSQ_MAX_BLOCKS];
-    int nb = gsq_model_blocks(m, blocks);
-    size_t total_values = 0;
-    for (int k = 0; k < nb; k++) total_values += blocks[k].n;
-    float *acc = NULL;
-    if (st == GSQ_OK && cfg->accum_steps > 1 && !(acc = malloc(total_values * sizeof(float))))
-        st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
+    int nb = gsq_model_blocks(m, blocks), accumulating = cfg->accum_steps > 1;
+    float *acc[GSQ_MAX_BLOCKS] = {NULL}; /* each block's gradient sum over the micro-batches */
+    for (int k = 0; st == GSQ_OK && accumulating && k < nb; k++)
+        if (!(acc[k] = malloc(blocks[k].n * sizeof(float))))
+            st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
     double t0 = gsq_seconds(), early_sum = 0;
     size_t images = 0;
     long steps_here = 0;
     while (st == GSQ_OK && t->state.epoch < cfg->epochs) {
         /* one optimizer step: up to accum_steps micro-batches, not crossing the epoch's end */
-        if (acc) memset(acc, 0, total_values * sizeof(float));
+        for (int k = 0; accumulating && k < nb; k++) memset(acc[k], 0, blocks[k].n * sizeof(float));
         double loss_sum = 0;
         int samples = 0;
         for (int a = 0; st == GSQ_OK && a < cfg->accum_steps && t->state.batch < bpe; a++) {
@@ -231,17 +230,16 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
                               "is %s; nothing was written from this step", t->state.step + 1, t->state.epoch + 1,
                               t->state.batch, non_finite_name(loss));
             if (st != GSQ_OK) break;
-            for (size_t k = 0, at = 0; acc && k < (size_t)nb; at += blocks[k++].n)
-                accumulate(acc + at, blocks[k].grads, blocks[k].n, (float)batch.n);
+            for (int k = 0; accumulating && k < nb; k++) accumulate(acc[k], blocks[k].grads, blocks[k].n, (float)batch.n);
             loss_sum += (double)loss * batch.n;
             samples += batch.n;
         }
         if (st != GSQ_OK) break;
         gsq_train_progress p = {.step = t->state.step + 1, .total_steps = total, .epoch = t->state.epoch};
         if (samples > 0) {
-            for (size_t k = 0, at = 0; acc && k < (size_t)nb; at += blocks[k++].n) {
+            for (int k = 0; accumulating && k < nb; k++) {
                 float inv = 1.0f / (float)samples, *g = blocks[k].grads;
-                const float *a = acc + at;
+                const float *a = acc[k];
                 #pragma omp parallel for simd schedule(static)
                 for (size_t i = 0; i < blocks[k].n; i++) g[i] = a[i] * inv;
             }
@@ -303,7 +301,7 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     res->seconds = gsq_seconds() - t0;
     res->images_per_second = res->seconds > 0 ? images / res->seconds : 0;
     if (ld) gsq_loader_stats_get(ld, &res->loader);
-    free(acc);
+    for (int k = 0; k < nb; k++) free(acc[k]);
     gsq_loader_destroy(ld);
     return st;
 }
