@@ -34,7 +34,7 @@ static int bench_model(const char *name, int B, int iters, int json)
         fprintf(stderr, "bench_vit: %s\n", err.msg);
         return 1;
     }
-    gsq_vit_init(m, 1);
+    gsq_model_init(m, 1);
     size_t img = (size_t)cfg.in_chans * cfg.img_size * cfg.img_size;
     float *images = malloc((size_t)B * img * sizeof(float));
     int *targets = malloc((size_t)B * sizeof(int));

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     gsq_status st = gsq_dataset_synthetic(&tr, 8192, cfg.img_size, 1, 0, &err);
     if (st == GSQ_OK) st = gsq_dataset_synthetic(&val, 512, cfg.img_size, 1, 1, &err);
     if (st == GSQ_OK) st = gsq_vit_create(&dense, &cfg, &err);
-    if (st == GSQ_OK) gsq_vit_init(dense, 0);
+    if (st == GSQ_OK) gsq_model_init(dense, 0);
     if (st == GSQ_OK) st = train(&dense, tr, 6, 2e-3f, &err);
     if (st == GSQ_OK) st = evaluate(dense, val, "dense", &top1, &err);
 

@@ -1,4 +1,4 @@
-"""Writes the timm parity fixtures in tests/fixtures/ that the C tests compare gpusq against.
+"""Writes the timm parity fixtures (ViT/DeiT and Swin) in tests/fixtures/ that the C tests compare gpusq against.
 
 Run inside the project venv:
     bash scripts/setup-venv.sh && .venv/bin/python scripts/make_fixtures.py
@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from timm.models.deit import VisionTransformerDistilled
+from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +88,52 @@ CONFIGS = [
            qkv_bias=True, class_token=True, pool="token", num_classes=3, batch=1,
            label_smoothing=0.2, seed=5),
 ]
+
+
+@dataclasses.dataclass
+class SwinConfig:
+    name: str
+    description: str
+    img_size: int
+    patch_size: int
+    in_chans: int
+    embed_dim: int
+    depths: tuple
+    num_heads: tuple
+    window: int
+    mlp_ratio: float
+    num_classes: int
+    batch: int
+    label_smoothing: float
+    seed: int = 0
+
+    @property
+    def dims(self):
+        return [self.embed_dim * 2 ** i for i in range(len(self.depths))]
+
+
+SWIN_CONFIGS = [
+    SwinConfig("swin_pad", "Swin, grid 14 with window 4: padded to 16 and shifted by 2; stage 1 grid 7 "
+               "padded to 8 and shifted; stage 2 grid 4 = window, no shift; label smoothing 0.1",
+               img_size=28, patch_size=2, in_chans=3, embed_dim=16, depths=(2, 2, 1), num_heads=(2, 2, 4),
+               window=4, mlp_ratio=4, num_classes=5, batch=2, label_smoothing=0.1, seed=11),
+    SwinConfig("swin_noshift", "Swin, window 8 at grid 8 (one window, no shift) then grid 4 (window "
+               "clamped to 4, no shift)",
+               img_size=32, patch_size=4, in_chans=3, embed_dim=24, depths=(2, 2), num_heads=(3, 6),
+               window=8, mlp_ratio=2, num_classes=4, batch=2, label_smoothing=0.0, seed=12),
+    SwinConfig("swin_odd_b1", "Swin, batch 1, odd widths (15, 30; head_dim 5), grid 7 with window 3 "
+               "(padded to 9, shift 1), patch merging of an odd grid (7 -> 4, padded), mlp_ratio 2, 1 channel",
+               img_size=21, patch_size=3, in_chans=1, embed_dim=15, depths=(2, 2), num_heads=(3, 6),
+               window=3, mlp_ratio=2, num_classes=3, batch=1, label_smoothing=0.0, seed=13),
+]
+
+
+def build_swin(cfg):
+    return SwinTransformer(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cfg.in_chans,
+                           num_classes=cfg.num_classes, embed_dim=cfg.embed_dim, depths=cfg.depths,
+                           num_heads=cfg.num_heads, window_size=cfg.window, mlp_ratio=cfg.mlp_ratio,
+                           qkv_bias=True, drop_rate=0.0, proj_drop_rate=0.0, attn_drop_rate=0.0,
+                           drop_path_rate=0.0)
 
 
 def build(cfg):
@@ -180,7 +227,7 @@ def perturb(model, gen):
         parts = name.split(".")
         leaf = parts[-1]
         is_norm = len(parts) > 1 and "norm" in parts[-2]
-        if name in ("cls_token", "dist_token", "pos_embed"):
+        if name in ("cls_token", "dist_token", "pos_embed") or leaf == "relative_position_bias_table":
             v = 0.5 * torch.randn(p.shape, generator=gen)
         elif leaf == "bias":
             v = 0.1 * torch.randn(p.shape, generator=gen)
@@ -197,9 +244,14 @@ def perturb(model, gen):
 def make(cfg, outdir):
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(1000 + cfg.seed)
-    model = build(cfg)
+    swin = isinstance(cfg, SwinConfig)
+    model = build_swin(cfg) if swin else build(cfg)
     model.eval()
-    check_layout(cfg, model)
+    if swin:
+        if any("relative_position_index" in k or "attn_mask" in k for k in model.state_dict()):
+            raise SystemExit(f"{cfg.name}: buffers in the state_dict")
+    else:
+        check_layout(cfg, model)
     perturb(model, gen)
     state = {k: v.detach().to(torch.float32).contiguous().clone()
              for k, v in model.state_dict().items()}
@@ -213,7 +265,7 @@ def make(cfg, outdir):
     logits = model(images.double())
     if isinstance(logits, tuple):
         raise SystemExit(f"{cfg.name}: model returned a tuple in eval mode")
-    if cfg.distilled:  # check timm's eval output is the mean of the two heads
+    if not swin and cfg.distilled:  # check timm's eval output is the mean of the two heads
         with torch.no_grad():
             feats = model.forward_features(images.double())
             manual = (model.head(feats[:, 0]) + model.head_dist(feats[:, 1])) / 2
@@ -233,14 +285,21 @@ def make(cfg, outdir):
         expected["grad." + name] = p.grad.detach().to(torch.float32).contiguous()
     expected = {k: v.contiguous() for k, v in expected.items()}
 
-    meta = {"img_size": cfg.img_size, "patch_size": cfg.patch_size, "in_chans": cfg.in_chans,
-            "num_classes": cfg.num_classes, "embed_dim": cfg.embed_dim, "depth": cfg.depth,
-            "num_heads": cfg.num_heads, "mlp_hidden": cfg.mlp_hidden,
-            "qkv_bias": int(cfg.qkv_bias), "class_token": int(cfg.class_token),
-            "distilled": int(cfg.distilled), "pool": cfg.pool, "ln_eps": repr(LN_EPS),
-            "label_smoothing": repr(cfg.label_smoothing), "batch": cfg.batch, "seed": cfg.seed,
-            "timm_version": timm.__version__, "torch_version": torch.__version__,
-            "description": cfg.description}
+    if swin:
+        lists = lambda v: ",".join(str(x) for x in v)
+        meta = {"arch": "swin", "img_size": cfg.img_size, "patch_size": cfg.patch_size,
+                "in_chans": cfg.in_chans, "num_classes": cfg.num_classes, "window": cfg.window,
+                "depths": lists(cfg.depths), "dims": lists(cfg.dims), "num_heads": lists(cfg.num_heads),
+                "mlp_hidden": lists(int(d * cfg.mlp_ratio) for d in cfg.dims), "ln_eps": repr(1e-5)}
+    else:
+        meta = {"img_size": cfg.img_size, "patch_size": cfg.patch_size, "in_chans": cfg.in_chans,
+                "num_classes": cfg.num_classes, "embed_dim": cfg.embed_dim, "depth": cfg.depth,
+                "num_heads": cfg.num_heads, "mlp_hidden": cfg.mlp_hidden,
+                "qkv_bias": int(cfg.qkv_bias), "class_token": int(cfg.class_token),
+                "distilled": int(cfg.distilled), "pool": cfg.pool, "ln_eps": repr(LN_EPS)}
+    meta.update({"label_smoothing": repr(cfg.label_smoothing), "batch": cfg.batch, "seed": cfg.seed,
+                 "timm_version": timm.__version__, "torch_version": torch.__version__,
+                 "description": cfg.description})
     meta = {k: str(v) for k, v in meta.items()}
 
     model_path = os.path.join(outdir, f"{cfg.name}.model.safetensors")
@@ -292,7 +351,7 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
-    configs = [c for c in CONFIGS if not args.only or c.name in args.only]
+    configs = [c for c in CONFIGS + SWIN_CONFIGS if not args.only or c.name in args.only]
     print(f"make_fixtures: torch {torch.__version__}, timm {timm.__version__}, "
           f"safetensors {safetensors.__version__}, numpy {np.__version__}, python "
           f"{sys.version.split()[0]}")

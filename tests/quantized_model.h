@@ -20,7 +20,7 @@ static gsq_model *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, 
     gsq_error err = {0};
     gsq_model *m = NULL;
     gsq_vit_create(&m, &c, NULL);
-    gsq_vit_init(m, 9);
+    gsq_model_init(m, 9);
     gsq_rng rng;
     gsq_rng_seed(&rng, 10, 0);
     for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.05f * gsq_rng_normal(&rng);

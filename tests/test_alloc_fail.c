@@ -226,7 +226,7 @@ static void test_vit_load(const char *dir)
     gsq_error err = {0};
     gsq_model *m = NULL;
     CHECK(gsq_vit_create(&m, &tiny, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit_init(m, 1);
+    gsq_model_init(m, 1);
     CHECK(gsq_model_set_class_names(m, class_names, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_model_save(m, path, &err) == GSQ_OK, "%s", err.msg);
     gsq_model_free(m);
@@ -326,7 +326,7 @@ static void test_resume(const char *dir, int with_teacher, int quantized)
     if (with_teacher) CHECK(gsq_vit_create(&teacher, &tiny, &err) == GSQ_OK, "%s", err.msg);
     c.cfg.teacher = teacher;
     CHECK(gsq_vit_create(&m, &tiny, &err) == GSQ_OK, "%s", err.msg);
-    gsq_vit_init(m, 2);
+    gsq_model_init(m, 2);
     CHECK(gsq_model_set_class_names(m, class_names, &err) == GSQ_OK, "%s", err.msg);
     if (quantized) {
         float x[2 * 3 * 16 * 16];

@@ -209,7 +209,7 @@ static void attention_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng,
             size_t o = (r * 3 + (size_t)k) * C;
             gsq_fake_quant(fq + o, qkv + o, (size_t)C, scales[k], qmax);
         }
-    gsq_attention_forward(flt, att, att_q, 1.0f / (float)qmax, qmax, fq, B, T, C, NH);
+    gsq_attention_forward(flt, att, att_q, 1.0f / (float)qmax, qmax, fq, B, T, C, NH, NULL);
     float vmax = 0.0f;
     for (size_t r = 0; r < (size_t)B * T; r++)
         for (int c = 0; c < C; c++) vmax = fmaxf(vmax, fabsf(fq[r * 3 * C + 2 * (size_t)C + c]));

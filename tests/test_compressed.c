@@ -58,7 +58,7 @@ static void check_engine_load(const char *path, const gsq_model *m, const gsq_co
             return;
         }
         const float *a = NULL, *b = NULL;
-        size_t bytes = (size_t)B * m->cfg.num_classes * sizeof(float);
+        size_t bytes = (size_t)B * m->num_classes * sizeof(float);
         float *first = malloc(bytes);
         CHECK(gsq_engine_forward(direct, x, B, &a, &err) == GSQ_OK, "%s", err.msg);
         if (a) memcpy(first, a, bytes);

@@ -130,7 +130,7 @@ static void test_float(const shape *s, gsq_rng *rng)
     int8_t *want = malloc(no), *got = malloc((size_t)B * T * ldo);
     uint16_t *qh = malloc(sizeof(uint16_t) * n), *oh = malloc(sizeof(uint16_t) * no);
     fill_normal(qkv, n, rng, 1.5f);
-    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH);
+    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH, NULL);
     float out_inv = out_inv_for(ref, no, 127);
     for (size_t i = 0; i < no; i++) want[i] = (int8_t)gsq_quant_code(ref[i], out_inv, 127.0f);
     memset(got, SENTINEL, (size_t)B * T * ldo);
@@ -148,7 +148,7 @@ static void test_float(const shape *s, gsq_rng *rng)
     /* fp16: the CPU's float attention on the same half-rounded inputs */
     gsq_f32_to_f16_n(qkv, qh, n);
     gsq_f16_to_f32_n(qh, qkv, n);
-    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH);
+    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH, NULL);
     void *dqh = dev_copy(qh, sizeof(uint16_t) * n), *doh = dev_copy(NULL, sizeof(uint16_t) * no);
     if (dqh && doh) {
         gsq_status st = gsq_cuda_attention_f16(doh, dqh, B, T, C, NH, &err);

@@ -17,7 +17,7 @@ int main(void)
     gsq_status st = gsq_vit_load(&m, GSQ_SOURCE_DIR "/assets/demo_teacher.safetensors", NULL, &err);
     CHECK(st == GSQ_OK, "load: %s", err.msg);
     if (st != GSQ_OK) return test_finish("test_demo_teacher");
-    const gsq_vit_config *c = &m->cfg;
+    const gsq_vit_config *c = &m->vit;
     CHECK(c->img_size == demo.img_size && c->patch_size == demo.patch_size && c->embed_dim == demo.embed_dim &&
               c->depth == demo.depth && c->num_heads == demo.num_heads && c->mlp_hidden == demo.mlp_hidden &&
               c->num_classes == demo.num_classes && c->pool == demo.pool,

@@ -27,7 +27,7 @@ static void make_pair(int distilled, gsq_model **s, gsq_model **t, float *images
     gsq_vit_config c = tiny(distilled);
     gsq_vit_create(s, &c, NULL);
     gsq_vit_create(t, &c, NULL);
-    gsq_vit_init(*s, 1);
+    gsq_model_init(*s, 1);
     gsq_rng rng;
     gsq_rng_seed(&rng, 5, 0);
     for (size_t i = 0; i < (*s)->num_params; i++) { /* livelier than the init, so every term matters */
@@ -87,14 +87,14 @@ static void check_gradients(int distilled)
     gsq_error err = {0};
     CHECK(gsq_model_forward(t, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
     gsq_distill_config c;
-    gsq_distill_defaults(&c, s->cfg.depth);
+    gsq_distill_defaults(&c, gsq_model_depth(s));
     c.temperature = 2.0f;
     c.label_smoothing = 0.1f;
     c.first_block = 1; /* blocks 1 and 2: feature gradients reach the whole stack */
     float w[3] = {1.0f, 0.5f, 2.0f};
     c.block_weights = w;
     gsq_distiller *d = NULL;
-    CHECK(gsq_distiller_create(&d, &s->cfg, &t->cfg, &c, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_distiller_create(&d, s, t, &c, &err) == GSQ_OK, "%s", err.msg);
     int labels[B] = {0, 1, 2, 3, 4, 0};
     gsq_distill_terms terms;
     loss_at(d, s, t, images, labels, &terms);
@@ -115,13 +115,13 @@ static void check_gradients(int distilled)
     /* logits only (γ = 0) and features only (α = β = 0) */
     gsq_distiller_free(d);
     c.gamma = 0.0f;
-    gsq_distiller_create(&d, &s->cfg, &t->cfg, &c, &err);
+    gsq_distiller_create(&d, s, t, &c, &err);
     snprintf(what, sizeof what, "%s, logit terms only", tag);
     check_direction(d, s, t, images, labels, 0, s->num_params, 31, what);
     gsq_distiller_free(d);
     c.gamma = 5.0f;
     c.alpha = c.beta = 0.0f;
-    gsq_distiller_create(&d, &s->cfg, &t->cfg, &c, &err);
+    gsq_distiller_create(&d, s, t, &c, &err);
     snprintf(what, sizeof what, "%s, feature term only", tag);
     check_direction(d, s, t, images, labels, 0, s->num_params, 32, what);
     gsq_distiller_free(d);
@@ -152,14 +152,14 @@ static void test_terms(void)
           "defaults: alpha 1, beta 10, gamma 5, the last third of the blocks");
     c.temperature = 3.0f;
     gsq_distiller *d = NULL;
-    gsq_distiller_create(&d, &s->cfg, &t->cfg, &c, &err);
+    gsq_distiller_create(&d, s, t, &c, &err);
     int labels[B] = {4, 3, 2, 1, 0, 4};
     gsq_distill_terms terms;
     float mse[3];
     CHECK(gsq_distill_loss(d, s, t, labels, &terms, mse, &err) == GSQ_OK, "%s", err.msg);
     int K = 5, agree = 0;
     double ce = 0, kl = 0, sq = 0;
-    size_t feat = (size_t)gsq_vit_tokens(&s->cfg) * 8;
+    size_t feat = (size_t)gsq_vit_tokens(&s->vit) * 8;
     for (int b = 0; b < B; b++) {
         const float *zs = gsq_model_output(s, "logits") + b * K, *zt = gsq_model_output(t, "logits") + b * K;
         double ls = 0, lt = 0, lts = 0, ltt = 0;
@@ -219,16 +219,21 @@ static void test_terms(void)
     gsq_distiller_free(d);
     gsq_vit_config other = tiny(0);
     other.num_classes = 7;
-    CHECK(gsq_distiller_create(&d, &s->cfg, &other, &c, &err) == GSQ_ERR_SHAPE && d == NULL, "classes differ");
+    gsq_model *o = NULL;
+    CHECK(gsq_vit_describe(&o, &other, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_distiller_create(&d, s, o, &c, &err) == GSQ_ERR_SHAPE && d == NULL, "classes differ");
+    gsq_model_free(o);
     other = tiny(0);
     other.embed_dim = 16;
-    CHECK(gsq_distiller_create(&d, &s->cfg, &other, &c, &err) == GSQ_ERR_SHAPE && strstr(err.msg, "feature weight"),
+    CHECK(gsq_vit_describe(&o, &other, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_distiller_create(&d, s, o, &c, &err) == GSQ_ERR_SHAPE && strstr(err.msg, "feature weight"),
           "widths differ with features: %s", err.msg);
     c.gamma = 0.0f;
-    CHECK(gsq_distiller_create(&d, &s->cfg, &other, &c, &err) == GSQ_OK, "logits-only distillation across widths");
+    CHECK(gsq_distiller_create(&d, s, o, &c, &err) == GSQ_OK, "logits-only distillation across widths");
     gsq_distiller_free(d);
+    gsq_model_free(o);
     c.temperature = 0.0f;
-    CHECK(gsq_distiller_create(&d, &s->cfg, &t->cfg, &c, &err) == GSQ_ERR_ARG, "T = 0");
+    CHECK(gsq_distiller_create(&d, s, t, &c, &err) == GSQ_ERR_ARG, "T = 0");
     gsq_model_free(s);
     gsq_model_free(t);
 }

@@ -18,7 +18,7 @@ static gsq_model *model(uint64_t seed)
 {
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, seed);
+    gsq_model_init(m, seed);
     return m;
 }
 

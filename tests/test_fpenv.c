@@ -119,7 +119,7 @@ int main(void)
                            .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f};
     gsq_model *s = NULL;
     gsq_vit_create(&s, &tiny, NULL);
-    gsq_vit_init(s, 1);
+    gsq_model_init(s, 1);
     gsq_trainer t;
     CHECK(gsq_trainer_init(&t, s, &c, ds->size, &err) == GSQ_OK, "%s", err.msg);
     clear_all();

@@ -116,7 +116,7 @@ static void test_vit_graph(const gsq_vit_config *c)
     double want = closed_form_macs(c);
     CHECK(macs.linear + macs.attention == want, "MACs %.0f, closed form %.0f", macs.linear + macs.attention, want);
     /* an inference forward needs much less than training's and fits its taps */
-    size_t train = gsq_vit_activation_bytes(c, 8, 1), infer = gsq_vit_activation_bytes(c, 8, 0);
+    size_t train = gsq_model_activation_bytes(m, 8, 1), infer = gsq_model_activation_bytes(m, 8, 0);
     CHECK(infer > 0 && infer * 2 < train, "inference %zu bytes, training %zu", infer, train);
     gsq_model_free(m);
 }
@@ -170,7 +170,7 @@ static void test_infer(const gsq_vit_config *c)
     gsq_model *m = NULL;
     CHECK(gsq_vit_create(&m, c, &err) == GSQ_OK, "%s", err.msg);
     if (!m) return;
-    gsq_vit_init(m, 5);
+    gsq_model_init(m, 5);
     size_t n = (size_t)B * c->in_chans * c->img_size * c->img_size, K = (size_t)B * c->num_classes;
     float *x = malloc(n * sizeof(float)), *ref = malloc(K * sizeof(float));
     gsq_rng rng;

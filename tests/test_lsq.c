@@ -106,7 +106,7 @@ static void test_model_gradients(void)
     fill_normal(x, B * 3 * 16 * 16, &rng, 1.0f);
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 4);
+    gsq_model_init(m, 4);
     CHECK(gsq_model_quant_enable_lsq(m, 1, &err) == GSQ_ERR_ARG, "LSQ without quantizers");
     gsq_model_quant_enable(m, GSQ_QMODE_INT4, GSQ_CALIB_MAX, &err);
     CHECK(gsq_model_quant_enable_lsq(m, 0, &err) == GSQ_ERR_ARG, "a zero learning-rate factor");
@@ -190,7 +190,7 @@ static gsq_model *lsq_run(gsq_dataset *train, int threads, float **init_scales)
     c.augment = 0;
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 8);
+    gsq_model_init(m, 8);
     gsq_sparse_plan plan;
     gsq_sparse_plan_magnitude(&plan, m, GSQ_SPARSE_2_4, 0, &err);
     gsq_sparse_apply(&plan, m->params);

@@ -206,7 +206,7 @@ static void test_attention(int B, int T, int C, int NH, float qk_scale, gsq_rng 
     if (qk_scale > 1.0f)
         CHECK(max_logit > 100.0, "attention test setup: largest logit %.1f cannot overflow expf",
               max_logit);
-    gsq_attention_forward(out, att, NULL, 0.0f, 0, qkv, B, T, C, NH);
+    gsq_attention_forward(out, att, NULL, 0.0f, 0, qkv, B, T, C, NH, NULL);
     float *rof = to_float(rout, nout), *raf = to_float(ratt, natt);
     /* With qk_scale s the logits' absolute rounding grows like s², and exp turns it into relative
      * error of the probabilities: allow TOL_SUM times s² (still 1e-2 below an order-1 bug). */

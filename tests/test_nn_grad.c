@@ -338,7 +338,7 @@ typedef struct {
 static double att_obj(void *p)
 {
     att_ctx *c = p;
-    gsq_attention_forward(c->out, c->att, NULL, 0.0f, 0, c->qkv, c->B, c->T, c->C, c->NH);
+    gsq_attention_forward(c->out, c->att, NULL, 0.0f, 0, c->qkv, c->B, c->T, c->C, c->NH, NULL);
     return dot_r(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
@@ -347,7 +347,7 @@ static void att_bw(void *p, float **g)
     att_ctx *c = p;
     size_t ns = (size_t)c->B * c->NH * c->T * c->T;
     for (size_t i = 0; i < ns; i++) c->scratch[i] = NAN; /* documented as overwritten */
-    gsq_attention_backward(g[0], c->scratch, c->R, c->qkv, c->att, NULL, c->B, c->T, c->C, c->NH);
+    gsq_attention_backward(g[0], c->scratch, c->R, c->qkv, c->att, NULL, c->B, c->T, c->C, c->NH, NULL, NULL);
 }
 
 static void test_attention(int B, int T, int C, int NH)

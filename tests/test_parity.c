@@ -1,18 +1,19 @@
 /* Parity with timm/PyTorch: for each committed fixture (tests/fixtures, made by
- * scripts/make_fixtures.py) load the timm state_dict, run forward, loss and backward, and compare
- * logits (max relative error ≤ 1e-4), loss and every parameter gradient (normalized L2 ≤ 1e-3)
- * with the float64 PyTorch reference. Also checks architecture inference against the fixture's
- * recorded configuration, and that two runs give the same bits. */
+ * scripts/make_fixtures.py; ViT/DeiT and Swin) load the timm state_dict, run forward, loss and
+ * backward, and compare logits (max relative error ≤ 1e-4), loss and every parameter gradient
+ * (normalized L2 ≤ 1e-3) with the float64 PyTorch reference. Also checks architecture inference
+ * against the fixture's recorded configuration, and that two runs give the same bits. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpusq/safetensors.h"
+#include "gpusq/swin.h"
 #include "gpusq/vit.h"
 #include "test_util.h"
 #include "models/model_state.h" /* white-box: the model's fields */
 
 static const char *fixtures[] = {"vit_token", "deit_distilled", "vit_avg_nobias", "vit_nocls_gray",
-                                  "vit_remainder_b1"};
+                                  "vit_remainder_b1", "swin_pad", "swin_noshift", "swin_odd_b1"};
 
 static int meta_i(const gsq_st_file *f, const char *key)
 {
@@ -34,16 +35,11 @@ static float *read_tensor(const gsq_st_file *f, const char *name, size_t *n)
     return x;
 }
 
-static void check_fixture(const char *name)
+/* A ViT fixture's model, its configuration inferred from the timm file alone (plus the head count
+ * it cannot show) and checked against the one recorded. */
+static gsq_model *load_vit(const char *name, const gsq_st_file *exp, const char *model_path)
 {
-    char model_path[512], expected_path[512];
-    snprintf(model_path, sizeof model_path, "%s/tests/fixtures/%s.model.safetensors", GSQ_SOURCE_DIR, name);
-    snprintf(expected_path, sizeof expected_path, "%s/tests/fixtures/%s.expected.safetensors", GSQ_SOURCE_DIR, name);
     gsq_error err = {0};
-    gsq_st_file *exp = NULL;
-    CHECK(gsq_st_open(&exp, expected_path, &err) == GSQ_OK, "%s: %s", name, err.msg);
-    if (!exp) return;
-
     /* The configuration recorded by the fixture script. */
     const char *pool = gsq_st_meta_get(exp, "pool");
     gsq_vit_config want = {
@@ -56,7 +52,6 @@ static void check_fixture(const char *name)
         .pool = pool && strcmp(pool, "avg") == 0 ? GSQ_POOL_AVG : GSQ_POOL_TOKEN,
         .ln_eps = (float)atof(gsq_st_meta_get(exp, "ln_eps") ? gsq_st_meta_get(exp, "ln_eps") : "0"),
     };
-    float smoothing = (float)atof(gsq_st_meta_get(exp, "label_smoothing") ? gsq_st_meta_get(exp, "label_smoothing") : "0");
 
     /* Architecture inference from the timm file alone (plus the head count it cannot show). */
     gsq_st_file *mf = NULL;
@@ -75,6 +70,68 @@ static void check_fixture(const char *name)
 
     gsq_model *m = NULL;
     CHECK(gsq_vit_load(&m, model_path, &want, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    return m;
+}
+
+static int meta_list(const gsq_st_file *f, const char *key, int *out)
+{
+    const char *v = gsq_st_meta_get(f, key);
+    int n = 0;
+    for (char *end; v && *v && n < GSQ_SWIN_MAX_STAGES; v = *end ? end + 1 : end) out[n++] = (int)strtol(v, &end, 10);
+    return n;
+}
+
+/* A Swin fixture's model: the configuration inferred from the file given the input size (which the
+ * weights do not show), checked against the one recorded; also through gsq_model_load, which
+ * infers timm's convention and must refuse what the tables contradict or load the same model. */
+static gsq_model *load_swin(const char *name, const gsq_st_file *exp, const char *model_path)
+{
+    gsq_error err = {0};
+    gsq_swin_config want = {.img_size = meta_i(exp, "img_size"), .patch_size = meta_i(exp, "patch_size"),
+                            .in_chans = meta_i(exp, "in_chans"), .num_classes = meta_i(exp, "num_classes"),
+                            .window = meta_i(exp, "window"), .qkv_bias = 1, .ln_eps = 1e-5f};
+    want.num_stages = meta_list(exp, "depths", want.depths);
+    meta_list(exp, "dims", want.dims);
+    meta_list(exp, "num_heads", want.num_heads);
+    meta_list(exp, "mlp_hidden", want.mlp_hidden);
+    gsq_st_file *mf = NULL;
+    gsq_swin_config inferred;
+    gsq_model *m = NULL;
+    CHECK(gsq_st_open(&mf, model_path, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    if (!mf) return NULL;
+    CHECK(gsq_file_arch(mf) == GSQ_ARCH_SWIN, "%s: not recognised as a Swin", name);
+    CHECK(gsq_swin_infer_config(mf, want.img_size, &inferred, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    CHECK(memcmp(&inferred, &want, sizeof want) == 0, "%s: inferred configuration differs from the fixture's", name);
+    /* without the input size, timm's convention (the last grid is one window) gives a size whose
+     * windows fit the tables, or a refusal naming the input size */
+    gsq_status st = gsq_swin_infer_config(mf, 0, &inferred, &err);
+    if (st == GSQ_OK) {
+        CHECK(gsq_model_load(&m, model_path, &err) == GSQ_OK, "%s: %s", name, err.msg);
+        CHECK(m && gsq_model_input_size(m) == inferred.img_size, "%s: loaded at another size", name);
+        gsq_model_free(m);
+    } else {
+        CHECK(strstr(err.msg, "input size") != NULL, "%s: without the input size: %s", name, err.msg);
+    }
+    m = NULL;
+    CHECK(gsq_swin_describe(&m, &want, &err) == GSQ_OK && gsq_model_read(m, mf, NULL, &err) == GSQ_OK, "%s: %s", name,
+          err.msg);
+    gsq_st_close(mf);
+    return m;
+}
+
+static void check_fixture(const char *name)
+{
+    char model_path[512], expected_path[512];
+    snprintf(model_path, sizeof model_path, "%s/tests/fixtures/%s.model.safetensors", GSQ_SOURCE_DIR, name);
+    snprintf(expected_path, sizeof expected_path, "%s/tests/fixtures/%s.expected.safetensors", GSQ_SOURCE_DIR, name);
+    gsq_error err = {0};
+    gsq_st_file *exp = NULL;
+    CHECK(gsq_st_open(&exp, expected_path, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    if (!exp) return;
+
+    float smoothing = (float)atof(gsq_st_meta_get(exp, "label_smoothing") ? gsq_st_meta_get(exp, "label_smoothing") : "0");
+    const char *arch = gsq_st_meta_get(exp, "arch");
+    gsq_model *m = arch && strcmp(arch, "swin") == 0 ? load_swin(name, exp, model_path) : load_vit(name, exp, model_path);
     size_t n_img = 0, n_tgt = 0, n_logits = 0;
     float *images = read_tensor(exp, "input.images", &n_img);
     float *targets_f = read_tensor(exp, "input.targets", &n_tgt);

@@ -15,7 +15,7 @@ int main(void)
     gsq_model *m = NULL;
     gsq_status st = gsq_vit_config_by_name("gpusq_demo", &cfg, &err);
     if (st == GSQ_OK) st = gsq_vit_create(&m, &cfg, &err);
-    if (st == GSQ_OK) gsq_vit_init(m, 1);
+    if (st == GSQ_OK) gsq_model_init(m, 1);
     static float images[2 * 3 * 32 * 32];
     const float *logits = NULL;
     if (st == GSQ_OK) st = gsq_model_forward(m, images, 2, &logits, &err);

@@ -141,7 +141,7 @@ static gsq_model *make_model(const gsq_vit_config *c, uint64_t seed)
         fprintf(stderr, "create: %s\n", err.msg);
         exit(1);
     }
-    gsq_vit_init(m, seed);
+    gsq_model_init(m, seed);
     gsq_rng rng; /* larger weights than timm's init so the blocks matter to the logits */
     gsq_rng_seed(&rng, seed, 9);
     for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.1f * gsq_rng_normal(&rng);
@@ -316,7 +316,7 @@ static block_tensors block_of(const gsq_model *m, int l)
  * else untouched. */
 static void check_is_permutation(const gsq_model *old, const gsq_model *new, const char *what)
 {
-    const gsq_vit_config *c = &old->cfg;
+    const gsq_vit_config *c = &old->vit;
     int D = c->embed_dim, H = c->mlp_hidden, hd = D / c->num_heads, bad = 0;
     int *used = calloc((size_t)(H > 3 * D ? H : 3 * D), sizeof *used);
     for (int l = 0; l < c->depth; l++) {
@@ -426,7 +426,7 @@ static void test_permute_structured(gsq_sparse_pattern p)
     int G = gsq_sparse_group(p);
     gsq_error err = {0};
     gsq_model *m = make_model(&cfg_a, 8);
-    const gsq_vit_config *c = &m->cfg;
+    const gsq_vit_config *c = &m->vit;
     int D = c->embed_dim, H = c->mlp_hidden, hd = D / c->num_heads;
     for (int l = 0; l < c->depth; l++) {
         block_tensors bt = block_of(m, l), *b = &bt;

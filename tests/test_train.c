@@ -21,7 +21,7 @@ static void test_adamw(void)
 {
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 1);
+    gsq_model_init(m, 1);
     gsq_optim_config oc;
     gsq_optim_defaults(&oc);
     oc.warmup_steps = 0;
@@ -284,7 +284,7 @@ static void test_accumulation(void)
     CHECK(gsq_trainer_run(&b, ds, &two, &r, &err) == GSQ_OK, "%s", err.msg);
     gsq_model *init = NULL;
     gsq_vit_create(&init, &tiny, NULL);
-    gsq_vit_init(init, 7);
+    gsq_model_init(init, 7);
     size_t n = a.model->num_params;
     float *da = malloc(n * 4), *db = malloc(n * 4);
     for (size_t i = 0; i < n; i++) da[i] = a.model->params[i] - init->params[i], db[i] = b.model->params[i] - init->params[i];

@@ -105,7 +105,7 @@ static void test_adamw_skips(void)
 {
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 1);
+    gsq_model_init(m, 1);
     gsq_optim_config oc;
     gsq_optim_defaults(&oc);
     oc.total_steps = 10;

@@ -45,7 +45,7 @@ static void test_grid_and_closeness(void)
     images(x, 1);
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 3);
+    gsq_model_init(m, 3);
     /* zero every other weight of block 0's fc1, as a mask would */
     const gsq_param *fc1 = gsq_model_find_param(m, "blocks.0.mlp.fc1.weight");
     for (size_t j = 0; j < fc1->numel; j += 2) m->params[fc1->offset + j] = 0.0f;
@@ -151,7 +151,7 @@ static void test_qat_trains(void)
     gsq_error err = {0};
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, 7);
+    gsq_model_init(m, 7);
     gsq_trainer t;
     gsq_train_result r;
     CHECK(gsq_trainer_init(&t, m, &c, train->size, &err) == GSQ_OK, "%s", err.msg);

@@ -15,7 +15,7 @@ static gsq_trainer tiny_trainer(const gsq_train_config *c, size_t size, uint64_t
 {
     gsq_model *m = NULL;
     gsq_vit_create(&m, &tiny, NULL);
-    gsq_vit_init(m, init_seed);
+    gsq_model_init(m, init_seed);
     gsq_trainer t;
     gsq_error err = {0};
     CHECK(gsq_trainer_init(&t, m, c, size, &err) == GSQ_OK, "%s", err.msg);

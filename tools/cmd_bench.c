@@ -91,7 +91,7 @@ static gsq_status random_model(gsq_model **out, const gsq_vit_config *cfg, gsq_s
     gsq_sparse_plan plan = {0};
     gsq_model *m = NULL;
     gsq_status st = gsq_vit_create(&m, cfg, err);
-    if (st == GSQ_OK) gsq_vit_init(m, 0);
+    if (st == GSQ_OK) gsq_model_init(m, 0);
     if (st == GSQ_OK) st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, err);
     if (st == GSQ_OK) gsq_sparse_apply(&plan, gsq_model_params(m));
     gsq_sparse_plan_free(&plan);

@@ -167,7 +167,9 @@ static gsq_status stage1(const compress_opts *c, gsq_model *teacher, gsq_dataset
         gsq_st_file *f = NULL;
         gsq_sparse_pattern stored;
         gsq_status st = gsq_st_open(&f, sparse, err);
-        if (st == GSQ_OK) st = gsq_vit_load_open(model, f, gsq_model_vit_config(teacher), NULL, err);
+        if (st == GSQ_OK) st = gsq_model_load_open(model, f, NULL, err);
+        if (st == GSQ_OK && gsq_model_num_params(*model) != gsq_model_num_params(teacher))
+            st = gsq_fail(err, GSQ_ERR_SHAPE, "%s is not the teacher's architecture: --fresh redoes it", sparse);
         if (st == GSQ_OK) st = gsq_stage1_read(f, gsq_model_depth(teacher), &stored, losses, err);
         gsq_st_close(f);
         if (st == GSQ_OK && stored != pattern)
@@ -250,7 +252,7 @@ int cmd_compress(int argc, char **argv)
     if (gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
     gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
-    gsq_status st = gsq_vit_load(&teacher, c.teacher, NULL, &err);
+    gsq_status st = gsq_model_load(&teacher, c.teacher, &err);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&c.train, gsq_model_input_size(teacher));
         st = cli_open_data(c.train.data, &c.train.sizes, &train, &val, &err);

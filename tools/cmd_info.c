@@ -4,6 +4,8 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "gpusq/graph.h"
+#include "gpusq/swin.h"
 #include "gpusq/vit.h"
 
 typedef struct {
@@ -23,18 +25,15 @@ static const cli_option info_options[] = {
 static const cli_spec spec = {
     .name = "info",
     .usage = "MODEL.safetensors [--heads N]\n--config NAME\n--list",
-    .about = "Prints the architecture of a timm ViT/DeiT (inferred from the tensor shapes), its parameter count, forward "
+    .about = "Prints the architecture of a timm ViT/DeiT or Swin (inferred from the tensor shapes), its parameter count, forward "
     "FLOPs per image and memory; for a compressed file also its format and size.",
     .min_args = 0,
     .max_args = 1,
     .args_what = "",
 };
 
-static void print_config(const char *source, const gsq_vit_config *c, size_t num_params)
+static void print_vit(const gsq_vit_config *c)
 {
-    double macs = gsq_vit_macs(c);
-    double mib = 1024.0 * 1024.0;
-    printf("model          %s\n", source);
     printf("architecture   %s, %d×%d input, %d channels, patch %d (%d tokens%s%s)\n",
            c->distilled ? "DeiT (distilled)" : "ViT", c->img_size, c->img_size, c->in_chans,
            c->patch_size, gsq_vit_tokens(c), c->class_token ? ", class token" : "",
@@ -44,12 +43,32 @@ static void print_config(const char *source, const gsq_vit_config *c, size_t num
            c->qkv_bias ? "yes" : "no");
     printf("head           %d classes, %s pooling\n", c->num_classes,
            c->pool == GSQ_POOL_AVG ? "average" : "class-token");
+}
+
+static void print_swin(const gsq_swin_config *c)
+{
+    printf("architecture   Swin, %d×%d input, %d channels, patch %d, window %d\n", c->img_size, c->img_size,
+           c->in_chans, c->patch_size, c->window);
+    for (int s = 0; s < c->num_stages; s++)
+        printf("stage %d        %d blocks on a %d×%d grid, width %d, heads %d, mlp_hidden %d, window %d%s\n", s,
+               c->depths[s], gsq_swin_stage_grid(c, s), gsq_swin_stage_grid(c, s), c->dims[s], c->num_heads[s],
+               c->mlp_hidden[s], gsq_swin_stage_window(c, s), gsq_swin_stage_shift(c, s) ? ", shifted" : "");
+    printf("head           %d classes, average pooling\n", c->num_classes);
+}
+
+static void print_model(const char *source, const gsq_model *m)
+{
+    gsq_graph_macs n = gsq_graph_count_macs(gsq_model_graph(m));
+    double macs = n.linear + n.attention, mib = 1024.0 * 1024.0;
+    size_t num_params = gsq_model_num_params(m);
+    printf("model          %s\n", source);
+    if (gsq_model_arch(m) == GSQ_ARCH_SWIN) print_swin(gsq_model_swin_config(m));
+    else print_vit(gsq_model_vit_config(m));
     printf("parameters     %zu (%.2f M)\n", num_params, num_params / 1e6);
     printf("forward        %.3f GFLOPs per image (%.3f G multiply-accumulates)\n", 2 * macs / 1e9, macs / 1e9);
     printf("memory         weights %.2f MiB fp32; activations %.2f MiB per image (inference), "
            "%.2f MiB per image (training)\n",
-           num_params * 4.0 / mib, gsq_vit_activation_bytes(c, 1, 0) / mib,
-           gsq_vit_activation_bytes(c, 1, 1) / mib);
+           num_params * 4.0 / mib, gsq_model_activation_bytes(m, 1, 0) / mib, gsq_model_activation_bytes(m, 1, 1) / mib);
 }
 
 int cmd_info(int argc, char **argv)
@@ -61,6 +80,7 @@ int cmd_info(int argc, char **argv)
     if (code >= 0) return code;
     if (o.list) {
         for (const char *const *n = gsq_vit_config_names(); *n; n++) printf("%s\n", *n);
+        for (const char *const *n = gsq_swin_config_names(); *n; n++) printf("%s\n", *n);
         return 0;
     }
     const char *path = parsed.num_args ? parsed.args[0] : NULL, *config = o.config;
@@ -69,18 +89,16 @@ int cmd_info(int argc, char **argv)
     if (config && heads) return cli_usage_error("info", "--heads goes with a file; --config %s fixes the heads", config);
 
     gsq_error err = {0};
-    gsq_vit_config cfg;
     gsq_model *m = NULL;
     if (config) {
-        if (gsq_vit_config_by_name(config, &cfg, &err) != GSQ_OK) return cli_report("info", &err);
-        if (gsq_vit_create(&m, &cfg, &err) != GSQ_OK) return cli_report("info", &err);
-        print_config(config, &cfg, gsq_model_num_params(m));
+        if (gsq_model_create_named(&m, config, 0, &err) != GSQ_OK) return cli_report("info", &err);
+        print_model(config, m);
         gsq_model_free(m);
         return 0;
     }
     gsq_compressed_info info;
     if (cli_load_model(path, heads, &m, &info, &err) != GSQ_OK) return cli_report("info", &err);
-    print_config(path, gsq_model_vit_config(m), gsq_model_num_params(m));
+    print_model(path, m);
     if (info.param_bytes) /* a compressed file */
         printf("compressed     %s %s, %d sparse linears, %d dense; %zu parameter bytes, %.2f× smaller than FP32;\n"
                "               GEMM weights with position metadata %.2f× smaller (the paper's accounting)\n",

@@ -84,7 +84,7 @@ int cmd_prune(int argc, char **argv)
     gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_prune_result r = {0};
-    gsq_status st = gsq_vit_load(&teacher, p.teacher, NULL, &err);
+    gsq_status st = gsq_model_load(&teacher, p.teacher, &err);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&o, gsq_model_input_size(teacher));
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);

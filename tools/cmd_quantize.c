@@ -158,7 +158,7 @@ int cmd_quantize(int argc, char **argv)
     float *losses = NULL;
     gsq_st_file *f = NULL; /* the stage-1 file, read once: the model and its metadata */
     gsq_status st = gsq_st_open(&f, q.teacher, &err);
-    if (st == GSQ_OK) st = gsq_vit_load_open(&teacher, f, NULL, NULL, &err);
+    if (st == GSQ_OK) st = gsq_model_load_open(&teacher, f, NULL, &err);
     if (st == GSQ_OK && !(losses = calloc((size_t)gsq_model_depth(teacher), sizeof(float))))
         st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory");
     if (st == GSQ_OK) st = gsq_stage1_read(f, gsq_model_depth(teacher), &pattern, losses, &err);

@@ -47,35 +47,39 @@ int cmd_train(int argc, char **argv)
 
     gsq_error err = {0};
     if (cli_train_outputs(&o, NULL, &err) != GSQ_OK) return cli_report("train", &err);
-    gsq_vit_config mc;
     gsq_model *m = NULL;
-    if (model_name && gsq_vit_config_by_name(model_name, &mc, &err) != GSQ_OK) return cli_report("train", &err);
-    if (weights && gsq_vit_load(&m, weights, NULL, &err) != GSQ_OK) return cli_report("train", &err);
-    if (m) mc = *gsq_model_vit_config(m);
+    if (model_name && gsq_model_create_named(&m, model_name, num_classes, &err) != GSQ_OK)
+        return cli_report("train", &err);
+    if (weights && gsq_model_load(&m, weights, &err) != GSQ_OK) return cli_report("train", &err);
+    int input_size = m ? gsq_model_input_size(m) : 0;
     if (resume) { /* the checkpoint's model decides the input size */
         gsq_st_file *f = NULL;
+        gsq_model *described = NULL;
         gsq_status st = gsq_st_open(&f, resume, &err);
-        if (st == GSQ_OK) st = gsq_vit_infer_config(f, 0, &mc, &err);
+        if (st == GSQ_OK) st = gsq_model_describe_meta(&described, f, &err);
+        if (st == GSQ_OK) input_size = gsq_model_input_size(described);
+        gsq_model_free(described);
         gsq_st_close(f);
         if (st != GSQ_OK) return cli_report("train", &err);
     }
-    cli_train_opts_apply(&o, mc.img_size);
+    cli_train_opts_apply(&o, input_size);
     gsq_dataset *train = NULL, *val = NULL;
     if (cli_open_data(o.data, &o.sizes, &train, &val, &err) != GSQ_OK) {
         gsq_model_free(m);
         return cli_report("train", &err);
     }
-    if (model_name) {
-        mc.num_classes = num_classes ? num_classes : train->num_classes;
-        if (gsq_vit_create(&m, &mc, &err) == GSQ_OK) gsq_vit_init(m, (uint64_t)o.seed);
+    if (model_name && !num_classes) { /* as many classes as the data has */
+        gsq_model_free(m);
+        gsq_model_create_named(&m, model_name, train->num_classes, &err);
     }
+    if (model_name && m) gsq_model_init(m, (uint64_t)o.seed);
     o.cfg.val = val;
 
     gsq_trainer t = {0};
     gsq_status st = err.code;
-    if (st == GSQ_OK && m && mc.num_classes != train->num_classes)
-        st = gsq_fail(&err, GSQ_ERR_SHAPE, "the model has %d classes but %s has %d", mc.num_classes, train->name,
-                      train->num_classes);
+    if (st == GSQ_OK && m && gsq_model_num_classes(m) != train->num_classes)
+        st = gsq_fail(&err, GSQ_ERR_SHAPE, "the model has %d classes but %s has %d", gsq_model_num_classes(m),
+                      train->name, train->num_classes);
     if (st == GSQ_OK && train->class_names && m) st = gsq_model_set_class_names(m, train->class_names, &err);
     if (st == GSQ_OK) {
         if (resume) st = gsq_trainer_resume(&t, resume, &o.cfg, train->size, &err);

@@ -48,6 +48,8 @@ gsq_status cli_load_model(const char *path, int heads, gsq_model **out, gsq_comp
     if (info) memset(info, 0, sizeof *info);
     if (kind && strcmp(kind, "compressed") == 0) { /* runs as its fake-quantized twin */
         st = gsq_compressed_load_open(out, f, info, err);
+    } else if (st == GSQ_OK && gsq_file_arch(f) == GSQ_ARCH_SWIN) { /* heads are in Swin's bias tables */
+        st = gsq_model_load_open(out, f, NULL, err);
     } else {
         if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
         /* loading checks every tensor against the inferred architecture */

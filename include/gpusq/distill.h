@@ -17,7 +17,7 @@
 
 #include "gpusq/data.h"
 #include "gpusq/status.h"
-#include "gpusq/vit.h"
+#include "gpusq/model.h"
 
 typedef struct {
     float alpha;            /* CE weight (1) */
@@ -40,11 +40,11 @@ typedef struct {
 
 typedef struct gsq_distiller gsq_distiller;
 
-/* Checks that student and teacher are compatible (same classes, tokens, width and depth for the
- * distilled blocks) and the configuration valid. */
-gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_vit_config *student,
-                                const gsq_vit_config *teacher, const gsq_distill_config *cfg,
-                                gsq_error *err);
+/* Checks that student and teacher are compatible (same classes and input; for the distilled
+ * blocks, the same block outputs: the student's block l and the teacher's have the same tokens and
+ * width) and the configuration valid. */
+gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, const gsq_model *teacher,
+                                const gsq_distill_config *cfg, gsq_error *err);
 void gsq_distiller_free(gsq_distiller *d);
 
 /* The loss of the student's and the teacher's last forward passes (same batch); labels (B) or

@@ -1,6 +1,6 @@
 /* A network as a static list of operations over named values: what training, calibration, the
  * engines and the reports walk instead of each writing the topology again. An architecture's
- * builder (gsq_vit_graph for ViT/DeiT) lists the operations once, in execution order; the values
+ * builder (gsq_vit_graph for ViT/DeiT, gsq_swin_graph for Swin) lists the operations once, in execution order; the values
  * between them carry their shapes per image; the linear layers (the unit of compression) are
  * listed by name with the parameter tensors they read. One planner places values in an arena:
  * kept whole for backward, or reused once dead for inference. */
@@ -22,12 +22,18 @@ typedef enum {
                        * (a residual); in_slice ≥ 0 reads that slice of a sliced input */
     GSQ_OP_TOKENS,    /* patch embeddings (NP, D) → tokens (T, D): params cls, dist (-1: none), pos */
     GSQ_OP_LAYERNORM, /* rows of in[0] normalized: params weight, bias; aux = mean and rstd per row */
-    GSQ_OP_ATTENTION, /* qkv (T, 3D) → (T, D), multi-head softmax attention; attrs: heads;
-                       * aux = the probabilities (heads, T, T); `block` names the attention */
+    GSQ_OP_ATTENTION, /* qkv (T, 3D) → (T, D), multi-head softmax attention; attrs: heads, then
+                       * for Swin's windowed attention the geometry (grid, window, shift: see
+                       * gsq_node_window) with param[0] the relative position bias table, the rows
+                       * being nW windows of window² tokens; aux = the probabilities (heads, T, T)
+                       * per sequence; `block` names the attention */
     GSQ_OP_GELU,      /* elementwise, exact erf form */
     GSQ_OP_POOL,      /* tokens (T, D) → slices of (1, D): slice 0 by attrs[0] (gsq_pool) over the
                        * tokens after the attrs[2] prefix ones, slice k > 0 is token k */
     GSQ_OP_MEAN2,     /* (in[0] + in[1]) / 2 */
+    GSQ_OP_WINDOW,    /* grid tokens (G², C) → shifted windows (nW·W², C); attrs 1..3 as ATTENTION's */
+    GSQ_OP_UNWINDOW,  /* windows → grid tokens (G², C), plus in[1] when given (a residual) */
+    GSQ_OP_MERGE,     /* Swin's patch merging gather: (G², C) → (⌈G/2⌉², 4C); attrs[0]: G */
     GSQ_OP_COUNT
 } gsq_op;
 
@@ -50,7 +56,7 @@ typedef struct {
     int linear;    /* LINEAR: index into the graph's linears */
     int in_slice;  /* LINEAR: the slice of in[0] it reads, -1: all of it */
     int block;     /* ATTENTION: which attention it is (0, 1, ...) */
-    int attrs[3];
+    int attrs[4];
     float eps;     /* LAYERNORM: added to the variance */
 } gsq_node;
 
@@ -64,10 +70,12 @@ typedef struct {
 } gsq_linear;
 
 typedef struct gsq_graph {
-    int num_nodes, num_values, num_linears, num_attentions;
+    int num_nodes, num_values, num_linears, num_attentions, num_blocks;
     gsq_node *nodes;
     gsq_value *values;
     gsq_linear *linears;
+    int *blocks; /* (num_blocks) the output value of each transformer block, in order: what
+                  * feature distillation reads */
     int input;   /* the images */
     int logits;  /* the output */
 } gsq_graph;
@@ -80,11 +88,21 @@ gsq_status gsq_graph_create(gsq_graph **out, int max_nodes, int max_values, int 
 int gsq_graph_value(gsq_graph *g, const char *name, int rows, int cols, int slices);
 int gsq_graph_node(gsq_graph *g, const gsq_node *node);
 int gsq_graph_linear(gsq_graph *g, const gsq_linear *lin);
+/* Marks value v as the output of the next transformer block (a tap). */
+void gsq_graph_block_output(gsq_graph *g, int v);
 gsq_status gsq_graph_finish(gsq_graph *g, gsq_error *err);
 void gsq_graph_free(gsq_graph *g);
 
 /* A node with no inputs, outputs, parameters or attributes yet (every index -1). */
 gsq_node gsq_graph_blank(gsq_op op);
+
+/* The shifted-window geometry of a WINDOW, UNWINDOW or windowed ATTENTION node (attrs 1..3). */
+static inline gsq_window_geom gsq_node_window(const gsq_node *n)
+{
+    return (gsq_window_geom){n->attrs[1], n->attrs[2], n->attrs[3]};
+}
+/* The tokens of one sequence an ATTENTION node attends over: a window's, or all its rows. */
+int gsq_attention_tokens(const gsq_graph *g, const gsq_node *n);
 
 /* Floats of value v per image. */
 size_t gsq_value_floats(const gsq_graph *g, int v);
@@ -95,6 +113,11 @@ size_t gsq_node_slice_offset(const gsq_graph *g, const gsq_node *n, int B);
 /* The value named `name`, or -1. The linear named `name` ("blocks.0.attn.qkv"), or -1. */
 int gsq_graph_find_value(const gsq_graph *g, const char *name);
 int gsq_graph_find_linear(const gsq_graph *g, const char *name);
+/* The ATTENTION node of attention `block`, or NULL. */
+const gsq_node *gsq_graph_attention(const gsq_graph *g, int block);
+/* The name of the linear that computes attention `block`'s qkv ("blocks.3.attn.qkv"), or "" when
+ * there is no such attention. */
+const char *gsq_graph_attention_qkv(const gsq_graph *g, int block);
 /* The number of linears with compressed set. */
 int gsq_graph_compressed_linears(const gsq_graph *g);
 
@@ -136,5 +159,7 @@ void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_
 
 /* The graph of a ViT/DeiT whose parameter table is m's (src/models/vit_graph.c). */
 gsq_status gsq_vit_graph(const struct gsq_model *m, gsq_graph **out, gsq_error *err);
+/* The graph of a Swin whose parameter table is m's (src/models/swin_graph.c). */
+gsq_status gsq_swin_graph(const struct gsq_model *m, gsq_graph **out, gsq_error *err);
 
 #endif

@@ -11,6 +11,8 @@
 #include "gpusq/status.h"
 
 typedef struct gsq_model gsq_model;
+/* The architectures a model can be (the builders: gpusq/vit.h, gpusq/swin.h). */
+typedef enum { GSQ_ARCH_VIT = 0, GSQ_ARCH_SWIN = 1 } gsq_arch;
 struct gsq_graph;
 struct gsq_st_writer;
 
@@ -59,6 +61,7 @@ const struct gsq_graph *gsq_model_graph(const gsq_model *m);
 int gsq_model_in_chans(const gsq_model *m);
 int gsq_model_input_size(const gsq_model *m);
 int gsq_model_num_classes(const gsq_model *m);
+/* The number of transformer blocks (all stages of a Swin): the graph's block outputs. */
 int gsq_model_depth(const gsq_model *m);
 int gsq_model_num_tensors(const gsq_model *m);
 const gsq_param *gsq_model_tensor(const gsq_model *m, int i);
@@ -69,11 +72,23 @@ const float *gsq_model_params_const(const gsq_model *m);
 float *gsq_model_grads(gsq_model *m);
 
 gsq_status gsq_model_alloc_params(gsq_model *m, gsq_error *err);
+/* timm's initialisation, deterministic from seed: Linear weights, position embeddings and Swin's
+ * relative position bias tables trunc_normal(std 0.02, cut at ±2 — in absolute units, as timm
+ * passes a=-2, b=2), zero Linear biases, unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6),
+ * and the patch embedding at PyTorch's Conv2d default (weight and bias uniform in
+ * ±1/sqrt(in_chans·patch²)), which timm leaves in place. */
+void gsq_model_init(gsq_model *m, uint64_t seed);
+/* Which builder made m (gsq_model_vit_config or gsq_model_swin_config give its configuration). */
+gsq_arch gsq_model_arch(const gsq_model *m);
 void gsq_model_free(gsq_model *m);
 /* A new model with m's configuration, parameters and class names (no gradients, activations or
  * quantizers). */
 gsq_status gsq_model_clone(gsq_model **out, const gsq_model *m, gsq_error *err);
 const gsq_param *gsq_model_find_param(const gsq_model *m, const char *name);
+
+/* Bytes of the activation arena for a batch: an inference forward's, or a training forward's and
+ * backward's (0 when it does not fit in memory's address space). */
+size_t gsq_model_activation_bytes(const gsq_model *m, int batch, int training);
 
 /* Forward pass of images (B, C, H, W), normalised; keeps activations for backward.
  * Returns a pointer to the logits (B, num_classes) inside the model through *logits. */
@@ -114,6 +129,23 @@ const float *gsq_model_output_grad(const gsq_model *m, const char *name);
 /* 1: backward keeps every value's gradient for gsq_model_output_grad (set before the first
  * backward; it costs memory). */
 void gsq_model_set_retain_grads(gsq_model *m, int on);
+/* A named configuration of any architecture (gsq_vit_config_names, gsq_swin_config_names) with
+ * num_classes classes (0: the configuration's) and zeroed parameters (gsq_model_init gives timm's
+ * initialisation). */
+gsq_status gsq_model_create_named(gsq_model **out, const char *name, int num_classes, gsq_error *err);
+/* Loads a timm state_dict from a safetensors file of any architecture: the file's "arch" metadata
+ * or its tensor names say which (Swin's layers.0.blocks.*, else ViT/DeiT), the configuration is
+ * inferred from the shapes (gsq_vit_infer_config, gsq_swin_infer_config); missing, extra and
+ * mis-shaped tensors are reported by name. The _open form reads an open file, ignoring tensors
+ * whose names start with a prefix in ignore (NULL-terminated, or NULL). */
+struct gsq_st_file;
+gsq_status gsq_model_load(gsq_model **out, const char *path, gsq_error *err);
+gsq_status gsq_model_load_open(gsq_model **out, const struct gsq_st_file *f, const char *const *ignore, gsq_error *err);
+/* The architecture a file holds (its "arch" metadata, else its tensor names). */
+gsq_arch gsq_file_arch(const struct gsq_st_file *f);
+/* The model (parameters not allocated) whose configuration a file's metadata records, as
+ * gsq_model_add_meta_to_writer wrote it. */
+gsq_status gsq_model_describe_meta(gsq_model **out, const struct gsq_st_file *f, gsq_error *err);
 /* Writes the parameters with timm names (F32) and the configuration as metadata, atomically. */
 gsq_status gsq_model_save(const gsq_model *m, const char *path, gsq_error *err);
 /* The pieces of save for files that hold more than a model (checkpoints): add the parameters and

@@ -31,17 +31,53 @@ void gsq_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
 void gsq_gelu_forward(float *out, const float *inp, size_t n);
 void gsq_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 
+/* Swin's shifted windows over a square grid of G×G tokens: the grid is rolled by -shift on both
+ * axes (timm's torch.roll), padded with zero tokens at the bottom and right to Gp = ⌈G/W⌉·W, and
+ * cut into (Gp/W)² windows of W×W tokens, row-major; shift 0 is a plain partition. */
+typedef struct {
+    int grid, window, shift;
+} gsq_window_geom;
+static inline int gsq_window_count(gsq_window_geom w)
+{
+    int side = (w.grid + w.window - 1) / w.window;
+    return side * side;
+}
+/* The grid token that window row i (window i / W², token i % W² in it) holds, or -1 for padding. */
+int gsq_window_source(gsq_window_geom w, int i);
+/* win (B, nW·W², C) = the windows of x (B, G², C), padding rows zero (accumulate: += instead). */
+void gsq_windows_from_grid(float *win, const float *x, int B, int C, gsq_window_geom w, int accumulate);
+/* x (B, G², C) = the grid of windows win (B, nW·W², C), padding dropped (accumulate: +=). The two
+ * are each other's backward. */
+void gsq_windows_to_grid(float *x, const float *win, int B, int C, gsq_window_geom w, int accumulate);
+
+/* Swin's patch merging gather: x (B, G², C) → out (B, M², 4C), M = ⌈G/2⌉, out[i, j] = [x(2i, 2j),
+ * x(2i+1, 2j), x(2i, 2j+1), x(2i+1, 2j+1)] (timm's channel order), tokens past the grid zero. */
+void gsq_merge_forward(float *out, const float *x, int B, int G, int C);
+/* dx (B, G², C) += the gradient of out. */
+void gsq_merge_backward(float *dx, const float *dout, int B, int G, int C);
+
+/* An additive bias on attention scores: Swin's relative position bias, table ((2W-1)², NH) indexed
+ * as timm's relative_position_index, plus -100 between tokens of different regions of a shifted
+ * window (timm's mask). Sequence s is window s mod nW of its image. */
+typedef struct {
+    const float *table;
+    gsq_window_geom geom;
+} gsq_attn_bias;
+
 /* Multi-head self-attention core, after the fused qkv projection and before proj.
  * qkv (B, T, 3C) in timm's layout: qkv[b, t, s·C + h·HD + d] for s ∈ {q, k, v}, HD = C / NH.
- * att (B, NH, T, T) = softmax(q kᵀ / sqrt(HD)) is saved for backward; out (B, T, C) with
- * out[b, t, h·HD + d] = Σ_u att[b, h, t, u] · v[b, u, h, d]. */
+ * att (B, NH, T, T) = softmax(q kᵀ / sqrt(HD) + bias) is saved for backward; out (B, T, C) with
+ * out[b, t, h·HD + d] = Σ_u att[b, h, t, u] · v[b, u, h, d]. bias NULL: none; else B counts
+ * windows (batch × nW) and T = W². */
 void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, int p_qmax, const float *qkv, int B,
-                           int T, int C, int NH);
+                           int T, int C, int NH, const gsq_attn_bias *bias);
 /* (QAT: with att_q non-NULL, also att_q = fake_quant(att, p_scale, ±p_qmax), and out uses att_q.)
  * dqkv (B, T, 3C) += gradient; scratch must hold B·NH·T·T floats (overwritten); att_q as given
- * to forward (NULL: float), with a straight-through gradient for its quantizer. */
+ * to forward (NULL: float), with a straight-through gradient for its quantizer; dtable (the bias
+ * table's shape) += its gradient when bias and dtable are given. */
 void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                            const float *att, const float *att_q, int B, int T, int C, int NH);
+                            const float *att, const float *att_q, int B, int T, int C, int NH,
+                            const gsq_attn_bias *bias, float *dtable);
 
 /* Residual add: out (n) = a + b. Its backward is dout added to both inputs' gradients. */
 void gsq_add_forward(float *out, const float *a, const float *b, size_t n);

@@ -40,24 +40,14 @@ static inline int gsq_vit_tokens(const gsq_vit_config *c) { return gsq_vit_prefi
 /* Multiply-accumulates of one image's forward pass (GEMMs and attention matmuls). */
 double gsq_vit_macs(const gsq_vit_config *cfg);
 
-/* Bytes of the activation arena for a batch: an inference forward's, or a training forward's and
- * backward's (0 when it does not fit in memory's address space). */
-size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int training);
-
 /* The configuration of a model the ViT builder made. */
-const gsq_vit_config *gsq_model_vit_config(const gsq_model *m);
+const gsq_vit_config *gsq_model_vit_config(const gsq_model *m); /* NULL for another architecture */
 
 /* Allocates a ViT of cfg with zeroed parameters. */
 gsq_status gsq_vit_create(gsq_model **out, const gsq_vit_config *cfg, gsq_error *err);
 /* The two halves of create: the parameter table alone (params NULL), so a file can be checked
  * against the architecture before anything large is allocated; then the parameter block. */
 gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_error *err);
-/* timm's initialisation, deterministic from seed: Linear weights and the position embedding
- * trunc_normal(std 0.02, cut at ±2 — in absolute units, as timm passes a=-2, b=2), zero Linear
- * biases, unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6), and the patch embedding at
- * PyTorch's Conv2d default (weight and bias uniform in ±1/sqrt(in_chans·patch²)), which timm
- * leaves in place. */
-void gsq_vit_init(gsq_model *m, uint64_t seed);
 /* Loads a timm state_dict from a safetensors file. With cfg NULL the architecture is inferred
  * from the tensor shapes and the file's metadata ("num_heads", or head_dim 64 as timm's ViTs);
  * with cfg given, every tensor is checked against it. Missing, extra and mis-shaped tensors are

@@ -8,19 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/graph.h"
 #include "gpusq/nn.h"
 #include "models/model_state.h"
 
 struct gsq_distiller {
     gsq_distill_config cfg;
-    int depth, K;
-    size_t feat;          /* T·D: one sample's values of one block output */
+    int depth, K, two_heads;
+    size_t *feat;         /* (depth) one sample's values of each block output */
+    size_t *at;           /* (depth) where each distilled block's gradient starts in dfeat, per sample */
     float *weights;       /* w_l (depth) */
     int cap;              /* batch the buffers hold */
     int B;                /* batch of the last loss (0: none) */
     float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, K) each */
     int *targets, *teacher_arg, *agrees; /* (cap) labels used, teacher's class, 1 where the two agree */
-    float *dfeat;         /* (depth - first_block) × cap × feat */
+    float *dfeat;         /* cap × Σ feat over the distilled blocks */
     const float **dptr;   /* depth pointers into dfeat, NULL for blocks not distilled */
 };
 
@@ -36,6 +38,8 @@ void gsq_distiller_free(gsq_distiller *d)
 {
     if (!d) return;
     free(d->weights);
+    free(d->feat);
+    free(d->at);
     free(d->probs);
     free(d->probs_dist);
     free(d->ps);
@@ -50,10 +54,12 @@ void gsq_distiller_free(gsq_distiller *d)
     free(d);
 }
 
-gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_vit_config *s, const gsq_vit_config *t,
+gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, const gsq_model *teacher,
                                 const gsq_distill_config *cfg, gsq_error *err)
 {
     *out = NULL;
+    const gsq_graph *gs = student->graph, *gt = teacher->graph;
+    int depth = gs->num_blocks;
     if (!(cfg->alpha >= 0 && cfg->beta >= 0 && cfg->gamma >= 0 && cfg->temperature > 0 &&
           cfg->label_smoothing >= 0 && cfg->label_smoothing < 1))
         return gsq_fail(err, GSQ_ERR_ARG,
@@ -61,34 +67,40 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_vit_config *s, co
                         "(alpha %g, beta %g, gamma %g, T %g, smoothing %g)",
                         (double)cfg->alpha, (double)cfg->beta, (double)cfg->gamma, (double)cfg->temperature,
                         (double)cfg->label_smoothing);
-    if (cfg->first_block < 0 || cfg->first_block > s->depth)
+    if (cfg->first_block < 0 || cfg->first_block > depth)
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: first feature block %d is outside 0..%d", cfg->first_block,
-                        s->depth);
-    if (s->num_classes != t->num_classes)
+                        depth);
+    if (student->num_classes != teacher->num_classes)
         return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student has %d classes, the teacher %d",
-                        s->num_classes, t->num_classes);
-    if (s->img_size != t->img_size || s->in_chans != t->in_chans)
+                        student->num_classes, teacher->num_classes);
+    if (student->img_size != teacher->img_size || student->in_chans != teacher->in_chans)
         return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student takes %d×%d×%d images, the teacher %d×%d×%d",
-                        s->in_chans, s->img_size, s->img_size, t->in_chans, t->img_size, t->img_size);
-    int distilled_blocks = s->depth - cfg->first_block;
-    if (distilled_blocks > 0 && cfg->gamma > 0 &&
-        (s->depth != t->depth || s->embed_dim != t->embed_dim || gsq_vit_tokens(s) != gsq_vit_tokens(t)))
-        return gsq_fail(err, GSQ_ERR_SHAPE,
-                        "distillation: block features need the same depth, width and tokens (student %d×%d, %d "
-                        "tokens; teacher %d×%d, %d tokens); set the feature weight to 0 to distil logits only",
-                        s->depth, s->embed_dim, gsq_vit_tokens(s), t->depth, t->embed_dim, gsq_vit_tokens(t));
+                        student->in_chans, student->img_size, student->img_size, teacher->in_chans, teacher->img_size,
+                        teacher->img_size);
+    int features = depth > cfg->first_block && cfg->gamma > 0;
+    for (int l = 0; features && l < depth; l++) {
+        const gsq_value *vs = &gs->values[gs->blocks[l]], *vt = l < gt->num_blocks ? &gt->values[gt->blocks[l]] : NULL;
+        if (!vt || vs->rows != vt->rows || vs->cols != vt->cols)
+            return gsq_fail(err, GSQ_ERR_SHAPE,
+                            "distillation: block features need the same blocks, widths and tokens (student block %d: "
+                            "%d tokens × %d, teacher: %s%d tokens × %d of %d blocks); set the feature weight to 0 to "
+                            "distil logits only", l, vs->rows, vs->cols, vt ? "" : "none, ", vt ? vt->rows : 0,
+                            vt ? vt->cols : 0, gt->num_blocks);
+    }
     gsq_distiller *d = calloc(1, sizeof *d);
-    if (!d || !(d->weights = malloc((size_t)s->depth * sizeof(float))) ||
-        !(d->dptr = calloc((size_t)s->depth, sizeof *d->dptr))) {
+    size_t n = (size_t)(depth > 0 ? depth : 1);
+    if (!d || !(d->weights = malloc(n * sizeof(float))) || !(d->dptr = calloc(n, sizeof *d->dptr)) ||
+        !(d->feat = malloc(n * sizeof *d->feat)) || !(d->at = malloc(n * sizeof *d->at))) {
         gsq_distiller_free(d);
         return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory");
     }
     d->cfg = *cfg;
     d->cfg.block_weights = NULL; /* copied into d->weights */
-    d->depth = s->depth;
-    d->K = s->num_classes;
-    d->feat = (size_t)gsq_vit_tokens(s) * (size_t)s->embed_dim;
-    for (int l = 0; l < s->depth; l++) {
+    d->depth = depth;
+    d->K = student->num_classes;
+    d->two_heads = gsq_graph_find_value(gs, "head_dist") >= 0;
+    size_t at = 0;
+    for (int l = 0; l < depth; l++) {
         float w = cfg->block_weights ? cfg->block_weights[l] : 1.0f;
         if (!(w >= 0.0f && isfinite(w))) {
             gsq_distiller_free(d);
@@ -96,6 +108,9 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_vit_config *s, co
                             (double)w);
         }
         d->weights[l] = w;
+        d->feat[l] = gsq_value_floats(gs, gs->blocks[l]);
+        d->at[l] = at;
+        if (l >= cfg->first_block) at += d->feat[l];
     }
     *out = d;
     return GSQ_OK;
@@ -118,7 +133,8 @@ static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
     d->targets = malloc((size_t)B * sizeof(int));
     d->teacher_arg = malloc((size_t)B * sizeof(int));
     d->agrees = malloc((size_t)B * sizeof(int));
-    d->dfeat = nf ? malloc(nf * (size_t)B * d->feat * sizeof(float)) : NULL;
+    size_t per_sample = nf ? d->at[d->depth - 1] + d->feat[d->depth - 1] : 0; /* Σ feat over the distilled */
+    d->dfeat = nf ? malloc(per_sample * (size_t)B * sizeof(float)) : NULL;
     d->cap = 0;
     if (!ok || !d->targets || !d->teacher_arg || !d->agrees || (nf && !d->dfeat))
         return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory for a batch of %d", B);
@@ -163,7 +179,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
     if (B <= 0 || teacher->batch != B)
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: student (batch %d) and teacher (batch %d) need a forward "
                         "pass on the same batch", B, teacher->batch);
-    if (student->cfg.num_classes != K || student->cfg.depth != d->depth)
+    if (student->num_classes != K || student->graph->num_blocks != d->depth)
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: the student is not the model the distiller was made for");
     gsq_status st = ensure_capacity(d, B, err);
     if (st != GSQ_OK) return st;
@@ -179,7 +195,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
         agree += d->agrees[b];
     }
     float ce;
-    if (student->cfg.distilled)
+    if (d->two_heads)
         ce = 0.5f * (gsq_cross_entropy_forward(d->probs, gsq_model_output(student, "head"), d->targets, B, K, c->label_smoothing) +
                      gsq_cross_entropy_forward(d->probs_dist, gsq_model_output(student, "head_dist"), d->teacher_arg, B, K,
                                                c->label_smoothing));
@@ -193,19 +209,19 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
         if (mse) mse[l] = 0.0f;
         d->dptr[l] = NULL;
         if (l < c->first_block) continue;
-        float *g = d->dfeat + (size_t)(l - c->first_block) * (size_t)B * d->feat;
-        char name[GSQ_NAME_MAX];
-        snprintf(name, sizeof name, "blocks.%d", l); /* the block's output */
+        size_t feat = d->feat[l];
+        float *g = d->dfeat + d->at[l] * (size_t)B;
+        const char *name = student->graph->values[student->graph->blocks[l]].name; /* the block's output */
         const float *fs = gsq_model_output(student, name), *ft = gsq_model_output(teacher, name);
-        double sum = 0.0, scale = agree ? 1.0 / ((double)agree * (double)d->feat) : 0.0;
+        double sum = 0.0, scale = agree ? 1.0 / ((double)agree * (double)feat) : 0.0;
         float gscale = (float)(c->gamma * d->weights[l] * 2.0 * scale);
         for (int b = 0; b < B; b++) {
-            size_t o = (size_t)b * d->feat;
+            size_t o = (size_t)b * feat;
             if (!d->agrees[b]) {
-                memset(g + o, 0, d->feat * sizeof(float));
+                memset(g + o, 0, feat * sizeof(float));
                 continue;
             }
-            for (size_t i = 0; i < d->feat; i++) {
+            for (size_t i = 0; i < feat; i++) {
                 float diff = fs[o + i] - ft[o + i];
                 sum += (double)diff * diff;
                 g[o + i] = gscale * diff;
@@ -234,7 +250,7 @@ gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error 
     size_t bk = (size_t)B * (size_t)K;
     /* ∂(β·T²·KL)/∂z_s = β·T·(p_s − p_t)/B */
     float kl_scale = c->beta * c->temperature / (float)B;
-    int two_heads = student->cfg.distilled;
+    int two_heads = d->two_heads;
     float half = two_heads ? 0.5f : 1.0f; /* output = (main + dist) / 2 */
     for (size_t i = 0; i < bk; i++) {
         float g = half * kl_scale * (d->ps[i] - d->pt[i]);

@@ -11,9 +11,9 @@ gsq_status gsq_distill_evaluate(gsq_model *student, gsq_model *teacher, const gs
                                 const gsq_transform *t, int batch_size, int workers, float *mse,
                                 double *agreement, gsq_error *err)
 {
-    int depth = student->cfg.depth;
+    int depth = gsq_model_depth(student);
     gsq_distiller *d = NULL;
-    gsq_status st = gsq_distiller_create(&d, &student->cfg, &teacher->cfg, cfg, err);
+    gsq_status st = gsq_distiller_create(&d, student, teacher, cfg, err);
     gsq_loader_config lc = {.batch_size = batch_size, .train = 0, .workers = workers, .prefetch = 4, .transform = *t};
     gsq_loader *ld = NULL;
     if (st == GSQ_OK) st = gsq_loader_create(&ld, ds, &lc, 0, 0, err);

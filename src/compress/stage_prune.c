@@ -60,12 +60,12 @@ gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_model *teacher, gsq_da
                            gsq_train_config *tc, gsq_prune_result *r, gsq_error *err)
 {
     memset(r, 0, sizeof *r);
-    int depth = teacher->cfg.depth, batch = tc->batch_size, workers = tc->workers;
+    int depth = gsq_model_depth(teacher), batch = tc->batch_size, workers = tc->workers;
     if (p->feature_blocks > depth)
         return gsq_fail(err, GSQ_ERR_ARG, "prune: %d feature blocks asked for; the teacher has %d blocks",
                         p->feature_blocks, depth);
-    if (teacher->cfg.num_classes != train->num_classes)
-        return gsq_fail(err, GSQ_ERR_SHAPE, "the teacher has %d classes but %s has %d", teacher->cfg.num_classes,
+    if (teacher->num_classes != train->num_classes)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "the teacher has %d classes but %s has %d", teacher->num_classes,
                         train->name, train->num_classes);
     if (!(r->feature_loss = calloc((size_t)depth, sizeof(float))))
         return gsq_fail(err, GSQ_ERR_NOMEM, "prune: out of memory");
@@ -126,7 +126,7 @@ gsq_status gsq_stage1_save(const gsq_model *m, const gsq_prune_config *p, const 
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "sparsity.criterion", p->permute ? "permute" : "magnitude", err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "sparsity.layers", layers, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "sparsity.dense_layers", dense, err);
-    for (int l = r->first_block; st == GSQ_OK && l < m->cfg.depth; l++) {
+    for (int l = r->first_block; st == GSQ_OK && l < gsq_model_depth(m); l++) {
         char key[64];
         snprintf(key, sizeof key, "distill.feature_loss.%d", l);
         snprintf(num, sizeof num, "%.9g", (double)r->feature_loss[l]);

@@ -86,7 +86,7 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_model *teacher, gsq_sparse
 {
     memset(r, 0, sizeof *r);
     r->pattern = pattern;
-    int depth = teacher->cfg.depth, batch = tc->batch_size, workers = tc->workers;
+    int depth = gsq_model_depth(teacher), batch = tc->batch_size, workers = tc->workers;
     gsq_dataset *eval_ds = val ? val : train;
     gsq_sparse_plan plan = {0};
     gsq_model *student = NULL;

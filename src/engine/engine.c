@@ -88,7 +88,7 @@ static gsq_status source_linear(const engine_source *src, int s, gsq_sparse_patt
 /* Block l's Q, K, V scales (a source with quantized attention). */
 static gsq_status source_attention(const engine_source *src, int l, float scales[3], gsq_error *err)
 {
-    if (src->f) return gsq_compressed_attention_scales(src->f, l, scales, err);
+    if (src->f) return gsq_compressed_attention_scales(src->m, src->f, l, scales, err);
     memcpy(scales, gsq_model_quant_attention_scales(src->m, l), 3 * sizeof(float));
     return GSQ_OK;
 }
@@ -225,6 +225,12 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     gsq_flush_denormals();
     if (o->layout == GSQ_ENGINE_FP16 && o->device != GSQ_ENGINE_CUDA)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
+    for (int i = 0; i < src->m->graph->num_nodes; i++) {
+        const gsq_node *n = &src->m->graph->nodes[i];
+        if (n->op == GSQ_OP_WINDOW || n->op == GSQ_OP_MERGE || (n->op == GSQ_OP_ATTENTION && n->param[0] >= 0))
+            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "engine: Swin's windowed attention and patch merging do not run in "
+                            "the engine yet; evaluate the model with `gpusq eval` instead");
+    }
     if (o->max_batch < 1 || !batch_fits(src->m->graph, (size_t)o->max_batch))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", o->max_batch);
     gsq_engine *e = calloc(1, sizeof *e);

@@ -303,6 +303,9 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
     case GSQ_OP_MEAN2:
         return gsq_cuda_mean2(value(e, t->out), value(e, n->in[0]), value(e, n->in[1]), (size_t)rows * xv->cols, err);
     case GSQ_OP_GELU:
+    case GSQ_OP_WINDOW: /* refused when the engine is made */
+    case GSQ_OP_UNWINDOW:
+    case GSQ_OP_MERGE:
     case GSQ_OP_COUNT:
         break;
     }

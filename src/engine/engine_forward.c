@@ -74,7 +74,7 @@ static void attention(gsq_engine *e, const gsq_node *n, float *qkv, float *out, 
             }
     }
     gsq_attention_forward(out, e->att, e->att_q, e->attention ? 1.0f / (float)e->a_qmax : 0.0f,
-                          e->attention ? e->a_qmax : 0, qkv, B, T, D, NH);
+                          e->attention ? e->a_qmax : 0, qkv, B, T, D, NH, NULL);
 }
 
 static void run_step(gsq_engine *e, const gsq_engine_step *t, const float *images, int B)

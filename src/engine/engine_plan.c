@@ -8,7 +8,8 @@
 #include <string.h>
 
 static const char *const op_names[GSQ_OP_COUNT] = {"patchify", "linear", "tokens", "layernorm",
-                                                   "attention", "gelu", "pool", "mean2"};
+                                                   "attention", "gelu", "pool", "mean2", "window", "unwindow",
+                                                   "merge"};
 
 int gsq_engine_plan_part(gsq_engine_plan *p, const char *label)
 {

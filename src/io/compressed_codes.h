@@ -13,7 +13,8 @@
 gsq_status gsq_compressed_linear_codes(const gsq_model *m, const gsq_st_file *f, const gsq_compressed_info *info, int i,
                                      int8_t *codes, float *weight_scales, float *act_scale, int *sparse,
                                      gsq_error *err);
-/* Block l's Q, K, V scales (a file with quantized attention). */
-gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float scales[3], gsq_error *err);
+/* Attention l's Q, K, V scales (a file with quantized attention, of model m's architecture). */
+gsq_status gsq_compressed_attention_scales(const gsq_model *m, const gsq_st_file *f, int l, float scales[3],
+                                           gsq_error *err);
 
 #endif

@@ -144,11 +144,12 @@ gsq_status gsq_compressed_linear_codes(const gsq_model *m, const gsq_st_file *f,
                         codes, err);
 }
 
-gsq_status gsq_compressed_attention_scales(const gsq_st_file *f, int l, float scales[3], gsq_error *err)
+gsq_status gsq_compressed_attention_scales(const gsq_model *m, const gsq_st_file *f, int l, float scales[3],
+                                           gsq_error *err)
 {
     char base[64];
     const gsq_st_tensor *t;
-    snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
+    snprintf(base, sizeof base, "%s", gsq_graph_attention_qkv(m->graph, l));
     gsq_status st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
     if (st == GSQ_OK) memcpy(scales, t->data, 3 * sizeof(float));
     if (st == GSQ_OK) st = check_scales(f, base, "output_scale", "value", scales, 3, err);
@@ -258,17 +259,17 @@ gsq_status gsq_compressed_describe(gsq_model **out, const gsq_st_file *f, gsq_co
         info->gemm_weights += g.p->numel;
         info->gemm_weight_bytes += g.values->nbytes + (g.meta ? g.meta->nbytes : 0);
     }
-    for (int l = 0; st == GSQ_OK && info->attention && l < cfg.depth; l++) {
+    for (int l = 0; st == GSQ_OK && info->attention && l < m->graph->num_attentions; l++) {
         char base[64];
         const gsq_st_tensor *t;
-        snprintf(base, sizeof base, "blocks.%d.attn.qkv", l);
+        snprintf(base, sizeof base, "%s", gsq_graph_attention_qkv(m->graph, l));
         st = expect(f, base, "output_scale", GSQ_DT_F32, 1, 3, 0, &t, err);
     }
     if (st == GSQ_OK) { /* each expected tensor was found by name: equal counts leave no room for others */
         size_t floats = 0;
         for (int i = 0; i < m->num_tensors; i++) floats += !is_compressed[i];
         size_t expected = floats + 4 * (size_t)info->sparse_linears + 3 * (size_t)info->dense_linears +
-                      (info->attention ? (size_t)cfg.depth : 0);
+                      (info->attention ? (size_t)m->graph->num_attentions : 0);
         if (gsq_st_count(f) != expected)
             st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: %zu tensors where this %s%s model has %zu (extra tensors)", path,
                           gsq_st_count(f), gsq_quant_mode_name(info->mode), info->attention ? " attention-quantized" : "",
@@ -297,9 +298,9 @@ gsq_status gsq_compressed_load_open(gsq_model **out, const gsq_st_file *f, gsq_c
     if (st == GSQ_OK) st = gsq_model_alloc_params(m, err);
     if (st == GSQ_OK) st = gsq_model_quant_enable(m, info->mode, GSQ_CALIB_MAX, err);
     if (st == GSQ_OK && info->attention) st = gsq_model_quant_enable_attention(m, err);
-    for (int l = 0; st == GSQ_OK && info->attention && l < m->cfg.depth; l++) {
+    for (int l = 0; st == GSQ_OK && info->attention && l < m->graph->num_attentions; l++) {
         float scales[3];
-        st = gsq_compressed_attention_scales(f, l, scales, err);
+        st = gsq_compressed_attention_scales(m, f, l, scales, err);
         if (st == GSQ_OK) st = gsq_model_quant_set_attention_scales(m, l, scales, err);
     }
     if (st == GSQ_OK) st = load_linears(m, f, info, err);

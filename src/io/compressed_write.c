@@ -118,10 +118,10 @@ gsq_status gsq_compressed_save(const gsq_model *m, gsq_sparse_pattern pattern, c
         info->param_bytes += p->numel * 4;
     }
     int attention = info->attention = gsq_model_quant_attention_scales(m, 0) != NULL;
-    for (int l = 0; st == GSQ_OK && attention && l < m->cfg.depth; l++) {
+    for (int l = 0; st == GSQ_OK && attention && l < m->graph->num_attentions; l++) {
         char tname[64];
         int64_t three[1] = {3};
-        snprintf(tname, sizeof tname, "blocks.%d.attn.qkv.output_scale", l);
+        snprintf(tname, sizeof tname, "%s.output_scale", gsq_graph_attention_qkv(m->graph, l));
         st = gsq_st_writer_add(w, tname, GSQ_DT_F32, 1, three, gsq_model_quant_attention_scales(m, l), err);
         info->param_bytes += 12;
     }

@@ -22,8 +22,9 @@ gsq_status gsq_graph_create(gsq_graph **out, int max_nodes, int max_values, int 
         b->g.nodes = calloc((size_t)max_nodes, sizeof *b->g.nodes);
         b->g.values = calloc((size_t)max_values, sizeof *b->g.values);
         b->g.linears = calloc((size_t)max_linears, sizeof *b->g.linears);
+        b->g.blocks = calloc((size_t)max_linears, sizeof *b->g.blocks); /* a block has a linear */
     }
-    if (!b || !b->g.nodes || !b->g.values || !b->g.linears) {
+    if (!b || !b->g.nodes || !b->g.values || !b->g.linears || !b->g.blocks) {
         gsq_graph_free(b ? &b->g : NULL);
         *out = NULL;
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory describing the network");
@@ -82,6 +83,17 @@ int gsq_graph_linear(gsq_graph *g, const gsq_linear *lin)
     return g->num_linears++;
 }
 
+void gsq_graph_block_output(gsq_graph *g, int v)
+{
+    graph_builder *b = builder(g);
+    if (g->num_blocks == b->cap_linears) {
+        b->failed = 1;
+        return;
+    }
+    g->values[v].tap = 1;
+    g->blocks[g->num_blocks++] = v;
+}
+
 gsq_status gsq_graph_finish(gsq_graph *g, gsq_error *err)
 {
     if (builder(g)->failed) return gsq_fail(err, GSQ_ERR_ARG, "the network's builder added more than it reserved");
@@ -94,6 +106,7 @@ void gsq_graph_free(gsq_graph *g)
     free(g->nodes);
     free(g->values);
     free(g->linears);
+    free(g->blocks);
     free(builder(g));
 }
 
@@ -129,6 +142,20 @@ int gsq_graph_find_linear(const gsq_graph *g, const char *name)
     return -1;
 }
 
+const gsq_node *gsq_graph_attention(const gsq_graph *g, int block)
+{
+    for (int i = 0; i < g->num_nodes; i++)
+        if (g->nodes[i].op == GSQ_OP_ATTENTION && g->nodes[i].block == block) return &g->nodes[i];
+    return NULL;
+}
+
+const char *gsq_graph_attention_qkv(const gsq_graph *g, int block)
+{
+    const gsq_node *n = gsq_graph_attention(g, block);
+    const gsq_node *p = n ? &g->nodes[g->values[n->in[0]].producer] : NULL;
+    return p && p->op == GSQ_OP_LINEAR ? g->linears[p->linear].name : "";
+}
+
 int gsq_graph_compressed_linears(const gsq_graph *g)
 {
     int n = 0;
@@ -142,12 +169,17 @@ double gsq_graph_linear_macs(const gsq_graph *g, int linear)
     return (double)gsq_node_rows(g, &g->nodes[l->node], 1) * l->rows * l->cols;
 }
 
+int gsq_attention_tokens(const gsq_graph *g, const gsq_node *n)
+{
+    return n->attrs[2] > 0 ? n->attrs[2] * n->attrs[2] : g->values[n->in[0]].rows;
+}
+
 double gsq_graph_node_macs(const gsq_graph *g, const gsq_node *n)
 {
     if (n->op == GSQ_OP_LINEAR) return gsq_graph_linear_macs(g, n->linear);
     if (n->op != GSQ_OP_ATTENTION) return 0;
-    double T = g->values[n->in[0]].rows, D = g->values[n->out].cols;
-    return 2 * T * T * D; /* q·kᵀ and probabilities·v over all heads */
+    double rows = g->values[n->in[0]].rows, T = gsq_attention_tokens(g, n), D = g->values[n->out].cols;
+    return 2 * rows * T * D; /* q·kᵀ and probabilities·v over all heads, per sequence of T */
 }
 
 gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)

@@ -37,6 +37,16 @@ void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_
     case GSQ_OP_MEAN2:
         for (size_t i = 0; i < (size_t)rows * xv->cols; i++) y[i] = 0.5f * (x[i] + a->in[1][i]);
         break;
+    case GSQ_OP_WINDOW:
+        gsq_windows_from_grid(y, x, B, xv->cols, gsq_node_window(n), 0);
+        break;
+    case GSQ_OP_UNWINDOW:
+        gsq_windows_to_grid(y, x, B, xv->cols, gsq_node_window(n), 0);
+        if (a->in[1]) gsq_accumulate(y, a->in[1], (size_t)B * gsq_value_floats(g, n->out));
+        break;
+    case GSQ_OP_MERGE:
+        gsq_merge_forward(y, x, B, n->attrs[0], xv->cols);
+        break;
     case GSQ_OP_ATTENTION:
     case GSQ_OP_COUNT:
         break;

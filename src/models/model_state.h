@@ -3,10 +3,14 @@
 #ifndef GSQ_MODEL_STATE_H
 #define GSQ_MODEL_STATE_H
 
+#include "gpusq/swin.h"
 #include "gpusq/vit.h"
 
 struct gsq_model {
-    gsq_vit_config cfg;   /* the architecture (a ViT builder's today) */
+    gsq_arch arch;        /* which builder made it; its configuration is vit or swin */
+    gsq_vit_config vit;
+    gsq_swin_config swin;
+    int img_size, in_chans, num_classes; /* the input and output every architecture has */
     int num_tensors;
     gsq_param *tensors;   /* in timm state_dict order */
     size_t num_params;
@@ -31,5 +35,28 @@ struct gsq_model {
     char *class_names;    /* num_classes names separated by '\n', or NULL; saved as metadata */
     struct gsq_model_quant *quant; /* fake quantizers for QAT (gpusq/vit_quant.h), or NULL */
 };
+
+/* The start of every builder's describe: an empty model of architecture arch with room for
+ * max_tensors parameter tensors. */
+gsq_status gsq_model_new(gsq_model **out, gsq_arch arch, int max_tensors, gsq_error *err);
+/* Appends a tensor named by fmt to m's table at the end of the parameter block (no_decay for
+ * tensors of one dimension: biases and norms). */
+void gsq_model_add_tensor(gsq_model *m, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+struct gsq_st_file;
+struct gsq_st_writer;
+/* Checks every tensor of m's table is in f with its shape and nothing else is (but names starting
+ * with a prefix in ignore), then allocates and reads the parameters and the class names. */
+gsq_status gsq_model_read(gsq_model *m, const struct gsq_st_file *f, const char *const *ignore, gsq_error *err);
+/* Tensor `name`'s shape into shape[], checking its rank (GSQ_ERR_MISSING when absent, saying the
+ * architecture cannot be inferred). */
+gsq_status gsq_file_tensor_shape(const struct gsq_st_file *f, const char *name, int ndim, int64_t *shape,
+                                 gsq_error *err);
+/* Metadata `key` as an integer in [0, 2^30] into *out: 1; absent: 0; not such an integer: -1. */
+int gsq_file_meta_int(const struct gsq_st_file *f, const char *key, int *out);
+/* Each builder's configuration as metadata (gsq_model_add_meta_to_writer adds what all share). */
+gsq_status gsq_vit_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);
+gsq_status gsq_swin_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);
 
 #endif

@@ -4,38 +4,10 @@
 #include "gpusq/vit.h"
 #include "models/model_state.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Shape of tensor `name` into shape[], checking its rank; GSQ_ERR_MISSING if absent. */
-static gsq_status tensor_shape(const gsq_st_file *f, const char *name, int ndim, int64_t *shape,
-                               gsq_error *err)
-{
-    const gsq_st_tensor *t = gsq_st_find(f, name);
-    if (!t)
-        return gsq_fail(err, GSQ_ERR_MISSING, "%s: cannot infer the architecture: tensor '%s' is missing",
-                        gsq_st_label(f), name);
-    if (t->ndim != ndim)
-        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, a ViT has %d there",
-                        gsq_st_label(f), name, t->ndim, ndim);
-    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
-    return GSQ_OK;
-}
-
-static int meta_int(const gsq_st_file *f, const char *key, int *out)
-{
-    const char *v = gsq_st_meta_get(f, key);
-    if (!v) return 0;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < 0 || x > 1 << 30) return -1;
-    *out = (int)x;
-    return 1;
-}
 
 gsq_status gsq_vit_config_from_meta(const gsq_st_file *f, gsq_vit_config *cfg, gsq_error *err)
 {
@@ -47,7 +19,7 @@ gsq_status gsq_vit_config_from_meta(const gsq_st_file *f, gsq_vit_config *cfg, g
         {"class_token", &cfg->class_token}, {"distilled", &cfg->distilled},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        int r = meta_int(f, ints[i].key, ints[i].dst);
+        int r = gsq_file_meta_int(f, ints[i].key, ints[i].dst);
         if (r <= 0)
             return gsq_fail(err, r ? GSQ_ERR_FORMAT : GSQ_ERR_MISSING, "%s: metadata '%s' is %s", gsq_st_label(f),
                             ints[i].key, r ? "not a valid integer" : "missing");
@@ -75,10 +47,10 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
 {
     const char *label = gsq_st_label(f);
     int64_t pw[4] = {0}, fc1[2] = {0}, head[2] = {0}, pos[3] = {0};
-    gsq_status st = tensor_shape(f, "patch_embed.proj.weight", 4, pw, err);
-    if (st == GSQ_OK) st = tensor_shape(f, "blocks.0.mlp.fc1.weight", 2, fc1, err);
-    if (st == GSQ_OK) st = tensor_shape(f, "head.weight", 2, head, err);
-    if (st == GSQ_OK) st = tensor_shape(f, "pos_embed", 3, pos, err);
+    gsq_status st = gsq_file_tensor_shape(f, "patch_embed.proj.weight", 4, pw, err);
+    if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "blocks.0.mlp.fc1.weight", 2, fc1, err);
+    if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "head.weight", 2, head, err);
+    if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "pos_embed", 3, pos, err);
     if (st != GSQ_OK) return st;
     memset(cfg, 0, sizeof *cfg);
     if (pw[0] > 1 << 14 || pw[1] > 64 || pw[2] != pw[3] || pw[2] > 8192 || fc1[0] > 1 << 16 ||
@@ -116,7 +88,7 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
         if (end == eps || *end)
             return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%s' is not a number", label, eps);
     }
-    int heads = num_heads, r = num_heads > 0 ? 1 : meta_int(f, "num_heads", &heads);
+    int heads = num_heads, r = num_heads > 0 ? 1 : gsq_file_meta_int(f, "num_heads", &heads);
     if (r < 0) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata num_heads '%s' is not a positive integer", label,
                                gsq_st_meta_get(f, "num_heads"));
     if (r == 0) {
@@ -130,7 +102,7 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
     }
     cfg->num_heads = heads;
     int img = 0;
-    r = meta_int(f, "img_size", &img);
+    r = gsq_file_meta_int(f, "img_size", &img);
     if (r < 0 || (r == 1 && img / cfg->patch_size != grid))
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata img_size '%s' disagrees with the %lld×%lld patch grid",
                         label, gsq_st_meta_get(f, "img_size"), (long long)grid, (long long)grid);
@@ -140,77 +112,6 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
         char msg[GSQ_ERROR_MSG_MAX];
         snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
         return gsq_fail(err, st, "%s: inferred %s", label, msg);
-    }
-    return GSQ_OK;
-}
-
-/* Appends name to a comma-separated list in buf, or counts it once the list is full. */
-static void list_add(char *buf, size_t cap, int *listed, int *more, const char *name)
-{
-    size_t len = strlen(buf);
-    if (*listed < 6 && len + strlen(name) + 3 < cap) {
-        snprintf(buf + len, cap - len, "%s%s", *listed ? ", " : "", name);
-        (*listed)++;
-    } else {
-        (*more)++;
-    }
-}
-
-/* 1 when s starts with one of the prefixes (a NULL-terminated list, or NULL for none). */
-static int has_prefix(const char *s, const char *const *prefixes)
-{
-    for (; prefixes && *prefixes; prefixes++)
-        if (strncmp(s, *prefixes, strlen(*prefixes)) == 0) return 1;
-    return 0;
-}
-
-/* Checks every expected tensor is in f with its shape and nothing else is (but the ignored). */
-static gsq_status check_tensors(const gsq_model *m, const gsq_st_file *f, const char *const *ignore,
-                                gsq_error *err)
-{
-    const char *label = gsq_st_label(f);
-    char missing[256] = "", extra[256] = "";
-    int n_missing = 0, more_missing = 0, n_extra = 0, more_extra = 0;
-    for (int i = 0; i < m->num_tensors; i++) {
-        const gsq_param *p = &m->tensors[i];
-        const gsq_st_tensor *t = gsq_st_find(f, p->name);
-        if (!t) {
-            list_add(missing, sizeof missing, &n_missing, &more_missing, p->name);
-            continue;
-        }
-        int same = t->ndim == p->ndim;
-        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-        if (!same) {
-            char want[96] = "", got[96] = "";
-            for (int d = 0; d < p->ndim; d++)
-                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? ", " : "", (long long)p->shape[d]);
-            for (int d = 0; d < t->ndim; d++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-            return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has shape [%s], the model expects [%s]",
-                            label, p->name, got, want);
-        }
-    }
-    for (size_t i = 0; i < gsq_st_count(f); i++) {
-        const char *name = gsq_st_at(f, i)->name;
-        if (!gsq_model_find_param(m, name) && !has_prefix(name, ignore))
-            list_add(extra, sizeof extra, &n_extra, &more_extra, name);
-    }
-    if (n_missing + more_missing)
-        return gsq_fail(err, GSQ_ERR_MISSING, "%s: %d tensor(s) missing: %s%s", label,
-                        n_missing + more_missing, missing, more_missing ? ", ..." : "");
-    if (n_extra + more_extra)
-        return gsq_fail(err, GSQ_ERR_SHAPE,
-                        "%s: %d unexpected tensor(s) for this ViT/DeiT architecture: %s%s", label,
-                        n_extra + more_extra, extra, more_extra ? ", ..." : "");
-    return GSQ_OK;
-}
-
-static gsq_status read_tensors(gsq_model *m, const gsq_st_file *f, gsq_error *err)
-{
-    for (int i = 0; i < m->num_tensors; i++) {
-        const gsq_param *p = &m->tensors[i];
-        gsq_status st = gsq_st_read_f32(f, gsq_st_find(f, p->name), m->params + p->offset, p->numel, err);
-        if (st != GSQ_OK) return st;
     }
     return GSQ_OK;
 }
@@ -227,12 +128,7 @@ gsq_status gsq_vit_load_open(gsq_model **out, const gsq_st_file *f, const gsq_vi
     }
     gsq_model *m = NULL;
     if (st == GSQ_OK) st = gsq_vit_describe(&m, cfg, err);
-    if (st == GSQ_OK) st = check_tensors(m, f, ignore, err); /* before allocating */
-    if (st == GSQ_OK) st = gsq_model_alloc_params(m, err);
-    if (st == GSQ_OK) st = read_tensors(m, f, err);
-    const char *names = gsq_st_meta_get(f, "class_names");
-    if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
-        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", gsq_st_label(f));
+    if (st == GSQ_OK) st = gsq_model_read(m, f, ignore, err);
     if (st != GSQ_OK) {
         gsq_model_free(m);
         return st;
@@ -252,20 +148,10 @@ gsq_status gsq_vit_load(gsq_model **out, const char *path, const gsq_vit_config 
     return st;
 }
 
-gsq_status gsq_model_add_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
+gsq_status gsq_vit_add_meta(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
 {
     gsq_status st = GSQ_OK;
-    for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
-        const gsq_param *p = &m->tensors[i];
-        st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
-    }
-    return st == GSQ_OK ? gsq_model_add_meta_to_writer(m, w, err) : st;
-}
-
-gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
-{
-    gsq_status st = GSQ_OK;
-    const gsq_vit_config *c = &m->cfg;
+    const gsq_vit_config *c = &m->vit;
     char buf[32];
     struct { const char *key; int value; } ints[] = {
         {"img_size", c->img_size}, {"patch_size", c->patch_size}, {"in_chans", c->in_chans},
@@ -280,31 +166,6 @@ gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gs
     snprintf(buf, sizeof buf, "%.9g", (double)c->ln_eps);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "ln_eps", buf, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "pool", c->pool == GSQ_POOL_AVG ? "avg" : "token", err);
-    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);
-    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "producer", "gpusq", err);
-    if (st == GSQ_OK && m->class_names) st = gsq_st_writer_set_meta(w, "class_names", m->class_names, err);
     return st;
 }
 
-gsq_status gsq_model_check_finite(const gsq_model *m, const char *path, gsq_error *err)
-{
-    for (int i = 0; i < m->num_tensors; i++) {
-        const gsq_param *p = &m->tensors[i];
-        for (size_t k = 0; k < p->numel; k++)
-            if (!isfinite(m->params[p->offset + k]))
-                return gsq_fail(err, GSQ_ERR_NUMERIC, "%.200s: not written: %s[%zu] is %g", path, p->name, k,
-                                (double)m->params[p->offset + k]);
-    }
-    return GSQ_OK;
-}
-
-gsq_status gsq_model_save(const gsq_model *m, const char *path, gsq_error *err)
-{
-    gsq_st_writer *w = NULL;
-    gsq_status st = gsq_model_check_finite(m, path, err);
-    if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
-    if (st == GSQ_OK) st = gsq_model_add_to_writer(m, w, err);
-    if (st == GSQ_OK) st = gsq_st_writer_write(w, path, err);
-    gsq_st_writer_free(w);
-    return st;
-}

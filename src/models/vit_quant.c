@@ -45,12 +45,12 @@ void gsq_model_quant_disable(gsq_model *m)
 {
     struct gsq_model_quant *q = m->quant;
     if (!q) return;
-    free_observers(q, m->cfg.depth);
+    free_observers(q, m->graph->num_attentions);
     for (int i = 0; i < q->num_linears; i++) {
         free(q->linears[i].wq);
         free(q->linears[i].xq);
     }
-    for (int l = 0; q->attn && l < m->cfg.depth; l++) {
+    for (int l = 0; q->attn && l < m->graph->num_attentions; l++) {
         free(q->attn[l].qkv_q);
         free(q->attn[l].att_q);
     }
@@ -122,13 +122,13 @@ gsq_status gsq_model_quant_observe_begin(gsq_model *m, size_t capacity, gsq_erro
 {
     struct gsq_model_quant *q = m->quant;
     if (!q) return gsq_fail(err, GSQ_ERR_ARG, "calibration: the model has no quantizers (gsq_model_quant_enable)");
-    free_observers(q, m->cfg.depth);
+    free_observers(q, m->graph->num_attentions);
     for (int i = 0; i < q->num_linears; i++) {
         gsq_status st = q->linears[i].quantized ? gsq_observer_create(&q->linears[i].obs, capacity, (uint64_t)i, err)
                                                 : GSQ_OK;
         if (st != GSQ_OK) return st;
     }
-    for (int l = 0; q->attn && l < m->cfg.depth; l++)
+    for (int l = 0; q->attn && l < m->graph->num_attentions; l++)
         for (int k = 0; k < 3; k++) {
             gsq_status st = gsq_observer_create(&q->attn[l].obs[k], capacity, (uint64_t)(1000 + 3 * l + k), err);
             if (st != GSQ_OK) return st;
@@ -144,7 +144,7 @@ gsq_status gsq_model_quant_enable_attention(gsq_model *m, gsq_error *err)
     if (!q || q->active || q->observing)
         return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: enable the quantizers first, before calibrating");
     if (q->attn) return GSQ_OK;
-    if (!(q->attn = calloc((size_t)m->cfg.depth, sizeof *q->attn)))
+    if (!(q->attn = calloc((size_t)m->graph->num_attentions, sizeof *q->attn)))
         return gsq_fail(err, GSQ_ERR_NOMEM, "attention quantization: out of memory");
     q->batch_cap = 0; /* buffers are re-sized with the attention ones on the next forward */
     return GSQ_OK;
@@ -152,7 +152,7 @@ gsq_status gsq_model_quant_enable_attention(gsq_model *m, gsq_error *err)
 
 const float *gsq_model_quant_attention_scales(const gsq_model *m, int l)
 {
-    return m->quant && m->quant->attn && l >= 0 && l < m->cfg.depth ? m->quant->attn[l].qkv_scale : NULL;
+    return m->quant && m->quant->attn && l >= 0 && l < m->graph->num_attentions ? m->quant->attn[l].qkv_scale : NULL;
 }
 
 static int all_scales_set(const struct gsq_model_quant *q, int depth)
@@ -167,7 +167,7 @@ static int all_scales_set(const struct gsq_model_quant *q, int depth)
 gsq_status gsq_model_quant_set_attention_scales(gsq_model *m, int l, const float *scales, gsq_error *err)
 {
     struct gsq_model_quant *q = m->quant;
-    if (!q || !q->attn || l < 0 || l >= m->cfg.depth)
+    if (!q || !q->attn || l < 0 || l >= m->graph->num_attentions)
         return gsq_fail(err, GSQ_ERR_ARG, "attention quantization: block %d has no attention quantizers", l);
     for (int k = 0; k < 3; k++)
         if (!gsq_quant_scale_ok(scales[k]))
@@ -175,7 +175,7 @@ gsq_status gsq_model_quant_set_attention_scales(gsq_model *m, int l, const float
                             "attention quantization: block %d scale %g is not a normal positive "
                             "number below 1e30", l, (double)scales[k]);
     for (int k = 0; k < 3; k++) q->attn[l].qkv_scale[k] = scales[k];
-    q->active = all_scales_set(q, m->cfg.depth);
+    q->active = all_scales_set(q, m->graph->num_attentions);
     return GSQ_OK;
 }
 
@@ -193,7 +193,7 @@ gsq_status gsq_model_quant_observe_end(gsq_model *m, gsq_calib_method method, fl
         }
     }
     static const char *const part[3] = {"Q", "K", "V"};
-    for (int l = 0; q->attn && l < m->cfg.depth && st == GSQ_OK; l++)
+    for (int l = 0; q->attn && l < m->graph->num_attentions && st == GSQ_OK; l++)
         for (int k = 0; k < 3 && st == GSQ_OK; k++) {
             st = gsq_observer_scale(q->attn[l].obs[k], method, percentile, q->a_qmax, &q->attn[l].qkv_scale[k], err);
             if (st != GSQ_OK) {
@@ -201,7 +201,7 @@ gsq_status gsq_model_quant_observe_end(gsq_model *m, gsq_calib_method method, fl
                 st = gsq_fail(err, inner.code, "calibrating block %d's %s: %s", l, part[k], inner.msg);
             }
         }
-    free_observers(q, m->cfg.depth);
+    free_observers(q, m->graph->num_attentions);
     q->observing = 0;
     q->active = st == GSQ_OK;
     return st;
@@ -231,7 +231,7 @@ gsq_status gsq_model_quant_set_act_scale(gsq_model *m, int linear, float scale, 
         return gsq_fail(err, GSQ_ERR_FORMAT, "quantization: the input scale %g of %s is not a normal positive "
                         "number below 1e30", (double)scale, m->graph->linears[linear].name);
     *ql->a_scale = scale;
-    m->quant->active = all_scales_set(m->quant, m->cfg.depth);
+    m->quant->active = all_scales_set(m->quant, m->graph->num_attentions);
     return GSQ_OK;
 }
 
@@ -248,13 +248,14 @@ gsq_status gsq_model_quant_prepare(gsq_model *m, int B, gsq_error *err)
             return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for a batch of %d", B);
         }
     }
-    size_t T = (size_t)gsq_vit_tokens(&m->cfg), D = (size_t)m->cfg.embed_dim, NH = (size_t)m->cfg.num_heads;
-    for (int l = 0; q->attn && l < m->cfg.depth; l++) {
+    for (int l = 0; q->attn && l < m->graph->num_attentions; l++) {
+        const gsq_graph *g = m->graph;
+        const gsq_node *n = gsq_graph_attention(g, l);
         gsq_qattn *a = &q->attn[l];
         free(a->qkv_q);
         free(a->att_q);
-        a->qkv_q = malloc((size_t)B * T * 3 * D * sizeof(float));
-        a->att_q = malloc((size_t)B * NH * T * T * sizeof(float));
+        a->qkv_q = malloc((size_t)B * gsq_value_floats(g, n->in[0]) * sizeof(float));
+        a->att_q = malloc((size_t)B * gsq_value_floats(g, n->aux) * sizeof(float));
         if (!a->qkv_q || !a->att_q) {
             q->batch_cap = 0;
             return gsq_fail(err, GSQ_ERR_NOMEM, "quantization: out of memory for a batch of %d", B);
@@ -270,7 +271,7 @@ const float *gsq_qattn_qkv(gsq_model *m, int l, const float *qkv, size_t rows)
     struct gsq_model_quant *q = m->quant;
     if (!q || !q->attn) return qkv;
     gsq_qattn *a = &q->attn[l];
-    size_t D = (size_t)m->cfg.embed_dim;
+    size_t D = (size_t)m->graph->values[gsq_graph_attention(m->graph, l)->out].cols;
     a->qkv = qkv;
     if (q->observing)
         for (size_t r = 0; r < rows; r++)
@@ -310,7 +311,7 @@ void gsq_qattn_qkv_grad(gsq_model *m, int l, float *dqkv, size_t rows)
     struct gsq_model_quant *q = m->quant;
     if (!q || !q->attn || !q->active) return;
     const gsq_qattn *a = &q->attn[l];
-    size_t D = (size_t)m->cfg.embed_dim;
+    size_t D = (size_t)m->graph->values[gsq_graph_attention(m->graph, l)->out].cols;
     #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++)
         for (int k = 0; k < 3; k++) {

@@ -38,8 +38,8 @@ gsq_status gsq_model_quant_add_to_writer(const gsq_model *m, gsq_st_writer *w, g
         if (st == GSQ_OK && ql->fixed_scales)
             st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, rows, ql->w_scales, err);
     }
-    for (int l = 0; st == GSQ_OK && q->attn && l < m->cfg.depth; l++) {
-        snprintf(name, sizeof name, "quant.blocks.%d.attn.qkv.output_scale", l);
+    for (int l = 0; st == GSQ_OK && q->attn && l < m->graph->num_attentions; l++) {
+        snprintf(name, sizeof name, "quant.%s.output_scale", gsq_graph_attention_qkv(m->graph, l));
         st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, three, q->attn[l].qkv_scale, err);
     }
     return st;
@@ -75,9 +75,9 @@ gsq_status gsq_model_quant_restore(gsq_model *m, const gsq_st_file *f, gsq_error
     if (st == GSQ_OK && lr_scale > 0) st = gsq_model_quant_enable_lsq(m, (float)lr_scale, err);
     struct gsq_model_quant *q = m->quant;
     char name[GSQ_NAME_MAX + 32];
-    for (int l = 0; st == GSQ_OK && q->attn && l < m->cfg.depth; l++) {
+    for (int l = 0; st == GSQ_OK && q->attn && l < m->graph->num_attentions; l++) {
         float scales[3];
-        snprintf(name, sizeof name, "quant.blocks.%d.attn.qkv.output_scale", l);
+        snprintf(name, sizeof name, "quant.%s.output_scale", gsq_graph_attention_qkv(m->graph, l));
         st = read_exact(f, name, scales, 3, err);
         if (st == GSQ_OK) st = gsq_model_quant_set_attention_scales(m, l, scales, err);
     }

@@ -1,5 +1,6 @@
-/* Multi-head self-attention core (scores, softmax, weighted values) over timm's fused qkv layout.
- * Heads are independent: one OpenMP task per (batch, head), each calling single-threaded GEMMs. */
+/* Multi-head self-attention core (scores, optional additive bias, softmax, weighted values) over
+ * timm's fused qkv layout. Heads are independent: one OpenMP task per (batch, head), each calling
+ * single-threaded GEMMs. */
 #include "gpusq/kernels.h"
 #include "gpusq/nn.h"
 #include "gpusq/quant.h"
@@ -28,12 +29,44 @@ static void softmax_rows(float *att, int T)
     }
 }
 
+/* timm's relative_position_index of tokens t, u of a W×W window: their offset (dr, dc) as
+ * (dr + W - 1)·(2W - 1) + dc + W - 1. */
+static int relative_index(int W, int t, int u)
+{
+    return (t / W - u / W + W - 1) * (2 * W - 1) + t % W - u % W + W - 1;
+}
+
+/* The region (0..8) of window row i in timm's shifted-window mask: each axis of the padded grid
+ * splits at Gp - W and Gp - shift. */
+static int region(gsq_window_geom w, int i)
+{
+    int area = w.window * w.window, side = (w.grid + w.window - 1) / w.window, Gp = side * w.window;
+    int win = i / area, t = i % area;
+    int r = win / side * w.window + t / w.window, c = win % side * w.window + t % w.window;
+    int rr = r < Gp - w.window ? 0 : r < Gp - w.shift ? 1 : 2, cr = c < Gp - w.window ? 0 : c < Gp - w.shift ? 1 : 2;
+    return 3 * rr + cr;
+}
+
+/* scores (T, T) of head h of window w += the bias. */
+static void add_bias(float *scores, const gsq_attn_bias *ab, int w, int h, int T, int NH)
+{
+    int W = ab->geom.window;
+    for (int t = 0; t < T; t++) {
+        int rt = ab->geom.shift ? region(ab->geom, w * T + t) : 0;
+        float *row = scores + (size_t)t * T;
+        for (int u = 0; u < T; u++) {
+            row[u] += ab->table[(size_t)relative_index(W, t, u) * NH + h];
+            if (ab->geom.shift && region(ab->geom, w * T + u) != rt) row[u] += -100.0f;
+        }
+    }
+}
+
 /* qkv (B, T, 3C) → att (B, NH, T, T), out (B, T, C); with att_q, the probabilities are also
  * fake-quantized into it (scale p_scale, codes ±p_qmax) and the values weighted by those. */
 void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, int p_qmax, const float *qkv, int B,
-                           int T, int C, int NH)
+                           int T, int C, int NH, const gsq_attn_bias *bias)
 {
-    int HD = C / NH;
+    int HD = C / NH, nW = bias ? gsq_window_count(bias->geom) : 1;
     float scale = 1.0f / sqrtf((float)HD);
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
@@ -43,6 +76,7 @@ void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, 
         const float *v = q + 2 * C;
         float *a = att + (size_t)bh * T * T;
         gsq_sgemm(false, true, T, T, HD, scale, q, 3 * C, k, 3 * C, 0.0f, a, T);
+        if (bias) add_bias(a, bias, b % nW, h, T, NH);
         softmax_rows(a, T);
         const float *p = a;
         if (att_q) {
@@ -59,7 +93,8 @@ void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, 
  * With att_q (the forward's quantized probabilities) the values' gradient uses them, and the
  * probabilities' gradient passes straight through to the softmax. */
 void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                            const float *att, const float *att_q, int B, int T, int C, int NH)
+                            const float *att, const float *att_q, int B, int T, int C, int NH,
+                            const gsq_attn_bias *bias, float *dtable)
 {
     if (!dqkv) return;
     int HD = C / NH;
@@ -90,4 +125,15 @@ void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, cons
         gsq_sgemm(false, false, T, HD, T, scale, da, T, k, 3 * C, 1.0f, dq, 3 * C);
         gsq_sgemm(true, false, T, HD, T, scale, da, T, q, 3 * C, 1.0f, dk, 3 * C);
     }
+    if (!bias || !dtable) return;
+    /* the bias was added to the scores: its gradient is the scores' (scratch), summed over
+     * sequences; heads own disjoint table entries */
+    int W = bias->geom.window;
+    #pragma omp parallel for schedule(static)
+    for (int h = 0; h < NH; h++)
+        for (int b = 0; b < B; b++) {
+            const float *ds = scratch + ((size_t)b * NH + h) * T * T;
+            for (int t = 0; t < T; t++)
+                for (int u = 0; u < T; u++) dtable[(size_t)relative_index(W, t, u) * NH + h] += ds[(size_t)t * T + u];
+        }
 }

@@ -124,7 +124,7 @@ gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_
                       checkpoint, run ? run : "none recorded", want);
     gsq_model *m = NULL;
     static const char *const state[] = {"optim.", "quant.", NULL}; /* the optimizer's, the quantizers' */
-    if (st == GSQ_OK) st = gsq_vit_load_open(&m, f, NULL, state, err);
+    if (st == GSQ_OK) st = gsq_model_load_open(&m, f, state, err);
     if (st == GSQ_OK) st = gsq_model_quant_restore(m, f, err);
     if (st == GSQ_OK) {
         st = gsq_trainer_init(t, m, cfg, train_size, err); /* frees m on failure */

@@ -57,11 +57,11 @@ gsq_status gsq_trainer_init(gsq_trainer *t, gsq_model *m, const gsq_train_config
                         cfg->batch_size, cfg->accum_steps, cfg->epochs, (double)cfg->warmup_epochs,
                         (double)cfg->label_smoothing, train_size);
     }
-    if (cfg->transform.size != m->cfg.img_size || m->cfg.in_chans != 3) {
-        gsq_vit_config mc = m->cfg; /* for the message: freeing t frees m */
+    if (cfg->transform.size != m->img_size || m->in_chans != 3) {
+        int size = m->img_size, chans = m->in_chans; /* for the message: freeing t frees m */
         gsq_trainer_free(t);
         return gsq_fail(err, GSQ_ERR_SHAPE, "train: the data is %d×%d RGB but the model takes %d×%d with %d channels",
-                        cfg->transform.size, cfg->transform.size, mc.img_size, mc.img_size, mc.in_chans);
+                        cfg->transform.size, cfg->transform.size, size, size, chans);
     }
     if (cfg->unsupervised && !cfg->teacher) {
         gsq_trainer_free(t);
@@ -70,7 +70,7 @@ gsq_status gsq_trainer_init(gsq_trainer *t, gsq_model *m, const gsq_train_config
     if (cfg->teacher) {
         gsq_distill_config dc = cfg->distill;
         dc.label_smoothing = cfg->label_smoothing;
-        gsq_status st = gsq_distiller_create(&t->distiller, &m->cfg, &cfg->teacher->cfg, &dc, err);
+        gsq_status st = gsq_distiller_create(&t->distiller, m, cfg->teacher, &dc, err);
         if (st != GSQ_OK) {
             gsq_trainer_free(t);
             return st;
@@ -108,7 +108,7 @@ static gsq_status vit_forward(void *ctx, const float *images, int n, const float
 gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_eval_result *out, gsq_error *err)
 {
-    return gsq_evaluate_with(vit_forward, m, m->cfg.num_classes, ds, t, batch_size, workers, out, err);
+    return gsq_evaluate_with(vit_forward, m, m->num_classes, ds, t, batch_size, workers, out, err);
 }
 
 gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_dataset *ds, const gsq_transform *t,

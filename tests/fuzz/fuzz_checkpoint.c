@@ -161,7 +161,7 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c, int 
     float images[2 * 3 * IMG * IMG];
     for (int i = 0; i < 2 * 3 * IMG * IMG; i++) images[i] = (float)(i % 5) * 0.5f - 1.0f;
     gsq_status st = gsq_vit_create(&m, c, &err);
-    if (st == GSQ_OK) gsq_vit_init(m, 5);
+    if (st == GSQ_OK) gsq_model_init(m, 5);
     if (st == GSQ_OK && quantized) st = quantize(m, images, &err);
     if (st == GSQ_OK) st = gsq_trainer_init(&t, m, &cfg, TRAIN_SIZE, &err);
     if (st != GSQ_OK) {

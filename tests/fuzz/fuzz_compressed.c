@@ -110,7 +110,7 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c,
     gsq_model *m = NULL;
     gsq_status st = gsq_vit_create(&m, c, &err);
     if (st == GSQ_OK) {
-        gsq_vit_init(m, 3);
+        gsq_model_init(m, 3);
         gsq_rng rng;
         gsq_rng_seed(&rng, 4, 0);
         for (size_t i = 0; i < gsq_model_num_params(m); i++) gsq_model_params(m)[i] += 0.05f * gsq_rng_normal(&rng);

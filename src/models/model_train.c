@@ -1,5 +1,5 @@
-/* ViT/DeiT forward, loss and backward on the CPU: walks the model's graph (gpusq/graph.h, built by
- * src/models/vit_graph.c) and runs each operation with the layers of nn/, the compressed linears
+/* A model's forward, loss and backward on the CPU, for every architecture: walks the model's graph
+ * (gpusq/graph.h, made by an architecture's builder) and runs each operation with the layers of nn/, the compressed linears
  * through their fake quantizers (vit_quant_state.h). The values live in one arena planned for the
  * largest batch seen so far (kept whole for backward, or reused for inference); their gradients in
  * a second arena planned the same way in reverse. */
@@ -43,7 +43,7 @@ static gsq_status ensure_acts(gsq_model *m, int B, int training, gsq_error *err)
     if (st != GSQ_OK) return st;
     m->act_mem = malloc((floats ? floats : 1) * sizeof(float));
     m->targets = malloc((size_t)B * sizeof(int));
-    m->probs = malloc((size_t)B * (size_t)m->cfg.num_classes * sizeof(float));
+    m->probs = malloc((size_t)B * (size_t)m->num_classes * sizeof(float));
     if (!m->act_mem || !m->targets || !m->probs) {
         free(m->act_mem);
         free(m->targets);
@@ -117,33 +117,32 @@ static gsq_status ensure_grad_acts(gsq_model *m, gsq_error *err)
     return GSQ_OK;
 }
 
-size_t gsq_vit_activation_bytes(const gsq_vit_config *cfg, int batch, int training)
+size_t gsq_model_activation_bytes(const gsq_model *m, int batch, int training)
 {
-    gsq_model *m;
-    if (gsq_vit_describe(&m, cfg, NULL) != GSQ_OK) return 0;
     size_t *at = malloc((size_t)m->graph->num_values * sizeof *at), floats = 0, grads = 0;
     gsq_status st = at ? gsq_graph_plan_forward(m->graph, batch, training, at, &floats, NULL) : GSQ_ERR_NOMEM;
     if (st == GSQ_OK && training) st = plan_grads(m, batch, at, &grads, NULL);
     free(at);
-    gsq_model_free(m);
     return st == GSQ_OK ? (floats + grads) * sizeof(float) : 0;
 }
 
 static void forward_node(gsq_model *m, const gsq_node *n, const float *images, int B)
 {
     const gsq_graph *g = m->graph;
-    const gsq_value *xv = &g->values[n->in[0]];
     gsq_node_args a = {.batch = B, .in = {n->in[0] == g->input ? images : act(m, n->in[0]),
                                           n->in[1] >= 0 ? act(m, n->in[1]) : NULL},
                        .out = act(m, n->out), .aux = n->aux >= 0 ? act(m, n->aux) : NULL};
     for (int k = 0; k < 3; k++) a.param[k] = param(m, n->param[k]);
     if (n->op == GSQ_OP_ATTENTION) {
+        size_t rows = gsq_node_rows(g, n, B);
         float p_scale;
         int p_qmax;
         float *att_q = gsq_qattn_probs(m, n->block, &p_scale, &p_qmax);
+        int T = gsq_attention_tokens(g, n);
+        gsq_attn_bias bias = {a.param[0], gsq_node_window(n)};
         gsq_attention_forward(a.out, a.aux, att_q, p_scale, p_qmax,
-                              gsq_qattn_qkv(m, n->block, a.in[0], gsq_node_rows(g, n, B)), B, xv->rows,
-                              g->values[n->out].cols, n->attrs[0]);
+                              gsq_qattn_qkv(m, n->block, a.in[0], gsq_node_rows(g, n, B)), (int)(rows / T), T,
+                              g->values[n->out].cols, n->attrs[0], a.param[0] ? &bias : NULL);
         return;
     }
     if (n->op == GSQ_OP_LINEAR) {
@@ -161,15 +160,19 @@ static void forward_node(gsq_model *m, const gsq_node *n, const float *images, i
 static gsq_status run_forward(gsq_model *m, const float *images, int B, int training, const float **logits,
                               gsq_error *err)
 {
-    const gsq_vit_config *c = &m->cfg;
     gsq_flush_denormals();
     m->batch = 0; /* no valid forward until this one succeeds */
     m->have_loss = 0;
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "forward: batch size %d must be positive", B);
     /* every GEMM dimension and head count is an int */
-    size_t tokens = (size_t)gsq_vit_tokens(c);
-    if ((size_t)B > (size_t)INT_MAX / tokens || (size_t)B > (size_t)INT_MAX / (size_t)c->num_heads)
-        return gsq_fail(err, GSQ_ERR_ARG, "forward: batch %d of %zu tokens is too large", B, tokens);
+    size_t rows = 1;
+    for (int v = 0; v < m->graph->num_values; v++)
+        if ((size_t)m->graph->values[v].rows > rows) rows = (size_t)m->graph->values[v].rows;
+    for (int i = 0; i < m->graph->num_nodes; i++)
+        if ((size_t)m->graph->nodes[i].attrs[0] > rows && m->graph->nodes[i].op == GSQ_OP_ATTENTION)
+            rows = (size_t)m->graph->nodes[i].attrs[0];
+    if ((size_t)B > (size_t)INT_MAX / rows)
+        return gsq_fail(err, GSQ_ERR_ARG, "forward: batch %d of %zu tokens is too large", B, rows);
     gsq_status st = ensure_acts(m, B, training, err);
     if (st == GSQ_OK) st = gsq_model_quant_prepare(m, B, err);
     if (st != GSQ_OK) return st;
@@ -200,7 +203,7 @@ const float *gsq_model_output(const gsq_model *m, const char *name)
 gsq_status gsq_model_loss(gsq_model *m, const int *targets, float label_smoothing, float *loss,
                         gsq_error *err)
 {
-    int B = m->batch, K = m->cfg.num_classes;
+    int B = m->batch, K = m->num_classes;
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "loss: no forward pass to take the loss of");
     if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
         return gsq_fail(err, GSQ_ERR_ARG, "loss: label smoothing %g is outside [0, 1)", (double)label_smoothing);
@@ -225,11 +228,11 @@ gsq_status gsq_model_backward(gsq_model *m, gsq_error *err)
 {
     if (m->batch <= 0 || !m->have_loss)
         return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss of it to differentiate");
-    size_t n = (size_t)m->batch * (size_t)m->cfg.num_classes;
+    size_t n = (size_t)m->batch * (size_t)m->num_classes;
     float *dlogits = malloc(n * sizeof(float));
     if (!dlogits) return gsq_fail(err, GSQ_ERR_NOMEM, "backward: out of memory");
     memset(dlogits, 0, n * sizeof(float));
-    gsq_cross_entropy_backward(dlogits, m->probs, m->targets, m->batch, m->cfg.num_classes, m->label_smoothing,
+    gsq_cross_entropy_backward(dlogits, m->probs, m->targets, m->batch, m->num_classes, m->label_smoothing,
                                1.0f);
     int v = m->graph->logits;
     const float *const grads[1] = {dlogits};
@@ -281,10 +284,24 @@ static void backward_node(gsq_model *m, const gsq_node *n, int B)
                                mean + rows, (int)rows, xv->cols);
         break;
     }
-    case GSQ_OP_ATTENTION:
+    case GSQ_OP_ATTENTION: {
+        int T = gsq_attention_tokens(g, n);
+        gsq_attn_bias bias = {param(m, n->param[0]), gsq_node_window(n)};
         gsq_attention_backward(dx, gact(m, n->aux), dy, gsq_qattn_saved_qkv(m, n->block, x), act(m, n->aux),
-                               gsq_qattn_saved_probs(m, n->block), B, xv->rows, yv->cols, n->attrs[0]);
+                               gsq_qattn_saved_probs(m, n->block), (int)(rows / T), T, yv->cols, n->attrs[0],
+                               n->param[0] >= 0 ? &bias : NULL, grad(m, n->param[0]));
         gsq_qattn_qkv_grad(m, n->block, dx, rows);
+        break;
+    }
+    case GSQ_OP_WINDOW:
+        if (dx) gsq_windows_to_grid(dx, dy, B, xv->cols, gsq_node_window(n), 1);
+        break;
+    case GSQ_OP_UNWINDOW:
+        if (dx) gsq_windows_from_grid(dx, dy, B, xv->cols, gsq_node_window(n), 1);
+        if (n->in[1] >= 0) gsq_accumulate(gact(m, n->in[1]), dy, (size_t)B * gsq_value_floats(g, n->out));
+        break;
+    case GSQ_OP_MERGE:
+        if (dx) gsq_merge_backward(dx, dy, B, n->attrs[0], xv->cols);
         break;
     case GSQ_OP_GELU:
         gsq_gelu_backward(dx, dy, x, rows * (size_t)xv->cols);
@@ -347,26 +364,25 @@ gsq_status gsq_model_backward_values(gsq_model *m, int count, const int *values,
 gsq_status gsq_model_backward_from(gsq_model *m, const float *dlogits, const float *dlogits_dist,
                                  const float *const *dblock_out, gsq_error *err)
 {
-    const gsq_vit_config *c = &m->cfg;
-    if (!dlogits || (c->distilled && !dlogits_dist))
+    const gsq_graph *g = m->graph;
+    int head_dist = gsq_graph_find_value(g, "head_dist");
+    if (!dlogits || (head_dist >= 0 && !dlogits_dist))
         return gsq_fail(err, GSQ_ERR_ARG, "backward: missing the gradient of the %s logits",
                         dlogits ? "distillation head's" : "head's");
-    int count = c->distilled ? 2 : 1;
-    int *values = malloc((size_t)(2 + c->depth) * sizeof *values);
-    const float **grads = malloc((size_t)(2 + c->depth) * sizeof *grads);
+    int count = head_dist >= 0 ? 2 : 1;
+    int *values = malloc((size_t)(2 + g->num_blocks) * sizeof *values);
+    const float **grads = malloc((size_t)(2 + g->num_blocks) * sizeof *grads);
     if (!values || !grads) {
         free(values);
         free(grads);
         return gsq_fail(err, GSQ_ERR_NOMEM, "backward: out of memory");
     }
-    values[0] = gsq_graph_find_value(m->graph, c->distilled ? "head" : "logits");
-    values[1] = c->distilled ? gsq_graph_find_value(m->graph, "head_dist") : -1;
+    values[0] = head_dist >= 0 ? gsq_graph_find_value(g, "head") : g->logits;
+    values[1] = head_dist;
     grads[0] = dlogits;
     grads[1] = dlogits_dist;
-    for (int l = 0; dblock_out && l < c->depth; l++) {
-        char name[GSQ_NAME_MAX];
-        snprintf(name, sizeof name, "blocks.%d", l);
-        values[count] = gsq_graph_find_value(m->graph, name);
+    for (int l = 0; dblock_out && l < g->num_blocks; l++) {
+        values[count] = g->blocks[l];
         grads[count++] = dblock_out[l];
     }
     gsq_status st = gsq_model_backward_values(m, count, values, grads, err);

@@ -1,0 +1,229 @@
+/* Reading and writing any model as timm-named safetensors: which architecture a file holds, the
+ * tensors checked against the table and read, metadata written (each builder's io file infers and
+ * records its own configuration). */
+#include "gpusq/safetensors.h"
+#include "gpusq/swin.h"
+#include "gpusq/vit.h"
+#include "models/model_state.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Shape of tensor `name` into shape[], checking its rank; GSQ_ERR_MISSING if absent. */
+gsq_status gsq_file_tensor_shape(const gsq_st_file *f, const char *name, int ndim, int64_t *shape,
+                               gsq_error *err)
+{
+    const gsq_st_tensor *t = gsq_st_find(f, name);
+    if (!t)
+        return gsq_fail(err, GSQ_ERR_MISSING, "%s: cannot infer the architecture: tensor '%s' is missing",
+                        gsq_st_label(f), name);
+    if (t->ndim != ndim)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has %d dimensions where the model has %d",
+                        gsq_st_label(f), name, t->ndim, ndim);
+    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
+    return GSQ_OK;
+}
+
+int gsq_file_meta_int(const gsq_st_file *f, const char *key, int *out)
+{
+    const char *v = gsq_st_meta_get(f, key);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < 0 || x > 1 << 30) return -1;
+    *out = (int)x;
+    return 1;
+}
+
+/* Appends name to a comma-separated list in buf, or counts it once the list is full. */
+static void list_add(char *buf, size_t cap, int *listed, int *more, const char *name)
+{
+    size_t len = strlen(buf);
+    if (*listed < 6 && len + strlen(name) + 3 < cap) {
+        snprintf(buf + len, cap - len, "%s%s", *listed ? ", " : "", name);
+        (*listed)++;
+    } else {
+        (*more)++;
+    }
+}
+
+/* 1 when s starts with one of the prefixes (a NULL-terminated list, or NULL for none). */
+static int has_prefix(const char *s, const char *const *prefixes)
+{
+    for (; prefixes && *prefixes; prefixes++)
+        if (strncmp(s, *prefixes, strlen(*prefixes)) == 0) return 1;
+    return 0;
+}
+
+/* Checks every expected tensor is in f with its shape and nothing else is (but the ignored). */
+static gsq_status check_tensors(const gsq_model *m, const gsq_st_file *f, const char *const *ignore,
+                                gsq_error *err)
+{
+    const char *label = gsq_st_label(f);
+    char missing[256] = "", extra[256] = "";
+    int n_missing = 0, more_missing = 0, n_extra = 0, more_extra = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        const gsq_st_tensor *t = gsq_st_find(f, p->name);
+        if (!t) {
+            list_add(missing, sizeof missing, &n_missing, &more_missing, p->name);
+            continue;
+        }
+        int same = t->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            char want[96] = "", got[96] = "";
+            for (int d = 0; d < p->ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? ", " : "", (long long)p->shape[d]);
+            for (int d = 0; d < t->ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            return gsq_fail(err, GSQ_ERR_SHAPE, "%s: tensor '%s' has shape [%s], the model expects [%s]",
+                            label, p->name, got, want);
+        }
+    }
+    for (size_t i = 0; i < gsq_st_count(f); i++) {
+        const char *name = gsq_st_at(f, i)->name;
+        if (!gsq_model_find_param(m, name) && !has_prefix(name, ignore))
+            list_add(extra, sizeof extra, &n_extra, &more_extra, name);
+    }
+    if (n_missing + more_missing)
+        return gsq_fail(err, GSQ_ERR_MISSING, "%s: %d tensor(s) missing: %s%s", label,
+                        n_missing + more_missing, missing, more_missing ? ", ..." : "");
+    if (n_extra + more_extra)
+        return gsq_fail(err, GSQ_ERR_SHAPE,
+                        "%s: %d unexpected tensor(s) for this %s architecture: %s%s", label,
+                        n_extra + more_extra, m->arch == GSQ_ARCH_SWIN ? "Swin" : "ViT/DeiT", extra, more_extra ? ", ..." : "");
+    return GSQ_OK;
+}
+
+static gsq_status read_tensors(gsq_model *m, const gsq_st_file *f, gsq_error *err)
+{
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        gsq_status st = gsq_st_read_f32(f, gsq_st_find(f, p->name), m->params + p->offset, p->numel, err);
+        if (st != GSQ_OK) return st;
+    }
+    return GSQ_OK;
+}
+
+gsq_status gsq_model_read(gsq_model *m, const gsq_st_file *f, const char *const *ignore, gsq_error *err)
+{
+    gsq_status st = check_tensors(m, f, ignore, err); /* before allocating */
+    if (st == GSQ_OK) st = gsq_model_alloc_params(m, err);
+    if (st == GSQ_OK) st = read_tensors(m, f, err);
+    const char *names = gsq_st_meta_get(f, "class_names");
+    if (st == GSQ_OK && names && !(m->class_names = strdup(names)))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory for the class names", gsq_st_label(f));
+    return st;
+}
+
+gsq_arch gsq_file_arch(const gsq_st_file *f)
+{
+    const char *arch = gsq_st_meta_get(f, "arch");
+    if (arch) return strcmp(arch, "swin") == 0 ? GSQ_ARCH_SWIN : GSQ_ARCH_VIT;
+    return gsq_st_find(f, "layers.0.blocks.0.norm1.weight") || gsq_st_find(f, "layers.0.downsample.norm.weight")
+               ? GSQ_ARCH_SWIN
+               : GSQ_ARCH_VIT;
+}
+
+gsq_status gsq_model_load_open(gsq_model **out, const gsq_st_file *f, const char *const *ignore, gsq_error *err)
+{
+    if (gsq_file_arch(f) == GSQ_ARCH_VIT) return gsq_vit_load_open(out, f, NULL, ignore, err);
+    *out = NULL;
+    gsq_swin_config cfg;
+    gsq_status st = gsq_swin_infer_config(f, 0, &cfg, err);
+    if (st == GSQ_OK) st = gsq_swin_describe(out, &cfg, err);
+    if (st == GSQ_OK) st = gsq_model_read(*out, f, ignore, err);
+    if (st != GSQ_OK) {
+        gsq_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+gsq_status gsq_model_load(gsq_model **out, const char *path, gsq_error *err)
+{
+    *out = NULL;
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st == GSQ_OK) st = gsq_model_load_open(out, f, NULL, err);
+    gsq_st_close(f);
+    return st;
+}
+
+gsq_status gsq_model_describe_meta(gsq_model **out, const gsq_st_file *f, gsq_error *err)
+{
+    *out = NULL;
+    if (gsq_file_arch(f) == GSQ_ARCH_SWIN) {
+        gsq_swin_config c;
+        gsq_status st = gsq_swin_config_from_meta(f, &c, err);
+        return st == GSQ_OK ? gsq_swin_describe(out, &c, err) : st;
+    }
+    gsq_vit_config c;
+    gsq_status st = gsq_vit_config_from_meta(f, &c, err);
+    return st == GSQ_OK ? gsq_vit_describe(out, &c, err) : st;
+}
+
+gsq_status gsq_model_create_named(gsq_model **out, const char *name, int num_classes, gsq_error *err)
+{
+    gsq_swin_config sc;
+    if (gsq_swin_config_by_name(name, &sc, NULL) == GSQ_OK) {
+        if (num_classes > 0) sc.num_classes = num_classes;
+        return gsq_swin_create(out, &sc, err);
+    }
+    gsq_vit_config vc;
+    gsq_status st = gsq_vit_config_by_name(name, &vc, err);
+    if (st != GSQ_OK) {
+        *out = NULL;
+        return st;
+    }
+    if (num_classes > 0) vc.num_classes = num_classes;
+    return gsq_vit_create(out, &vc, err);
+}
+
+gsq_status gsq_model_add_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
+{
+    gsq_status st = GSQ_OK;
+    for (int i = 0; st == GSQ_OK && i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        st = gsq_st_writer_add(w, p->name, GSQ_DT_F32, p->ndim, p->shape, m->params + p->offset, err);
+    }
+    return st == GSQ_OK ? gsq_model_add_meta_to_writer(m, w, err) : st;
+}
+
+gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
+{
+    gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_add_meta(m, w, err) : gsq_vit_add_meta(m, w, err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "arch", m->arch == GSQ_ARCH_SWIN ? "swin" : "vit", err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "producer", "gpusq", err);
+    if (st == GSQ_OK && m->class_names) st = gsq_st_writer_set_meta(w, "class_names", m->class_names, err);
+    return st;
+}
+
+gsq_status gsq_model_check_finite(const gsq_model *m, const char *path, gsq_error *err)
+{
+    for (int i = 0; i < m->num_tensors; i++) {
+        const gsq_param *p = &m->tensors[i];
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(m->params[p->offset + k]))
+                return gsq_fail(err, GSQ_ERR_NUMERIC, "%.200s: not written: %s[%zu] is %g", path, p->name, k,
+                                (double)m->params[p->offset + k]);
+    }
+    return GSQ_OK;
+}
+
+gsq_status gsq_model_save(const gsq_model *m, const char *path, gsq_error *err)
+{
+    gsq_st_writer *w = NULL;
+    gsq_status st = gsq_model_check_finite(m, path, err);
+    if (st == GSQ_OK) st = gsq_st_writer_create(&w, err);
+    if (st == GSQ_OK) st = gsq_model_add_to_writer(m, w, err);
+    if (st == GSQ_OK) st = gsq_st_writer_write(w, path, err);
+    gsq_st_writer_free(w);
+    return st;
+}
