@@ -180,9 +180,25 @@ typedef struct {
     long rows, near_rows; /* rows checked, rows with a near-boundary probability */
 } fidelity;
 
-/* ATTENTION: the integer attention on one shape and code width. */
-static void attention_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng, fidelity *fid)
+/* ATTENTION: the integer attention on one shape and code width; with a window geometry (grid > 0),
+ * Swin's: B images of that grid's windows, T = window², a random relative position bias table and
+ * the shifted-window mask. */
+static void attention_case(int B, int T, int HD, int NH, int qmax, gsq_window_geom win, gsq_rng *rng, fidelity *fid)
 {
+    float *table = NULL, *bias = NULL;
+    gsq_attn_bias ab = {NULL, win};
+    int windows = 1;
+    if (win.grid) {
+        int W2 = (2 * win.window - 1) * (2 * win.window - 1);
+        T = win.window * win.window;
+        B *= gsq_window_count(win);
+        table = malloc((size_t)W2 * NH * sizeof(float));
+        fill_normal(table, (size_t)W2 * NH, rng, 1.0f);
+        ab.table = table;
+        windows = gsq_attn_bias_windows(&ab);
+        bias = malloc((size_t)windows * NH * T * T * sizeof(float));
+        gsq_attn_bias_expand(bias, &ab, NH);
+    }
     int C = HD * NH;
     size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_att = (size_t)B * NH * T * T;
     float *qkv = malloc(n_qkv * sizeof(float)), *fq = malloc(n_qkv * sizeof(float));
@@ -194,13 +210,14 @@ static void attention_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng,
     for (size_t r = 0; r < (size_t)B * T; r++)
         for (int k = 0; k < 3; k++) fill_normal(qkv + (r * 3 + (size_t)k) * C, (size_t)C, rng, std[k]);
 
-    gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, scratch);
+    gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, bias, windows, scratch);
     for (int i = GSQ_I8_ISA_REF + 1; i < GSQ_I8_ISA_COUNT; i++) {
         if (!test_isa_selected((gsq_i8_isa)i)) continue;
         memset(fast, 0xFF, n_out * sizeof(float));
-        gsq_att8_forward((gsq_i8_isa)i, fast, qkv, B, T, C, NH, scales, qmax, scratch);
-        CHECK(!memcmp(ref, fast, n_out * sizeof(float)), "%s B=%d T=%d HD=%d NH=%d qmax=%d: differs from the reference",
-              gsq_i8_isa_name((gsq_i8_isa)i), B, T, HD, NH, qmax);
+        gsq_att8_forward((gsq_i8_isa)i, fast, qkv, B, T, C, NH, scales, qmax, bias, windows, scratch);
+        CHECK(!memcmp(ref, fast, n_out * sizeof(float)),
+              "%s B=%d T=%d HD=%d NH=%d qmax=%d window %d shift %d: differs from the reference",
+              gsq_i8_isa_name((gsq_i8_isa)i), B, T, HD, NH, qmax, win.window, win.shift);
     }
 
     /* the float path: fake-quantized Q, K, V; the probabilities fake-quantized inside */
@@ -209,7 +226,7 @@ static void attention_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng,
             size_t o = (r * 3 + (size_t)k) * C;
             gsq_fake_quant(fq + o, qkv + o, (size_t)C, scales[k], qmax);
         }
-    gsq_attention_forward(flt, att, att_q, 1.0f / (float)qmax, qmax, fq, B, T, C, NH, NULL);
+    gsq_attention_forward(flt, att, att_q, 1.0f / (float)qmax, qmax, fq, B, T, C, NH, table ? &ab : NULL);
     float vmax = 0.0f;
     for (size_t r = 0; r < (size_t)B * T; r++)
         for (int c = 0; c < C; c++) vmax = fmaxf(vmax, fabsf(fq[r * 3 * C + 2 * (size_t)C + c]));
@@ -236,7 +253,7 @@ static void attention_case(int B, int T, int HD, int NH, int qmax, gsq_rng *rng,
             }
     CHECK(bad == 0, "B=%d T=%d HD=%d NH=%d qmax=%d: %d rows differ from the float attention beyond the tolerance", B, T,
           HD, NH, qmax, bad);
-    free(qkv), free(fq), free(ref), free(fast), free(flt), free(att), free(att_q), free(scratch);
+    free(qkv), free(fq), free(ref), free(fast), free(flt), free(att), free(att_q), free(scratch), free(table), free(bias);
 }
 
 typedef enum { OP_LINEAR, OP_ATTENTION } op_kind;
@@ -248,11 +265,13 @@ typedef struct {
     op_kind op;
     int M, N, K, accumulate, gelu;
     int B, T, HD, NH, qmax;
+    gsq_window_geom win; /* ATTENTION: Swin's windows when grid > 0 */
 } op_case;
 
-#define LIN(m, n, k, acc, gelu) {OP_LINEAR, m, n, k, acc, gelu, 0, 0, 0, 0, 0}
+#define LIN(m, n, k, acc, gelu) {OP_LINEAR, m, n, k, acc, gelu, 0, 0, 0, 0, 0, {0, 0, 0}}
 #define LIN_BOTH(m, n, k, acc) LIN(m, n, k, acc, 0), LIN(m, n, k, acc, 1)
-#define ATT(b, t, hd, nh, q) {OP_ATTENTION, 0, 0, 0, 0, 0, b, t, hd, nh, q}
+#define ATT(b, t, hd, nh, q) {OP_ATTENTION, 0, 0, 0, 0, 0, b, t, hd, nh, q, {0, 0, 0}}
+#define WIN(b, hd, nh, q, g, w, s) {OP_ATTENTION, 0, 0, 0, 0, 0, b, 0, hd, nh, q, {g, w, s}}
 
 static const op_case cases[] = {
     /* model-like shapes, with and without GELU */
@@ -266,6 +285,9 @@ static const op_case cases[] = {
     ATT(1, 1, 8, 1, 127), ATT(2, 1, 32, 2, 7), ATT(1, 2, 64, 3, 127), ATT(2, 2, 8, 1, 127), ATT(1, 5, 32, 1, 7),
     ATT(2, 5, 64, 2, 127), ATT(1, 17, 8, 3, 127), ATT(2, 17, 32, 1, 7), ATT(1, 17, 64, 2, 127),
     ATT(2, 197, 8, 2, 127), ATT(1, 197, 32, 3, 7), ATT(2, 197, 64, 1, 127), ATT(1, 197, 64, 3, 127),
+    /* Swin's windows: shifted and padded grids, one window, windows of 49 tokens, 4-bit codes */
+    WIN(2, 8, 2, 127, 8, 4, 2), WIN(1, 32, 3, 127, 14, 4, 2), WIN(1, 16, 1, 7, 7, 3, 1), WIN(2, 32, 2, 127, 7, 7, 0),
+    WIN(1, 32, 3, 127, 14, 7, 3), WIN(1, 8, 2, 7, 12, 4, 0),
 };
 
 int main(int argc, char **argv)
@@ -278,7 +300,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const op_case *c = &cases[i];
         if (c->op == OP_ATTENTION) {
-            attention_case(c->B, c->T, c->HD, c->NH, c->qmax, &rng, &fid);
+            attention_case(c->B, c->T, c->HD, c->NH, c->qmax, c->win, &rng, &fid);
             continue;
         }
         for (int four = 0; four < 2; four++)

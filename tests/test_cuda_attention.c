@@ -98,7 +98,7 @@ static void test_i8(const shape *s, int qmax, gsq_rng *rng)
     fill_normal(qkv, n, rng, 1.0f);
     /* normal values past about ±2.5 clamp: the codes span ±qmax */
     const float scales[3] = {2.5f / (float)qmax, 2.7f / (float)qmax, 2.3f / (float)qmax};
-    gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, scratch);
+    gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, NULL, 1, scratch);
     float out_inv = out_inv_for(ref, no, qmax);
     for (size_t i = 0; i < no; i++) want[i] = (int8_t)gsq_quant_code(ref[i], out_inv, (float)qmax);
     memset(got, SENTINEL, (size_t)B * T * ldo);

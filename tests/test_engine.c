@@ -20,10 +20,12 @@ enum { B = 6 };
  * activation that lands within rounding noise of a code boundary may take the neighbouring code. */
 #define TOL 1e-4
 
-static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, int want_sparse)
+static void check_model(int swin, int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
+                        int want_sparse)
 {
     float x[B * 3 * 16 * 16], ref[B * 5];
-    gsq_model *q = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
+    gsq_model *q = swin ? gsq_test_quantized_swin(mlp, pattern, mode, attention, x, B)
+                        : gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
     gsq_error err = {0};
     char path[] = "/tmp/gsq_test_engine_XXXXXX";
     int fd = mkstemp(path);
@@ -51,8 +53,8 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
         CHECK(gsq_engine_forward(sparse, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
         memcpy(out, logits, sizeof out);
         double e = max_rel_err(out, ref, B * 5);
-        printf("%s %s%s: engine vs fake-quant max relative difference %.2e\n", what, gsq_sparse_pattern_name(pattern),
-               attention ? " (attention quantized)" : "", e);
+        printf("%s %s %s%s: engine vs fake-quant max relative difference %.2e\n", swin ? "Swin" : "ViT", what,
+               gsq_sparse_pattern_name(pattern), attention ? " (attention quantized)" : "", e);
         CHECK(e <= TOL, "%s: engine logits differ from the fake-quantized model by %g", what, e);
         CHECK(gsq_engine_forward(dense, x, B, &logits, &err) == GSQ_OK, "%s", err.msg);
         CHECK(!memcmp(out, logits, sizeof out), "%s: dense and sparse layouts differ", what);
@@ -92,10 +94,15 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
 int main(void)
 {
     printf("engine kernels: %s\n", gsq_engine_isa());
-    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, 9);
-    check_model(36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0, 7); /* fc2 has 36 inputs: dense in both blocks */
-    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0, 9);
-    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1, 9);
+    check_model(0, 48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, 9);
+    check_model(0, 36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0, 7); /* fc2 has 36 inputs: dense in both blocks */
+    check_model(0, 48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0, 9);
+    check_model(0, 48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1, 9);
+    /* Swin: the patch embedding, 8 block linears per stage and the patch merging's reduction; windows
+     * shifted and not, the bias in the float and the integer attention */
+    check_model(1, 48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, 18);
+    check_model(1, 48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1, 18);
+    check_model(1, 36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 1, 15); /* dense: the patch embedding (12 inputs), stage 0 fc2s (36) */
 
     gsq_vit_config c;
     gsq_error err = {0};

@@ -50,7 +50,7 @@ gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_model *
     if (st != GSQ_OK || !r->run.finished) return st;
     prune_summary sum = {.teacher = p->teacher, .out = o->out, .criterion = p->p.permute ? "permute" : "magnitude",
                          .plan = &r->plan, .dense = r->dense, .one_shot = r->one_shot, .tuned = r->tuned,
-                         .feature_loss = r->feature_loss, .depth = gsq_model_depth(teacher), .agreement = r->agreement,
+                         .feature_loss = r->feature_loss, .graph = gsq_model_graph(teacher), .agreement = r->agreement,
                          .distill = o->cfg.distill, .unsupervised = o->cfg.unsupervised, .seconds = r->run.seconds};
     int permuted = !p->p.resume && p->p.permute;
     sum.plain = p->p.resume ? NULL : permuted ? &r->plain : &r->plan;

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "gpusq/compressed.h"
+#include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 #include "text.h"
 
@@ -57,9 +58,16 @@ static void print_acc(const char *what, const gsq_eval_result *r)
     else printf("  %-26s top-1 %6.2f%%  top-5 %6.2f%%  loss %.4f\n", what, 100 * r->top1, 100 * r->top5, r->loss);
 }
 
-static gsq_status write_report(const char *path, const gsq_qat_config *q, const gsq_qat_result *r,
-                               const gsq_compressed_info *info, size_t fp32_bytes, int depth, gsq_error *err)
+/* Block l's output value: "blocks.3", "layers.1.blocks.0". */
+static const char *block_name(const gsq_graph *g, int l)
 {
+    return g->values[g->blocks[l]].name;
+}
+
+static gsq_status write_report(const char *path, const gsq_qat_config *q, const gsq_qat_result *r,
+                               const gsq_compressed_info *info, size_t fp32_bytes, const gsq_graph *g, gsq_error *err)
+{
+    int depth = g->num_blocks;
     gsq_sparse_pattern pattern = r->pattern;
     const gsq_eval_result acc[3] = {r->sparse_float, r->calibrated, r->qat};
     const float *w = r->block_weights;
@@ -80,7 +88,7 @@ static gsq_status write_report(const char *path, const gsq_qat_config *q, const 
                      acc[i].top5, acc[i].loss, i < 2 ? "," : "");
     }
     cli_put(&t, "  },\n  \"w_l\": {");
-    for (int l = first; l < depth; l++) cli_put(&t, "%s\"blocks.%d\": %.6f", l > first ? ", " : "", l, (double)w[l]);
+    for (int l = first; l < depth; l++) cli_put(&t, "%s\"%s\": %.6f", l > first ? ", " : "", block_name(g, l), (double)w[l]);
     cli_put(&t,
             "},\n  \"param_bytes\": %zu,\n  \"fp32_param_bytes\": %zu,\n  \"gemm_weights\": %zu,\n"
             "  \"gemm_weight_bytes\": %zu,\n  \"sparse_gemms\": %d,\n  \"dense_gemms\": %d,\n  \"qat_seconds\": %.1f\n}\n",
@@ -99,7 +107,7 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_m
         cli_train_end(o, &r->trainer, &r->run, st);
     }
     if (st != GSQ_OK || !r->run.finished) return st;
-    int depth = gsq_model_depth(teacher);
+    const gsq_graph *g = gsq_model_graph(teacher);
     st = gsq_compressed_save(r->trainer.model, pattern, o->out, info, err);
     size_t fp32 = gsq_model_num_params(r->trainer.model) * sizeof(float);
     if (st == GSQ_OK) {
@@ -111,12 +119,13 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_m
                gsq_sparse_pattern_name(pattern), q->q.attention ? " with quantized attention matmuls" : "",
                gsq_calib_name(q->q.calib), q->q.lsq ? " then learned (LSQ)" : "",
                q->q.uniform_weights ? "uniform" : "from stage 1");
-        for (int l = r->first_block; l < depth; l++) printf("  w_%d = %.4f\n", l, (double)r->block_weights[l]);
+        for (int l = r->first_block; l < g->num_blocks; l++)
+            printf("  w(%s) = %.4f\n", block_name(g, l), (double)r->block_weights[l]);
         print_acc("sparse float (teacher)", &r->sparse_float);
         print_acc("calibrated, before QAT", &r->calibrated);
         print_acc("after QAT", &r->qat);
     }
-    if (st == GSQ_OK && q->report) st = write_report(q->report, &q->q, r, info, fp32, depth, err);
+    if (st == GSQ_OK && q->report) st = write_report(q->report, &q->q, r, info, fp32, g, err);
     cli_train_final_checkpoint("quantize", o, &r->trainer, st == GSQ_OK);
     return st;
 }

@@ -6,7 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpusq/graph.h"
 #include "text.h"
+
+/* Block l's output value: "blocks.3", "layers.1.blocks.0". */
+static const char *block_name(const prune_summary *s, int l)
+{
+    return s->graph->values[s->graph->blocks[l]].name;
+}
 
 static void print_acc(FILE *f, const char *what, const gsq_eval_result *r, const gsq_eval_result *dense)
 {
@@ -43,7 +50,8 @@ void prune_report_print(const prune_summary *s, FILE *f)
     print_acc(f, "fine-tuned", &s->tuned, &s->dense);
     fprintf(f, "feature-distillation loss per block (validation, agreeing samples; agreement %.2f%%):\n",
             100 * s->agreement);
-    for (int l = s->distill.first_block; l < s->depth; l++) fprintf(f, "  blocks.%d  %.6g\n", l, (double)s->feature_loss[l]);
+    for (int l = s->distill.first_block; l < s->graph->num_blocks; l++)
+        fprintf(f, "  %s  %.6g\n", block_name(s, l), (double)s->feature_loss[l]);
 }
 
 static void put_acc(cli_text *b, const char *key, const gsq_eval_result *r, const char *sep)
@@ -83,8 +91,9 @@ gsq_status prune_report_write_json(const prune_summary *s, const char *path, gsq
         "\"unsupervised\": %s, \"agreement\": %.6f, \"feature_loss\": {",
         (double)s->distill.alpha, (double)s->distill.beta, (double)s->distill.gamma, (double)s->distill.temperature,
         s->unsupervised ? "true" : "false", s->agreement);
-    for (int l = s->distill.first_block; l < s->depth; l++)
-        cli_put(&b, "%s\"blocks.%d\": %.9g", l > s->distill.first_block ? ", " : "", l, (double)s->feature_loss[l]);
+    for (int l = s->distill.first_block; l < s->graph->num_blocks; l++)
+        cli_put(&b, "%s\"%s\": %.9g", l > s->distill.first_block ? ", " : "", block_name(s, l),
+                (double)s->feature_loss[l]);
     cli_put(&b, "}},\n  \"fine_tune_seconds\": %.1f\n}\n", s->seconds);
     return cli_text_write(&b, path, err);
 }

@@ -15,8 +15,8 @@ typedef struct {
      * the magnitude each keeps: plain NULL when unknown (resumed), permuted NULL when not permuted */
     const gsq_sparse_plan *plain, *permuted;
     gsq_eval_result dense, one_shot, tuned; /* count 0: not measured */
-    const float *feature_loss;   /* depth entries */
-    int depth;
+    const float *feature_loss;   /* one entry per block of graph */
+    const struct gsq_graph *graph; /* the model's: its blocks' names */
     double agreement;            /* fine-tuned student vs teacher on the validation split */
     gsq_distill_config distill;
     int unsupervised;

@@ -161,5 +161,7 @@ void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_
 gsq_status gsq_vit_graph(const struct gsq_model *m, gsq_graph **out, gsq_error *err);
 /* The graph of a Swin whose parameter table is m's (src/models/swin_graph.c). */
 gsq_status gsq_swin_graph(const struct gsq_model *m, gsq_graph **out, gsq_error *err);
+/* A new copy of m's graph, made by its architecture's builder (for those that keep their own). */
+gsq_status gsq_model_new_graph(const struct gsq_model *m, gsq_graph **out, gsq_error *err);
 
 #endif

@@ -64,6 +64,12 @@ typedef struct {
     gsq_window_geom geom;
 } gsq_attn_bias;
 
+/* The bias as one array (windows, NH, W², W²), windows = gsq_attn_bias_windows: every window's
+ * when shifted (the mask differs per window), else the one all windows share. The same floats
+ * gsq_attention_forward adds (the CPU engine's integer attention reads this). */
+int gsq_attn_bias_windows(const gsq_attn_bias *ab);
+void gsq_attn_bias_expand(float *out, const gsq_attn_bias *ab, int NH);
+
 /* Multi-head self-attention core, after the fused qkv projection and before proj.
  * qkv (B, T, 3C) in timm's layout: qkv[b, t, s·C + h·HD + d] for s ∈ {q, k, v}, HD = C / NH.
  * att (B, NH, T, T) = softmax(q kᵀ / sqrt(HD) + bias) is saved for backward; out (B, T, C) with

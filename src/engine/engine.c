@@ -27,6 +27,7 @@ void gsq_engine_free(gsq_engine *e)
         free(e->linears[s].scale);
     }
     free(e->linears);
+    for (int l = 0; e->att_bias && l < e->graph->num_attentions; l++) free(e->att_bias[l]);
     gsq_graph_free(e->graph);
     gsq_engine_plan_free(&e->plan);
     free(e->fparams);
@@ -39,6 +40,8 @@ void gsq_engine_free(gsq_engine *e)
     free(e->codes[0]);
     free(e->codes[1]);
     free(e->att8);
+    free(e->att_bias);
+    free(e->att_windows);
     free(e->times);
     free(e);
 }
@@ -177,11 +180,19 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
             size_t bytes = gsq_i8_input_bytes(e->isa, (int)(B * (size_t)x->rows), g->linears[n->linear].cols);
             codes = bytes > codes ? bytes : codes;
         }
-        if (n->op == GSQ_OP_ATTENTION) {
-            size_t T = (size_t)x->rows, NH = (size_t)n->attrs[0], HD = (size_t)g->values[n->out].cols / NH;
-            att = B * NH * T * T > att ? B * NH * T * T : att;
-            size_t s8 = B * NH * gsq_att8_scratch_bytes((int)T, (int)HD);
+        if (n->op == GSQ_OP_ATTENTION) { /* Bs sequences of T tokens */
+            size_t T = (size_t)gsq_attention_tokens(g, n), Bs = B * (size_t)x->rows / T, NH = (size_t)n->attrs[0];
+            size_t HD = (size_t)g->values[n->out].cols / NH;
+            att = Bs * NH * T * T > att ? Bs * NH * T * T : att;
+            size_t s8 = Bs * NH * gsq_att8_scratch_bytes((int)T, (int)HD);
             att8 = s8 > att8 ? s8 : att8;
+            if (n->param[0] >= 0 && fast) { /* Swin's bias, expanded once for the integer attention */
+                gsq_attn_bias ab = {e->fparams + e->fat[n->param[0]], gsq_node_window(n)};
+                e->att_windows[n->block] = gsq_attn_bias_windows(&ab);
+                e->att_bias[n->block] = malloc((size_t)e->att_windows[n->block] * NH * T * T * sizeof(float));
+                if (!e->att_bias[n->block]) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+                gsq_attn_bias_expand(e->att_bias[n->block], &ab, (int)NH);
+            }
         }
     }
     e->row_threads = omp_get_max_threads();
@@ -212,8 +223,9 @@ static int batch_fits(const gsq_graph *g, size_t B)
         if (B * gsq_value_floats(g, v) > INT32_MAX) return 0;
     for (int i = 0; i < g->num_nodes; i++) {
         const gsq_node *n = &g->nodes[i];
-        size_t T = (size_t)g->values[n->in[0] >= 0 ? n->in[0] : n->out].rows;
-        if (n->op == GSQ_OP_ATTENTION && B * (size_t)n->attrs[0] * T * T > INT32_MAX) return 0;
+        if (n->op != GSQ_OP_ATTENTION) continue;
+        size_t T = (size_t)gsq_attention_tokens(g, n), rows = (size_t)g->values[n->in[0]].rows;
+        if (B * rows * (size_t)n->attrs[0] * T > INT32_MAX) return 0; /* sequences × heads × T × T */
     }
     return 1;
 }
@@ -225,11 +237,11 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     gsq_flush_denormals();
     if (o->layout == GSQ_ENGINE_FP16 && o->device != GSQ_ENGINE_CUDA)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
-    for (int i = 0; i < src->m->graph->num_nodes; i++) {
+    for (int i = 0; o->device == GSQ_ENGINE_CUDA && i < src->m->graph->num_nodes; i++) {
         const gsq_node *n = &src->m->graph->nodes[i];
         if (n->op == GSQ_OP_WINDOW || n->op == GSQ_OP_MERGE || (n->op == GSQ_OP_ATTENTION && n->param[0] >= 0))
-            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "engine: Swin's windowed attention and patch merging do not run in "
-                            "the engine yet; evaluate the model with `gpusq eval` instead");
+            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: Swin's windowed attention and patch merging have "
+                            "no GPU kernels yet; run it on the CPU (--device cpu)");
     }
     if (o->max_batch < 1 || !batch_fits(src->m->graph, (size_t)o->max_batch))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", o->max_batch);
@@ -247,12 +259,14 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     unsigned cpu_feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR;
     gsq_engine_fusions fusions = {cuda ? cpu_feeds | 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION : cpu_feeds,
                                   !cuda && !gsq_i8_fuses_codes(e->isa)};
-    gsq_status st = gsq_vit_graph(src->m, &e->graph, err);
+    gsq_status st = gsq_model_new_graph(src->m, &e->graph, err);
     if (st == GSQ_OK) st = gsq_engine_plan_build(&e->plan, e->graph, &fusions, o->max_batch, err);
     if (st == GSQ_OK && cuda && gsq_engine_plan_part(&e->plan, "transfer") < 0)
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     int attentions = st == GSQ_OK ? e->graph->num_attentions : 0;
     if (st == GSQ_OK && (!(e->linears = calloc((size_t)e->graph->num_linears, sizeof *e->linears)) ||
+                         !(e->att_bias = calloc((size_t)attentions + 1, sizeof *e->att_bias)) ||
+                         !(e->att_windows = calloc((size_t)attentions + 1, sizeof *e->att_windows)) ||
                          !(e->times = calloc((size_t)e->plan.num_parts, sizeof *e->times)) ||
                          (e->attention && !(e->qkv_scales = malloc((size_t)attentions * 3 * sizeof(float))))))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");

@@ -59,10 +59,12 @@ static void linear(gsq_engine *e, const gsq_engine_step *t, const gsq_node *n, c
  * it, the float matmuls on the codes' values are faster than the integer reference. */
 static void attention(gsq_engine *e, const gsq_node *n, float *qkv, float *out, int B)
 {
-    int T = e->graph->values[n->in[0]].rows, D = e->graph->values[n->out].cols, NH = n->attrs[0];
+    int T = gsq_attention_tokens(e->graph, n), D = e->graph->values[n->out].cols, NH = n->attrs[0];
+    B = B * e->graph->values[n->in[0]].rows / T; /* sequences: Swin's windows */
     const float *s = e->attention ? e->qkv_scales + 3 * n->block : NULL;
     if (e->att8) {
-        gsq_att8_forward(e->isa, out, qkv, B, T, D, NH, s, e->a_qmax, e->att8);
+        gsq_att8_forward(e->isa, out, qkv, B, T, D, NH, s, e->a_qmax, e->att_bias[n->block], e->att_windows[n->block],
+                         e->att8);
         return;
     }
     if (e->attention) {
@@ -73,8 +75,9 @@ static void attention(gsq_engine *e, const gsq_node *n, float *qkv, float *out, 
                 gsq_fake_quant(q, q, (size_t)D, s[k], e->a_qmax);
             }
     }
+    gsq_attn_bias bias = {param(e, n->param[0]), gsq_node_window(n)};
     gsq_attention_forward(out, e->att, e->att_q, e->attention ? 1.0f / (float)e->a_qmax : 0.0f,
-                          e->attention ? e->a_qmax : 0, qkv, B, T, D, NH, NULL);
+                          e->attention ? e->a_qmax : 0, qkv, B, T, D, NH, n->param[0] >= 0 ? &bias : NULL);
 }
 
 static void run_step(gsq_engine *e, const gsq_engine_step *t, const float *images, int B)

@@ -38,6 +38,9 @@ struct gsq_engine {
     float *att, *att_q;          /* the float attention's probabilities (and their codes' values) */
     uint8_t *codes[2];           /* the compressed linears' input buffers (engine_plan.h) */
     uint8_t *att8;               /* integer attention's scratch (attention_int8.h), where it runs */
+    float **att_bias;            /* (graph->num_attentions) Swin's bias, expanded (gsq_attn_bias_expand) for the
+                                  * integer attention; NULL for attention without one */
+    int *att_windows;            /* (graph->num_attentions) the windows att_bias holds */
     double *times;               /* (plan.num_parts) */
 };
 

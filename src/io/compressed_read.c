@@ -236,11 +236,9 @@ gsq_status gsq_compressed_describe(gsq_model **out, const gsq_st_file *f, gsq_co
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: quant.mode %.20s is not int8, int4 or w4a8", path, mode_s ? mode_s : "missing");
     else if (!pat_s || gsq_sparse_pattern_parse(pat_s, &info->pattern, err) != GSQ_OK)
         st = gsq_fail(err, GSQ_ERR_FORMAT, "%s: sparsity.pattern %.20s is not 2:4 or 4:8", path, pat_s ? pat_s : "missing");
-    gsq_vit_config cfg;
     gsq_model *m = NULL;
     char *is_compressed = NULL;
-    if (st == GSQ_OK) st = gsq_vit_config_from_meta(f, &cfg, err);
-    if (st == GSQ_OK) st = gsq_vit_describe(&m, &cfg, err);
+    if (st == GSQ_OK) st = gsq_model_describe_meta(&m, f, err);
     if (st == GSQ_OK && !(is_compressed = calloc((size_t)m->num_tensors, 1)))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "%s: out of memory", path);
     for (int s = 0; st == GSQ_OK && s < m->graph->num_linears; s++)

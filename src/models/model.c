@@ -29,6 +29,11 @@ void gsq_model_set_retain_grads(gsq_model *m, int on) { m->retain_grads = on; }
 const gsq_vit_config *gsq_model_vit_config(const gsq_model *m) { return m->arch == GSQ_ARCH_VIT ? &m->vit : NULL; }
 const gsq_swin_config *gsq_model_swin_config(const gsq_model *m) { return m->arch == GSQ_ARCH_SWIN ? &m->swin : NULL; }
 
+gsq_status gsq_model_new_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
+{
+    return m->arch == GSQ_ARCH_SWIN ? gsq_swin_graph(m, out, err) : gsq_vit_graph(m, out, err);
+}
+
 gsq_status gsq_model_new(gsq_model **out, gsq_arch arch, int max_tensors, gsq_error *err)
 {
     gsq_model *m = calloc(1, sizeof *m);

@@ -59,7 +59,7 @@ gsq_status gsq_swin_describe(gsq_model **out, const gsq_swin_config *cfg, gsq_er
     m->swin = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
     build_table(cfg, m);
-    st = gsq_swin_graph(m, &m->graph, err);
+    st = gsq_model_new_graph(m, &m->graph, err);
     if (st != GSQ_OK) {
         gsq_model_free(m);
         return st;

@@ -57,7 +57,7 @@ gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_erro
     m->vit = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
     build_table(cfg, m);
-    st = gsq_vit_graph(m, &m->graph, err);
+    st = gsq_model_new_graph(m, &m->graph, err);
     if (st != GSQ_OK) {
         gsq_model_free(m);
         return st;

@@ -47,18 +47,34 @@ static int region(gsq_window_geom w, int i)
     return 3 * rr + cr;
 }
 
+/* The bias of head h between tokens t and u of window w: the table's entry, plus the mask's -100
+ * when a shift put them in different regions. */
+static float bias_at(const gsq_attn_bias *ab, int w, int h, int t, int u, int NH)
+{
+    int T = ab->geom.window * ab->geom.window;
+    float mask = ab->geom.shift && region(ab->geom, w * T + t) != region(ab->geom, w * T + u) ? -100.0f : 0.0f;
+    return ab->table[(size_t)relative_index(ab->geom.window, t, u) * NH + h] + mask;
+}
+
 /* scores (T, T) of head h of window w += the bias. */
 static void add_bias(float *scores, const gsq_attn_bias *ab, int w, int h, int T, int NH)
 {
-    int W = ab->geom.window;
-    for (int t = 0; t < T; t++) {
-        int rt = ab->geom.shift ? region(ab->geom, w * T + t) : 0;
-        float *row = scores + (size_t)t * T;
-        for (int u = 0; u < T; u++) {
-            row[u] += ab->table[(size_t)relative_index(W, t, u) * NH + h];
-            if (ab->geom.shift && region(ab->geom, w * T + u) != rt) row[u] += -100.0f;
-        }
-    }
+    for (int t = 0; t < T; t++)
+        for (int u = 0; u < T; u++) scores[(size_t)t * T + u] += bias_at(ab, w, h, t, u, NH);
+}
+
+int gsq_attn_bias_windows(const gsq_attn_bias *ab)
+{
+    return ab->geom.shift ? gsq_window_count(ab->geom) : 1;
+}
+
+void gsq_attn_bias_expand(float *out, const gsq_attn_bias *ab, int NH)
+{
+    int T = ab->geom.window * ab->geom.window;
+    for (int w = 0; w < gsq_attn_bias_windows(ab); w++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++)
+                for (int u = 0; u < T; u++) *out++ = bias_at(ab, w, h, t, u, NH);
 }
 
 /* qkv (B, T, 3C) → att (B, NH, T, T), out (B, T, C); with att_q, the probabilities are also

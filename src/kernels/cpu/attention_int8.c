@@ -38,8 +38,8 @@ size_t gsq_att8_carve(gsq_att8_scratch *sc, uint8_t *base, int T, int HD)
     return total;
 }
 
-void gsq_att8_head_ref(float *out, const float *q, const float *k, const float *v, const gsq_att8_head *h,
-                       uint8_t *scratch)
+void gsq_att8_head_ref(float *out, const float *q, const float *k, const float *v, const float *bias,
+                       const gsq_att8_head *h, uint8_t *scratch)
 {
     gsq_att8_scratch sc;
     gsq_att8_carve(&sc, scratch, h->T, h->HD);
@@ -60,7 +60,7 @@ void gsq_att8_head_ref(float *out, const float *q, const float *k, const float *
             for (int d = 0; d < HD; d++) acc += qt[d] * ku[d];
             sc.s[u] = acc;
         }
-        gsq_att8_probs(sc.p, sc.e, sc.s, h, sc.tk, sc.tv);
+        gsq_att8_probs(sc.p, sc.e, sc.s, bias ? bias + (size_t)t * T : NULL, h, sc.tk, sc.tv);
         memset(o, 0, (size_t)HD * sizeof(int32_t));
         for (int u = 0; u < T; u++) {
             const int8_t *restrict vu = sc.v + u * hs;
@@ -72,7 +72,7 @@ void gsq_att8_head_ref(float *out, const float *q, const float *k, const float *
 }
 
 void gsq_att8_forward(gsq_i8_isa isa, float *out, const float *qkv, int B, int T, int C, int NH, const float scales[3],
-                      int qmax, uint8_t *scratch)
+                      int qmax, const float *bias, int windows, uint8_t *scratch)
 {
     int HD = C / NH;
     float p_scale = 1.0f / (float)qmax; /* the probabilities' scale */
@@ -87,12 +87,13 @@ void gsq_att8_forward(gsq_i8_isa isa, float *out, const float *qkv, int B, int T
     for (int bh = 0; bh < B * NH; bh++) {
         const float *q = qkv + (size_t)(bh / NH) * T * 3 * C + (size_t)(bh % NH) * HD;
         float *o = out + (size_t)(bh / NH) * T * C + (size_t)(bh % NH) * HD;
+        const float *b = bias ? bias + ((size_t)(bh / NH % windows) * NH + (size_t)(bh % NH)) * T * T : NULL;
 #if GSQ_X86
         if (fast) {
-            gsq_att8_head_avx512(o, q, q + C, q + 2 * C, &h, scratch + (size_t)bh * bytes);
+            gsq_att8_head_avx512(o, q, q + C, q + 2 * C, b, &h, scratch + (size_t)bh * bytes);
             continue;
         }
 #endif
-        gsq_att8_head_ref(o, q, q + C, q + 2 * C, &h, scratch + (size_t)bh * bytes);
+        gsq_att8_head_ref(o, q, q + C, q + 2 * C, b, &h, scratch + (size_t)bh * bytes);
     }
 }

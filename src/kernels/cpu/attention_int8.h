@@ -54,13 +54,24 @@ typedef struct {
 size_t gsq_att8_carve(gsq_att8_scratch *sc, uint8_t *base, int T, int HD);
 static inline size_t gsq_att8_scratch_bytes(int T, int HD) { return gsq_att8_carve(NULL, NULL, T, HD); }
 
-/* The exponentials e[u] = e^(s_u − m) of gsq_att8_probs (0 from T on), s_u = (float)acc[u] · qk;
- * tk is a multiple of 16, which the inner loop's fixed width tells the vectorizer. */
-static inline void gsq_att8_exps(float *e, const int32_t *acc, const gsq_att8_head *h, float m, int tk)
+/* The exponentials e[u] = e^(s_u − m) of gsq_att8_probs (0 from T on), s_u = (float)acc[u] · qk,
+ * plus bias[u] when bias is given; tk is a multiple of 16, which the inner loop's fixed width tells
+ * the vectorizer. */
+static inline void gsq_att8_exps(float *e, const int32_t *acc, const float *bias, const gsq_att8_head *h, float m,
+                                 int tk)
 {
     int T = h->T;
     float qk = h->qk;
     for (int u0 = 0; u0 < tk; u0 += 16) {
+        if (bias) {
+            #pragma omp simd
+            for (int j = 0; j < 16; j++) {
+                float s = (float)acc[u0 + j] * qk + (u0 + j < T ? bias[u0 + j] : 0.0f);
+                float x = gsq_vexpf(s - m);
+                e[u0 + j] = u0 + j < T ? x : 0.0f;
+            }
+            continue;
+        }
         #pragma omp simd
         for (int j = 0; j < 16; j++) {
             float s = (float)acc[u0 + j] * qk;
@@ -70,20 +81,34 @@ static inline void gsq_att8_exps(float *e, const int32_t *acc, const gsq_att8_he
     }
 }
 
+/* The largest score of a row with a bias: max over u < T of (float)acc[u] · qk + bias[u] (exact
+ * in any order). */
+static inline float gsq_att8_biased_max(const int32_t *acc, const float *bias, const gsq_att8_head *h)
+{
+    float m = (float)acc[0] * h->qk + bias[0];
+    for (int u = 1; u < h->T; u++) {
+        float s = (float)acc[u] * h->qk + bias[u];
+        m = s > m ? s : m;
+    }
+    return m;
+}
+
 /* The probability codes p (tv bytes; zero from T on) of one row of integer scores acc (tk; entries
  * from T on are ignored but must be set), as the fake-quantized model computes them:
- * s = (float)acc · qk; softmax as gsq_attention_forward's (max, e^(s − max) by gsq_vexpf, times
+ * s = (float)acc · qk (+ bias[u], Swin's relative position bias and mask, when given); softmax as gsq_attention_forward's (max, e^(s − max) by gsq_vexpf, times
  * 1 / Σ) with the sum taken in 16 lanes (lane j adds u ≡ j mod 16, in order) then folded 8, 4, 2,
  * 1, whatever the vector width; then code = rint(p · p_inv), gsq_quantize_codes' arithmetic (the
  * clamp at qmax; p ≥ 0 needs no lower one). e: tk floats of scratch. */
-static inline void gsq_att8_probs(uint8_t *p, float *e, const int32_t *acc, const gsq_att8_head *h, int tk, int tv)
+static inline void gsq_att8_probs(uint8_t *p, float *e, const int32_t *acc, const float *bias, const gsq_att8_head *h,
+                                  int tk, int tv)
 {
     int T = h->T;
     float p_inv = h->p_inv, q = (float)h->qmax;
     int32_t top = acc[0];
     #pragma omp simd reduction(max : top)
     for (int u = 0; u < T; u++) top = acc[u] > top ? acc[u] : top;
-    gsq_att8_exps(e, acc, h, (float)top * h->qk, tk); /* the largest s: rounding is monotonic and qk > 0 */
+    /* the largest s: without a bias, rounding is monotonic and qk > 0 */
+    gsq_att8_exps(e, acc, bias, h, bias ? gsq_att8_biased_max(acc, bias, h) : (float)top * h->qk, tk);
     float lane[16] = {0};
     for (int u0 = 0; u0 < tk; u0 += 16)
         for (int j = 0; j < 16; j++) lane[j] += e[u0 + j];
@@ -98,18 +123,20 @@ static inline void gsq_att8_probs(uint8_t *p, float *e, const int32_t *acc, cons
     }
 }
 
-/* One (image, head): out (T, HD) at row stride ldo from q, k, v (T, HD) at row stride ld. */
-void gsq_att8_head_ref(float *out, const float *q, const float *k, const float *v, const gsq_att8_head *h,
-                       uint8_t *scratch);
-void gsq_att8_head_avx512(float *out, const float *q, const float *k, const float *v, const gsq_att8_head *h,
-                          uint8_t *scratch);
+/* One (image, head): out (T, HD) at row stride ldo from q, k, v (T, HD) at row stride ld; bias
+ * (T, T) added to the scores, or NULL. */
+void gsq_att8_head_ref(float *out, const float *q, const float *k, const float *v, const float *bias,
+                       const gsq_att8_head *h, uint8_t *scratch);
+void gsq_att8_head_avx512(float *out, const float *q, const float *k, const float *v, const float *bias,
+                          const gsq_att8_head *h, uint8_t *scratch);
 
 /* out (B, T, C) from qkv (B, T, 3C) with NH heads, scales (sq, sk, sv), codes ±qmax: one OpenMP
- * task per (image, head), each with its own gsq_att8_scratch_bytes(T, C / NH) bytes of scratch
- * (B · NH of them). The AVX-512 fast path where isa's kernels need AVX-512 (gsq_att8_fast), else
- * the reference. */
+ * task per (sequence, head), each with its own gsq_att8_scratch_bytes(T, C / NH) bytes of scratch
+ * (B · NH of them). bias (windows, NH, T, T) or NULL: sequence b's scores get window b mod windows'
+ * (Swin: windows of one image in order; 1 when they all have the same bias). The AVX-512 fast
+ * path where isa's kernels need AVX-512 (gsq_att8_fast), else the reference. */
 static inline int gsq_att8_fast(gsq_i8_isa isa) { return GSQ_X86 && (gsq_i8_isa_needs(isa) & GSQ_CAP_AVX512); }
 void gsq_att8_forward(gsq_i8_isa isa, float *out, const float *qkv, int B, int T, int C, int NH, const float scales[3],
-                      int qmax, uint8_t *scratch);
+                      int qmax, const float *bias, int windows, uint8_t *scratch);
 
 #endif

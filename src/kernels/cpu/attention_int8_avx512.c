@@ -137,13 +137,29 @@ GSQ_TILE void value_blocks(float *out, const gsq_att8_scratch *sc, const gsq_att
 
 /* gsq_att8_probs: the largest score, the exponentials, their sum in 16 lanes folded 8, 4, 2, 1,
  * and the codes rint(e · (1/Σ) · p_inv) clamped to qmax. */
-GSQ_AVX512 static void probs_avx512(uint8_t *p, float *e, const int32_t *acc, const gsq_att8_head *h, int tk, int tv)
+GSQ_AVX512 static void probs_avx512(uint8_t *p, float *e, const int32_t *acc, const float *bias, const gsq_att8_head *h,
+                                    int tk, int tv)
 {
     int T = h->T;
-    __m512i top = _mm512_set1_epi32(acc[0]);
-    for (int u = 0; u < T; u += 16)
-        top = _mm512_mask_max_epi32(top, gsq_i8_first16(T - u), top, _mm512_maskz_loadu_epi32(gsq_i8_first16(T - u), acc + u));
-    gsq_att8_exps(e, acc, h, (float)_mm512_reduce_max_epi32(top) * h->qk, tk);
+    float m;
+    if (bias) { /* the largest (float)acc · qk + bias: the reference's floats, max in any order */
+        const __m512 qk = _mm512_set1_ps(h->qk);
+        __m512 top = _mm512_set1_ps((float)acc[0] * h->qk + bias[0]);
+        for (int u = 0; u < T; u += 16) {
+            __mmask16 k = gsq_i8_first16(T - u);
+            __m512 s = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + u)), qk),
+                                     _mm512_maskz_loadu_ps(k, bias + u));
+            top = _mm512_mask_max_ps(top, k, top, s);
+        }
+        m = _mm512_reduce_max_ps(top);
+    } else {
+        __m512i top = _mm512_set1_epi32(acc[0]);
+        for (int u = 0; u < T; u += 16)
+            top = _mm512_mask_max_epi32(top, gsq_i8_first16(T - u), top,
+                                        _mm512_maskz_loadu_epi32(gsq_i8_first16(T - u), acc + u));
+        m = (float)_mm512_reduce_max_epi32(top) * h->qk;
+    }
+    gsq_att8_exps(e, acc, bias, h, m, tk);
     __m512 lane = _mm512_setzero_ps();
     for (int u0 = 0; u0 < tk; u0 += 16) lane = _mm512_add_ps(lane, _mm512_load_ps(e + u0));
     __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(lane), 1));
@@ -159,8 +175,8 @@ GSQ_AVX512 static void probs_avx512(uint8_t *p, float *e, const int32_t *acc, co
     }
 }
 
-GSQ_AVX512 void gsq_att8_head_avx512(float *out, const float *q, const float *k, const float *v, const gsq_att8_head *h,
-                                     uint8_t *scratch)
+GSQ_AVX512 void gsq_att8_head_avx512(float *out, const float *q, const float *k, const float *v, const float *bias,
+                                     const gsq_att8_head *h, uint8_t *scratch)
 {
     gsq_att8_scratch sc;
     gsq_att8_carve(&sc, scratch, h->T, h->HD);
@@ -185,7 +201,8 @@ GSQ_AVX512 void gsq_att8_head_avx512(float *out, const float *q, const float *k,
         for (; kb + 2 <= sc.tk / 16; kb += 2) score_blocks(&sc, qt, groups, kb, 2);
         if (kb < sc.tk / 16) score_blocks(&sc, qt, groups, kb, 1);
         for (int r = 0; r < n; r++)
-            probs_avx512(sc.p + (size_t)r * sc.tv, sc.e, sc.s + (size_t)r * sc.tk, h, sc.tk, sc.tv);
+            probs_avx512(sc.p + (size_t)r * sc.tv, sc.e, sc.s + (size_t)r * sc.tk,
+                         bias ? bias + (size_t)(t0 + r) * T : NULL, h, sc.tk, sc.tv);
         float *o = out + (size_t)t0 * h->ldo;
         for (int db = 0; db < dblocks; db += 4) {
             int left = dblocks - db;
