@@ -1,11 +1,11 @@
-"""PyTorch CPU peer for the gpusq benchmarks: timm ViT forward, forward+backward and training step.
+"""PyTorch CPU peer for the gpusq benchmarks: timm ViT/Swin forward, forward+backward and training step.
 
 Run inside the project venv (bash scripts/setup-venv.sh first):
     .venv/bin/python bench/bench_pytorch.py --threads 2
     .venv/bin/python bench/bench_pytorch.py --threads 2 --batch 8 --iters 5 --json
 
 For each model (random init, pretrained=False, nothing downloaded; gpusq_demo is the demo's
-32x32 configuration built with timm's VisionTransformer) it measures
+32x32 configuration built with timm's VisionTransformer, gpusq_swin_demo the Swin one) it measures
   forward_ms_per_image     eval mode under torch.inference_mode()
   fwd_bwd_ms_per_image     train mode, cross-entropy loss, loss.backward(), no optimizer step
   train_step_ms_per_image  the same plus an AdamW step (weight decay on weights only), as in
@@ -37,7 +37,11 @@ def create_model(name):
     if name == "gpusq_demo":  # gpusq's demo configuration (src/models/vit_config.c)
         return timm.models.vision_transformer.VisionTransformer(
             img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, mlp_ratio=4, num_classes=10)
-    return timm.create_model(name, pretrained=False)
+    if name == "gpusq_swin_demo":  # gpusq's Swin demo configuration (src/models/swin_config.c)
+        return timm.models.swin_transformer.SwinTransformer(
+            img_size=32, patch_size=2, embed_dim=32, depths=(2, 2, 1), num_heads=(1, 2, 4), window_size=4,
+            num_classes=10, drop_path_rate=0.0)
+    return timm.create_model(name, pretrained=False, drop_path_rate=0.0)  # gpusq has no stochastic depth
 
 
 def median_ms(fn, warmup, iters):
@@ -54,7 +58,7 @@ def median_ms(fn, warmup, iters):
 def bench_model(name, args):
     torch.manual_seed(0)
     model = create_model(name)
-    size = model.patch_embed.img_size[0]
+    size = model.patch_embed.img_size[0]  # ViT's and Swin's PatchEmbed alike
     images = torch.randn(args.batch, 3, size, size)
     targets = torch.randint(0, model.num_classes, (args.batch,))
 

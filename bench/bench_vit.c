@@ -1,5 +1,5 @@
 /* Benchmark: forward, forward+backward and whole training-step (forward, loss, backward, AdamW)
- * time per image of ViT/DeiT configurations on the CPU.
+ * time per image of named configurations (ViT/DeiT or Swin) on the CPU.
  * usage: bench_vit [--model NAME]... [--batch B] [--threads N] [--iters I] [--json]
  * Reports the median over timed iterations after one warm-up; scripts/bench_vit_vs_pytorch.sh
  * runs it beside bench/bench_pytorch.py and prints the ratios. */
@@ -27,21 +27,20 @@ static double median(double *v, int n)
 
 static int bench_model(const char *name, int B, int iters, int json)
 {
-    gsq_vit_config cfg;
     gsq_error err = {0};
     gsq_model *m = NULL;
-    if (gsq_vit_config_by_name(name, &cfg, &err) != GSQ_OK || gsq_vit_create(&m, &cfg, &err) != GSQ_OK) {
+    if (gsq_model_create_named(&m, name, 0, &err) != GSQ_OK) {
         fprintf(stderr, "bench_vit: %s\n", err.msg);
         return 1;
     }
     gsq_model_init(m, 1);
-    size_t img = (size_t)cfg.in_chans * cfg.img_size * cfg.img_size;
+    size_t side = (size_t)gsq_model_input_size(m), img = (size_t)gsq_model_in_chans(m) * side * side;
     float *images = malloc((size_t)B * img * sizeof(float));
     int *targets = malloc((size_t)B * sizeof(int));
     gsq_rng rng;
     gsq_rng_seed(&rng, 2, 0);
     for (size_t i = 0; i < (size_t)B * img; i++) images[i] = gsq_rng_normal(&rng);
-    for (int b = 0; b < B; b++) targets[b] = (int)(gsq_rng_u32(&rng) % (uint32_t)cfg.num_classes);
+    for (int b = 0; b < B; b++) targets[b] = (int)(gsq_rng_u32(&rng) % (uint32_t)gsq_model_num_classes(m));
     gsq_optim_config oc;
     gsq_optim_defaults(&oc);
     oc.total_steps = 1000000;

@@ -84,15 +84,14 @@ static gsq_status time_forward(gsq_engine *const e[VARIANTS], gsq_model *m, cons
     return st;
 }
 
-/* A random model of configuration cfg, pruned to pattern and quantized in mode, calibrated on images. */
-static gsq_status random_model(gsq_model **out, const gsq_vit_config *cfg, gsq_sparse_pattern pattern,
-                               gsq_quant_mode mode, int attention, const float *images, int B, gsq_error *err)
+/* m (a named configuration's, zeroed) with random weights, pruned to pattern and quantized in mode,
+ * calibrated on images. */
+static gsq_status random_model(gsq_model *m, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
+                               const float *images, int B, gsq_error *err)
 {
     gsq_sparse_plan plan = {0};
-    gsq_model *m = NULL;
-    gsq_status st = gsq_vit_create(&m, cfg, err);
-    if (st == GSQ_OK) gsq_model_init(m, 0);
-    if (st == GSQ_OK) st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, err);
+    gsq_model_init(m, 0);
+    gsq_status st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, err);
     if (st == GSQ_OK) gsq_sparse_apply(&plan, gsq_model_params(m));
     gsq_sparse_plan_free(&plan);
     if (st == GSQ_OK) st = gsq_model_quant_enable(m, mode, GSQ_CALIB_MAX, err);
@@ -100,8 +99,6 @@ static gsq_status random_model(gsq_model **out, const gsq_vit_config *cfg, gsq_s
     if (st == GSQ_OK) st = gsq_model_quant_observe_begin(m, 1 << 16, err);
     if (st == GSQ_OK) st = gsq_model_forward(m, images, B, NULL, err);
     if (st == GSQ_OK) st = gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err);
-    if (st != GSQ_OK) gsq_model_free(m);
-    *out = st == GSQ_OK ? m : NULL;
     return st;
 }
 
@@ -159,18 +156,16 @@ int cmd_bench(int argc, char **argv)
     gsq_error err = {0};
     gsq_compressed_info info = {0};
     gsq_model *m = NULL;
-    gsq_vit_config cfg;
     float *images = NULL;
     gsq_status st = GSQ_OK;
     if (config) {
-        st = gsq_vit_config_by_name(config, &cfg, &err);
+        st = gsq_model_create_named(&m, config, 0, &err);
         info.pattern = o.pattern;
         info.mode = o.mode;
     } else {
         st = gsq_compressed_load(&m, path, &info, &err);
-        if (st == GSQ_OK) cfg = *gsq_model_vit_config(m);
     }
-    size_t per_image = (size_t)cfg.in_chans * cfg.img_size * cfg.img_size;
+    size_t side = m ? (size_t)gsq_model_input_size(m) : 0, per_image = m ? gsq_model_in_chans(m) * side * side : 0;
     if (st == GSQ_OK && !(images = malloc((size_t)batch * per_image * sizeof(float))))
         st = gsq_fail(&err, GSQ_ERR_NOMEM, "out of memory for a batch of %d", batch);
     if (st == GSQ_OK) {
@@ -179,7 +174,7 @@ int cmd_bench(int argc, char **argv)
         for (size_t i = 0; i < (size_t)batch * per_image; i++) images[i] = gsq_rng_normal(&rng);
     }
     if (st == GSQ_OK && config)
-        st = random_model(&m, &cfg, info.pattern, info.mode, attention, images, batch < 8 ? batch : 8, &err);
+        st = random_model(m, info.pattern, info.mode, attention, images, batch < 8 ? batch : 8, &err);
     gsq_engine *sparse = NULL, *dense = NULL, *fp16 = NULL;
     gsq_engine_options eo = {.layout = GSQ_ENGINE_SPARSE, .max_batch = batch, .device = device, .pattern = info.pattern};
     if (st == GSQ_OK) st = gsq_engine_create(&sparse, m, &eo, &err);

@@ -41,7 +41,8 @@ gsq_status gsq_swin_config_by_name(const char *name, gsq_swin_config *cfg, gsq_e
             cfg->patch_size = 2;
             cfg->num_stages = 3;
             cfg->num_classes = GSQ_SYNTHETIC_CLASSES;
-            cfg->depths[0] = cfg->depths[1] = cfg->depths[2] = 2;
+            cfg->depths[0] = cfg->depths[1] = 2;
+            cfg->depths[2] = 1; /* its one window takes no shift: a second block would repeat the first */
             cfg->depths[3] = cfg->dims[3] = cfg->num_heads[3] = cfg->mlp_hidden[3] = 0;
         }
         return GSQ_OK;

@@ -56,11 +56,22 @@ static float bias_at(const gsq_attn_bias *ab, int w, int h, int t, int u, int NH
     return ab->table[(size_t)relative_index(ab->geom.window, t, u) * NH + h] + mask;
 }
 
-/* scores (T, T) of head h of window w += the bias. */
+/* scores (T, T) of head h of window w += the bias (bias_at's floats, without its divisions in the
+ * inner loop). */
 static void add_bias(float *scores, const gsq_attn_bias *ab, int w, int h, int T, int NH)
 {
-    for (int t = 0; t < T; t++)
-        for (int u = 0; u < T; u++) scores[(size_t)t * T + u] += bias_at(ab, w, h, t, u, NH);
+    int W = ab->geom.window, span = 2 * W - 1, shift = ab->geom.shift;
+    int labels[T];
+    for (int u = 0; u < T; u++) labels[u] = shift ? region(ab->geom, w * T + u) : 0;
+    for (int t = 0; t < T; t++) {
+        float *row = scores + (size_t)t * T;
+        const float *base = ab->table + ((size_t)(t / W + W - 1) * span + (size_t)(t % W + W - 1)) * NH + h;
+        for (int ui = 0, u = 0; ui < W; ui++)
+            for (int uj = 0; uj < W; uj++, u++) { /* relative index (ti - ui + W-1)·span + tj - uj + W-1 */
+                float mask = labels[u] != labels[t] ? -100.0f : 0.0f;
+                row[u] += base[-((ptrdiff_t)ui * span + uj) * NH] + mask;
+            }
+    }
 }
 
 int gsq_attn_bias_windows(const gsq_attn_bias *ab)
@@ -143,13 +154,17 @@ void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, cons
     }
     if (!bias || !dtable) return;
     /* the bias was added to the scores: its gradient is the scores' (scratch), summed over
-     * sequences; heads own disjoint table entries */
+     * sequences first (in a fixed order: deterministic), then gathered into the table; heads own
+     * disjoint table entries */
     int W = bias->geom.window;
     #pragma omp parallel for schedule(static)
-    for (int h = 0; h < NH; h++)
-        for (int b = 0; b < B; b++) {
+    for (int h = 0; h < NH; h++) {
+        float *sum = scratch + (size_t)h * T * T; /* sequence 0's head h: summed into in place */
+        for (int b = 1; b < B; b++) {
             const float *ds = scratch + ((size_t)b * NH + h) * T * T;
-            for (int t = 0; t < T; t++)
-                for (int u = 0; u < T; u++) dtable[(size_t)relative_index(W, t, u) * NH + h] += ds[(size_t)t * T + u];
+            for (size_t i = 0; i < (size_t)T * T; i++) sum[i] += ds[i];
         }
+        for (int t = 0; t < T; t++)
+            for (int u = 0; u < T; u++) dtable[(size_t)relative_index(W, t, u) * NH + h] += sum[(size_t)t * T + u];
+    }
 }
