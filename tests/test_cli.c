@@ -294,6 +294,11 @@ int main(void)
     /* embed_dim 64 / head_dim 64 gives 1 head, which timm's file cannot contradict; but 40 cannot */
     snprintf(args, sizeof args, "info '%s/tests/fixtures/vit_nocls_gray.model.safetensors'", GSQ_SOURCE_DIR);
     CHECK(run(args) == 1 && strstr(out, "--heads"), "%s", out);
+    /* a Swin whose input is not timm's convention: refused naming --input-size, then described */
+    snprintf(args, sizeof args, "info '%s/tests/fixtures/swin_noshift.model.safetensors'", GSQ_SOURCE_DIR);
+    CHECK(run(args) == 1 && strstr(out, "--input-size") && count_lines(out) == 1, "%s", out);
+    snprintf(args, sizeof args, "info '%s/tests/fixtures/swin_noshift.model.safetensors' --input-size 32", GSQ_SOURCE_DIR);
+    CHECK(run(args) == 0 && strstr(out, "Swin, 32×32 input") && strstr(out, "stage 1"), "%s", out);
 
     /* usage mistakes: exit 2 */
     CHECK(run("info") == 2, "info without a model: %s", out);

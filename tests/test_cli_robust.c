@@ -145,11 +145,11 @@ static void test_option_ranges(void)
                                      "--smoothing --scale-min --num-classes"},
         {"prune --teacher t", "--effort --feature-blocks --alpha --beta --gamma --temperature --epochs --lr"},
         {"quantize --teacher t", "--percentile --calib-batches --lsq-lr --alpha --temperature --batch"},
-        {"eval m", "--batch --workers --threads --heads --seed --val-size"},
+        {"eval m", "--batch --workers --threads --heads --input-size --seed --val-size"},
         {"run m", "--batch --workers --threads --seed --val-size"},
         {"bench --config gpusq_demo", "--batch --iters --threads"},
-        {"info m", "--heads"},
-        {"predict m", "--heads"},
+        {"info m", "--heads --input-size"},
+        {"predict m", "--heads --input-size"},
         {"compress --teacher t --out-dir d", "--prune-epochs --qat-epochs --feature-blocks --train-size --val-size "
                                              "--workers --batch --seed --threads"},
     };

@@ -103,12 +103,18 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_m
 int cli_report(const char *cmd, const gsq_error *err);
 /* Prints "gpusq CMD: message" (printf-style) to stderr and returns the usage exit code (2). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Loads MODEL.safetensors, inferring the architecture (heads > 0 overrides the head count). A
- * compressed file loads as its fake-quantized twin, and fills info when info is not NULL (zeroed
- * for other files). */
+/* What a timm file's weights do not show, given on the command line (0: not given): a ViT's head
+ * count, a Swin's input side. The options that set them are one group (cli_model_group). */
+typedef struct {
+    int heads, input_size;
+} cli_model_hints;
+cli_group cli_model_group(cli_model_hints *h);
+/* Loads MODEL.safetensors, inferring the architecture with the hints (NULL: none). A compressed
+ * file loads as its fake-quantized twin, and fills info when info is not NULL (zeroed for other
+ * files). */
 struct gsq_model;
-gsq_status cli_load_model(const char *path, int heads, struct gsq_model **out, gsq_compressed_info *info,
-                          gsq_error *err);
+gsq_status cli_load_model(const char *path, const cli_model_hints *hints, struct gsq_model **out,
+                          gsq_compressed_info *info, gsq_error *err);
 /* gpusq predict and gpusq run IMAGE...: each of the n image files' path, then its five most
  * probable classes ("  PROB%  INDEX NAME", names from m) by forward, one image at a time (m gives
  * the input size and class count). An image that cannot be read or run is reported and skipped.

@@ -52,16 +52,12 @@ static void print_check(const run_ctx *r)
 
 /* gpusq eval's and gpusq run's own options. */
 typedef struct {
-    int heads;                  /* eval */
+    cli_model_hints hints;      /* eval */
     int dense, check;           /* run: how it runs the engine */
     gsq_engine_device device;
 } run_opts;
 
 #define R(member) offsetof(run_opts, member)
-static const cli_option eval_options[] = {
-    {CLI_OPT("--heads", "N", CLI_INT, R(heads), "attention heads, when the file does not say"), .lo = 1, .hi = 4096,
-     .shown_default = ""},
-};
 static const cli_option run_options[] = {
     {CLI_OPT("--device", "D", CLI_CHOICE, R(device), "cpu, or cuda: the GPU engine (sm_80 or later; 2:4 linears on the "
      "sparse tensor cores, the rest on dense ones)"), .choices = cli_devices},
@@ -162,8 +158,7 @@ static int eval_main(int argc, char **argv, int engine)
     static const char *const data[] = {"--data", "--val-size", "--workers", NULL};
     static const char *const batch[] = {"--batch", "--seed", "--threads", NULL};
     const cli_group groups[] = {
-        engine ? CLI_GROUP("engine", run_options, &o)
-               : CLI_GROUP("model", eval_options, &o),
+        engine ? CLI_GROUP("engine", run_options, &o) : cli_model_group(&o.hints),
         cli_data_group(&d, "data", data), cli_training_group(&d, "evaluation", batch)};
     cli_parsed parsed;
     int code = cli_parse(spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
@@ -182,7 +177,7 @@ static int eval_main(int argc, char **argv, int engine)
     gsq_engine *e = NULL;
     gsq_compressed_info info;
     gsq_status st = engine ? open_compressed(path, &o, images ? 1 : d.cfg.batch_size, &m, &info, &e, &err)
-                           : cli_load_model(path, o.heads, &m, &info, &err);
+                           : cli_load_model(path, &o.hints, &m, &info, &err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);
         gsq_model_free(m);

@@ -10,13 +10,11 @@
 
 typedef struct {
     const char *config;
-    int heads, list;
+    int list;
 } info_opts;
 
 #define I(member) offsetof(info_opts, member)
 static const cli_option info_options[] = {
-    {CLI_OPT("--heads", "N", CLI_INT, I(heads), "attention heads, when the file does not say and embed_dim is not a "
-     "multiple of timm's head_dim 64"), .lo = 1, .hi = 4096, .shown_default = ""},
     {CLI_OPT("--config", "NAME", CLI_STRING, I(config), "describe a named configuration instead of a file")},
     {CLI_OPT("--list", NULL, CLI_FLAG, I(list), "list the named configurations"), .set = 1},
 };
@@ -24,7 +22,7 @@ static const cli_option info_options[] = {
 
 static const cli_spec spec = {
     .name = "info",
-    .usage = "MODEL.safetensors [--heads N]\n--config NAME\n--list",
+    .usage = "MODEL.safetensors [--heads N] [--input-size N]\n--config NAME\n--list",
     .about = "Prints the architecture of a timm ViT/DeiT or Swin (inferred from the tensor shapes), its parameter count, forward "
     "FLOPs per image and memory; for a compressed file also its format and size.",
     .min_args = 0,
@@ -74,7 +72,8 @@ static void print_model(const char *source, const gsq_model *m)
 int cmd_info(int argc, char **argv)
 {
     info_opts o = {0};
-    const cli_group groups[] = {CLI_GROUP("options", info_options, &o)};
+    cli_model_hints hints = {0};
+    const cli_group groups[] = {CLI_GROUP("options", info_options, &o), cli_model_group(&hints)};
     cli_parsed parsed;
     int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
@@ -84,9 +83,10 @@ int cmd_info(int argc, char **argv)
         return 0;
     }
     const char *path = parsed.num_args ? parsed.args[0] : NULL, *config = o.config;
-    int heads = o.heads;
+
     if (!path == !config) return cli_usage_error("info", "give a MODEL.safetensors file or --config NAME");
-    if (config && heads) return cli_usage_error("info", "--heads goes with a file; --config %s fixes the heads", config);
+    if (config && (hints.heads || hints.input_size))
+        return cli_usage_error("info", "--heads and --input-size go with a file; --config %s fixes them", config);
 
     gsq_error err = {0};
     gsq_model *m = NULL;
@@ -97,7 +97,7 @@ int cmd_info(int argc, char **argv)
         return 0;
     }
     gsq_compressed_info info;
-    if (cli_load_model(path, heads, &m, &info, &err) != GSQ_OK) return cli_report("info", &err);
+    if (cli_load_model(path, &hints, &m, &info, &err) != GSQ_OK) return cli_report("info", &err);
     print_model(path, m);
     if (info.param_bytes) /* a compressed file */
         printf("compressed     %s %s, %d sparse linears, %d dense; %zu parameter bytes, %.2f× smaller than FP32;\n"

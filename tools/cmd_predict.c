@@ -59,14 +59,9 @@ static gsq_status vit_forward(void *m, const float *images, int n, const float *
     return gsq_model_infer(m, images, n, logits, err);
 }
 
-static const cli_option predict_options[] = {
-    {CLI_OPT("--heads", "N", CLI_INT, 0, "attention heads, when the file does not say"), .lo = 1, .hi = 4096,
-     .shown_default = ""},
-};
-
 static const cli_spec spec = {
     .name = "predict",
-    .usage = "MODEL.safetensors IMAGE... [--heads N]",
+    .usage = "MODEL.safetensors IMAGE... [--heads N] [--input-size N]",
     .about = "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform). An image that "
     "cannot be read is reported and skipped; the exit code is then 1. `gpusq run MODEL.gsq.safetensors IMAGE...` "
     "prints the same from the engine.",
@@ -77,14 +72,14 @@ static const cli_spec spec = {
 
 int cmd_predict(int argc, char **argv)
 {
-    int heads = 0;
-    const cli_group groups[] = {CLI_GROUP("options", predict_options, &heads)};
+    cli_model_hints hints = {0};
+    const cli_group groups[] = {cli_model_group(&hints)};
     cli_parsed parsed;
     int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
     gsq_error err = {0};
     gsq_model *m = NULL;
-    if (cli_load_model(parsed.args[0], heads, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
+    if (cli_load_model(parsed.args[0], &hints, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
     int rc = cli_predict_images("predict", m, vit_forward, m, parsed.args + 1, parsed.num_args - 1);
     gsq_model_free(m);
     return rc;

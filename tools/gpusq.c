@@ -1,12 +1,14 @@
 /* gpusq: the command-line program. Dispatches to one subcommand per file (tools/cmd_*.c) and
  * turns library statuses into one-line messages and exit codes (0 ok, 1 failure, 2 usage). */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "gpusq/compressed.h"
 #include "gpusq/safetensors.h"
+#include "gpusq/swin.h"
 #include "gpusq/vit.h"
 
 static const gsq_command commands[] = {
@@ -39,8 +41,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
-gsq_status cli_load_model(const char *path, int heads, gsq_model **out, gsq_compressed_info *info, gsq_error *err)
+static const cli_option model_options[] = {
+    {CLI_OPT("--heads", "N", CLI_INT, offsetof(cli_model_hints, heads), "a ViT's attention heads, when the file does "
+     "not say and embed_dim is not a multiple of timm's head_dim 64"), .lo = 1, .hi = 4096, .shown_default = ""},
+    {CLI_OPT("--input-size", "N", CLI_INT, offsetof(cli_model_hints, input_size), "a Swin's input side, when the file "
+     "does not say and it is not timm's (the last stage's grid one window)"), .lo = 1, .hi = 8192, .shown_default = ""},
+};
+
+cli_group cli_model_group(cli_model_hints *h) { return CLI_GROUP("model", model_options, h); }
+
+gsq_status cli_load_model(const char *path, const cli_model_hints *hints, gsq_model **out, gsq_compressed_info *info,
+                          gsq_error *err)
 {
+    int heads = hints ? hints->heads : 0, input_size = hints ? hints->input_size : 0;
     gsq_vit_config cfg;
     gsq_st_file *f = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
@@ -49,7 +62,9 @@ gsq_status cli_load_model(const char *path, int heads, gsq_model **out, gsq_comp
     if (kind && strcmp(kind, "compressed") == 0) { /* runs as its fake-quantized twin */
         st = gsq_compressed_load_open(out, f, info, err);
     } else if (st == GSQ_OK && gsq_file_arch(f) == GSQ_ARCH_SWIN) { /* heads are in Swin's bias tables */
-        st = gsq_model_load_open(out, f, NULL, err);
+        gsq_swin_config sc;
+        st = gsq_swin_infer_config(f, input_size, &sc, err);
+        if (st == GSQ_OK) st = gsq_swin_load_open(out, f, &sc, NULL, err);
     } else {
         if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
         /* loading checks every tensor against the inferred architecture */

@@ -62,6 +62,11 @@ void gsq_swin_init(gsq_model *m, uint64_t seed);
  * older layout (head.weight, downsample at the end of a stage) are refused with a message saying
  * so. */
 gsq_status gsq_swin_infer_config(const struct gsq_st_file *f, int img_size, gsq_swin_config *cfg, gsq_error *err);
+/* Loads a Swin from an open safetensors file: with cfg NULL the configuration is inferred
+ * (gsq_swin_infer_config with no input size), else every tensor is checked against cfg; tensors
+ * whose names start with a prefix in ignore (NULL-terminated, or NULL) are skipped. */
+gsq_status gsq_swin_load_open(gsq_model **out, const struct gsq_st_file *f, const gsq_swin_config *cfg,
+                              const char *const *ignore, gsq_error *err);
 /* The configuration recorded in a file's metadata alone (gsq_model_add_meta_to_writer). */
 gsq_status gsq_swin_config_from_meta(const struct gsq_st_file *f, gsq_swin_config *cfg, gsq_error *err);
 

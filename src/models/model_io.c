@@ -133,16 +133,7 @@ gsq_arch gsq_file_arch(const gsq_st_file *f)
 gsq_status gsq_model_load_open(gsq_model **out, const gsq_st_file *f, const char *const *ignore, gsq_error *err)
 {
     if (gsq_file_arch(f) == GSQ_ARCH_VIT) return gsq_vit_load_open(out, f, NULL, ignore, err);
-    *out = NULL;
-    gsq_swin_config cfg;
-    gsq_status st = gsq_swin_infer_config(f, 0, &cfg, err);
-    if (st == GSQ_OK) st = gsq_swin_describe(out, &cfg, err);
-    if (st == GSQ_OK) st = gsq_model_read(*out, f, ignore, err);
-    if (st != GSQ_OK) {
-        gsq_model_free(*out);
-        *out = NULL;
-    }
-    return st;
+    return gsq_swin_load_open(out, f, NULL, ignore, err);
 }
 
 gsq_status gsq_model_load(gsq_model **out, const char *path, gsq_error *err)

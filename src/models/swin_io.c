@@ -100,6 +100,25 @@ gsq_status gsq_swin_infer_config(const gsq_st_file *f, int img_size, gsq_swin_co
     return GSQ_OK;
 }
 
+gsq_status gsq_swin_load_open(gsq_model **out, const gsq_st_file *f, const gsq_swin_config *cfg,
+                              const char *const *ignore, gsq_error *err)
+{
+    *out = NULL;
+    gsq_swin_config inferred;
+    gsq_status st = GSQ_OK;
+    if (!cfg) {
+        st = gsq_swin_infer_config(f, 0, &inferred, err);
+        cfg = &inferred;
+    }
+    if (st == GSQ_OK) st = gsq_swin_describe(out, cfg, err);
+    if (st == GSQ_OK) st = gsq_model_read(*out, f, ignore, err);
+    if (st != GSQ_OK) {
+        gsq_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* Metadata key as a comma-separated list of n integers into out: 1; absent: 0; malformed: -1. */
 static int meta_list(const gsq_st_file *f, const char *key, int n, int *out)
 {
