@@ -1,5 +1,5 @@
 """Peer baselines for gpusq's CPU inference engine: PyTorch FP32, ONNX Runtime FP32, ONNX Runtime
-INT8 (static QDQ quantization) and OpenVINO (FP32, bf16 and NNCF INT8) on the same ViT models,
+INT8 (static QDQ quantization) and OpenVINO (FP32, bf16 and NNCF INT8) on the same ViT or Swin models,
 thread count and inputs.
 
 Run inside the project venv (bash scripts/setup-venv.sh first); nothing here is needed to build or
@@ -7,8 +7,9 @@ test gpusq:
     .venv/bin/python scripts/bench_peers.py --threads 2
     .venv/bin/python scripts/bench_peers.py --threads 2 --models gpusq_demo --iters 100 --out peers.json
 
-For each model (timm, random init, pretrained=False, nothing downloaded; gpusq_demo is the demo's
-32x32 configuration built with timm's VisionTransformer) it
+For each model (timm, random init, pretrained=False, nothing downloaded; gpusq_demo and
+gpusq_swin_demo are the demos' 32x32 configurations built with timm's classes: bench/bench_pytorch.py's
+create_model) it
   1. builds the dense model in eval mode and exports it to ONNX (opset 17, dynamic batch axis);
   2. quantizes that model to INT8 with onnxruntime.quantization.quantize_static in QDQ format
      (per-channel int8 weights, uint8 activations, no reduce_range: the docstring of quantize_static
@@ -82,6 +83,9 @@ ov, nncf = M["openvino"], M["nncf"]
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,  # noqa: E402
                                       QuantFormat, QuantType, quantize_static)
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+from bench_pytorch import create_model  # noqa: E402  (timm models, and gpusq's demo configurations)
+
 
 # ---------------------------------------------------------------- machine and load
 
@@ -129,13 +133,6 @@ class LoadMeter:
 
 
 # ---------------------------------------------------------------- models, export, quantization
-
-def create_model(name):
-    if name == "gpusq_demo":  # gpusq's demo configuration (src/models/vit_config.c)
-        return timm.models.vision_transformer.VisionTransformer(
-            img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, mlp_ratio=4, num_classes=10)
-    return timm.create_model(name, pretrained=False)
-
 
 def export_onnx(model, size, path):
     example = torch.randn(2, 3, size, size)
