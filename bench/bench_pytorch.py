@@ -30,7 +30,9 @@ import timm
 import torch
 import torch.nn.functional as F
 
-MODELS = ("deit_tiny_patch16_224", "deit_small_patch16_224", "gpusq_demo")
+MODELS = ("deit_tiny_patch16_224", "deit_small_patch16_224", "swin_tiny_patch4_window7_224", "gpusq_demo",
+          "gpusq_swin_demo")
+DEFAULT_MODELS = ("deit_tiny_patch16_224", "deit_small_patch16_224", "gpusq_demo")
 
 
 def create_model(name):
@@ -134,7 +136,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up iterations")
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS)
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     args = ap.parse_args()
     if args.threads < 1 or args.batch < 1 or args.iters < 1 or args.warmup < 0:

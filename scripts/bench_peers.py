@@ -52,7 +52,9 @@ import sys
 import tempfile
 import time
 
-MODELS = ("deit_small_patch16_224", "gpusq_demo")
+MODELS = ("deit_small_patch16_224", "deit_base_patch16_224", "swin_tiny_patch4_window7_224", "gpusq_demo",
+          "gpusq_swin_demo")
+DEFAULT_MODELS = ("deit_small_patch16_224", "gpusq_demo")
 OPSET = 17
 BATCH_THROUGHPUT = 32
 
@@ -488,7 +490,8 @@ def main():
     ap = argparse.ArgumentParser(
         description="PyTorch / ONNX Runtime FP32 and INT8 / OpenVINO FP32, bf16 and INT8 CPU peers for gpusq")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every runtime (default: all cores)")
-    ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {','.join(MODELS)}")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                    help=f"comma-separated, from {','.join(MODELS)} (default {','.join(DEFAULT_MODELS)})")
     ap.add_argument("--iters", type=int, default=50, help="minimum timed iterations at batch 1 (default 50)")
     ap.add_argument("--iters-batch", type=int, default=8, help="minimum timed iterations at batch 32 (default 8)")
     ap.add_argument("--min-time", type=float, default=2.0, help="minimum seconds of timed iterations per row")
