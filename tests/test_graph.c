@@ -161,6 +161,45 @@ static void test_engine_plan(const gsq_vit_config *c)
     gsq_model_free(m);
 }
 
+/* The CPU engine's plan of a Swin: every shifted or padded block's norm1 writes qkv's codes in
+ * window order (its WINDOW has no step), every window reverse adds into its residual in place,
+ * and the last stage's one unshifted window needs neither. */
+static void test_swin_plan(void)
+{
+    gsq_error err;
+    gsq_swin_config c;
+    gsq_model *m = NULL;
+    CHECK(gsq_swin_config_by_name("gpusq_swin_demo", &c, &err) == GSQ_OK && gsq_swin_describe(&m, &c, &err) == GSQ_OK,
+          "%s", err.msg);
+    if (!m) return;
+    const gsq_graph *g = m->graph;
+    gsq_engine_fusions f = {1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR | 1u << GSQ_OP_WINDOW, 0};
+    gsq_engine_plan p;
+    CHECK(gsq_engine_plan_build(&p, g, &f, 2, &err) == GSQ_OK, "%s", err.msg);
+    int windows = 0, norms_through = 0, reverses = 0, in_place = 0, bad = 0;
+    for (int i = 0; i < g->num_nodes; i++) windows += g->nodes[i].op == GSQ_OP_WINDOW;
+    for (int s = 0; s < p.num_steps; s++) {
+        const gsq_engine_step *t = &p.steps[s];
+        const gsq_node *n = &g->nodes[t->node];
+        bad += n->op == GSQ_OP_WINDOW; /* no partition runs on its own */
+        if (t->window >= 0) {
+            norms_through++;
+            bad += n->op != GSQ_OP_LAYERNORM || t->feeds < 0 || g->nodes[t->window].op != GSQ_OP_WINDOW ||
+                   g->nodes[p.steps[s + 1].node].linear != t->feeds;
+        }
+        if (n->op == GSQ_OP_UNWINDOW) {
+            reverses++;
+            in_place += t->accumulate && p.at[t->out] == p.at[n->in[1]];
+        }
+    }
+    /* stages 0 and 1 (two blocks each) run in windows; stage 2's one block is a single window */
+    CHECK(windows == 4 && norms_through == 4 && reverses == 4 && in_place == 4 && bad == 0,
+          "Swin plan: %d partitions, %d norms through them, %d reverses (%d in place), %d wrong", windows,
+          norms_through, reverses, in_place, bad);
+    gsq_engine_plan_free(&p);
+    gsq_model_free(m);
+}
+
 /* gsq_model_infer: the training forward's logits bit for bit; only taps are readable afterwards and
  * backward is refused; a training forward after it works. */
 static void test_infer(const gsq_vit_config *c)
@@ -203,5 +242,6 @@ int main(void)
         test_engine_plan(&configs[i]);
         test_infer(&configs[i]);
     }
+    test_swin_plan();
     return test_finish("test_graph");
 }

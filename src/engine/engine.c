@@ -253,11 +253,12 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     e->a_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(src->mode));
     e->attention = src->attention;
     int cuda = o->device == GSQ_ENGINE_CUDA;
-    /* what each backend's kernels fuse (engine_plan.h): on the CPU, LayerNorm and fc1's epilogue
-     * write the next linear's codes (fc1's floats pass through y where the GEMM does not quantize
-     * in its epilogue: gsq_i8_fuses_codes); on CUDA also the patch extraction and the attention */
-    unsigned cpu_feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR;
-    gsq_engine_fusions fusions = {cuda ? cpu_feeds | 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION : cpu_feeds,
+    /* what each backend's kernels fuse (engine_plan.h): LayerNorm and fc1's epilogue write the next
+     * linear's codes (on the CPU, fc1's floats pass through y where the GEMM does not quantize in
+     * its epilogue: gsq_i8_fuses_codes); on the CPU a LayerNorm also through a window partition; on
+     * CUDA also the patch extraction and the attention */
+    unsigned feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR;
+    gsq_engine_fusions fusions = {cuda ? feeds | 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION : feeds | 1u << GSQ_OP_WINDOW,
                                   !cuda && !gsq_i8_fuses_codes(e->isa)};
     gsq_status st = gsq_model_new_graph(src->m, &e->graph, err);
     if (st == GSQ_OK) st = gsq_engine_plan_build(&e->plan, e->graph, &fusions, o->max_batch, err);

@@ -6,6 +6,7 @@
  * quantized attention, QKᵀ and AV are integer matmuls too, on the codes of Q, K, V and of the
  * probabilities (attention_int8.h). */
 #include <omp.h>
+#include <string.h>
 
 #include "cuda_backend.h"
 #include "engine_state.h"
@@ -18,12 +19,17 @@
 static float *value(const gsq_engine *e, int v) { return v < 0 || e->plan.at[v] == SIZE_MAX ? NULL : e->act + e->plan.at[v]; }
 static const float *param(const gsq_engine *e, int t) { return t < 0 ? NULL : e->fparams + e->fat[t]; }
 
-/* LayerNorm node n of x (M, D) as the input codes of linear i in buffer out, a row at a time: the
- * normalized floats stay in a row buffer per thread (as many threads as had one when the engine
- * was made). */
-static void norm_codes(gsq_engine *e, int i, const float *x, int M, int D, const gsq_node *n, uint8_t *out)
+/* LayerNorm node n of x (M rows of D) as the input codes of linear i in buffer out, a row at a
+ * time: the normalized floats stay in a row buffer per thread (as many threads as had one when the
+ * engine was made). With a window partition win (NULL: none) between them, the codes' rows are
+ * the windows' (B images, M / B rows each), padding rows zero, as the partition would order them. */
+static void norm_codes(gsq_engine *e, int i, const float *x, int M, int D, const gsq_node *n, const gsq_node *win,
+                       int B, uint8_t *out)
 {
     const float *w = param(e, n->param[0]), *b = param(e, n->param[1]);
+    gsq_window_geom geom = win ? gsq_node_window(win) : (gsq_window_geom){0, 0, 0};
+    int per_image = win ? gsq_window_count(geom) * geom.window * geom.window : 0, grid = geom.grid * geom.grid;
+    if (win) M = B * per_image;
     int rows = gsq_i8_input_rows(e->isa, M);
     float inv = e->linears[i].inv_a;
     #pragma omp parallel num_threads(e->row_threads)
@@ -31,7 +37,10 @@ static void norm_codes(gsq_engine *e, int i, const float *x, int M, int D, const
         float *row = e->ln + (size_t)omp_get_thread_num() * D;
         #pragma omp for schedule(static)
         for (int m = 0; m < rows; m++) {
-            if (m < M) gsq_layernorm_row(row, x + (size_t)m * D, w, b, D, n->eps, NULL, NULL);
+            int src = !win ? m : m < M ? gsq_window_source(geom, m % per_image) : -1;
+            if (src >= 0 && win) src += m / per_image * grid;
+            if (m < M && src >= 0) gsq_layernorm_row(row, x + (size_t)src * D, w, b, D, n->eps, NULL, NULL);
+            else if (m < M) memset(row, 0, (size_t)D * sizeof(float)); /* a padding token: zero after the norm */
             gsq_i8_quantize_one(e->isa, out, row, m, M, D, inv, e->a_qmax);
         }
     }
@@ -98,7 +107,11 @@ static void run_step(gsq_engine *e, const gsq_engine_step *t, const float *image
         a.param[0] = param(e, l->weight);
         a.param[1] = param(e, l->bias);
     } else if (n->op == GSQ_OP_LAYERNORM && t->feeds >= 0) {
-        norm_codes(e, t->feeds, a.in[0], rows, xv->cols, n, e->codes[t->output]);
+        norm_codes(e, t->feeds, a.in[0], rows, xv->cols, n, t->window >= 0 ? &g->nodes[t->window] : NULL, B,
+                   e->codes[t->output]);
+        return;
+    } else if (n->op == GSQ_OP_UNWINDOW && t->accumulate) { /* into the residual's buffer, its output */
+        gsq_windows_to_grid(a.out, a.in[0], B, xv->cols, gsq_node_window(n), 1);
         return;
     } else if (n->op == GSQ_OP_ATTENTION) {
         attention(e, n, (float *)a.in[0], a.out, B);

@@ -62,6 +62,7 @@ static gsq_status place_values(gsq_engine_plan *p, const gsq_graph *g, int max_b
         const gsq_node *n = &g->nodes[t->node];
         step_of[t->node] = s;
         if (t->gelu) step_of[t->node + 1] = s;
+        if (t->window >= 0) step_of[t->window] = s;
         int vals[2] = {t->out, n->op == GSQ_OP_LAYERNORM && t->feeds < 0 ? n->aux : -1};
         for (int k = 0; k < 2; k++) {
             int v = vals[k];
@@ -117,16 +118,24 @@ gsq_status gsq_engine_plan_build(gsq_engine_plan *p, const gsq_graph *g, const g
         const gsq_node *node = &g->nodes[i];
         const gsq_linear *lin = node->op == GSQ_OP_LINEAR ? &g->linears[node->linear] : NULL;
         gsq_engine_step *prev = p->num_steps ? &p->steps[p->num_steps - 1] : NULL;
-        gsq_engine_step t = {.node = i, .feeds = -1, .input = -1, .out = node->out};
+        gsq_engine_step t = {.node = i, .feeds = -1, .input = -1, .window = -1, .out = node->out};
         if (lin && lin->compressed && i + 1 < n && g->nodes[i + 1].op == GSQ_OP_GELU &&
             g->nodes[i + 1].in[0] == node->out && readers[node->out] == 1 && node->in[1] < 0) {
             t.gelu = 1;
             t.out = g->nodes[i + 1].out;
         }
-        if (lin && node->in[1] >= 0 && last_reader[node->in[1]] == i && node->in[1] != g->logits) t.accumulate = 1;
+        if ((lin || node->op == GSQ_OP_UNWINDOW) && node->in[1] >= 0 && last_reader[node->in[1]] == i &&
+            node->in[1] != g->logits)
+            t.accumulate = 1;
         if (lin && prev && prev->feeds == node->linear) t.input = prev->output;
-        /* the next node: a compressed linear whose only input is this step's output */
+        /* a LayerNorm read only by a window partition read only by the next linear: the LayerNorm
+         * writes the linear's input in window order, and the partition has no step */
         int j = i + 1 + t.gelu;
+        if (node->op == GSQ_OP_LAYERNORM && (f->feeds >> GSQ_OP_WINDOW & 1u) && j + 1 < n &&
+            g->nodes[j].op == GSQ_OP_WINDOW && g->nodes[j].in[0] == t.out && readers[t.out] == 1) {
+            t.window = j;
+            t.out = g->nodes[j++].out;
+        }
         const gsq_node *next = j < n ? &g->nodes[j] : NULL;
         int can = (f->feeds >> node->op & 1u) && (!lin || lin->compressed) && !t.accumulate && t.out != g->logits;
         if (can && next && next->op == GSQ_OP_LINEAR && next->in[0] == t.out && next->in[1] != t.out &&
@@ -134,6 +143,9 @@ gsq_status gsq_engine_plan_build(gsq_engine_plan *p, const gsq_graph *g, const g
             t.feeds = next->linear;
             t.output = lin ? 1 - (t.input < 0 ? 0 : t.input) : 0;
             t.out = lin && f->fed_linear_scratch ? node->out : -1;
+        } else if (t.window >= 0) { /* the partition runs after all */
+            t.window = -1;
+            t.out = node->out;
         }
         char label[GSQ_ENGINE_PART_MAX];
         if (lin) linear_label(lin->name, t.gelu, label, sizeof label);
@@ -141,7 +153,7 @@ gsq_status gsq_engine_plan_build(gsq_engine_plan *p, const gsq_graph *g, const g
         t.part = gsq_engine_plan_part(p, label);
         if (t.part < 0) st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory planning");
         p->steps[p->num_steps++] = t;
-        i += t.gelu;
+        i += t.gelu + (t.window >= 0);
     }
     free(readers);
     free(last_reader);

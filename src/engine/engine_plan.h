@@ -1,8 +1,10 @@
 /* Private: the engine's plan, compiled once from the network's graph (gpusq/graph.h): one step per
  * operation, with the fusions a backend asks for written once here for every backend — an
  * operation whose only reader is the next step's compressed linear writes that linear's input
- * (int8 codes, or half for the FP16 layout) instead of floats; a GELU after a linear goes into the
- * linear's epilogue; a linear with a residual adds into the residual's buffer. Then the float
+ * (int8 codes, or half for the FP16 layout) instead of floats, a LayerNorm also through a window
+ * partition between them (writing the codes in window order); a GELU after a linear goes into the
+ * linear's epilogue; a linear (or a window reverse) with a residual adds into the residual's
+ * buffer. Then the float
  * values left are placed in one arena by the graph's planner, reused once dead. The CPU
  * (engine_forward.c) and CUDA (engine_cuda.c) executors walk the steps. */
 #ifndef GSQ_ENGINE_PLAN_H
@@ -20,13 +22,16 @@ typedef struct {
                      * 0 the input buffer an earlier step fed, 1 the other one (a linear's epilogue) */
     int output;     /* feeds ≥ 0: which input buffer it writes (0 or 1) */
     int gelu;       /* LINEAR: applies the GELU node that follows (which has no step of its own) */
-    int accumulate; /* LINEAR: adds into in[1]'s buffer, which its output then is */
+    int window;     /* LAYERNORM feeding a linear: ≥ 0, the WINDOW node between them (which has no step of
+                     * its own) whose row order the codes are written in; -1: none */
+    int accumulate; /* LINEAR, UNWINDOW: adds into in[1]'s buffer, which its output then is */
     int out;        /* the value whose float buffer it writes (-1: none) */
     int part;       /* the part of the pass its time counts to */
 } gsq_engine_step;
 
 /* What a backend fuses: a bit (1u << op) for each operation that can write a compressed linear's
- * input; and whether a linear that feeds another still needs its float output as scratch. */
+ * input (GSQ_OP_WINDOW's bit: a LayerNorm can through a window partition); and whether a linear
+ * that feeds another still needs its float output as scratch. */
 typedef struct {
     unsigned feeds;
     int fed_linear_scratch;
