@@ -34,6 +34,24 @@ gsq_status gsq_model_new_graph(const gsq_model *m, gsq_graph **out, gsq_error *e
     return m->arch == GSQ_ARCH_SWIN ? gsq_swin_graph(m, out, err) : gsq_vit_graph(m, out, err);
 }
 
+gsq_status gsq_model_describe_finish(gsq_model *m, gsq_model **out, gsq_error *err)
+{
+    gsq_status st = gsq_model_new_graph(m, &m->graph, err);
+    if (st != GSQ_OK) gsq_model_free(m);
+    *out = st == GSQ_OK ? m : NULL;
+    return st;
+}
+
+gsq_status gsq_model_create_finish(gsq_status st, gsq_model **out, gsq_error *err)
+{
+    if (st == GSQ_OK) st = gsq_model_alloc_params(*out, err);
+    if (st != GSQ_OK) {
+        gsq_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 gsq_status gsq_model_new(gsq_model **out, gsq_arch arch, int max_tensors, gsq_error *err)
 {
     gsq_model *m = calloc(1, sizeof *m);

@@ -39,6 +39,18 @@ int gsq_file_meta_int(const gsq_st_file *f, const char *key, int *out)
     return 1;
 }
 
+gsq_status gsq_file_meta_eps(const gsq_st_file *f, float fallback, float *eps, gsq_error *err)
+{
+    const char *v = gsq_st_meta_get(f, "ln_eps");
+    char *end = NULL;
+    *eps = fallback;
+    if (!v && fallback == 0.0f) return gsq_fail(err, GSQ_ERR_MISSING, "%s: metadata 'ln_eps' is missing", gsq_st_label(f));
+    if (v) *eps = strtof(v, &end);
+    if (v && (end == v || *end))
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%.40s' is not a number", gsq_st_label(f), v);
+    return GSQ_OK;
+}
+
 /* Appends name to a comma-separated list in buf, or counts it once the list is full. */
 static void list_add(char *buf, size_t cap, int *listed, int *more, const char *name)
 {

@@ -39,6 +39,11 @@ struct gsq_model {
 /* The start of every builder's describe: an empty model of architecture arch with room for
  * max_tensors parameter tensors. */
 gsq_status gsq_model_new(gsq_model **out, gsq_arch arch, int max_tensors, gsq_error *err);
+/* The end of every builder's describe: m's graph from its table into *out; m is freed on failure. */
+gsq_status gsq_model_describe_finish(gsq_model *m, gsq_model **out, gsq_error *err);
+/* Every builder's create: its describe's status st and model *out, then the parameter block
+ * (zeroed); *out freed and NULL on failure. */
+gsq_status gsq_model_create_finish(gsq_status st, gsq_model **out, gsq_error *err);
 /* Appends a tensor named by fmt to m's table at the end of the parameter block (no_decay for
  * tensors of one dimension: biases and norms). */
 void gsq_model_add_tensor(gsq_model *m, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -55,6 +60,9 @@ gsq_status gsq_file_tensor_shape(const struct gsq_st_file *f, const char *name, 
                                  gsq_error *err);
 /* Metadata `key` as an integer in [0, 2^30] into *out: 1; absent: 0; not such an integer: -1. */
 int gsq_file_meta_int(const struct gsq_st_file *f, const char *key, int *out);
+/* The LayerNorm epsilon in a file's "ln_eps" metadata into *eps; absent: *eps = fallback, or
+ * GSQ_ERR_MISSING when fallback is 0 (required); not a number: GSQ_ERR_FORMAT. */
+gsq_status gsq_file_meta_eps(const struct gsq_st_file *f, float fallback, float *eps, gsq_error *err);
 /* Each builder's configuration as metadata (gsq_model_add_meta_to_writer adds what all share). */
 gsq_status gsq_vit_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);
 gsq_status gsq_swin_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);

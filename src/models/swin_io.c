@@ -72,14 +72,8 @@ gsq_status gsq_swin_infer_config(const gsq_st_file *f, int img_size, gsq_swin_co
     if (cfg->num_stages == 0)
         return gsq_fail(err, GSQ_ERR_MISSING, "%s: cannot infer the architecture: tensor "
                         "'layers.0.blocks.0.norm1.weight' is missing", label);
-    cfg->ln_eps = 1e-5f;
-    const char *eps = gsq_st_meta_get(f, "ln_eps");
-    if (eps) {
-        char *end;
-        cfg->ln_eps = strtof(eps, &end);
-        if (end == eps || *end)
-            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%.40s' is not a number", label, eps);
-    }
+    st = gsq_file_meta_eps(f, 1e-5f, &cfg->ln_eps, err); /* timm's Swin default (nn.LayerNorm's) */
+    if (st != GSQ_OK) return st;
     int r = img_size > 0 ? 1 : gsq_file_meta_int(f, "img_size", &img_size);
     if (r < 0) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata img_size is not a positive integer", label);
     long side = (long)cfg->patch_size * cfg->window << (cfg->num_stages - 1); /* timm: the last grid is a window */
@@ -162,13 +156,9 @@ gsq_status gsq_swin_config_from_meta(const gsq_st_file *f, gsq_swin_config *cfg,
             return gsq_fail(err, r ? GSQ_ERR_FORMAT : GSQ_ERR_MISSING, "%s: metadata '%s' is %s", label, lists[i].key,
                             r ? "not a list of one integer per stage" : "missing");
     }
-    const char *eps = gsq_st_meta_get(f, "ln_eps");
-    char *end = NULL;
-    if (!eps) return gsq_fail(err, GSQ_ERR_MISSING, "%s: metadata 'ln_eps' is missing", label);
-    cfg->ln_eps = strtof(eps, &end);
-    if (end == eps || *end)
-        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%.40s' is not a number", label, eps);
-    gsq_status st = gsq_swin_config_validate(cfg, err);
+    gsq_status st = gsq_file_meta_eps(f, 0.0f, &cfg->ln_eps, err);
+    if (st != GSQ_OK) return st;
+    st = gsq_swin_config_validate(cfg, err);
     if (st != GSQ_OK) {
         gsq_error inner = *err;
         return gsq_fail(err, st, "%s: %s", label, inner.msg);

@@ -59,22 +59,10 @@ gsq_status gsq_swin_describe(gsq_model **out, const gsq_swin_config *cfg, gsq_er
     m->swin = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
     build_table(cfg, m);
-    st = gsq_model_new_graph(m, &m->graph, err);
-    if (st != GSQ_OK) {
-        gsq_model_free(m);
-        return st;
-    }
-    *out = m;
-    return GSQ_OK;
+    return gsq_model_describe_finish(m, out, err);
 }
 
 gsq_status gsq_swin_create(gsq_model **out, const gsq_swin_config *cfg, gsq_error *err)
 {
-    gsq_status st = gsq_swin_describe(out, cfg, err);
-    if (st == GSQ_OK) st = gsq_model_alloc_params(*out, err);
-    if (st != GSQ_OK) {
-        gsq_model_free(*out);
-        *out = NULL;
-    }
-    return st;
+    return gsq_model_create_finish(gsq_swin_describe(out, cfg, err), out, err);
 }

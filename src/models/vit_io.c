@@ -24,17 +24,14 @@ gsq_status gsq_vit_config_from_meta(const gsq_st_file *f, gsq_vit_config *cfg, g
             return gsq_fail(err, r ? GSQ_ERR_FORMAT : GSQ_ERR_MISSING, "%s: metadata '%s' is %s", gsq_st_label(f),
                             ints[i].key, r ? "not a valid integer" : "missing");
     }
-    const char *pool = gsq_st_meta_get(f, "pool"), *eps = gsq_st_meta_get(f, "ln_eps");
-    if (!pool || !eps)
-        return gsq_fail(err, GSQ_ERR_MISSING, "%s: metadata '%s' is missing", gsq_st_label(f), pool ? "ln_eps" : "pool");
+    const char *pool = gsq_st_meta_get(f, "pool");
+    if (!pool) return gsq_fail(err, GSQ_ERR_MISSING, "%s: metadata 'pool' is missing", gsq_st_label(f));
     if (strcmp(pool, "token") && strcmp(pool, "avg"))
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata pool '%.40s' is neither token nor avg", gsq_st_label(f), pool);
     cfg->pool = strcmp(pool, "avg") == 0 ? GSQ_POOL_AVG : GSQ_POOL_TOKEN;
-    char *end;
-    cfg->ln_eps = strtof(eps, &end);
-    if (end == eps || *end)
-        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%.40s' is not a number", gsq_st_label(f), eps);
-    gsq_status st = gsq_vit_config_validate(cfg, err);
+    gsq_status st = gsq_file_meta_eps(f, 0.0f, &cfg->ln_eps, err);
+    if (st != GSQ_OK) return st;
+    st = gsq_vit_config_validate(cfg, err);
     if (st != GSQ_OK) {
         gsq_error inner = *err;
         return gsq_fail(err, st, "%s: %s", gsq_st_label(f), inner.msg);
@@ -80,14 +77,8 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
                         "%s: pos_embed has %lld tokens, which is not a square grid of patches plus %d prefix tokens",
                         label, (long long)pos[1], cfg->class_token + cfg->distilled);
     cfg->img_size = (int)(grid * cfg->patch_size);
-    cfg->ln_eps = 1e-6f;
-    const char *eps = gsq_st_meta_get(f, "ln_eps");
-    if (eps) {
-        char *end;
-        cfg->ln_eps = strtof(eps, &end);
-        if (end == eps || *end)
-            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata ln_eps '%s' is not a number", label, eps);
-    }
+    st = gsq_file_meta_eps(f, 1e-6f, &cfg->ln_eps, err); /* timm's ViT default */
+    if (st != GSQ_OK) return st;
     int heads = num_heads, r = num_heads > 0 ? 1 : gsq_file_meta_int(f, "num_heads", &heads);
     if (r < 0) return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata num_heads '%s' is not a positive integer", label,
                                gsq_st_meta_get(f, "num_heads"));

@@ -57,13 +57,7 @@ gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_erro
     m->vit = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
     build_table(cfg, m);
-    st = gsq_model_new_graph(m, &m->graph, err);
-    if (st != GSQ_OK) {
-        gsq_model_free(m);
-        return st;
-    }
-    *out = m;
-    return GSQ_OK;
+    return gsq_model_describe_finish(m, out, err);
 }
 
 double gsq_vit_macs(const gsq_vit_config *cfg)
@@ -77,12 +71,6 @@ double gsq_vit_macs(const gsq_vit_config *cfg)
 
 gsq_status gsq_vit_create(gsq_model **out, const gsq_vit_config *cfg, gsq_error *err)
 {
-    gsq_status st = gsq_vit_describe(out, cfg, err);
-    if (st == GSQ_OK) st = gsq_model_alloc_params(*out, err);
-    if (st != GSQ_OK) {
-        gsq_model_free(*out);
-        *out = NULL;
-    }
-    return st;
+    return gsq_model_create_finish(gsq_vit_describe(out, cfg, err), out, err);
 }
 
