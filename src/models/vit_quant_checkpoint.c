@@ -11,12 +11,6 @@
 #include "vit_quant_state.h"
 #include "models/model_state.h"
 
-/* "quant.NAME.suffix" for linear i of m. */
-static void tensor_name(const gsq_model *m, int i, const char *suffix, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "quant.%s.%s", m->graph->linears[i].name, suffix);
-}
-
 gsq_status gsq_model_quant_add_to_writer(const gsq_model *m, gsq_st_writer *w, gsq_error *err)
 {
     const struct gsq_model_quant *q = m->quant;
@@ -31,15 +25,16 @@ gsq_status gsq_model_quant_add_to_writer(const gsq_model *m, gsq_st_writer *w, g
     for (int i = 0; st == GSQ_OK && i < q->num_linears; i++) {
         const gsq_qlinear *ql = &q->linears[i];
         if (!ql->quantized) continue;
-        tensor_name(m, i, "input_scale", name, sizeof name);
+        gsq_quant_tensor_name(name, sizeof name, m->graph->linears[i].name, "input_scale");
         st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, one, ql->a_scale, err);
         int64_t rows[1] = {ql->rows};
-        tensor_name(m, i, "weight_scale", name, sizeof name); /* only where held: recomputed otherwise */
+        /* the weight scales only where held: recomputed from the weights otherwise */
+        gsq_quant_tensor_name(name, sizeof name, m->graph->linears[i].name, "weight_scale");
         if (st == GSQ_OK && ql->fixed_scales)
             st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, rows, ql->w_scales, err);
     }
     for (int l = 0; st == GSQ_OK && q->attn && l < m->graph->num_attentions; l++) {
-        snprintf(name, sizeof name, "quant.%s.output_scale", gsq_graph_attention_qkv(m->graph, l));
+        gsq_quant_tensor_name(name, sizeof name, gsq_graph_attention_qkv(m->graph, l), "output_scale");
         st = gsq_st_writer_add(w, name, GSQ_DT_F32, 1, three, q->attn[l].qkv_scale, err);
     }
     return st;
@@ -77,7 +72,7 @@ gsq_status gsq_model_quant_restore(gsq_model *m, const gsq_st_file *f, gsq_error
     char name[GSQ_NAME_MAX + 32];
     for (int l = 0; st == GSQ_OK && q->attn && l < m->graph->num_attentions; l++) {
         float scales[3];
-        snprintf(name, sizeof name, "quant.%s.output_scale", gsq_graph_attention_qkv(m->graph, l));
+        gsq_quant_tensor_name(name, sizeof name, gsq_graph_attention_qkv(m->graph, l), "output_scale");
         st = read_exact(f, name, scales, 3, err);
         if (st == GSQ_OK) st = gsq_model_quant_set_attention_scales(m, l, scales, err);
     }
@@ -85,10 +80,10 @@ gsq_status gsq_model_quant_restore(gsq_model *m, const gsq_st_file *f, gsq_error
         gsq_qlinear *ql = &q->linears[i];
         if (!ql->quantized) continue;
         float a;
-        tensor_name(m, i, "input_scale", name, sizeof name);
+        gsq_quant_tensor_name(name, sizeof name, m->graph->linears[i].name, "input_scale");
         st = read_exact(f, name, &a, 1, err);
         if (st == GSQ_OK) st = gsq_model_quant_set_act_scale(m, i, a, err);
-        tensor_name(m, i, "weight_scale", name, sizeof name);
+        gsq_quant_tensor_name(name, sizeof name, m->graph->linears[i].name, "weight_scale");
         if (st == GSQ_OK && gsq_st_find(f, name)) {
             float *scales = malloc((size_t)ql->rows * sizeof(float));
             st = scales ? read_exact(f, name, scales, (size_t)ql->rows, err)

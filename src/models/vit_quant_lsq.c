@@ -27,14 +27,14 @@ void gsq_lsq_free(gsq_lsq *l)
 static int describe(const gsq_model *m, int i, int weights, gsq_param *t)
 {
     const gsq_qlinear *ql = &m->quant->linears[i];
-    int len = snprintf(t->name, sizeof t->name, "quant.%s.%s", m->graph->linears[i].name,
-                       weights ? "weight_scale" : "input_scale");
+    int fits = gsq_quant_tensor_name(t->name, sizeof t->name, m->graph->linears[i].name,
+                                     weights ? "weight_scale" : "input_scale");
     t->ndim = 1;
     t->shape[0] = weights ? ql->rows : 1;
     t->numel = (size_t)t->shape[0];
     t->offset = ql->scale_index + (size_t)weights;
     t->no_decay = 1;
-    return len < (int)sizeof t->name;
+    return fits;
 }
 
 gsq_status gsq_model_quant_enable_lsq(gsq_model *m, float lr_scale, gsq_error *err)

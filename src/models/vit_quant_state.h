@@ -4,6 +4,8 @@
 #ifndef GSQ_VIT_QUANT_STATE_H
 #define GSQ_VIT_QUANT_STATE_H
 
+#include <stdio.h>
+
 #include "gpusq/vit_quant.h"
 
 typedef struct {
@@ -98,5 +100,14 @@ float *gsq_qattn_probs(gsq_model *m, int l, float *p_scale, int *p_qmax);
 const float *gsq_qattn_saved_qkv(const gsq_model *m, int l, const float *qkv);
 const float *gsq_qattn_saved_probs(const gsq_model *m, int l);
 void gsq_qattn_qkv_grad(gsq_model *m, int l, float *dqkv, size_t rows);
+
+/* The name of a quantizer's tensor in checkpoints and LSQ's block: "quant.MODULE.SUFFIX" (MODULE a
+ * linear's name, SUFFIX input_scale, weight_scale or output_scale) into buf; 0 when it does not
+ * fit. */
+static inline int gsq_quant_tensor_name(char *buf, size_t cap, const char *module, const char *suffix)
+{
+    int len = snprintf(buf, cap, "quant.%s.%s", module, suffix);
+    return len >= 0 && (size_t)len < cap;
+}
 
 #endif
