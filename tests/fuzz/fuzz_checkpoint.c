@@ -5,9 +5,9 @@
  * is NaN or infinite must make the writer refuse to save it; else, saved again and resumed from
  * that file, it must come back bit for bit, and one forward, loss, backward and AdamW step must
  * run on it. Built with -DGSQ_FUZZ_MAKE_SEEDS instead, it writes seed checkpoints of tiny models
- * (token and average pooling, a distilled DeiT, and one in quantization-aware training: INT4 with
- * quantized attention and learned scales, whose quantizers the checkpoint carries) with the
- * library's writer: fuzz_checkpoint_seeds DIR. */
+ * (token and average pooling, a distilled DeiT, and two in quantization-aware training: INT4 with
+ * quantized attention and learned scales, whose quantizers the checkpoint carries, and a Swin with
+ * shifted windows) with the library's writer: fuzz_checkpoint_seeds DIR. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gpusq/train.h"
+#include "gpusq/swin.h"
 #include "gpusq/vit_quant.h"
 
 enum { IMG = 4, TRAIN_SIZE = 6 };
@@ -52,14 +53,14 @@ static void write_file(const char *path, const uint8_t *data, size_t size)
 static void check_same(const gsq_trainer *a, const gsq_trainer *b)
 {
     const gsq_model *m = a->model, *r = b->model;
-    const gsq_vit_config *x = gsq_model_vit_config(m), *y = gsq_model_vit_config(r);
-    if (x->img_size != y->img_size || x->patch_size != y->patch_size ||
-        x->in_chans != y->in_chans || x->num_classes != y->num_classes ||
-        x->embed_dim != y->embed_dim || x->depth != y->depth || x->num_heads != y->num_heads ||
-        x->mlp_hidden != y->mlp_hidden || x->qkv_bias != y->qkv_bias ||
-        x->class_token != y->class_token || x->distilled != y->distilled || x->pool != y->pool ||
-        x->ln_eps != y->ln_eps)
+    if (gsq_model_arch(m) != gsq_model_arch(r) || gsq_model_input_size(m) != gsq_model_input_size(r) ||
+        gsq_model_in_chans(m) != gsq_model_in_chans(r) || gsq_model_num_classes(m) != gsq_model_num_classes(r) ||
+        gsq_model_num_tensors(m) != gsq_model_num_tensors(r))
         abort();
+    for (int i = 0; i < gsq_model_num_tensors(m); i++) { /* the same table: the same architecture */
+        const gsq_param *p = gsq_model_tensor(m, i), *q = gsq_model_tensor(r, i);
+        if (strcmp(p->name, q->name) || p->numel != q->numel || p->offset != q->offset) abort();
+    }
     size_t bytes = gsq_model_num_params(m) * sizeof(float);
     if (gsq_model_num_params(r) != gsq_model_num_params(m) || memcmp(gsq_model_params_const(r), gsq_model_params_const(m), bytes) != 0 ||
         b->opt.num_blocks != a->opt.num_blocks)
@@ -147,20 +148,19 @@ static gsq_status quantize(gsq_model *m, const float *images, gsq_error *err)
     return st == GSQ_OK ? gsq_model_quant_observe_end(m, GSQ_CALIB_MAX, 100.0f, err) : st;
 }
 
-/* Writes a checkpoint of a tiny model of configuration c (quantized: in QAT) to DIR/name after a
- * few AdamW steps. */
-static int seed(const char *dir, const char *name, const gsq_vit_config *c, int quantized)
+/* Writes a checkpoint of the tiny model m (IMG×IMG RGB images; NULL: its creation failed; quantized:
+ * in QAT) to DIR/name after a few AdamW steps. */
+static int seed(const char *dir, const char *name, gsq_model *m, int quantized)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     gsq_train_config cfg;
     run_config(&cfg);
     gsq_error err = {0};
-    gsq_model *m = NULL;
     gsq_trainer t;
     float images[2 * 3 * IMG * IMG];
     for (int i = 0; i < 2 * 3 * IMG * IMG; i++) images[i] = (float)(i % 5) * 0.5f - 1.0f;
-    gsq_status st = gsq_vit_create(&m, c, &err);
+    gsq_status st = m ? GSQ_OK : gsq_fail(&err, GSQ_ERR_ARG, "the model could not be made");
     if (st == GSQ_OK) gsq_model_init(m, 5);
     if (st == GSQ_OK && quantized) st = quantize(m, images, &err);
     if (st == GSQ_OK) st = gsq_trainer_init(&t, m, &cfg, TRAIN_SIZE, &err);
@@ -168,7 +168,7 @@ static int seed(const char *dir, const char *name, const gsq_vit_config *c, int 
         fprintf(stderr, "seed %s: %s\n", name, err.msg);
         return 1;
     }
-    int targets[2] = {0, c->num_classes - 1};
+    int targets[2] = {0, gsq_model_num_classes(m) - 1};
     for (int step = 0; st == GSQ_OK && step < 3; step++) {
         float loss;
         st = gsq_model_zero_grad(m, &err);
@@ -198,20 +198,26 @@ int main(int argc, char **argv)
         .depth = 1, .num_heads = 2, .mlp_hidden = 8, .qkv_bias = 1, .class_token = 1,
         .pool = GSQ_POOL_TOKEN, .ln_eps = 1e-6f,
     };
-    int bad = seed(argv[1], "token.safetensors", &c, 0);
-    bad |= seed(argv[1], "quantized.safetensors", &c, 1);
+    gsq_model *m;
+    int bad = seed(argv[1], "token.safetensors", gsq_vit_create(&m, &c, NULL) == GSQ_OK ? m : NULL, 0);
+    bad |= seed(argv[1], "quantized.safetensors", gsq_vit_create(&m, &c, NULL) == GSQ_OK ? m : NULL, 1);
     gsq_vit_config avg = c;
     avg.pool = GSQ_POOL_AVG;
     avg.class_token = 0;
     avg.qkv_bias = 0;
     avg.patch_size = 4;
     avg.num_heads = 1;
-    bad |= seed(argv[1], "avg_nobias.safetensors", &avg, 0);
+    bad |= seed(argv[1], "avg_nobias.safetensors", gsq_vit_create(&m, &avg, NULL) == GSQ_OK ? m : NULL, 0);
     gsq_vit_config deit = c;
     deit.distilled = 1;
     deit.depth = 2;
     deit.num_classes = 2;
-    bad |= seed(argv[1], "distilled.safetensors", &deit, 0);
+    bad |= seed(argv[1], "distilled.safetensors", gsq_vit_create(&m, &deit, NULL) == GSQ_OK ? m : NULL, 0);
+    /* a Swin in QAT: patch 1, window 2 (a grid of 4 in shifted windows, then 2 in one) */
+    gsq_swin_config swin = {.img_size = IMG, .patch_size = 1, .in_chans = 3, .num_classes = 3, .num_stages = 2,
+                            .depths = {2, 1}, .dims = {4, 8}, .num_heads = {2, 2}, .window = 2,
+                            .mlp_hidden = {8, 8}, .qkv_bias = 1, .ln_eps = 1e-5f};
+    bad |= seed(argv[1], "swin_quantized.safetensors", gsq_swin_create(&m, &swin, NULL) == GSQ_OK ? m : NULL, 1);
     return bad;
 }
 

@@ -4,8 +4,9 @@
  * quantizers whose weight codes are in range and dequantize exactly to its weights, and run a
  * forward pass on one image (when its size keeps that quick). Built with -DGSQ_FUZZ_MAKE_SEEDS
  * instead, it writes seed files of tiny compressed models (INT8 2:4; INT4 4:8 with a dense-stored
- * GEMM and quantized attention; W4A8 2:4 with average pooling; a distilled INT8 4:8 DeiT) with the
- * library's writer: fuzz_compressed_seeds DIR. */
+ * GEMM and quantized attention; W4A8 2:4 with average pooling; a distilled INT8 4:8 DeiT; a Swin
+ * with shifted windows, INT8 2:4 with quantized attention) with the library's writer:
+ * fuzz_compressed_seeds DIR. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,9 +81,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_sites(m, &info);
     gsq_st_close(f);
 
-    const gsq_vit_config *c = gsq_model_vit_config(m);
-    size_t input = (size_t)c->in_chans * (size_t)c->img_size * (size_t)c->img_size;
-    if (gsq_vit_macs(c) <= MAX_MACS && input <= MAX_INPUT) {
+    size_t side = (size_t)gsq_model_input_size(m), input = (size_t)gsq_model_in_chans(m) * side * side;
+    gsq_graph_macs macs = gsq_graph_count_macs(gsq_model_graph(m));
+    if (macs.linear + macs.attention <= MAX_MACS && input <= MAX_INPUT) {
         float *images = malloc(input * sizeof(float));
         if (!images) abort();
         for (size_t i = 0; i < input; i++) images[i] = (float)(i % 11) * 0.2f - 1.0f;
@@ -98,25 +99,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #include "gpusq/rng.h"
 #include "gpusq/sparse.h"
+#include "gpusq/swin.h"
 
-/* A tiny model (4×4 images, patch 2), pruned to the pattern by magnitude, quantized in mode and
- * calibrated on random images, written to DIR/name. */
-static int seed(const char *dir, const char *name, const gsq_vit_config *c,
-                gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention)
+/* A tiny model m (NULL: its creation failed; at most 8×8 RGB images), pruned to the pattern by
+ * magnitude, quantized in mode and calibrated on random images, written to DIR/name. */
+static int seed(const char *dir, const char *name, gsq_model *m, gsq_sparse_pattern pattern, gsq_quant_mode mode,
+                int attention)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     gsq_error err = {0};
-    gsq_model *m = NULL;
-    gsq_status st = gsq_vit_create(&m, c, &err);
+    gsq_status st = m ? GSQ_OK : gsq_fail(&err, GSQ_ERR_ARG, "the model could not be made");
     if (st == GSQ_OK) {
         gsq_model_init(m, 3);
         gsq_rng rng;
         gsq_rng_seed(&rng, 4, 0);
         for (size_t i = 0; i < gsq_model_num_params(m); i++) gsq_model_params(m)[i] += 0.05f * gsq_rng_normal(&rng);
         enum { B = 4 };
-        float x[B * 3 * 4 * 4];
-        for (int i = 0; i < B * 3 * 4 * 4; i++) x[i] = gsq_rng_normal(&rng);
+        float x[B * 3 * 8 * 8];
+        for (int i = 0; i < B * 3 * 8 * 8; i++) x[i] = gsq_rng_normal(&rng);
         gsq_sparse_plan plan;
         st = gsq_sparse_plan_magnitude(&plan, m, pattern, 0, &err);
         if (st == GSQ_OK) {
@@ -147,19 +148,27 @@ int main(int argc, char **argv)
         .ln_eps = 1e-6f,
     };
     const char *d = argv[1];
-    int bad = seed(d, "int8_24.safetensors", &c, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
+    gsq_model *m;
+    int bad = seed(d, "int8_24.safetensors", gsq_vit_create(&m, &c, NULL) == GSQ_OK ? m : NULL, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
     /* the patch embedding's 12 inputs are not a multiple of 8: stored dense */
-    bad |= seed(d, "int4_48_attention.safetensors", &c, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 1);
+    bad |= seed(d, "int4_48_attention.safetensors", gsq_vit_create(&m, &c, NULL) == GSQ_OK ? m : NULL, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 1);
     gsq_vit_config avg = c;
     avg.pool = GSQ_POOL_AVG;
     avg.class_token = 0;
     avg.qkv_bias = 0;
-    bad |= seed(d, "w4a8_24_avg.safetensors", &avg, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0);
+    bad |= seed(d, "w4a8_24_avg.safetensors", gsq_vit_create(&m, &avg, NULL) == GSQ_OK ? m : NULL, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0);
     gsq_vit_config deit = c;
     deit.distilled = 1;
     deit.depth = 2;
     deit.mlp_hidden = 16;
-    bad |= seed(d, "int8_48_distilled.safetensors", &deit, GSQ_SPARSE_4_8, GSQ_QMODE_INT8, 1);
+    bad |= seed(d, "int8_48_distilled.safetensors", gsq_vit_create(&m, &deit, NULL) == GSQ_OK ? m : NULL, GSQ_SPARSE_4_8,
+                GSQ_QMODE_INT8, 1);
+    /* a Swin: 8×8 images, patch 2, window 2 (a grid of 4 in shifted windows, then 2 in one) */
+    gsq_swin_config swin = {.img_size = 8, .patch_size = 2, .in_chans = 3, .num_classes = 3, .num_stages = 2,
+                            .depths = {2, 1}, .dims = {8, 16}, .num_heads = {2, 2}, .window = 2,
+                            .mlp_hidden = {8, 16}, .qkv_bias = 1, .ln_eps = 1e-5f};
+    bad |= seed(d, "swin_int8_24_attention.safetensors", gsq_swin_create(&m, &swin, NULL) == GSQ_OK ? m : NULL, GSQ_SPARSE_2_4,
+                GSQ_QMODE_INT8, 1);
     return bad;
 }
 
