@@ -142,8 +142,9 @@ static void test_option_ranges(void)
     static const char *const opts[][2] = {
         {"train --model gpusq_demo", "--train-size --val-size --workers --epochs --batch --accum --seed --threads "
                                      "--checkpoint-every --max-steps --lr --min-lr --warmup-epochs --wd --clip "
-                                     "--smoothing --scale-min --num-classes"},
-        {"prune --teacher t", "--effort --feature-blocks --alpha --beta --gamma --temperature --epochs --lr"},
+                                     "--smoothing --scale-min --num-classes --heads --input-size"},
+        {"prune --teacher t", "--effort --feature-blocks --alpha --beta --gamma --temperature --epochs --lr "
+                              "--input-size"},
         {"quantize --teacher t", "--percentile --calib-batches --lsq-lr --alpha --temperature --batch"},
         {"eval m", "--batch --workers --threads --heads --input-size --seed --val-size"},
         {"run m", "--batch --workers --threads --seed --val-size"},
@@ -151,7 +152,7 @@ static void test_option_ranges(void)
         {"info m", "--heads --input-size"},
         {"predict m", "--heads --input-size"},
         {"compress --teacher t --out-dir d", "--prune-epochs --qat-epochs --feature-blocks --train-size --val-size "
-                                             "--workers --batch --seed --threads"},
+                                             "--workers --batch --seed --threads --heads --input-size"},
     };
     char args[512], list[512];
     for (size_t c = 0; c < sizeof opts / sizeof opts[0]; c++) {

@@ -111,10 +111,11 @@ typedef struct {
 cli_group cli_model_group(cli_model_hints *h);
 /* Loads MODEL.safetensors, inferring the architecture with the hints (NULL: none). A compressed
  * file loads as its fake-quantized twin, and fills info when info is not NULL (zeroed for other
- * files). */
+ * files). cli_load_weights takes weights only (a dense or sparse model to train or compress). */
 struct gsq_model;
 gsq_status cli_load_model(const char *path, const cli_model_hints *hints, struct gsq_model **out,
                           gsq_compressed_info *info, gsq_error *err);
+gsq_status cli_load_weights(const char *path, const cli_model_hints *hints, struct gsq_model **out, gsq_error *err);
 /* gpusq predict and gpusq run IMAGE...: each of the n image files' path, then its five most
  * probable classes ("  PROB%  INDEX NAME", names from m) by forward, one image at a time (m gives
  * the input size and class count). An image that cannot be read or run is reported and skipped.

@@ -240,7 +240,8 @@ int cmd_compress(int argc, char **argv)
     static const char *const data[] = {"--data", "--train-size", "--val-size", "--workers", NULL};
     static const char *const training[] = {"--batch", "--no-augment", "--seed", "--threads", NULL};
     static const char *const distill[] = {"--unsupervised", NULL};
-    const cli_group groups[] = {CLI_GROUP("compression", compress_options, &c),
+    cli_model_hints hints = {0};
+    const cli_group groups[] = {CLI_GROUP("compression", compress_options, &c), cli_model_group(&hints),
                                 cli_data_group(&c.train, "data (every stage)", data),
                                 cli_training_group(&c.train, "training (every stage)", training),
                                 cli_distill_group(&c.train, distill)};
@@ -252,7 +253,7 @@ int cmd_compress(int argc, char **argv)
     if (gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
     gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
-    gsq_status st = gsq_model_load(&teacher, c.teacher, &err);
+    gsq_status st = cli_load_weights(c.teacher, &hints, &teacher, &err);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&c.train, gsq_model_input_size(teacher));
         st = cli_open_data(c.train.data, &c.train.sizes, &train, &val, &err);

@@ -71,9 +71,10 @@ int cmd_prune(int argc, char **argv)
     cli_train_opts o;
     cli_train_opts_init(&o, "sparse.safetensors");
     gsq_prune_defaults(&p.p, &o.cfg);
-    const cli_group groups[] = {CLI_GROUP("pruning", prune_options, &p), cli_distill_group(&o, NULL),
-                                cli_data_group(&o, "data", NULL), cli_training_group(&o, "training", NULL),
-                                cli_output_group(&o)};
+    cli_model_hints hints = {0};
+    const cli_group groups[] = {CLI_GROUP("pruning", prune_options, &p), cli_model_group(&hints),
+                                cli_distill_group(&o, NULL), cli_data_group(&o, "data", NULL),
+                                cli_training_group(&o, "training", NULL), cli_output_group(&o)};
     cli_parsed parsed;
     int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
@@ -84,7 +85,7 @@ int cmd_prune(int argc, char **argv)
     gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_prune_result r = {0};
-    gsq_status st = gsq_model_load(&teacher, p.teacher, &err);
+    gsq_status st = cli_load_weights(p.teacher, &hints, &teacher, &err);
     if (st == GSQ_OK) {
         cli_train_opts_apply(&o, gsq_model_input_size(teacher));
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);

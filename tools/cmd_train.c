@@ -35,8 +35,10 @@ int cmd_train(int argc, char **argv)
     train_model_opts t0 = {0};
     cli_train_opts o;
     cli_train_opts_init(&o, "model.safetensors");
-    const cli_group groups[] = {CLI_GROUP("model", model_options, &t0), cli_data_group(&o, "data", NULL),
-                                cli_training_group(&o, "training", NULL), cli_output_group(&o)};
+    cli_model_hints hints = {0}; /* for --weights */
+    const cli_group groups[] = {CLI_GROUP("model", model_options, &t0), cli_model_group(&hints),
+                                cli_data_group(&o, "data", NULL), cli_training_group(&o, "training", NULL),
+                                cli_output_group(&o)};
     cli_parsed parsed;
     int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
@@ -50,7 +52,7 @@ int cmd_train(int argc, char **argv)
     gsq_model *m = NULL;
     if (model_name && gsq_model_create_named(&m, model_name, num_classes, &err) != GSQ_OK)
         return cli_report("train", &err);
-    if (weights && gsq_model_load(&m, weights, &err) != GSQ_OK) return cli_report("train", &err);
+    if (weights && cli_load_weights(weights, &hints, &m, &err) != GSQ_OK) return cli_report("train", &err);
     int input_size = m ? gsq_model_input_size(m) : 0;
     if (resume) { /* the checkpoint's model decides the input size */
         gsq_st_file *f = NULL;

@@ -48,28 +48,45 @@ static const cli_option model_options[] = {
      "does not say and it is not timm's (the last stage's grid one window)"), .lo = 1, .hi = 8192, .shown_default = ""},
 };
 
-cli_group cli_model_group(cli_model_hints *h) { return CLI_GROUP("model", model_options, h); }
+cli_group cli_model_group(cli_model_hints *h) { return CLI_GROUP("model file", model_options, h); }
+
+/* A timm or gpusq weights file, its architecture inferred with the hints; loading checks every
+ * tensor against it. */
+static gsq_status load_weights(const gsq_st_file *f, const cli_model_hints *hints, gsq_model **out, gsq_error *err)
+{
+    int heads = hints ? hints->heads : 0, input_size = hints ? hints->input_size : 0;
+    if (gsq_file_arch(f) == GSQ_ARCH_SWIN) { /* heads are in Swin's bias tables */
+        gsq_swin_config sc;
+        gsq_status st = gsq_swin_infer_config(f, input_size, &sc, err);
+        return st == GSQ_OK ? gsq_swin_load_open(out, f, &sc, NULL, err) : st;
+    }
+    gsq_vit_config vc;
+    gsq_status st = gsq_vit_infer_config(f, heads, &vc, err);
+    return st == GSQ_OK ? gsq_vit_load_open(out, f, &vc, NULL, err) : st;
+}
+
+gsq_status cli_load_weights(const char *path, const cli_model_hints *hints, gsq_model **out, gsq_error *err)
+{
+    *out = NULL;
+    gsq_st_file *f = NULL;
+    gsq_status st = gsq_st_open(&f, path, err);
+    if (st == GSQ_OK) st = load_weights(f, hints, out, err);
+    gsq_st_close(f);
+    return st;
+}
 
 gsq_status cli_load_model(const char *path, const cli_model_hints *hints, gsq_model **out, gsq_compressed_info *info,
                           gsq_error *err)
 {
-    int heads = hints ? hints->heads : 0, input_size = hints ? hints->input_size : 0;
-    gsq_vit_config cfg;
+    *out = NULL;
     gsq_st_file *f = NULL;
     gsq_status st = gsq_st_open(&f, path, err);
     const char *kind = st == GSQ_OK ? gsq_st_meta_get(f, "gpusq.kind") : NULL;
     if (info) memset(info, 0, sizeof *info);
-    if (kind && strcmp(kind, "compressed") == 0) { /* runs as its fake-quantized twin */
+    if (kind && strcmp(kind, "compressed") == 0) /* runs as its fake-quantized twin */
         st = gsq_compressed_load_open(out, f, info, err);
-    } else if (st == GSQ_OK && gsq_file_arch(f) == GSQ_ARCH_SWIN) { /* heads are in Swin's bias tables */
-        gsq_swin_config sc;
-        st = gsq_swin_infer_config(f, input_size, &sc, err);
-        if (st == GSQ_OK) st = gsq_swin_load_open(out, f, &sc, NULL, err);
-    } else {
-        if (st == GSQ_OK) st = gsq_vit_infer_config(f, heads, &cfg, err);
-        /* loading checks every tensor against the inferred architecture */
-        if (st == GSQ_OK) st = gsq_vit_load_open(out, f, &cfg, NULL, err);
-    }
+    else if (st == GSQ_OK)
+        st = load_weights(f, hints, out, err);
     gsq_st_close(f);
     return st;
 }
