@@ -333,12 +333,14 @@ static void test_gelu_derivative(void)
 typedef struct {
     int B, T, C, NH;
     float *qkv, *out, *att, *scratch, *R;
+    gsq_attn_bias bias; /* table NULL: none */
 } att_ctx;
 
 static double att_obj(void *p)
 {
     att_ctx *c = p;
-    gsq_attention_forward(c->out, c->att, NULL, 0.0f, 0, c->qkv, c->B, c->T, c->C, c->NH, NULL);
+    gsq_attention_forward(c->out, c->att, NULL, 0.0f, 0, c->qkv, c->B, c->T, c->C, c->NH,
+                          c->bias.table ? &c->bias : NULL);
     return dot_r(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
@@ -347,26 +349,83 @@ static void att_bw(void *p, float **g)
     att_ctx *c = p;
     size_t ns = (size_t)c->B * c->NH * c->T * c->T;
     for (size_t i = 0; i < ns; i++) c->scratch[i] = NAN; /* documented as overwritten */
-    gsq_attention_backward(g[0], c->scratch, c->R, c->qkv, c->att, NULL, c->B, c->T, c->C, c->NH, NULL, NULL);
+    gsq_attention_backward(g[0], c->scratch, c->R, c->qkv, c->att, NULL, c->B, c->T, c->C, c->NH,
+                           c->bias.table ? &c->bias : NULL, c->bias.table ? g[1] : NULL);
 }
 
-static void test_attention(int B, int T, int C, int NH)
+/* With a window geometry (grid > 0), Swin's: B images of its windows, T = window², and the
+ * relative position bias table's gradient checked too. */
+static void test_attention(int B, int T, int C, int NH, gsq_window_geom win)
 {
-    att_ctx c = {.B = B, .T = T, .C = C, .NH = NH};
+    att_ctx c = {.B = B, .T = T, .C = C, .NH = NH, .bias = {NULL, win}};
+    size_t ntable = 0;
+    if (win.grid) {
+        c.T = T = win.window * win.window;
+        c.B = B *= gsq_window_count(win);
+        ntable = (size_t)(2 * win.window - 1) * (2 * win.window - 1) * NH;
+        c.bias.table = alloc_normal(ntable, 1.0f);
+    }
     size_t nqkv = (size_t)B * T * 3 * C, natt = (size_t)B * NH * T * T;
     c.qkv = alloc_normal(nqkv, 1.0f);
     c.out = malloc((size_t)B * T * C * sizeof(float));
     c.att = malloc(natt * sizeof(float));
     c.scratch = malloc(natt * sizeof(float));
     c.R = alloc_normal((size_t)B * T * C, 1.0f);
-    slot s[] = {{"qkv", c.qkv, nqkv}};
-    char name[64];
-    snprintf(name, sizeof name, "attention B=%d T=%d C=%d NH=%d", B, T, C, NH);
-    run_suite(name, &c, att_obj, att_bw, s, 1);
+    slot s[] = {{"qkv", c.qkv, nqkv}, {"relative_position_bias_table", (float *)c.bias.table, ntable}};
+    char name[96];
+    snprintf(name, sizeof name, "attention B=%d T=%d C=%d NH=%d window %d shift %d", B, T, C, NH, win.window, win.shift);
+    run_suite(name, &c, att_obj, att_bw, s, win.grid ? 2 : 1);
     free(c.qkv);
     free(c.out);
     free(c.att);
     free(c.scratch);
+    free(c.R);
+    free((float *)c.bias.table);
+}
+
+/* ---- Swin's rearrangements: the window partition, its reverse, patch merging ---------------- */
+
+typedef struct {
+    int B, C, G, op; /* op 0: partition, 1: reverse, 2: merge */
+    gsq_window_geom w;
+    size_t nin, nout;
+    float *x, *y, *R;
+} rearr_ctx;
+
+static double rearr_obj(void *p)
+{
+    rearr_ctx *c = p;
+    if (c->op == 0) gsq_windows_from_grid(c->y, c->x, c->B, c->C, c->w, 0);
+    else if (c->op == 1) gsq_windows_to_grid(c->y, c->x, c->B, c->C, c->w, 0);
+    else gsq_merge_forward(c->y, c->x, c->B, c->G, c->C);
+    return dot_r(c->y, c->R, c->nout);
+}
+
+static void rearr_bw(void *p, float **g)
+{
+    rearr_ctx *c = p;
+    if (!g[0]) return; /* the partition and reverse are each other's backward: no gradient, no call */
+    if (c->op == 0) gsq_windows_to_grid(g[0], c->R, c->B, c->C, c->w, 1);
+    else if (c->op == 1) gsq_windows_from_grid(g[0], c->R, c->B, c->C, c->w, 1);
+    else gsq_merge_backward(g[0], c->R, c->B, c->G, c->C);
+}
+
+static void test_rearrange(int op, int B, int C, gsq_window_geom w)
+{
+    size_t grid = (size_t)B * w.grid * w.grid * C, windows = (size_t)B * gsq_window_count(w) * w.window * w.window * C;
+    size_t merged = (size_t)B * ((w.grid + 1) / 2) * ((w.grid + 1) / 2) * 4 * C;
+    rearr_ctx c = {.B = B, .C = C, .G = w.grid, .op = op, .w = w, .nin = op == 1 ? windows : grid,
+                   .nout = op == 0 ? windows : op == 1 ? grid : merged};
+    c.x = alloc_normal(c.nin, 1.0f);
+    c.y = malloc(c.nout * sizeof(float));
+    c.R = alloc_normal(c.nout, 1.0f);
+    slot s[] = {{"x", c.x, c.nin}};
+    static const char *const what[] = {"window partition", "window reverse", "patch merging"};
+    char name[96];
+    snprintf(name, sizeof name, "%s grid %d window %d shift %d", what[op], w.grid, w.window, w.shift);
+    run_suite(name, &c, rearr_obj, rearr_bw, s, 1);
+    free(c.x);
+    free(c.y);
     free(c.R);
 }
 
@@ -543,8 +602,14 @@ int main(void)
     test_layernorm(1, 13);
     test_gelu(40);
     test_gelu_derivative();
-    test_attention(2, 5, 8, 2);
-    test_attention(1, 3, 6, 3); /* head dim 2, batch 1 */
+    test_attention(2, 5, 8, 2, (gsq_window_geom){0, 0, 0});
+    test_attention(1, 3, 6, 3, (gsq_window_geom){0, 0, 0}); /* head dim 2, batch 1 */
+    test_attention(1, 0, 4, 2, (gsq_window_geom){4, 2, 1}); /* shifted windows: the mask */
+    test_attention(2, 0, 6, 3, (gsq_window_geom){3, 2, 0}); /* padded, unshifted */
+    for (int op = 0; op < 3; op++) {
+        test_rearrange(op, 2, 3, (gsq_window_geom){5, 2, 1}); /* padded, shifted; an odd grid to merge */
+        test_rearrange(op, 1, 2, (gsq_window_geom){4, 4, 0});
+    }
     test_tokens(2, 3, 4, 1, 1);
     test_tokens(2, 3, 4, 1, 0);
     test_tokens(2, 3, 4, 0, 1); /* dist only: its gradient is token 0 */

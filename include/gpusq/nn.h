@@ -80,7 +80,7 @@ void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, 
 /* (QAT: with att_q non-NULL, also att_q = fake_quant(att, p_scale, ±p_qmax), and out uses att_q.)
  * dqkv (B, T, 3C) += gradient; scratch must hold B·NH·T·T floats (overwritten); att_q as given
  * to forward (NULL: float), with a straight-through gradient for its quantizer; dtable (the bias
- * table's shape) += its gradient when bias and dtable are given. */
+ * table's shape) += its gradient when bias and dtable are given (dqkv may then be NULL). */
 void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, const float *att_q, int B, int T, int C, int NH,
                             const gsq_attn_bias *bias, float *dtable);

@@ -301,7 +301,7 @@ static void backward_node(gsq_model *m, const gsq_node *n, int B)
         if (n->in[1] >= 0) gsq_accumulate(gact(m, n->in[1]), dy, (size_t)B * gsq_value_floats(g, n->out));
         break;
     case GSQ_OP_MERGE:
-        if (dx) gsq_merge_backward(dx, dy, B, n->attrs[0], xv->cols);
+        gsq_merge_backward(dx, dy, B, n->attrs[0], xv->cols);
         break;
     case GSQ_OP_GELU:
         gsq_gelu_backward(dx, dy, x, rows * (size_t)xv->cols);

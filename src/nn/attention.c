@@ -123,7 +123,7 @@ void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, cons
                             const float *att, const float *att_q, int B, int T, int C, int NH,
                             const gsq_attn_bias *bias, float *dtable)
 {
-    if (!dqkv) return;
+    if (!dqkv && !(bias && dtable)) return;
     int HD = C / NH;
     float scale = 1.0f / sqrtf((float)HD);
     #pragma omp parallel for schedule(static)
@@ -131,13 +131,13 @@ void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, cons
         int b = bh / NH, h = bh % NH;
         size_t off = (size_t)b * T * 3 * C + (size_t)h * HD;
         const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
-        float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
+        float *dq = dqkv ? dqkv + off : NULL, *dk = dq ? dq + C : NULL, *dv = dq ? dq + 2 * C : NULL;
         const float *a = att + (size_t)bh * T * T;
         const float *dy = dout + (size_t)b * T * C + (size_t)h * HD;
         float *da = scratch + (size_t)bh * T * T;
         /* datt = dy · vᵀ ; dv += attᵀ · dy */
         gsq_sgemm(false, true, T, T, HD, 1.0f, dy, C, v, 3 * C, 0.0f, da, T);
-        gsq_sgemm(true, false, T, HD, T, 1.0f, att_q ? att_q + (size_t)bh * T * T : a, T, dy, C, 1.0f, dv, 3 * C);
+        if (dv) gsq_sgemm(true, false, T, HD, T, 1.0f, att_q ? att_q + (size_t)bh * T * T : a, T, dy, C, 1.0f, dv, 3 * C);
         /* softmax backward: ds = att ⊙ (datt - Σ_u att·datt) */
         for (int t = 0; t < T; t++) {
             const float *ar = a + (size_t)t * T;
@@ -149,6 +149,7 @@ void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, cons
             for (int u = 0; u < T; u++) dr[u] = ar[u] * (dr[u] - dot);
         }
         /* dq += scale · ds · k ; dk += scale · dsᵀ · q */
+        if (!dq) continue;
         gsq_sgemm(false, false, T, HD, T, scale, da, T, k, 3 * C, 1.0f, dq, 3 * C);
         gsq_sgemm(true, false, T, HD, T, scale, da, T, q, 3 * C, 1.0f, dk, 3 * C);
     }

@@ -74,6 +74,7 @@ void gsq_merge_forward(float *out, const float *x, int B, int G, int C)
 
 void gsq_merge_backward(float *dx, const float *dout, int B, int G, int C)
 {
+    if (!dx) return;
     int M = (G + 1) / 2;
     #pragma omp parallel for schedule(static)
     for (int bij = 0; bij < B * M * M; bij++) { /* every grid token is read by one merged token */
