@@ -42,7 +42,10 @@ static inline int gsq_window_count(gsq_window_geom w)
     int side = (w.grid + w.window - 1) / w.window;
     return side * side;
 }
-/* The grid token that window row i (window i / W², token i % W² in it) holds, or -1 for padding. */
+/* Where window row i (window i / W², token i % W² in it) sits in the rolled, padded grid: row *r,
+ * column *c, each in [0, ⌈G/W⌉·W). */
+void gsq_window_position(gsq_window_geom w, int i, int *r, int *c);
+/* The grid token that window row i holds, or -1 for padding. */
 int gsq_window_source(gsq_window_geom w, int i);
 /* win (B, nW·W², C) = the windows of x (B, G², C), padding rows zero (accumulate: += instead). */
 void gsq_windows_from_grid(float *win, const float *x, int B, int C, gsq_window_geom w, int accumulate);

@@ -37,10 +37,11 @@ static void norm_codes(gsq_engine *e, int i, const float *x, int M, int D, const
         float *row = e->ln + (size_t)omp_get_thread_num() * D;
         #pragma omp for schedule(static)
         for (int m = 0; m < rows; m++) {
-            int src = !win ? m : m < M ? gsq_window_source(geom, m % per_image) : -1;
-            if (src >= 0 && win) src += m / per_image * grid;
+            int src = m; /* the token row m normalizes; -1: a padding token, zero after the norm */
+            if (win && m < M) src = gsq_window_source(geom, m % per_image);
+            if (win && src >= 0) src += m / per_image * grid;
             if (m < M && src >= 0) gsq_layernorm_row(row, x + (size_t)src * D, w, b, D, n->eps, NULL, NULL);
-            else if (m < M) memset(row, 0, (size_t)D * sizeof(float)); /* a padding token: zero after the norm */
+            else if (m < M) memset(row, 0, (size_t)D * sizeof(float));
             gsq_i8_quantize_one(e->isa, out, row, m, M, D, inv, e->a_qmax);
         }
     }

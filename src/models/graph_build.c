@@ -98,7 +98,7 @@ int gsq_build_block(gsq_builder *b, const char *prefix, int x, int heads, const 
         att.attrs[1] = win->grid, att.attrs[2] = win->window, att.attrs[3] = win->shift;
         att.param[0] = gsq_build_tensor(b, NAME(name, ".attn.relative_position_bias_table"));
     }
-    att.aux = gsq_build_value(b, NAME(name, ".attn.probs"), seq_rows / T * heads * T, T); /* per sequence */
+    att.aux = gsq_build_value(b, NAME(name, ".attn.probs"), seq_rows * heads, T); /* (heads, T, T) per sequence */
     att.out = gsq_build_value(b, NAME(name, ".attn"), seq_rows, D);
     gsq_graph_node(b->g, &att);
     if (windowed) {

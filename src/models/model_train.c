@@ -27,6 +27,13 @@ static gsq_status ensure_acts(gsq_model *m, int B, int training, gsq_error *err)
 {
     if (B <= m->act_batch && (m->act_training || !training)) return GSQ_OK;
     const gsq_graph *g = m->graph;
+    size_t rows = 1; /* every GEMM dimension and head count is an int */
+    for (int v = 0; v < g->num_values; v++)
+        if ((size_t)g->values[v].rows > rows) rows = (size_t)g->values[v].rows;
+    for (int i = 0; i < g->num_nodes; i++)
+        if ((size_t)g->nodes[i].attrs[0] > rows && g->nodes[i].op == GSQ_OP_ATTENTION) rows = (size_t)g->nodes[i].attrs[0];
+    if ((size_t)B > (size_t)INT_MAX / rows)
+        return gsq_fail(err, GSQ_ERR_ARG, "forward: batch %d of %zu tokens is too large", B, rows);
     if (B < m->act_batch) B = m->act_batch;
     free(m->act_mem);
     free(m->gact_mem);
@@ -164,15 +171,6 @@ static gsq_status run_forward(gsq_model *m, const float *images, int B, int trai
     m->batch = 0; /* no valid forward until this one succeeds */
     m->have_loss = 0;
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "forward: batch size %d must be positive", B);
-    /* every GEMM dimension and head count is an int */
-    size_t rows = 1;
-    for (int v = 0; v < m->graph->num_values; v++)
-        if ((size_t)m->graph->values[v].rows > rows) rows = (size_t)m->graph->values[v].rows;
-    for (int i = 0; i < m->graph->num_nodes; i++)
-        if ((size_t)m->graph->nodes[i].attrs[0] > rows && m->graph->nodes[i].op == GSQ_OP_ATTENTION)
-            rows = (size_t)m->graph->nodes[i].attrs[0];
-    if ((size_t)B > (size_t)INT_MAX / rows)
-        return gsq_fail(err, GSQ_ERR_ARG, "forward: batch %d of %zu tokens is too large", B, rows);
     gsq_status st = ensure_acts(m, B, training, err);
     if (st == GSQ_OK) st = gsq_model_quant_prepare(m, B, err);
     if (st != GSQ_OK) return st;

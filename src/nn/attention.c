@@ -40,9 +40,8 @@ static int relative_index(int W, int t, int u)
  * splits at Gp - W and Gp - shift. */
 static int region(gsq_window_geom w, int i)
 {
-    int area = w.window * w.window, side = (w.grid + w.window - 1) / w.window, Gp = side * w.window;
-    int win = i / area, t = i % area;
-    int r = win / side * w.window + t / w.window, c = win % side * w.window + t % w.window;
+    int Gp = (w.grid + w.window - 1) / w.window * w.window, r, c;
+    gsq_window_position(w, i, &r, &c);
     int rr = r < Gp - w.window ? 0 : r < Gp - w.shift ? 1 : 2, cr = c < Gp - w.window ? 0 : c < Gp - w.shift ? 1 : 2;
     return 3 * rr + cr;
 }

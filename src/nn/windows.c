@@ -5,11 +5,18 @@
 #include <stddef.h>
 #include <string.h>
 
-int gsq_window_source(gsq_window_geom w, int i)
+void gsq_window_position(gsq_window_geom w, int i, int *r, int *c)
 {
     int area = w.window * w.window, side = (w.grid + w.window - 1) / w.window;
     int win = i / area, t = i % area;
-    int r = win / side * w.window + t / w.window, c = win % side * w.window + t % w.window;
+    *r = win / side * w.window + t / w.window;
+    *c = win % side * w.window + t % w.window;
+}
+
+int gsq_window_source(gsq_window_geom w, int i)
+{
+    int r, c;
+    gsq_window_position(w, i, &r, &c);
     if (r >= w.grid || c >= w.grid) return -1; /* padding */
     r = (r + w.shift) % w.grid, c = (c + w.shift) % w.grid; /* undo the roll by -shift */
     return r * w.grid + c;
