@@ -7,7 +7,7 @@
 # Usage: scripts/cross-aarch64.sh [CTEST_ARGS...]   (default: -L unit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-libs=(libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev)
+libs=(libopenblas-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libprotobuf-c-dev)
 if [ "${GSQ_CROSS_NO_INSTALL:-0}" != 1 ]; then
     arm=()
     for p in "${libs[@]}"; do arm+=("$p:arm64"); done

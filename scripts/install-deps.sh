@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpusq needs to build and test (run as root, or with sudo present).
 # Required: a C compiler with OpenMP, CMake, oneDNN (the fp32 GEMM) and OpenBLAS (its fallback,
-# and the benchmarks' baseline), cJSON, libjpeg-turbo and libpng; clang with its runtime and its
-# OpenMP (libomp-dev) for the libFuzzer build in scripts/test.sh. Optional (GSQ_BENCH_DEPS=0 skips
+# and the benchmarks' baseline), cJSON, libjpeg-turbo and libpng, protobuf-c and its compiler
+# protoc-c (ONNX export); clang with its runtime and its OpenMP (libomp-dev) for the libFuzzer
+# build in scripts/test.sh; python3-venv for the test that checks ONNX exports with ONNX Runtime
+# (it installs onnx and onnxruntime from PyPI into the build tree, and skips without PyPI). Optional (GSQ_BENCH_DEPS=0 skips
 # it): BLIS, compared in bench/gemm_libs.c.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libdnnl-dev libopenblas-dev libopenblas0-openmp libcjson-dev
-          libjpeg62-turbo-dev libpng-dev clang libclang-rt-14-dev libomp-dev)
+          libjpeg62-turbo-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler clang libclang-rt-14-dev libomp-dev
+          python3-venv)
 if [ "${GSQ_BENCH_DEPS:-1}" = 1 ]; then
     packages+=(libblis-dev)
 fi

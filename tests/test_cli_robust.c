@@ -137,6 +137,37 @@ static void test_divergence_reported(const char *dir)
 
 /* Every numeric option of every command, given a value outside any range: exit 2 and a message
  * that names the option and its range. */
+/* gpusq export: an unwritable --onnx is refused before the model is read; a truncated model
+ * file is refused, leaving an existing output as it was; --onnx is required. */
+static void test_export_refusals(const char *dir)
+{
+    char args[2048], model[300], onnx[300];
+    snprintf(args, sizeof args, "export /nonexistent/model.safetensors --onnx '%s/a-file/sub/x.onnx'", dir);
+    CHECK(run(args) == 1 && strstr(out, "a-file") && !strstr(out, "nonexistent") && count_lines(out) == 1, "%s", out);
+    snprintf(model, sizeof model, "%s/truncated.safetensors", dir);
+    snprintf(args, sizeof args, "head -c 3000 '%s/assets/demo_teacher.safetensors' > '%s'", GSQ_SOURCE_DIR, model);
+    CHECK(system(args) == 0, "could not write %s", model);
+    snprintf(onnx, sizeof onnx, "%s/kept.onnx", dir);
+    FILE *f = fopen(onnx, "w");
+    if (f) {
+        fputs("old", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "export '%s' --onnx '%s'", model, onnx);
+    CHECK(run(args) == 1 && strstr(out, "truncated"), "%s", out);
+    f = fopen(onnx, "r");
+    char kept[8] = "";
+    if (f) {
+        CHECK(fgets(kept, sizeof kept, f) != NULL, "empty");
+        fclose(f);
+    }
+    CHECK(strcmp(kept, "old") == 0, "the existing output was changed: '%s'", kept);
+    snprintf(args, sizeof args, "export '%s/assets/demo_teacher.safetensors'", GSQ_SOURCE_DIR);
+    CHECK(run(args) == 2 && strstr(out, "--onnx"), "%s", out);
+    snprintf(args, sizeof args, "export '%s/assets/demo_teacher.safetensors' --onnx x.onnx --batch 0", GSQ_SOURCE_DIR);
+    CHECK(run(args) == 2 && strstr(out, "dynamic or a whole number"), "%s", out);
+}
+
 static void test_option_ranges(void)
 {
     static const char *const opts[][2] = {
@@ -186,6 +217,7 @@ int main(void)
     test_full_disk(dir);
     test_nan_run(dir);
     test_divergence_reported(dir);
+    test_export_refusals(dir);
     char args[128];
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     if (system(args) != 0) fprintf(stderr, "could not remove %s\n", dir);

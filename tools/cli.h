@@ -28,6 +28,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Sizes of the synthetic dataset's splits (other datasets have their own). */
 typedef struct {

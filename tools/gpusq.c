@@ -20,6 +20,7 @@ static const gsq_command commands[] = {
     {"quantize", "stage 2: INT8/INT4 quantization-aware fine-tuning; writes the compressed model", cmd_quantize},
     {"compress", "dense → prune → quantize → INT8 and INT4 compressed models and the report", cmd_compress},
     {"run", "evaluate a dataset or predict images with a compressed model on the engine (CPU or GPU)", cmd_run},
+    {"export", "write a model (dense, sparse or compressed) as ONNX for TensorRT or ONNX Runtime", cmd_export},
     {"bench", "latency and throughput: dense FP32, dense INT8 and sparse INT8 of one model", cmd_bench},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])

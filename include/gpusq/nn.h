@@ -56,6 +56,8 @@ void gsq_windows_to_grid(float *x, const float *win, int B, int C, gsq_window_ge
 /* Swin's patch merging gather: x (B, G², C) → out (B, M², 4C), M = ⌈G/2⌉, out[i, j] = [x(2i, 2j),
  * x(2i+1, 2j), x(2i, 2j+1), x(2i+1, 2j+1)] (timm's channel order), tokens past the grid zero. */
 void gsq_merge_forward(float *out, const float *x, int B, int G, int C);
+/* The grid token that part k (0..3) of merged token (i, j) reads, or -1 past the grid. */
+int gsq_merge_source(int G, int i, int j, int k);
 /* dx (B, G², C) += the gradient of out. */
 void gsq_merge_backward(float *dx, const float *dout, int B, int G, int C);
 

@@ -57,8 +57,7 @@ void gsq_windows_to_grid(float *x, const float *win, int B, int C, gsq_window_ge
     }
 }
 
-/* The grid token that part k of merged token (i, j) reads, or -1 past the grid. */
-static int merge_source(int G, int i, int j, int k)
+int gsq_merge_source(int G, int i, int j, int k)
 {
     int r = 2 * i + (k & 1), c = 2 * j + (k >> 1);
     return r < G && c < G ? r * G + c : -1;
@@ -71,7 +70,7 @@ void gsq_merge_forward(float *out, const float *x, int B, int G, int C)
     for (int bij = 0; bij < B * M * M; bij++) {
         int b = bij / (M * M), i = bij / M % M, j = bij % M;
         for (int k = 0; k < 4; k++) {
-            int src = merge_source(G, i, j, k);
+            int src = gsq_merge_source(G, i, j, k);
             float *dst = out + ((size_t)bij * 4 + k) * C;
             if (src < 0) memset(dst, 0, (size_t)C * sizeof(float));
             else memcpy(dst, x + ((size_t)b * G * G + src) * C, (size_t)C * sizeof(float));
@@ -87,7 +86,7 @@ void gsq_merge_backward(float *dx, const float *dout, int B, int G, int C)
     for (int bij = 0; bij < B * M * M; bij++) { /* every grid token is read by one merged token */
         int b = bij / (M * M), i = bij / M % M, j = bij % M;
         for (int k = 0; k < 4; k++) {
-            int src = merge_source(G, i, j, k);
+            int src = gsq_merge_source(G, i, j, k);
             if (src < 0) continue;
             const float *s = dout + ((size_t)bij * 4 + k) * C;
             float *d = dx + ((size_t)b * G * G + src) * C;
