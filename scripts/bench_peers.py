@@ -151,22 +151,28 @@ def export_onnx(model, size, path):
     return sorted(got)
 
 
-class RandomBatches(CalibrationDataReader):
-    """Random-normal calibration batches, the same distribution as the timed inputs."""
+class Batches(CalibrationDataReader):
+    """Calibration batches for quantize_static, fed to the model's input named `name`."""
 
-    def __init__(self, size, batches, batch, seed=1):
-        g = np.random.default_rng(seed)
-        self.data = [g.standard_normal((batch, 3, size, size), dtype=np.float32) for _ in range(batches)]
-        self.i = 0
+    def __init__(self, data, name="input"):
+        self.data, self.name, self.i = data, name, 0
 
     def get_next(self):
         if self.i >= len(self.data):
             return None
         self.i += 1
-        return {"input": self.data[self.i - 1]}
+        return {self.name: self.data[self.i - 1]}
 
     def __len__(self):
         return len(self.data)
+
+
+class RandomBatches(Batches):
+    """Random-normal calibration batches, the same distribution as the timed inputs."""
+
+    def __init__(self, size, batches, batch, seed=1):
+        g = np.random.default_rng(seed)
+        super().__init__([g.standard_normal((batch, 3, size, size), dtype=np.float32) for _ in range(batches)])
 
 
 class _AxisWarningFilter(logging.Filter):
@@ -200,12 +206,13 @@ def preprocess(fp32_path, tmp):
     return src, pre_note
 
 
-def quantize_int8(src, out, size, op_types, args):
+def quantize_int8(src, out, reader, op_types):
+    """quantize_static of src into out, calibrated on reader's batches (a Batches)."""
     root = logging.getLogger()
     filt = _AxisWarningFilter()
     root.addFilter(filt)
     try:
-        quantize_static(src, out, RandomBatches(size, args.calib_batches, args.calib_batch),
+        quantize_static(src, out, reader,
                         quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=True,
                         reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
@@ -370,8 +377,9 @@ def bench_model(name, args, meter):
         sessions = [("ONNX Runtime FP32", fp32_path)]
         for v in args.int8:
             label, op_types = INT8_VARIANTS[v]
-            sessions.append((label, quantize_int8(pre_path, os.path.join(tmp, f"model.int8.{v}.onnx"), size,
-                                                  op_types, args)))
+            reader = RandomBatches(size, args.calib_batches, args.calib_batch)
+            sessions.append((label, quantize_int8(pre_path, os.path.join(tmp, f"model.int8.{v}.onnx"), reader,
+                                                  op_types)))
         res["quantize_s"] = round(time.perf_counter() - t0, 1)
         print(f"bench_peers: {name}: exported in {res['export_s']} s, quantized in {res['quantize_s']} s",
               file=sys.stderr)
