@@ -18,6 +18,7 @@
 #include "kernels/cpu/int8_pack.h"
 #include "gpusq/compressed.h"
 #include "gpusq/engine.h"
+#include "gpusq/export.h"
 #include "gpusq/train.h"
 #include "quantized_model.h"
 #include "test_util.h"
@@ -219,6 +220,20 @@ static gsq_status create_engine(void *ctx, gsq_error *err)
     return st;
 }
 
+typedef struct {
+    const gsq_model *m;
+    const char *path;
+} export_ctx;
+
+static gsq_status export_onnx(void *ctx, gsq_error *err)
+{
+    const export_ctx *c = ctx;
+    gsq_export_options o;
+    gsq_export_options_init(&o);
+    o.target = GSQ_EXPORT_ORT;
+    return gsq_export_onnx(c->m, &o, c->path, err);
+}
+
 static void test_vit_load(const char *dir)
 {
     char path[128];
@@ -269,6 +284,11 @@ static void test_compressed(const char *dir, gsq_sparse_pattern pattern, gsq_qua
                  attention ? ", attention" : "", i ? "dense" : "sparse", gsq_engine_isa());
         CHECK(sweep(what, create_engine, &c) > 0, "no allocation to fail");
     }
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    snprintf(what, sizeof what, "gsq_export_onnx (%s %s%s)", gsq_quant_mode_name(mode), gsq_sparse_pattern_name(pattern),
+             attention ? ", attention" : "");
+    CHECK(sweep(what, export_onnx, &(export_ctx){m, path}) > 0, "no allocation to fail");
+    unlink(path);
     gsq_model_free(m);
 }
 

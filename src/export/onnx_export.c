@@ -490,7 +490,10 @@ static void describe(exporter *e)
         size_t cap = 1, len = 0;
         for (int k = 0; k < K; k++) cap += strlen(gsq_model_class_name(m, k, name, sizeof name)) + 1;
         char *all = malloc(cap);
-        if (!all) return;
+        if (!all) {
+            gsq_onnx_fail(b);
+            return;
+        }
         for (int k = 0; k < K; k++) len += (size_t)sprintf(all + len, "%s%s", k ? "\n" : "", gsq_model_class_name(m, k, name, sizeof name));
         all[len] = 0;
         gsq_onnx_meta(b, "gpusq.class_names", all);

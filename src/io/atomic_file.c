@@ -40,12 +40,14 @@ static int write_all(int fd, const void *data, size_t n)
     return 1;
 }
 
-/* Best effort: makes the rename durable. Failure here cannot be undone, so it is not reported. */
+/* Best effort: makes the rename durable. Failure here cannot be undone, so it is not reported;
+ * the folder's name goes on the stack unless it is very long, so the file just written is not
+ * reported as a failure of memory after the fact. */
 static void sync_parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
     size_t n = !slash ? 1 : (slash == path ? 1 : (size_t)(slash - path));
-    char *dir = malloc(n + 1);
+    char buf[4096], *dir = n < sizeof buf ? buf : malloc(n + 1);
     if (!dir) return;
     if (!slash) memcpy(dir, ".", 1);
     else memcpy(dir, path, n);
@@ -55,7 +57,7 @@ static void sync_parent_dir(const char *path)
         fsync(fd);
         close(fd);
     }
-    free(dir);
+    if (dir != buf) free(dir);
 }
 
 gsq_status gsq_write_file_atomic(const char *path, const void *const *data, const size_t *sizes, size_t n,
