@@ -1,4 +1,5 @@
-/* CUDA attention (src/kernels/cuda/attention.cu): on random qkv over small, odd and ViT shapes, the
+/* CUDA attention (src/kernels/cuda/attention.cu): on random qkv over small, odd, ViT and Swin shapes
+ * (windows with the relative position bias, shifted with the mask, padded), the
  * integer attention's int8 output equals byte for byte the CPU engine's gsq_att8_forward followed
  * by its quantizer (for qmax 127 and 7), the fp32 attention's codes those of gsq_attention_forward
  * within one step on at most 1% of the values, and the fp16 attention gsq_attention_forward on the
@@ -23,9 +24,30 @@
 
 #define SENTINEL ((int8_t)-99) /* fills the output's columns past C, which must stay */
 
+static void *dev_copy(const void *host, size_t bytes);
+
 typedef struct {
     int B, T, HD, NH;
+    gsq_window_geom geom; /* Swin's windows (T = window², B counting windows), or window 0: no bias */
 } shape;
+
+/* Swin's bias of s on the host (a random table, expanded as the engine expands it) and on the
+ * device; *windows its windows; all NULL without windows. ab (the table and geometry) is what the
+ * float reference takes. */
+static float *make_bias(const shape *s, gsq_rng *rng, gsq_attn_bias *ab, float **table, int *windows, float **dev)
+{
+    *table = NULL, *dev = NULL, *windows = 1;
+    if (!s->geom.window) return NULL;
+    size_t side = 2 * (size_t)s->geom.window - 1, T = (size_t)s->T;
+    *table = malloc(side * side * s->NH * sizeof(float));
+    fill_normal(*table, side * side * s->NH, rng, 1.0f);
+    *ab = (gsq_attn_bias){*table, s->geom};
+    *windows = gsq_attn_bias_windows(ab);
+    float *bias = malloc((size_t)*windows * s->NH * T * T * sizeof(float));
+    gsq_attn_bias_expand(bias, ab, s->NH);
+    *dev = dev_copy(bias, (size_t)*windows * s->NH * T * T * sizeof(float));
+    return bias;
+}
 
 /* A device copy of `bytes` of host (uninitialized when host is NULL). */
 static void *dev_copy(const void *host, size_t bytes)
@@ -96,9 +118,13 @@ static void test_i8(const shape *s, int qmax, gsq_rng *rng)
     uint8_t *scratch = malloc(bytes * B * NH);
     int8_t *want = malloc(no), *got = malloc((size_t)B * T * ldo);
     fill_normal(qkv, n, rng, 1.0f);
+    gsq_attn_bias ab;
+    float *table, *dbias;
+    int windows;
+    float *bias = make_bias(s, rng, &ab, &table, &windows, &dbias);
     /* normal values past about ±2.5 clamp: the codes span ±qmax */
     const float scales[3] = {2.5f / (float)qmax, 2.7f / (float)qmax, 2.3f / (float)qmax};
-    gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, NULL, 1, scratch);
+    gsq_att8_forward(GSQ_I8_ISA_REF, ref, qkv, B, T, C, NH, scales, qmax, bias, windows, scratch);
     float out_inv = out_inv_for(ref, no, qmax);
     for (size_t i = 0; i < no; i++) want[i] = (int8_t)gsq_quant_code(ref[i], out_inv, (float)qmax);
     memset(got, SENTINEL, (size_t)B * T * ldo);
@@ -106,13 +132,17 @@ static void test_i8(const shape *s, int qmax, gsq_rng *rng)
     int8_t *dout = dev_copy(got, (size_t)B * T * ldo);
     if (dqkv && dout) {
         gsq_error err = {0};
-        gsq_status st = gsq_cuda_attention_i8(dout, ldo, out_inv, qmax, dqkv, B, T, C, NH, scales, qmax, &err);
-        char what[32];
-        snprintf(what, sizeof what, "int8 (qmax %d)", qmax);
+        gsq_status st = gsq_cuda_attention_i8(dout, ldo, out_inv, qmax, dqkv, B, T, C, NH, scales, qmax, dbias,
+                                              windows, &err);
+        char what[64];
+        snprintf(what, sizeof what, "int8 (qmax %d%s)", qmax, bias ? ", Swin's bias" : "");
         if (fetch_codes(got, dout, (size_t)B * T * ldo, st, &err)) compare_codes(what, s, got, ldo, want, 0, 0);
     }
     gsq_cuda_free(dqkv);
     gsq_cuda_free(dout);
+    gsq_cuda_free(dbias);
+    free(bias);
+    free(table);
     free(qkv);
     free(ref);
     free(scratch);
@@ -130,7 +160,11 @@ static void test_float(const shape *s, gsq_rng *rng)
     int8_t *want = malloc(no), *got = malloc((size_t)B * T * ldo);
     uint16_t *qh = malloc(sizeof(uint16_t) * n), *oh = malloc(sizeof(uint16_t) * no);
     fill_normal(qkv, n, rng, 1.5f);
-    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH, NULL);
+    gsq_attn_bias ab;
+    float *table, *dbias;
+    int windows;
+    float *bias = make_bias(s, rng, &ab, &table, &windows, &dbias);
+    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH, bias ? &ab : NULL);
     float out_inv = out_inv_for(ref, no, 127);
     for (size_t i = 0; i < no; i++) want[i] = (int8_t)gsq_quant_code(ref[i], out_inv, 127.0f);
     memset(got, SENTINEL, (size_t)B * T * ldo);
@@ -138,7 +172,7 @@ static void test_float(const shape *s, gsq_rng *rng)
     int8_t *dout = dev_copy(got, (size_t)B * T * ldo);
     gsq_error err = {0};
     if (dqkv && dout) {
-        gsq_status st = gsq_cuda_attention_f32(dout, ldo, out_inv, 127, dqkv, B, T, C, NH, &err);
+        gsq_status st = gsq_cuda_attention_f32(dout, ldo, out_inv, 127, dqkv, B, T, C, NH, dbias, windows, &err);
         if (fetch_codes(got, dout, (size_t)B * T * ldo, st, &err))
             compare_codes("fp32", s, got, ldo, want, 1, no / 100 > 1 ? no / 100 : 1);
     }
@@ -148,10 +182,10 @@ static void test_float(const shape *s, gsq_rng *rng)
     /* fp16: the CPU's float attention on the same half-rounded inputs */
     gsq_f32_to_f16_n(qkv, qh, n);
     gsq_f16_to_f32_n(qh, qkv, n);
-    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH, NULL);
+    gsq_attention_forward(ref, att, NULL, 0.0f, 0, qkv, B, T, C, NH, bias ? &ab : NULL);
     void *dqh = dev_copy(qh, sizeof(uint16_t) * n), *doh = dev_copy(NULL, sizeof(uint16_t) * no);
     if (dqh && doh) {
-        gsq_status st = gsq_cuda_attention_f16(doh, dqh, B, T, C, NH, &err);
+        gsq_status st = gsq_cuda_attention_f16(doh, dqh, B, T, C, NH, dbias, windows, &err);
         CHECK(st == GSQ_OK, "%s", err.msg);
         if (st == GSQ_OK) st = gsq_cuda_synchronize(&err);
         if (st == GSQ_OK) st = gsq_cuda_download(oh, doh, sizeof(uint16_t) * no, &err);
@@ -165,6 +199,9 @@ static void test_float(const shape *s, gsq_rng *rng)
     }
     gsq_cuda_free(dqh);
     gsq_cuda_free(doh);
+    gsq_cuda_free(dbias);
+    free(bias);
+    free(table);
     free(qkv);
     free(ref);
     free(att);
@@ -185,21 +222,28 @@ static void test_arguments(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int B = bad[i][0], T = bad[i][1], C = bad[i][2], NH = bad[i][3];
         gsq_error e1 = {0}, e2 = {0}, e3 = {0};
-        CHECK(gsq_cuda_attention_i8(NULL, C, 1.0f, 127, NULL, B, T, C, NH, scales, 127, &e1) == GSQ_ERR_ARG &&
+        CHECK(gsq_cuda_attention_i8(NULL, C, 1.0f, 127, NULL, B, T, C, NH, scales, 127, NULL, 1, &e1) == GSQ_ERR_ARG &&
               e1.msg[0], "int8 B %d T %d C %d NH %d", B, T, C, NH);
-        CHECK(gsq_cuda_attention_f32(NULL, C, 1.0f, 127, NULL, B, T, C, NH, &e2) == GSQ_ERR_ARG && e2.msg[0],
+        CHECK(gsq_cuda_attention_f32(NULL, C, 1.0f, 127, NULL, B, T, C, NH, NULL, 1, &e2) == GSQ_ERR_ARG && e2.msg[0],
               "fp32 B %d T %d C %d NH %d", B, T, C, NH);
-        CHECK(gsq_cuda_attention_f16(NULL, NULL, B, T, C, NH, &e3) == GSQ_ERR_ARG && e3.msg[0],
+        CHECK(gsq_cuda_attention_f16(NULL, NULL, B, T, C, NH, NULL, 1, &e3) == GSQ_ERR_ARG && e3.msg[0],
               "fp16 B %d T %d C %d NH %d", B, T, C, NH);
     }
     gsq_error err = {0};
     /* ldo short of C; qmax and out_qmax outside 1..127; a scale not positive */
-    CHECK(gsq_cuda_attention_i8(NULL, 15, 1.0f, 127, NULL, 1, 5, 16, 2, scales, 127, &err) == GSQ_ERR_ARG, "ldo < C");
-    CHECK(gsq_cuda_attention_i8(NULL, 16, 1.0f, 127, NULL, 1, 5, 16, 2, scales, 128, &err) == GSQ_ERR_ARG, "qmax");
-    CHECK(gsq_cuda_attention_i8(NULL, 16, 1.0f, 0, NULL, 1, 5, 16, 2, scales, 127, &err) == GSQ_ERR_ARG, "out_qmax");
-    CHECK(gsq_cuda_attention_i8(NULL, 16, 1.0f, 7, NULL, 1, 5, 16, 2, negative, 7, &err) == GSQ_ERR_ARG, "scale");
-    CHECK(gsq_cuda_attention_f32(NULL, 15, 1.0f, 127, NULL, 1, 5, 16, 2, &err) == GSQ_ERR_ARG, "fp32 ldo < C");
-    CHECK(gsq_cuda_attention_f32(NULL, 16, 1.0f, 128, NULL, 1, 5, 16, 2, &err) == GSQ_ERR_ARG, "fp32 out_qmax");
+    CHECK(gsq_cuda_attention_i8(NULL, 15, 1.0f, 127, NULL, 1, 5, 16, 2, scales, 127, NULL, 1, &err) == GSQ_ERR_ARG,
+          "ldo < C");
+    CHECK(gsq_cuda_attention_i8(NULL, 16, 1.0f, 127, NULL, 1, 5, 16, 2, scales, 128, NULL, 1, &err) == GSQ_ERR_ARG,
+          "qmax");
+    CHECK(gsq_cuda_attention_i8(NULL, 16, 1.0f, 0, NULL, 1, 5, 16, 2, scales, 127, NULL, 1, &err) == GSQ_ERR_ARG,
+          "out_qmax");
+    CHECK(gsq_cuda_attention_i8(NULL, 16, 1.0f, 7, NULL, 1, 5, 16, 2, negative, 7, NULL, 1, &err) == GSQ_ERR_ARG,
+          "scale");
+    CHECK(gsq_cuda_attention_i8(NULL, 16, 1.0f, 7, NULL, 1, 5, 16, 2, scales, 7, scales, 0, &err) == GSQ_ERR_ARG,
+          "a bias over no windows");
+    CHECK(gsq_cuda_attention_f32(NULL, 15, 1.0f, 127, NULL, 1, 5, 16, 2, NULL, 1, &err) == GSQ_ERR_ARG, "fp32 ldo < C");
+    CHECK(gsq_cuda_attention_f32(NULL, 16, 1.0f, 128, NULL, 1, 5, 16, 2, NULL, 1, &err) == GSQ_ERR_ARG,
+          "fp32 out_qmax");
 }
 
 /* A head too long for the device's shared memory is refused, not launched: the next synchronize
@@ -209,11 +253,11 @@ static void test_too_long(void)
     const float scales[3] = {0.1f, 0.1f, 0.1f};
     gsq_error err = {0};
     int T = 100000, C = 256;
-    CHECK(gsq_cuda_attention_i8(NULL, C, 1.0f, 127, NULL, 1, T, C, 1, scales, 127, &err) == GSQ_ERR_ARG, "int8 T %d",
-          T);
+    CHECK(gsq_cuda_attention_i8(NULL, C, 1.0f, 127, NULL, 1, T, C, 1, scales, 127, NULL, 1, &err) == GSQ_ERR_ARG,
+          "int8 T %d", T);
     printf("test_cuda_attention: %s\n", err.msg);
-    CHECK(gsq_cuda_attention_f32(NULL, C, 1.0f, 127, NULL, 1, T, C, 1, &err) == GSQ_ERR_ARG, "fp32 T %d", T);
-    CHECK(gsq_cuda_attention_f16(NULL, NULL, 1, T, C, 1, &err) == GSQ_ERR_ARG, "fp16 T %d", T);
+    CHECK(gsq_cuda_attention_f32(NULL, C, 1.0f, 127, NULL, 1, T, C, 1, NULL, 1, &err) == GSQ_ERR_ARG, "fp32 T %d", T);
+    CHECK(gsq_cuda_attention_f16(NULL, NULL, 1, T, C, 1, NULL, 1, &err) == GSQ_ERR_ARG, "fp16 T %d", T);
     CHECK(gsq_cuda_synchronize(&err) == GSQ_OK, "%s", err.msg);
 }
 
@@ -229,10 +273,16 @@ int main(void)
     printf("test_cuda_attention: device %s\n", name);
     gsq_rng rng;
     gsq_rng_seed(&rng, 11, 3);
-    /* B, T, HD, NH: one token, tiny and odd heads, T not a multiple of 4 or 16, the ViT's 197 × 64 */
-    const shape shapes[] = {{1, 1, 8, 1},   {1, 5, 8, 2},    {3, 5, 13, 2},  {1, 17, 13, 6},  {3, 17, 64, 1},
-                            {1, 197, 64, 6}, {3, 197, 64, 6}, {1, 197, 13, 2}, {2, 5, 256, 1}, {1, 3, 1, 3},
-                            {3, 33, 40, 2}};
+    /* B, T, HD, NH: one token, tiny and odd heads, T not a multiple of 4 or 16, the ViT's 197 × 64;
+     * Swin's windows: shifted (a mask per window), padded without a shift, swin_tiny's 7 × 7 with
+     * two images of 64 windows */
+    const shape shapes[] = {
+        {1, 1, 8, 1, {0, 0, 0}},     {1, 5, 8, 2, {0, 0, 0}},     {3, 5, 13, 2, {0, 0, 0}},
+        {1, 17, 13, 6, {0, 0, 0}},   {3, 17, 64, 1, {0, 0, 0}},   {1, 197, 64, 6, {0, 0, 0}},
+        {3, 197, 64, 6, {0, 0, 0}},  {1, 197, 13, 2, {0, 0, 0}},  {2, 5, 256, 1, {0, 0, 0}},
+        {1, 3, 1, 3, {0, 0, 0}},     {3, 33, 40, 2, {0, 0, 0}},   {8, 16, 8, 3, {8, 4, 2}},
+        {8, 16, 13, 2, {6, 4, 0}},   {128, 49, 32, 3, {56, 7, 3}},
+    };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         test_i8(&shapes[i], 127, &rng);
         test_i8(&shapes[i], 7, &rng);

@@ -1,9 +1,11 @@
 /* The engine on CUDA end to end (docs/CUDA.md), against the CPU engine on tiny quantized models:
  * INT8 2:4 (sparse tensor cores), INT4 4:8 (runs dense: paired 4:8 codes are not 2:4), W4A8, INT8
- * with quantized attention, in the sparse and the dense layouts; the FP16 baseline against the
- * float model; batches below the maximum; times per part. Everywhere, GPU or not: asking for CUDA
+ * with quantized attention, in the sparse and the dense layouts, for a ViT and a Swin (shifted
+ * windows, the bias, patch merging); the FP16 baseline against the float model; batches below the
+ * maximum; times per part. Everywhere, GPU or not: asking for CUDA
  * without a usable GPU is GSQ_ERR_UNSUPPORTED with a message, and the FP16 layout on the CPU is
  * GSQ_ERR_ARG. */
+#include <stdio.h>
 #include <string.h>
 
 #include "gpusq/engine.h"
@@ -23,12 +25,21 @@ enum { B = 6, K = 5, PIXELS = 3 * 16 * 16 };
 /* The FP16 baseline against the float model: fp16 weights and activations, cuBLASLt's tanh GELU. */
 #define TOL_FP16 3e-2
 
-static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention)
+/* quantized_model.h's tiny ViT, or its Swin */
+static gsq_model *tiny_model(int swin, int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention, float *x,
+                             int n)
+{
+    return swin ? gsq_test_quantized_swin(mlp, pattern, mode, attention, x, n)
+                : gsq_test_quantized_model(mlp, pattern, mode, attention, x, n);
+}
+
+static void check_model(int swin, int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention)
 {
     float x[B * PIXELS], cpu[B * K], gpu[B * K];
-    gsq_model *m = gsq_test_quantized_model(mlp, pattern, mode, attention, x, B);
+    gsq_model *m = tiny_model(swin, mlp, pattern, mode, attention, x, B);
     gsq_error err = {0};
-    const char *what = gsq_quant_mode_name(mode);
+    char what[64];
+    snprintf(what, sizeof what, "%s %s", swin ? "Swin" : "ViT", gsq_quant_mode_name(mode));
     const float *logits;
     gsq_engine *ref = NULL, *e[2] = {NULL, NULL};
     CHECK(gsq_engine_create(&ref, m, &(gsq_engine_options){.layout = GSQ_ENGINE_SPARSE, .max_batch = B, .device = GSQ_ENGINE_CPU, .pattern = pattern}, &err) == GSQ_OK, "%s", err.msg);
@@ -73,10 +84,10 @@ static void check_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode
 
 /* The FP16 engine against the float model of the same weights, at batch B and then 1 (which plans
  * its cuBLASLt GEMMs again). */
-static void check_fp16(void)
+static void check_fp16(int swin)
 {
     float x[B * PIXELS], ref[B * K];
-    gsq_model *m = gsq_test_quantized_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, B);
+    gsq_model *m = tiny_model(swin, 48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0, x, B);
     gsq_error err = {0};
     gsq_engine *e = NULL;
     const float *logits;
@@ -90,8 +101,9 @@ static void check_fp16(void)
     for (int batch = B; e && batch >= 1; batch -= B - 1) {
         CHECK(gsq_engine_forward(e, x, batch, &logits, &err) == GSQ_OK, "%s", err.msg);
         double d = logits ? max_rel_err(logits, ref, (size_t)batch * K) : 1.0;
-        printf("FP16 engine, batch %d: vs the float model %.2e\n", batch, d);
-        CHECK(d <= TOL_FP16, "FP16 engine, batch %d: logits differ from the float model by %g", batch, d);
+        printf("FP16 engine, %s, batch %d: vs the float model %.2e\n", swin ? "Swin" : "ViT", batch, d);
+        CHECK(d <= TOL_FP16, "FP16 engine, %s, batch %d: logits differ from the float model by %g", swin ? "Swin" : "ViT",
+              batch, d);
     }
     gsq_engine_free(e);
     gsq_model_free(m);
@@ -122,10 +134,12 @@ int main(void)
     }
     gsq_engine_free(e);
     printf("device: %s\n", name);
-    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
-    check_model(36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0);
-    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0);
-    check_model(48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1);
-    check_fp16();
+    for (int swin = 0; swin < 2; swin++) {
+        check_model(swin, 48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 0);
+        check_model(swin, 36, GSQ_SPARSE_4_8, GSQ_QMODE_INT4, 0);
+        check_model(swin, 48, GSQ_SPARSE_2_4, GSQ_QMODE_W4A8, 0);
+        check_model(swin, 48, GSQ_SPARSE_2_4, GSQ_QMODE_INT8, 1);
+        check_fp16(swin);
+    }
     return test_finish("test_cuda_engine");
 }

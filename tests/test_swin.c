@@ -41,7 +41,16 @@ static void test_windows(int G, int W, int S, int B, int C)
     }
     for (int i = 0; i < G * G; i++) bad += seen[i] != 1;
     CHECK(bad == 0 && pads == rows - G * G, "G %d W %d S %d: %d misplaced rows", G, W, S, bad);
-    free(x), free(win), free(back), free(seen);
+    /* the row maps (the export's and the GPU's gathers) name the rows the partition moves */
+    int *map = malloc((size_t)(rows > G * G ? rows : G * G) * sizeof *map), wrong = 0;
+    gsq_window_rows(w, 0, map);
+    for (int i = 0; i < rows; i++)
+        for (int c = 0; c < C; c++) wrong += win[(size_t)i * C + c] != (map[i] < 0 ? 0.0f : x[(size_t)map[i] * C + c]);
+    gsq_window_rows(w, 1, map);
+    for (int g = 0; g < G * G; g++)
+        for (int c = 0; c < C; c++) wrong += x[(size_t)g * C + c] != win[(size_t)map[g] * C + c];
+    CHECK(wrong == 0, "G %d W %d S %d: %d values the row maps place elsewhere", G, W, S, wrong);
+    free(x), free(win), free(back), free(seen), free(map);
 }
 
 static void test_merge(void)
@@ -56,6 +65,11 @@ static void test_merge(void)
           "merge order [x(2i,2j), x(2i+1,2j), x(2i,2j+1), x(2i+1,2j+1)]");
     gsq_merge_backward(dx, out, 1, G, C);
     CHECK(memcmp(dx, x, sizeof x) == 0, "merge backward scatters every value back once");
+    int map[2 * 2 * 4], wrong = 0;
+    gsq_merge_rows(G, map);
+    for (int r = 0; r < M * M * 4; r++)
+        for (int c = 0; c < C; c++) wrong += out[r * C + c] != (map[r] < 0 ? 0.0f : x[map[r] * C + c]);
+    CHECK(wrong == 0, "merge: %d values its row map places elsewhere", wrong);
 }
 
 static void test_named(void)

@@ -47,6 +47,13 @@ static inline int gsq_window_count(gsq_window_geom w)
 void gsq_window_position(gsq_window_geom w, int i, int *r, int *c);
 /* The grid token that window row i holds, or -1 for padding. */
 int gsq_window_source(gsq_window_geom w, int i);
+/* The rearrangements as row maps, for what gathers rows (the ONNX export, the GPU engine):
+ * gsq_window_rows writes, for each of the nW·W² window rows, its grid token (-1: padding), or with
+ * reverse, for each of the G² grid tokens, the window row holding it; gsq_merge_rows writes, for
+ * each of the ⌈G/2⌉²·4 rows of C that patch merging's output is, the grid token it reads (-1:
+ * past the grid). */
+void gsq_window_rows(gsq_window_geom w, int reverse, int *map);
+void gsq_merge_rows(int G, int *map);
 /* win (B, nW·W², C) = the windows of x (B, G², C), padding rows zero (accumulate: += instead). */
 void gsq_windows_from_grid(float *win, const float *x, int B, int C, gsq_window_geom w, int accumulate);
 /* x (B, G², C) = the grid of windows win (B, nW·W², C), padding dropped (accumulate: +=). The two

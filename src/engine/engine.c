@@ -28,6 +28,8 @@ void gsq_engine_free(gsq_engine *e)
     }
     free(e->linears);
     for (int l = 0; e->att_bias && l < e->graph->num_attentions; l++) free(e->att_bias[l]);
+    for (int i = 0; e->row_maps && i < e->graph->num_nodes; i++) free(e->row_maps[i]);
+    free(e->row_maps);
     gsq_graph_free(e->graph);
     gsq_engine_plan_free(&e->plan);
     free(e->fparams);
@@ -186,13 +188,6 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
             att = Bs * NH * T * T > att ? Bs * NH * T * T : att;
             size_t s8 = Bs * NH * gsq_att8_scratch_bytes((int)T, (int)HD);
             att8 = s8 > att8 ? s8 : att8;
-            if (n->param[0] >= 0 && fast) { /* Swin's bias, expanded once for the integer attention */
-                gsq_attn_bias ab = {e->fparams + e->fat[n->param[0]], gsq_node_window(n)};
-                e->att_windows[n->block] = gsq_attn_bias_windows(&ab);
-                e->att_bias[n->block] = malloc((size_t)e->att_windows[n->block] * NH * T * T * sizeof(float));
-                if (!e->att_bias[n->block]) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-                gsq_attn_bias_expand(e->att_bias[n->block], &ab, (int)NH);
-            }
         }
     }
     e->row_threads = omp_get_max_threads();
@@ -206,6 +201,35 @@ static gsq_status alloc_buffers(gsq_engine *e, gsq_error *err)
     if (!e->act || !e->ln || !e->codes[0] || !e->codes[1] || (fast ? !e->att8 : !e->att) ||
         (e->attention && !fast && !e->att_q))
         return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory for a batch of %d", e->max_batch);
+    return GSQ_OK;
+}
+
+/* Swin's tables, made once from the float parameters: each windowed attention's bias expanded
+ * (gsq_attn_bias_expand) where the kernels read it whole — the CPU's integer attention, every GPU
+ * attention — and on the GPU the row maps of the window partitions, their reverses and patch
+ * merging, which its kernels gather rows by. */
+static gsq_status swin_tables(gsq_engine *e, int cuda, gsq_error *err)
+{
+    const gsq_graph *g = e->graph;
+    int expand = cuda || (e->attention && gsq_att8_fast(e->isa));
+    if (cuda && !(e->row_maps = calloc((size_t)g->num_nodes, sizeof *e->row_maps)))
+        return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+    for (int i = 0; i < g->num_nodes; i++) {
+        const gsq_node *n = &g->nodes[i];
+        if (n->op == GSQ_OP_ATTENTION && n->param[0] >= 0 && expand) {
+            size_t T = (size_t)gsq_attention_tokens(g, n), NH = (size_t)n->attrs[0];
+            gsq_attn_bias ab = {e->fparams + e->fat[n->param[0]], gsq_node_window(n)};
+            e->att_windows[n->block] = gsq_attn_bias_windows(&ab);
+            e->att_bias[n->block] = malloc((size_t)e->att_windows[n->block] * NH * T * T * sizeof(float));
+            if (!e->att_bias[n->block]) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+            gsq_attn_bias_expand(e->att_bias[n->block], &ab, (int)NH);
+        }
+        if (!cuda || (n->op != GSQ_OP_WINDOW && n->op != GSQ_OP_UNWINDOW && n->op != GSQ_OP_MERGE)) continue;
+        size_t rows = (size_t)g->values[n->out].rows * (n->op == GSQ_OP_MERGE ? 4 : 1); /* the map's */
+        if (!(e->row_maps[i] = malloc(rows * sizeof(int)))) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+        if (n->op == GSQ_OP_MERGE) gsq_merge_rows(n->attrs[0], e->row_maps[i]);
+        else gsq_window_rows(gsq_node_window(n), n->op == GSQ_OP_UNWINDOW, e->row_maps[i]);
+    }
     return GSQ_OK;
 }
 
@@ -237,12 +261,6 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     gsq_flush_denormals();
     if (o->layout == GSQ_ENGINE_FP16 && o->device != GSQ_ENGINE_CUDA)
         return gsq_fail(err, GSQ_ERR_ARG, "engine: the FP16 layout runs on CUDA only");
-    for (int i = 0; o->device == GSQ_ENGINE_CUDA && i < src->m->graph->num_nodes; i++) {
-        const gsq_node *n = &src->m->graph->nodes[i];
-        if (n->op == GSQ_OP_WINDOW || n->op == GSQ_OP_MERGE || (n->op == GSQ_OP_ATTENTION && n->param[0] >= 0))
-            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: Swin's windowed attention and patch merging have "
-                            "no GPU kernels yet; run it on the CPU (--device cpu)");
-    }
     if (o->max_batch < 1 || !batch_fits(src->m->graph, (size_t)o->max_batch))
         return gsq_fail(err, GSQ_ERR_ARG, "engine: batch %d is out of range for this model", o->max_batch);
     gsq_engine *e = calloc(1, sizeof *e);
@@ -255,10 +273,10 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     int cuda = o->device == GSQ_ENGINE_CUDA;
     /* what each backend's kernels fuse (engine_plan.h): LayerNorm and fc1's epilogue write the next
      * linear's codes (on the CPU, fc1's floats pass through y where the GEMM does not quantize in
-     * its epilogue: gsq_i8_fuses_codes); on the CPU a LayerNorm also through a window partition; on
-     * CUDA also the patch extraction and the attention */
-    unsigned feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR;
-    gsq_engine_fusions fusions = {cuda ? feeds | 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION : feeds | 1u << GSQ_OP_WINDOW,
+     * its epilogue: gsq_i8_fuses_codes); a LayerNorm also through a window partition; on CUDA also
+     * the patch extraction and the attention */
+    unsigned feeds = 1u << GSQ_OP_LAYERNORM | 1u << GSQ_OP_LINEAR | 1u << GSQ_OP_WINDOW;
+    gsq_engine_fusions fusions = {cuda ? feeds | 1u << GSQ_OP_PATCHIFY | 1u << GSQ_OP_ATTENTION : feeds,
                                   !cuda && !gsq_i8_fuses_codes(e->isa)};
     gsq_status st = gsq_model_new_graph(src->m, &e->graph, err);
     if (st == GSQ_OK) st = gsq_engine_plan_build(&e->plan, e->graph, &fusions, o->max_batch, err);
@@ -278,6 +296,7 @@ static gsq_status create_from(gsq_engine **out, engine_source *src, const gsq_en
     /* on CUDA a linear runs sparse when its codes obey 2:4, the pattern of mma.sp */
     if (st == GSQ_OK) st = pack_linears(e, src, e->cuda ? GSQ_SPARSE_2_4 : src->pattern, o->layout, err);
     if (st == GSQ_OK) st = copy_floats(e, src, err);
+    if (st == GSQ_OK) st = swin_tables(e, cuda, err);
     if (st == GSQ_OK) st = e->cuda ? e->gpu->engine_finish(e, err) : alloc_buffers(e, err);
     if (st != GSQ_OK) {
         gsq_engine_free(e);

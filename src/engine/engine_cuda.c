@@ -3,7 +3,9 @@
  * the device, and each step a kernel launch:
  *
  *   INT8 (sparse or dense): the patch extraction, LayerNorm and the attention write the next
- *   linear's int8 codes where they feed one; a linear with a residual adds into the float residual
+ *   linear's int8 codes where they feed one (a LayerNorm before Swin's window partition writes
+ *   them in window order, padding rows zero); Swin's reverse partition and patch merging gather
+ *   rows by maps made once (engine.c), and its attention adds the expanded bias; a linear with a residual adds into the float residual
  *   stream in its epilogue, and one followed by GELU applies it there and writes the next linear's
  *   codes. Every compressed linear on tensor cores (mma.sp for 2:4 codes, mma otherwise:
  *   src/kernels/cuda/gemm_i8.cu).
@@ -47,6 +49,9 @@ struct gsq_engine_cuda {
     int num_events;
     cudaEvent_t *events;         /* one per lap, and a first */
     int *event_part;             /* the part each lap closes */
+    float **bias;                /* (attentions) e->att_bias on the device, or NULL */
+    int **maps;                  /* (nodes) e->row_maps on the device, or NULL */
+    int num_attentions, num_nodes;
 };
 
 static int round4(int n) { return (n + 3) / 4 * 4; }
@@ -70,6 +75,10 @@ static void engine_free(struct gsq_engine_cuda *c)
         if (c->events[i]) cudaEventDestroy(c->events[i]);
     free(c->events);
     free(c->event_part);
+    for (int l = 0; c->bias && l < c->num_attentions; l++) cudaFree(c->bias[l]);
+    for (int i = 0; c->maps && i < c->num_nodes; i++) cudaFree(c->maps[i]);
+    free(c->bias);
+    free(c->maps);
     free(c);
 }
 
@@ -94,7 +103,11 @@ static gsq_status engine_create(gsq_engine *e, gsq_error *err)
     c->linears = calloc((size_t)c->num_linears, sizeof *c->linears);
     c->events = calloc((size_t)c->num_events, sizeof *c->events);
     c->event_part = calloc((size_t)c->num_events, sizeof *c->event_part);
-    if (!c->linears || !c->events || !c->event_part) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+    c->num_attentions = e->graph->num_attentions, c->num_nodes = e->graph->num_nodes;
+    c->bias = calloc((size_t)c->num_attentions + 1, sizeof *c->bias);
+    c->maps = calloc((size_t)c->num_nodes, sizeof *c->maps);
+    if (!c->linears || !c->events || !c->event_part || !c->bias || !c->maps)
+        return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; i < c->num_events; i++)
         if ((ce = cudaEventCreate(&c->events[i])) != cudaSuccess)
             return gsq_cuda_fail(err, ce, "creating events");
@@ -167,6 +180,17 @@ static gsq_status engine_finish(gsq_engine *e, gsq_error *err)
         y_bytes = rows * l->rows * 2 > y_bytes ? rows * l->rows * 2 : y_bytes;
     }
     gsq_status st = upload_new((void **)&c->fparams, e->fparams, e->num_fparams * sizeof(float), err);
+    for (int i = 0; st == GSQ_OK && i < g->num_nodes; i++) { /* Swin's tables (engine.c made them) */
+        const gsq_node *n = &g->nodes[i];
+        if (e->row_maps[i])
+            st = upload_new((void **)&c->maps[i], e->row_maps[i],
+                            (size_t)g->values[n->out].rows * (n->op == GSQ_OP_MERGE ? 4 : 1) * sizeof(int), err);
+        if (st == GSQ_OK && n->op == GSQ_OP_ATTENTION && e->att_bias[n->block]) {
+            size_t T = (size_t)gsq_attention_tokens(g, n);
+            st = upload_new((void **)&c->bias[n->block], e->att_bias[n->block],
+                            (size_t)e->att_windows[n->block] * (size_t)n->attrs[0] * T * T * sizeof(float), err);
+        }
+    }
     for (int s = 0; st == GSQ_OK && c->fp16 && s < g->num_linears; s++)
         if (g->linears[s].compressed && g->linears[s].bias >= 0)
             st = upload_half(&c->linears[s].bias, e->fparams + e->fat[g->linears[s].bias], (size_t)g->linears[s].rows,
@@ -215,6 +239,21 @@ static gsq_status gemm_f16(gsq_engine *e, int s, const void *x, int M, int gelu,
     return st == GSQ_OK ? gsq_cuda_blas_run(t->plan, x, t->wh, y, err) : st;
 }
 
+/* 1 when value v holds half values: in FP16, a compressed linear's output with no residual added,
+ * unless v is itself a residual (some node adds into it: Swin's patch merging reduction starts a
+ * stage's residual stream), which stays float. */
+static int half_value(const gsq_engine *e, int v)
+{
+    const gsq_graph *g = e->graph;
+    int p = g->values[v].producer;
+    if (!e->cuda->fp16 || p < 0 || g->nodes[p].op != GSQ_OP_LINEAR || !g->linears[g->nodes[p].linear].compressed ||
+        g->nodes[p].in[1] >= 0)
+        return 0;
+    for (int i = 0; i < g->num_nodes; i++)
+        if (g->nodes[i].in[1] == v) return 0;
+    return 1;
+}
+
 /* The compressed linear of step t on M rows, from the input buffer the step before fed: its int8
  * codes (half for FP16) to the next linear's input buffer, or floats (half for FP16, except when
  * added into the residual stream). */
@@ -226,11 +265,13 @@ static gsq_status linear(gsq_engine *e, const gsq_engine_step *t, const gsq_node
     void *out = t->feeds >= 0 ? c->in[t->output] : value(e, t->out);
     if (t->input < 0) /* the fusions have every compressed linear fed by the step before it */
         return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: %s reads a value no step wrote as its input", l->name);
-    if (c->fp16) {
+    if (c->fp16) { /* half out, except into (or as) a float residual stream */
         const void *x = c->in[t->input];
-        void *y = t->accumulate ? c->y : out;
+        int to_float = t->feeds < 0 && !t->accumulate && !half_value(e, n->out);
+        void *y = t->accumulate || to_float ? c->y : out;
         gsq_status st = gemm_f16(e, n->linear, x, M, t->gelu, y, err);
         if (st == GSQ_OK && t->accumulate) st = gsq_cuda_add_f16(value(e, t->out), c->y, (size_t)M * l->rows, err);
+        if (st == GSQ_OK && to_float) st = gsq_cuda_f16_to_f32(value(e, t->out), c->y, (size_t)M * l->rows, err);
         return st;
     }
     const cuda_linear *w = &c->linears[n->linear];
@@ -241,20 +282,41 @@ static gsq_status linear(gsq_engine *e, const gsq_engine_step *t, const gsq_node
     return gsq_cuda_i8_gemm(w->w, (const int8_t *)c->in[t->input], ld, M, &ep, out, ldy, err);
 }
 
+/* The attention of step t over B images: B · rows / T sequences of T tokens (Swin's windows), with
+ * Swin's bias where it has one. */
 static gsq_status attention(gsq_engine *e, const gsq_engine_step *t, const gsq_node *n, int B, gsq_error *err)
 {
     struct gsq_engine_cuda *c = e->cuda;
     const gsq_graph *g = e->graph;
-    int T = g->values[n->in[0]].rows, D = g->values[n->out].cols, NH = n->attrs[0], q = e->a_qmax;
+    int T = gsq_attention_tokens(g, n), D = g->values[n->out].cols, NH = n->attrs[0], q = e->a_qmax;
+    int S = B * (g->values[n->in[0]].rows / T), windows = e->att_windows[n->block];
+    const float *bias = c->bias[n->block];
     if (t->feeds < 0 && !c->fp16)
         return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: an attention whose output is not a linear's input");
-    if (c->fp16) return gsq_cuda_attention_f16(c->in[t->output], value(e, n->in[0]), B, T, D, NH, err);
+    if (c->fp16) return gsq_cuda_attention_f16(c->in[t->output], value(e, n->in[0]), S, T, D, NH, bias, windows, err);
     const gsq_engine_linear *next = &e->linears[t->feeds];
     int ld = round4(g->linears[t->feeds].cols);
     if (e->attention)
-        return gsq_cuda_attention_i8(c->in[t->output], ld, next->inv_a, q, value(e, n->in[0]), B, T, D, NH,
-                                     e->qkv_scales + 3 * n->block, q, err);
-    return gsq_cuda_attention_f32(c->in[t->output], ld, next->inv_a, q, value(e, n->in[0]), B, T, D, NH, err);
+        return gsq_cuda_attention_i8(c->in[t->output], ld, next->inv_a, q, value(e, n->in[0]), S, T, D, NH,
+                                     e->qkv_scales + 3 * n->block, q, bias, windows, err);
+    return gsq_cuda_attention_f32(c->in[t->output], ld, next->inv_a, q, value(e, n->in[0]), S, T, D, NH, bias, windows,
+                                  err);
+}
+
+/* Step t's LayerNorm over B images: the rows it reads (through a window partition fused into it,
+ * gsq_cuda_rows), and how many it writes. */
+static gsq_cuda_rows norm_rows(const gsq_engine *e, const gsq_engine_step *t, const gsq_node *n, int B, int *M)
+{
+    const gsq_graph *g = e->graph;
+    gsq_cuda_rows r = {NULL, 1, 1, half_value(e, n->in[0])};
+    *M = (int)gsq_node_rows(g, n, B);
+    if (t->window >= 0) {
+        r.map = e->cuda->maps[t->window];
+        r.rows = g->values[g->nodes[t->window].out].rows;
+        r.x_rows = g->values[n->in[0]].rows;
+        *M = B * r.rows;
+    }
+    return r;
 }
 
 static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_error *err)
@@ -280,20 +342,19 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
         return gsq_cuda_linear_f32(value(e, t->out), x, rows, l->cols, l->rows, param(e, l->weight), param(e, l->bias),
                                    err);
     }
-    case GSQ_OP_TOKENS: { /* after a compressed linear the embeddings are half in FP16 */
-        int half = c->fp16 && g->nodes[xv->producer].op == GSQ_OP_LINEAR &&
-                   g->linears[g->nodes[xv->producer].linear].compressed;
-        return gsq_cuda_tokens(value(e, t->out), value(e, n->in[0]), half, param(e, n->param[0]), param(e, n->param[1]),
-                               param(e, n->param[2]), B, xv->rows, xv->cols, err);
-    }
+    case GSQ_OP_TOKENS: /* after a compressed linear the embeddings are half in FP16 */
+        return gsq_cuda_tokens(value(e, t->out), value(e, n->in[0]), half_value(e, n->in[0]), param(e, n->param[0]),
+                               param(e, n->param[1]), param(e, n->param[2]), B, xv->rows, xv->cols, err);
     case GSQ_OP_LAYERNORM: {
         const float *w = param(e, n->param[0]), *b = param(e, n->param[1]);
-        if (t->feeds < 0) return gsq_cuda_layernorm_f32(value(e, t->out), value(e, n->in[0]), rows, xv->cols, w, b,
-                                                        n->eps, err);
-        if (c->fp16) return gsq_cuda_layernorm_f16(c->in[t->output], value(e, n->in[0]), rows, xv->cols, w, b,
-                                                   n->eps, err);
-        return gsq_cuda_layernorm_i8(c->in[t->output], round4(g->linears[t->feeds].cols), value(e, n->in[0]), rows,
-                                     xv->cols, w, b, n->eps, e->linears[t->feeds].inv_a, e->a_qmax, err);
+        int M;
+        gsq_cuda_rows src = norm_rows(e, t, n, B, &M);
+        if (t->feeds < 0) return gsq_cuda_layernorm_f32(value(e, t->out), value(e, n->in[0]), M, xv->cols, w, b,
+                                                        n->eps, &src, err);
+        if (c->fp16) return gsq_cuda_layernorm_f16(c->in[t->output], value(e, n->in[0]), M, xv->cols, w, b, n->eps,
+                                                   &src, err);
+        return gsq_cuda_layernorm_i8(c->in[t->output], round4(g->linears[t->feeds].cols), value(e, n->in[0]), M,
+                                     xv->cols, w, b, n->eps, e->linears[t->feeds].inv_a, e->a_qmax, &src, err);
     }
     case GSQ_OP_ATTENTION:
         return attention(e, t, n, B, err);
@@ -302,10 +363,16 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
                              yv->slices, n->attrs[2], err);
     case GSQ_OP_MEAN2:
         return gsq_cuda_mean2(value(e, t->out), value(e, n->in[0]), value(e, n->in[1]), (size_t)rows * xv->cols, err);
-    case GSQ_OP_GELU:
-    case GSQ_OP_WINDOW: /* refused when the engine is made */
-    case GSQ_OP_UNWINDOW:
+    case GSQ_OP_WINDOW: /* a partition no LayerNorm wrote through (the plan fuses Swin's) */
     case GSQ_OP_MERGE:
+        return gsq_cuda_gather_rows(value(e, t->out), value(e, n->in[0]), half_value(e, n->in[0]), NULL, 0,
+                                    c->maps[t->node], B, xv->rows, yv->rows * (n->op == GSQ_OP_MERGE ? 4 : 1),
+                                    n->op == GSQ_OP_MERGE ? xv->cols : yv->cols, err);
+    case GSQ_OP_UNWINDOW: /* with the residual, added in place when the plan lets it accumulate */
+        return gsq_cuda_gather_rows(value(e, t->out), value(e, n->in[0]), half_value(e, n->in[0]),
+                                    n->in[1] >= 0 && !t->accumulate ? value(e, n->in[1]) : NULL, t->accumulate,
+                                    c->maps[t->node], B, xv->rows, yv->rows, yv->cols, err);
+    case GSQ_OP_GELU:
     case GSQ_OP_COUNT:
         break;
     }

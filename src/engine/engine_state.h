@@ -39,8 +39,11 @@ struct gsq_engine {
     uint8_t *codes[2];           /* the compressed linears' input buffers (engine_plan.h) */
     uint8_t *att8;               /* integer attention's scratch (attention_int8.h), where it runs */
     float **att_bias;            /* (graph->num_attentions) Swin's bias, expanded (gsq_attn_bias_expand) for the
-                                  * integer attention; NULL for attention without one */
+                                  * CPU's integer attention and every GPU attention; NULL for attention
+                                  * without one */
     int *att_windows;            /* (graph->num_attentions) the windows att_bias holds */
+    int **row_maps;              /* (graph->num_nodes) on CUDA, each window partition's, reverse's and
+                                  * patch merging's row map (gsq_window_rows, gsq_merge_rows); else NULL */
     double *times;               /* (plan.num_parts) */
 };
 

@@ -296,63 +296,64 @@ static void emit_pool(exporter *e, const gsq_node *n)
     }
 }
 
-/* y = Gather(x with one zero row appended, index, axis 1), for rearrangements of rows where an
- * index of `pad_row` (x's rows) stands for a zero row; the zero row is appended only when used. */
-static const char *gather_rows(exporter *e, const char *base, const char *out, const char *x, int n, const int64_t *index,
-                               int pad_row)
+/* y = Gather(x with one zero row appended, map, axis 1): the rows of x that map names (-1: the
+ * zero row, appended only when some row is one). */
+static const char *gather_rows(exporter *e, const char *base, const char *out, const char *x, int n, const int *map,
+                               int x_rows)
 {
+    int64_t *index = malloc((size_t)n * sizeof *index);
+    if (!index) {
+        gsq_onnx_fail(e->b);
+        return out;
+    }
     int padded = 0;
-    for (int i = 0; i < n; i++) padded |= index[i] == pad_row;
+    for (int i = 0; i < n; i++) {
+        padded |= map[i] < 0;
+        index[i] = map[i] < 0 ? x_rows : map[i];
+    }
     if (padded) {
         const int64_t pads[6] = {0, 0, 0, 0, 1, 0};
         x = op2(e, "Pad", base, "padded", x, ints(e, base, "pads", 6, pads));
     }
     const char *y = GSQ_ONNX_OP(e->b, "Gather", out, x, ints(e, base, "rows", n, index));
     gsq_onnx_attr_int(e->b, "axis", 1);
+    free(index);
     return y;
 }
 
 static void emit_window(exporter *e, const gsq_node *n, int reverse)
 {
     gsq_window_geom w = gsq_node_window(n);
-    int G2 = w.grid * w.grid, rows = gsq_window_count(w) * w.window * w.window, count = reverse ? G2 : rows;
-    int64_t *index = malloc((size_t)count * sizeof *index);
-    if (!index) {
+    int G2 = w.grid * w.grid, rows = gsq_window_count(w) * w.window * w.window;
+    int *map = malloc((size_t)(rows > G2 ? rows : G2) * sizeof *map);
+    if (!map) {
         gsq_onnx_fail(e->b);
         return;
     }
-    for (int i = 0; i < rows; i++) {
-        int src = gsq_window_source(w, i);
-        if (!reverse) index[i] = src < 0 ? G2 : src;
-        else if (src >= 0) index[src] = i; /* each grid token sits in exactly one window row */
-    }
+    gsq_window_rows(w, reverse, map);
     const char *out = value_name(e, n->out, 0), *x = value_name(e, n->in[0], 0);
     int residual = reverse && n->in[1] >= 0;
-    const char *y = gather_rows(e, out, residual ? gsq_onnx_name(e->b, "%s/grid", out) : out, x, count, index,
-                                reverse ? rows : G2);
+    const char *y = gather_rows(e, out, residual ? gsq_onnx_name(e->b, "%s/grid", out) : out, x, reverse ? G2 : rows,
+                                map, reverse ? rows : G2);
     if (residual) GSQ_ONNX_OP(e->b, "Add", out, y, value_name(e, n->in[1], 0));
-    free(index);
+    free(map);
 }
 
 static void emit_merge(exporter *e, const gsq_node *n)
 {
     int G = n->attrs[0], M = (G + 1) / 2, C = e->g->values[n->in[0]].cols;
-    int64_t *index = malloc((size_t)M * M * 4 * sizeof *index);
-    if (!index) {
+    int *map = malloc((size_t)M * M * 4 * sizeof *map);
+    if (!map) {
         gsq_onnx_fail(e->b);
         return;
     }
-    for (int t = 0; t < M * M; t++)
-        for (int k = 0; k < 4; k++) {
-            int src = gsq_merge_source(G, t / M, t % M, k);
-            index[t * 4 + k] = src < 0 ? G * G : src;
-        }
+    gsq_merge_rows(G, map);
     const char *out = value_name(e, n->out, 0);
     const char *y = gather_rows(e, out, gsq_onnx_name(e->b, "%s/parts", out), value_name(e, n->in[0], 0), M * M * 4,
-                                index, G * G);
+                                map, G * G);
     const int64_t shape[3] = {-1, M * M, 4 * C};
     GSQ_ONNX_OP(e->b, "Reshape", out, y, ints(e, out, "shape", 3, shape));
-    free(index);
+    free(map);
 }
 
 static void emit_attention(exporter *e, const gsq_node *n)

@@ -22,6 +22,23 @@ int gsq_window_source(gsq_window_geom w, int i)
     return r * w.grid + c;
 }
 
+void gsq_window_rows(gsq_window_geom w, int reverse, int *map)
+{
+    int rows = gsq_window_count(w) * w.window * w.window;
+    for (int i = 0; i < rows; i++) {
+        int src = gsq_window_source(w, i);
+        if (!reverse) map[i] = src;
+        else if (src >= 0) map[src] = i; /* each grid token sits in exactly one window row */
+    }
+}
+
+void gsq_merge_rows(int G, int *map)
+{
+    int M = (G + 1) / 2;
+    for (int t = 0; t < M * M; t++)
+        for (int k = 0; k < 4; k++) map[t * 4 + k] = gsq_merge_source(G, t / M, t % M, k);
+}
+
 void gsq_windows_from_grid(float *win, const float *x, int B, int C, gsq_window_geom w, int accumulate)
 {
     int rows = gsq_window_count(w) * w.window * w.window, G2 = w.grid * w.grid;

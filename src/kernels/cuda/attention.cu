@@ -8,7 +8,9 @@
  * float one), then each warp takes rows in turn: the scores of keys lane, lane + 32, ... into its
  * shared row, the softmax (the exponentials, then the sum in the 16 lanes gsq_att8_probs uses),
  * and the outputs d = lane, lane + 32, ... The integer sums are dp4a's, exact in any order; the
- * float ones (the scores' Σ_d and the outputs' Σ_u) run in index order. The whole of K and V must
+ * float ones (the scores' Σ_d and the outputs' Σ_u) run in index order. Swin's relative position
+ * bias and shifted-window mask, expanded (gsq_attn_bias_expand), are added to the scores as the
+ * CPU adds them. The whole of K and V must
  * fit the device's shared memory; a head too long for it is refused (GSQ_ERR_ARG). */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -45,6 +47,8 @@ struct i8_args {
     float inv_q, inv_k, inv_v;    /* 1 / scale of Q, K and V (gsq_quantize_codes) */
     float qmax, qk, p_inv, pv;    /* the gsq_att8_head constants, computed as gsq_att8_forward does */
     float out_inv, out_qmax;      /* the output's quantizer */
+    const float *bias;            /* (windows, NH, T, T) added to the scores, or NULL */
+    int windows;                  /* sequence b adds window b mod windows's bias */
     smem_layout sm;
 };
 
@@ -56,8 +60,16 @@ struct float_args {
     int ks;           /* elements between K rows in shared memory (an odd number of words) */
     float scale;      /* 1 / √HD */
     float out_inv, out_qmax;
+    const float *bias; /* as i8_args' */
+    int windows;
     smem_layout sm;
 };
+
+/* Row t of the bias of sequence b's head h (T floats), or NULL without a bias. */
+__device__ __forceinline__ const float *bias_row(const float *bias, int windows, int NH, int T, int b, int h, int t)
+{
+    return bias ? bias + (((size_t)(b % windows) * NH + h) * T + t) * T : NULL;
+}
 
 __device__ __forceinline__ int warp_max(int x)
 {
@@ -143,16 +155,24 @@ __global__ void __launch_bounds__(WARPS * 32) attention_i8_kernel(i8_args a)
         const float *q = head + (size_t)t * ld;
         for (int w = lane; w < a.hw; w += 32) qs[w] = codes4(q, 4 * w, HD, a.inv_q, a.qmax);
         __syncwarp();
+        const float *brow = bias_row(a.bias, a.windows, a.NH, T, b, h, t);
         int top = INT_MIN;
+        float top_s = -INFINITY; /* with a bias: the largest score itself (gsq_att8_biased_max) */
         for (int u = lane; u < T; u += 32) {
             const int32_t *k = ks + u * a.kw;
             int acc = 0;
             for (int w = 0; w < a.hw; w++) acc = __dp4a(k[w], qs[w], acc);
             top = max(top, acc);
-            srow[u] = (float)acc * a.qk;
+            float s = (float)acc * a.qk;
+            if (brow) {
+                s = s + brow[u];
+                top_s = fmaxf(top_s, s);
+            }
+            srow[u] = s;
         }
         top = warp_max(top);
-        float inv = softmax_inv(srow, T, (float)top * a.qk, lane);
+        float m = brow ? warp_max(top_s) : (float)top * a.qk; /* without a bias, rounding is monotonic */
+        float inv = softmax_inv(srow, T, m, lane);
         for (int u = lane; u < 4 * a.groups; u += 32) {
             float r = u < T ? rintf((srow[u] * inv) * a.p_inv) : 0.0f;
             pcode[u] = (uint8_t)(int)(r > a.qmax ? a.qmax : r);
@@ -196,12 +216,14 @@ __global__ void __launch_bounds__(WARPS * 32) attention_float_kernel(float_args 
     for (int t = blockIdx.y * ROWS + warp; t < t_end; t += WARPS) { /* warp-uniform */
         for (int d = lane; d < HD; d += 32) qrow[d] = to_float(head[(size_t)t * ld + d]);
         __syncwarp();
+        const float *brow = bias_row(a.bias, a.windows, a.NH, T, b, h, t);
         float top = -INFINITY;
         for (int u = lane; u < T; u += 32) {
             const S *k = ks + u * a.ks;
             float dot = 0.0f;
             for (int d = 0; d < HD; d++) dot += qrow[d] * to_float(k[d]);
             float s = dot * a.scale;
+            if (brow) s = s + brow[u];
             srow[u] = s;
             top = fmaxf(top, s);
         }
@@ -233,12 +255,16 @@ static smem_layout layout_of(size_t k_bytes, size_t v_bytes, size_t q_bytes, siz
     return smem_layout{0, (int)v, (int)warp, (int)warp_bytes, 0, (int)s, (int)p};
 }
 
-/* The shapes every attention takes: B, T ≥ 1, NH heads of C / NH in 1..MAX_HD, B·NH blocks. */
-static gsq_status check_shape(const char *what, int B, int T, int C, int NH, gsq_error *err)
+/* The shapes every attention takes: B, T ≥ 1, NH heads of C / NH in 1..MAX_HD, B·NH blocks; with a
+ * bias, windows ≥ 1. */
+static gsq_status check_shape(const char *what, int B, int T, int C, int NH, const float *bias, int windows,
+                              gsq_error *err)
 {
     if (B < 1 || T < 1 || NH < 1 || C < NH || C % NH || C / NH > MAX_HD || (long long)B * NH > INT_MAX)
         return gsq_fail(err, GSQ_ERR_ARG, "cuda %s attention: B %d, T %d, C %d, NH %d: needs B, T ≥ 1 and C a multiple "
                         "of NH with a head dimension C / NH in 1..%d", what, B, T, C, NH, MAX_HD);
+    if (bias && windows < 1)
+        return gsq_fail(err, GSQ_ERR_ARG, "cuda %s attention: a bias over %d windows", what, windows);
     return GSQ_OK;
 }
 
@@ -267,9 +293,10 @@ static dim3 grid_of(int B, int T, int NH)
 }
 
 extern "C" gsq_status gsq_cuda_attention_i8(int8_t *out, int ldo, float out_inv, int out_qmax, const float *qkv, int B,
-                                            int T, int C, int NH, const float scales[3], int qmax, gsq_error *err)
+                                            int T, int C, int NH, const float scales[3], int qmax, const float *bias,
+                                            int windows, gsq_error *err)
 {
-    gsq_status st = check_shape("int8", B, T, C, NH, err);
+    gsq_status st = check_shape("int8", B, T, C, NH, bias, windows, err);
     if (st != GSQ_OK) return st;
     if (ldo < C || qmax < 1 || qmax > 127 || out_qmax < 1 || out_qmax > 127)
         return gsq_fail(err, GSQ_ERR_ARG, "cuda int8 attention: ldo %d for C %d, qmax %d, out_qmax %d: needs ldo ≥ C "
@@ -287,6 +314,7 @@ extern "C" gsq_status gsq_cuda_attention_i8(int8_t *out, int ldo, float out_inv,
     a.qk = scales[0] * scales[1] * (1.0f / sqrtf((float)a.HD));
     a.p_inv = 1.0f / p_scale, a.pv = p_scale * scales[2];
     a.out_inv = out_inv, a.out_qmax = (float)out_qmax;
+    a.bias = bias, a.windows = windows;
     size_t bytes, words = sizeof(int32_t);
     a.sm = layout_of((size_t)T * a.kw * words, (size_t)a.groups * a.HD * words, (size_t)a.hw * words, (size_t)T * 4,
                      (size_t)a.groups * words, &bytes);
@@ -299,9 +327,9 @@ extern "C" gsq_status gsq_cuda_attention_i8(int8_t *out, int ldo, float out_inv,
 /* The float attentions: qkv of S, out int8 codes at ldo or (HALF) half. */
 template <typename S, bool HALF>
 static gsq_status attention_float(void *out, int ldo, float out_inv, int out_qmax, const void *qkv, int B, int T, int C,
-                                  int NH, const char *what, gsq_error *err)
+                                  int NH, const float *bias, int windows, const char *what, gsq_error *err)
 {
-    gsq_status st = check_shape(what, B, T, C, NH, err);
+    gsq_status st = check_shape(what, B, T, C, NH, bias, windows, err);
     if (st != GSQ_OK) return st;
     if (!HALF && (ldo < C || out_qmax < 1 || out_qmax > 127))
         return gsq_fail(err, GSQ_ERR_ARG, "cuda %s attention: ldo %d for C %d, out_qmax %d: needs ldo ≥ C and out_qmax "
@@ -312,6 +340,7 @@ static gsq_status attention_float(void *out, int ldo, float out_inv, int out_qma
     a.ks = (int)((row_words | 1) * 4 / sizeof(S));
     a.scale = 1.0f / sqrtf((float)a.HD);
     a.out_inv = out_inv, a.out_qmax = (float)out_qmax;
+    a.bias = bias, a.windows = windows;
     size_t bytes;
     a.sm = layout_of((size_t)T * a.ks * sizeof(S), (size_t)T * a.HD * sizeof(S), (size_t)a.HD * sizeof(float),
                      (size_t)T * sizeof(float), 0, &bytes);
@@ -322,12 +351,13 @@ static gsq_status attention_float(void *out, int ldo, float out_inv, int out_qma
 }
 
 extern "C" gsq_status gsq_cuda_attention_f32(int8_t *out, int ldo, float out_inv, int out_qmax, const float *qkv, int B,
-                                             int T, int C, int NH, gsq_error *err)
+                                             int T, int C, int NH, const float *bias, int windows, gsq_error *err)
 {
-    return attention_float<float, false>(out, ldo, out_inv, out_qmax, qkv, B, T, C, NH, "fp32", err);
+    return attention_float<float, false>(out, ldo, out_inv, out_qmax, qkv, B, T, C, NH, bias, windows, "fp32", err);
 }
 
-extern "C" gsq_status gsq_cuda_attention_f16(void *out, const void *qkv, int B, int T, int C, int NH, gsq_error *err)
+extern "C" gsq_status gsq_cuda_attention_f16(void *out, const void *qkv, int B, int T, int C, int NH, const float *bias,
+                                             int windows, gsq_error *err)
 {
-    return attention_float<__half, true>(out, C, 0.0f, 0, qkv, B, T, C, NH, "fp16", err);
+    return attention_float<__half, true>(out, C, 0.0f, 0, qkv, B, T, C, NH, bias, windows, "fp16", err);
 }
