@@ -3,7 +3,7 @@
 For every CASE.onnx beside a CASE.io.safetensors in the folder given (tests/export_bundle.c writes
 them): onnx.checker passes (full check, shapes inferred); the graph is what docs/EXPORT.md
 promises (LayerNormalization as one operator, exact GELU, a symbolic or the asked batch axis,
-the input's description and normalisation in metadata_props); ONNX Runtime's logits on the case's
+the input's description and, for RGB models, its normalisation in metadata_props); ONNX Runtime's logits on the case's
 images match gpusq's — "fp32": within 1e-4 of the largest logit of each image, "agreement": the
 same top-1 class on at least 99.5% of the images — and every weight the case names keeps its 2:4
 or paired 4:8 pattern, read independently from the ONNX initializers. Q/DQ exports: symmetric
@@ -60,7 +60,8 @@ def check_graph(name, model, meta, problems):
     if "Gelu" not in ops and "Erf" not in ops or "Tanh" in ops:
         problems.append("GELU is not exact")
     props = {p.key: p.value for p in model.metadata_props}
-    for key in ("gpusq.input", "gpusq.mean", "gpusq.std", "gpusq.input_size"):
+    channels = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    for key in ("gpusq.input", "gpusq.input_size") + (("gpusq.mean", "gpusq.std") if channels == 3 else ()):
         if key not in props:
             problems.append(f"metadata {key} missing")
     quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]

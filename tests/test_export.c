@@ -3,8 +3,8 @@
  * LayerNormalization per LayerNorm, exact GELU (Erf before opset 20, Gelu from it), the
  * metadata; for quantized models the Q/DQ the targets promise — int8 weight initializers equal to
  * the model's codes through per-row DequantizeLinear (axis 0), zero points 0 (TensorRT) or 128
- * uint8 (ONNX Runtime), the qkv pair per channel after the GEMM for TensorRT, the 4-bit range
- * clipped — and Swin's windows as Gathers. Refusals: opsets outside 17..21, a negative batch,
+ * uint8 (ONNX Runtime), every scale per tensor, q, k and v's pairs on the qkv GEMM's output for
+ * TensorRT, the 4-bit range clipped, zero-valued attributes written (proto2) — and Swin's windows as Gathers. Refusals: opsets outside 17..21, a negative batch,
  * uncalibrated quantizers, an unwritable path (an existing file left as it was). ONNX Runtime's
  * check of the numbers is tests/onnx_check.py. */
 #include <stdio.h>
@@ -154,6 +154,9 @@ static void check_quantized(gsq_model *m, gsq_export_target target, int attentio
             if (strcmp(n->op_type, "DequantizeLinear") || strcmp(n->input[0], name)) continue;
             const Onnx__TensorProto *s = initializer(g, n->input[1]);
             dq++;
+            int has = 0;
+            for (size_t a = 0; a < n->n_attribute; a++) has |= !strcmp(n->attribute[a]->name, "axis") && n->attribute[a]->has_i;
+            CHECK(has, "%s: axis 0 not written", name);
             CHECK(attr_int(n, "axis", 1) == 0 && s && s->n_dims == 1 && s->dims[0] == l->rows &&
                       memcmp(s->raw_data.data, scales, (size_t)l->rows * 4) == 0, "%s: per-row scales", name);
         }
@@ -161,7 +164,7 @@ static void check_quantized(gsq_model *m, gsq_export_target target, int attentio
         free(codes);
         free(scales);
     }
-    int per_channel = 0, clipped = 0;
+    int clipped = 0;
     for (size_t k = 0; k < g->n_node; k++) {
         const Onnx__NodeProto *n = g->node[k];
         if (!strcmp(n->op_type, "Clip")) {
@@ -173,14 +176,18 @@ static void check_quantized(gsq_model *m, gsq_export_target target, int attentio
         int ok = zp && zp->data_type == (ort ? 2 : 3) && zp->raw_data.len > 0;
         for (size_t b = 0; ok && b < zp->raw_data.len; b++) ok = zp->raw_data.data[b] == (ort ? 128 : 0);
         CHECK(ok, "%s: zero point", n->output[0]);
-        per_channel += attr_int(n, "axis", -1) == 2;
+        const Onnx__TensorProto *s = initializer(g, n->input[1]);
+        CHECK(s && s->n_dims == 0 && zp->n_dims == 0, "%s: not one scale per tensor", n->output[0]);
     }
-    /* a clipped pair before each linear, and q, k, v per attention (one per-channel pair for TensorRT) */
-    int pairs = linears + (attention ? gg->num_attentions * (ort ? 3 : 1) : 0);
-    CHECK(clipped == linears + (attention && ort ? 3 * gg->num_attentions : 0), "%d clipped, %d linears", clipped, linears);
-    CHECK(count_ops(g, "QuantizeLinear") == pairs + (attention ? gg->num_attentions : 0),
-          "%d QuantizeLinear", count_ops(g, "QuantizeLinear"));
-    CHECK(per_channel == (attention && !ort ? gg->num_attentions : 0), "%d per-channel pairs", per_channel);
+    /* a clipped pair before each linear and on q, k, v per attention; the probabilities' pair (in
+     * [0, 1]) needs no clip; TensorRT's q, k, v pairs sit on three Slices of the qkv GEMM's output */
+    int qkv = attention ? 3 * gg->num_attentions : 0;
+    CHECK(clipped == linears + qkv, "%d clipped, %d linears", clipped, linears);
+    CHECK(count_ops(g, "QuantizeLinear") == linears + qkv + (attention ? gg->num_attentions : 0), "%d QuantizeLinear",
+          count_ops(g, "QuantizeLinear"));
+    int sliced = 0; /* the Slices of qkv's output (pooling may have one of its own) */
+    for (size_t k = 0; k < g->n_node; k++) sliced += !strcmp(g->node[k]->op_type, "Slice") && strstr(g->node[k]->output[0], "/sliced");
+    CHECK(sliced == (ort ? 0 : qkv), "%d Slices of qkv", sliced);
     const char *q = meta(p, "gpusq.quantization");
     CHECK(q && strstr(q, attention ? "attention quantized" : "attention float"), "%s", q ? q : "no quantization");
     onnx__model_proto__free_unpacked(p, NULL);

@@ -43,7 +43,7 @@ static const cli_spec spec = {
              "[--input-size N]",
     .about = "Writes a model as ONNX: a dense or sparse timm file as float, a compressed file "
     "(gpusq compress/quantize) with Q/DQ pairs from its own trained scales (int8 weights with per-row scales, pruned "
-    "zeros kept; per-tensor activation scales). Input 'images' (batch, 3, S, S) normalised as timm's eval transform, "
+    "zeros kept; per-tensor activation scales). Input 'images' (batch, C, S, S) normalised as timm's eval transform, "
     "output 'logits'; the mean, std and class names are in the file's metadata.",
     .notes = "Run it: trtexec --onnx=OUT.onnx --int8 --sparsity=enable (TensorRT), or onnxruntime's InferenceSession "
     "(docs/EXPORT.md). Written atomically: an existing OUT.onnx is replaced only by a complete file.",

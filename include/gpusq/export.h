@@ -12,9 +12,9 @@
 #include "gpusq/model.h"
 
 typedef enum {
-    /* Symmetric int8 everywhere (zero point 0); quantized attention's q, k and v as one per-channel
-     * pair right after the qkv GEMM, so it runs INT8 in and INT8 out. For trtexec --int8
-     * --sparsity=enable. */
+    /* Symmetric int8 everywhere (zero point 0); quantized attention's q, k and v each get their
+     * per-tensor pair right after the qkv GEMM (sliced from its output), so it ends in int8
+     * codes. For trtexec --int8 --sparsity=enable. */
     GSQ_EXPORT_TENSORRT,
     /* What ONNX Runtime's x86 CPU fuses into integer kernels: uint8 activations (zero point 128:
      * the same codes shifted), int8 weights; q, k and v each their own pair before their MatMul. */

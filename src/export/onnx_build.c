@@ -1,5 +1,6 @@
-/* The ONNX model builder (onnx_build.h): protobuf-c structures filled from one arena, packed by
- * protobuf-c and written with gsq_write_file_atomic. */
+/* The ONNX model builder (onnx_build.h): protobuf-c structures filled from one arena (each scalar
+ * with its has_ flag: proto2 writes what is flagged, zeros included), packed by protobuf-c and
+ * written with gsq_write_file_atomic. */
 #include "export/onnx_build.h"
 
 #include <stdarg.h>
@@ -154,6 +155,7 @@ static Onnx__AttributeProto *attr(gsq_onnx *b, const char *name, Onnx__Attribute
     onnx__attribute_proto__init(a);
     a->name = (char *)dup(b, name);
     a->type = type;
+    a->has_type = 1;
     if (node->n_attribute) memcpy(all, node->attribute, node->n_attribute * sizeof *all);
     all[node->n_attribute++] = a;
     node->attribute = all;
@@ -163,7 +165,7 @@ static Onnx__AttributeProto *attr(gsq_onnx *b, const char *name, Onnx__Attribute
 void gsq_onnx_attr_int(gsq_onnx *b, const char *name, int64_t v)
 {
     Onnx__AttributeProto *a = attr(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    if (a) a->i = v;
+    if (a) a->i = v, a->has_i = 1;
 }
 
 void gsq_onnx_attr_ints(gsq_onnx *b, const char *name, int n, const int64_t *v)
@@ -179,7 +181,7 @@ void gsq_onnx_attr_ints(gsq_onnx *b, const char *name, int n, const int64_t *v)
 void gsq_onnx_attr_float(gsq_onnx *b, const char *name, float v)
 {
     Onnx__AttributeProto *a = attr(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
-    if (a) a->f = v;
+    if (a) a->f = v, a->has_f = 1;
 }
 
 static size_t elem_bytes(int elem_type)
@@ -208,10 +210,12 @@ const char *gsq_onnx_tensor(gsq_onnx *b, const char *name, int elem_type, int nd
     t->n_dims = (size_t)ndim;
     t->dims = d;
     t->data_type = elem_type;
+    t->has_data_type = 1;
     t->name = (char *)dup(b, name);
     memcpy(raw, data, count * elem_bytes(elem_type));
     t->raw_data.len = count * elem_bytes(elem_type);
     t->raw_data.data = raw;
+    t->has_raw_data = 1;
     push(b, &b->inits, t);
     return t->name;
 }
@@ -263,6 +267,7 @@ void gsq_onnx_io(gsq_onnx *b, int output, const char *name, int ndim, const int6
     shape->n_dim = (size_t)ndim;
     shape->dim = dim;
     tensor->elem_type = GSQ_ONNX_FLOAT;
+    tensor->has_elem_type = 1;
     tensor->shape = shape;
     type->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
     type->tensor_type = tensor;
@@ -292,6 +297,7 @@ gsq_status gsq_onnx_write(gsq_onnx *b, const char *name, const char *doc, const 
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT, *opsets[1] = {&opset};
     if (b->failed) return gsq_fail(err, GSQ_ERR_NOMEM, "ONNX export: out of memory building the graph");
     opset.version = b->opset;
+    opset.has_version = 1;
     graph.name = (char *)name;
     graph.doc_string = (char *)doc;
     graph.n_node = b->nodes.n;
@@ -303,6 +309,7 @@ gsq_status gsq_onnx_write(gsq_onnx *b, const char *name, const char *doc, const 
     graph.n_output = b->outputs.n;
     graph.output = (Onnx__ValueInfoProto **)b->outputs.items;
     model.ir_version = ir_version(b->opset);
+    model.has_ir_version = 1;
     model.n_opset_import = 1;
     model.opset_import = opsets;
     model.producer_name = "gpusq";

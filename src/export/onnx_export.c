@@ -29,6 +29,7 @@ typedef struct {
     int quantized;      /* the model's quantizers are active */
     int act_qmax;       /* the activations' codes lie in ±act_qmax */
     gsq_error *err;
+    gsq_status st;      /* an emitter's failure with its own message (not the builder's memory) */
 } exporter;
 
 static const char *value_name(const exporter *e, int v, int slice) { return e->names[e->first[v] + slice]; }
@@ -73,49 +74,25 @@ static const char *transpose(exporter *e, const char *base, const char *what, co
     return y;
 }
 
-/* x quantized with `count` scales (1: per tensor; else per channel along `axis`) at ±qmax and
- * dequantized: what the model's fake quantizer computes. QuantizeLinear saturates at the int8
- * type's [-128, 127], so unless the values cannot pass ±qmax (clip 0) they are clipped to ±qmax
- * first: the model's codes are symmetric (±127; ±7 at 4 bits), and a -128 where the model has
- * -127 moves outliers, the values that matter most. Zero points: 0 (int8) for TensorRT, 128
- * (uint8, the same codes shifted) for ONNX Runtime. */
-static const char *qdq(exporter *e, const char *base, const char *x, int count, const float *scales, int axis, int qmax,
-                       int clip)
+/* x quantized at scale (codes ±qmax) and dequantized: what the model's fake quantizer computes,
+ * one scale per tensor (TensorRT takes activation scales per tensor only). QuantizeLinear
+ * saturates at the int8 type's [-128, 127], so unless the values cannot pass ±qmax (clip 0) they
+ * are clipped to ±qmax first: the model's codes are symmetric (±127; ±7 at 4 bits), and a -128
+ * where the model has -127 moves outliers, the values that matter most. Zero points: 0 (int8) for
+ * TensorRT, 128 (uint8, the same codes shifted) for ONNX Runtime. */
+static const char *qdq(exporter *e, const char *base, const char *x, float scale, int qmax, int clip)
 {
     gsq_onnx *b = e->b;
     int ort = e->o->target == GSQ_EXPORT_ORT;
-    int64_t dims[1] = {count};
-    const char *scale = gsq_onnx_tensor(b, gsq_onnx_name(b, "%s/scale", base), GSQ_ONNX_FLOAT, count > 1, dims, scales);
-    unsigned char *zp = malloc((size_t)count);
-    float *bound = malloc((size_t)count * sizeof *bound);
-    if (!zp || !bound) {
-        free(zp);
-        free(bound);
-        gsq_onnx_fail(b);
-        return x;
-    }
-    memset(zp, ort ? 128 : 0, (size_t)count);
-    const char *zero = gsq_onnx_tensor(b, gsq_onnx_name(b, "%s/zero_point", base), ort ? GSQ_ONNX_UINT8 : GSQ_ONNX_INT8,
-                                       count > 1, dims, zp);
-    if (clip) {
-        for (int i = 0; i < count; i++) bound[i] = (float)qmax * scales[i];
-        const char *hi = gsq_onnx_tensor(b, gsq_onnx_name(b, "%s/max", base), GSQ_ONNX_FLOAT, count > 1, dims, bound);
-        for (int i = 0; i < count; i++) bound[i] = -bound[i];
-        const char *lo = gsq_onnx_tensor(b, gsq_onnx_name(b, "%s/min", base), GSQ_ONNX_FLOAT, count > 1, dims, bound);
-        if (count == 1) {
-            x = GSQ_ONNX_OP(b, "Clip", gsq_onnx_name(b, "%s/clipped", base), x, lo, hi);
-        } else {
-            x = op2(e, "Max", base, "above_min", x, lo);
-            x = op2(e, "Min", base, "clipped", x, hi);
-        }
-    }
-    free(zp);
-    free(bound);
-    const char *q = GSQ_ONNX_OP(b, "QuantizeLinear", gsq_onnx_name(b, "%s/quantized", base), x, scale, zero);
-    if (count > 1) gsq_onnx_attr_int(b, "axis", axis);
-    const char *y = GSQ_ONNX_OP(b, "DequantizeLinear", gsq_onnx_name(b, "%s/dequantized", base), q, scale, zero);
-    if (count > 1) gsq_onnx_attr_int(b, "axis", axis);
-    return y;
+    const char *s = gsq_onnx_float(b, gsq_onnx_name(b, "%s/scale", base), scale);
+    const char *zero = gsq_onnx_byte(b, gsq_onnx_name(b, "%s/zero_point", base), ort ? GSQ_ONNX_UINT8 : GSQ_ONNX_INT8,
+                                     ort ? 128 : 0);
+    if (clip)
+        x = GSQ_ONNX_OP(b, "Clip", gsq_onnx_name(b, "%s/clipped", base), x,
+                        gsq_onnx_float(b, gsq_onnx_name(b, "%s/min", base), -(float)qmax * scale),
+                        gsq_onnx_float(b, gsq_onnx_name(b, "%s/max", base), (float)qmax * scale));
+    const char *q = GSQ_ONNX_OP(b, "QuantizeLinear", gsq_onnx_name(b, "%s/quantized", base), x, s, zero);
+    return GSQ_ONNX_OP(b, "DequantizeLinear", gsq_onnx_name(b, "%s/dequantized", base), q, s, zero);
 }
 
 /* The weight of linear i as a float tensor (rows, cols): its parameter, or for a quantized linear
@@ -140,7 +117,8 @@ static const char *linear_weight(exporter *e, int i)
         y = GSQ_ONNX_OP(b, "DequantizeLinear", w, q, s, z);
         gsq_onnx_attr_int(b, "axis", 0);
     } else {
-        gsq_onnx_fail(e->b);
+        e->st = st; /* the message is the model's, or out of memory */
+        if (st == GSQ_ERR_NOMEM) gsq_fail(e->err, st, "ONNX export: out of memory");
     }
     free(codes);
     free(scales);
@@ -156,45 +134,41 @@ static int attention_reading(const gsq_graph *g, int v)
     return -1;
 }
 
-/* The model's Q, K, V scales of attention l as one per-channel vector over qkv's 3·D columns. */
-static const float *qkv_channel_scales(const exporter *e, int l, int D, float *out)
-{
-    const float *s = gsq_model_quant_attention_scales(e->m, l);
-    for (int k = 0; k < 3; k++)
-        for (int c = 0; c < D; c++) out[k * D + c] = s[k];
-    return out;
-}
-
+/* A linear: MatMul with the weight behind a Transpose, then the bias, the residual, and for
+ * TensorRT the q, k and v pairs of a quantized attention right after its qkv GEMM (three Slices,
+ * a per-tensor pair each, joined again), so that the GEMM ends in the attention's int8 codes. The
+ * last operation writes the value's name. */
 static void emit_linear(exporter *e, const gsq_node *n)
 {
     const gsq_linear *l = &e->g->linears[n->linear];
+    gsq_onnx *b = e->b;
     const char *out = value_name(e, n->out, 0);
     const char *x = value_name(e, n->in[0], n->in_slice > 0 ? n->in_slice : 0);
-    if (e->quantized && l->compressed) {
-        float s = gsq_model_quant_act_scale(e->m, n->linear);
-        x = qdq(e, gsq_onnx_name(e->b, "%s/input", l->name), x, 1, &s, 0, e->act_qmax, 1);
-    }
+    if (e->quantized && l->compressed)
+        x = qdq(e, gsq_onnx_name(b, "%s/input", l->name), x, gsq_model_quant_act_scale(e->m, n->linear), e->act_qmax, 1);
     const int64_t perm[2] = {1, 0};
     const char *wt = transpose(e, l->name, "weight_t", linear_weight(e, n->linear), 2, perm);
-    int bias = l->bias >= 0, residual = n->in[1] >= 0;
-    int l_attn = e->quantized ? attention_reading(e->g, n->out) : -1;
-    int qkv_pair = l_attn >= 0 && gsq_model_quant_attention_scales(e->m, l_attn) && e->o->target == GSQ_EXPORT_TENSORRT;
-    const char *y = (bias || residual || qkv_pair) ? gsq_onnx_name(e->b, "%s/matmul", out) : out;
-    y = GSQ_ONNX_OP(e->b, "MatMul", y, x, wt);
-    if (bias) y = GSQ_ONNX_OP(e->b, "Add", (residual || qkv_pair) ? gsq_onnx_name(e->b, "%s/biased", out) : out, y,
-                              param_tensor(e, l->bias, 0, NULL));
-    if (residual) y = GSQ_ONNX_OP(e->b, "Add", out, y, value_name(e, n->in[1], 0));
-    if (qkv_pair) { /* TensorRT: the qkv GEMM ends in the attention's int8 codes (INT8 out) */
-        float *s = malloc((size_t)l->rows * sizeof *s);
-        if (!s) {
-            gsq_onnx_fail(e->b);
-            return;
+    int attn = e->quantized && e->o->target == GSQ_EXPORT_TENSORRT ? attention_reading(e->g, n->out) : -1;
+    const float *qkv_scales = attn >= 0 ? gsq_model_quant_attention_scales(e->m, attn) : NULL;
+    int steps = 1 + (l->bias >= 0) + (n->in[1] >= 0) + (qkv_scales != NULL), step = 0;
+#define NEXT(what) (++step == steps ? out : gsq_onnx_name(b, "%s/%s", out, what))
+    const char *y = GSQ_ONNX_OP(b, "MatMul", NEXT("matmul"), x, wt);
+    if (l->bias >= 0) y = GSQ_ONNX_OP(b, "Add", NEXT("biased"), y, param_tensor(e, l->bias, 0, NULL));
+    if (n->in[1] >= 0) y = GSQ_ONNX_OP(b, "Add", NEXT("residual"), y, value_name(e, n->in[1], 0));
+    if (qkv_scales) {
+        int D = l->rows / 3, axis = e->rank[n->out] - 1;
+        const char *part[3], *what[3] = {"q", "k", "v"};
+        for (int k = 0; k < 3; k++) {
+            const int64_t start[1] = {(int64_t)k * D}, end[1] = {(int64_t)(k + 1) * D}, axes[1] = {axis};
+            const char *base = gsq_onnx_name(b, "%s/%s", out, what[k]);
+            part[k] = GSQ_ONNX_OP(b, "Slice", gsq_onnx_name(b, "%s/sliced", base), y, ints(e, base, "start", 1, start),
+                                  ints(e, base, "end", 1, end), ints(e, base, "axes", 1, axes));
+            part[k] = qdq(e, base, part[k], qkv_scales[k], e->act_qmax, 1);
         }
-        y = qdq(e, out, y, l->rows, qkv_channel_scales(e, l_attn, l->rows / 3, s), e->rank[n->out] - 1, e->act_qmax,
-                1);
-        free(s);
-        GSQ_ONNX_OP(e->b, "Identity", out, y);
+        gsq_onnx_node(b, "Concat", NEXT("codes"), part, 3);
+        gsq_onnx_attr_int(b, "axis", axis);
     }
+#undef NEXT
 }
 
 static void emit_patchify(exporter *e, const gsq_node *n)
@@ -373,9 +347,8 @@ static void emit_attention(exporter *e, const gsq_node *n)
                                             NULL, &(int64_t){k});
         qkv[k] = op2(e, "Gather", out, what[k], x, index);
         gsq_onnx_attr_int(e->b, "axis", 0);
-        if (qkv_scales && e->o->target == GSQ_EXPORT_ORT) /* TensorRT's pair sits after the qkv GEMM */
-            qkv[k] = qdq(e, gsq_onnx_name(e->b, "%s/%s", out, what[k]), qkv[k], 1, &qkv_scales[k], 0, e->act_qmax,
-                         1);
+        if (qkv_scales && e->o->target == GSQ_EXPORT_ORT) /* TensorRT's pairs sit after the qkv GEMM */
+            qkv[k] = qdq(e, gsq_onnx_name(e->b, "%s/%s", out, what[k]), qkv[k], qkv_scales[k], e->act_qmax, 1);
     }
     const int64_t kt_perm[4] = {0, 1, 3, 2};
     const char *s = op2(e, "MatMul", out, "qk", qkv[0], transpose(e, out, "k_t", qkv[1], 4, kt_perm));
@@ -404,10 +377,8 @@ static void emit_attention(exporter *e, const gsq_node *n)
     }
     const char *p = op1(e, "Softmax", out, "probs", s);
     gsq_onnx_attr_int(e->b, "axis", -1);
-    if (qkv_scales) { /* probabilities in [0, 1] at the fixed scale 1/qmax */
-        float ps = 1.0f / (float)e->act_qmax;
-        p = qdq(e, gsq_onnx_name(e->b, "%s/probs", out), p, 1, &ps, 0, e->act_qmax, 0);
-    }
+    if (qkv_scales) /* probabilities in [0, 1] at the fixed scale 1/qmax */
+        p = qdq(e, gsq_onnx_name(e->b, "%s/probs", out), p, 1.0f / (float)e->act_qmax, e->act_qmax, 0);
     const int64_t heads_back[4] = {0, 2, 1, 3}, merged[3] = {-1, rows, D};
     x = op2(e, "MatMul", out, "context", p, qkv[2]);
     x = transpose(e, out, "context_t", x, 4, heads_back);
@@ -476,11 +447,15 @@ static void describe(exporter *e)
     gsq_transform_defaults(&t, S);
     gsq_onnx_meta(b, "gpusq.architecture", gsq_model_arch(m) == GSQ_ARCH_SWIN ? "swin" : "vit");
     gsq_onnx_meta(b, "gpusq.target", gsq_export_target_name(e->o->target));
-    gsq_onnx_meta(b, "gpusq.input", gsq_onnx_name(b, "images: float32 (batch, %d, %d, %d), channels RGB, pixel/255 normalised "
-                  "by mean and std", gsq_model_in_chans(m), S, S));
+    int C = gsq_model_in_chans(m), rgb = C == 3;
+    gsq_onnx_meta(b, "gpusq.input", gsq_onnx_name(b, "images: float32 (batch, %d, %d, %d)%s", C, S, S,
+                                                  rgb ? ", channels RGB, pixel/255 normalised by gpusq.mean and gpusq.std"
+                                                      : ""));
     gsq_onnx_meta(b, "gpusq.input_size", gsq_onnx_name(b, "%d", S));
-    gsq_onnx_meta(b, "gpusq.mean", gsq_onnx_name(b, "%g,%g,%g", (double)t.mean[0], (double)t.mean[1], (double)t.mean[2]));
-    gsq_onnx_meta(b, "gpusq.std", gsq_onnx_name(b, "%g,%g,%g", (double)t.std[0], (double)t.std[1], (double)t.std[2]));
+    if (rgb) { /* gpusq's eval transform (timm's): ImageNet's mean and std */
+        gsq_onnx_meta(b, "gpusq.mean", gsq_onnx_name(b, "%g,%g,%g", (double)t.mean[0], (double)t.mean[1], (double)t.mean[2]));
+        gsq_onnx_meta(b, "gpusq.std", gsq_onnx_name(b, "%g,%g,%g", (double)t.std[0], (double)t.std[1], (double)t.std[2]));
+    }
     gsq_onnx_meta(b, "gpusq.output", gsq_onnx_name(b, "logits: float32 (batch, %d), before softmax", K));
     gsq_onnx_meta(b, "gpusq.quantization",
                   e->quantized ? gsq_onnx_name(b, "%s, attention %s", gsq_quant_mode_name(gsq_model_quant_mode(m)),
@@ -538,11 +513,12 @@ gsq_status gsq_export_onnx(const gsq_model *m, const gsq_export_options *o, cons
     if (st == GSQ_OK) {
         int64_t batch = o->batch ? o->batch : -1, S = gsq_model_input_size(m);
         const int64_t in[4] = {batch, gsq_model_in_chans(m), S, S}, logits[2] = {batch, gsq_model_num_classes(m)};
-        gsq_onnx_io(e.b, 0, "images", 4, in, "RGB images (batch, channels, height, width), pixel/255 normalised by "
-                    "gpusq.mean and gpusq.std");
+        gsq_onnx_io(e.b, 0, "images", 4, in, in[1] == 3 ? "RGB images (batch, channels, height, width), pixel/255 "
+                    "normalised by gpusq.mean and gpusq.std" : "images (batch, channels, height, width)");
         gsq_onnx_io(e.b, 1, "logits", 2, logits, "class scores before softmax (batch, classes)");
-        for (int i = 0; i < e.g->num_nodes && st == GSQ_OK; i++) emit_node(&e, &e.g->nodes[i]);
+        for (int i = 0; i < e.g->num_nodes && e.st == GSQ_OK; i++) emit_node(&e, &e.g->nodes[i]);
         describe(&e);
+        st = e.st;
     }
     if (st == GSQ_OK)
         st = gsq_onnx_write(e.b, gsq_model_arch(m) == GSQ_ARCH_SWIN ? "gpusq_swin" : "gpusq_vit",
