@@ -264,9 +264,16 @@ for i in "${!commands[@]}"; do
         "log: build-fresh/$name.log)"
     envs=(HOME=/root LANG=C.UTF-8 TERM=dumb
           PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
-    for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+    for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
+             PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT; do
         [ -z "${!v:-}" ] || envs+=("$v=${!v}")
     done
+    # pip's route to PyPI as the host has it (the ONNX export test installs onnxruntime): the CA
+    # bundle it trusts, which a minimal root lacks, under a name of its own
+    if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
+        cp -L "$PIP_CERT" "$root/etc/host-pip-ca.crt"
+        envs+=(PIP_CERT=/etc/host-pip-ca.crt)
+    fi
     t0=$SECONDS
     # In the background, so that a signal to this script interrupts `wait` and the EXIT trap
     # ends the chroot's processes (timeout puts them in their own process group).
