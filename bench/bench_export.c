@@ -8,7 +8,7 @@
  *                           seed 0) with their labels; demo_calib.safetensors: 512 training images
  *   deit_small_fp32.onnx    deit_small_patch16_224 with random weights (for speed only), float,
  *   deit_small_int8_ort.onnx  and pruned to 2:4, INT8 with quantized attention, calibrated on
- *                           random images, --target ort */
+ *                           four synthetic images, --target ort */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,6 @@
 #include "gpusq/compressed.h"
 #include "gpusq/export.h"
 #include "gpusq/loader.h"
-#include "gpusq/rng.h"
 #include "gpusq/sparse.h"
 #include "gpusq/vit_quant.h"
 
@@ -38,20 +37,6 @@ static void export(const gsq_model *m, const char *name, gsq_export_target targe
     snprintf(path, sizeof path, "%.3900s/%.100s.onnx", out_dir, name);
     if (gsq_export_onnx(m, &o, path, &err) != GSQ_OK) fail(path, &err);
     printf("bench_export: wrote %s\n", path);
-}
-
-static gsq_model *load(const char *path)
-{
-    gsq_error err = {0};
-    gsq_model *m = NULL;
-    gsq_st_file *f = NULL;
-    if (gsq_st_open(&f, path, &err) != GSQ_OK) fail(path, &err);
-    const char *kind = gsq_st_meta_get(f, "gpusq.kind");
-    gsq_status st = kind && strcmp(kind, "compressed") == 0 ? gsq_compressed_load_open(&m, f, NULL, &err)
-                                                             : gsq_model_load_open(&m, f, NULL, &err);
-    gsq_st_close(f);
-    if (st != GSQ_OK) fail(path, &err);
-    return m;
 }
 
 /* n images of the synthetic demo data's split (the eval transform at 32×32) and their labels. */
@@ -101,18 +86,17 @@ static void deit_small(void)
     if (gsq_sparse_plan_magnitude(&plan, m, GSQ_SPARSE_2_4, 0, &err) != GSQ_OK) fail("prune", &err);
     gsq_sparse_apply(&plan, gsq_model_params(m));
     gsq_sparse_plan_free(&plan);
-    int B = 4, S = gsq_model_input_size(m);
-    float *x = malloc((size_t)B * 3 * S * S * sizeof *x);
-    gsq_rng rng;
-    gsq_rng_seed(&rng, 2, 0);
-    for (size_t i = 0; i < (size_t)B * 3 * S * S; i++) x[i] = gsq_rng_normal(&rng);
-    if (gsq_model_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err) != GSQ_OK ||
-        gsq_model_quant_enable_attention(m, &err) != GSQ_OK || gsq_model_quant_observe_begin(m, 1 << 16, &err) != GSQ_OK ||
-        gsq_model_forward(m, x, B, NULL, &err) != GSQ_OK ||
-        gsq_model_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.99f, &err) != GSQ_OK)
+    int S = gsq_model_input_size(m);
+    gsq_dataset *ds = NULL;
+    gsq_transform t;
+    gsq_transform_defaults(&t, S);
+    if (gsq_dataset_synthetic(&ds, 4, S, 2, 0, &err) != GSQ_OK ||
+        gsq_model_quant_enable(m, GSQ_QMODE_INT8, GSQ_CALIB_MAX, &err) != GSQ_OK ||
+        gsq_model_quant_enable_attention(m, &err) != GSQ_OK ||
+        gsq_model_quant_calibrate(m, ds, &t, 4, 1, 1, GSQ_CALIB_PERCENTILE, 99.99f, &err) != GSQ_OK)
         fail("quantize deit_small", &err);
     export(m, "deit_small_int8_ort", GSQ_EXPORT_ORT);
-    free(x);
+    gsq_dataset_free(ds);
     gsq_model_free(m);
 }
 
@@ -125,13 +109,15 @@ int main(int argc, char **argv)
     out_dir = argv[1];
     const char *demo = argc > 2 ? argv[2] : "demo-out";
     char path[4096];
-    gsq_model *m = load(GSQ_SOURCE_DIR "/assets/demo_teacher.safetensors");
+    gsq_error err = {0};
+    gsq_model *m = NULL;
+    if (gsq_model_load(&m, GSQ_SOURCE_DIR "/assets/demo_teacher.safetensors", &err) != GSQ_OK) fail("demo teacher", &err);
     export(m, "demo_fp32", GSQ_EXPORT_TENSORRT);
     gsq_model_free(m);
     const char *modes[2] = {"int8", "int4"};
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/%s.gsq.safetensors", demo, modes[i]);
-        m = load(path);
+        if (gsq_compressed_load(&m, path, NULL, &err) != GSQ_OK) fail(path, &err);
         snprintf(path, sizeof path, "demo_%s_ort", modes[i]);
         export(m, path, GSQ_EXPORT_ORT);
         gsq_model_free(m);

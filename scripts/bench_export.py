@@ -78,7 +78,7 @@ def main():
         x32 = g.standard_normal((bp.BATCH_THROUGHPUT, 3, 224, 224), dtype=np.float32)
         rows = [("ONNX Runtime FP32 (gpusq export)", p("deit_small_fp32.onnx"))]
         for key, (label, ops) in bp.INT8_VARIANTS.items():
-            reader = bp.Batches(bp.RandomBatches(224, args.calib_batches, args.calib_batch).data, "images")
+            reader = bp.RandomBatches(224, args.calib_batches, args.calib_batch, name="images")
             rows.append((label, bp.quantize_int8(pre, p(f"deit_small_ptq_{key}.onnx"), reader, ops)))
         rows.append(("gpusq 2:4 INT8 (export --target ort)", p("deit_small_int8_ort.onnx")))
         print(f"\n## deit_small_patch16_224 speed in ONNX Runtime {ort.__version__}, {args.threads} threads\n")

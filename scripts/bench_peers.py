@@ -170,9 +170,9 @@ class Batches(CalibrationDataReader):
 class RandomBatches(Batches):
     """Random-normal calibration batches, the same distribution as the timed inputs."""
 
-    def __init__(self, size, batches, batch, seed=1):
+    def __init__(self, size, batches, batch, seed=1, name="input"):
         g = np.random.default_rng(seed)
-        super().__init__([g.standard_normal((batch, 3, size, size), dtype=np.float32) for _ in range(batches)])
+        super().__init__([g.standard_normal((batch, 3, size, size), dtype=np.float32) for _ in range(batches)], name)
 
 
 class _AxisWarningFilter(logging.Filter):

@@ -37,16 +37,24 @@
 
 static const char *dir;
 
-/* n images (C, S, S) of the synthetic split as the demo's compress reads them (10000 validation
- * samples, seed 0, drawn at the input size). */
-static float *demo_images(int n, int S, int split)
+/* The demo's data as its compress reads it: the synthetic split (10000 samples, seed 0) and the
+ * eval transform at the input size S (the images are drawn at that size). */
+static gsq_dataset *demo_data(int S, int split, gsq_transform *t)
 {
     gsq_error err = {0};
     gsq_dataset *ds = NULL;
     REQUIRE(gsq_dataset_synthetic(&ds, 10000, S, 0, split, &err) == GSQ_OK, "%s", err.msg);
+    gsq_transform_defaults(t, S);
+    t->crop_pct = 1.0f;
+    return ds;
+}
+
+/* The first n validation images (C, S, S) of the demo's data. */
+static float *demo_images(int n, int S)
+{
+    gsq_error err = {0};
     gsq_transform t;
-    gsq_transform_defaults(&t, S);
-    t.crop_pct = 1.0f;
+    gsq_dataset *ds = demo_data(S, 1, &t);
     float *x = malloc((size_t)n * 3 * S * S * sizeof *x);
     for (int i = 0; i < n; i++) {
         gsq_image img = {0};
@@ -141,16 +149,13 @@ static void prune(gsq_model *m, gsq_sparse_pattern p)
 static void quantize(gsq_model *m, gsq_sparse_pattern p, gsq_quant_mode mode, int attention)
 {
     gsq_error err = {0};
-    int S = gsq_model_input_size(m), n = 256;
+    gsq_transform t;
     prune(m, p);
     REQUIRE(gsq_model_quant_enable(m, mode, GSQ_CALIB_MSE, &err) == GSQ_OK, "%s", err.msg);
     if (attention) REQUIRE(gsq_model_quant_enable_attention(m, &err) == GSQ_OK, "%s", err.msg);
-    float *x = demo_images(n, S, 0);
-    REQUIRE(gsq_model_quant_observe_begin(m, 1 << 16, &err) == GSQ_OK, "%s", err.msg);
-    for (int i = 0; i < n; i += 64)
-        REQUIRE(gsq_model_forward(m, x + (size_t)i * 3 * S * S, 64, NULL, &err) == GSQ_OK, "%s", err.msg);
-    REQUIRE(gsq_model_quant_observe_end(m, GSQ_CALIB_PERCENTILE, 99.99f, &err) == GSQ_OK, "%s", err.msg);
-    free(x);
+    gsq_dataset *ds = demo_data(gsq_model_input_size(m), 0, &t);
+    REQUIRE(gsq_model_quant_calibrate(m, ds, &t, 64, 4, 1, GSQ_CALIB_PERCENTILE, 99.99f, &err) == GSQ_OK, "%s", err.msg);
+    gsq_dataset_free(ds);
 }
 
 static void float_case(const char *name, gsq_model *m, const float *x, int n, int opset, int batch, const char *pattern)
@@ -166,7 +171,7 @@ static void quantized_cases(const char *teacher, const char *name, gsq_sparse_pa
 {
     gsq_model *m = load(teacher);
     quantize(m, p, mode, attention);
-    float *x = demo_images(n, gsq_model_input_size(m), 1), *y = logits_of(m, x, n, 1);
+    float *x = demo_images(n, gsq_model_input_size(m)), *y = logits_of(m, x, n, 1);
     char full[4096];
     gsq_error err = {0};
     snprintf(full, sizeof full, "%s/%s.gsq.safetensors", dir, name); /* for the program's export */
@@ -230,7 +235,7 @@ int main(int argc, char **argv)
     const char *swin = GSQ_SOURCE_DIR "/assets/swin_demo_teacher.safetensors";
 
     gsq_model *m = load(demo);
-    float *x = demo_images(256, gsq_model_input_size(m), 1);
+    float *x = demo_images(256, gsq_model_input_size(m));
     float_case("demo_fp32", m, x, 256, 17, 0, NULL);
     float_case("demo_fp32_opset21_batch8", m, x, 256, 21, 8, NULL);
     prune(m, GSQ_SPARSE_2_4);
@@ -239,7 +244,7 @@ int main(int argc, char **argv)
     gsq_model_free(m);
 
     m = load(swin);
-    x = demo_images(64, gsq_model_input_size(m), 1);
+    x = demo_images(64, gsq_model_input_size(m));
     float_case("swin_demo_fp32", m, x, 64, 17, 0, NULL);
     free(x);
     gsq_model_free(m);

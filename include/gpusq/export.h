@@ -30,7 +30,6 @@ typedef struct {
 /* target tensorrt, opset 17, dynamic batch. */
 void gsq_export_options_init(gsq_export_options *o);
 /* "tensorrt", "ort". */
-gsq_status gsq_export_target_parse(const char *s, gsq_export_target *out, gsq_error *err);
 const char *gsq_export_target_name(gsq_export_target t);
 
 /* Writes m to path (atomically) as ONNX. Input "images" (batch, C, S, S) float, normalised as the

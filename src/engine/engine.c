@@ -217,16 +217,15 @@ static gsq_status swin_tables(gsq_engine *e, int cuda, gsq_error *err)
     for (int i = 0; i < g->num_nodes; i++) {
         const gsq_node *n = &g->nodes[i];
         if (n->op == GSQ_OP_ATTENTION && n->param[0] >= 0 && expand) {
-            size_t T = (size_t)gsq_attention_tokens(g, n), NH = (size_t)n->attrs[0];
             gsq_attn_bias ab = {e->fparams + e->fat[n->param[0]], gsq_node_window(n)};
             e->att_windows[n->block] = gsq_attn_bias_windows(&ab);
-            e->att_bias[n->block] = malloc((size_t)e->att_windows[n->block] * NH * T * T * sizeof(float));
+            e->att_bias[n->block] = malloc(gsq_engine_bias_floats(e, n) * sizeof(float));
             if (!e->att_bias[n->block]) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
-            gsq_attn_bias_expand(e->att_bias[n->block], &ab, (int)NH);
+            gsq_attn_bias_expand(e->att_bias[n->block], &ab, n->attrs[0]);
         }
         if (!cuda || (n->op != GSQ_OP_WINDOW && n->op != GSQ_OP_UNWINDOW && n->op != GSQ_OP_MERGE)) continue;
-        size_t rows = (size_t)g->values[n->out].rows * (n->op == GSQ_OP_MERGE ? 4 : 1); /* the map's */
-        if (!(e->row_maps[i] = malloc(rows * sizeof(int)))) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+        if (!(e->row_maps[i] = malloc((size_t)gsq_engine_map_rows(g, n) * sizeof(int))))
+            return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
         if (n->op == GSQ_OP_MERGE) gsq_merge_rows(n->attrs[0], e->row_maps[i]);
         else gsq_window_rows(gsq_node_window(n), n->op == GSQ_OP_UNWINDOW, e->row_maps[i]);
     }

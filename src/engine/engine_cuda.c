@@ -51,6 +51,7 @@ struct gsq_engine_cuda {
     int *event_part;             /* the part each lap closes */
     float **bias;                /* (attentions) e->att_bias on the device, or NULL */
     int **maps;                  /* (nodes) e->row_maps on the device, or NULL */
+    unsigned char *half;         /* (values) 1 where a value holds fp16 (half_value) */
     int num_attentions, num_nodes;
 };
 
@@ -79,6 +80,7 @@ static void engine_free(struct gsq_engine_cuda *c)
     for (int i = 0; c->maps && i < c->num_nodes; i++) cudaFree(c->maps[i]);
     free(c->bias);
     free(c->maps);
+    free(c->half);
     free(c);
 }
 
@@ -183,14 +185,21 @@ static gsq_status engine_finish(gsq_engine *e, gsq_error *err)
     for (int i = 0; st == GSQ_OK && i < g->num_nodes; i++) { /* Swin's tables (engine.c made them) */
         const gsq_node *n = &g->nodes[i];
         if (e->row_maps[i])
-            st = upload_new((void **)&c->maps[i], e->row_maps[i],
-                            (size_t)g->values[n->out].rows * (n->op == GSQ_OP_MERGE ? 4 : 1) * sizeof(int), err);
-        if (st == GSQ_OK && n->op == GSQ_OP_ATTENTION && e->att_bias[n->block]) {
-            size_t T = (size_t)gsq_attention_tokens(g, n);
+            st = upload_new((void **)&c->maps[i], e->row_maps[i], (size_t)gsq_engine_map_rows(g, n) * sizeof(int), err);
+        if (st == GSQ_OK && n->op == GSQ_OP_ATTENTION && e->att_bias[n->block])
             st = upload_new((void **)&c->bias[n->block], e->att_bias[n->block],
-                            (size_t)e->att_windows[n->block] * (size_t)n->attrs[0] * T * T * sizeof(float), err);
-        }
+                            gsq_engine_bias_floats(e, n) * sizeof(float), err);
     }
+    /* which values hold fp16 (half_value), decided once */
+    if (st == GSQ_OK && !(c->half = calloc((size_t)g->num_values, 1)))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
+    for (int v = 0; st == GSQ_OK && c->fp16 && v < g->num_values; v++) {
+        int p = g->values[v].producer;
+        c->half[v] = p >= 0 && g->nodes[p].op == GSQ_OP_LINEAR && g->linears[g->nodes[p].linear].compressed &&
+                     g->nodes[p].in[1] < 0;
+    }
+    for (int i = 0; st == GSQ_OK && i < g->num_nodes; i++) /* a residual stream stays float */
+        if (g->nodes[i].in[1] >= 0) c->half[g->nodes[i].in[1]] = 0;
     for (int s = 0; st == GSQ_OK && c->fp16 && s < g->num_linears; s++)
         if (g->linears[s].compressed && g->linears[s].bias >= 0)
             st = upload_half(&c->linears[s].bias, e->fparams + e->fat[g->linears[s].bias], (size_t)g->linears[s].rows,
@@ -241,18 +250,8 @@ static gsq_status gemm_f16(gsq_engine *e, int s, const void *x, int M, int gelu,
 
 /* 1 when value v holds half values: in FP16, a compressed linear's output with no residual added,
  * unless v is itself a residual (some node adds into it: Swin's patch merging reduction starts a
- * stage's residual stream), which stays float. */
-static int half_value(const gsq_engine *e, int v)
-{
-    const gsq_graph *g = e->graph;
-    int p = g->values[v].producer;
-    if (!e->cuda->fp16 || p < 0 || g->nodes[p].op != GSQ_OP_LINEAR || !g->linears[g->nodes[p].linear].compressed ||
-        g->nodes[p].in[1] >= 0)
-        return 0;
-    for (int i = 0; i < g->num_nodes; i++)
-        if (g->nodes[i].in[1] == v) return 0;
-    return 1;
-}
+ * stage's residual stream), which stays float (engine_finish decides it). */
+static int half_value(const gsq_engine *e, int v) { return e->cuda->half[v]; }
 
 /* The compressed linear of step t on M rows, from the input buffer the step before fed: its int8
  * codes (half for FP16) to the next linear's input buffer, or floats (half for FP16, except when
@@ -366,8 +365,7 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
     case GSQ_OP_WINDOW: /* a partition no LayerNorm wrote through (the plan fuses Swin's) */
     case GSQ_OP_MERGE:
         return gsq_cuda_gather_rows(value(e, t->out), value(e, n->in[0]), half_value(e, n->in[0]), NULL, 0,
-                                    c->maps[t->node], B, xv->rows, yv->rows * (n->op == GSQ_OP_MERGE ? 4 : 1),
-                                    n->op == GSQ_OP_MERGE ? xv->cols : yv->cols, err);
+                                    c->maps[t->node], B, xv->rows, gsq_engine_map_rows(g, n), xv->cols, err);
     case GSQ_OP_UNWINDOW: /* with the residual, added in place when the plan lets it accumulate */
         return gsq_cuda_gather_rows(value(e, t->out), value(e, n->in[0]), half_value(e, n->in[0]),
                                     n->in[1] >= 0 && !t->accumulate ? value(e, n->in[1]) : NULL, t->accumulate,

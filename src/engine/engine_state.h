@@ -47,4 +47,18 @@ struct gsq_engine {
     double *times;               /* (plan.num_parts) */
 };
 
+/* The entries of a WINDOW, UNWINDOW or MERGE node's row map (gsq_window_rows, gsq_merge_rows): one
+ * per row of its output, four per merged token. */
+static inline int gsq_engine_map_rows(const gsq_graph *g, const gsq_node *n)
+{
+    return g->values[n->out].rows * (n->op == GSQ_OP_MERGE ? 4 : 1);
+}
+
+/* The floats of windowed attention n's expanded bias (att_windows set): (windows, NH, T, T). */
+static inline size_t gsq_engine_bias_floats(const gsq_engine *e, const gsq_node *n)
+{
+    size_t T = (size_t)gsq_attention_tokens(e->graph, n);
+    return (size_t)e->att_windows[n->block] * (size_t)n->attrs[0] * T * T;
+}
+
 #endif

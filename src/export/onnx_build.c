@@ -32,7 +32,8 @@ struct gsq_onnx {
     list nodes, inits, inputs, outputs, meta;
 };
 
-static void *arena(gsq_onnx *b, size_t n)
+/* n bytes from the arena, uninitialized (arena: zeroed). */
+static void *arena_raw(gsq_onnx *b, size_t n)
 {
     if (b->failed) return NULL;
     n = (n + 15) & ~(size_t)15;
@@ -56,7 +57,13 @@ static void *arena(gsq_onnx *b, size_t n)
     }
     void *p = c->data + c->used;
     c->used += n;
-    return memset(p, 0, n);
+    return p;
+}
+
+static void *arena(gsq_onnx *b, size_t n)
+{
+    void *p = arena_raw(b, n);
+    return p ? memset(p, 0, n) : NULL;
 }
 
 static const char *dup(gsq_onnx *b, const char *s)
@@ -200,7 +207,7 @@ const char *gsq_onnx_tensor(gsq_onnx *b, const char *name, int elem_type, int nd
     for (int i = 0; i < ndim; i++) count *= (size_t)dims[i];
     Onnx__TensorProto *t = arena(b, sizeof *t);
     int64_t *d = arena(b, (size_t)(ndim ? ndim : 1) * sizeof *d);
-    void *raw = arena(b, count * elem_bytes(elem_type));
+    void *raw = arena_raw(b, count * elem_bytes(elem_type)); /* filled below */
     if (!t || !d || !raw) {
         b->failed = 1;
         return name;
@@ -233,7 +240,7 @@ const char *gsq_onnx_float(gsq_onnx *b, const char *name, float v)
 
 const char *gsq_onnx_byte(gsq_onnx *b, const char *name, int elem_type, int v)
 {
-    unsigned char byte = (unsigned char)(elem_type == GSQ_ONNX_INT8 ? (unsigned char)(signed char)v : v);
+    unsigned char byte = (unsigned char)v; /* an int8's two's complement byte, or a uint8 */
     return gsq_onnx_tensor(b, name, elem_type, 0, NULL, &byte);
 }
 

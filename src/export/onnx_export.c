@@ -1,7 +1,8 @@
 /* gsq_export_onnx (gpusq/export.h): the model's graph walked node by node into ONNX operators
  * (onnx_build.h), with Q/DQ pairs from the model's own quantizer scales. Each graph value becomes
- * one ONNX tensor per slice, named as the graph names it; the operators an operation needs are
- * named after its output ("blocks.0.attn/scores"). */
+ * one ONNX tensor per slice, named as the graph names it ((batch, rows, cols), or (batch, cols)
+ * once pooled); the operators an operation needs are named after its output
+ * ("blocks.0.attn/scores"). */
 #include "gpusq/export.h"
 
 #include <math.h>
@@ -25,7 +26,7 @@ typedef struct {
     const gsq_graph *g;
     const gsq_export_options *o;
     const char **names; /* per value, per slice: names[first[v] + k] */
-    int *first, *rank;  /* rank: 3 for (batch, rows, cols) tensors, 2 for pooled (batch, cols) */
+    int *first;
     int quantized;      /* the model's quantizers are active */
     int act_qmax;       /* the activations' codes lie in ±act_qmax */
     gsq_error *err;
@@ -156,17 +157,17 @@ static void emit_linear(exporter *e, const gsq_node *n)
     if (l->bias >= 0) y = GSQ_ONNX_OP(b, "Add", NEXT("biased"), y, param_tensor(e, l->bias, 0, NULL));
     if (n->in[1] >= 0) y = GSQ_ONNX_OP(b, "Add", NEXT("residual"), y, value_name(e, n->in[1], 0));
     if (qkv_scales) {
-        int D = l->rows / 3, axis = e->rank[n->out] - 1;
+        int D = l->rows / 3;
         const char *part[3], *what[3] = {"q", "k", "v"};
-        for (int k = 0; k < 3; k++) {
-            const int64_t start[1] = {(int64_t)k * D}, end[1] = {(int64_t)(k + 1) * D}, axes[1] = {axis};
+        for (int k = 0; k < 3; k++) { /* along the features, the last axis */
+            const int64_t start[1] = {(int64_t)k * D}, end[1] = {(int64_t)(k + 1) * D}, axes[1] = {-1};
             const char *base = gsq_onnx_name(b, "%s/%s", out, what[k]);
             part[k] = GSQ_ONNX_OP(b, "Slice", gsq_onnx_name(b, "%s/sliced", base), y, ints(e, base, "start", 1, start),
                                   ints(e, base, "end", 1, end), ints(e, base, "axes", 1, axes));
             part[k] = qdq(e, base, part[k], qkv_scales[k], e->act_qmax, 1);
         }
         gsq_onnx_node(b, "Concat", NEXT("codes"), part, 3);
-        gsq_onnx_attr_int(b, "axis", axis);
+        gsq_onnx_attr_int(b, "axis", -1);
     }
 #undef NEXT
 }
@@ -408,16 +409,15 @@ static void emit_node(exporter *e, const gsq_node *n)
     }
 }
 
-/* Names every value's slices and gives each its rank. */
+/* Names every value's slices. */
 static gsq_status name_values(exporter *e)
 {
     const gsq_graph *g = e->g;
     int total = 0;
     e->first = malloc((size_t)g->num_values * sizeof *e->first);
-    e->rank = malloc((size_t)g->num_values * sizeof *e->rank);
     for (int v = 0; e->first && v < g->num_values; v++) total += g->values[v].slices;
     e->names = malloc((size_t)(total ? total : 1) * sizeof *e->names);
-    if (!e->first || !e->rank || !e->names) return gsq_fail(e->err, GSQ_ERR_NOMEM, "ONNX export: out of memory");
+    if (!e->first || !e->names) return gsq_fail(e->err, GSQ_ERR_NOMEM, "ONNX export: out of memory");
     total = 0;
     for (int v = 0; v < g->num_values; v++) {
         const gsq_value *val = &g->values[v];
@@ -427,12 +427,6 @@ static gsq_status name_values(exporter *e)
                                 : v == g->logits ? "logits"
                                 : val->slices == 1 ? gsq_onnx_name(e->b, "%s", val->name)
                                                    : gsq_onnx_name(e->b, "%s.%d", val->name, k);
-        e->rank[v] = 3;
-    }
-    for (int i = 0; i < g->num_nodes; i++) { /* pooled rows, and what is computed from them, are (batch, cols) */
-        const gsq_node *n = &g->nodes[i];
-        if (n->op == GSQ_OP_POOL) e->rank[n->out] = 2;
-        else if (n->in[0] >= 0 && n->in[0] != g->input) e->rank[n->out] = e->rank[n->in[0]];
     }
     return GSQ_OK;
 }
@@ -486,16 +480,6 @@ void gsq_export_options_init(gsq_export_options *o)
 
 static const char *const target_names[] = {"tensorrt", "ort"};
 
-gsq_status gsq_export_target_parse(const char *s, gsq_export_target *out, gsq_error *err)
-{
-    for (int i = 0; i < 2; i++)
-        if (strcmp(s, target_names[i]) == 0) {
-            *out = (gsq_export_target)i;
-            return GSQ_OK;
-        }
-    return gsq_fail(err, GSQ_ERR_ARG, "unknown export target '%s' (tensorrt or ort)", s);
-}
-
 const char *gsq_export_target_name(gsq_export_target t) { return (unsigned)t < 2 ? target_names[t] : "?"; }
 
 gsq_status gsq_export_onnx(const gsq_model *m, const gsq_export_options *o, const char *path, gsq_error *err)
@@ -506,8 +490,7 @@ gsq_status gsq_export_onnx(const gsq_model *m, const gsq_export_options *o, cons
         return gsq_fail(err, GSQ_ERR_ARG, "ONNX export: the model's quantizers are not calibrated (no activation scales "
                         "to export)");
     exporter e = {.m = m, .g = gsq_model_graph(m), .o = o, .err = err, .quantized = gsq_model_quant_active(m)};
-    if (e.quantized)
-        e.act_qmax = (1 << (gsq_quant_mode_act_bits(gsq_model_quant_mode(m)) - 1)) - 1;
+    if (e.quantized) e.act_qmax = gsq_quant_qmax(gsq_quant_mode_act_bits(gsq_model_quant_mode(m)));
     gsq_status st = gsq_onnx_new(&e.b, o->opset, err);
     if (st == GSQ_OK) st = name_values(&e);
     if (st == GSQ_OK) {
@@ -526,6 +509,5 @@ gsq_status gsq_export_onnx(const gsq_model *m, const gsq_export_options *o, cons
     gsq_onnx_free(e.b);
     free(e.names);
     free(e.first);
-    free(e.rank);
     return st;
 }
