@@ -50,7 +50,7 @@ static gsq_status evaluate(gsq_model *m, gsq_dataset *val, const char *what, dou
     gsq_transform_defaults(&tf, gsq_model_input_size(m));
     tf.crop_pct = 1.0f;
     gsq_eval_result r;
-    gsq_status st = gsq_evaluate(m, val, &tf, 64, 1, &r, err);
+    gsq_status st = gsq_evaluate(m, val, &tf, 64, 1, NULL, &r, err);
     if (st == GSQ_OK) printf("%-34s top-1 %5.1f%%\n", what, 100 * r.top1);
     *top1 = r.top1;
     return st;
@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     opts.max_batch = 64;
     if (st == GSQ_OK) st = gsq_engine_load(&e, f, &opts, &err);
     gsq_eval_result r;
-    if (st == GSQ_OK) st = gsq_evaluate_with(engine_forward, e, cfg.num_classes, val, &tf, 64, 1, &r, &err);
+    if (st == GSQ_OK) st = gsq_evaluate_with(engine_forward, e, cfg.num_classes, val, &tf, 64, 1, NULL, &r, &err);
     if (st == GSQ_OK) {
         printf("%-34s top-1 %5.1f%%\n", "2:4 INT8 engine, from the file", 100 * r.top1);
         printf("%s: %zu bytes of tensors; %d linears stored sparse, %d dense; engine kernels: %s\n", out,

@@ -36,7 +36,7 @@ static void check_teacher(const char *file, const char *config, double top1)
     gsq_transform_defaults(&t, 32);
     t.crop_pct = 1.0f; /* synthetic images are drawn at the input size */
     gsq_eval_result r;
-    CHECK(gsq_evaluate(m, val, &t, 100, 1, &r, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_evaluate(m, val, &t, 100, 1, NULL, &r, &err) == GSQ_OK, "%s", err.msg);
     CHECK(r.count == 1000 && r.top1 >= top1 - 0.05, "%s: top-1 %.3f on %zu validation images", file, r.top1, r.count);
     printf("%s: top-1 %.3f, top-5 %.3f, loss %.3f on %zu synthetic validation images\n", file, r.top1, r.top5,
            r.loss, r.count);

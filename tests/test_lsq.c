@@ -199,9 +199,9 @@ static gsq_model *lsq_run(gsq_dataset *train, int threads, float **init_scales)
     gsq_model_quant_enable_lsq(m, 1, &err);
     gsq_model_quant_observe_begin(m, 8192, &err);
     gsq_eval_result ev;
-    gsq_evaluate(m, train, &c.transform, 32, 1, &ev, &err);
+    gsq_evaluate(m, train, &c.transform, 32, 1, NULL, &ev, &err);
     CHECK(gsq_model_quant_observe_end(m, GSQ_CALIB_MSE, 0, &err) == GSQ_OK, "%s", err.msg);
-    gsq_evaluate(m, train, &c.transform, 32, 1, &ev, &err); /* the first quantized forward sets the weight scales */
+    gsq_evaluate(m, train, &c.transform, 32, 1, NULL, &ev, &err); /* the first quantized forward sets the weight scales */
     const struct gsq_model_quant *q = m->quant;
     *init_scales = malloc(q->num_scales * sizeof(float));
     memcpy(*init_scales, q->scales, q->num_scales * sizeof(float));

@@ -177,10 +177,10 @@ static void test_qat_trains(void)
         if (mode) gsq_model_quant_enable_attention(q, &err); /* INT4 quantizes the attention matmuls too */
         gsq_model_quant_observe_begin(q, 8192, &err);
         gsq_eval_result ev;
-        gsq_evaluate(q, train, &c.transform, 32, 1, &ev, &err); /* the observation pass */
+        gsq_evaluate(q, train, &c.transform, 32, 1, NULL, &ev, &err); /* the observation pass */
         CHECK(gsq_model_quant_observe_end(q, GSQ_CALIB_PERCENTILE, 99.9f, &err) == GSQ_OK, "%s", err.msg);
         gsq_eval_result before;
-        gsq_evaluate(q, val, &c.transform, 32, 1, &before, &err);
+        gsq_evaluate(q, val, &c.transform, 32, 1, NULL, &before, &err);
         gsq_train_config qc = c;
         qc.epochs = 10;
         qc.optim.lr = 1e-3f;

@@ -100,6 +100,16 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_m
                             const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
                             gsq_compressed_info *info, gsq_error *err);
 
+/* Processes training together (tools/distributed.c): before a command runs, joins MPI when an MPI
+ * launcher started train, prune, quantize or compress as several processes (returns an exit code
+ * to end with, or -1 to go on); after it, leaves (ending every rank when this one failed alone)
+ * and returns its code. cli_comm is the group (this process alone without a launcher);
+ * cli_writes is 1 on the rank that writes files and prints (rank 0). */
+int cli_comm_start(const char *cmd, int *argc, char ***argv);
+int cli_comm_end(int code);
+gsq_comm *cli_comm(void);
+int cli_writes(void);
+
 /* Prints "gpusq CMD: message" for a failed library call and returns the exit code (1). */
 int cli_report(const char *cmd, const gsq_error *err);
 /* Prints "gpusq CMD: message" (printf-style) to stderr and returns the usage exit code (2). */

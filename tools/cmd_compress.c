@@ -140,7 +140,7 @@ static gsq_status top1_of(gsq_model *m, gsq_dataset *val, const cli_train_opts *
 {
     gsq_eval_result r;
     *top1 = -1;
-    gsq_status st = val ? gsq_evaluate(m, val, &o->cfg.transform, o->cfg.batch_size, o->cfg.workers, &r, err) : GSQ_OK;
+    gsq_status st = val ? gsq_evaluate(m, val, &o->cfg.transform, o->cfg.batch_size, o->cfg.workers, o->cfg.comm, &r, err) : GSQ_OK;
     if (st == GSQ_OK && val) *top1 = r.top1;
     return st;
 }
@@ -250,7 +250,7 @@ int cmd_compress(int argc, char **argv)
     if (code >= 0) return code;
     if (!c.teacher || !c.out_dir) return cli_usage_error("compress", "--teacher and --out-dir are required");
     gsq_error err = {0};
-    if (gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
+    if (cli_writes() && gsq_output_prepare_dir(c.out_dir, &err) != GSQ_OK) return cli_report("compress", &err);
     gsq_model *teacher = NULL;
     gsq_dataset *train = NULL, *val = NULL;
     gsq_status st = cli_load_weights(c.teacher, &hints, &teacher, &err);
@@ -281,16 +281,21 @@ int cmd_compress(int argc, char **argv)
         snprintf(comp_json, sizeof comp_json, "%s/%s.json", c.out_dir, modes[k]);
         gsq_model *model = NULL;
         int ran1 = must_run(c.fresh, sparse, sparse_json);
+        st = gsq_comm_broadcast(cli_comm(), &ran1, sizeof ran1, 0, &err); /* rank 0's files decide */
         row r = {.bytes = fp32_bytes, .gemm_ratio = 1}, q = {0};
-        st = stage1(&c, teacher, train, val, patterns[k], sparse, sparse_json, ran1, &model, losses, &r.top1, &interrupted,
-                    &err);
+        if (st == GSQ_OK)
+            st = stage1(&c, teacher, train, val, patterns[k], sparse, sparse_json, ran1, &model, losses, &r.top1,
+                        &interrupted, &err);
         if (st == GSQ_OK && model) {
             snprintf(r.name, sizeof r.name, "%s sparse FP32", gsq_sparse_pattern_name(patterns[k]));
             flops(gsq_model_graph(teacher), gsq_sparse_group(patterns[k]), 32, 32, 0, &r.macs, &r.bitops);
             rows[nrows++] = r;
             gsq_compressed_info info = {0};
-            st = stage2(&c, model, sparse, patterns[k], losses, train, val, qmodes[k], comp, comp_json,
-                        must_run(c.fresh || ran1, comp, comp_json), &q.top1, &info, &interrupted, &err);
+            int ran2 = must_run(c.fresh || ran1, comp, comp_json);
+            st = gsq_comm_broadcast(cli_comm(), &ran2, sizeof ran2, 0, &err);
+            if (st == GSQ_OK)
+                st = stage2(&c, model, sparse, patterns[k], losses, train, val, qmodes[k], comp, comp_json, ran2, &q.top1,
+                            &info, &interrupted, &err);
             if (st == GSQ_OK && !interrupted) {
                 int a = gsq_quant_mode_act_bits(qmodes[k]), w = gsq_quant_mode_weight_bits(qmodes[k]);
                 q.bytes = (double)info.param_bytes;
@@ -303,7 +308,7 @@ int cmd_compress(int argc, char **argv)
         }
         gsq_model_free(model);
     }
-    if (st == GSQ_OK && !interrupted) st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
+    if (st == GSQ_OK && !interrupted && cli_writes()) st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
     gsq_model_free(teacher);
     free(losses);
     gsq_dataset_free(train);

@@ -123,7 +123,7 @@ static gsq_status run_engine(const char *path, gsq_model *m, gsq_engine *e, cons
 {
     run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     gsq_eval_result res;
-    gsq_status st = gsq_evaluate_with(run_forward, &r, gsq_model_num_classes(m), ds, t, batch, workers, &res, err);
+    gsq_status st = gsq_evaluate_with(run_forward, &r, gsq_model_num_classes(m), ds, t, batch, workers, NULL, &res, err);
     if (st == GSQ_OK) {
         char where[300];
         cli_engine_where(o->device, where, sizeof where);
@@ -201,7 +201,7 @@ static int eval_main(int argc, char **argv, int engine)
     if (st == GSQ_OK && engine) {
         st = run_engine(path, m, e, &info, &o, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, &err);
     } else if (st == GSQ_OK) {
-        st = gsq_evaluate(m, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, &r, &err);
+        st = gsq_evaluate(m, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, NULL, &r, &err);
     }
     if (st == GSQ_OK && !engine) {
         printf("%s on %s: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%zu images", path, ds->name, 100 * r.top1,

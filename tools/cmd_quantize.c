@@ -106,7 +106,7 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_m
         st = gsq_qat_stage(&q->q, teacher, pattern, losses, train, val, &o->cfg, r, err);
         cli_train_end(o, &r->trainer, &r->run, st);
     }
-    if (st != GSQ_OK || !r->run.finished) return st;
+    if (st != GSQ_OK || !r->run.finished || !cli_writes()) return st; /* rank 0 writes for all */
     const gsq_graph *g = gsq_model_graph(teacher);
     st = gsq_compressed_save(r->trainer.model, pattern, o->out, info, err);
     size_t fp32 = gsq_model_num_params(r->trainer.model) * sizeof(float);

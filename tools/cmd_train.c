@@ -91,7 +91,7 @@ int cmd_train(int argc, char **argv)
     gsq_train_result res = {0};
     if (st == GSQ_OK)
         st = cli_train_run(&o, &t, train, model_name ? model_name : (weights ? weights : resume), &res, &err);
-    if (st == GSQ_OK && res.finished) {
+    if (st == GSQ_OK && res.finished && cli_writes()) { /* rank 0 writes for all */
         st = gsq_model_save(t.model, o.out, &err);
         if (st == GSQ_OK) printf("weights in %s\n", o.out);
         cli_train_final_checkpoint("train", &o, &t, st == GSQ_OK);

@@ -27,7 +27,10 @@ static const gsq_command commands[] = {
 
 int cli_report(const char *cmd, const gsq_error *err)
 {
-    fprintf(stderr, "gpusq %s: %s\n", cmd, err->msg[0] ? err->msg : gsq_status_name(err->code));
+    const gsq_comm *c = cli_comm();
+    char who[32] = "";
+    if (c->size > 1) snprintf(who, sizeof who, " (rank %d)", c->rank);
+    fprintf(stderr, "gpusq %s%s: %s\n", cmd, who, err->msg[0] ? err->msg : gsq_status_name(err->code));
     return 1;
 }
 
@@ -135,8 +138,11 @@ int main(int argc, char **argv)
         printf("gpusq 0.1.0\n");
         return 0;
     }
-    for (int i = 0; i < NUM_COMMANDS; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < NUM_COMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        int code = cli_comm_start(argv[1], &argc, &argv);
+        return code >= 0 ? code : cli_comm_end(commands[i].run(argc - 1, argv + 1));
+    }
     fprintf(stderr, "gpusq: unknown command '%s' (see `gpusq --help`)\n", argv[1]);
     return 2;
 }

@@ -69,6 +69,7 @@ void cli_train_opts_init(cli_train_opts *o, const char *default_out)
     o->data = "synthetic";
     o->out = default_out;
     o->scale_min = o->cfg.transform.scale_min;
+    o->cfg.comm = cli_comm()->size > 1 ? cli_comm() : NULL;
 }
 
 cli_group cli_data_group(cli_train_opts *o, const char *title, const char *const *only)
@@ -99,6 +100,7 @@ gsq_status cli_train_outputs(cli_train_opts *o, const char *report, gsq_error *e
         o->checkpoint = o->checkpoint_buf;
     }
     o->cfg.checkpoint_path = o->checkpoint;
+    if (!cli_writes()) return GSQ_OK; /* rank 0 writes them */
     gsq_status st = gsq_output_prepare(o->out, 0, err);
     if (st == GSQ_OK && o->checkpoint) st = gsq_output_prepare(o->checkpoint, 0, err);
     if (st == GSQ_OK && o->log_path) st = gsq_output_prepare(o->log_path, 1, err);
@@ -120,7 +122,7 @@ void cli_train_opts_apply(cli_train_opts *o, int img_size)
 void cli_train_final_checkpoint(const char *cmd, const cli_train_opts *o, const gsq_trainer *t, int written)
 {
     gsq_error err = {0};
-    if (!o->checkpoint) return;
+    if (!o->checkpoint || !cli_writes()) return;
     if (gsq_trainer_save(t, &o->cfg, o->checkpoint, &err) != GSQ_OK)
         fprintf(stderr, "gpusq %s: warning: %s: %s\n", cmd,
                 written ? "the result is written, but not the final checkpoint" : "nor the final checkpoint", err.msg);
@@ -136,6 +138,7 @@ typedef struct {
     long epochs;
     float factor; /* the divergence threshold, × the early loss */
     int warned;   /* divergence reported on its own line once */
+    int ranks;    /* processes training together */
     const char *data; /* the training set's name */
 } reporter;
 static reporter rep;
@@ -144,9 +147,8 @@ static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int sig)
 {
-    (void)sig;
     interrupted = 1;
-    signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the program at once */
+    signal(sig, SIG_DFL); /* a second Ctrl-C ends the program at once */
 }
 
 static void report(const gsq_train_progress *p, void *user)
@@ -159,17 +161,19 @@ static void report(const gsq_train_progress *p, void *user)
                 "(a lower --lr, or --clip, usually helps)\n", r->tty ? "\n" : "", p->step, (double)p->loss,
                 (double)r->factor, (double)p->early_loss);
     }
+    char comm[48] = ""; /* across processes: the step's wait for their gradients */
+    if (r->ranks > 1) snprintf(comm, sizeof comm, "  comm %.0f ms", 1000 * p->comm_seconds);
     if (r->tty)
-        fprintf(stderr, "\rstep %ld/%ld  epoch %ld/%ld  loss %.4f%s  lr %.2e  %.0f img/s  ETA %dm%02ds   ",
+        fprintf(stderr, "\rstep %ld/%ld  epoch %ld/%ld  loss %.4f%s  lr %.2e  %.0f img/s%s  ETA %dm%02ds   ",
                 p->step, p->total_steps, p->epoch + 1, r->epochs, (double)p->loss,
-                p->diverging ? " DIVERGING" : "", (double)p->lr, p->images_per_second, eta / 60, eta % 60);
+                p->diverging ? " DIVERGING" : "", (double)p->lr, p->images_per_second, comm, eta / 60, eta % 60);
     if (r->log)
         fprintf(r->log,
                 "{\"step\": %ld, \"epoch\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
                 "\"images_per_second\": %.1f, \"elapsed\": %.2f, \"skipped\": %zu, \"early_loss\": %.6g, "
-                "\"diverging\": %s}\n",
+                "\"diverging\": %s, \"comm_seconds\": %.6f}\n",
                 p->step, p->epoch, (double)p->loss, (double)p->lr, p->grad_norm, p->images_per_second,
-                p->elapsed_seconds, p->skipped, (double)p->early_loss, p->diverging ? "true" : "false");
+                p->elapsed_seconds, p->skipped, (double)p->early_loss, p->diverging ? "true" : "false", p->comm_seconds);
     if (p->eval) {
         fprintf(stderr, "%sepoch %ld/%ld  train loss %.4f  val top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.0f img/s)\n",
                 r->tty ? "\n" : "", p->epoch + 1, r->epochs, (double)p->loss, 100 * p->eval->top1,
@@ -183,24 +187,34 @@ static void report(const gsq_train_progress *p, void *user)
 
 gsq_status cli_train_begin(cli_train_opts *o, gsq_dataset *train, const char *what, gsq_error *err)
 {
+    int ranks = cli_comm()->size;
     rep = (reporter){.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs, .factor = o->cfg.divergence_factor,
-                            .data = train->name};
+                            .data = train->name, .ranks = ranks};
+    interrupted = 0;
+    o->cfg.stop = &interrupted;
+    signal(SIGINT, on_sigint);
+    if (ranks > 1) signal(SIGTERM, on_sigint); /* what launchers send on Ctrl-C */
+    if (!cli_writes()) return GSQ_OK; /* rank 0 reports for all */
     if (o->log_path && !(rep.log = fopen(o->log_path, "a")))
         return gsq_fail(err, GSQ_ERR_IO, "%s: cannot open the log for appending", o->log_path);
     o->cfg.progress = report;
     o->cfg.user = &rep;
-    interrupted = 0;
-    o->cfg.stop = &interrupted;
-    fprintf(stderr, "training %s on %s (%zu samples, %d classes), %ld epochs of batch %d×%d, %d threads, GEMM %s\n",
+    char procs[64] = "";
+    if (ranks > 1) snprintf(procs, sizeof procs, " × %d processes", ranks);
+    fprintf(stderr, "training %s on %s (%zu samples, %d classes), %ld epochs of batch %d×%d%s, %d threads, GEMM %s\n",
             what, train->name, train->size, train->num_classes, o->cfg.epochs, o->cfg.batch_size, o->cfg.accum_steps,
-            gsq_get_num_threads(), gsq_blas_name());
-    signal(SIGINT, on_sigint);
+            procs, gsq_get_num_threads(), gsq_blas_name());
     return GSQ_OK;
 }
 
 void cli_train_end(cli_train_opts *o, const gsq_trainer *t, const gsq_train_result *res, gsq_status st)
 {
     signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (!cli_writes()) {
+        o->cfg.stop = NULL;
+        return;
+    }
     if (rep.tty) fputc('\n', stderr);
     if (rep.log) fclose(rep.log);
     rep.log = NULL;

@@ -20,6 +20,9 @@ typedef struct {
     int workers;          /* decoding threads, >= 1 */
     int prefetch;         /* batches held in the ring, >= 1 */
     gsq_transform transform;
+    int shards, shard;    /* shards > 1: this loader yields only the batches whose index in the
+                           * epoch is shard, shard + shards, ... (a data-parallel rank's share);
+                           * 0 or 1: every batch */
 } gsq_loader_config;
 
 typedef struct {
@@ -43,8 +46,8 @@ typedef struct gsq_loader gsq_loader;
 /* Batches of one epoch: ceil(size / batch) (floor with drop_last). */
 long gsq_loader_batches_per_epoch(const gsq_dataset *ds, const gsq_loader_config *cfg);
 
-/* Starts workers producing from batch `start_index` of epoch `start_epoch`. The dataset must
- * outlive the loader. */
+/* Starts workers producing from batch `start_index` of epoch `start_epoch` (with shards: this
+ * shard's first batch at or after it). The dataset must outlive the loader. */
 gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader_config *cfg,
                              long start_epoch, long start_index, gsq_error *err);
 /* Waits for the next batch in order; *batch stays valid until the next call or destroy. */

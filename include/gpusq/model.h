@@ -126,6 +126,12 @@ gsq_status gsq_model_backward_values(gsq_model *m, int count, const int *values,
  * (batch, rows, cols) floats, like gsq_model_output; NULL otherwise, or where none flowed (the
  * images and patches). */
 const float *gsq_model_output_grad(const gsq_model *m, const char *name);
+/* Called by every backward after node `node` of the graph is done (nodes go from the last to the
+ * first), whether or not a gradient reached it: the parameter gradients that only nodes from
+ * `node` on write are final then, which lets a data-parallel trainer send them while backward goes
+ * on. NULL removes it. */
+typedef void (*gsq_backward_hook)(void *user, int node);
+void gsq_model_set_backward_hook(gsq_model *m, gsq_backward_hook fn, void *user);
 /* 1: backward keeps every value's gradient for gsq_model_output_grad (set before the first
  * backward; it costs memory). */
 void gsq_model_set_retain_grads(gsq_model *m, int on);

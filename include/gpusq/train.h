@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "gpusq/comm.h"
 #include "gpusq/data.h"
 #include "gpusq/distill.h"
 #include "gpusq/loader.h"
@@ -20,13 +21,15 @@ typedef struct {
     size_t skipped;     /* samples that failed to decode */
 } gsq_eval_result;
 
-/* Evaluates m on every sample of ds with the eval transform (t->size must be the model's input). */
+/* Evaluates m on every sample of ds with the eval transform (t->size must be the model's input).
+ * With a group of processes (comm, NULL: this one alone) each rank evaluates its share of the
+ * batches and every rank gets the summed result; a rank's failure fails every rank, naming it. */
 gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
-                        int workers, gsq_eval_result *out, gsq_error *err);
+                        int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err);
 /* The same with any forward pass: forward(ctx, images (n, 3, H, W), n, &logits (n, K)). */
 typedef gsq_status (*gsq_forward_fn)(void *ctx, const float *images, int n, const float **logits, gsq_error *err);
 gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_dataset *ds, const gsq_transform *t,
-                             int batch_size, int workers, gsq_eval_result *out, gsq_error *err);
+                             int batch_size, int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err);
 
 /* Where a run stands; saved in checkpoints. The augmentation and shuffle randomness are
  * functions of (seed, epoch, position), so this is the whole random state. */
@@ -42,7 +45,8 @@ typedef struct {
     float lr;
     double grad_norm;      /* before clipping */
     double images_per_second, elapsed_seconds, eta_seconds;
-    size_t skipped;        /* samples skipped so far (decode failures) */
+    size_t skipped;        /* samples skipped so far (decode failures, this process's) */
+    double comm_seconds;   /* time this step waited for the other processes' gradients */
     const gsq_eval_result *eval; /* non-NULL on the report that follows an evaluation */
     int diverging;         /* loss > divergence_factor × the mean of this call's first steps */
     float early_loss;      /* that mean (0 until GSQ_EARLY_STEPS steps are done) */
@@ -53,7 +57,11 @@ typedef struct {
 
 typedef struct {
     int batch_size;        /* micro-batch */
-    int accum_steps;       /* micro-batches per optimizer step (gradient accumulation) */
+    int accum_steps;       /* micro-batches per optimizer step and process (gradient accumulation) */
+    gsq_comm *comm;        /* the processes training together (data parallel: each reads its share
+                            * of a step's micro-batches, docs/DISTRIBUTED.md), NULL: this one alone.
+                            * A step is accum_steps × size micro-batches; N processes give the bits
+                            * one process gives with N times the accumulation */
     long epochs;
     float warmup_epochs;
     float label_smoothing;
@@ -62,7 +70,7 @@ typedef struct {
     gsq_transform transform;    /* train augmentation; eval uses the same size, crop and stats */
     int augment;                /* 1: the train transform; 0: the eval transform for training too */
     int workers, prefetch;      /* loader threads and batches in flight */
-    const char *checkpoint_path; /* NULL: no checkpoints */
+    const char *checkpoint_path; /* NULL: no checkpoints (only rank 0 writes them) */
     long checkpoint_every;      /* optimizer steps between checkpoints; 0: none periodic. A
                                  * checkpoint is also written on stop and at max_steps; at the end
                                  * of the run the caller writes its result first, then the final
@@ -82,6 +90,9 @@ typedef struct {
     void *user;
 } gsq_train_config;
 
+/* Micro-batches in one optimizer step over all processes: accum_steps × the group's size. */
+long gsq_train_step_batches(const gsq_train_config *cfg);
+
 /* Fills defaults: batch 64, accum 1, 10 epochs, warm-up 1 epoch, smoothing 0.1, seed 0,
  * gsq_optim_defaults, timm transforms at `size` with augmentation, 1 worker, prefetch 4,
  * divergence reported at 50× the early loss; no teacher (distill gets gsq_distill_defaults for a depth of 12: set first_block for the model). */
@@ -99,7 +110,8 @@ typedef struct {
 gsq_status gsq_trainer_init(gsq_trainer *t, gsq_model *m, const gsq_train_config *cfg,
                             size_t train_size, gsq_error *err);
 /* Continues a run from a checkpoint: model, optimizer moments and state. The configuration must
- * describe the same run (batch, accumulation, epochs, seed, optimizer), which is checked. */
+ * describe the same run (batch, micro-batches per step over all processes, epochs, seed,
+ * optimizer), which is checked: a run of N processes resumes on M with the same step. */
 gsq_status gsq_trainer_resume(gsq_trainer *t, const char *checkpoint, const gsq_train_config *cfg,
                               size_t train_size, gsq_error *err);
 

@@ -74,11 +74,11 @@ gsq_status gsq_prune_stage(const gsq_prune_config *p, gsq_model *teacher, gsq_da
     tc->teacher = teacher;
     tc->val = val;
     gsq_model *student = NULL;
-    gsq_status st = val ? gsq_evaluate(teacher, val, &tc->transform, batch, workers, &r->dense, err) : GSQ_OK;
+    gsq_status st = val ? gsq_evaluate(teacher, val, &tc->transform, batch, workers, tc->comm, &r->dense, err) : GSQ_OK;
     if (st == GSQ_OK && !p->resume) {
         st = gsq_model_clone(&student, teacher, err);
         if (st == GSQ_OK) st = choose_masks(p, student, r, err);
-        if (st == GSQ_OK && val) st = gsq_evaluate(student, val, &tc->transform, batch, workers, &r->one_shot, err);
+        if (st == GSQ_OK && val) st = gsq_evaluate(student, val, &tc->transform, batch, workers, tc->comm, &r->one_shot, err);
     }
     if (st == GSQ_OK) {
         if (p->resume) st = gsq_trainer_resume(&r->trainer, p->resume, tc, train->size, err);

@@ -95,7 +95,7 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_model *teacher, gsq_sparse
     r->first_block = block_weights(stage1_losses, depth, q->uniform_weights, r->block_weights);
     /* the masks: the teacher's zeros (its weights are the stage-1 sparse ones) */
     gsq_status st = gsq_sparse_plan_from_weights(&plan, teacher, pattern, 1, err);
-    if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &tc->transform, batch, workers, &r->sparse_float, err);
+    if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &tc->transform, batch, workers, tc->comm, &r->sparse_float, err);
     r->calibrated.top1 = r->calibrated.top5 = r->calibrated.loss = NAN; /* a resumed run calibrated before */
     if (st == GSQ_OK && !q->resume) {
         st = gsq_model_clone(&student, teacher, err);
@@ -105,7 +105,7 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_model *teacher, gsq_sparse
         if (st == GSQ_OK)
             st = gsq_model_quant_calibrate(student, train, &tc->transform, batch, q->calib_batches, workers, q->calib,
                                          q->percentile, err);
-        if (st == GSQ_OK) st = gsq_evaluate(student, eval_ds, &tc->transform, batch, workers, &r->calibrated, err);
+        if (st == GSQ_OK) st = gsq_evaluate(student, eval_ds, &tc->transform, batch, workers, tc->comm, &r->calibrated, err);
     }
     tc->distill.first_block = r->first_block; /* the loss's weights (alpha, beta, ...) are the caller's */
     tc->distill.block_weights = r->block_weights;
@@ -121,7 +121,7 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_model *teacher, gsq_sparse
     if (st == GSQ_OK) st = gsq_trainer_run(&r->trainer, train, tc, &r->run, err);
     if (st == GSQ_OK && r->run.finished) {
         r->qat = r->run.eval;
-        if (!val) st = gsq_evaluate(r->trainer.model, eval_ds, &tc->transform, batch, workers, &r->qat, err);
+        if (!val) st = gsq_evaluate(r->trainer.model, eval_ds, &tc->transform, batch, workers, tc->comm, &r->qat, err);
     }
     tc->frozen_zero = NULL; /* the plan's, freed here */
     gsq_sparse_plan_free(&plan);

@@ -17,7 +17,7 @@ typedef struct {
     float *images;
     int *labels;
     int n, skipped, state;
-    long global;          /* global batch index held (epoch · batches_per_epoch + index) */
+    long seq;             /* which of this loader's batches it holds (0, 1, ...: position()) */
 } slot;
 
 typedef struct {
@@ -29,13 +29,14 @@ struct gsq_loader {
     gsq_dataset *ds;
     gsq_loader_config cfg;
     long bpe;             /* batches per epoch */
+    long shard_bpe;       /* of them, this shard's: indices shard, shard + shards, ... */
     size_t sample_floats; /* 3 · size · size */
     int ring;
     slot *slots;
     int n_orders;         /* ring + 1: enough for every epoch that can be in flight at once */
     epoch_order *orders;
-    long next_claim;      /* next global batch a worker will produce */
-    long next_take;       /* global batch the consumer holds or waits for */
+    long next_claim;      /* next batch (its sequence number) a worker will produce */
+    long next_take;       /* the batch the consumer holds or waits for */
     int holding;          /* the consumer holds next_take's slot */
     int stop;
     gsq_loader_stats stats;
@@ -76,11 +77,20 @@ static const size_t *order_for(gsq_loader *ld, long epoch)
     return o->order;
 }
 
-/* Fills slot s with global batch g (without the lock: the slot is this worker's). */
-static void produce(gsq_loader *ld, slot *s, long g, const size_t *order)
+/* The epoch and batch index of this loader's batch number k. */
+static void position(const gsq_loader *ld, long k, long *epoch, long *index)
+{
+    int shards = ld->cfg.shards > 1 ? ld->cfg.shards : 1;
+    *epoch = k / ld->shard_bpe;
+    *index = ld->cfg.shard + k % ld->shard_bpe * shards;
+}
+
+/* Fills slot s with batch number k (without the lock: the slot is this worker's). */
+static void produce(gsq_loader *ld, slot *s, long k, const size_t *order)
 {
     const gsq_loader_config *c = &ld->cfg;
-    long epoch = g / ld->bpe, index = g % ld->bpe;
+    long epoch, index;
+    position(ld, k, &epoch, &index);
     size_t begin = (size_t)index * (size_t)c->batch_size;
     size_t end = begin + (size_t)c->batch_size;
     if (end > ld->ds->size) end = ld->ds->size;
@@ -125,13 +135,13 @@ static void *worker(void *arg)
         long g = ld->next_claim++;
         slot *s = &ld->slots[g % ld->ring];
         s->state = SLOT_FILLING;
-        const size_t *order = ld->cfg.train ? order_for(ld, g / ld->bpe) : NULL;
+        const size_t *order = ld->cfg.train ? order_for(ld, g / ld->shard_bpe) : NULL;
         pthread_mutex_unlock(&ld->mu);
         double t0 = gsq_seconds();
         produce(ld, s, g, order);
         double t1 = gsq_seconds();
         pthread_mutex_lock(&ld->mu);
-        s->global = g;
+        s->seq = g;
         s->state = SLOT_READY;
         ld->stats.images += (size_t)s->n;
         ld->stats.busy_seconds += t1 - t0;
@@ -155,15 +165,24 @@ gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader
     if (start_epoch < 0 || start_index < 0 || start_index >= bpe)
         return gsq_fail(err, GSQ_ERR_ARG, "loader: start position epoch %ld batch %ld is outside the %ld batches of an epoch",
                         start_epoch, start_index, bpe);
+    int shards = cfg->shards > 1 ? cfg->shards : 1;
+    if (cfg->shard < 0 || cfg->shard >= shards)
+        return gsq_fail(err, GSQ_ERR_ARG, "loader: shard %d of %d does not exist", cfg->shard, shards);
+    if (bpe < shards)
+        return gsq_fail(err, GSQ_ERR_ARG, "loader: %s has %ld batches of %d per epoch, fewer than the %d processes "
+                        "sharing them: use a smaller batch or fewer processes", ds->name, bpe, cfg->batch_size, shards);
     gsq_loader *ld = calloc(1, sizeof *ld);
     if (!ld) return gsq_fail(err, GSQ_ERR_NOMEM, "loader: out of memory");
     ld->ds = ds;
     ld->cfg = *cfg;
     ld->bpe = bpe;
+    ld->shard_bpe = (bpe - cfg->shard + shards - 1) / shards;
     ld->sample_floats = (size_t)3 * cfg->transform.size * cfg->transform.size;
     ld->ring = cfg->prefetch;
     ld->n_orders = cfg->train ? ld->ring + 1 : 0;
-    ld->next_claim = ld->next_take = start_epoch * bpe + start_index;
+    /* this shard's batches before start_index in its epoch */
+    long before = start_index > cfg->shard ? (start_index - cfg->shard + shards - 1) / shards : 0;
+    ld->next_claim = ld->next_take = start_epoch * ld->shard_bpe + before;
     ld->slots = calloc((size_t)ld->ring, sizeof *ld->slots);
     ld->orders = calloc((size_t)(ld->n_orders ? ld->n_orders : 1), sizeof *ld->orders);
     ld->threads = calloc((size_t)cfg->workers, sizeof *ld->threads);
@@ -204,16 +223,14 @@ gsq_status gsq_loader_next(gsq_loader *ld, gsq_batch *batch, gsq_error *err)
         pthread_cond_broadcast(&ld->freed);
     }
     slot *s = &ld->slots[ld->next_take % ld->ring];
-    if (!(s->state == SLOT_READY && s->global == ld->next_take)) {
+    if (!(s->state == SLOT_READY && s->seq == ld->next_take)) {
         double t0 = gsq_seconds();
-        while (!(s->state == SLOT_READY && s->global == ld->next_take)) pthread_cond_wait(&ld->ready, &ld->mu);
+        while (!(s->state == SLOT_READY && s->seq == ld->next_take)) pthread_cond_wait(&ld->ready, &ld->mu);
         ld->stats.wait_seconds += gsq_seconds() - t0;
     }
     ld->holding = 1;
-    *batch = (gsq_batch){
-        .images = s->images, .labels = s->labels, .n = s->n, .skipped = s->skipped,
-        .epoch = s->global / ld->bpe, .index = s->global % ld->bpe,
-    };
+    *batch = (gsq_batch){.images = s->images, .labels = s->labels, .n = s->n, .skipped = s->skipped};
+    position(ld, s->seq, &batch->epoch, &batch->index);
     pthread_mutex_unlock(&ld->mu);
     (void)err;
     return GSQ_OK;

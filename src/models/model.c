@@ -26,6 +26,12 @@ float *gsq_model_params(gsq_model *m) { return m->params; }
 const float *gsq_model_params_const(const gsq_model *m) { return m->params; }
 float *gsq_model_grads(gsq_model *m) { return m->grads; }
 void gsq_model_set_retain_grads(gsq_model *m, int on) { m->retain_grads = on; }
+
+void gsq_model_set_backward_hook(gsq_model *m, gsq_backward_hook fn, void *user)
+{
+    m->backward_hook = fn;
+    m->backward_hook_user = user;
+}
 const gsq_vit_config *gsq_model_vit_config(const gsq_model *m) { return m->arch == GSQ_ARCH_VIT ? &m->vit : NULL; }
 const gsq_swin_config *gsq_model_swin_config(const gsq_model *m) { return m->arch == GSQ_ARCH_SWIN ? &m->swin : NULL; }
 

@@ -28,6 +28,8 @@ struct gsq_model {
     size_t *gact_at;      /* each value's offset in gact_mem (SIZE_MAX: no gradient) */
     int retain_grads;     /* 1: backward keeps every value's gradient (gsq_model_output_grad), set
                            * before the first backward */
+    gsq_backward_hook backward_hook; /* called after each node's backward, or NULL */
+    void *backward_hook_user;
     int *targets;         /* (act_batch) labels of the last loss */
     float *probs;         /* (act_batch, num_classes) softmax of the last loss */
     float label_smoothing;

@@ -346,14 +346,16 @@ gsq_status gsq_model_backward_values(gsq_model *m, int count, const int *values,
             live[n->out] = 1;
             gsq_accumulate(dy, grads[k], ny);
         }
-        if (!dy || !live[n->out]) continue;
-        for (int k = 0; k < 2; k++) {
-            int v = n->in[k];
-            if (v < 0 || live[v] || !gact(m, v)) continue;
-            memset(gact(m, v), 0, (size_t)B * gsq_value_floats(g, v) * sizeof(float));
-            live[v] = 1;
+        if (dy && live[n->out]) {
+            for (int k = 0; k < 2; k++) {
+                int v = n->in[k];
+                if (v < 0 || live[v] || !gact(m, v)) continue;
+                memset(gact(m, v), 0, (size_t)B * gsq_value_floats(g, v) * sizeof(float));
+                live[v] = 1;
+            }
+            backward_node(m, n, B);
         }
-        backward_node(m, n, B);
+        if (m->backward_hook) m->backward_hook(m->backward_hook_user, i);
     }
     free(live);
     return GSQ_OK;

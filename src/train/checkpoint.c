@@ -56,7 +56,7 @@ static void run_identity(const gsq_train_config *c, char *buf, size_t cap)
     snprintf(buf, cap,
              "batch=%d accum=%d epochs=%ld warmup_epochs=%.9g smoothing=%.9g seed=%" PRIu64
              " lr=%.9g min_lr=%.9g warmup_lr=%.9g wd=%.9g betas=%.9g,%.9g eps=%.9g clip=%.9g size=%d augment=%d",
-             c->batch_size, c->accum_steps, c->epochs, (double)c->warmup_epochs, (double)c->label_smoothing,
+             c->batch_size, (int)gsq_train_step_batches(c), c->epochs, (double)c->warmup_epochs, (double)c->label_smoothing,
              c->seed, (double)o->lr, (double)o->min_lr, (double)o->warmup_lr, (double)o->weight_decay,
              (double)o->beta1, (double)o->beta2, (double)o->eps, (double)o->clip_grad, c->transform.size, c->augment);
     if (c->teacher) {

@@ -2,6 +2,7 @@
  * quantizers' learned scales with LSQ, with gradient accumulation), evaluation, and the trainer's
  * set-up and tear-down. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "gpusq/train.h"
 #include "gpusq/vit_quant.h"
 #include "models/model_state.h"
+#include "train/grad_sync.h"
 
 void gsq_train_defaults(gsq_train_config *cfg, int size)
 {
@@ -37,10 +39,15 @@ static gsq_loader_config loader_config(const gsq_train_config *cfg, int train)
     };
 }
 
+long gsq_train_step_batches(const gsq_train_config *cfg)
+{
+    return (long)cfg->accum_steps * (cfg->comm ? cfg->comm->size : 1);
+}
+
 static long steps_per_epoch(const gsq_train_config *cfg, size_t train_size)
 {
     long bpe = (long)((train_size + (size_t)cfg->batch_size - 1) / (size_t)cfg->batch_size);
-    return (bpe + cfg->accum_steps - 1) / cfg->accum_steps;
+    return (bpe + gsq_train_step_batches(cfg) - 1) / gsq_train_step_batches(cfg);
 }
 
 gsq_status gsq_trainer_init(gsq_trainer *t, gsq_model *m, const gsq_train_config *cfg,
@@ -106,44 +113,87 @@ static gsq_status vit_forward(void *ctx, const float *images, int n, const float
 }
 
 gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
-                        int workers, gsq_eval_result *out, gsq_error *err)
+                        int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err)
 {
-    return gsq_evaluate_with(vit_forward, m, m->num_classes, ds, t, batch_size, workers, out, err);
+    return gsq_evaluate_with(vit_forward, m, m->num_classes, ds, t, batch_size, workers, comm, out, err);
+}
+
+/* One rank's share of an evaluation, as the ranks exchange it. */
+typedef struct {
+    double top1, top5, loss_sum;
+    uint64_t count, skipped;
+    int32_t status;
+    char msg[GSQ_ERROR_MSG_MAX];
+} eval_share;
+
+/* Sums every rank's share in rank order into *out; a failed rank fails every rank, naming it. */
+static gsq_status eval_gather(gsq_comm *comm, eval_share *mine, gsq_eval_result *out, double *loss_sum,
+                              gsq_error *err)
+{
+    eval_share *all = malloc((size_t)comm->size * sizeof *all);
+    if (!all) return gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
+    gsq_status st = gsq_comm_allgather(comm, mine, all, sizeof *mine, err);
+    memset(out, 0, sizeof *out);
+    *loss_sum = 0;
+    for (int r = 0; st == GSQ_OK && r < comm->size; r++) {
+        if (all[r].status != GSQ_OK) {
+            st = comm->size > 1 ? gsq_fail(err, (gsq_status)all[r].status, "rank %d: %s", r, all[r].msg)
+                                : (gsq_status)all[r].status;
+            break;
+        }
+        out->top1 += all[r].top1;
+        out->top5 += all[r].top5;
+        *loss_sum += all[r].loss_sum;
+        out->count += (size_t)all[r].count;
+        out->skipped += (size_t)all[r].skipped;
+    }
+    free(all);
+    return st;
 }
 
 gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_dataset *ds, const gsq_transform *t,
-                             int batch_size, int workers, gsq_eval_result *out, gsq_error *err)
+                             int batch_size, int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err)
 {
     memset(out, 0, sizeof *out);
     gsq_flush_denormals();
+    if (!comm) comm = gsq_comm_self();
     gsq_loader_config lc = {.batch_size = batch_size, .train = 0, .workers = workers, .prefetch = 4, .transform = *t};
+    long batches = batch_size > 0 ? gsq_loader_batches_per_epoch(ds, &lc) : 0;
+    /* each rank its share of the batches; ranks beyond the last batch evaluate none */
+    lc.shards = comm->size < batches ? comm->size : (int)batches;
+    lc.shard = comm->rank;
+    eval_share mine = {0};
     gsq_loader *ld = NULL;
-    gsq_status st = gsq_loader_create(&ld, ds, &lc, 0, 0, err);
-    long batches = st == GSQ_OK ? gsq_loader_batches_per_epoch(ds, &lc) : 0;
+    gsq_status st = comm->rank < lc.shards || batches == 0 ? gsq_loader_create(&ld, ds, &lc, 0, lc.shards ? comm->rank : 0, err)
+                                                           : GSQ_OK;
+    long own = ld ? (batches - comm->rank + lc.shards - 1) / lc.shards : 0;
     float *probs = st == GSQ_OK ? malloc((size_t)batch_size * (size_t)K * sizeof(float)) : NULL;
     if (st == GSQ_OK && !probs) st = gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
-    double loss_sum = 0;
-    for (long b = 0; st == GSQ_OK && b < batches; b++) {
+    for (long b = 0; st == GSQ_OK && b < own; b++) {
         gsq_batch batch;
         const float *logits = NULL;
         st = gsq_loader_next(ld, &batch, err);
-        out->skipped += (size_t)(st == GSQ_OK ? batch.skipped : 0);
+        mine.skipped += (uint64_t)(st == GSQ_OK ? batch.skipped : 0);
         if (st != GSQ_OK || batch.n == 0) continue;
         st = forward(ctx, batch.images, batch.n, &logits, err);
         if (st != GSQ_OK) break;
-        loss_sum += (double)gsq_cross_entropy_forward(probs, logits, batch.labels, batch.n, K, 0.0f) * batch.n;
+        mine.loss_sum += (double)gsq_cross_entropy_forward(probs, logits, batch.labels, batch.n, K, 0.0f) * batch.n;
         for (int i = 0; i < batch.n; i++) {
             const float *z = logits + (size_t)i * K;
             float target = z[batch.labels[i]];
             int above = 0; /* classes scored above the target; ties count for the target */
             for (int k = 0; k < K; k++) above += z[k] > target;
-            out->top1 += above == 0;
-            out->top5 += above < 5;
+            mine.top1 += above == 0;
+            mine.top5 += above < 5;
         }
-        out->count += (size_t)batch.n;
+        mine.count += (uint64_t)batch.n;
     }
     free(probs);
     gsq_loader_destroy(ld);
+    mine.status = st;
+    if (st != GSQ_OK && err) memcpy(mine.msg, err->msg, sizeof mine.msg);
+    double loss_sum = 0;
+    st = eval_gather(comm, &mine, out, &loss_sum, err);
     if (st == GSQ_OK && out->count == 0)
         st = gsq_fail(err, GSQ_ERR_MISSING, "evaluate: no sample of %s could be read", ds->name);
     if (st != GSQ_OK) return st;
@@ -151,14 +201,6 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_datas
     out->top5 /= (double)out->count;
     out->loss = loss_sum / (double)out->count;
     return GSQ_OK;
-}
-
-/* Gradient accumulation: grads of each micro-batch (a mean over its samples) are weighted by its
- * sample count into acc, and the step uses acc / samples. */
-static void accumulate(float *acc, const float *grads, size_t n, float weight)
-{
-    #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) acc[i] += weight * grads[i];
 }
 
 /* The gradients of one micro-batch into m->grads (zeroed first): cross-entropy on its labels,
@@ -188,61 +230,120 @@ static const char *non_finite_name(double v)
     return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf";
 }
 
+/* What a rank says at the end of a round, so that all take the same decision. */
+typedef struct {
+    float loss;       /* mean over its micro-batch */
+    int32_t n;        /* its samples (0: none) */
+    int32_t status;   /* its micro-batch's status; a loss that is not finite is GSQ_ERR_NUMERIC */
+    int32_t stop;     /* it was asked to stop */
+    char msg[GSQ_ERROR_MSG_MAX];
+} round_report;
+
+/* The micro-batches of a step: micro-batch i of the step is batch state.batch + i of the epoch,
+ * read by rank i % N in round i / N. Ranks exchange their sample counts before backward (who
+ * contributes to the sums) and a report after it; every rank then knows the step's loss, samples
+ * and failures, in micro-batch order. */
+typedef struct {
+    gsq_trainer *t;
+    const gsq_train_config *cfg;
+    gsq_comm *comm;
+    gsq_loader *ld;
+    gsq_grad_sync *sync;         /* NULL: one micro-batch per step, whose gradient is the step's */
+    int32_t *counts;             /* (N) this round's sample counts */
+    unsigned char *contributes;  /* (N) */
+    round_report *reports;       /* (N) */
+} step_ctx;
+
+static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum, int *samples, int *stop,
+                            gsq_error *err)
+{
+    gsq_comm *comm = c->comm;
+    int N = comm->size;
+    long index = first + comm->rank; /* the batch of the epoch this rank reads, if there is one */
+    gsq_batch batch = {0};
+    gsq_status st = GSQ_OK;
+    if (index < bpe) {
+        st = gsq_loader_next(c->ld, &batch, err);
+        if (st == GSQ_OK && batch.index != index)
+            st = gsq_fail(err, GSQ_ERR_ARG, "train: the loader gave batch %ld where the step reads %ld", batch.index,
+                          index);
+    }
+    int32_t n = st == GSQ_OK ? batch.n : 0;
+    gsq_status cs = gsq_comm_allgather(comm, &n, c->counts, sizeof n, err);
+    if (cs != GSQ_OK) return cs; /* the group is broken: nothing more can be agreed */
+    int any = 0;
+    for (int r = 0; r < N; r++) any |= c->contributes[r] = c->counts[r] > 0;
+    round_report mine = {.n = n, .stop = c->cfg->stop && *c->cfg->stop};
+    if (any) {
+        if (c->sync) gsq_grad_sync_begin_round(c->sync, c->contributes, (float)n);
+        if (st == GSQ_OK && n > 0) st = step_gradients(c->t, c->cfg, &batch, &mine.loss, err);
+        if (st == GSQ_OK && n > 0 && !isfinite(mine.loss))
+            st = gsq_fail(err, GSQ_ERR_NUMERIC, "training diverged at step %ld (epoch %ld, batch %ld): the loss is %s; "
+                          "nothing was written from this step", c->t->state.step + 1, c->t->state.epoch + 1, index + 1,
+                          non_finite_name(mine.loss));
+        gsq_status ss = c->sync ? gsq_grad_sync_end_round(c->sync, st == GSQ_OK ? err : NULL) : GSQ_OK;
+        if (st == GSQ_OK) st = ss;
+    }
+    mine.status = st;
+    if (st != GSQ_OK && err) memcpy(mine.msg, err->msg, sizeof mine.msg);
+    cs = gsq_comm_allgather(comm, &mine, c->reports, sizeof mine, err);
+    if (cs != GSQ_OK) return cs;
+    for (int r = 0; r < N; r++) { /* the first failure in rank order, the same on every rank */
+        const round_report *p = &c->reports[r];
+        if (p->status != GSQ_OK)
+            return N > 1 ? gsq_fail(err, (gsq_status)p->status, "rank %d: %s", r, p->msg) : (gsq_status)p->status;
+        *stop |= p->stop;
+        if (p->n == 0) continue;
+        *loss_sum += (double)p->loss * p->n;
+        *samples += p->n;
+    }
+    return GSQ_OK;
+}
+
 gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_config *cfg,
                            gsq_train_result *res, gsq_error *err)
 {
     memset(res, 0, sizeof *res);
     gsq_flush_denormals();
     gsq_model *m = t->model;
+    gsq_comm *comm = cfg->comm ? cfg->comm : gsq_comm_self();
     gsq_loader_config lc = loader_config(cfg, 1);
     long bpe = gsq_loader_batches_per_epoch(train, &lc);
     long total = t->opt.cfg.total_steps;
+    long per_step = gsq_train_step_batches(cfg);
     if (t->state.epoch >= cfg->epochs) {
         res->finished = 1;
         return GSQ_OK;
     }
-    gsq_loader *ld = NULL;
-    gsq_status st = gsq_loader_create(&ld, train, &lc, t->state.epoch, t->state.batch, err);
-    /* every learned block (the parameters, LSQ's scales) accumulates and steps alike */
+    step_ctx c = {.t = t, .cfg = cfg, .comm = comm};
+    lc.shards = comm->size;
+    lc.shard = comm->rank;
+    gsq_status st = gsq_loader_create(&c.ld, train, &lc, t->state.epoch, t->state.batch, err);
+    c.counts = malloc((size_t)comm->size * sizeof *c.counts);
+    c.contributes = malloc((size_t)comm->size);
+    c.reports = malloc((size_t)comm->size * sizeof *c.reports);
+    if (st == GSQ_OK && !(c.counts && c.contributes && c.reports))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory");
+    if (st == GSQ_OK && per_step > 1) st = gsq_grad_sync_create(&c.sync, m, comm, GSQ_BUCKET_FLOATS, err);
     gsq_param_block blocks[GSQ_MAX_BLOCKS];
-    int nb = gsq_model_blocks(m, blocks), accumulating = cfg->accum_steps > 1;
-    float *acc[GSQ_MAX_BLOCKS] = {NULL}; /* each block's gradient sum over the micro-batches */
-    for (int k = 0; st == GSQ_OK && accumulating && k < nb; k++)
-        if (!(acc[k] = malloc(blocks[k].n * sizeof(float))))
-            st = gsq_fail(err, GSQ_ERR_NOMEM, "train: out of memory for the gradient accumulator");
+    int nb = gsq_model_blocks(m, blocks);
     double t0 = gsq_seconds(), early_sum = 0;
     size_t images = 0;
     long steps_here = 0;
     while (st == GSQ_OK && t->state.epoch < cfg->epochs) {
-        /* one optimizer step: up to accum_steps micro-batches, not crossing the epoch's end */
-        for (int k = 0; accumulating && k < nb; k++) memset(acc[k], 0, blocks[k].n * sizeof(float));
+        /* one optimizer step: up to per_step micro-batches, not crossing the epoch's end */
+        long step_batches = bpe - t->state.batch < per_step ? bpe - t->state.batch : per_step;
         double loss_sum = 0;
-        int samples = 0;
-        for (int a = 0; st == GSQ_OK && a < cfg->accum_steps && t->state.batch < bpe; a++) {
-            gsq_batch batch;
-            st = gsq_loader_next(ld, &batch, err);
-            t->state.batch++;
-            if (st != GSQ_OK || batch.n == 0) continue;
-            float loss = 0;
-            st = step_gradients(t, cfg, &batch, &loss, err);
-            if (st == GSQ_OK && !isfinite(loss))
-                st = gsq_fail(err, GSQ_ERR_NUMERIC, "training diverged at step %ld (epoch %ld, batch %ld): the loss "
-                              "is %s; nothing was written from this step", t->state.step + 1, t->state.epoch + 1,
-                              t->state.batch, non_finite_name(loss));
-            if (st != GSQ_OK) break;
-            for (int k = 0; accumulating && k < nb; k++) accumulate(acc[k], blocks[k].grads, blocks[k].n, (float)batch.n);
-            loss_sum += (double)loss * batch.n;
-            samples += batch.n;
-        }
+        int samples = 0, stop = 0;
+        if (c.sync) gsq_grad_sync_zero(c.sync);
+        for (long first = t->state.batch; st == GSQ_OK && first < t->state.batch + step_batches; first += comm->size)
+            st = run_round(&c, first, t->state.batch + step_batches, &loss_sum, &samples, &stop, err);
         if (st != GSQ_OK) break;
+        t->state.batch += step_batches;
         gsq_train_progress p = {.step = t->state.step + 1, .total_steps = total, .epoch = t->state.epoch};
+        if (c.sync) p.comm_seconds = gsq_grad_sync_take_wait(c.sync);
         if (samples > 0) {
-            for (int k = 0; accumulating && k < nb; k++) {
-                float inv = 1.0f / (float)samples, *g = blocks[k].grads;
-                const float *a = acc[k];
-                #pragma omp parallel for simd schedule(static)
-                for (size_t i = 0; i < blocks[k].n; i++) g[i] = a[i] * inv;
-            }
+            if (c.sync) gsq_grad_sync_finish(c.sync, 1.0f / (float)samples);
             if (cfg->frozen_zero) {
                 const uint8_t *keep = cfg->frozen_zero;
                 #pragma omp parallel for simd schedule(static)
@@ -271,26 +372,26 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
             t->state.epoch++;
             t->state.batch = 0;
             if (cfg->val) {
-                st = gsq_evaluate(m, cfg->val, &cfg->transform, cfg->batch_size, cfg->workers, &ev, err);
+                st = gsq_evaluate(m, cfg->val, &cfg->transform, cfg->batch_size, cfg->workers, cfg->comm, &ev, err);
                 if (st != GSQ_OK) break;
                 res->eval = ev;
                 p.eval = &res->eval;
             }
         }
         gsq_loader_stats ls;
-        gsq_loader_stats_get(ld, &ls);
+        gsq_loader_stats_get(c.ld, &ls);
         double elapsed = gsq_seconds() - t0;
         p.elapsed_seconds = elapsed;
         p.images_per_second = elapsed > 0 ? images / elapsed : 0;
         p.eta_seconds = steps_here > 0 ? elapsed / steps_here * (double)(total - t->state.step) : 0;
         p.skipped = res->skipped = ls.skipped;
         if (cfg->progress) cfg->progress(&p, cfg->user);
-        int stop = cfg->stop && *cfg->stop;
         int limit = cfg->max_steps > 0 && steps_here >= cfg->max_steps;
         int finished = t->state.epoch >= cfg->epochs;
         int periodic = cfg->checkpoint_every > 0 && t->state.step % cfg->checkpoint_every == 0;
-        /* the final checkpoint is the caller's, after its result (a full disk costs the former) */
-        if (cfg->checkpoint_path && (stop || limit || periodic) && !finished)
+        /* the final checkpoint is the caller's, after its result (a full disk costs the former);
+         * rank 0 writes for all, the others hold the same weights */
+        if (cfg->checkpoint_path && (stop || limit || periodic) && !finished && comm->rank == 0)
             st = gsq_trainer_save(t, cfg, cfg->checkpoint_path, err);
         if (stop || limit) {
             res->interrupted = stop;
@@ -300,8 +401,11 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     res->finished = st == GSQ_OK && t->state.epoch >= cfg->epochs;
     res->seconds = gsq_seconds() - t0;
     res->images_per_second = res->seconds > 0 ? images / res->seconds : 0;
-    if (ld) gsq_loader_stats_get(ld, &res->loader);
-    for (int k = 0; k < nb; k++) free(acc[k]);
-    gsq_loader_destroy(ld);
+    if (c.ld) gsq_loader_stats_get(c.ld, &res->loader);
+    gsq_grad_sync_free(c.sync);
+    free(c.counts);
+    free(c.contributes);
+    free(c.reports);
+    gsq_loader_destroy(c.ld);
     return st;
 }

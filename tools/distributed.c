@@ -1,0 +1,50 @@
+/* gpusq started by an MPI launcher (mpirun, mpiexec, srun): the commands that train join MPI's
+ * group, rank 0 alone writes files and prints, and a failure on any rank ends the whole job
+ * (docs/DISTRIBUTED.md). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static gsq_comm *comm;
+
+gsq_comm *cli_comm(void)
+{
+    return comm ? comm : gsq_comm_self();
+}
+
+int cli_writes(void)
+{
+    return cli_comm()->rank == 0;
+}
+
+int cli_comm_start(const char *cmd, int *argc, char ***argv)
+{
+    static const char *const trainers[] = {"train", "prune", "quantize", "compress"};
+    int launched = gsq_comm_launched_size(), trains = 0;
+    for (size_t i = 0; i < sizeof trainers / sizeof *trainers; i++) trains |= strcmp(cmd, trainers[i]) == 0;
+    if (launched <= 1) return -1;
+    if (!trains) {
+        fprintf(stderr, "gpusq %s: started as %d processes, but only train, prune, quantize and compress run across "
+                "processes; start it once\n", cmd, launched);
+        return 2;
+    }
+    gsq_error err = {0};
+    if (gsq_comm_mpi_create(&comm, argc, argv, &err) != GSQ_OK) {
+        fprintf(stderr, "gpusq %s: started as %d processes: %s\n", cmd, launched, err.msg);
+        return 1;
+    }
+    if (comm->rank != 0 && !freopen("/dev/null", "w", stdout)) /* rank 0 reports for all */
+        fprintf(stderr, "gpusq %s: rank %d: warning: its output is not silenced\n", cmd, comm->rank);
+    return -1;
+}
+
+int cli_comm_end(int code)
+{
+    /* 0 and 130 (stopped) are decided together by every rank; another failure may be one rank's
+     * alone, and the others would wait for it forever: end them all */
+    if (comm && code != 0 && code != 130) gsq_comm_abort(comm, code);
+    gsq_comm_free(comm);
+    comm = NULL;
+    return code;
+}
