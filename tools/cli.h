@@ -2,6 +2,7 @@
 #ifndef GSQ_TOOLS_CLI_H
 #define GSQ_TOOLS_CLI_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -106,6 +107,12 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_m
  * and returns its code. cli_comm is the group (this process alone without a launcher);
  * cli_writes is 1 on the rank that writes files and prints (rank 0). */
 int cli_comm_start(const char *cmd, int *argc, char ***argv);
+/* Ctrl-C and SIGTERM (tools/stop_signal.c): cli_signals_start, first thing in main, hands them to a
+ * thread of their own; cli_stop_arm returns the flag the first one sets while a run is armed (any
+ * other ends the program with 128 + the signal), cli_stop_disarm ends that. */
+void cli_signals_start(void);
+volatile sig_atomic_t *cli_stop_arm(void);
+void cli_stop_disarm(void);
 int cli_comm_end(int code);
 gsq_comm *cli_comm(void);
 int cli_writes(void);

@@ -126,6 +126,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    cli_signals_start();
     if (argc < 2) {
         usage(stderr);
         return 2;

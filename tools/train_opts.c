@@ -1,7 +1,6 @@
 /* What gpusq train, prune, quantize and compress share: the data, training, output and
  * distillation options (tables for tools/options.c), and running the trainer with a progress
  * line, a JSON-lines log, Ctrl-C handling and the closing summary. */
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,14 +142,6 @@ typedef struct {
 } reporter;
 static reporter rep;
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    interrupted = 1;
-    signal(sig, SIG_DFL); /* a second Ctrl-C ends the program at once */
-}
-
 static void report(const gsq_train_progress *p, void *user)
 {
     reporter *r = user;
@@ -190,10 +181,7 @@ gsq_status cli_train_begin(cli_train_opts *o, gsq_dataset *train, const char *wh
     int ranks = cli_comm()->size;
     rep = (reporter){.tty = isatty(STDERR_FILENO), .epochs = o->cfg.epochs, .factor = o->cfg.divergence_factor,
                             .data = train->name, .ranks = ranks};
-    interrupted = 0;
-    o->cfg.stop = &interrupted;
-    signal(SIGINT, on_sigint);
-    if (ranks > 1) signal(SIGTERM, on_sigint); /* what launchers send on Ctrl-C */
+    o->cfg.stop = cli_stop_arm(); /* Ctrl-C or SIGTERM: checkpoint and stop; a second one ends it */
     if (!cli_writes()) return GSQ_OK; /* rank 0 reports for all */
     if (o->log_path && !(rep.log = fopen(o->log_path, "a")))
         return gsq_fail(err, GSQ_ERR_IO, "%s: cannot open the log for appending", o->log_path);
@@ -209,8 +197,7 @@ gsq_status cli_train_begin(cli_train_opts *o, gsq_dataset *train, const char *wh
 
 void cli_train_end(cli_train_opts *o, const gsq_trainer *t, const gsq_train_result *res, gsq_status st)
 {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    cli_stop_disarm();
     if (!cli_writes()) {
         o->cfg.stop = NULL;
         return;
