@@ -2,7 +2,7 @@
 # Builds libgpusq, the gpusq program and the tests for 64-bit Arm Linux with Debian's cross
 # compiler, runs the program under qemu-user, and the unit tests too where qemu-user can start
 # threads: proves that the library builds and works off x86, where the engine runs its reference
-# kernels. Installs what it needs (the cross compiler, qemu-user, the
+# kernels (without MPI: the arm64 Open MPI is not installed). Installs what it needs (the cross compiler, qemu-user, the
 # arm64 libraries through Debian multiarch) unless GSQ_CROSS_NO_INSTALL=1. Build: build-aarch64.
 # Usage: scripts/cross-aarch64.sh [CTEST_ARGS...]   (default: -L unit)
 set -euo pipefail
@@ -25,7 +25,7 @@ if [ "${GSQ_CROSS_NO_INSTALL:-0}" != 1 ]; then
     echo "cross-aarch64: toolchain and arm64 libraries present"
 fi
 cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
-      -DGSQ_USE_DNNL=OFF -DGSQ_CUDA=OFF -DGSQ_BENCH=OFF >/dev/null
+      -DGSQ_USE_DNNL=OFF -DGSQ_CUDA=OFF -DGSQ_BENCH=OFF -DGSQ_MPI=OFF >/dev/null
 cmake --build build-aarch64 -j"$(nproc)"
 readelf -h build-aarch64/gpusq | grep -q 'Machine: *AArch64' || { echo "cross-aarch64: build-aarch64/gpusq is not an aarch64 program" >&2; exit 1; }
 # Under qemu-user: a smoke run of the program (one thread), then the unit tests where qemu can

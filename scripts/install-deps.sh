@@ -4,12 +4,14 @@
 # and the benchmarks' baseline), cJSON, libjpeg-turbo and libpng, protobuf-c and its compiler
 # protoc-c (ONNX export); clang with its runtime and its OpenMP (libomp-dev) for the libFuzzer
 # build in scripts/test.sh; python3-venv for the test that checks ONNX exports with ONNX Runtime
-# (it installs onnx and onnxruntime from PyPI into the build tree, and skips without PyPI). Optional (GSQ_BENCH_DEPS=0 skips
+# (it installs onnx and onnxruntime from PyPI into the build tree, and skips without PyPI); Open MPI
+# (libopenmpi-dev, openmpi-bin: data-parallel training under mpirun, docs/DISTRIBUTED.md; gpusq
+# builds without it and then trains in one process). Optional (GSQ_BENCH_DEPS=0 skips
 # it): BLIS, compared in bench/gemm_libs.c.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libdnnl-dev libopenblas-dev libopenblas0-openmp libcjson-dev
           libjpeg62-turbo-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler clang libclang-rt-14-dev libomp-dev
-          python3-venv)
+          python3-venv libopenmpi-dev openmpi-bin)
 if [ "${GSQ_BENCH_DEPS:-1}" = 1 ]; then
     packages+=(libblis-dev)
 fi

@@ -1,8 +1,8 @@
 /* Training: AdamW against its formula (decay mask included), the learning-rate schedule, the
  * loader (each sample once per epoch, same batches for any worker count and start position,
- * failed samples skipped and counted, a last partial batch), gradient accumulation equal to one
- * large batch, bitwise resume from a checkpoint, a stop request, and learning a toy task; the
- * loader's throughput and waiting-time statistics. */
+ * failed samples skipped and counted, a last partial batch, shards for data-parallel ranks),
+ * gradient accumulation equal to one large batch, bitwise resume from a checkpoint, a stop
+ * request, and learning a toy task; the loader's throughput and waiting-time statistics. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -167,6 +167,58 @@ static void test_loader(void)
 }
 
 /* The loader counts what it produced, its workers' busy time and the consumer's waiting time. */
+/* A data-parallel rank's share: shard s of S yields batches s, s + S, ... of every epoch, each
+ * equal to that batch of the whole stream; a start position gives the shard's first batch at or
+ * after it; more shards than batches are refused. */
+static void test_loader_shards(void)
+{
+    gsq_dataset *ds = toy_dataset(37, 0); /* 5 batches of 8 */
+    gsq_loader_config whole = loader_cfg(2, 1);
+    gsq_error err = {0};
+    size_t floats = 3 * 16 * 16;
+    gsq_loader *all = NULL;
+    CHECK(gsq_loader_create(&all, ds, &whole, 0, 0, &err) == GSQ_OK, "%s", err.msg);
+    float *images = malloc(10 * 8 * floats * sizeof(float));
+    for (int k = 0; k < 10; k++) { /* two epochs of the whole stream */
+        gsq_batch x;
+        gsq_loader_next(all, &x, &err);
+        memcpy(images + (size_t)k * 8 * floats, x.images, (size_t)x.n * floats * sizeof(float));
+    }
+    gsq_loader_destroy(all);
+    for (int s = 0; s < 2; s++) {
+        gsq_loader_config c = whole;
+        c.shards = 2;
+        c.shard = s;
+        gsq_loader *ld = NULL, *late = NULL;
+        CHECK(gsq_loader_create(&ld, ds, &c, 0, 0, &err) == GSQ_OK, "%s", err.msg);
+        CHECK(gsq_loader_create(&late, ds, &c, 0, 4, &err) == GSQ_OK, "%s", err.msg); /* its next batch after 4 */
+        int order_ok = 1, same = 1;
+        for (int k = 0; k < (s ? 4 : 6); k++) {
+            gsq_batch x;
+            gsq_loader_next(ld, &x, &err);
+            long want = s ? 1 + 2 * (k % 2) : 2 * (k % 3), epoch = s ? k / 2 : k / 3;
+            order_ok &= x.index == want && x.epoch == epoch;
+            same &= memcmp(x.images, images + (size_t)(epoch * 5 + want) * 8 * floats, (size_t)x.n * floats * 4) == 0;
+        }
+        gsq_batch y;
+        gsq_loader_next(late, &y, &err);
+        CHECK(order_ok, "shard %d of 2 read other batches than %s", s, s ? "1, 3" : "0, 2, 4");
+        CHECK(same, "shard %d's batches differ from the whole stream's", s);
+        CHECK(s ? y.epoch == 1 && y.index == 1 : y.epoch == 0 && y.index == 4,
+              "shard %d started at batch 4 begins at epoch %ld batch %ld", s, y.epoch, y.index);
+        gsq_loader_destroy(ld);
+        gsq_loader_destroy(late);
+    }
+    gsq_loader_config many = whole;
+    many.shards = 6;
+    many.shard = 5;
+    gsq_loader *ld = NULL;
+    CHECK(gsq_loader_create(&ld, ds, &many, 0, 0, &err) == GSQ_ERR_ARG && ld == NULL && strstr(err.msg, "fewer than the 6"),
+          "6 shards of 5 batches: '%s'", err.msg);
+    free(images);
+    gsq_dataset_free(ds);
+}
+
 static void test_loader_stats(void)
 {
     gsq_dataset *ds = toy_dataset(24, 0);
@@ -327,6 +379,7 @@ int main(void)
     test_loader_stats();
     test_resume_bitwise();
     test_accumulation();
+    test_loader_shards();
     test_learns();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

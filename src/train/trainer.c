@@ -255,7 +255,7 @@ typedef struct {
 } step_ctx;
 
 static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum, int *samples, int *stop,
-                            gsq_error *err)
+                            int *reported, gsq_error *err)
 {
     gsq_comm *comm = c->comm;
     int N = comm->size;
@@ -290,14 +290,33 @@ static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum,
     if (cs != GSQ_OK) return cs;
     for (int r = 0; r < N; r++) { /* the first failure in rank order, the same on every rank */
         const round_report *p = &c->reports[r];
-        if (p->status != GSQ_OK)
+        if (p->status != GSQ_OK) {
+            *reported = 1;
             return N > 1 ? gsq_fail(err, (gsq_status)p->status, "rank %d: %s", r, p->msg) : (gsq_status)p->status;
+        }
         *stop |= p->stop;
         if (p->n == 0) continue;
         *loss_sum += (double)p->loss * p->n;
         *samples += p->n;
     }
     return GSQ_OK;
+}
+
+/* A rank reported a failure in the step in progress: the weights are still the last step's.
+ * Rank 0 writes them to the checkpoint and says so in the message. */
+static void checkpoint_after_failure(const gsq_trainer *t, const gsq_train_config *cfg, gsq_error *err)
+{
+    gsq_error save = {0};
+    char first[GSQ_ERROR_MSG_MAX];
+    if (!err) {
+        gsq_trainer_save(t, cfg, cfg->checkpoint_path, NULL);
+        return;
+    }
+    memcpy(first, err->msg, sizeof first);
+    if (gsq_trainer_save(t, cfg, cfg->checkpoint_path, &save) == GSQ_OK)
+        gsq_fail(err, err->code, "%.300s; %.150s holds step %ld", first, cfg->checkpoint_path, t->state.step);
+    else
+        gsq_fail(err, err->code, "%.300s; nor could the checkpoint be written: %.150s", first, save.msg);
 }
 
 gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_config *cfg,
@@ -334,10 +353,12 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
         /* one optimizer step: up to per_step micro-batches, not crossing the epoch's end */
         long step_batches = bpe - t->state.batch < per_step ? bpe - t->state.batch : per_step;
         double loss_sum = 0;
-        int samples = 0, stop = 0;
+        int samples = 0, stop = 0, reported = 0;
         if (c.sync) gsq_grad_sync_zero(c.sync);
         for (long first = t->state.batch; st == GSQ_OK && first < t->state.batch + step_batches; first += comm->size)
-            st = run_round(&c, first, t->state.batch + step_batches, &loss_sum, &samples, &stop, err);
+            st = run_round(&c, first, t->state.batch + step_batches, &loss_sum, &samples, &stop, &reported, err);
+        if (st != GSQ_OK && reported && comm->size > 1 && comm->rank == 0 && cfg->checkpoint_path)
+            checkpoint_after_failure(t, cfg, err); /* the step before it, for every rank to resume from */
         if (st != GSQ_OK) break;
         t->state.batch += step_batches;
         gsq_train_progress p = {.step = t->state.step + 1, .total_steps = total, .epoch = t->state.epoch};
