@@ -23,7 +23,7 @@ what_ran() {
     echo "test.sh: $1: exercised: ${ran:-none}; skipped here: ${skipped:-none}"
 }
 what_ran "engine instruction sets" 'test_backend_ops:\([a-z0-9-]*\)'
-what_ran "GPU tests" '\(test_cuda[a-z_]*\)'
+what_ran "GPU tests" '\(test_cuda[a-z_]*\|test_comm_nccl\)'
 
 # The library, the program and the tests cross-built for aarch64 (and run under qemu-user there).
 bash scripts/cross-aarch64.sh
