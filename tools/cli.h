@@ -101,19 +101,23 @@ gsq_status cli_quantize_run(cli_train_opts *o, const cli_quantize_opts *q, gsq_m
                             const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_qat_result *r,
                             gsq_compressed_info *info, gsq_error *err);
 
-/* Processes training together (tools/distributed.c): before a command runs, joins MPI when an MPI
- * launcher started train, prune, quantize or compress as several processes (returns an exit code
- * to end with, or -1 to go on); after it, leaves (ending every rank when this one failed alone)
- * and returns its code. cli_comm is the group (this process alone without a launcher);
+/* Processes training together (tools/distributed.c): before a command runs, starts the signal
+ * thread for train, prune, quantize and compress, and joins MPI when an MPI launcher started one
+ * of them as several processes (returns an exit code
+ * to end with, or -1 to go on); after it, leaves (ending every rank when this one failed alone:
+ * the ranks that failed together meet within a few seconds) and returns its code. cli_comm is the group (this process alone without a launcher);
  * cli_writes is 1 on the rank that writes files and prints (rank 0). */
 int cli_comm_start(const char *cmd, int *argc, char ***argv);
-/* Ctrl-C and SIGTERM (tools/stop_signal.c): cli_signals_start, first thing in main, hands them to a
- * thread of their own; cli_stop_arm returns the flag the first one sets while a run is armed (any
- * other ends the program with 128 + the signal), cli_stop_disarm ends that. */
+/* Ctrl-C and SIGTERM (tools/stop_signal.c): cli_signals_start, before the commands that train make
+ * any other thread, hands them to a thread of their own (other commands keep the defaults); cli_stop_arm returns the flag the first one sets while a run is armed (any
+ * other ends the program by the signal), cli_stop_disarm ends that. */
 void cli_signals_start(void);
 volatile sig_atomic_t *cli_stop_arm(void);
 void cli_stop_disarm(void);
 int cli_comm_end(int code);
+/* An error line: printed on rank 0 (or alone); another rank holds it, and cli_comm_end prints it
+ * when the failure was that rank's alone. */
+void cli_error_message(const char *line);
 gsq_comm *cli_comm(void);
 int cli_writes(void);
 

@@ -28,20 +28,22 @@ static const gsq_command commands[] = {
 int cli_report(const char *cmd, const gsq_error *err)
 {
     const gsq_comm *c = cli_comm();
-    char who[32] = "";
+    char who[32] = "", line[GSQ_ERROR_MSG_MAX + 64];
     if (c->size > 1) snprintf(who, sizeof who, " (rank %d)", c->rank);
-    fprintf(stderr, "gpusq %s%s: %s\n", cmd, who, err->msg[0] ? err->msg : gsq_status_name(err->code));
+    snprintf(line, sizeof line, "gpusq %s%s: %s\n", cmd, who, err->msg[0] ? err->msg : gsq_status_name(err->code));
+    cli_error_message(line);
     return 1;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    char what[GSQ_ERROR_MSG_MAX], line[GSQ_ERROR_MSG_MAX + 128];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "gpusq %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see `gpusq %s --help`)\n", cmd);
+    vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    snprintf(line, sizeof line, "gpusq %s: %s (see `gpusq %s --help`)\n", cmd, what, cmd);
+    cli_error_message(line);
     return 2;
 }
 
@@ -126,7 +128,6 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    cli_signals_start();
     if (argc < 2) {
         usage(stderr);
         return 2;

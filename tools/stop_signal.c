@@ -1,7 +1,7 @@
 /* Ctrl-C and SIGTERM (what mpirun, srun and schedulers send to stop a job): blocked in every
  * thread from the start of the program, and taken by one thread that waits for them. While a run
  * is armed the first one asks it to stop at the end of its step (with a checkpoint); any other
- * ends the program at once. No thread is ever interrupted by them: under MPI an interrupted system
+ * ends the program at once, by the signal. No thread is ever interrupted by them: under MPI an interrupted system
  * call inside the MPI library's threads corrupted memory (seen with Open MPI 4.1). */
 #include <pthread.h>
 #include <signal.h>
@@ -23,7 +23,15 @@ static void *watch(void *arg)
             stop_flag = 1;
             continue;
         }
-        _exit(128 + sig); /* a second Ctrl-C, or one outside a run: end now, as the default would */
+        /* a second Ctrl-C, or one outside a run: end now, by the signal, as the default does
+         * (a shell running gpusq in a loop then stops too) */
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        signal(sig, SIG_DFL);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig);
+        _exit(128 + sig); /* not reached */
     }
     return NULL;
 }

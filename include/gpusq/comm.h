@@ -43,6 +43,9 @@ int gsq_comm_mpi_available(void);
 /* Ends the whole job from any rank after an error that the others cannot learn of (MPI_Abort);
  * returns only without MPI. */
 void gsq_comm_abort(gsq_comm *c, int code);
+/* 1 when every rank of MPI's world reaches this call within `seconds` (a barrier that gives up):
+ * after a failure, whether all ranks failed together or this one alone. 1 for other groups. */
+int gsq_comm_agree_within(gsq_comm *c, double seconds);
 /* Frees c (MPI_Finalize for MPI's world); NULL and the self group are ignored. */
 void gsq_comm_free(gsq_comm *c);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gpusq/comm.h"
 
@@ -69,9 +70,9 @@ static void m_sum_free(gsq_comm_sum *s)
 {
     if (!s) return;
     for (int i = 0; i < s->nreq; i++)
-        if (s->req[i] != MPI_REQUEST_NULL) {
+        if (s->req[i] != MPI_REQUEST_NULL) { /* a receive already matched completes: wait for it */
             MPI_Cancel(&s->req[i]);
-            MPI_Request_free(&s->req[i]);
+            MPI_Wait(&s->req[i], MPI_STATUS_IGNORE);
         }
     free(s->stage);
     free(s->req);
@@ -225,11 +226,28 @@ void gsq_comm_abort(gsq_comm *c, int code)
     if (c && c->ops == &mpi_ops) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
+int gsq_comm_agree_within(gsq_comm *c, double seconds)
+{
+    if (!c || c->ops != &mpi_ops) return 1;
+    MPI_Request req;
+    if (MPI_Ibarrier(MPI_COMM_WORLD, &req) != MPI_SUCCESS) return 0;
+    double end = MPI_Wtime() + seconds;
+    int done = 0;
+    while (MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done && MPI_Wtime() < end)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    return done; /* a barrier left behind is the abort's to clean */
+}
+
 #else
 
 int gsq_comm_mpi_available(void)
 {
     return 0;
+}
+
+int gsq_comm_agree_within(gsq_comm *c, double seconds)
+{
+    return 1;
 }
 
 gsq_status gsq_comm_mpi_create(gsq_comm **out, int *argc, char ***argv, gsq_error *err)

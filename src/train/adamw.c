@@ -69,11 +69,21 @@ void gsq_adamw_free(gsq_adamw *opt)
     memset(opt, 0, sizeof *opt);
 }
 
+/* Σ g² in a fixed order whatever the thread count (an OpenMP reduction combines the threads'
+ * sums in the order they finish): fixed chunks summed in parallel, then their sums in order. The
+ * clipping factor, so the weights, depend on these bits, and every rank of a data-parallel run
+ * must compute the same. */
+#define SQ_CHUNKS 64
 static double sum_squares(const float *grads, size_t n)
 {
-    double s = 0.0;
-    #pragma omp parallel for reduction(+ : s) schedule(static)
-    for (size_t i = 0; i < n; i++) s += (double)grads[i] * grads[i];
+    double part[SQ_CHUNKS], s = 0.0;
+    #pragma omp parallel for schedule(static)
+    for (int c = 0; c < SQ_CHUNKS; c++) {
+        double p = 0.0;
+        for (size_t i = n * (size_t)c / SQ_CHUNKS; i < n * (size_t)(c + 1) / SQ_CHUNKS; i++) p += (double)grads[i] * grads[i];
+        part[c] = p;
+    }
+    for (int c = 0; c < SQ_CHUNKS; c++) s += part[c];
     return s;
 }
 

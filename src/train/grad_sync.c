@@ -11,7 +11,6 @@ typedef struct {
     size_t lo, hi;      /* floats of the block */
     int ready;          /* the node after whose backward its gradients are final; -1: at the end */
     gsq_comm_sum *sum;  /* in flight, or NULL */
-    int started;
 } bucket;
 
 struct gsq_grad_sync {
@@ -22,6 +21,7 @@ struct gsq_grad_sync {
     float *acc[GSQ_MAX_BLOCKS];  /* the step's sums */
     bucket *buckets;
     int num_buckets;
+    int next;                    /* buckets start in index order, the same on every rank */
     unsigned char *contributes;  /* (size) this round's */
     float weight;
     gsq_status st;               /* the first failure seen inside backward's hook */
@@ -37,21 +37,21 @@ static gsq_status start(gsq_grad_sync *s, bucket *b, gsq_error *err)
         float w = s->weight;
         for (size_t i = b->lo; i < b->hi; i++) g[i] *= w;
     }
-    b->started = 1;
     return gsq_comm_sum_start(s->comm, s->acc[b->block] + b->lo, g + b->lo, b->hi - b->lo, s->contributes,
                               (int)(b - s->buckets), &b->sum, err);
 }
 
-/* After node `node`'s backward: start the buckets that are final, in bucket order on every rank,
- * and let MPI progress the sums in flight. */
+/* After node `node`'s backward: start the next buckets while they are final (in index order, so
+ * every rank starts them in the same order whatever its backward did), and let MPI progress the
+ * sums in flight. */
 static void hook(void *user, int node)
 {
     gsq_grad_sync *s = user;
-    for (int k = 0; s->st == GSQ_OK && k < s->num_buckets; k++) {
-        bucket *b = &s->buckets[k];
-        if (!b->started && b->ready >= node) s->st = start(s, b, &s->err);
+    while (s->st == GSQ_OK && s->next < s->num_buckets && s->buckets[s->next].ready >= node)
+        s->st = start(s, &s->buckets[s->next++], &s->err);
+    for (int k = 0; s->st == GSQ_OK && k < s->next; k++) {
         int done = 0;
-        if (s->st == GSQ_OK && b->sum) s->st = gsq_comm_sum_test(s->comm, b->sum, &done, &s->err);
+        if (s->buckets[k].sum) s->st = gsq_comm_sum_test(s->comm, s->buckets[k].sum, &done, &s->err);
     }
 }
 
@@ -146,7 +146,7 @@ void gsq_grad_sync_begin_round(gsq_grad_sync *s, const unsigned char *contribute
     memcpy(s->contributes, contributes, (size_t)s->comm->size);
     s->weight = weight;
     s->st = GSQ_OK;
-    for (int k = 0; k < s->num_buckets; k++) s->buckets[k].started = 0;
+    s->next = 0;
     gsq_model_set_backward_hook(s->model, hook, s);
 }
 
@@ -156,15 +156,14 @@ gsq_status gsq_grad_sync_end_round(gsq_grad_sync *s, gsq_error *err)
     gsq_status st = s->st;
     if (st != GSQ_OK && err) *err = s->err;
     double t0 = gsq_seconds();
-    for (int k = 0; k < s->num_buckets; k++) { /* every one, whatever failed: the others wait for them */
-        bucket *b = &s->buckets[k];
-        gsq_status bs = b->started ? GSQ_OK : start(s, b, st == GSQ_OK ? err : NULL);
+    while (s->next < s->num_buckets) { /* every one, whatever failed: the others wait for them */
+        gsq_status bs = start(s, &s->buckets[s->next++], st == GSQ_OK ? err : NULL);
         if (st == GSQ_OK) st = bs;
     }
     for (int k = 0; k < s->num_buckets; k++) {
         bucket *b = &s->buckets[k];
         if (!b->sum) continue;
-        gsq_status w = gsq_comm_sum_wait(s->comm, b->sum, err);
+        gsq_status w = gsq_comm_sum_wait(s->comm, b->sum, st == GSQ_OK ? err : NULL);
         b->sum = NULL;
         if (st == GSQ_OK) st = w;
     }

@@ -4,7 +4,8 @@
  * by its sample count and added to the step's sum in micro-batch order, so any number of ranks
  * and accumulation steps with the same micro-batches give the same bits. The parameters are cut
  * into buckets; a bucket's sum starts while backward goes on, as soon as the nodes that write its
- * gradients are done (gsq_model_set_backward_hook). */
+ * gradients are done (gsq_model_set_backward_hook), in bucket order on every rank. The gradients
+ * are the model's, in host memory (it scales them there). */
 #ifndef GPUSQ_GRAD_SYNC_H
 #define GPUSQ_GRAD_SYNC_H
 

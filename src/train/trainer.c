@@ -191,7 +191,7 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_datas
     free(probs);
     gsq_loader_destroy(ld);
     mine.status = st;
-    if (st != GSQ_OK && err) memcpy(mine.msg, err->msg, sizeof mine.msg);
+    if (st != GSQ_OK) snprintf(mine.msg, sizeof mine.msg, "%s", err && err->msg[0] ? err->msg : gsq_status_name(st));
     double loss_sum = 0;
     st = eval_gather(comm, &mine, out, &loss_sum, err);
     if (st == GSQ_OK && out->count == 0)
@@ -235,7 +235,6 @@ typedef struct {
     float loss;       /* mean over its micro-batch */
     int32_t n;        /* its samples (0: none) */
     int32_t status;   /* its micro-batch's status; a loss that is not finite is GSQ_ERR_NUMERIC */
-    int32_t stop;     /* it was asked to stop */
     char msg[GSQ_ERROR_MSG_MAX];
 } round_report;
 
@@ -254,8 +253,8 @@ typedef struct {
     round_report *reports;       /* (N) */
 } step_ctx;
 
-static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum, int *samples, int *stop,
-                            int *reported, gsq_error *err)
+static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum, int *samples, int *reported,
+                            gsq_error *err)
 {
     gsq_comm *comm = c->comm;
     int N = comm->size;
@@ -273,7 +272,7 @@ static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum,
     if (cs != GSQ_OK) return cs; /* the group is broken: nothing more can be agreed */
     int any = 0;
     for (int r = 0; r < N; r++) any |= c->contributes[r] = c->counts[r] > 0;
-    round_report mine = {.n = n, .stop = c->cfg->stop && *c->cfg->stop};
+    round_report mine = {.n = n};
     if (any) {
         if (c->sync) gsq_grad_sync_begin_round(c->sync, c->contributes, (float)n);
         if (st == GSQ_OK && n > 0) st = step_gradients(c->t, c->cfg, &batch, &mine.loss, err);
@@ -282,10 +281,10 @@ static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum,
                           "nothing was written from this step", c->t->state.step + 1, c->t->state.epoch + 1, index + 1,
                           non_finite_name(mine.loss));
         gsq_status ss = c->sync ? gsq_grad_sync_end_round(c->sync, st == GSQ_OK ? err : NULL) : GSQ_OK;
-        if (st == GSQ_OK) st = ss;
+        if (ss != GSQ_OK) return st != GSQ_OK ? st : ss; /* the sums broke down: the group cannot agree */
     }
     mine.status = st;
-    if (st != GSQ_OK && err) memcpy(mine.msg, err->msg, sizeof mine.msg);
+    if (st != GSQ_OK) snprintf(mine.msg, sizeof mine.msg, "%s", err && err->msg[0] ? err->msg : gsq_status_name(st));
     cs = gsq_comm_allgather(comm, &mine, c->reports, sizeof mine, err);
     if (cs != GSQ_OK) return cs;
     for (int r = 0; r < N; r++) { /* the first failure in rank order, the same on every rank */
@@ -294,12 +293,21 @@ static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum,
             *reported = 1;
             return N > 1 ? gsq_fail(err, (gsq_status)p->status, "rank %d: %s", r, p->msg) : (gsq_status)p->status;
         }
-        *stop |= p->stop;
         if (p->n == 0) continue;
         *loss_sum += (double)p->loss * p->n;
         *samples += p->n;
     }
     return GSQ_OK;
+}
+
+/* Whether any rank was asked to stop (Ctrl-C, SIGTERM), decided together at the end of a step.
+ * flags has room for one int32 per rank. */
+static gsq_status agree_stop(gsq_comm *comm, const gsq_train_config *cfg, int32_t *flags, int *stop, gsq_error *err)
+{
+    int32_t mine = cfg->stop && *cfg->stop;
+    gsq_status st = gsq_comm_allgather(comm, &mine, flags, sizeof mine, err);
+    for (int r = 0; st == GSQ_OK && r < comm->size; r++) *stop |= flags[r] != 0;
+    return st;
 }
 
 /* A rank reported a failure in the step in progress: the weights are still the last step's.
@@ -353,12 +361,16 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
         /* one optimizer step: up to per_step micro-batches, not crossing the epoch's end */
         long step_batches = bpe - t->state.batch < per_step ? bpe - t->state.batch : per_step;
         double loss_sum = 0;
-        int samples = 0, stop = 0, reported = 0;
+        int samples = 0, reported = 0;
         if (c.sync) gsq_grad_sync_zero(c.sync);
         for (long first = t->state.batch; st == GSQ_OK && first < t->state.batch + step_batches; first += comm->size)
-            st = run_round(&c, first, t->state.batch + step_batches, &loss_sum, &samples, &stop, &reported, err);
-        if (st != GSQ_OK && reported && comm->size > 1 && comm->rank == 0 && cfg->checkpoint_path)
-            checkpoint_after_failure(t, cfg, err); /* the step before it, for every rank to resume from */
+            st = run_round(&c, first, t->state.batch + step_batches, &loss_sum, &samples, &reported, err);
+        if (st != GSQ_OK && reported && comm->size > 1) {
+            /* every rank knows: rank 0 keeps the step before it for all to resume from, the others
+             * wait until it is written */
+            if (comm->rank == 0 && cfg->checkpoint_path) checkpoint_after_failure(t, cfg, err);
+            gsq_comm_barrier(comm, NULL);
+        }
         if (st != GSQ_OK) break;
         t->state.batch += step_batches;
         gsq_train_progress p = {.step = t->state.step + 1, .total_steps = total, .epoch = t->state.epoch};
@@ -407,6 +419,9 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
         p.eta_seconds = steps_here > 0 ? elapsed / steps_here * (double)(total - t->state.step) : 0;
         p.skipped = res->skipped = ls.skipped;
         if (cfg->progress) cfg->progress(&p, cfg->user);
+        int stop = 0; /* asked on any rank, until now */
+        st = agree_stop(comm, cfg, c.counts, &stop, err);
+        if (st != GSQ_OK) break;
         int limit = cfg->max_steps > 0 && steps_here >= cfg->max_steps;
         int finished = t->state.epoch >= cfg->epochs;
         int periodic = cfg->checkpoint_every > 0 && t->state.step % cfg->checkpoint_every == 0;
