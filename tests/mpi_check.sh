@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Data-parallel training under mpirun (docs/DISTRIBUTED.md), 2 ranks × 1 thread on TCP over
 # loopback (what crosses machines): N ranks with --batch b write bitwise the weights of one
-# process with --batch b --accum N, for train, prune (distillation) and quantize (LSQ, INT4,
-# quantized attention); a run resumes across shapes (2 ranks × accum 2 → 4 ranks → 1 process ×
-# accum 4) bitwise; a killed rank ends the job with a message naming it and leaves the last
-# checkpoint whole; Ctrl-C stops every rank with a checkpoint. Usage: mpi_check.sh GPUSQ WORKDIR.
+# process with --batch b --accum N, for train, prune (distillation), quantize (LSQ, INT4,
+# quantized attention) and compress; a run resumes across shapes (2 ranks × accum 2 → 4 ranks →
+# 1 process × accum 4) bitwise; a killed rank ends the job with a message naming it and leaves
+# the last checkpoint whole; Ctrl-C stops every rank with a checkpoint.
+# Usage: mpi_check.sh GPUSQ WORKDIR.
 # Exits 77 (skipped) where mpirun is missing (a build without MPI registers a skip instead).
 set -uo pipefail
 gpusq=$1
@@ -42,6 +43,12 @@ q=(--teacher p1.safetensors "${data[@]}" --epochs 1 --batch 16 --mode int4 --lsq
 "$gpusq" quantize "${q[@]}" --accum 2 --out q1.gsq.safetensors > q1.log 2>&1
 mpi 2 quantize "${q[@]}" --out q2.gsq.safetensors > q2.log 2>&1
 check "quantize: 2 ranks = 1 process with --accum 2 (bitwise)" same q1.gsq.safetensors q2.gsq.safetensors
+
+# compress: both stages in one command
+cz=(--teacher "$teacher" "${data[@]}" --batch 16 --prune-epochs 1 --qat-epochs 1 --modes int8)
+"$gpusq" compress "${cz[@]}" --accum 2 --out-dir c1 > cz1.log 2>&1
+mpi 2 compress "${cz[@]}" --out-dir c2 > cz2.log 2>&1
+check "compress: 2 ranks = 1 process with --accum 2 (bitwise)" same c1/int8.gsq.safetensors c2/int8.gsq.safetensors
 
 # resume across shapes, the global step fixed at 4 micro-batches of 16
 r=("${data[@]}" --epochs 2 --batch 16 --out r.safetensors --checkpoint r.ckpt.safetensors)

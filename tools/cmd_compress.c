@@ -238,7 +238,7 @@ int cmd_compress(int argc, char **argv)
     compress_opts c = {.modes = "int8,int4", .permute = 1, .feature_blocks = -1};
     cli_train_opts_init(&c.train, "unused");
     static const char *const data[] = {"--data", "--train-size", "--val-size", "--workers", NULL};
-    static const char *const training[] = {"--batch", "--no-augment", "--seed", "--threads", NULL};
+    static const char *const training[] = {"--batch", "--accum", "--no-augment", "--seed", "--threads", NULL};
     static const char *const distill[] = {"--unsupervised", NULL};
     cli_model_hints hints = {0};
     const cli_group groups[] = {CLI_GROUP("compression", compress_options, &c), cli_model_group(&hints),

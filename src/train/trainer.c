@@ -253,7 +253,11 @@ typedef struct {
     round_report *reports;       /* (N) */
 } step_ctx;
 
-static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum, int *samples, int *reported,
+/* One round: the micro-batches of the step's batches first, first + 1, ... (one per rank, none
+ * at or past end), their gradients added to the step's sums, their losses and images to
+ * *loss_sum and *samples in rank order. A failure any rank reports fails every rank alike
+ * (*reported set); a failure of the exchange itself returns at once. */
+static gsq_status run_round(step_ctx *c, long first, long end, double *loss_sum, int *samples, int *reported,
                             gsq_error *err)
 {
     gsq_comm *comm = c->comm;
@@ -261,7 +265,7 @@ static gsq_status run_round(step_ctx *c, long first, long bpe, double *loss_sum,
     long index = first + comm->rank; /* the batch of the epoch this rank reads, if there is one */
     gsq_batch batch = {0};
     gsq_status st = GSQ_OK;
-    if (index < bpe) {
+    if (index < end) {
         st = gsq_loader_next(c->ld, &batch, err);
         if (st == GSQ_OK && batch.index != index)
             st = gsq_fail(err, GSQ_ERR_ARG, "train: the loader gave batch %ld where the step reads %ld", batch.index,
