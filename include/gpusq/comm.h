@@ -63,6 +63,8 @@ gsq_status gsq_comm_barrier(gsq_comm *c, gsq_error *err);
  * acc as it is. */
 gsq_status gsq_comm_sum_start(gsq_comm *c, float *acc, float *x, size_t n, const unsigned char *contributes, int tag,
                               gsq_comm_sum **out, gsq_error *err);
+/* The part of an n-float sum that rank r of size owns (adds up, then sends to all): [*lo, *hi). */
+void gsq_comm_part(size_t n, int size, int r, size_t *lo, size_t *hi);
 /* Progresses s; *done becomes 1 when acc holds the sum (s stays to be freed). */
 gsq_status gsq_comm_sum_test(gsq_comm *c, gsq_comm_sum *s, int *done, gsq_error *err);
 /* Waits for s (yielding the core between checks) and frees it; on error s is freed too. */

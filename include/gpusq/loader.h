@@ -45,6 +45,8 @@ typedef struct gsq_loader gsq_loader;
 
 /* Batches of one epoch: ceil(size / batch) (floor with drop_last). */
 long gsq_loader_batches_per_epoch(const gsq_dataset *ds, const gsq_loader_config *cfg);
+/* Of them, those cfg's shard yields (all without shards; 0 for a shard past the last batch). */
+long gsq_loader_shard_batches(const gsq_dataset *ds, const gsq_loader_config *cfg);
 
 /* Starts workers producing from batch `start_index` of epoch `start_epoch` (with shards: this
  * shard's first batch at or after it). The dataset must outlive the loader. */

@@ -52,6 +52,12 @@ long gsq_loader_batches_per_epoch(const gsq_dataset *ds, const gsq_loader_config
     return (long)(cfg->drop_last ? ds->size / b : (ds->size + b - 1) / b);
 }
 
+long gsq_loader_shard_batches(const gsq_dataset *ds, const gsq_loader_config *cfg)
+{
+    long bpe = gsq_loader_batches_per_epoch(ds, cfg), shards = cfg->shards > 1 ? cfg->shards : 1;
+    return bpe > cfg->shard ? (bpe - cfg->shard + shards - 1) / shards : 0;
+}
+
 void gsq_epoch_permutation(size_t *order, size_t n, uint64_t seed, long epoch)
 {
     gsq_rng rng;
@@ -176,7 +182,7 @@ gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader
     ld->ds = ds;
     ld->cfg = *cfg;
     ld->bpe = bpe;
-    ld->shard_bpe = (bpe - cfg->shard + shards - 1) / shards;
+    ld->shard_bpe = gsq_loader_shard_batches(ds, cfg);
     ld->sample_floats = (size_t)3 * cfg->transform.size * cfg->transform.size;
     ld->ring = cfg->prefetch;
     ld->n_orders = cfg->train ? ld->ring + 1 : 0;

@@ -7,9 +7,7 @@
 #include "gpusq/comm.h"
 
 struct gsq_comm_sum {
-    float *acc, *x;
-    size_t n;
-    int add;
+    char done; /* the group of one adds at start: the handle only has to exist */
 };
 
 static gsq_status self_allgather(gsq_comm *c, const void *mine, void *all, size_t bytes, gsq_error *err)
@@ -115,6 +113,12 @@ gsq_status gsq_comm_sum_wait(gsq_comm *c, gsq_comm_sum *s, gsq_error *err)
     }
     gsq_comm_sum_free(c, s);
     return st;
+}
+
+void gsq_comm_part(size_t n, int size, int r, size_t *lo, size_t *hi)
+{
+    *lo = n * (size_t)r / (size_t)size;
+    *hi = n * (size_t)(r + 1) / (size_t)size;
 }
 
 int gsq_comm_launched_size(void)

@@ -25,13 +25,6 @@ struct gsq_comm_sum {
     int nreq;
 };
 
-/* Rank r's part of n floats: [*lo, *hi). */
-static void part_of(size_t n, int size, int r, size_t *lo, size_t *hi)
-{
-    *lo = n * (size_t)r / (size_t)size;
-    *hi = n * (size_t)(r + 1) / (size_t)size;
-}
-
 static gsq_status mpi_fail(gsq_error *err, const char *what, int code)
 {
     char text[MPI_MAX_ERROR_STRING];
@@ -102,7 +95,7 @@ static gsq_status m_sum_start(gsq_comm *c, float *acc, float *x, size_t n, const
 {
     int N = c->size, me = c->rank;
     size_t lo, hi;
-    part_of(n, N, me, &lo, &hi);
+    gsq_comm_part(n, N, me, &lo, &hi);
     gsq_comm_sum *s = calloc(1, sizeof *s);
     if (s) {
         s->req = malloc(2 * (size_t)N * sizeof *s->req);
@@ -113,15 +106,18 @@ static gsq_status m_sum_start(gsq_comm *c, float *acc, float *x, size_t n, const
         m_sum_free(s);
         return gsq_fail(err, GSQ_ERR_NOMEM, "gradient sum: out of memory for %zu floats from %d ranks", n, N);
     }
-    *s = (gsq_comm_sum){.comm = c, .acc = acc, .x = x, .n = n, .contributes = s->contributes, .tag = tag,
-                        .stage = s->stage, .req = s->req};
+    s->comm = c;
+    s->acc = acc;
+    s->x = x;
+    s->n = n;
+    s->tag = tag;
     memcpy(s->contributes, contributes, (size_t)N);
     gsq_status st = GSQ_OK;
     for (int r = 0; st == GSQ_OK && r < N; r++) {
         if (r == me) continue;
         if (contributes[r]) st = post(s, 0, s->stage + (size_t)r * (hi - lo), hi - lo, r, err);
         size_t rlo, rhi;
-        part_of(n, N, r, &rlo, &rhi);
+        gsq_comm_part(n, N, r, &rlo, &rhi);
         if (st == GSQ_OK && contributes[me]) st = post(s, 1, x + rlo, rhi - rlo, r, err);
     }
     if (st != GSQ_OK) {
@@ -138,7 +134,7 @@ static gsq_status owner_sum(gsq_comm_sum *s, gsq_error *err)
     gsq_comm *c = s->comm;
     int N = c->size, me = c->rank;
     size_t lo, hi;
-    part_of(s->n, N, me, &lo, &hi);
+    gsq_comm_part(s->n, N, me, &lo, &hi);
     float *acc = s->acc + lo;
     for (int r = 0; r < N; r++) {
         if (!s->contributes[r]) continue;
@@ -151,7 +147,7 @@ static gsq_status owner_sum(gsq_comm_sum *s, gsq_error *err)
     for (int r = 0; st == GSQ_OK && r < N; r++) {
         if (r == me) continue;
         size_t rlo, rhi;
-        part_of(s->n, N, r, &rlo, &rhi);
+        gsq_comm_part(s->n, N, r, &rlo, &rhi);
         st = post(s, 0, s->acc + rlo, rhi - rlo, r, err);
         if (st == GSQ_OK) st = post(s, 1, acc, hi - lo, r, err);
     }

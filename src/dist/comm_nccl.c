@@ -31,12 +31,6 @@ static gsq_status cuda_fail(gsq_error *err, const char *what, cudaError_t e)
     return gsq_fail(err, GSQ_ERR_IO, "CUDA %s failed: %s", what, cudaGetErrorString(e));
 }
 
-static void part_of(size_t n, int size, int r, size_t *lo, size_t *hi)
-{
-    *lo = n * (size_t)r / (size_t)size;
-    *hi = n * (size_t)(r + 1) / (size_t)size;
-}
-
 static gsq_status n_allgather(gsq_comm *c, const void *mine, void *all, size_t bytes, gsq_error *err)
 {
     return gsq_comm_allgather(((nccl_impl *)c->impl)->boot, mine, all, bytes, err);
@@ -69,7 +63,7 @@ static gsq_status n_sum_start(gsq_comm *c, float *acc, float *x, size_t n, const
     nccl_impl *im = c->impl;
     int N = c->size, me = c->rank;
     size_t lo, hi;
-    part_of(n, N, me, &lo, &hi);
+    gsq_comm_part(n, N, me, &lo, &hi);
     gsq_comm_sum *s = calloc(1, sizeof *s);
     if (!s) return gsq_fail(err, GSQ_ERR_NOMEM, "gradient sum: out of memory");
     cudaError_t e = cudaMalloc((void **)&s->stage, ((size_t)N * (hi - lo) + 1) * sizeof(float));
@@ -82,7 +76,7 @@ static gsq_status n_sum_start(gsq_comm *c, float *acc, float *x, size_t n, const
     for (int p = 0; r == ncclSuccess && p < N; p++) {
         if (p == me) continue;
         size_t plo, phi;
-        part_of(n, N, p, &plo, &phi);
+        gsq_comm_part(n, N, p, &plo, &phi);
         if (contributes[p]) r = ncclRecv(s->stage + (size_t)p * (hi - lo), hi - lo, ncclFloat, p, im->nccl, im->stream);
         if (r == ncclSuccess && contributes[me]) r = ncclSend(x + plo, phi - plo, ncclFloat, p, im->nccl, im->stream);
     }
@@ -103,7 +97,7 @@ static gsq_status n_sum_start(gsq_comm *c, float *acc, float *x, size_t n, const
         for (int p = 0; r == ncclSuccess && p < N; p++) {
             if (p == me) continue;
             size_t plo, phi;
-            part_of(n, N, p, &plo, &phi);
+            gsq_comm_part(n, N, p, &plo, &phi);
             r = ncclRecv(acc + plo, phi - plo, ncclFloat, p, im->nccl, im->stream);
             if (r == ncclSuccess) r = ncclSend(acc + lo, hi - lo, ncclFloat, p, im->nccl, im->stream);
         }

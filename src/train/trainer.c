@@ -118,6 +118,18 @@ gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, i
     return gsq_evaluate_with(vit_forward, m, m->num_classes, ds, t, batch_size, workers, comm, out, err);
 }
 
+/* A rank's failure as the ranks exchange it: its status and message (its error's, or the
+ * status's name), and as every rank then returns it: "rank R: message" (the bare status alone). */
+static void failure_out(char msg[GSQ_ERROR_MSG_MAX], gsq_status st, const gsq_error *err)
+{
+    snprintf(msg, GSQ_ERROR_MSG_MAX, "%s", err && err->msg[0] ? err->msg : gsq_status_name(st));
+}
+
+static gsq_status failure_in(const gsq_comm *comm, int r, int32_t status, const char *msg, gsq_error *err)
+{
+    return comm->size > 1 ? gsq_fail(err, (gsq_status)status, "rank %d: %s", r, msg) : (gsq_status)status;
+}
+
 /* One rank's share of an evaluation, as the ranks exchange it. */
 typedef struct {
     double top1, top5, loss_sum;
@@ -137,8 +149,7 @@ static gsq_status eval_gather(gsq_comm *comm, eval_share *mine, gsq_eval_result 
     *loss_sum = 0;
     for (int r = 0; st == GSQ_OK && r < comm->size; r++) {
         if (all[r].status != GSQ_OK) {
-            st = comm->size > 1 ? gsq_fail(err, (gsq_status)all[r].status, "rank %d: %s", r, all[r].msg)
-                                : (gsq_status)all[r].status;
+            st = failure_in(comm, r, all[r].status, all[r].msg, err);
             break;
         }
         out->top1 += all[r].top1;
@@ -164,9 +175,9 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_datas
     lc.shard = comm->rank;
     eval_share mine = {0};
     gsq_loader *ld = NULL;
-    gsq_status st = comm->rank < lc.shards || batches == 0 ? gsq_loader_create(&ld, ds, &lc, 0, lc.shards ? comm->rank : 0, err)
-                                                           : GSQ_OK;
-    long own = ld ? (batches - comm->rank + lc.shards - 1) / lc.shards : 0;
+    long own = batches > 0 ? gsq_loader_shard_batches(ds, &lc) : 0;
+    /* no batch at all: the loader says why (an empty dataset, a batch larger than it) */
+    gsq_status st = own > 0 || batches == 0 ? gsq_loader_create(&ld, ds, &lc, 0, 0, err) : GSQ_OK;
     float *probs = st == GSQ_OK ? malloc((size_t)batch_size * (size_t)K * sizeof(float)) : NULL;
     if (st == GSQ_OK && !probs) st = gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
     for (long b = 0; st == GSQ_OK && b < own; b++) {
@@ -191,7 +202,7 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_datas
     free(probs);
     gsq_loader_destroy(ld);
     mine.status = st;
-    if (st != GSQ_OK) snprintf(mine.msg, sizeof mine.msg, "%s", err && err->msg[0] ? err->msg : gsq_status_name(st));
+    if (st != GSQ_OK) failure_out(mine.msg, st, err);
     double loss_sum = 0;
     st = eval_gather(comm, &mine, out, &loss_sum, err);
     if (st == GSQ_OK && out->count == 0)
@@ -288,14 +299,14 @@ static gsq_status run_round(step_ctx *c, long first, long end, double *loss_sum,
         if (ss != GSQ_OK) return st != GSQ_OK ? st : ss; /* the sums broke down: the group cannot agree */
     }
     mine.status = st;
-    if (st != GSQ_OK) snprintf(mine.msg, sizeof mine.msg, "%s", err && err->msg[0] ? err->msg : gsq_status_name(st));
+    if (st != GSQ_OK) failure_out(mine.msg, st, err);
     cs = gsq_comm_allgather(comm, &mine, c->reports, sizeof mine, err);
     if (cs != GSQ_OK) return cs;
     for (int r = 0; r < N; r++) { /* the first failure in rank order, the same on every rank */
         const round_report *p = &c->reports[r];
         if (p->status != GSQ_OK) {
             *reported = 1;
-            return N > 1 ? gsq_fail(err, (gsq_status)p->status, "rank %d: %s", r, p->msg) : (gsq_status)p->status;
+            return failure_in(comm, r, p->status, p->msg, err);
         }
         if (p->n == 0) continue;
         *loss_sum += (double)p->loss * p->n;
