@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Fuzzes the file readers with libFuzzer for SECONDS each (default 60): the safetensors reader,
 # the JPEG/PNG decoders, the compressed-model reader, the training-checkpoint reader, the CIFAR
-# binary reader and the ImageFolder scan (tests/fuzz/). Configures a clang build in build-fuzz,
-# seeds each harness's corpus in a temporary directory with files from its seed-writing twin (plus
-# any tests/fixtures/*.safetensors small enough to mutate, for the safetensors reader), runs the
-# harnesses one after another, or GSQ_FUZZ_JOBS at a time, and prints each one's executions and
-# a summary. Before fuzzing, each harness replays its seeds once (the CTest tests NAME:seeds,
-# label fuzz). Exits non-zero on a crash; crash inputs are kept in build-fuzz/artifacts/.
+# binary reader, the ImageFolder scan and the ADE20K scan (tests/fuzz/). Configures a clang build
+# in build-fuzz, seeds each harness's corpus in a temporary directory with files from its
+# seed-writing twin (plus any tests/fixtures/*.safetensors small enough to mutate, for the
+# safetensors reader), runs the harnesses one after another, or GSQ_FUZZ_JOBS at a time, and
+# prints each one's executions and a summary. Before fuzzing, each harness replays its seeds once
+# (the CTest tests NAME:seeds, label fuzz). Exits non-zero on a crash; crash inputs are kept in
+# build-fuzz/artifacts/.
 # Usage: scripts/fuzz.sh [SECONDS [HARNESS...]]   (HARNESS: fuzz_safetensors, fuzz_image,
-# fuzz_compressed, fuzz_checkpoint, fuzz_cifar, fuzz_folder; default all, or GSQ_FUZZ_ONLY="...")
+# fuzz_compressed, fuzz_checkpoint, fuzz_cifar, fuzz_folder, fuzz_ade20k; default all, or
+# GSQ_FUZZ_ONLY="...")
 set -euo pipefail
 seconds="${1:-60}"
 if [ "$#" -gt 0 ]; then shift; fi
-all="fuzz_safetensors fuzz_image fuzz_compressed fuzz_checkpoint fuzz_cifar fuzz_folder"
+all="fuzz_safetensors fuzz_image fuzz_compressed fuzz_checkpoint fuzz_cifar fuzz_folder fuzz_ade20k"
 selected="${*:-${GSQ_FUZZ_ONLY:-$all}}"
 parallel="${GSQ_FUZZ_JOBS:-1}"
 case "$seconds$parallel" in
@@ -113,6 +115,8 @@ cat >"$work/tree.dict" <<'DICT'
 "test.bin"
 "batches.meta.txt"
 "fine_label_names.txt"
+"images/training/"
+"annotations/training/"
 DICT
 
 # Seeds and flags per harness: a corpus directory seeded by the seed-writing twin, then the
@@ -132,6 +136,7 @@ prepare() {
         fuzz_checkpoint) echo "-max_len=24576 -dict=$work/model.dict" ;;
         fuzz_cifar) echo "-max_len=8192 -dict=$work/tree.dict" ;;
         fuzz_folder) echo "-max_len=16384 -dict=$work/tree.dict" ;;
+        fuzz_ade20k) echo "-max_len=16384 -dict=$work/tree.dict" ;;
     esac
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <dirent.h>
 
+#include "dataset_sample.h"
 #include "gpusq/compressed.h"
 #include "gpusq/data.h"
 #include "gpusq/engine.h"
@@ -59,7 +60,7 @@ static float *demo_images(int n, int S)
     for (int i = 0; i < n; i++) {
         gsq_image img = {0};
         int label;
-        REQUIRE(ds->get(ds, (size_t)i, &img, &label, &err) == GSQ_OK, "%s", err.msg);
+        REQUIRE(get_image(ds, (size_t)i, &img, &label, &err) == GSQ_OK, "%s", err.msg);
         REQUIRE(gsq_transform_eval(&t, &img, x + (size_t)i * 3 * S * S, &err) == GSQ_OK, "%s", err.msg);
         gsq_image_free(&img);
     }

@@ -15,6 +15,7 @@
 #include <png.h>
 
 #include "gpusq/data.h"
+#include "dataset_sample.h"
 #include "test_util.h"
 
 #define CIFAR_PIXELS 3072
@@ -80,7 +81,7 @@ static void check_cifar_samples(gsq_dataset *ds, int num_classes)
         gsq_image img;
         gsq_error err;
         int label = -1;
-        if (ds->get(ds, s, &img, &label, &err) != GSQ_OK) {
+        if (get_image(ds, s, &img, &label, &err) != GSQ_OK) {
             CHECK(0, "%s sample %zu: %s", ds->name, s, err.msg);
             continue;
         }
@@ -138,7 +139,7 @@ static void test_cifar10(void)
         check_cifar_samples(ds, 10);
         gsq_image img;
         int label;
-        CHECK(ds->get(ds, 12, &img, &label, &err) == GSQ_ERR_ARG, "sample 12 of 12 accepted");
+        CHECK(get_image(ds, 12, &img, &label, &err) == GSQ_ERR_ARG, "sample 12 of 12 accepted");
     }
     gsq_dataset_free(ds);
     ds = NULL;
@@ -297,7 +298,7 @@ static void *read_all(void *arg)
             gsq_image img;
             gsq_error err;
             int label;
-            gsq_status st = r->ds->get(r->ds, s, &img, &label, &err);
+            gsq_status st = get_image(r->ds, s, &img, &label, &err);
             if ((st == GSQ_OK) != (want_w[s] > 0) || (st == GSQ_OK && img.width != want_w[s]))
                 r->failures++;
             gsq_image_free(&img);
@@ -340,7 +341,7 @@ static void test_folder(void)
     for (size_t s = 0; s < 4 && s < ds->size; s++) {
         gsq_image img;
         int label = -1;
-        gsq_status st = ds->get(ds, s, &img, &label, &err);
+        gsq_status st = get_image(ds, s, &img, &label, &err);
         if (want_w[s] == 0) {
             CHECK(st == GSQ_ERR_FORMAT && img.pixels == NULL && strstr(err.msg, broken),
                   "corrupt sample %zu: status %d: %s", s, st, err.msg);

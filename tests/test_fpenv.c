@@ -58,11 +58,11 @@ static int workers_not_flushing(void)
 /* A toy dataset whose samples note whether the (loader) thread decoding them flushes. */
 static atomic_int gets, gets_not_flushing;
 
-static gsq_status noting_get(gsq_dataset *ds, size_t index, gsq_image *img, int *label, gsq_error *err)
+static gsq_status noting_get(gsq_dataset *ds, size_t index, gsq_sample *s, gsq_error *err)
 {
     atomic_fetch_add(&gets, 1);
     if (!flushes_here()) atomic_fetch_add(&gets_not_flushing, 1);
-    return toy_get(ds, index, img, label, err);
+    return toy_get(ds, index, s, err);
 }
 
 int main(void)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gpusq/data.h"
+#include "dataset_sample.h"
 #include "test_util.h"
 
 static gsq_dataset *make(size_t size, int res, uint64_t seed, int split)
@@ -22,7 +23,7 @@ static uint8_t *draw(gsq_dataset *ds, size_t i, int *label)
 {
     gsq_image img = {0};
     gsq_error err;
-    if (ds->get(ds, i, &img, label, &err) != GSQ_OK) {
+    if (get_image(ds, i, &img, label, &err) != GSQ_OK) {
         CHECK(0, "get %zu: %s", i, err.msg);
         return NULL;
     }
@@ -122,7 +123,7 @@ static void test_resolutions(void)
         if (!ds) return;
         gsq_image img = {0};
         gsq_error err;
-        CHECK(ds->get(ds, 3, &img, &labels[k], &err) == GSQ_OK, "res %d: %s", res[k], err.msg);
+        CHECK(get_image(ds, 3, &img, &labels[k], &err) == GSQ_OK, "res %d: %s", res[k], err.msg);
         CHECK(img.width == res[k] && img.height == res[k], "res %d: got %dx%d", res[k],
               img.width, img.height);
         if (img.pixels) {
@@ -188,7 +189,7 @@ static void test_balanced_labels(void)
         gsq_image img = {0};
         int l = -1;
         gsq_error err;
-        if (ds->get(ds, i, &img, &l, &err) != GSQ_OK || l < 0 || l >= GSQ_SYNTHETIC_CLASSES) {
+        if (get_image(ds, i, &img, &l, &err) != GSQ_OK || l < 0 || l >= GSQ_SYNTHETIC_CLASSES) {
             bad++;
             continue;
         }
@@ -222,7 +223,7 @@ static void test_threads(void)
     for (int i = N - 1; i >= 0; i--) {
         gsq_image img = {0};
         gsq_error err;
-        if (ds->get(ds, (size_t)i, &img, &lp[i], &err) != GSQ_OK) {
+        if (get_image(ds, (size_t)i, &img, &lp[i], &err) != GSQ_OK) {
             fails++;
             parallel[i] = 0;
             continue;
@@ -260,13 +261,12 @@ static void test_bad_arguments(void)
     if (!ds) return;
     gsq_image img = {0};
     int label = -1;
-    CHECK(ds->get(ds, 10, &img, &label, &err) == GSQ_ERR_ARG, "index 10 of 10 accepted");
+    CHECK(get_image(ds, 10, &img, &label, &err) == GSQ_ERR_ARG, "index 10 of 10 accepted");
     CHECK(strstr(err.msg, "synthetic/train") != NULL && strstr(err.msg, "10") != NULL,
           "message: %s", err.msg);
     CHECK(img.pixels == NULL, "failed get allocated pixels");
-    CHECK(ds->get(ds, 0, NULL, &label, &err) == GSQ_ERR_ARG, "NULL image accepted");
-    CHECK(ds->get(ds, 0, &img, NULL, &err) == GSQ_ERR_ARG, "NULL label accepted");
-    CHECK(ds->get(ds, 9, &img, &label, &err) == GSQ_OK, "last index: %s", err.msg);
+    CHECK(ds->get(ds, 0, NULL, &err) == GSQ_ERR_ARG, "NULL sample accepted");
+    CHECK(get_image(ds, 9, &img, &label, &err) == GSQ_OK, "last index: %s", err.msg);
     gsq_image_free(&img);
     gsq_dataset_free(ds);
 }

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "gpusq/data.h"
@@ -18,9 +19,12 @@ typedef struct {
     int scramble;
 } toy_impl;
 
-static gsq_status toy_get(gsq_dataset *ds, size_t index, gsq_image *img, int *label, gsq_error *err)
+static gsq_status toy_get(gsq_dataset *ds, size_t index, gsq_sample *s, gsq_error *err)
 {
     const toy_impl *impl = ds->impl;
+    gsq_image *img = &s->image;
+    int *label = &s->label;
+    memset(s, 0, sizeof *s);
     if (impl->fail && index % 11 == 3) return gsq_fail(err, GSQ_ERR_FORMAT, "toy: sample %zu is broken", index);
     if (impl->slow) nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
     gsq_status st = gsq_image_alloc(img, 16, 16, err);

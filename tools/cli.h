@@ -31,15 +31,21 @@ int cmd_quantize(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
-/* Sizes of the synthetic dataset's splits (other datasets have their own). */
+/* Sizes of the synthetic datasets' splits (other datasets have their own), and the classes an
+ * ADE20K-layout dataset's annotations count (0: CLI_ADE20K_CLASSES, ADE20K's 150). */
 typedef struct {
     size_t train_size, val_size;
     int resolution;
     uint64_t seed;
+    int classes;
 } cli_data_sizes;
+#define CLI_ADE20K_CLASSES 150
 
 /* Opens --data SPEC: "synthetic", "cifar:DIR" or "folder:DIR" (DIR/train and DIR/val when
- * present, else DIR as a training set); *val may come back NULL. */
+ * present, else DIR as a training set) for classification; "synthetic-segment" or "ade20k:DIR"
+ * (DIR/images/training and DIR/images/validation when present, docs/DATA.md) for segmentation;
+ * *val may come back NULL. cli_data_task says which task a SPEC's data is for. */
+gsq_task cli_data_task(const char *spec);
 gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
                          gsq_dataset **val, gsq_error *err);
 
@@ -64,8 +70,9 @@ cli_group cli_distill_group(cli_train_opts *o, const char *const *only);
  * --out) and checks that --out, the checkpoint, --log and report (may be NULL) can be written,
  * creating missing folders (gsq_output_prepare). */
 gsq_status cli_train_outputs(cli_train_opts *o, const char *report, gsq_error *err);
-/* After parsing, for a model of img_size: threads, seeds, transforms. */
-void cli_train_opts_apply(cli_train_opts *o, int img_size);
+/* After parsing, for a model of img_size and classes (0: unknown): threads, seeds, transforms,
+ * the classes of an ADE20K layout. */
+void cli_train_opts_apply(cli_train_opts *o, int img_size, int classes);
 /* After a finished run has tried to write its results (written: 1 if all were): the run's final
  * checkpoint, when it has one, whatever happened to them, so a full disk at --out still leaves
  * the end state to resume from. Its failure is a warning; the exit status is the results'. */
@@ -121,6 +128,15 @@ void cli_error_message(const char *line);
 gsq_comm *cli_comm(void);
 int cli_writes(void);
 
+/* An evaluation's words (tools/eval_text.c): "top-1 T%  top-5 F%  loss L" for a classifier, "mIoU
+ * M%  pixel accuracy A%  loss L" for a segmenter, the percentages `width` wide (0: as they come),
+ * into buf (returned); its JSON fields ("top1", "top5", "loss" or "miou", "pixel_accuracy",
+ * "loss", "class_iou"); a segmenter's per-class IoU table with m's class names (nothing for a
+ * classifier). */
+#include "text.h"
+const char *cli_eval_text(const gsq_eval_result *r, int width, char *buf, size_t cap);
+void cli_eval_json(cli_text *b, const gsq_eval_result *r);
+void cli_print_class_iou(const gsq_eval_result *r, const struct gsq_model *m);
 /* Prints "gpusq CMD: message" for a failed library call and returns the exit code (1). */
 int cli_report(const char *cmd, const gsq_error *err);
 /* Prints "gpusq CMD: message" (printf-style) to stderr and returns the usage exit code (2). */

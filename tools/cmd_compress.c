@@ -82,7 +82,7 @@ static int must_run(int fresh, const char *out, const char *report)
 
 typedef struct {
     char name[48];
-    double top1, bytes, gemm_ratio, macs, bitops; /* gemm_ratio: the GEMM weights' size vs FP32 */
+    double score, bytes, gemm_ratio, macs, bitops; /* score: top-1 or mIoU; gemm_ratio: the GEMM weights' size vs FP32 */
 } row;
 
 /* MACs and bit-weighted MACs of one image, from the network's description: a compressed linear is
@@ -101,26 +101,27 @@ static void flops(const gsq_graph *g, int group, int w_bits, int a_bits, int att
     *bitops = kept * w_bits * a_bits / 1024.0 + attn * (attention ? a_bits * a_bits / 1024.0 : 1.0) + rest;
 }
 
-static gsq_status write_reports(const char *dir, const row *rows, int n, double fp32_bytes, double fp32_macs,
-                                gsq_error *err)
+static gsq_status write_reports(const char *dir, gsq_task task, const row *rows, int n, double fp32_bytes,
+                                double fp32_macs, gsq_error *err)
 {
     cli_text md = {0}, js = {0};
-    cli_put(&md, "| model | top-1 | parameter bytes | vs FP32 | GEMM weights vs FP32 (paper) | MACs/image | "
-                 "bit-weighted MACs | vs FP32 |\n|---|---|---|---|---|---|---|---|\n");
+    const char *key = task == GSQ_TASK_SEGMENT ? "miou" : "top1";
+    cli_put(&md, "| model | %s | parameter bytes | vs FP32 | GEMM weights vs FP32 (paper) | MACs/image | "
+                 "bit-weighted MACs | vs FP32 |\n|---|---|---|---|---|---|---|---|\n", gsq_eval_score_name(task));
     cli_put(&js, "{\n  \"models\": [\n");
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
-        char top1[16] = "n/a", top1_json[16] = "null"; /* n/a: no validation split */
-        if (r->top1 >= 0) {
-            snprintf(top1, sizeof top1, "%.2f%%", 100 * r->top1);
-            snprintf(top1_json, sizeof top1_json, "%.6f", r->top1);
+        char score[16] = "n/a", score_json[16] = "null"; /* n/a: no validation split */
+        if (r->score >= 0) {
+            snprintf(score, sizeof score, "%.2f%%", 100 * r->score);
+            snprintf(score_json, sizeof score_json, "%.6f", r->score);
         }
-        cli_put(&md, "| %s | %s | %.0f | %.2f× | %.2f× | %.3g | %.3g | %.1f× |\n", r->name, top1, r->bytes,
+        cli_put(&md, "| %s | %s | %.0f | %.2f× | %.2f× | %.3g | %.3g | %.1f× |\n", r->name, score, r->bytes,
                 fp32_bytes / r->bytes, r->gemm_ratio, r->macs, r->bitops, fp32_macs / r->bitops);
         cli_put(&js,
-                "    {\"model\": \"%s\", \"top1\": %s, \"param_bytes\": %.0f, \"size_ratio\": %.4f, "
+                "    {\"model\": \"%s\", \"%s\": %s, \"param_bytes\": %.0f, \"size_ratio\": %.4f, "
                 "\"gemm_weight_ratio\": %.4f, \"macs\": %.0f, \"bit_weighted_macs\": %.0f, \"bitops_ratio\": %.4f}%s\n",
-                r->name, top1_json, r->bytes, fp32_bytes / r->bytes, r->gemm_ratio, r->macs, r->bitops,
+                r->name, key, score_json, r->bytes, fp32_bytes / r->bytes, r->gemm_ratio, r->macs, r->bitops,
                 fp32_macs / r->bitops, i + 1 < n ? "," : "");
     }
     cli_put(&js, "  ]\n}\n");
@@ -135,13 +136,13 @@ static gsq_status write_reports(const char *dir, const row *rows, int n, double 
     return st;
 }
 
-/* Top-1 of m on val, or -1 without a validation split (the report says n/a). */
-static gsq_status top1_of(gsq_model *m, gsq_dataset *val, const cli_train_opts *o, double *top1, gsq_error *err)
+/* Top-1 (mIoU) of m on val, or -1 without a validation split (the report says n/a). */
+static gsq_status score_of(gsq_model *m, gsq_dataset *val, const cli_train_opts *o, double *score, gsq_error *err)
 {
     gsq_eval_result r;
-    *top1 = -1;
+    *score = -1;
     gsq_status st = val ? gsq_evaluate(m, val, &o->cfg.transform, o->cfg.batch_size, o->cfg.workers, o->cfg.comm, &r, err) : GSQ_OK;
-    if (st == GSQ_OK && val) *top1 = r.top1;
+    if (st == GSQ_OK && val) *score = gsq_eval_score(&r);
     return st;
 }
 
@@ -160,7 +161,7 @@ static gsq_status stage_opts(const compress_opts *c, cli_train_opts *o, const ch
  * feature losses and its top-1 come back. *interrupted: Ctrl-C stopped it. */
 static gsq_status stage1(const compress_opts *c, gsq_model *teacher, gsq_dataset *train, gsq_dataset *val,
                          gsq_sparse_pattern pattern, const char *sparse, const char *sparse_json, int run,
-                         gsq_model **model, float *losses, double *top1, int *interrupted, gsq_error *err)
+                         gsq_model **model, float *losses, double *score, int *interrupted, gsq_error *err)
 {
     if (!run) {
         printf("== stage 1: reusing %s\n", sparse);
@@ -175,7 +176,7 @@ static gsq_status stage1(const compress_opts *c, gsq_model *teacher, gsq_dataset
         if (st == GSQ_OK && stored != pattern)
             st = gsq_fail(err, GSQ_ERR_FORMAT, "%s is %s-sparse, not %s: --fresh redoes it", sparse,
                           gsq_sparse_pattern_name(stored), gsq_sparse_pattern_name(pattern));
-        return st == GSQ_OK ? top1_of(*model, val, &c->train, top1, err) : st;
+        return st == GSQ_OK ? score_of(*model, val, &c->train, score, err) : st;
     }
     printf("== stage 1 → %s\n", sparse);
     fflush(stdout);
@@ -194,7 +195,7 @@ static gsq_status stage1(const compress_opts *c, gsq_model *teacher, gsq_dataset
         *model = r.trainer.model; /* ours now */
         r.trainer.model = NULL;
         for (int l = 0; l < gsq_model_depth(teacher); l++) losses[l] = r.feature_loss[l];
-        *top1 = val ? r.tuned.top1 : -1;
+        *score = val ? gsq_eval_score(&r.tuned) : -1;
     }
     gsq_prune_result_free(&r);
     return st;
@@ -204,14 +205,14 @@ static gsq_status stage1(const compress_opts *c, gsq_model *teacher, gsq_dataset
  * whether its attention is quantized, and the compressed file's sizes come back. */
 static gsq_status stage2(const compress_opts *c, gsq_model *sparse, const char *sparse_path, gsq_sparse_pattern pattern,
                          const float *losses, gsq_dataset *train, gsq_dataset *val, gsq_quant_mode mode,
-                         const char *comp, const char *comp_json, int run, double *top1, gsq_compressed_info *info,
+                         const char *comp, const char *comp_json, int run, double *score, gsq_compressed_info *info,
                          int *interrupted, gsq_error *err)
 {
     if (!run) {
         printf("== stage 2: reusing %s\n", comp);
         gsq_model *twin = NULL;
         gsq_status st = gsq_compressed_load(&twin, comp, info, err);
-        if (st == GSQ_OK) st = top1_of(twin, val, &c->train, top1, err);
+        if (st == GSQ_OK) st = score_of(twin, val, &c->train, score, err);
         gsq_model_free(twin);
         return st;
     }
@@ -228,7 +229,7 @@ static gsq_status stage2(const compress_opts *c, gsq_model *sparse, const char *
     if (c->lsq) q.q.lsq = strstr(c->lsq, name) != NULL;
     if (st == GSQ_OK) st = cli_quantize_run(&o, &q, sparse, pattern, losses, train, val, &r, info, err);
     *interrupted = r.run.interrupted;
-    if (st == GSQ_OK && r.run.finished) *top1 = val ? r.qat.top1 : -1;
+    if (st == GSQ_OK && r.run.finished) *score = val ? gsq_eval_score(&r.qat) : -1;
     gsq_qat_result_free(&r);
     return st;
 }
@@ -255,18 +256,18 @@ int cmd_compress(int argc, char **argv)
     gsq_dataset *train = NULL, *val = NULL;
     gsq_status st = cli_load_weights(c.teacher, &hints, &teacher, &err);
     if (st == GSQ_OK) {
-        cli_train_opts_apply(&c.train, gsq_model_input_size(teacher));
+        cli_train_opts_apply(&c.train, gsq_model_input_size(teacher), gsq_model_num_classes(teacher));
         st = cli_open_data(c.train.data, &c.train.sizes, &train, &val, &err);
     }
     float *losses = st == GSQ_OK ? calloc((size_t)gsq_model_depth(teacher), sizeof(float)) : NULL;
     if (st == GSQ_OK && !losses) st = gsq_fail(&err, GSQ_ERR_NOMEM, "compress: out of memory");
     row rows[5];
     int nrows = 0, interrupted = 0;
-    double fp32_bytes = teacher ? (double)gsq_model_num_params(teacher) * 4 : 0, macs = 0, bitops, dense_top1 = -1;
+    double fp32_bytes = teacher ? (double)gsq_model_num_params(teacher) * 4 : 0, macs = 0, bitops, dense_score = -1;
     if (st == GSQ_OK) {
         flops(gsq_model_graph(teacher), 0, 32, 32, 0, &macs, &bitops);
-        st = top1_of(teacher, val, &c.train, &dense_top1, &err);
-        rows[nrows++] = (row){"dense FP32", dense_top1, fp32_bytes, 1, macs, macs};
+        st = score_of(teacher, val, &c.train, &dense_score, &err);
+        rows[nrows++] = (row){"dense FP32", dense_score, fp32_bytes, 1, macs, macs};
     }
     double fp32_macs = macs;
     const char *modes[2] = {"int8", "int4"}, *tags[2] = {"2of4", "4of8"};
@@ -284,7 +285,7 @@ int cmd_compress(int argc, char **argv)
         st = gsq_comm_broadcast(cli_comm(), &ran1, sizeof ran1, 0, &err); /* rank 0's files decide */
         row r = {.bytes = fp32_bytes, .gemm_ratio = 1}, q = {0};
         if (st == GSQ_OK)
-            st = stage1(&c, teacher, train, val, patterns[k], sparse, sparse_json, ran1, &model, losses, &r.top1,
+            st = stage1(&c, teacher, train, val, patterns[k], sparse, sparse_json, ran1, &model, losses, &r.score,
                         &interrupted, &err);
         if (st == GSQ_OK && model) {
             snprintf(r.name, sizeof r.name, "%s sparse FP32", gsq_sparse_pattern_name(patterns[k]));
@@ -294,7 +295,7 @@ int cmd_compress(int argc, char **argv)
             int ran2 = must_run(c.fresh || ran1, comp, comp_json);
             st = gsq_comm_broadcast(cli_comm(), &ran2, sizeof ran2, 0, &err);
             if (st == GSQ_OK)
-                st = stage2(&c, model, sparse, patterns[k], losses, train, val, qmodes[k], comp, comp_json, ran2, &q.top1,
+                st = stage2(&c, model, sparse, patterns[k], losses, train, val, qmodes[k], comp, comp_json, ran2, &q.score,
                             &info, &interrupted, &err);
             if (st == GSQ_OK && !interrupted) {
                 int a = gsq_quant_mode_act_bits(qmodes[k]), w = gsq_quant_mode_weight_bits(qmodes[k]);
@@ -308,7 +309,7 @@ int cmd_compress(int argc, char **argv)
         }
         gsq_model_free(model);
     }
-    if (st == GSQ_OK && !interrupted && cli_writes()) st = write_reports(c.out_dir, rows, nrows, fp32_bytes, fp32_macs, &err);
+    if (st == GSQ_OK && !interrupted && cli_writes()) st = write_reports(c.out_dir, gsq_model_task(teacher), rows, nrows, fp32_bytes, fp32_macs, &err);
     gsq_model_free(teacher);
     free(losses);
     gsq_dataset_free(train);

@@ -1,10 +1,11 @@
-/* gpusq eval: top-1, top-5 and mean loss of a model on a dataset's validation split; and gpusq run,
- * the same with a compressed model on the engine (integer kernels, CPU or CUDA), or the top-5 classes of
- * image files as gpusq predict prints them, optionally checked against the model's fake-quantized
- * float twin. */
+/* gpusq eval: top-1, top-5 and mean loss (a segmenter's mIoU, per-class IoU and pixel accuracy)
+ * of a model on a dataset's validation split; and gpusq run, the same with a compressed model on
+ * the engine (integer kernels, CPU or CUDA), or the predictions for image files as gpusq predict
+ * prints them, optionally checked against the model's fake-quantized float twin. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -20,8 +21,32 @@ typedef struct {
     gsq_engine *e;
     gsq_model *twin;
     double seconds, max_rel;
-    size_t agree, count;
+    size_t agree, count;     /* images (a segmenter's pixels) both predict alike, of all */
+    int16_t *pred[2];        /* a segmenter's predictions (batch, side, side): engine's, twin's */
 } run_ctx;
+
+/* The twin's and the engine's predictions compared: the class of each image, or of each pixel. */
+static void compare(run_ctx *r, const float *a, const float *b, int n)
+{
+    gsq_output_shape s = gsq_model_output_shape(r->twin);
+    size_t K = (size_t)s.classes, rows = (size_t)n * (s.task == GSQ_TASK_SEGMENT ? (size_t)s.grid * s.grid : 1);
+    for (size_t i = 0; i < rows; i++) {
+        double diff = 0, scale = 1e-30;
+        for (size_t k = 0; k < K; k++)
+            diff = fmax(diff, fabs((double)a[i * K + k] - b[i * K + k])), scale = fmax(scale, fabs(b[i * K + k]));
+        r->max_rel = fmax(r->max_rel, diff / scale);
+        if (s.task != GSQ_TASK_SEGMENT) r->agree += gsq_argmax(a + i * K, (int)K) == gsq_argmax(b + i * K, (int)K);
+    }
+    if (s.task != GSQ_TASK_SEGMENT) {
+        r->count += (size_t)n;
+        return;
+    }
+    size_t pixels = (size_t)n * s.side * s.side;
+    gsq_segment_predict(a, n, s.grid, s.classes, s.side, r->pred[0]);
+    gsq_segment_predict(b, n, s.grid, s.classes, s.side, r->pred[1]);
+    for (size_t i = 0; i < pixels; i++) r->agree += r->pred[0][i] == r->pred[1][i];
+    r->count += pixels;
+}
 
 static gsq_status run_forward(void *ctx, const float *images, int n, const float **logits, gsq_error *err)
 {
@@ -31,23 +56,26 @@ static gsq_status run_forward(void *ctx, const float *images, int n, const float
     r->seconds += gsq_seconds() - t0;
     const float *ref = NULL;
     if (st != GSQ_OK || !r->twin || (st = gsq_model_infer(r->twin, images, n, &ref, err)) != GSQ_OK) return st;
-    int K = gsq_model_num_classes(r->twin);
-    for (int i = 0; i < n; i++) {
-        const float *a = *logits + (size_t)i * K, *b = ref + (size_t)i * K;
-        double diff = 0, scale = 1e-30;
-        for (int k = 0; k < K; k++) diff = fmax(diff, fabs((double)a[k] - b[k])), scale = fmax(scale, fabs(b[k]));
-        r->max_rel = fmax(r->max_rel, diff / scale);
-        r->agree += gsq_argmax(a, K) == gsq_argmax(b, K);
-    }
-    r->count += (size_t)n;
+    compare(r, *logits, ref, n);
     return GSQ_OK;
 }
 
 static void print_check(const run_ctx *r)
 {
-    printf("check against the fake-quantized model: top-1 agrees on %zu of %zu images (%.3f%%), "
-           "largest logit difference %.2e of the largest logit\n",
-           r->agree, r->count, 100.0 * (double)r->agree / (double)r->count, r->max_rel);
+    int segment = gsq_model_task(r->twin) == GSQ_TASK_SEGMENT;
+    printf("check against the fake-quantized model: %s agrees on %zu of %zu %s (%.3f%%), "
+           "largest logit difference %.2e of the largest logit\n", segment ? "the class" : "top-1",
+           r->agree, r->count, segment ? "pixels" : "images", 100.0 * (double)r->agree / (double)r->count, r->max_rel);
+}
+
+/* The buffers a check of a segmenter compares its predictions in, for batches of up to `batch`. */
+static gsq_status check_buffers(run_ctx *r, int batch, gsq_error *err)
+{
+    if (!r->twin || gsq_model_task(r->twin) != GSQ_TASK_SEGMENT) return GSQ_OK;
+    size_t side = (size_t)gsq_model_input_size(r->twin), bytes = (size_t)batch * side * side * sizeof(int16_t);
+    r->pred[0] = malloc(bytes);
+    r->pred[1] = malloc(bytes);
+    return r->pred[0] && r->pred[1] ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "check: out of memory");
 }
 
 /* gpusq eval's and gpusq run's own options. */
@@ -123,17 +151,21 @@ static gsq_status run_engine(const char *path, gsq_model *m, gsq_engine *e, cons
 {
     run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     gsq_eval_result res;
-    gsq_status st = gsq_evaluate_with(run_forward, &r, gsq_model_num_classes(m), ds, t, batch, workers, NULL, &res, err);
+    gsq_output_shape shape = gsq_model_output_shape(m);
+    gsq_status st = check_buffers(&r, batch, err);
+    if (st == GSQ_OK) st = gsq_evaluate_with(run_forward, &r, &shape, ds, t, batch, workers, NULL, &res, err);
     if (st == GSQ_OK) {
-        char where[300];
+        char where[300], words[160];
         cli_engine_where(o->device, where, sizeof where);
-        printf("%s on %s (engine: %s, %d of %d linears sparse, %s): top-1 %.2f%%  top-5 %.2f%%  loss %.4f"
-               "  (%zu images, %.0f images/s in the engine)\n",
+        printf("%s on %s (engine: %s, %d of %d linears sparse, %s): %s  (%zu images, %.0f images/s in the engine)\n",
                path, ds->name, o->dense ? "dense layout" : "as stored", gsq_engine_sparse_linears(r.e),
-               info->sparse_linears + info->dense_linears, where, 100 * res.top1, 100 * res.top5, res.loss,
+               info->sparse_linears + info->dense_linears, where, cli_eval_text(&res, 0, words, sizeof words),
                res.count, (double)res.count / r.seconds);
+        cli_print_class_iou(&res, m);
         if (o->check) print_check(&r);
     }
+    free(r.pred[0]);
+    free(r.pred[1]);
     return st;
 }
 
@@ -142,8 +174,12 @@ static gsq_status run_engine(const char *path, gsq_model *m, gsq_engine *e, cons
 static int run_images(gsq_model *m, gsq_engine *e, const run_opts *o, char *const *images, int n)
 {
     run_ctx r = {.e = e, .twin = o->check ? m : NULL};
-    int rc = cli_predict_images("run", m, run_forward, &r, images, n);
+    gsq_error err = {0};
+    int rc = check_buffers(&r, 1, &err) == GSQ_OK ? cli_predict_images("run", m, run_forward, &r, images, n)
+                                                   : cli_report("run", &err);
     if (o->check && r.count) print_check(&r);
+    free(r.pred[0]);
+    free(r.pred[1]);
     return rc;
 }
 
@@ -190,7 +226,7 @@ static int eval_main(int argc, char **argv, int engine)
         return rc;
     }
     const int classes = gsq_model_num_classes(m);
-    cli_train_opts_apply(&d, gsq_model_input_size(m)); /* seed, input size, eval transform */
+    cli_train_opts_apply(&d, gsq_model_input_size(m), classes); /* seed, input size, eval transform */
     gsq_dataset *train = NULL, *val = NULL;
     st = cli_open_data(d.data, &d.sizes, &train, &val, &err);
     gsq_dataset *ds = val ? val : train;
@@ -204,9 +240,10 @@ static int eval_main(int argc, char **argv, int engine)
         st = gsq_evaluate(m, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, NULL, &r, &err);
     }
     if (st == GSQ_OK && !engine) {
-        printf("%s on %s: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%zu images", path, ds->name, 100 * r.top1,
-               100 * r.top5, r.loss, r.count);
+        char words[160];
+        printf("%s on %s: %s  (%zu images", path, ds->name, cli_eval_text(&r, 0, words, sizeof words), r.count);
         printf(r.skipped ? ", %zu skipped: failed to decode)\n" : ")\n", r.skipped);
+        cli_print_class_iou(&r, m);
     }
     gsq_engine_free(e);
     gsq_model_free(m);

@@ -87,7 +87,7 @@ int cmd_prune(int argc, char **argv)
     gsq_prune_result r = {0};
     gsq_status st = cli_load_weights(p.teacher, &hints, &teacher, &err);
     if (st == GSQ_OK) {
-        cli_train_opts_apply(&o, gsq_model_input_size(teacher));
+        cli_train_opts_apply(&o, gsq_model_input_size(teacher), gsq_model_num_classes(teacher));
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
     if (st == GSQ_OK) st = cli_prune_run(&o, &p, teacher, train, val, &r, &err);

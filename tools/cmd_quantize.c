@@ -54,8 +54,9 @@ static const cli_spec spec = {
 /* One accuracy line; NaN: not measured here (a resumed run does not calibrate again). */
 static void print_acc(const char *what, const gsq_eval_result *r)
 {
-    if (isnan(r->top1)) printf("  %-26s not measured (a resumed run)\n", what);
-    else printf("  %-26s top-1 %6.2f%%  top-5 %6.2f%%  loss %.4f\n", what, 100 * r->top1, 100 * r->top5, r->loss);
+    char words[160];
+    if (isnan(gsq_eval_score(r))) printf("  %-26s not measured (a resumed run)\n", what);
+    else printf("  %-26s %s\n", what, cli_eval_text(r, 6, words, sizeof words));
 }
 
 /* Block l's output value: "blocks.3", "layers.1.blocks.0". */
@@ -83,9 +84,13 @@ static gsq_status write_report(const char *path, const gsq_qat_config *q, const 
             q->lsq ? "true" : "false", (double)q->lsq_lr);
     const char *names[3] = {"sparse_float", "calibrated", "qat"};
     for (int i = 0; i < 3; i++) {
-        if (isnan(acc[i].top1)) cli_put(&t, "    \"%s\": null%s\n", names[i], i < 2 ? "," : ""); /* not measured */
-        else cli_put(&t, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}%s\n", names[i], acc[i].top1,
-                     acc[i].top5, acc[i].loss, i < 2 ? "," : "");
+        if (isnan(gsq_eval_score(&acc[i]))) { /* not measured */
+            cli_put(&t, "    \"%s\": null%s\n", names[i], i < 2 ? "," : "");
+            continue;
+        }
+        cli_put(&t, "    \"%s\": {", names[i]);
+        cli_eval_json(&t, &acc[i]);
+        cli_put(&t, "}%s\n", i < 2 ? "," : "");
     }
     cli_put(&t, "  },\n  \"w_l\": {");
     for (int l = first; l < depth; l++) cli_put(&t, "%s\"%s\": %.6f", l > first ? ", " : "", block_name(g, l), (double)w[l]);
@@ -173,7 +178,7 @@ int cmd_quantize(int argc, char **argv)
     if (st == GSQ_OK) st = gsq_stage1_read(f, gsq_model_depth(teacher), &pattern, losses, &err);
     gsq_st_close(f);
     if (st == GSQ_OK) {
-        cli_train_opts_apply(&o, gsq_model_input_size(teacher));
+        cli_train_opts_apply(&o, gsq_model_input_size(teacher), gsq_model_num_classes(teacher));
         st = cli_open_data(o.data, &o.sizes, &train, &val, &err);
     }
     if (st == GSQ_OK) st = cli_quantize_run(&o, &q, teacher, pattern, losses, train, val, &r, &info, &err);

@@ -1,5 +1,6 @@
-/* gpusq train: train a ViT/DeiT from scratch (a named configuration) or fine-tune one (weights),
- * on synthetic, CIFAR or ImageFolder data, with checkpoints, resume and Ctrl-C handling. */
+/* gpusq train: train a ViT/DeiT or Swin from scratch (a named configuration) or fine-tune one
+ * (weights), a classifier or a segmenter as the data says, with checkpoints, resume and Ctrl-C
+ * handling. */
 #include <stddef.h>
 #include <stdio.h>
 
@@ -25,9 +26,11 @@ static const cli_option model_options[] = {
 static const cli_spec spec = {
     .name = "train",
     .usage = "(--model NAME | --weights FILE | --resume CHECKPOINT) [options]",
-    .about = "Trains a ViT/DeiT on the CPU and writes the trained weights (timm names, safetensors). Synthetic images are "
-    "made at the model's input size and used without resizing or cropping (crop_pct 1); other data gets timm's "
-    "eval transform (crop_pct 0.875) for validation.",
+    .about = "Trains a ViT/DeiT or Swin on the CPU and writes the trained weights (timm names, safetensors). Synthetic "
+    "images are made at the model's input size and used without resizing or cropping (crop_pct 1); other data gets "
+    "timm's eval transform (crop_pct 0.875) for validation.\n\nSegmentation data (synthetic-segment, ade20k:DIR) "
+    "trains a segmenter: the backbone of --model or of a classifier's --weights with a new linear decode head "
+    "(decode_head.cls) over its patch tokens.",
 };
 
 int cmd_train(int argc, char **argv)
@@ -54,17 +57,20 @@ int cmd_train(int argc, char **argv)
         return cli_report("train", &err);
     if (weights && cli_load_weights(weights, &hints, &m, &err) != GSQ_OK) return cli_report("train", &err);
     int input_size = m ? gsq_model_input_size(m) : 0;
+    int segmenter_classes = m && gsq_model_task(m) == GSQ_TASK_SEGMENT ? gsq_model_num_classes(m) : 0;
     if (resume) { /* the checkpoint's model decides the input size */
         gsq_st_file *f = NULL;
         gsq_model *described = NULL;
         gsq_status st = gsq_st_open(&f, resume, &err);
         if (st == GSQ_OK) st = gsq_model_describe_meta(&described, f, &err);
         if (st == GSQ_OK) input_size = gsq_model_input_size(described);
+        if (st == GSQ_OK && gsq_model_task(described) == GSQ_TASK_SEGMENT)
+            segmenter_classes = gsq_model_num_classes(described);
         gsq_model_free(described);
         gsq_st_close(f);
         if (st != GSQ_OK) return cli_report("train", &err);
     }
-    cli_train_opts_apply(&o, input_size);
+    cli_train_opts_apply(&o, input_size, num_classes ? num_classes : segmenter_classes);
     gsq_dataset *train = NULL, *val = NULL;
     if (cli_open_data(o.data, &o.sizes, &train, &val, &err) != GSQ_OK) {
         gsq_model_free(m);
@@ -79,6 +85,16 @@ int cmd_train(int argc, char **argv)
 
     gsq_trainer t = {0};
     gsq_status st = err.code;
+    if (st == GSQ_OK && m && gsq_model_task(m) != train->task) { /* a classifier's backbone for another task */
+        gsq_model *converted = NULL;
+        int copied = 0, classes = num_classes ? num_classes : train->num_classes;
+        st = gsq_model_for_task(&converted, m, train->task, classes, (uint64_t)o.seed, &copied, &err);
+        if (st == GSQ_OK && cli_writes())
+            printf("a %s model of %d classes from %s: %d tensors of its backbone copied, the rest initialised\n",
+                   gsq_task_name(train->task), classes, model_name ? model_name : weights, copied);
+        gsq_model_free(m);
+        m = converted;
+    }
     if (st == GSQ_OK && m && gsq_model_num_classes(m) != train->num_classes)
         st = gsq_fail(&err, GSQ_ERR_SHAPE, "the model has %d classes but %s has %d", gsq_model_num_classes(m),
                       train->name, train->num_classes);

@@ -1,5 +1,6 @@
-/* The --data argument shared by train, eval and run: synthetic, cifar:DIR or folder:DIR, opened
- * as a training and a validation dataset. */
+/* The --data argument shared by train, eval and run: synthetic, cifar:DIR or folder:DIR for
+ * classification, synthetic-segment or ade20k:DIR for segmentation, opened as a training and a
+ * validation dataset. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,12 +13,28 @@ static int is_dir(const char *path)
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+gsq_task cli_data_task(const char *spec)
+{
+    return strcmp(spec, "synthetic-segment") == 0 || strncmp(spec, "ade20k:", 7) == 0 ? GSQ_TASK_SEGMENT
+                                                                                       : GSQ_TASK_CLASSIFY;
+}
+
 gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,
                          gsq_dataset **val, gsq_error *err)
 {
     *train = *val = NULL;
     gsq_status st;
-    if (strcmp(spec, "synthetic") == 0) {
+    if (strcmp(spec, "synthetic-segment") == 0) {
+        st = gsq_dataset_synthetic_segment(train, sizes->train_size, sizes->resolution, sizes->seed, 0, err);
+        if (st == GSQ_OK)
+            st = gsq_dataset_synthetic_segment(val, sizes->val_size, sizes->resolution, sizes->seed, 1, err);
+    } else if (strncmp(spec, "ade20k:", 7) == 0) { /* DIR/images/training and, when present, validation */
+        int classes = sizes->classes ? sizes->classes : CLI_ADE20K_CLASSES;
+        char sub[4096];
+        st = gsq_dataset_ade20k(train, spec + 7, "training", classes, NULL, err);
+        snprintf(sub, sizeof sub, "%s/images/validation", spec + 7);
+        if (st == GSQ_OK && is_dir(sub)) st = gsq_dataset_ade20k(val, spec + 7, "validation", classes, NULL, err);
+    } else if (strcmp(spec, "synthetic") == 0) {
         st = gsq_dataset_synthetic(train, sizes->train_size, sizes->resolution, sizes->seed, 0, err);
         if (st == GSQ_OK) st = gsq_dataset_synthetic(val, sizes->val_size, sizes->resolution, sizes->seed, 1, err);
     } else if (strncmp(spec, "cifar:", 6) == 0) {
@@ -35,7 +52,8 @@ gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_data
             st = gsq_dataset_folder(train, spec + 7, err);
         }
     } else {
-        return gsq_fail(err, GSQ_ERR_ARG, "unknown --data '%s' (synthetic, cifar:DIR or folder:DIR)", spec);
+        return gsq_fail(err, GSQ_ERR_ARG, "unknown --data '%s' (synthetic, cifar:DIR, folder:DIR, synthetic-segment or "
+                        "ade20k:DIR)", spec);
     }
     if (st != GSQ_OK) {
         gsq_dataset_free(*train);

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "gpusq/graph.h"
-#include "text.h"
 
 /* Block l's output value: "blocks.3", "layers.1.blocks.0". */
 static const char *block_name(const prune_summary *s, int l)
@@ -21,8 +21,9 @@ static void print_acc(FILE *f, const char *what, const gsq_eval_result *r, const
         fprintf(f, "  %-22s not measured\n", what);
         return;
     }
-    fprintf(f, "  %-22s top-1 %6.2f%%  top-5 %6.2f%%  loss %.4f", what, 100 * r->top1, 100 * r->top5, r->loss);
-    if (dense && dense->count) fprintf(f, "  (%+.2f points vs dense)", 100 * (r->top1 - dense->top1));
+    char words[160];
+    fprintf(f, "  %-22s %s", what, cli_eval_text(r, 6, words, sizeof words));
+    if (dense && dense->count) fprintf(f, "  (%+.2f points vs dense)", 100 * (gsq_eval_score(r) - gsq_eval_score(dense)));
     fputc('\n', f);
 }
 
@@ -56,10 +57,11 @@ void prune_report_print(const prune_summary *s, FILE *f)
 
 static void put_acc(cli_text *b, const char *key, const gsq_eval_result *r, const char *sep)
 {
-    if (r->count)
-        cli_put(b, "    \"%s\": {\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %zu}%s\n", key, r->top1, r->top5,
-            r->loss, r->count, sep);
-    else
+    if (r->count) {
+        cli_put(b, "    \"%s\": {", key);
+        cli_eval_json(b, r);
+        cli_put(b, ", \"images\": %zu}%s\n", r->count, sep);
+    } else
         cli_put(b, "    \"%s\": null%s\n", key, sep);
 }
 

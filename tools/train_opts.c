@@ -3,6 +3,7 @@
  * line, a JSON-lines log, Ctrl-C handling and the closing summary. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,7 +14,7 @@
 #define T(member) offsetof(cli_train_opts, member)
 static const cli_option data_options[] = {
     {CLI_OPT("--data", "SPEC", CLI_STRING, T(data), "synthetic, cifar:DIR or folder:DIR (DIR/train and DIR/val when "
-     "present; docs/DATA.md)")},
+     "present) for classification; synthetic-segment or ade20k:DIR for segmentation (docs/DATA.md)")},
     {CLI_OPT("--train-size", "N", CLI_SIZE, T(sizes.train_size), "synthetic training samples"), .lo = 1, .hi = 1 << 30},
     {CLI_OPT("--val-size", "N", CLI_SIZE, T(sizes.val_size), "synthetic validation samples"), .lo = 1, .hi = 1 << 30},
     {CLI_OPT("--workers", "N", CLI_INT, T(cfg.workers), "threads that decode and transform images"), .lo = 1, .hi = 64},
@@ -107,12 +108,17 @@ gsq_status cli_train_outputs(cli_train_opts *o, const char *report, gsq_error *e
     return st;
 }
 
-void cli_train_opts_apply(cli_train_opts *o, int img_size)
+void cli_train_opts_apply(cli_train_opts *o, int img_size, int classes)
 {
+    o->sizes.classes = classes;
     if (o->threads) gsq_set_num_threads(o->threads);
     o->cfg.seed = (uint64_t)o->seed;
     o->sizes.seed = (uint64_t)o->seed;
     o->sizes.resolution = img_size;
+    if (cli_data_task(o->data) == GSQ_TASK_SEGMENT) { /* mmsegmentation's pipeline; --scale-min is RRC's */
+        gsq_transform_segment_defaults(&o->cfg.transform, img_size);
+        return;
+    }
     gsq_transform_defaults(&o->cfg.transform, img_size);
     o->cfg.transform.scale_min = o->scale_min;
     if (strcmp(o->data, "synthetic") == 0) o->cfg.transform.crop_pct = 1.0f; /* drawn at the input size */
@@ -166,12 +172,16 @@ static void report(const gsq_train_progress *p, void *user)
                 p->step, p->epoch, (double)p->loss, (double)p->lr, p->grad_norm, p->images_per_second,
                 p->elapsed_seconds, p->skipped, (double)p->early_loss, p->diverging ? "true" : "false", p->comm_seconds);
     if (p->eval) {
-        fprintf(stderr, "%sepoch %ld/%ld  train loss %.4f  val top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.0f img/s)\n",
-                r->tty ? "\n" : "", p->epoch + 1, r->epochs, (double)p->loss, 100 * p->eval->top1,
-                100 * p->eval->top5, p->eval->loss, p->images_per_second);
-        if (r->log)
-            fprintf(r->log, "{\"eval\": true, \"step\": %ld, \"epoch\": %ld, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f}\n",
-                    p->step, p->epoch, p->eval->top1, p->eval->top5, p->eval->loss);
+        char words[160];
+        fprintf(stderr, "%sepoch %ld/%ld  train loss %.4f  val %s  (%.0f img/s)\n", r->tty ? "\n" : "", p->epoch + 1,
+                r->epochs, (double)p->loss, cli_eval_text(p->eval, 0, words, sizeof words), p->images_per_second);
+        if (r->log) {
+            cli_text line = {0};
+            cli_eval_json(&line, p->eval);
+            fprintf(r->log, "{\"eval\": true, \"step\": %ld, \"epoch\": %ld, %s}\n", p->step, p->epoch,
+                    line.p ? line.p : "");
+            free(line.p);
+        }
     }
     if (r->log) fflush(r->log);
 }
@@ -215,9 +225,9 @@ void cli_train_end(cli_train_opts *o, const gsq_trainer *t, const gsq_train_resu
     else
         printf("stopped at step %ld (epoch %ld, batch %ld); resume with --resume %s\n", t->state.step, t->state.epoch,
                t->state.batch, o->checkpoint);
+    char words[160];
     if (res->eval.count)
-        printf("validation: top-1 %.2f%%  top-5 %.2f%%  loss %.4f on %zu images\n", 100 * res->eval.top1,
-               100 * res->eval.top5, res->eval.loss, res->eval.count);
+        printf("validation: %s on %zu images\n", cli_eval_text(&res->eval, 0, words, sizeof words), res->eval.count);
     if (res->skipped) printf("skipped %zu samples that failed to decode\n", res->skipped);
     if (res->diverging_steps)
         fprintf(stderr, "warning: the loss diverged (over %g× its early mean) on %ld steps of this run\n",

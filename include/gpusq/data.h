@@ -1,5 +1,6 @@
-/* Data: decoded images, datasets (built-in synthetic shapes, CIFAR binary, ImageFolder), the
- * timm-style transforms that turn an image into a model input, and the threaded batch loader. */
+/* Data: decoded images and label maps, datasets (built-in synthetic shapes and scenes, CIFAR
+ * binary, ImageFolder, the ADE20K layout), the transforms that turn an image (and its label map)
+ * into a model input, and the threaded batch loader. */
 #ifndef GPUSQ_DATA_H
 #define GPUSQ_DATA_H
 
@@ -8,6 +9,7 @@
 
 #include "gpusq/rng.h"
 #include "gpusq/status.h"
+#include "gpusq/task.h"
 
 /* An 8-bit RGB image, row-major, interleaved: pixels[(y·width + x)·3 + c]. */
 typedef struct {
@@ -25,19 +27,43 @@ void gsq_image_free(gsq_image *img); /* frees pixels, zeroes the struct; NULL-sa
 gsq_status gsq_image_decode(const void *data, size_t size, const char *label, gsq_image *out,
                             gsq_error *err);
 gsq_status gsq_image_load(const char *path, gsq_image *out, gsq_error *err);
+/* Writes an image as an RGB PNG at path, atomically. */
+gsq_status gsq_image_save_png(const gsq_image *img, const char *path, gsq_error *err);
 
-/* A dataset: a fixed number of labelled samples, each decoded on demand. get() must be safe to
- * call from several threads at once on distinct gsq_image outputs. */
+/* A label map: a class per pixel, row-major, GSQ_IGNORE_LABEL where no class is given. */
+typedef struct {
+    int width, height;
+    int16_t *labels;
+} gsq_label_map;
+gsq_status gsq_label_map_alloc(gsq_label_map *map, int width, int height, gsq_error *err);
+void gsq_label_map_free(gsq_label_map *map); /* NULL-safe */
+/* Decodes a PNG of one channel's raw values (8- or 16-bit grayscale, or a palette's indices) to
+ * labels v (not yet mapped: the dataset says what v means); colour PNGs are refused. */
+gsq_status gsq_label_png_decode(const void *data, size_t size, const char *label, gsq_label_map *out, gsq_error *err);
+
+/* One sample: its image and its target — a class (classification) or a label map of the image's
+ * size (segmentation). */
+typedef struct {
+    gsq_image image;
+    int label;
+    gsq_label_map map;
+} gsq_sample;
+void gsq_sample_free(gsq_sample *s); /* frees image and map, zeroes the struct */
+
+/* A dataset: a fixed number of samples of one task, each decoded on demand. get() must be safe
+ * to call from several threads at once on distinct outputs. */
 typedef struct gsq_dataset gsq_dataset;
 struct gsq_dataset {
     char name[64];           /* "synthetic/train", "cifar10/test", "folder:/path" */
+    gsq_task task;           /* what its targets are */
     size_t size;             /* number of samples */
     int num_classes;
     char **class_names;      /* num_classes entries, or NULL when the classes have no names */
-    /* Decodes sample `index` into *img (allocated by get, freed by the caller with
-     * gsq_image_free) and its class into *label. A sample that cannot be decoded returns an
-     * error naming it; the loader skips and counts it. */
-    gsq_status (*get)(gsq_dataset *ds, size_t index, gsq_image *img, int *label, gsq_error *err);
+    /* Decodes sample `index` into *s (image, and label map for segmentation, allocated by get,
+     * freed by the caller with gsq_sample_free; the class of a classification sample in
+     * s->label). A sample that cannot be decoded returns an error naming it; the loader skips
+     * and counts it. */
+    gsq_status (*get)(gsq_dataset *ds, size_t index, gsq_sample *s, gsq_error *err);
     void (*destroy)(gsq_dataset *ds); /* frees everything, the struct itself included */
     void *impl;
 };
@@ -56,6 +82,25 @@ gsq_status gsq_dataset_cifar(gsq_dataset **out, const char *dir, int train, gsq_
  * folder name in sorted order, files sorted within a class. */
 gsq_status gsq_dataset_folder(gsq_dataset **out, const char *root, gsq_error *err);
 
+/* The built-in synthetic segmentation dataset (docs/DATA.md): `size` scenes of
+ * GSQ_SYNTHETIC_SEG_CLASSES classes of shapes over textured backgrounds, `resolution` pixels
+ * square, with thin ignored borders around the shapes; deterministic from seed, split 0 (train)
+ * and 1 (validation) from disjoint streams. */
+#define GSQ_SYNTHETIC_SEG_CLASSES 6
+gsq_status gsq_dataset_synthetic_segment(gsq_dataset **out, size_t size, int resolution, uint64_t seed, int split,
+                                         gsq_error *err);
+/* The ADE20K layout: root/images/SPLIT/NAME.jpg (or .png) with root/annotations/SPLIT/NAME.png,
+ * SPLIT "training" or "validation"; an annotation's value 0 is ignored and v in 1..num_classes is
+ * class v - 1 (a value above num_classes makes that sample fail, named). Images without an
+ * annotation are left out, counted in *unpaired (may be NULL) and the first named in the error
+ * text of a dataset with none left. */
+gsq_status gsq_dataset_ade20k(gsq_dataset **out, const char *root, const char *split, int num_classes,
+                              size_t *unpaired, gsq_error *err);
+/* Writes every sample of a segmentation dataset in the ADE20K layout under root/images/SPLIT and
+ * root/annotations/SPLIT (JPEG quality 95 images, 8-bit PNG annotations: class + 1, ignore 0),
+ * each file atomically. */
+gsq_status gsq_dataset_write_ade20k(gsq_dataset *ds, const char *root, const char *split, gsq_error *err);
+
 /* Input transforms, as timm's: eval resizes the shorter side to size / crop_pct (bicubic, as
  * PIL), centre-crops size × size; train is RandomResizedCrop(size, scale, ratio) (bicubic) and a
  * horizontal flip with probability hflip. Both end with x / 255 normalised by mean and std,
@@ -67,10 +112,24 @@ typedef struct {
     float scale_min, scale_max;      /* train: 0.08, 1.0 */
     float ratio_min, ratio_max;      /* train: 3/4, 4/3 */
     float hflip;                     /* train: 0.5 */
+    float jitter;                    /* segmentation train: photometric jitter strength (0: none) */
 } gsq_transform;
 
 /* Fills the timm/ImageNet defaults for an input side. */
 void gsq_transform_defaults(gsq_transform *t, int size);
+/* The segmentation defaults (mmsegmentation's ADE20K pipeline at this side): train rescales so
+ * the shorter side is size × r, r uniform in [scale_min, scale_max] = [0.5, 2.0], crops size ×
+ * size at random (padding with the mean colour and ignored labels where the image is smaller),
+ * flips with probability hflip 0.5 and jitters brightness, contrast and saturation (jitter 1:
+ * ±32/255 brightness, contrast and saturation × [0.5, 1.5]); eval resizes to size × size
+ * (bilinear for the image, nearest for the labels). */
+void gsq_transform_segment_defaults(gsq_transform *t, int size);
+/* The segmentation transforms of an image and its label map (same size) into float (3, size,
+ * size) and labels (size, size). */
+gsq_status gsq_transform_segment_eval(const gsq_transform *t, const gsq_image *img, const gsq_label_map *map,
+                                      float *out, int16_t *out_labels, gsq_error *err);
+gsq_status gsq_transform_segment_train(const gsq_transform *t, const gsq_image *img, const gsq_label_map *map,
+                                       gsq_rng *rng, float *out, int16_t *out_labels, gsq_error *err);
 gsq_status gsq_transform_eval(const gsq_transform *t, const gsq_image *img, float *out,
                               gsq_error *err);
 gsq_status gsq_transform_train(const gsq_transform *t, const gsq_image *img, gsq_rng *rng,

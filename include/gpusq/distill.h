@@ -35,7 +35,9 @@ void gsq_distill_defaults(gsq_distill_config *cfg, int depth);
 typedef struct {
     float total;
     float ce, kl, feature;  /* feature = Σ_l w_l·MSE_l */
-    int agree;              /* samples where teacher and student predict the same class */
+    int agree;              /* samples (a segmenter's output positions) where teacher and student
+                             * predict the same class */
+    int positions;          /* of them in all */
 } gsq_distill_terms;
 
 typedef struct gsq_distiller gsq_distiller;
@@ -47,11 +49,12 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
                                 const gsq_distill_config *cfg, gsq_error *err);
 void gsq_distiller_free(gsq_distiller *d);
 
-/* The loss of the student's and the teacher's last forward passes (same batch); labels (B) or
- * NULL for the teacher's argmax. Fills *terms and, when mse is not NULL, mse[l] for every block
+/* The loss of the student's and the teacher's last forward passes (same batch); labels (B), or for
+ * a segmenter maps (B, side, side), or labels NULL for the teacher's predictions. Fills *terms and, when mse is not NULL, mse[l] for every block
  * (0 for blocks not distilled). Does not touch the gradients. */
 gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher,
-                            const int *labels, gsq_distill_terms *terms, float *mse, gsq_error *err);
+                            const int *labels, const int16_t *maps, gsq_distill_terms *terms, float *mse,
+                            gsq_error *err);
 /* Backward of the last gsq_distill_loss into the student's gradients (accumulating). */
 gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error *err);
 

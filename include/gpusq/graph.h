@@ -34,6 +34,8 @@ typedef enum {
     GSQ_OP_WINDOW,    /* grid tokens (G², C) → shifted windows (nW·W², C); attrs 1..3 as ATTENTION's */
     GSQ_OP_UNWINDOW,  /* windows → grid tokens (G², C), plus in[1] when given (a residual) */
     GSQ_OP_MERGE,     /* Swin's patch merging gather: (G², C) → (⌈G/2⌉², 4C); attrs[0]: G */
+    GSQ_OP_ROWS,      /* consecutive rows: (rows, C) → rows attrs[0] .. attrs[0] + out.rows − 1 (a dense
+                       * head's patch tokens, without the class and distillation tokens) */
     GSQ_OP_COUNT
 } gsq_op;
 
@@ -77,7 +79,9 @@ typedef struct gsq_graph {
     int *blocks; /* (num_blocks) the output value of each transformer block, in order: what
                   * feature distillation reads */
     int input;   /* the images */
-    int logits;  /* the output */
+    int logits;  /* the output: (1, classes) per image, or for a dense task (grid², classes), a
+                  * grid × grid map over the image */
+    int grid;    /* a dense task's output grid side; 0 for classification */
 } gsq_graph;
 
 /* Building: gsq_graph_create makes an empty graph with room for the given numbers of nodes,

@@ -27,7 +27,8 @@ typedef struct {
 
 typedef struct {
     float *images;        /* (n, 3, size, size), normalised */
-    int *labels;          /* (n) */
+    int *labels;          /* (n) classification: the classes */
+    int16_t *maps;        /* (n, size, size) segmentation: the label maps; NULL otherwise */
     int n;                /* samples: batch_size, fewer for a last partial batch or skipped files */
     int skipped;          /* samples of this batch that failed to decode */
     long epoch, index;    /* which batch of which epoch */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "gpusq/status.h"
+#include "gpusq/task.h"
 
 typedef struct gsq_model gsq_model;
 /* The architectures a model can be (the builders: gpusq/vit.h, gpusq/swin.h). */
@@ -78,6 +79,20 @@ gsq_status gsq_model_alloc_params(gsq_model *m, gsq_error *err);
  * and the patch embedding at PyTorch's Conv2d default (weight and bias uniform in
  * ±1/sqrt(in_chans·patch²)), which timm leaves in place. */
 void gsq_model_init(gsq_model *m, uint64_t seed);
+/* What m predicts: classes (logits (B, num_classes)), or for segmentation a grid × grid map of
+ * per-patch class logits (B, grid², num_classes) over the image, upsampled to it by the task
+ * (gpusq/task.h); gsq_model_output_grid is that side (0 for classification). A segmenter's head
+ * is the final norm of every token and a linear layer, decode_head.cls, over the patch tokens
+ * (Segmenter's linear decoder), pruned and quantized like the backbone. */
+gsq_task gsq_model_task(const gsq_model *m);
+int gsq_model_output_grid(const gsq_model *m);
+gsq_output_shape gsq_model_output_shape(const gsq_model *m);
+/* A model of m's architecture and configuration for `task` with num_classes classes: m's tensors
+ * copied where a tensor of the new one has the same name and shape (a timm classifier's backbone),
+ * the others (the new head) initialised as gsq_model_init does from seed. *copied (may be NULL)
+ * gets the number of tensors copied. */
+gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, int num_classes, uint64_t seed,
+                              int *copied, gsq_error *err);
 /* Which builder made m (gsq_model_vit_config or gsq_model_swin_config give its configuration). */
 gsq_arch gsq_model_arch(const gsq_model *m);
 void gsq_model_free(gsq_model *m);
@@ -102,9 +117,11 @@ gsq_status gsq_model_infer(gsq_model *m, const float *images, int B, const float
  * (distilled models), "blocks.L" (block L's output), ...: (batch, rows, cols) floats; NULL when
  * there is no such value or the last forward did not keep it. */
 const float *gsq_model_output(const gsq_model *m, const char *name);
-/* Cross-entropy of the last forward's logits against targets (B), with label smoothing. */
-gsq_status gsq_model_loss(gsq_model *m, const int *targets, float label_smoothing, float *loss,
-                        gsq_error *err);
+/* The task's loss of the last forward, with label smoothing: a classifier's cross-entropy against
+ * targets (B); a segmenter's per-pixel cross-entropy (gsq_segment_loss) against maps (B, S, S)
+ * at the input side S, ignored pixels skipped. The other argument may be NULL. */
+gsq_status gsq_model_loss(gsq_model *m, const int *targets, const int16_t *maps, float label_smoothing, float *loss,
+                          gsq_error *err);
 /* Zeroes the parameter gradients (allocating them on first use), and those of the quantizers'
  * learned scales when LSQ is on (gpusq/vit_quant.h). */
 gsq_status gsq_model_zero_grad(gsq_model *m, gsq_error *err);

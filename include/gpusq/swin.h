@@ -9,6 +9,7 @@
 
 #include "gpusq/model.h"
 #include "gpusq/status.h"
+#include "gpusq/task.h"
 
 struct gsq_st_file;
 
@@ -27,6 +28,8 @@ typedef struct {
     int mlp_hidden[GSQ_SWIN_MAX_STAGES]; /* fc1 outputs per stage (mlp_ratio × width) */
     int qkv_bias;
     float ln_eps;       /* LayerNorm epsilon (timm's Swin: 1e-5) */
+    gsq_task task;      /* classify: average pooling and head.fc; segment: the final norm of the last
+                         * stage's tokens and a linear decode head per token (gpusq/model.h) */
 } gsq_swin_config;
 
 /* Fills *cfg for a timm model name (swin_tiny_patch4_window7_224, ...) or gpusq_swin_demo. */

@@ -14,22 +14,37 @@
 #include "gpusq/optim.h"
 #include "gpusq/vit.h"
 
+/* Per-class IoU kept in an evaluation's result (mIoU is over every class). */
+#define GSQ_EVAL_MAX_CLASSES 1024
+
 typedef struct {
-    double top1, top5;  /* fractions in [0, 1] */
-    double loss;        /* mean cross-entropy (no smoothing) */
+    gsq_task task;
+    double top1, top5;  /* classification: fractions in [0, 1] */
+    double miou;        /* segmentation: mean IoU over the classes present (gpusq/task.h), in [0, 1] */
+    double pixel_accuracy; /* segmentation: labelled pixels predicted right */
+    int num_classes;
+    float class_iou[GSQ_EVAL_MAX_CLASSES]; /* segmentation: the first classes' IoU (NaN: absent) */
+    double loss;        /* mean cross-entropy (no smoothing), per image or per labelled pixel */
     size_t count;       /* samples evaluated */
     size_t skipped;     /* samples that failed to decode */
 } gsq_eval_result;
+
+/* The headline number of an evaluation: top-1 (classification) or mIoU (segmentation), and its
+ * name ("top-1", "mIoU"). */
+double gsq_eval_score(const gsq_eval_result *r);
+const char *gsq_eval_score_name(gsq_task task);
 
 /* Evaluates m on every sample of ds with the eval transform (t->size must be the model's input).
  * With a group of processes (comm, NULL: this one alone) each rank evaluates its share of the
  * batches and every rank gets the summed result; a rank's failure fails every rank, naming it. */
 gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err);
-/* The same with any forward pass: forward(ctx, images (n, 3, H, W), n, &logits (n, K)). */
+/* The same with any forward pass: forward(ctx, images (n, 3, H, W), n, &logits), the logits of
+ * the given shape. */
 typedef gsq_status (*gsq_forward_fn)(void *ctx, const float *images, int n, const float **logits, gsq_error *err);
-gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_dataset *ds, const gsq_transform *t,
-                             int batch_size, int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err);
+gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
+                             const gsq_transform *t, int batch_size, int workers, gsq_comm *comm,
+                             gsq_eval_result *out, gsq_error *err);
 
 /* Where a run stands; saved in checkpoints. The augmentation and shuffle randomness are
  * functions of (seed, epoch, position), so this is the whole random state. */

@@ -9,6 +9,7 @@
 #include "gpusq/model.h"
 #include "gpusq/nn.h"
 #include "gpusq/status.h"
+#include "gpusq/task.h"
 
 typedef struct {
     int img_size;     /* square input side, pixels */
@@ -24,6 +25,8 @@ typedef struct {
     int distilled;    /* 1: DeiT distillation token and head_dist; logits = (head + head_dist) / 2 */
     gsq_pool pool;    /* token: the class token feeds the head; avg: mean of patch tokens + fc_norm */
     float ln_eps;     /* LayerNorm epsilon (timm: 1e-6) */
+    gsq_task task;    /* classify: pooling and head(s); segment: the final norm of every token and a
+                       * linear decode head per patch (gpusq/model.h) */
 } gsq_vit_config;
 
 /* Fills *cfg for a timm model name (vit_tiny_patch16_224, deit_small_distilled_patch16_224, ...). */

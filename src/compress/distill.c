@@ -15,13 +15,17 @@
 struct gsq_distiller {
     gsq_distill_config cfg;
     int depth, K, two_heads;
+    gsq_output_shape shape; /* the student's (and the teacher's) output */
+    int P;                /* positions per image: 1, or a segmenter's grid² */
     size_t *feat;         /* (depth) one sample's values of each block output */
     size_t *at;           /* (depth) where each distilled block's gradient starts in dfeat, per sample */
     float *weights;       /* w_l (depth) */
     int cap;              /* batch the buffers hold */
     int B;                /* batch of the last loss (0: none) */
-    float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, K) each */
-    int *targets, *teacher_arg, *agrees; /* (cap) labels used, teacher's class, 1 where the two agree */
+    float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, P, K) each; a segmenter's
+                                                                   * probs: its CE's gradient */
+    int *targets, *teacher_arg, *agrees; /* (cap, P) labels used, teacher's class, 1 where the two agree */
+    int16_t *teacher_maps; /* (cap, side, side) a segmenter's pseudo-labels without labels */
     float *dfeat;         /* cap × Σ feat over the distilled blocks */
     const float **dptr;   /* depth pointers into dfeat, NULL for blocks not distilled */
 };
@@ -49,6 +53,7 @@ void gsq_distiller_free(gsq_distiller *d)
     free(d->targets);
     free(d->teacher_arg);
     free(d->agrees);
+    free(d->teacher_maps);
     free(d->dfeat);
     free(d->dptr);
     free(d);
@@ -70,9 +75,11 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
     if (cfg->first_block < 0 || cfg->first_block > depth)
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: first feature block %d is outside 0..%d", cfg->first_block,
                         depth);
-    if (student->num_classes != teacher->num_classes)
-        return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student has %d classes, the teacher %d",
-                        student->num_classes, teacher->num_classes);
+    gsq_output_shape ss = gsq_model_output_shape(student), ts = gsq_model_output_shape(teacher);
+    if (ss.task != ts.task || ss.classes != ts.classes || ss.grid != ts.grid)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student is a %s model of %d classes (output grid %d), "
+                        "the teacher a %s model of %d (grid %d)", gsq_task_name(ss.task), ss.classes, ss.grid,
+                        gsq_task_name(ts.task), ts.classes, ts.grid);
     if (student->img_size != teacher->img_size || student->in_chans != teacher->in_chans)
         return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student takes %d×%d×%d images, the teacher %d×%d×%d",
                         student->in_chans, student->img_size, student->img_size, teacher->in_chans, teacher->img_size,
@@ -98,6 +105,8 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
     d->cfg.block_weights = NULL; /* copied into d->weights */
     d->depth = depth;
     d->K = student->num_classes;
+    d->shape = ss;
+    d->P = ss.task == GSQ_TASK_SEGMENT ? ss.grid * ss.grid : 1;
     d->two_heads = gsq_graph_find_value(gs, "head_dist") >= 0;
     size_t at = 0;
     for (int l = 0; l < depth; l++) {
@@ -119,7 +128,7 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
 static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
 {
     if (B <= d->cap) return GSQ_OK;
-    size_t bk = (size_t)B * (size_t)d->K, nf = (size_t)(d->depth - d->cfg.first_block);
+    size_t rows = (size_t)B * (size_t)d->P, bk = rows * (size_t)d->K, nf = (size_t)(d->depth - d->cfg.first_block);
     float **bufs[] = {&d->probs, &d->probs_dist, &d->ps, &d->pt, &d->dlogits, &d->dlogits_dist};
     int ok = 1;
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
@@ -129,14 +138,17 @@ static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
     free(d->targets);
     free(d->teacher_arg);
     free(d->agrees);
+    free(d->teacher_maps);
     free(d->dfeat);
-    d->targets = malloc((size_t)B * sizeof(int));
-    d->teacher_arg = malloc((size_t)B * sizeof(int));
-    d->agrees = malloc((size_t)B * sizeof(int));
+    d->targets = malloc(rows * sizeof(int));
+    d->teacher_arg = malloc(rows * sizeof(int));
+    d->agrees = malloc(rows * sizeof(int));
+    size_t side = (size_t)d->shape.side;
+    d->teacher_maps = d->P > 1 ? malloc((size_t)B * side * side * sizeof(int16_t)) : NULL;
     size_t per_sample = nf ? d->at[d->depth - 1] + d->feat[d->depth - 1] : 0; /* Σ feat over the distilled */
     d->dfeat = nf ? malloc(per_sample * (size_t)B * sizeof(float)) : NULL;
     d->cap = 0;
-    if (!ok || !d->targets || !d->teacher_arg || !d->agrees || (nf && !d->dfeat))
+    if (!ok || !d->targets || !d->teacher_arg || !d->agrees || (nf && !d->dfeat) || (d->P > 1 && !d->teacher_maps))
         return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory for a batch of %d", B);
     d->cap = B;
     return GSQ_OK;
@@ -171,8 +183,59 @@ static double softened(float *ps, float *pt, const float *zs, const float *zt, i
     return total;
 }
 
+/* The output terms of a classifier: CE against labels (or the teacher's classes), for a distilled
+ * DeiT the mean of both heads' (the second against the teacher's classes). */
+static gsq_status classify_ce(gsq_distiller *d, gsq_model *student, const int *labels, float *ce, gsq_error *err)
+{
+    int B = student->batch, K = d->K;
+    const gsq_distill_config *c = &d->cfg;
+    for (int b = 0; b < B; b++) {
+        int y = labels ? labels[b] : d->teacher_arg[b];
+        if (y < 0 || y >= K) return gsq_fail(err, GSQ_ERR_ARG, "distillation: label %d of sample %d is outside [0, %d)", y, b, K);
+        d->targets[b] = y;
+    }
+    const float *zs = gsq_model_output(student, "logits");
+    if (d->two_heads)
+        *ce = 0.5f * (gsq_cross_entropy_forward(d->probs, gsq_model_output(student, "head"), d->targets, B, K, c->label_smoothing) +
+                      gsq_cross_entropy_forward(d->probs_dist, gsq_model_output(student, "head_dist"), d->teacher_arg, B, K,
+                                                c->label_smoothing));
+    else
+        *ce = gsq_cross_entropy_forward(d->probs, zs, d->targets, B, K, c->label_smoothing);
+    return GSQ_OK;
+}
+
+/* The output term of a segmenter: per-pixel CE against the label maps (or the teacher's
+ * predicted maps), its gradient (× alpha) kept in d->probs. */
+static gsq_status segment_ce(gsq_distiller *d, gsq_model *student, const gsq_model *teacher, const int16_t *maps,
+                             float *ce, gsq_error *err)
+{
+    int B = student->batch, K = d->K, S = d->shape.side, grid = d->shape.grid;
+    if (!maps) {
+        gsq_segment_predict(gsq_model_output(teacher, "logits"), B, grid, K, S, d->teacher_maps);
+        maps = d->teacher_maps;
+    }
+    for (size_t i = 0; i < (size_t)B * S * S; i++)
+        if (maps[i] != GSQ_IGNORE_LABEL && (maps[i] < 0 || maps[i] >= K))
+            return gsq_fail(err, GSQ_ERR_ARG, "distillation: a label map has label %d outside [0, %d)", maps[i], K);
+    *ce = gsq_segment_loss(gsq_model_output(student, "logits"), B, grid, K, maps, S, d->cfg.label_smoothing, d->probs,
+                           d->cfg.alpha, NULL);
+    return GSQ_OK;
+}
+
+/* Whether row r of sample b of a block output of `rows` rows is distilled: every row of a
+ * classifier's agreeing sample; a segmenter's patch rows (after any class tokens) whose place on
+ * the output grid is one where teacher and student agree. */
+static int row_agrees(const gsq_distiller *d, int b, int r, int rows)
+{
+    if (d->P == 1) return d->agrees[b];
+    int side = (int)sqrt((double)rows), prefix = rows - side * side, grid = d->shape.grid;
+    if (r < prefix) return 0;
+    int y = (r - prefix) / side, x = (r - prefix) % side;
+    return d->agrees[(size_t)b * d->P + (size_t)(y * grid / side) * grid + (size_t)(x * grid / side)];
+}
+
 gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher, const int *labels,
-                            gsq_distill_terms *terms, float *mse, gsq_error *err)
+                            const int16_t *maps, gsq_distill_terms *terms, float *mse, gsq_error *err)
 {
     int B = student->batch, K = d->K;
     d->B = 0;
@@ -185,24 +248,18 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
     if (st != GSQ_OK) return st;
     const gsq_distill_config *c = &d->cfg;
     const float *zs = gsq_model_output(student, "logits"), *zt = gsq_model_output(teacher, "logits");
-    int agree = 0;
-    for (int b = 0; b < B; b++) {
-        d->teacher_arg[b] = gsq_argmax(zt + (size_t)b * K, K);
-        int y = labels ? labels[b] : d->teacher_arg[b];
-        if (y < 0 || y >= K) return gsq_fail(err, GSQ_ERR_ARG, "distillation: label %d of sample %d is outside [0, %d)", y, b, K);
-        d->targets[b] = y;
-        d->agrees[b] = gsq_argmax(zs + (size_t)b * K, K) == d->teacher_arg[b];
-        agree += d->agrees[b];
+    int rows = B * d->P, agree = 0;
+    for (int i = 0; i < rows; i++) {
+        d->teacher_arg[i] = gsq_argmax(zt + (size_t)i * K, K);
+        d->agrees[i] = gsq_argmax(zs + (size_t)i * K, K) == d->teacher_arg[i];
+        agree += d->agrees[i];
     }
-    float ce;
-    if (d->two_heads)
-        ce = 0.5f * (gsq_cross_entropy_forward(d->probs, gsq_model_output(student, "head"), d->targets, B, K, c->label_smoothing) +
-                     gsq_cross_entropy_forward(d->probs_dist, gsq_model_output(student, "head_dist"), d->teacher_arg, B, K,
-                                               c->label_smoothing));
-    else
-        ce = gsq_cross_entropy_forward(d->probs, zs, d->targets, B, K, c->label_smoothing);
+    float ce = 0.0f;
+    st = d->P > 1 ? segment_ce(d, student, teacher, maps, &ce, err)
+                  : classify_ce(d, student, labels, &ce, err);
+    if (st != GSQ_OK) return st;
     float T = c->temperature;
-    float kl = (float)((double)T * T * softened(d->ps, d->pt, zs, zt, B, K, T) / B);
+    float kl = (float)((double)T * T * softened(d->ps, d->pt, zs, zt, rows, K, T) / rows);
 
     double feature = 0.0;
     for (int l = 0; l < d->depth; l++) {
@@ -211,22 +268,27 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
         if (l < c->first_block) continue;
         size_t feat = d->feat[l];
         float *g = d->dfeat + d->at[l] * (size_t)B;
-        const char *name = student->graph->values[student->graph->blocks[l]].name; /* the block's output */
-        const float *fs = gsq_model_output(student, name), *ft = gsq_model_output(teacher, name);
-        double sum = 0.0, scale = agree ? 1.0 / ((double)agree * (double)feat) : 0.0;
+        const gsq_value *v = &student->graph->values[student->graph->blocks[l]]; /* the block's output */
+        const float *fs = gsq_model_output(student, v->name), *ft = gsq_model_output(teacher, v->name);
+        size_t width = (size_t)v->cols, agreeing = 0; /* rows distilled */
+        for (int b = 0; b < B; b++)
+            for (int r = 0; r < v->rows; r++) agreeing += (size_t)row_agrees(d, b, r, v->rows);
+        double sum = 0.0, scale = agreeing ? 1.0 / ((double)agreeing * (double)width) : 0.0;
+        if (d->P == 1) scale = agree ? 1.0 / ((double)agree * (double)feat) : 0.0; /* the same, as it always was */
         float gscale = (float)(c->gamma * d->weights[l] * 2.0 * scale);
-        for (int b = 0; b < B; b++) {
-            size_t o = (size_t)b * feat;
-            if (!d->agrees[b]) {
-                memset(g + o, 0, feat * sizeof(float));
-                continue;
+        for (int b = 0; b < B; b++)
+            for (int r = 0; r < v->rows; r++) {
+                size_t o = (size_t)b * feat + (size_t)r * width;
+                if (!row_agrees(d, b, r, v->rows)) {
+                    memset(g + o, 0, width * sizeof(float));
+                    continue;
+                }
+                for (size_t i = 0; i < width; i++) {
+                    float diff = fs[o + i] - ft[o + i];
+                    sum += (double)diff * diff;
+                    g[o + i] = gscale * diff;
+                }
             }
-            for (size_t i = 0; i < feat; i++) {
-                float diff = fs[o + i] - ft[o + i];
-                sum += (double)diff * diff;
-                g[o + i] = gscale * diff;
-            }
-        }
         float m = (float)(sum * scale);
         if (mse) mse[l] = m;
         feature += (double)d->weights[l] * m;
@@ -236,6 +298,7 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
     terms->kl = kl;
     terms->feature = (float)feature;
     terms->agree = agree;
+    terms->positions = rows;
     terms->total = c->alpha * ce + c->beta * kl + c->gamma * (float)feature;
     d->B = B;
     return GSQ_OK;
@@ -247,9 +310,13 @@ gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error 
     if (B <= 0 || student->batch != B)
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: backward needs the loss of the student's last forward");
     const gsq_distill_config *c = &d->cfg;
-    size_t bk = (size_t)B * (size_t)K;
-    /* ∂(β·T²·KL)/∂z_s = β·T·(p_s − p_t)/B */
-    float kl_scale = c->beta * c->temperature / (float)B;
+    size_t bk = (size_t)B * (size_t)d->P * (size_t)K;
+    /* ∂(β·T²·KL)/∂z_s = β·T·(p_s − p_t)/rows, rows the samples (a segmenter's positions) */
+    float kl_scale = c->beta * c->temperature / (float)(B * d->P);
+    if (d->P > 1) { /* a segmenter: one head, the CE's gradient computed with the loss */
+        for (size_t i = 0; i < bk; i++) d->dlogits[i] = kl_scale * (d->ps[i] - d->pt[i]) + d->probs[i];
+        return gsq_model_backward_from(student, d->dlogits, NULL, d->dptr, err);
+    }
     int two_heads = d->two_heads;
     float half = two_heads ? 0.5f : 1.0f; /* output = (main + dist) / 2 */
     for (size_t i = 0; i < bk; i++) {

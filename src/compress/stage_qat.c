@@ -96,7 +96,9 @@ gsq_status gsq_qat_stage(const gsq_qat_config *q, gsq_model *teacher, gsq_sparse
     /* the masks: the teacher's zeros (its weights are the stage-1 sparse ones) */
     gsq_status st = gsq_sparse_plan_from_weights(&plan, teacher, pattern, 1, err);
     if (st == GSQ_OK) st = gsq_evaluate(teacher, eval_ds, &tc->transform, batch, workers, tc->comm, &r->sparse_float, err);
-    r->calibrated.top1 = r->calibrated.top5 = r->calibrated.loss = NAN; /* a resumed run calibrated before */
+    /* a resumed run calibrated before */
+    r->calibrated.top1 = r->calibrated.top5 = r->calibrated.miou = r->calibrated.loss = NAN;
+    r->calibrated.task = gsq_model_task(teacher);
     if (st == GSQ_OK && !q->resume) {
         st = gsq_model_clone(&student, teacher, err);
         if (st == GSQ_OK) st = gsq_model_quant_enable(student, q->mode, q->weight_calib, err);

@@ -60,11 +60,11 @@ static void cifar_destroy(gsq_dataset *ds)
     free(s);
 }
 
-static gsq_status cifar_get(gsq_dataset *ds, size_t index, gsq_image *img, int *label,
-                            gsq_error *err)
+static gsq_status cifar_get(gsq_dataset *ds, size_t index, gsq_sample *sample, gsq_error *err)
 {
     cifar_set *s = ds->impl;
-    memset(img, 0, sizeof *img);
+    gsq_image *img = &sample->image;
+    memset(sample, 0, sizeof *sample);
     if (index >= ds->size)
         return gsq_fail(err, GSQ_ERR_ARG, "%s: sample %zu out of range (%zu samples)", ds->name,
                         index, ds->size);
@@ -77,7 +77,7 @@ static gsq_status cifar_get(gsq_dataset *ds, size_t index, gsq_image *img, int *
     for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
         for (int c = 0; c < 3; c++)
             img->pixels[p * 3 + c] = planes[c * CIFAR_SIDE * CIFAR_SIDE + p];
-    *label = rec[s->label_byte];
+    sample->label = rec[s->label_byte];
     return GSQ_OK;
 }
 

@@ -5,7 +5,8 @@
  * to 8 bits, 16-bit samples keep their high byte, gray is replicated, and alpha is dropped
  * without compositing. No gamma, sRGB or ICC processing. Data that ends before the last image
  * row is an error; chunks after the image data (up to IEND) are not read, so a file missing only
- * those decodes, as in PIL. */
+ * those decodes, as in PIL. Also the libpng reader over memory that label_map.c shares
+ * (image_decode.h). */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,24 +18,18 @@
 
 /* All state that changes between setjmp and a longjmp lives here, outside decode_rows' frame. */
 typedef struct {
-    const unsigned char *data;
-    size_t size, pos;
-    int truncated; /* the data ended before libpng was done */
-    char msg[160];
-    png_structp png;
-    png_infop info;
+    gsq_png_reader r;
     gsq_image img;
     png_bytep *rows;
 } png_job;
 
-static void on_error(png_structp png, png_const_charp msg)
+void gsq_png_on_error(png_structp png, png_const_charp msg)
 {
-    png_job *job = png_get_error_ptr(png);
-    snprintf(job->msg, sizeof job->msg, "%s", msg);
+    snprintf(png_get_error_ptr(png), GSQ_PNG_MSG_MAX, "%s", msg);
     png_longjmp(png, 1);
 }
 
-static void on_warning(png_structp png, png_const_charp msg)
+void gsq_png_on_warning(png_structp png, png_const_charp msg)
 {
     (void)png; /* a library never prints */
     (void)msg;
@@ -42,35 +37,61 @@ static void on_warning(png_structp png, png_const_charp msg)
 
 static void read_data(png_structp png, png_bytep out, size_t n)
 {
-    png_job *job = png_get_io_ptr(png);
-    if (n > job->size - job->pos) {
-        job->truncated = 1;
+    gsq_png_reader *r = png_get_io_ptr(png);
+    if (n > r->size - r->pos) {
+        r->truncated = 1;
         png_error(png, "end of data");
     }
-    memcpy(out, job->data + job->pos, n);
-    job->pos += n;
+    memcpy(out, r->data + r->pos, n);
+    r->pos += n;
 }
 
-static gsq_status decode_rows(png_job *job, const char *label, gsq_error *err)
+gsq_status gsq_png_reader_open(gsq_png_reader *r, const unsigned char *data, size_t size,
+                               const char *label, gsq_error *err)
 {
-    job->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, on_error, on_warning);
-    job->info = job->png ? png_create_info_struct(job->png) : NULL;
-    if (!job->info)
+    r->data = data;
+    r->size = size;
+    r->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, r->msg, gsq_png_on_error,
+                                    gsq_png_on_warning);
+    r->info = r->png ? png_create_info_struct(r->png) : NULL;
+    if (!r->info)
         return gsq_fail(err, GSQ_ERR_NOMEM, GSQ_LBL ": out of memory for libpng", label);
-    png_structp png = job->png;
-    png_infop info = job->info;
-    if (setjmp(png_jmpbuf(png))) {
-        if (job->truncated)
-            return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": truncated PNG (the data ends before "
-                            "the image does)", label);
-        return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": bad PNG: %s", label, job->msg);
-    }
-    png_set_read_fn(png, job, read_data);
-    png_read_info(png, info);
+    png_set_read_fn(r->png, r, read_data);
+    return GSQ_OK;
+}
+
+gsq_status gsq_png_read_header(gsq_png_reader *r, const char *label, png_uint_32 *width,
+                               png_uint_32 *height, int *depth, int *color, gsq_error *err)
+{
+    png_read_info(r->png, r->info);
+    png_get_IHDR(r->png, r->info, width, height, depth, color, NULL, NULL, NULL);
+    return gsq_image_check_size((long)*width, (long)*height, label, err);
+}
+
+gsq_status gsq_png_reader_fail(const gsq_png_reader *r, const char *label, gsq_error *err)
+{
+    if (r->truncated)
+        return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": truncated PNG (the data ends before "
+                        "the image does)", label);
+    return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": bad PNG: %s", label, r->msg);
+}
+
+void gsq_png_reader_close(gsq_png_reader *r)
+{
+    if (r->png) png_destroy_read_struct(&r->png, r->info ? &r->info : NULL, NULL);
+}
+
+static gsq_status decode_rows(png_job *job, const unsigned char *data, size_t size,
+                              const char *label, gsq_error *err)
+{
+    gsq_status st = gsq_png_reader_open(&job->r, data, size, label, err);
+    if (st != GSQ_OK) return st;
+    png_structp png = job->r.png;
+    png_infop info = job->r.info;
+    if (setjmp(png_jmpbuf(png))) return gsq_png_reader_fail(&job->r, label, err);
     png_uint_32 width, height;
-    int depth, color, interlace;
-    png_get_IHDR(png, info, &width, &height, &depth, &color, &interlace, NULL, NULL);
-    gsq_status st = gsq_image_check_size((long)width, (long)height, label, err);
+    int depth, color;
+    st = gsq_png_read_header(&job->r, label, &width, &height, &depth, &color, err);
     if (st != GSQ_OK) return st;
 
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -100,10 +121,8 @@ gsq_status gsq_decode_png(const unsigned char *data, size_t size, const char *la
 {
     png_job *job = calloc(1, sizeof *job);
     if (!job) return gsq_fail(err, GSQ_ERR_NOMEM, GSQ_LBL ": out of memory", label);
-    job->data = data;
-    job->size = size;
-    gsq_status st = decode_rows(job, label, err);
-    if (job->png) png_destroy_read_struct(&job->png, job->info ? &job->info : NULL, NULL);
+    gsq_status st = decode_rows(job, data, size, label, err);
+    gsq_png_reader_close(&job->r);
     free(job->rows);
     gsq_image_hand_over(&job->img, st, out);
     free(job);

@@ -3,18 +3,12 @@
  * *.png (any case) directly inside a class folder, sorted by name; names starting with '.' are
  * skipped. The scan happens once, at open; get() reads and decodes one file. Samples keep only
  * their file name (an offset into one pool) and find their class by binary search. */
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "data/image_decode.h"
-
-#define FOLDER_PATH_MAX 4096
 
 typedef struct {
     gsq_dataset ds;       /* first, so destroy frees the whole block */
@@ -38,11 +32,10 @@ static void folder_destroy(gsq_dataset *ds)
     free(s);
 }
 
-static gsq_status folder_get(gsq_dataset *ds, size_t index, gsq_image *img, int *label,
-                             gsq_error *err)
+static gsq_status folder_get(gsq_dataset *ds, size_t index, gsq_sample *sample, gsq_error *err)
 {
     folder_set *s = ds->impl;
-    memset(img, 0, sizeof *img);
+    memset(sample, 0, sizeof *sample);
     if (index >= ds->size)
         return gsq_fail(err, GSQ_ERR_ARG, "%s: sample %zu out of range (%zu samples)", ds->name,
                         index, ds->size);
@@ -51,115 +44,29 @@ static gsq_status folder_get(gsq_dataset *ds, size_t index, gsq_image *img, int 
         int mid = lo + (hi - lo + 1) / 2;
         if (s->class_start[mid] <= index) lo = mid; else hi = mid - 1;
     }
-    char path[FOLDER_PATH_MAX]; /* fits: checked when the folder was scanned */
+    char path[GSQ_DATA_PATH_MAX]; /* fits: checked when the folder was scanned */
     snprintf(path, sizeof path, "%s/%s/%s", s->root, ds->class_names[lo],
              s->pool + s->name_off[index]);
-    gsq_status st = gsq_image_load(path, img, err);
-    if (st == GSQ_OK) *label = lo;
+    gsq_status st = gsq_image_load(path, &sample->image, err);
+    if (st == GSQ_OK) sample->label = lo;
     return st;
-}
-
-static int is_image_name(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot && dot != name &&
-           (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
-            strcasecmp(dot, ".png") == 0);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-}
-
-/* Returns buf grown (doubling) to hold at least need elements of elem bytes, *cap updated; NULL
- * when out of memory, buf and *cap then unchanged. */
-static void *reserve(void *buf, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return buf;
-    size_t n = *cap ? *cap : 256, bytes;
-    while (n < need)
-        if (!gsq_size_mul(n, 2, &n)) return NULL;
-    if (!gsq_size_mul(n, elem, &bytes)) return NULL;
-    void *grown = realloc(buf, bytes);
-    if (grown) *cap = n;
-    return grown;
-}
-
-/* Appends a copy of name to the growing array *names; 0 when out of memory (*names kept). */
-static int push_name(char ***names, size_t *n, size_t *cap, const char *name)
-{
-    char **grown = reserve(*names, cap, *n + 1, sizeof *grown);
-    if (!grown) return 0;
-    *names = grown;
-    if (!(grown[*n] = strdup(name))) return 0;
-    (*n)++;
-    return 1;
-}
-
-/* The sorted names of the entries in dir that are not hidden, pass keep (when given) and are
- * directories (want_dirs) or regular files (otherwise), symbolic links followed. */
-static gsq_status list_dir(const char *dir, int want_dirs, int (*keep)(const char *),
-                           char ***out, size_t *count, gsq_error *err)
-{
-    *out = NULL;
-    *count = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return gsq_fail(err, GSQ_ERR_IO, GSQ_LBL ": cannot open directory: %s", dir,
-                        strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    gsq_status st = GSQ_OK;
-    struct dirent *e;
-    for (errno = 0; st == GSQ_OK && (e = readdir(d)) != NULL; errno = 0) {
-        if (e->d_name[0] == '.' || (keep && !keep(e->d_name))) continue;
-        char path[FOLDER_PATH_MAX];
-        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (len < 0 || len >= FOLDER_PATH_MAX) {
-            st = gsq_fail(err, GSQ_ERR_ARG, GSQ_LBL "/%.100s: path too long", dir, e->d_name);
-        } else if (stat(path, &sb) != 0 ||
-                   (want_dirs ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode))) {
-            continue; /* broken links and entries of the other kind */
-        } else if (!push_name(&names, &n, &cap, e->d_name)) {
-            st = gsq_fail(err, GSQ_ERR_NOMEM, GSQ_LBL ": out of memory listing", dir);
-        }
-    }
-    if (st == GSQ_OK && errno != 0)
-        st = gsq_fail(err, GSQ_ERR_IO, GSQ_LBL ": cannot read directory: %s", dir, strerror(errno));
-    closedir(d);
-    if (st != GSQ_OK) {
-        free_names(names, n);
-        return st;
-    }
-    if (n) qsort(names, n, sizeof *names, cmp_str);
-    *out = names;
-    *count = n;
-    return GSQ_OK;
 }
 
 /* Appends the images of class folder root/cls to the sample list. */
 static gsq_status add_class(folder_set *s, const char *cls, gsq_error *err)
 {
-    char dir[FOLDER_PATH_MAX];
+    char dir[GSQ_DATA_PATH_MAX];
     int len = snprintf(dir, sizeof dir, "%s/%s", s->root, cls);
-    if (len < 0 || len >= FOLDER_PATH_MAX)
+    if (len < 0 || len >= GSQ_DATA_PATH_MAX)
         return gsq_fail(err, GSQ_ERR_ARG, GSQ_LBL "/%.100s: path too long", s->root, cls);
     char **files;
     size_t n;
-    gsq_status st = list_dir(dir, 0, is_image_name, &files, &n, err);
+    gsq_status st = gsq_list_dir(dir, 0, gsq_is_image_name, &files, &n, err);
     for (size_t i = 0; i < n && st == GSQ_OK; i++) {
         size_t flen = strlen(files[i]) + 1;
-        char *pool = reserve(s->pool, &s->pool_cap, s->pool_len + flen, 1);
+        char *pool = gsq_reserve(s->pool, &s->pool_cap, s->pool_len + flen, 1);
         if (pool) s->pool = pool;
-        size_t *off = reserve(s->name_off, &s->samples_cap, s->ds.size + 1, sizeof *off);
+        size_t *off = gsq_reserve(s->name_off, &s->samples_cap, s->ds.size + 1, sizeof *off);
         if (off) s->name_off = off;
         if (!pool || !off) {
             st = gsq_fail(err, GSQ_ERR_NOMEM, GSQ_LBL ": out of memory for the file list", s->root);
@@ -169,7 +76,7 @@ static gsq_status add_class(folder_set *s, const char *cls, gsq_error *err)
         s->name_off[s->ds.size++] = s->pool_len;
         s->pool_len += flen;
     }
-    free_names(files, n);
+    gsq_free_names(files, n);
     return st;
 }
 
@@ -194,7 +101,7 @@ gsq_status gsq_dataset_folder(gsq_dataset **out, const char *root, gsq_error *er
     }
     char **classes = NULL;
     size_t nc = 0;
-    if (st == GSQ_OK) st = list_dir(s->root, 1, NULL, &classes, &nc, err);
+    if (st == GSQ_OK) st = gsq_list_dir(s->root, 1, NULL, &classes, &nc, err);
     ds->class_names = classes;
     ds->num_classes = (int)(nc < INT_MAX ? nc : INT_MAX);
     if (st == GSQ_OK && nc == 0)

@@ -1,12 +1,8 @@
 /* Decoded images: allocation, the size limit, and decoding a JPEG or PNG buffer or file to 8-bit
  * RGB, the format chosen by the file's signature rather than its name (decoders in
- * decode_jpeg.c and decode_png.c). */
-#include <errno.h>
-#include <fcntl.h>
+ * decode_jpeg.c and decode_png.c, files read by files.c). */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "data/image_decode.h"
 
@@ -67,50 +63,6 @@ gsq_status gsq_image_decode(const void *data, size_t size, const char *label, gs
     return gsq_fail(err, GSQ_ERR_FORMAT, GSQ_LBL ": not a JPEG or PNG image", label);
 }
 
-/* Reads the regular file at path into a malloc'd buffer (*data is NULL for an empty file). */
-static gsq_status read_file(const char *path, unsigned char **data, size_t *size,
-                            gsq_error *err)
-{
-    *data = NULL;
-    *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return gsq_fail(err, GSQ_ERR_IO, GSQ_LBL ": cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return gsq_fail(err, GSQ_ERR_IO, GSQ_LBL ": cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return gsq_fail(err, GSQ_ERR_IO, GSQ_LBL ": not a regular file", path);
-    }
-    size_t n = (size_t)sb.st_size;
-    unsigned char *buf = n ? malloc(n) : NULL;
-    if (n && !buf) {
-        close(fd);
-        return gsq_fail(err, GSQ_ERR_NOMEM, GSQ_LBL ": out of memory reading %zu bytes", path, n);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            close(fd);
-            free(buf);
-            return gsq_fail(err, GSQ_ERR_IO, GSQ_LBL ": read failed after %zu of %zu bytes%s%s",
-                            path, got, n, e ? ": " : " (file shrank)", e ? strerror(e) : "");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    *data = buf;
-    *size = n;
-    return GSQ_OK;
-}
-
 gsq_status gsq_image_load(const char *path, gsq_image *out, gsq_error *err)
 {
     if (!out) return gsq_fail(err, GSQ_ERR_ARG, "gsq_image_load: NULL output image");
@@ -118,7 +70,7 @@ gsq_status gsq_image_load(const char *path, gsq_image *out, gsq_error *err)
     if (!path) return gsq_fail(err, GSQ_ERR_ARG, "gsq_image_load: NULL path");
     unsigned char *data;
     size_t size;
-    gsq_status st = read_file(path, &data, &size, err);
+    gsq_status st = gsq_read_file(path, &data, &size, err);
     if (st != GSQ_OK) return st;
     st = gsq_image_decode(data, size, path, out, err);
     free(data);

@@ -16,6 +16,7 @@ enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
 typedef struct {
     float *images;
     int *labels;
+    int16_t *maps;        /* segmentation: (batch, size, size) */
     int n, skipped, state;
     long seq;             /* which of this loader's batches it holds (0, 1, ...: position()) */
 } slot;
@@ -31,6 +32,7 @@ struct gsq_loader {
     long bpe;             /* batches per epoch */
     long shard_bpe;       /* of them, this shard's: indices shard, shard + shards, ... */
     size_t sample_floats; /* 3 · size · size */
+    size_t map_pixels;    /* size · size for a segmentation dataset, else 0 */
     int ring;
     slot *slots;
     int n_orders;         /* ring + 1: enough for every epoch that can be in flight at once */
@@ -103,20 +105,23 @@ static void produce(gsq_loader *ld, slot *s, long k, const size_t *order)
     s->n = s->skipped = 0;
     for (size_t pos = begin; pos < end; pos++) {
         size_t sample = order ? order[pos] : pos;
-        gsq_image img = {0};
-        int label = 0;
+        gsq_sample smp = {0};
         gsq_error err = {0};
         float *dst = s->images + (size_t)s->n * ld->sample_floats;
-        gsq_status st = ld->ds->get(ld->ds, sample, &img, &label, &err);
+        int16_t *map = ld->map_pixels ? s->maps + (size_t)s->n * ld->map_pixels : NULL;
+        gsq_status st = ld->ds->get(ld->ds, sample, &smp, &err);
         if (st == GSQ_OK && c->train && c->augment) {
             gsq_rng rng; /* augmentation randomness from (seed, epoch, position) only */
             gsq_rng_seed(&rng, c->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(epoch + 1)), pos);
-            st = gsq_transform_train(&c->transform, &img, &rng, dst, &err);
+            st = map ? gsq_transform_segment_train(&c->transform, &smp.image, &smp.map, &rng, dst, map, &err)
+                     : gsq_transform_train(&c->transform, &smp.image, &rng, dst, &err);
         } else if (st == GSQ_OK) {
-            st = gsq_transform_eval(&c->transform, &img, dst, &err);
+            st = map ? gsq_transform_segment_eval(&c->transform, &smp.image, &smp.map, dst, map, &err)
+                     : gsq_transform_eval(&c->transform, &smp.image, dst, &err);
         }
-        gsq_image_free(&img);
-        if (st == GSQ_OK && (label < 0 || label >= ld->ds->num_classes))
+        int label = smp.label;
+        gsq_sample_free(&smp);
+        if (st == GSQ_OK && !map && (label < 0 || label >= ld->ds->num_classes))
             st = gsq_fail(&err, GSQ_ERR_FORMAT, "%s: sample %zu has label %d outside [0, %d)", ld->ds->name,
                           sample, label, ld->ds->num_classes);
         if (st != GSQ_OK) {
@@ -184,6 +189,7 @@ gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader
     ld->bpe = bpe;
     ld->shard_bpe = gsq_loader_shard_batches(ds, cfg);
     ld->sample_floats = (size_t)3 * cfg->transform.size * cfg->transform.size;
+    ld->map_pixels = ds->task == GSQ_TASK_SEGMENT ? (size_t)cfg->transform.size * cfg->transform.size : 0;
     ld->ring = cfg->prefetch;
     ld->n_orders = cfg->train ? ld->ring + 1 : 0;
     /* this shard's batches before start_index in its epoch */
@@ -196,7 +202,8 @@ gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader
     for (int i = 0; ok && i < ld->ring; i++) {
         ld->slots[i].images = malloc((size_t)cfg->batch_size * ld->sample_floats * sizeof(float));
         ld->slots[i].labels = malloc((size_t)cfg->batch_size * sizeof(int));
-        ok = ld->slots[i].images && ld->slots[i].labels;
+        ld->slots[i].maps = ld->map_pixels ? malloc((size_t)cfg->batch_size * ld->map_pixels * sizeof(int16_t)) : NULL;
+        ok = ld->slots[i].images && ld->slots[i].labels && (!ld->map_pixels || ld->slots[i].maps);
     }
     for (int i = 0; ok && i < ld->n_orders; i++) {
         ld->orders[i].epoch = -1;
@@ -235,7 +242,7 @@ gsq_status gsq_loader_next(gsq_loader *ld, gsq_batch *batch, gsq_error *err)
         ld->stats.wait_seconds += gsq_seconds() - t0;
     }
     ld->holding = 1;
-    *batch = (gsq_batch){.images = s->images, .labels = s->labels, .n = s->n, .skipped = s->skipped};
+    *batch = (gsq_batch){.images = s->images, .labels = s->labels, .maps = s->maps, .n = s->n, .skipped = s->skipped};
     position(ld, s->seq, &batch->epoch, &batch->index);
     pthread_mutex_unlock(&ld->mu);
     (void)err;
@@ -263,6 +270,7 @@ void gsq_loader_destroy(gsq_loader *ld)
     for (int i = 0; ld->slots && i < ld->ring; i++) {
         free(ld->slots[i].images);
         free(ld->slots[i].labels);
+        free(ld->slots[i].maps);
     }
     for (int i = 0; ld->orders && i < ld->n_orders; i++) free(ld->orders[i].order);
     free(ld->slots);

@@ -3,7 +3,8 @@
  * order), with Keys' cubic kernel (a = -0.5) whose support is stretched by the scale factor when
  * shrinking (antialiasing), weights normalised per output pixel and rounded to 22-bit fixed
  * point, and each pass rounded back to 8 bits with clamping. The result matches Pillow 13's bytes
- * exactly (tests/test_transforms.c; the measurements are in docs/DATA.md). */
+ * exactly (tests/test_transforms.c; the measurements are in docs/DATA.md). The bilinear resize
+ * and the labels' nearest-neighbour resize of the segmentation transforms follow at the end. */
 #include "data/resample.h"
 
 #include <math.h>
@@ -213,5 +214,101 @@ gsq_status gsq_resize_bicubic(const uint8_t *src, int src_w, int src_h, size_t s
     free(tmp);
     axis_free(&fx);
     axis_free(&fy);
+    return GSQ_OK;
+}
+
+/* --- bilinear and nearest-neighbour (segmentation) -------------------------------------------- */
+
+static gsq_status check_window(const char *what, int src_w, int src_h, int out_w, int out_h, int x0,
+                               int y0, int win_w, int win_h, gsq_error *err)
+{
+    if (src_w < 1 || src_h < 1 || out_w < 1 || out_h < 1 || win_w < 1 || win_h < 1 || x0 < 0 || y0 < 0 ||
+        x0 > out_w - win_w || y0 > out_h - win_h)
+        return gsq_fail(err, GSQ_ERR_ARG, "%s resize: bad arguments (source %dx%d, output %dx%d, window %dx%d at "
+                        "%d,%d)", what, src_w, src_h, out_w, out_h, win_w, win_h, x0, y0);
+    return GSQ_OK;
+}
+
+/* One axis of a bilinear resize for outputs [first, first + count): output first + i blends
+ * inputs lo[i] and hi[i] with weight w[i] on hi. */
+static void bilinear_axis(int in_size, int out_size, int first, int count, int *lo, int *hi, float *w)
+{
+    double scale = (double)in_size / (double)out_size;
+    for (int i = 0; i < count; i++) {
+        double f = ((double)(first + i) + 0.5) * scale - 0.5;
+        if (f < 0.0) f = 0.0;
+        int i0 = (int)f;
+        if (i0 >= in_size - 1) {
+            lo[i] = hi[i] = in_size - 1;
+            w[i] = 0.0f;
+        } else {
+            lo[i] = i0;
+            hi[i] = i0 + 1;
+            w[i] = (float)(f - (double)i0);
+        }
+    }
+}
+
+gsq_status gsq_resize_bilinear(const uint8_t *src, int src_w, int src_h, size_t src_stride,
+                               int out_w, int out_h, int x0, int y0, int win_w, int win_h,
+                               uint8_t *dst, gsq_error *err)
+{
+    if (!src || !dst || src_stride < (size_t)src_w * 3)
+        return gsq_fail(err, GSQ_ERR_ARG, "bilinear resize: NULL buffer or stride %zu below %d pixels",
+                        src_stride, src_w);
+    gsq_status st = check_window("bilinear", src_w, src_h, out_w, out_h, x0, y0, win_w, win_h, err);
+    if (st != GSQ_OK) return st;
+    size_t n = (size_t)win_w + (size_t)win_h;
+    int *idx = malloc(2 * n * sizeof *idx);
+    float *w = malloc(n * sizeof *w);
+    if (!idx || !w) {
+        free(idx);
+        free(w);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "bilinear resize: out of memory for a %dx%d window", win_w, win_h);
+    }
+    int *xlo = idx, *xhi = idx + win_w, *ylo = idx + 2 * (size_t)win_w, *yhi = ylo + win_h;
+    float *wx = w, *wy = w + win_w;
+    bilinear_axis(src_w, out_w, x0, win_w, xlo, xhi, wx);
+    bilinear_axis(src_h, out_h, y0, win_h, ylo, yhi, wy);
+    for (int y = 0; y < win_h; y++) {
+        const uint8_t *r0 = src + (size_t)ylo[y] * src_stride, *r1 = src + (size_t)yhi[y] * src_stride;
+        uint8_t *o = dst + (size_t)y * win_w * 3;
+        for (int x = 0; x < win_w; x++) {
+            const uint8_t *a = r0 + (size_t)xlo[x] * 3, *b = r0 + (size_t)xhi[x] * 3;
+            const uint8_t *c = r1 + (size_t)xlo[x] * 3, *d = r1 + (size_t)xhi[x] * 3;
+            for (int k = 0; k < 3; k++) {
+                float top = (1.0f - wx[x]) * (float)a[k] + wx[x] * (float)b[k];
+                float bottom = (1.0f - wx[x]) * (float)c[k] + wx[x] * (float)d[k];
+                o[3 * x + k] = (uint8_t)((1.0f - wy[y]) * top + wy[y] * bottom + 0.5f);
+            }
+        }
+    }
+    free(idx);
+    free(w);
+    return GSQ_OK;
+}
+
+/* The input index that holds the centre of output o: floor((2o + 1)·in / (2·out)), exactly. */
+static int nearest_index(int o, int in_size, int out_size)
+{
+    return (int)(((2 * (int64_t)o + 1) * in_size) / (2 * (int64_t)out_size));
+}
+
+gsq_status gsq_resize_nearest_labels(const int16_t *src, int src_w, int src_h, int out_w, int out_h,
+                                     int x0, int y0, int win_w, int win_h, int16_t *dst,
+                                     gsq_error *err)
+{
+    if (!src || !dst) return gsq_fail(err, GSQ_ERR_ARG, "nearest resize: NULL buffer");
+    gsq_status st = check_window("nearest", src_w, src_h, out_w, out_h, x0, y0, win_w, win_h, err);
+    if (st != GSQ_OK) return st;
+    int *cols = malloc((size_t)win_w * sizeof *cols);
+    if (!cols) return gsq_fail(err, GSQ_ERR_NOMEM, "nearest resize: out of memory for %d columns", win_w);
+    for (int x = 0; x < win_w; x++) cols[x] = nearest_index(x0 + x, src_w, out_w);
+    for (int y = 0; y < win_h; y++) {
+        const int16_t *row = src + (size_t)nearest_index(y0 + y, src_h, out_h) * src_w;
+        int16_t *o = dst + (size_t)y * win_w;
+        for (int x = 0; x < win_w; x++) o[x] = row[cols[x]];
+    }
+    free(cols);
     return GSQ_OK;
 }

@@ -7,8 +7,11 @@
  * sample looks the same at every resolution, only sharper. Every layer is a signed distance
  * function (negative inside) evaluated at pixel centres; coverage = clamp(0.5 - d / pixel)
  * is its analytic anti-aliasing. Stripes and checkers are box-filtered square waves. The image
- * is composed in float and quantised to 8-bit RGB at the end. */
+ * is composed in float and quantised to 8-bit RGB at the end. The primitives it shares with the
+ * segmentation dataset are in synthetic_draw.c. */
 #include "gpusq/data.h"
+
+#include "data/synthetic_draw.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,7 +20,6 @@
 
 #define SYN_MAX_RESOLUTION 4096
 #define SYN_MAX_DISTRACTORS 4
-#define SYN_PI 3.14159265358979323846f
 
 enum {
     K_CIRCLE, K_ELLIPSE, K_RING, K_TRIANGLE, K_SQUARE, K_STAR, K_CROSS, K_STRIPES, K_CHECKER,
@@ -68,10 +70,6 @@ static const struct {
     .position_max = 1.0f,
 };
 
-typedef struct {
-    float v[3];
-} rgb;
-
 /* One drawn object: a shape in its local frame (radius 1), placed by centre, rotation, size. */
 typedef struct {
     int kind;
@@ -79,10 +77,8 @@ typedef struct {
     float a, b;                 /* shape parameters (aspect, inner radius, arm width, ...) */
     int region_box;             /* stripes/checker: 1 = square patch, 0 = disc patch */
     float period, phase_u, phase_v;
-    float tab_c[6], tab_s[6];   /* star/polygon sector rotations */
-    int n;                      /* star/polygon vertex count */
-    float ex, ey;               /* folded edge end point (star/polygon) */
-    rgb col, col2;
+    gsq_syn_star star;          /* star/polygon */
+    gsq_syn_rgb col, col2;
     float shade_x, shade_y;     /* local linear shading of the colour */
     float lx0, ly0, lx1, ly1;   /* line segment (K_LINE), in normalised units */
     float extent;               /* bounding radius in local units */
@@ -95,27 +91,11 @@ typedef struct {
     char *name_ptrs[GSQ_SYNTHETIC_CLASSES];
 } syn_impl;
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-/* A generator for one purpose of one sample: hashes (seed, split, purpose, index). */
-static void syn_rng(gsq_rng *r, uint64_t seed, int split, uint64_t purpose, uint64_t index)
-{
-    uint64_t h = mix64(seed ^ mix64(((uint64_t)split << 8) ^ purpose));
-    h = mix64(h ^ mix64(index));
-    gsq_rng_seed(r, h, mix64(h ^ 0x243f6a8885a308d3ULL));
-}
-
 /* Labels: each block of ten consecutive indices holds every class once, in a seeded order. */
 static int syn_label(uint64_t seed, int split, size_t index)
 {
     gsq_rng r;
-    syn_rng(&r, seed, split, 1, index / GSQ_SYNTHETIC_CLASSES);
+    gsq_syn_rng(&r, seed, split, 1, index / GSQ_SYNTHETIC_CLASSES);
     int perm[GSQ_SYNTHETIC_CLASSES];
     for (int i = 0; i < GSQ_SYNTHETIC_CLASSES; i++) perm[i] = i;
     for (int i = GSQ_SYNTHETIC_CLASSES; i > 1; i--) {
@@ -127,9 +107,6 @@ static int syn_label(uint64_t seed, int split, size_t index)
     return perm[index % GSQ_SYNTHETIC_CLASSES];
 }
 
-static float uni(gsq_rng *r, float lo, float hi) { return lo + (hi - lo) * gsq_rng_uniform(r); }
-static float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
-
 /* --- signed distances in a shape's local frame (radius 1) ------------------------------------ */
 
 static float sd_ellipse(float x, float y, float a, float b)
@@ -139,32 +116,6 @@ static float sd_ellipse(float x, float y, float a, float b)
     float k0 = sqrtf(px * px + py * py);
     float k1 = sqrtf(px * px / (a * a) + py * py / (b * b));
     return k1 > 1e-12f ? k0 * (k0 - 1.0f) / k1 : -fminf(a, b);
-}
-
-static float sd_box(float x, float y, float hx, float hy)
-{
-    float dx = fabsf(x) - hx, dy = fabsf(y) - hy;
-    float ox = fmaxf(dx, 0.0f), oy = fmaxf(dy, 0.0f);
-    return sqrtf(ox * ox + oy * oy) + fminf(fmaxf(dx, dy), 0.0f);
-}
-
-/* A star (or, with the inner vertex on the edge midpoint, a regular polygon) with n outer
- * vertices at radius 1: fold the point into the half-sector that holds one edge from the outer
- * vertex (1, 0) to the inner vertex (ex, ey), then measure to that edge. */
-static float sd_star(const layer *L, float x, float y)
-{
-    float sector = 2.0f * SYN_PI / (float)L->n;
-    int k = (int)floorf(atan2f(y, x) / sector + 0.5f);
-    k = ((k % L->n) + L->n) % L->n;
-    float qx = L->tab_c[k] * x + L->tab_s[k] * y;
-    float qy = fabsf(-L->tab_s[k] * x + L->tab_c[k] * y);
-    float ax = L->ex - 1.0f, ay = L->ey;        /* edge direction A→B, A = (1, 0) */
-    float wx = qx - 1.0f, wy = qy;
-    float t = clampf((wx * ax + wy * ay) / (ax * ax + ay * ay), 0.0f, 1.0f);
-    float dx = wx - t * ax, dy = wy - t * ay;
-    float d = sqrtf(dx * dx + dy * dy);
-    float side = ax * wy - ay * wx;            /* > 0: same side as the origin */
-    return side > 0.0f ? -d : d;
 }
 
 static float sd_cross(float x, float y, float arm)
@@ -192,20 +143,6 @@ static float sd_cross(float x, float y, float arm)
     return k > 0.0f ? len : -len;
 }
 
-/* ∫₀ᵗ square wave (1 on the first half of each period, 0 on the second). */
-static float sq_integral(float t)
-{
-    float f = floorf(t);
-    return 0.5f * f + fminf(t - f, 0.5f);
-}
-
-/* The square wave at u (in periods) averaged over a box of width w (in periods). */
-static float stripe(float u, float w)
-{
-    if (w < 1e-4f) return (u - floorf(u)) < 0.5f ? 1.0f : 0.0f;
-    return (sq_integral(u + 0.5f * w) - sq_integral(u - 0.5f * w)) / w;
-}
-
 /* Local distance of layer L at local point (x, y); *mixv = weight of col2 (patterns). */
 static float layer_sd(const layer *L, float x, float y, float px_local, float *mixv)
 {
@@ -224,7 +161,7 @@ static float layer_sd(const layer *L, float x, float y, float px_local, float *m
     case K_TRIANGLE:
     case K_SQUARE:
     case K_STAR:
-        return sd_star(L, x, y);
+        return gsq_syn_sd_star(&L->star, x, y);
     case K_CROSS:
         return sd_cross(x, y, L->a);
     case K_STRIPES:
@@ -238,14 +175,14 @@ static float layer_sd(const layer *L, float x, float y, float px_local, float *m
             float du = u - floorf(u) - 0.5f, dv = v - floorf(v) - 0.5f;
             s = 1.0f - clampf(0.5f - (sqrtf(du * du + dv * dv) - 0.3f) / w, 0.0f, 1.0f);
         } else {
-            s = stripe(u, w);
+            s = gsq_syn_stripe(u, w);
             if (L->kind == K_CHECKER) {
-                float t = stripe(v, w);
+                float t = gsq_syn_stripe(v, w);
                 s = s + t - 2.0f * s * t; /* xor of two independent box-filtered waves */
             }
         }
         *mixv = s;
-        return L->region_box ? sd_box(x, y, 0.8f, 0.8f) : sqrtf(x * x + y * y) - 1.0f;
+        return L->region_box ? gsq_syn_sd_box(x, y, 0.8f, 0.8f) : sqrtf(x * x + y * y) - 1.0f;
     }
     default:
         return 1.0f;
@@ -253,32 +190,6 @@ static float layer_sd(const layer *L, float x, float y, float px_local, float *m
 }
 
 /* --- random layers ----------------------------------------------------------------------------- */
-
-static const float syn_luma[3] = {0.299f, 0.587f, 0.114f};
-
-/* A colour of luminance y (clamped to [0, 1]) with a random hue and a random chroma of at most
- * `chroma`, kept inside the RGB cube so the luminance stays exact. */
-static void color_with_luma(gsq_rng *r, float y, float chroma, rgb *out)
-{
-    y = clampf(y, 0.0f, 1.0f);
-    float d[3], w = 0.0f, n2 = 0.0f;
-    for (int c = 0; c < 3; c++) {
-        d[c] = gsq_rng_normal(r);
-        w += syn_luma[c] * d[c];
-    }
-    for (int c = 0; c < 3; c++) {
-        d[c] -= w; /* the weights sum to 1: this removes the luminance component */
-        n2 += d[c] * d[c];
-    }
-    float inv = n2 > 1e-12f ? 1.0f / sqrtf(n2) : 0.0f, smax = chroma;
-    for (int c = 0; c < 3; c++) {
-        d[c] *= inv;
-        if (d[c] > 1e-6f) smax = fminf(smax, (1.0f - y) / d[c]);
-        if (d[c] < -1e-6f) smax = fminf(smax, -y / d[c]);
-    }
-    float s = smax * gsq_rng_uniform(r);
-    for (int c = 0; c < 3; c++) out->v[c] = clampf(y + s * d[c], 0.0f, 1.0f);
-}
 
 static void set_pose(layer *L, gsq_rng *r, float size, float extent)
 {
@@ -291,18 +202,6 @@ static void set_pose(layer *L, gsq_rng *r, float size, float extent)
     if (margin < 0.0f) margin = 0.0f;
     L->cx = uni(r, -margin, margin);
     L->cy = uni(r, -margin, margin);
-}
-
-static void set_star(layer *L, int n, float inner)
-{
-    L->n = n;
-    for (int k = 0; k < n; k++) {
-        float a = (float)k * 2.0f * SYN_PI / (float)n;
-        L->tab_c[k] = cosf(a);
-        L->tab_s[k] = sinf(a);
-    }
-    L->ex = inner * cosf(SYN_PI / (float)n);
-    L->ey = inner * sinf(SYN_PI / (float)n);
 }
 
 static void main_layer(layer *L, gsq_rng *r, int label, float y_bg, float y_obj)
@@ -319,14 +218,14 @@ static void main_layer(layer *L, gsq_rng *r, int label, float y_bg, float y_obj)
         L->a = uni(r, K.ring_inner_min, K.ring_inner_max);
         break;
     case K_TRIANGLE:
-        set_star(L, 3, cosf(SYN_PI / 3.0f));
+        gsq_syn_star_init(&L->star, 3, cosf(SYN_PI / 3.0f));
         break;
     case K_SQUARE:
-        set_star(L, 4, cosf(SYN_PI / 4.0f));
+        gsq_syn_star_init(&L->star, 4, cosf(SYN_PI / 4.0f));
         size *= 0.9f; /* similar area to the disc-like shapes */
         break;
     case K_STAR:
-        set_star(L, 5, uni(r, K.star_inner_min, K.star_inner_max));
+        gsq_syn_star_init(&L->star, 5, uni(r, K.star_inner_min, K.star_inner_max));
         break;
     case K_CROSS:
         L->a = uni(r, K.cross_arm_min, K.cross_arm_max);
@@ -344,9 +243,9 @@ static void main_layer(layer *L, gsq_rng *r, int label, float y_bg, float y_obj)
         break;
     }
     set_pose(L, r, size, extent);
-    color_with_luma(r, y_obj, 0.5f, &L->col);
+    gsq_syn_color_with_luma(r, y_obj, 0.5f, &L->col);
     /* patterns alternate the object colour with one part way back to the background */
-    color_with_luma(r, y_obj + (y_bg - y_obj) * uni(r, 0.4f, 0.9f), 0.5f, &L->col2);
+    gsq_syn_color_with_luma(r, y_obj + (y_bg - y_obj) * uni(r, 0.4f, 0.9f), 0.5f, &L->col2);
     float sh = uni(r, 0.0f, K.shading_max), sa = uni(r, 0.0f, 2.0f * SYN_PI);
     L->shade_x = sh * cosf(sa);
     L->shade_y = sh * sinf(sa);
@@ -376,66 +275,7 @@ static void distractor_layer(layer *L, gsq_rng *r)
         L->cx = uni(r, -1.0f, 1.0f);
         L->cy = uni(r, -1.0f, 1.0f);
     }
-    color_with_luma(r, gsq_rng_uniform(r), 0.5f, &L->col);
-}
-
-/* --- background ------------------------------------------------------------------------------ */
-
-#define SYN_LATTICE 10
-
-typedef struct {
-    rgb c0, c1;
-    float gx, gy;               /* gradient direction */
-    int texture;                /* 0 none, 1 value noise, 2 waves */
-    float amp, tint[3];
-    int g;                      /* lattice cells per side */
-    float lattice[(SYN_LATTICE + 1) * (SYN_LATTICE + 1)];
-    float wx, wy, wphase;       /* waves: wave vector (radians per unit), phase */
-} background;
-
-/* A background of mean luminance y: a two-colour linear gradient plus a texture. */
-static void random_background(background *bg, gsq_rng *r, float y)
-{
-    float dy = uni(r, -0.5f, 0.5f) * K.bg_gradient;
-    color_with_luma(r, y - dy, 0.6f, &bg->c0);
-    color_with_luma(r, y + dy, 0.6f, &bg->c1);
-    float ga = uni(r, 0.0f, 2.0f * SYN_PI);
-    bg->gx = cosf(ga);
-    bg->gy = sinf(ga);
-    uint32_t t = gsq_rng_u32(r) % 5u;
-    bg->texture = t < 1 ? 0 : (t < 4 ? 1 : 2);
-    bg->amp = uni(r, 0.0f, K.texture_max);
-    for (int c = 0; c < 3; c++) bg->tint[c] = uni(r, 0.5f, 1.0f);
-    bg->g = 2 + (int)(gsq_rng_u32(r) % (SYN_LATTICE - 1));
-    for (int i = 0; i < (bg->g + 1) * (bg->g + 1); i++) bg->lattice[i] = uni(r, -1.0f, 1.0f);
-    float wa = uni(r, 0.0f, 2.0f * SYN_PI), period = uni(r, 0.5f, 1.5f);
-    bg->wx = 2.0f * SYN_PI / period * cosf(wa);
-    bg->wy = 2.0f * SYN_PI / period * sinf(wa);
-    bg->wphase = uni(r, 0.0f, 2.0f * SYN_PI);
-}
-
-static float smooth01(float t) { return t * t * (3.0f - 2.0f * t); }
-
-static void background_at(const background *bg, float x, float y, float *out)
-{
-    float t = clampf(0.5f + 0.5f * (bg->gx * x + bg->gy * y), 0.0f, 1.0f);
-    float tex = 0.0f;
-    if (bg->texture == 1) {
-        float fx = (x + 1.0f) * 0.5f * (float)bg->g, fy = (y + 1.0f) * 0.5f * (float)bg->g;
-        int ix = (int)fx, iy = (int)fy;
-        if (ix > bg->g - 1) ix = bg->g - 1;
-        if (iy > bg->g - 1) iy = bg->g - 1;
-        if (ix < 0) ix = 0;
-        if (iy < 0) iy = 0;
-        float u = smooth01(clampf(fx - (float)ix, 0.0f, 1.0f));
-        float v = smooth01(clampf(fy - (float)iy, 0.0f, 1.0f));
-        const float *l0 = bg->lattice + iy * (bg->g + 1) + ix, *l1 = l0 + bg->g + 1;
-        tex = (1.0f - v) * ((1.0f - u) * l0[0] + u * l0[1]) + v * ((1.0f - u) * l1[0] + u * l1[1]);
-    } else if (bg->texture == 2) {
-        tex = sinf(bg->wx * x + bg->wy * y + bg->wphase);
-    }
-    for (int c = 0; c < 3; c++)
-        out[c] = bg->c0.v[c] + t * (bg->c1.v[c] - bg->c0.v[c]) + bg->amp * tex * bg->tint[c];
+    gsq_syn_color_with_luma(r, gsq_rng_uniform(r), 0.5f, &L->col);
 }
 
 /* --- composition ----------------------------------------------------------------------------- */
@@ -453,13 +293,8 @@ static float dist_segment(const layer *L, float x, float y)
 static void draw_layer(float *buf, int res, const layer *L)
 {
     float px = 2.0f / (float)res;
-    float reach = L->extent * L->size + px;
-    int x0 = (int)floorf((L->cx - reach + 1.0f) / px), x1 = (int)ceilf((L->cx + reach + 1.0f) / px);
-    int y0 = (int)floorf((L->cy - reach + 1.0f) / px), y1 = (int)ceilf((L->cy + reach + 1.0f) / px);
-    if (x0 < 0) x0 = 0;
-    if (y0 < 0) y0 = 0;
-    if (x1 > res) x1 = res;
-    if (y1 > res) y1 = res;
+    int x0, x1, y0, y1;
+    gsq_syn_pixel_box(L->cx, L->cy, L->extent * L->size + px, res, &x0, &x1, &y0, &y1);
     float inv = 1.0f / L->size, px_local = px * inv;
     for (int iy = y0; iy < y1; iy++) {
         float y = ((float)iy + 0.5f) * px - 1.0f;
@@ -486,26 +321,18 @@ static void draw_layer(float *buf, int res, const layer *L)
     }
 }
 
-/* An approximately standard normal value from one u32: the sum of its four bytes (Irwin-Hall). */
-static float fast_normal(gsq_rng *r)
-{
-    uint32_t u = gsq_rng_u32(r);
-    int s = (int)(u & 255u) + (int)((u >> 8) & 255u) + (int)((u >> 16) & 255u) + (int)(u >> 24);
-    return ((float)s - 510.0f) * (1.0f / 147.8f);
-}
-
 static void draw_sample(const syn_impl *im, size_t index, int label, float *buf, uint8_t *pixels)
 {
     int res = im->resolution;
     gsq_rng r;
-    syn_rng(&r, im->seed, im->split, 2, index);
+    gsq_syn_rng(&r, im->seed, im->split, 2, index);
 
     float contrast = uni(&r, K.contrast_min, K.contrast_max);
     int darker = gsq_rng_uniform(&r) < K.flip_prob;
     float y_bg = darker ? uni(&r, contrast + 0.02f, 0.98f) : uni(&r, 0.02f, 0.98f - contrast);
     float y_obj = darker ? y_bg - contrast : y_bg + contrast;
-    background bg;
-    random_background(&bg, &r, y_bg);
+    gsq_syn_background bg;
+    gsq_syn_background_random(&bg, &r, y_bg, K.bg_gradient, K.texture_max);
     layer main, distractors[SYN_MAX_DISTRACTORS];
     main_layer(&main, &r, label, y_bg, y_obj);
     int nd = 0;
@@ -515,28 +342,18 @@ static void draw_sample(const syn_impl *im, size_t index, int label, float *buf,
     int behind = (int)(gsq_rng_u32(&r) % (uint32_t)(nd + 1)); /* distractors drawn under main */
     float noise = uni(&r, 0.0f, K.noise_max);
 
-    float px = 2.0f / (float)res;
-    for (int iy = 0; iy < res; iy++) {
-        float y = ((float)iy + 0.5f) * px - 1.0f;
-        for (int ix = 0; ix < res; ix++)
-            background_at(&bg, ((float)ix + 0.5f) * px - 1.0f, y,
-                          buf + ((size_t)iy * (size_t)res + (size_t)ix) * 3);
-    }
+    gsq_syn_background_fill(&bg, res, buf);
     for (int i = 0; i < behind; i++) draw_layer(buf, res, &distractors[i]);
     draw_layer(buf, res, &main);
     for (int i = behind; i < nd; i++) draw_layer(buf, res, &distractors[i]);
-
-    size_t n = (size_t)res * (size_t)res * 3;
-    for (size_t i = 0; i < n; i++) {
-        float v = buf[i] + noise * fast_normal(&r);
-        pixels[i] = (uint8_t)(clampf(v, 0.0f, 1.0f) * 255.0f + 0.5f);
-    }
+    gsq_syn_quantize(buf, (size_t)res * (size_t)res * 3, noise, &r, pixels);
 }
 
-static gsq_status syn_get(gsq_dataset *ds, size_t index, gsq_image *img, int *label,
-                          gsq_error *err)
+static gsq_status syn_get(gsq_dataset *ds, size_t index, gsq_sample *s, gsq_error *err)
 {
-    if (!img || !label) return gsq_fail(err, GSQ_ERR_ARG, "%s: get: NULL output", ds->name);
+    if (!s) return gsq_fail(err, GSQ_ERR_ARG, "%s: get: NULL output", ds->name);
+    memset(s, 0, sizeof *s);
+    gsq_image *img = &s->image;
     if (index >= ds->size)
         return gsq_fail(err, GSQ_ERR_ARG, "%s: sample %zu out of range (size %zu)", ds->name,
                         index, ds->size);
@@ -554,7 +371,7 @@ static gsq_status syn_get(gsq_dataset *ds, size_t index, gsq_image *img, int *la
     int lab = syn_label(im->seed, im->split, index);
     draw_sample(im, index, lab, buf, img->pixels);
     free(buf);
-    *label = lab;
+    s->label = lab;
     return GSQ_OK;
 }
 

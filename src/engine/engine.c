@@ -223,10 +223,14 @@ static gsq_status swin_tables(gsq_engine *e, int cuda, gsq_error *err)
             if (!e->att_bias[n->block]) return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
             gsq_attn_bias_expand(e->att_bias[n->block], &ab, n->attrs[0]);
         }
-        if (!cuda || (n->op != GSQ_OP_WINDOW && n->op != GSQ_OP_UNWINDOW && n->op != GSQ_OP_MERGE)) continue;
+        if (!cuda || (n->op != GSQ_OP_WINDOW && n->op != GSQ_OP_UNWINDOW && n->op != GSQ_OP_MERGE &&
+                      n->op != GSQ_OP_ROWS))
+            continue;
         if (!(e->row_maps[i] = malloc((size_t)gsq_engine_map_rows(g, n) * sizeof(int))))
             return gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory");
         if (n->op == GSQ_OP_MERGE) gsq_merge_rows(n->attrs[0], e->row_maps[i]);
+        else if (n->op == GSQ_OP_ROWS)
+            for (int r = 0; r < g->values[n->out].rows; r++) e->row_maps[i][r] = n->attrs[0] + r;
         else gsq_window_rows(gsq_node_window(n), n->op == GSQ_OP_UNWINDOW, e->row_maps[i]);
     }
     return GSQ_OK;

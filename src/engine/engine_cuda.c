@@ -364,6 +364,7 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
         return gsq_cuda_mean2(value(e, t->out), value(e, n->in[0]), value(e, n->in[1]), (size_t)rows * xv->cols, err);
     case GSQ_OP_WINDOW: /* a partition no LayerNorm wrote through (the plan fuses Swin's) */
     case GSQ_OP_MERGE:
+    case GSQ_OP_ROWS:
         return gsq_cuda_gather_rows(value(e, t->out), value(e, n->in[0]), half_value(e, n->in[0]), NULL, 0,
                                     c->maps[t->node], B, xv->rows, gsq_engine_map_rows(g, n), xv->cols, err);
     case GSQ_OP_UNWINDOW: /* with the residual, added in place when the plan lets it accumulate */

@@ -9,7 +9,7 @@
 
 static const char *const op_names[GSQ_OP_COUNT] = {"patchify", "linear", "tokens", "layernorm",
                                                    "attention", "gelu", "pool", "mean2", "window", "unwindow",
-                                                   "merge"};
+                                                   "merge", "rows"};
 
 int gsq_engine_plan_part(gsq_engine_plan *p, const char *label)
 {

@@ -42,13 +42,14 @@ struct gsq_engine {
                                   * CPU's integer attention and every GPU attention; NULL for attention
                                   * without one */
     int *att_windows;            /* (graph->num_attentions) the windows att_bias holds */
-    int **row_maps;              /* (graph->num_nodes) on CUDA, each window partition's, reverse's and
-                                  * patch merging's row map (gsq_window_rows, gsq_merge_rows); else NULL */
+    int **row_maps;              /* (graph->num_nodes) on CUDA, each window partition's, reverse's,
+                                  * patch merging's and row selection's row map (gsq_engine_map_rows);
+                                  * else NULL */
     double *times;               /* (plan.num_parts) */
 };
 
-/* The entries of a WINDOW, UNWINDOW or MERGE node's row map (gsq_window_rows, gsq_merge_rows): one
- * per row of its output, four per merged token. */
+/* The entries of a WINDOW, UNWINDOW, MERGE or ROWS node's row map (gsq_window_rows, gsq_merge_rows,
+ * the rows a ROWS node keeps): one per row of its output, four per merged token. */
 static inline int gsq_engine_map_rows(const gsq_graph *g, const gsq_node *n)
 {
     return g->values[n->out].rows * (n->op == GSQ_OP_MERGE ? 4 : 1);

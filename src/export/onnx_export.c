@@ -405,6 +405,13 @@ static void emit_node(exporter *e, const gsq_node *n)
     case GSQ_OP_WINDOW: emit_window(e, n, 0); break;
     case GSQ_OP_UNWINDOW: emit_window(e, n, 1); break;
     case GSQ_OP_MERGE: emit_merge(e, n); break;
+    case GSQ_OP_ROWS: {
+        const char *out = value_name(e, n->out, 0);
+        const int64_t start[1] = {n->attrs[0]}, end[1] = {n->attrs[0] + e->g->values[n->out].rows}, axes[1] = {1};
+        GSQ_ONNX_OP(e->b, "Slice", out, value_name(e, n->in[0], 0), ints(e, out, "start", 1, start),
+                    ints(e, out, "end", 1, end), ints(e, out, "axes", 1, axes));
+        break;
+    }
     case GSQ_OP_COUNT: break;
     }
 }

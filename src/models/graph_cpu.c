@@ -1,5 +1,7 @@
 /* The graph's operations in float on the CPU (gsq_node_forward_f32 in gpusq/graph.h): what training's
  * forward and the CPU engine run alike, written once. */
+#include <string.h>
+
 #include "gpusq/graph.h"
 #include "gpusq/nn.h"
 
@@ -47,6 +49,12 @@ void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_
     case GSQ_OP_MERGE:
         gsq_merge_forward(y, x, B, n->attrs[0], xv->cols);
         break;
+    case GSQ_OP_ROWS: {
+        size_t width = (size_t)yv->rows * yv->cols;
+        for (int b = 0; b < B; b++)
+            memcpy(y + b * width, x + ((size_t)b * xv->rows + (size_t)n->attrs[0]) * xv->cols, width * sizeof(float));
+        break;
+    }
     case GSQ_OP_ATTENTION:
     case GSQ_OP_COUNT:
         break;

@@ -18,6 +18,12 @@ gsq_arch gsq_model_arch(const gsq_model *m) { return m->arch; }
 int gsq_model_in_chans(const gsq_model *m) { return m->in_chans; }
 int gsq_model_input_size(const gsq_model *m) { return m->img_size; }
 int gsq_model_num_classes(const gsq_model *m) { return m->num_classes; }
+gsq_task gsq_model_task(const gsq_model *m) { return m->task; }
+int gsq_model_output_grid(const gsq_model *m) { return m->graph->grid; }
+gsq_output_shape gsq_model_output_shape(const gsq_model *m)
+{
+    return (gsq_output_shape){m->task, m->num_classes, m->graph->grid, m->img_size};
+}
 int gsq_model_depth(const gsq_model *m) { return m->graph->num_blocks; }
 int gsq_model_num_tensors(const gsq_model *m) { return m->num_tensors; }
 const gsq_param *gsq_model_tensor(const gsq_model *m, int i) { return &m->tensors[i]; }
@@ -127,6 +133,27 @@ gsq_status gsq_model_clone(gsq_model **out, const gsq_model *m, gsq_error *err)
         *out = NULL;
         return gsq_fail(err, GSQ_ERR_NOMEM, "out of memory copying class names");
     }
+    return GSQ_OK;
+}
+
+gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, int num_classes, uint64_t seed,
+                              int *copied, gsq_error *err)
+{
+    gsq_vit_config vit = m->vit;
+    gsq_swin_config swin = m->swin;
+    vit.task = swin.task = task;
+    vit.num_classes = swin.num_classes = num_classes;
+    gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_create(out, &swin, err) : gsq_vit_create(out, &vit, err);
+    if (st != GSQ_OK) return st;
+    gsq_model_init(*out, seed);
+    int n = 0;
+    for (int i = 0; i < (*out)->num_tensors; i++) {
+        const gsq_param *p = &(*out)->tensors[i], *q = gsq_model_find_param(m, p->name);
+        if (!q || q->ndim != p->ndim || memcmp(q->shape, p->shape, sizeof p->shape) != 0) continue;
+        memcpy((*out)->params + p->offset, m->params + q->offset, p->numel * sizeof(float));
+        n++;
+    }
+    if (copied) *copied = n;
     return GSQ_OK;
 }
 

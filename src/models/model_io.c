@@ -133,6 +133,31 @@ gsq_status gsq_model_read(gsq_model *m, const gsq_st_file *f, const char *const 
     return st;
 }
 
+gsq_status gsq_file_head(const gsq_st_file *f, const char *classifier, gsq_task *task, int *classes,
+                         gsq_error *err)
+{
+    char name[GSQ_NAME_MAX];
+    *task = gsq_st_find(f, GSQ_SEG_HEAD ".weight") ? GSQ_TASK_SEGMENT : GSQ_TASK_CLASSIFY;
+    snprintf(name, sizeof name, "%s.weight", *task == GSQ_TASK_SEGMENT ? GSQ_SEG_HEAD : classifier);
+    int64_t shape[2] = {0};
+    gsq_status st = gsq_file_tensor_shape(f, name, 2, shape, err);
+    if (st != GSQ_OK) return st;
+    if (shape[0] < 1 || shape[0] > 1 << 20)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: %s has %lld classes", gsq_st_label(f), name, (long long)shape[0]);
+    *classes = (int)shape[0];
+    return GSQ_OK;
+}
+
+gsq_status gsq_file_meta_task(const gsq_st_file *f, gsq_task *task, gsq_error *err)
+{
+    const char *v = gsq_st_meta_get(f, "task");
+    *task = GSQ_TASK_CLASSIFY;
+    if (v && gsq_task_parse(v, task) != 0)
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata task '%.40s' is neither classify nor segment",
+                        gsq_st_label(f), v);
+    return GSQ_OK;
+}
+
 gsq_arch gsq_file_arch(const gsq_st_file *f)
 {
     const char *arch = gsq_st_meta_get(f, "arch");
@@ -202,6 +227,7 @@ gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gs
 {
     gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_add_meta(m, w, err) : gsq_vit_add_meta(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "arch", m->arch == GSQ_ARCH_SWIN ? "swin" : "vit", err);
+    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "task", gsq_task_name(m->task), err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "producer", "gpusq", err);
     if (st == GSQ_OK && m->class_names) st = gsq_st_writer_set_meta(w, "class_names", m->class_names, err);

@@ -11,6 +11,7 @@ struct gsq_model {
     gsq_vit_config vit;
     gsq_swin_config swin;
     int img_size, in_chans, num_classes; /* the input and output every architecture has */
+    gsq_task task;        /* what the head predicts (its configuration's) */
     int num_tensors;
     gsq_param *tensors;   /* in timm state_dict order */
     size_t num_params;
@@ -31,7 +32,8 @@ struct gsq_model {
     gsq_backward_hook backward_hook; /* called after each node's backward, or NULL */
     void *backward_hook_user;
     int *targets;         /* (act_batch) labels of the last loss */
-    float *probs;         /* (act_batch, num_classes) softmax of the last loss */
+    float *probs;         /* (act_batch, logits per image): a classifier's softmax of the last loss, a
+                           * segmenter's gradient of it */
     float label_smoothing;
     int have_loss;        /* gsq_model_loss ran on the last forward */
     char *class_names;    /* num_classes names separated by '\n', or NULL; saved as metadata */
@@ -65,6 +67,14 @@ int gsq_file_meta_int(const struct gsq_st_file *f, const char *key, int *out);
 /* The LayerNorm epsilon in a file's "ln_eps" metadata into *eps; absent: *eps = fallback, or
  * GSQ_ERR_MISSING when fallback is 0 (required); not a number: GSQ_ERR_FORMAT. */
 gsq_status gsq_file_meta_eps(const struct gsq_st_file *f, float fallback, float *eps, gsq_error *err);
+/* The segmentation head's linear: GSQ_SEG_HEAD.weight (classes, width) and .bias. */
+#define GSQ_SEG_HEAD "decode_head.cls"
+/* What a timm-named file's head says: a segmentation head (GSQ_SEG_HEAD.weight) or the
+ * architecture's classifier (`classifier`.weight), its classes into *classes. */
+gsq_status gsq_file_head(const struct gsq_st_file *f, const char *classifier, gsq_task *task, int *classes,
+                         gsq_error *err);
+/* The task in a file's "task" metadata into *task (absent: classify). */
+gsq_status gsq_file_meta_task(const struct gsq_st_file *f, gsq_task *task, gsq_error *err);
 /* Each builder's configuration as metadata (gsq_model_add_meta_to_writer adds what all share). */
 gsq_status gsq_vit_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);
 gsq_status gsq_swin_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);

@@ -50,7 +50,7 @@ static gsq_status ensure_acts(gsq_model *m, int B, int training, gsq_error *err)
     if (st != GSQ_OK) return st;
     m->act_mem = malloc((floats ? floats : 1) * sizeof(float));
     m->targets = malloc((size_t)B * sizeof(int));
-    m->probs = malloc((size_t)B * (size_t)m->num_classes * sizeof(float));
+    m->probs = malloc((size_t)B * gsq_value_floats(m->graph, m->graph->logits) * sizeof(float));
     if (!m->act_mem || !m->targets || !m->probs) {
         free(m->act_mem);
         free(m->targets);
@@ -198,13 +198,32 @@ const float *gsq_model_output(const gsq_model *m, const char *name)
     return act(m, v);
 }
 
-gsq_status gsq_model_loss(gsq_model *m, const int *targets, float label_smoothing, float *loss,
-                        gsq_error *err)
+/* The segmentation loss of the last forward against label maps (B, S, S) at the input side; its
+ * gradient is kept in m->probs for backward. */
+static gsq_status segment_loss(gsq_model *m, const int16_t *maps, float label_smoothing, float *loss, gsq_error *err)
+{
+    int B = m->batch, K = m->num_classes, S = m->img_size;
+    if (!maps) return gsq_fail(err, GSQ_ERR_ARG, "loss: a segmentation model needs label maps");
+    for (size_t i = 0; i < (size_t)B * S * S; i++)
+        if (maps[i] != GSQ_IGNORE_LABEL && (maps[i] < 0 || maps[i] >= K))
+            return gsq_fail(err, GSQ_ERR_ARG, "loss: pixel %zu of sample %zu has label %d outside [0, %d)",
+                            i % ((size_t)S * S), i / ((size_t)S * S), maps[i], K);
+    float value = gsq_segment_loss(gsq_model_output(m, "logits"), B, m->graph->grid, K, maps, S, label_smoothing,
+                                   m->probs, 1.0f, NULL);
+    m->have_loss = 1;
+    if (loss) *loss = value;
+    return GSQ_OK;
+}
+
+gsq_status gsq_model_loss(gsq_model *m, const int *targets, const int16_t *maps, float label_smoothing, float *loss,
+                          gsq_error *err)
 {
     int B = m->batch, K = m->num_classes;
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "loss: no forward pass to take the loss of");
     if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
         return gsq_fail(err, GSQ_ERR_ARG, "loss: label smoothing %g is outside [0, 1)", (double)label_smoothing);
+    if (m->task == GSQ_TASK_SEGMENT) return segment_loss(m, maps, label_smoothing, loss, err);
+    if (!targets) return gsq_fail(err, GSQ_ERR_ARG, "loss: a classifier needs classes");
     for (int b = 0; b < B; b++)
         if (targets[b] < 0 || targets[b] >= K)
             return gsq_fail(err, GSQ_ERR_ARG, "loss: target %d of sample %d is outside [0, %d)", targets[b], b, K);
@@ -226,13 +245,15 @@ gsq_status gsq_model_backward(gsq_model *m, gsq_error *err)
 {
     if (m->batch <= 0 || !m->have_loss)
         return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss of it to differentiate");
+    int v = m->graph->logits;
+    if (m->task == GSQ_TASK_SEGMENT) /* the loss computed the gradient */
+        return gsq_model_backward_values(m, 1, &v, (const float *const[1]){m->probs}, err);
     size_t n = (size_t)m->batch * (size_t)m->num_classes;
     float *dlogits = malloc(n * sizeof(float));
     if (!dlogits) return gsq_fail(err, GSQ_ERR_NOMEM, "backward: out of memory");
     memset(dlogits, 0, n * sizeof(float));
     gsq_cross_entropy_backward(dlogits, m->probs, m->targets, m->batch, m->num_classes, m->label_smoothing,
                                1.0f);
-    int v = m->graph->logits;
     const float *const grads[1] = {dlogits};
     gsq_status st = gsq_model_backward_values(m, 1, &v, grads, err);
     free(dlogits);
@@ -300,6 +321,11 @@ static void backward_node(gsq_model *m, const gsq_node *n, int B)
         break;
     case GSQ_OP_MERGE:
         gsq_merge_backward(dx, dy, B, n->attrs[0], xv->cols);
+        break;
+    case GSQ_OP_ROWS:
+        for (int b = 0; dx && b < B; b++)
+            gsq_accumulate(dx + ((size_t)b * xv->rows + (size_t)n->attrs[0]) * xv->cols,
+                           dy + (size_t)b * yv->rows * yv->cols, (size_t)yv->rows * yv->cols);
         break;
     case GSQ_OP_GELU:
         gsq_gelu_backward(dx, dy, x, rows * (size_t)xv->cols);

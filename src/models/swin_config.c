@@ -92,6 +92,7 @@ gsq_status gsq_swin_config_validate(const gsq_swin_config *c, gsq_error *err)
     CHECK_RANGE("num_stages", c->num_stages, 1, GSQ_SWIN_MAX_STAGES);
     CHECK_RANGE("window", c->window, 1, 64);
     CHECK_RANGE("qkv_bias", c->qkv_bias, 0, 1);
+    CHECK_RANGE("task", c->task, GSQ_TASK_CLASSIFY, GSQ_TASK_SEGMENT);
     if ((long)c->in_chans * c->patch_size * c->patch_size > (1L << 20))
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: a patch of %d channels × %d² values is too large",
                         c->in_chans, c->patch_size);

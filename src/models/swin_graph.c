@@ -48,12 +48,17 @@ gsq_status gsq_swin_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
         }
     }
     x = gsq_build_layernorm(&b, "norm", x);
-    gsq_node n = gsq_graph_blank(GSQ_OP_POOL);
-    n.in[0] = x;
-    n.attrs[0] = GSQ_POOL_AVG, n.attrs[1] = 1, n.attrs[2] = 0;
-    n.out = gsq_build_value(&b, "pooled", 1, c->dims[c->num_stages - 1]);
-    gsq_graph_node(g, &n);
-    g->logits = gsq_build_linear(&b, "head.fc", n.out, -1, -1, 0, "logits");
+    if (c->task == GSQ_TASK_SEGMENT) { /* every token of the last stage classified */
+        g->logits = gsq_build_linear(&b, GSQ_SEG_HEAD, x, -1, -1, 1, "logits");
+        g->grid = gsq_swin_stage_grid(c, c->num_stages - 1);
+    } else {
+        gsq_node n = gsq_graph_blank(GSQ_OP_POOL);
+        n.in[0] = x;
+        n.attrs[0] = GSQ_POOL_AVG, n.attrs[1] = 1, n.attrs[2] = 0;
+        n.out = gsq_build_value(&b, "pooled", 1, c->dims[c->num_stages - 1]);
+        gsq_graph_node(g, &n);
+        g->logits = gsq_build_linear(&b, "head.fc", n.out, -1, -1, 0, "logits");
+    }
     g->values[g->logits].tap = 1;
     st = gsq_graph_finish(g, err);
     if (st != GSQ_OK) {

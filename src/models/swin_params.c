@@ -44,8 +44,9 @@ static void build_table(const gsq_swin_config *c, gsq_model *m)
     int64_t F = c->dims[c->num_stages - 1];
     ADD(1, SHAPE(F), "norm.weight");
     ADD(1, SHAPE(F), "norm.bias");
-    ADD(2, SHAPE(c->num_classes, F), "head.fc.weight");
-    ADD(1, SHAPE(c->num_classes), "head.fc.bias");
+    const char *head = c->task == GSQ_TASK_SEGMENT ? GSQ_SEG_HEAD : "head.fc";
+    ADD(2, SHAPE(c->num_classes, F), "%s.weight", head);
+    ADD(1, SHAPE(c->num_classes), "%s.bias", head);
 }
 
 gsq_status gsq_swin_describe(gsq_model **out, const gsq_swin_config *cfg, gsq_error *err)
@@ -58,6 +59,7 @@ gsq_status gsq_swin_describe(gsq_model **out, const gsq_swin_config *cfg, gsq_er
     if (st != GSQ_OK) return st;
     m->swin = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
+    m->task = cfg->task;
     build_table(cfg, m);
     return gsq_model_describe_finish(m, out, err);
 }

@@ -68,6 +68,7 @@ gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
     CHECK_RANGE(num_heads, 1, cfg->embed_dim);
     CHECK_RANGE(mlp_hidden, 1, 1 << 16);
     CHECK_RANGE(qkv_bias, 0, 1);
+    CHECK_RANGE(task, GSQ_TASK_CLASSIFY, GSQ_TASK_SEGMENT);
     CHECK_RANGE(class_token, 0, 1);
     CHECK_RANGE(distilled, 0, 1);
     if (cfg->embed_dim % cfg->num_heads != 0)

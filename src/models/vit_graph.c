@@ -8,6 +8,18 @@
 #include "models/graph_build.h"
 #include "models/model_state.h"
 
+/* The logits are the output: a tap. */
+static gsq_status finish(gsq_graph *g, gsq_graph **out, gsq_error *err)
+{
+    g->values[g->logits].tap = 1;
+    gsq_status st = gsq_graph_finish(g, err);
+    if (st != GSQ_OK) {
+        gsq_graph_free(g);
+        *out = NULL;
+    }
+    return st;
+}
+
 gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
 {
     const gsq_vit_config *c = &m->vit;
@@ -30,6 +42,18 @@ gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
         x = gsq_build_block(&b, prefix, x, c->num_heads, NULL);
     }
 
+    const char *norm = c->pool == GSQ_POOL_AVG ? "fc_norm" : "norm";
+    if (c->task == GSQ_TASK_SEGMENT) { /* every token normalised, the patches' classified */
+        x = gsq_build_layernorm(&b, norm, x);
+        n = gsq_graph_blank(GSQ_OP_ROWS);
+        n.in[0] = x;
+        n.attrs[0] = gsq_vit_prefix(c);
+        n.out = gsq_build_value(&b, "patch_tokens", gsq_vit_num_patches(c), c->embed_dim);
+        gsq_graph_node(g, &n);
+        g->logits = gsq_build_linear(&b, GSQ_SEG_HEAD, n.out, -1, -1, 1, "logits");
+        g->grid = gsq_vit_grid(c);
+        return finish(g, out, err);
+    }
     /* The final norm is row-wise, so norm-then-select equals select-then-norm: only the pooled
      * rows are normalised (timm's `norm` for token pooling, `fc_norm` after average pooling). */
     n = gsq_graph_blank(GSQ_OP_POOL);
@@ -37,7 +61,7 @@ gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
     n.attrs[0] = c->pool, n.attrs[1] = c->distilled ? 2 : 1, n.attrs[2] = gsq_vit_prefix(c);
     n.out = gsq_graph_value(g, "pooled", 1, c->embed_dim, n.attrs[1]);
     gsq_graph_node(g, &n);
-    x = gsq_build_layernorm(&b, c->pool == GSQ_POOL_AVG ? "fc_norm" : "norm", n.out);
+    x = gsq_build_layernorm(&b, norm, n.out);
     if (c->distilled) { /* logits = (head(token 0) + head_dist(token 1)) / 2; distillation reads both */
         n = gsq_graph_blank(GSQ_OP_MEAN2);
         n.in[0] = gsq_build_linear(&b, "head", x, 0, -1, 0, "head");
@@ -48,11 +72,5 @@ gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
     } else {
         g->logits = gsq_build_linear(&b, "head", x, -1, -1, 0, "logits");
     }
-    g->values[g->logits].tap = 1;
-    st = gsq_graph_finish(g, err);
-    if (st != GSQ_OK) {
-        gsq_graph_free(g);
-        *out = NULL;
-    }
-    return st;
+    return finish(g, out, err);
 }

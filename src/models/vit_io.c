@@ -30,6 +30,7 @@ gsq_status gsq_vit_config_from_meta(const gsq_st_file *f, gsq_vit_config *cfg, g
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata pool '%.40s' is neither token nor avg", gsq_st_label(f), pool);
     cfg->pool = strcmp(pool, "avg") == 0 ? GSQ_POOL_AVG : GSQ_POOL_TOKEN;
     gsq_status st = gsq_file_meta_eps(f, 0.0f, &cfg->ln_eps, err);
+    if (st == GSQ_OK) st = gsq_file_meta_task(f, &cfg->task, err);
     if (st != GSQ_OK) return st;
     st = gsq_vit_config_validate(cfg, err);
     if (st != GSQ_OK) {
@@ -43,15 +44,14 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
                                 gsq_error *err)
 {
     const char *label = gsq_st_label(f);
-    int64_t pw[4] = {0}, fc1[2] = {0}, head[2] = {0}, pos[3] = {0};
+    int64_t pw[4] = {0}, fc1[2] = {0}, pos[3] = {0};
     gsq_status st = gsq_file_tensor_shape(f, "patch_embed.proj.weight", 4, pw, err);
     if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "blocks.0.mlp.fc1.weight", 2, fc1, err);
-    if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "head.weight", 2, head, err);
+    memset(cfg, 0, sizeof *cfg);
+    if (st == GSQ_OK) st = gsq_file_head(f, "head", &cfg->task, &cfg->num_classes, err);
     if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "pos_embed", 3, pos, err);
     if (st != GSQ_OK) return st;
-    memset(cfg, 0, sizeof *cfg);
-    if (pw[0] > 1 << 14 || pw[1] > 64 || pw[2] != pw[3] || pw[2] > 8192 || fc1[0] > 1 << 16 ||
-        head[0] > 1 << 20 || pos[1] > 1 << 17)
+    if (pw[0] > 1 << 14 || pw[1] > 64 || pw[2] != pw[3] || pw[2] > 8192 || fc1[0] > 1 << 16 || pos[1] > 1 << 17)
         return gsq_fail(err, GSQ_ERR_SHAPE,
                         "%s: tensor shapes are not those of a ViT (patch_embed.proj.weight [%lld, %lld, %lld, %lld])",
                         label, (long long)pw[0], (long long)pw[1], (long long)pw[2], (long long)pw[3]);
@@ -59,7 +59,6 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
     cfg->in_chans = (int)pw[1];
     cfg->patch_size = (int)pw[2];
     cfg->mlp_hidden = (int)fc1[0];
-    cfg->num_classes = (int)head[0];
     char name[GSQ_NAME_MAX];
     while (cfg->depth < 256) {
         snprintf(name, sizeof name, "blocks.%d.norm1.weight", cfg->depth);

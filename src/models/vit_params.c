@@ -36,6 +36,11 @@ static void build_table(const gsq_vit_config *c, gsq_model *m)
     const char *norm = c->pool == GSQ_POOL_AVG ? "fc_norm" : "norm";
     ADD(1, SHAPE(D), "%s.weight", norm);
     ADD(1, SHAPE(D), "%s.bias", norm);
+    if (c->task == GSQ_TASK_SEGMENT) {
+        ADD(2, SHAPE(K, D), GSQ_SEG_HEAD ".weight");
+        ADD(1, SHAPE(K), GSQ_SEG_HEAD ".bias");
+        return;
+    }
     ADD(2, SHAPE(K, D), "head.weight");
     ADD(1, SHAPE(K), "head.bias");
     if (c->distilled) {
@@ -56,6 +61,7 @@ gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_erro
     if (st != GSQ_OK) return st;
     m->vit = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
+    m->task = cfg->task;
     build_table(cfg, m);
     return gsq_model_describe_finish(m, out, err);
 }

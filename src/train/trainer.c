@@ -115,7 +115,18 @@ static gsq_status vit_forward(void *ctx, const float *images, int n, const float
 gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err)
 {
-    return gsq_evaluate_with(vit_forward, m, m->num_classes, ds, t, batch_size, workers, comm, out, err);
+    gsq_output_shape shape = gsq_model_output_shape(m);
+    return gsq_evaluate_with(vit_forward, m, &shape, ds, t, batch_size, workers, comm, out, err);
+}
+
+double gsq_eval_score(const gsq_eval_result *r)
+{
+    return r->task == GSQ_TASK_SEGMENT ? r->miou : r->top1;
+}
+
+const char *gsq_eval_score_name(gsq_task task)
+{
+    return task == GSQ_TASK_SEGMENT ? "mIoU" : "top-1";
 }
 
 /* A rank's failure as the ranks exchange it: its status and message (its error's, or the
@@ -133,20 +144,47 @@ static gsq_status failure_in(const gsq_comm *comm, int r, int32_t status, const 
 /* One rank's share of an evaluation, as the ranks exchange it. */
 typedef struct {
     double top1, top5, loss_sum;
-    uint64_t count, skipped;
+    uint64_t count, skipped, pixels; /* pixels: the labelled pixels the loss is the mean of */
     int32_t status;
     char msg[GSQ_ERROR_MSG_MAX];
 } eval_share;
 
+/* Sums every rank's IoU areas (iou's three arrays, as one) into iou. */
+static gsq_status iou_gather(gsq_comm *comm, gsq_iou *iou, gsq_error *err)
+{
+    size_t K = (size_t)iou->num_classes, bytes = 3 * K * sizeof(uint64_t);
+    uint64_t *mine = malloc(bytes), *all = malloc(bytes * (size_t)comm->size);
+    gsq_status st = mine && all ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
+    if (st == GSQ_OK) {
+        memcpy(mine, iou->intersect, K * sizeof(uint64_t));
+        memcpy(mine + K, iou->pred_area, K * sizeof(uint64_t));
+        memcpy(mine + 2 * K, iou->label_area, K * sizeof(uint64_t));
+        st = gsq_comm_allgather(comm, mine, all, bytes, err);
+    }
+    if (st == GSQ_OK) {
+        gsq_iou_reset(iou);
+        for (int r = 0; r < comm->size; r++)
+            for (size_t k = 0; k < K; k++) {
+                const uint64_t *a = all + (size_t)r * 3 * K;
+                iou->intersect[k] += a[k];
+                iou->pred_area[k] += a[K + k];
+                iou->label_area[k] += a[2 * K + k];
+            }
+    }
+    free(mine);
+    free(all);
+    return st;
+}
+
 /* Sums every rank's share in rank order into *out; a failed rank fails every rank, naming it. */
 static gsq_status eval_gather(gsq_comm *comm, eval_share *mine, gsq_eval_result *out, double *loss_sum,
-                              gsq_error *err)
+                              uint64_t *pixels, gsq_error *err)
 {
     eval_share *all = malloc((size_t)comm->size * sizeof *all);
     if (!all) return gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
     gsq_status st = gsq_comm_allgather(comm, mine, all, sizeof *mine, err);
-    memset(out, 0, sizeof *out);
     *loss_sum = 0;
+    *pixels = 0;
     for (int r = 0; st == GSQ_OK && r < comm->size; r++) {
         if (all[r].status != GSQ_OK) {
             st = failure_in(comm, r, all[r].status, all[r].msg, err);
@@ -155,6 +193,7 @@ static gsq_status eval_gather(gsq_comm *comm, eval_share *mine, gsq_eval_result 
         out->top1 += all[r].top1;
         out->top5 += all[r].top5;
         *loss_sum += all[r].loss_sum;
+        *pixels += all[r].pixels;
         out->count += (size_t)all[r].count;
         out->skipped += (size_t)all[r].skipped;
     }
@@ -162,12 +201,56 @@ static gsq_status eval_gather(gsq_comm *comm, eval_share *mine, gsq_eval_result 
     return st;
 }
 
-gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_dataset *ds, const gsq_transform *t,
-                             int batch_size, int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err)
+/* One batch's share of an evaluation: a classifier's ranks of the targets and loss, a segmenter's
+ * per-pixel predictions (into pred, (n, S, S)) added to iou, and its per-pixel loss. */
+static void eval_batch(const gsq_output_shape *shape, const float *logits, const gsq_batch *batch, int16_t *pred,
+                       float *probs, gsq_iou *iou, eval_share *mine)
+{
+    int K = shape->classes, n = batch->n;
+    mine->count += (uint64_t)n;
+    if (shape->task == GSQ_TASK_SEGMENT) {
+        size_t pixels = 0, S = (size_t)shape->side;
+        float loss = gsq_segment_loss(logits, n, shape->grid, K, batch->maps, shape->side, 0.0f, NULL, 0.0f, &pixels);
+        mine->loss_sum += (double)loss * (double)pixels;
+        mine->pixels += pixels;
+        gsq_segment_predict(logits, n, shape->grid, K, shape->side, pred);
+        gsq_iou_add(iou, pred, batch->maps, (size_t)n * S * S);
+        return;
+    }
+    mine->loss_sum += (double)gsq_cross_entropy_forward(probs, logits, batch->labels, n, K, 0.0f) * n;
+    mine->pixels += (uint64_t)n;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * K;
+        float target = z[batch->labels[i]];
+        int above = 0; /* classes scored above the target; ties count for the target */
+        for (int k = 0; k < K; k++) above += z[k] > target;
+        mine->top1 += above == 0;
+        mine->top5 += above < 5;
+    }
+}
+
+/* The result's segmentation metrics from the summed areas. */
+static void eval_segment_result(const gsq_iou *iou, gsq_eval_result *out)
+{
+    out->miou = gsq_iou_mean(iou);
+    out->pixel_accuracy = gsq_iou_pixel_accuracy(iou);
+    for (int k = 0; k < iou->num_classes && k < GSQ_EVAL_MAX_CLASSES; k++)
+        out->class_iou[k] = (float)gsq_iou_class(iou, k);
+}
+
+gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
+                             const gsq_transform *t, int batch_size, int workers, gsq_comm *comm,
+                             gsq_eval_result *out, gsq_error *err)
 {
     memset(out, 0, sizeof *out);
+    out->task = shape->task;
+    out->num_classes = shape->classes;
     gsq_flush_denormals();
     if (!comm) comm = gsq_comm_self();
+    int segment = shape->task == GSQ_TASK_SEGMENT;
+    if (ds->task != shape->task || (segment && t->size != shape->side))
+        return gsq_fail(err, GSQ_ERR_SHAPE, "evaluate: %s is a %s dataset at %d pixels, the model a %s model at %d",
+                        ds->name, gsq_task_name(ds->task), t->size, gsq_task_name(shape->task), shape->side);
     gsq_loader_config lc = {.batch_size = batch_size, .train = 0, .workers = workers, .prefetch = 4, .transform = *t};
     long batches = batch_size > 0 ? gsq_loader_batches_per_epoch(ds, &lc) : 0;
     /* each rank its share of the batches; ranks beyond the last batch evaluate none */
@@ -175,11 +258,16 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_datas
     lc.shard = comm->rank;
     eval_share mine = {0};
     gsq_loader *ld = NULL;
+    gsq_iou iou = {0};
     long own = batches > 0 ? gsq_loader_shard_batches(ds, &lc) : 0;
     /* no batch at all: the loader says why (an empty dataset, a batch larger than it) */
     gsq_status st = own > 0 || batches == 0 ? gsq_loader_create(&ld, ds, &lc, 0, 0, err) : GSQ_OK;
-    float *probs = st == GSQ_OK ? malloc((size_t)batch_size * (size_t)K * sizeof(float)) : NULL;
-    if (st == GSQ_OK && !probs) st = gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
+    size_t per_image = segment ? (size_t)shape->side * (size_t)shape->side : 0;
+    float *probs = st == GSQ_OK && !segment ? malloc((size_t)batch_size * (size_t)shape->classes * sizeof(float)) : NULL;
+    int16_t *pred = st == GSQ_OK && segment ? malloc((size_t)batch_size * per_image * sizeof(int16_t)) : NULL;
+    if (st == GSQ_OK && segment) st = gsq_iou_init(&iou, shape->classes, err);
+    if (st == GSQ_OK && !(segment ? pred != NULL : probs != NULL))
+        st = gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
     for (long b = 0; st == GSQ_OK && b < own; b++) {
         gsq_batch batch;
         const float *logits = NULL;
@@ -187,31 +275,27 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, int K, gsq_datas
         mine.skipped += (uint64_t)(st == GSQ_OK ? batch.skipped : 0);
         if (st != GSQ_OK || batch.n == 0) continue;
         st = forward(ctx, batch.images, batch.n, &logits, err);
-        if (st != GSQ_OK) break;
-        mine.loss_sum += (double)gsq_cross_entropy_forward(probs, logits, batch.labels, batch.n, K, 0.0f) * batch.n;
-        for (int i = 0; i < batch.n; i++) {
-            const float *z = logits + (size_t)i * K;
-            float target = z[batch.labels[i]];
-            int above = 0; /* classes scored above the target; ties count for the target */
-            for (int k = 0; k < K; k++) above += z[k] > target;
-            mine.top1 += above == 0;
-            mine.top5 += above < 5;
-        }
-        mine.count += (uint64_t)batch.n;
+        if (st == GSQ_OK) eval_batch(shape, logits, &batch, pred, probs, &iou, &mine);
     }
     free(probs);
+    free(pred);
     gsq_loader_destroy(ld);
     mine.status = st;
     if (st != GSQ_OK) failure_out(mine.msg, st, err);
     double loss_sum = 0;
-    st = eval_gather(comm, &mine, out, &loss_sum, err);
+    uint64_t pixels = 0;
+    st = eval_gather(comm, &mine, out, &loss_sum, &pixels, err);
+    if (st == GSQ_OK && segment) st = iou_gather(comm, &iou, err);
     if (st == GSQ_OK && out->count == 0)
         st = gsq_fail(err, GSQ_ERR_MISSING, "evaluate: no sample of %s could be read", ds->name);
-    if (st != GSQ_OK) return st;
-    out->top1 /= (double)out->count;
-    out->top5 /= (double)out->count;
-    out->loss = loss_sum / (double)out->count;
-    return GSQ_OK;
+    if (st == GSQ_OK) {
+        out->top1 /= (double)out->count;
+        out->top5 /= (double)out->count;
+        out->loss = pixels ? loss_sum / (double)pixels : 0.0;
+        if (segment) eval_segment_result(&iou, out);
+    }
+    gsq_iou_free(&iou);
+    return st;
 }
 
 /* The gradients of one micro-batch into m->grads (zeroed first): cross-entropy on its labels,
@@ -225,12 +309,12 @@ static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, co
     if (st == GSQ_OK) st = gsq_model_zero_grad(m, err);
     if (st != GSQ_OK) return st;
     if (!cfg->teacher) {
-        st = gsq_model_loss(m, batch->labels, cfg->label_smoothing, loss, err);
+        st = gsq_model_loss(m, batch->labels, batch->maps, cfg->label_smoothing, loss, err);
         return st == GSQ_OK ? gsq_model_backward(m, err) : st;
     }
     gsq_distill_terms terms;
-    st = gsq_distill_loss(t->distiller, m, cfg->teacher, cfg->unsupervised ? NULL : batch->labels, &terms, NULL,
-                          err);
+    st = gsq_distill_loss(t->distiller, m, cfg->teacher, cfg->unsupervised ? NULL : batch->labels,
+                          cfg->unsupervised ? NULL : batch->maps, &terms, NULL, err);
     *loss = terms.total;
     return st == GSQ_OK ? gsq_distill_backward(t->distiller, m, err) : st;
 }
@@ -353,6 +437,9 @@ gsq_status gsq_trainer_run(gsq_trainer *t, gsq_dataset *train, const gsq_train_c
     long bpe = gsq_loader_batches_per_epoch(train, &lc);
     long total = t->opt.cfg.total_steps;
     long per_step = gsq_train_step_batches(cfg);
+    if (train->task != m->task)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "train: %s is a %s dataset but the model is a %s model", train->name,
+                        gsq_task_name(train->task), gsq_task_name(m->task));
     if (t->state.epoch >= cfg->epochs) {
         res->finished = 1;
         return GSQ_OK;

@@ -13,6 +13,7 @@
 
 #include "fuzz_tree.h"
 #include "gpusq/data.h"
+#include "../dataset_sample.h"
 
 enum { SIDE = 32, PIXELS = SIDE * SIDE * 3 };
 
@@ -49,7 +50,7 @@ static void check_sample(gsq_dataset *ds, size_t index, const char *root, const 
     gsq_image img;
     gsq_error err = {0};
     int label = -1;
-    if (ds->get(ds, index, &img, &label, &err) != GSQ_OK) abort();
+    if (get_image(ds, index, &img, &label, &err) != GSQ_OK) abort();
     if (!img.pixels || img.width != SIDE || img.height != SIDE || label != want[fine] ||
         label >= ds->num_classes)
         abort();
@@ -99,7 +100,7 @@ static void check_split(const char *root, int train)
                  label_bytes, label_bytes - 1);
     gsq_image img;
     int label;
-    if (ds->get(ds, ds->size, &img, &label, &err) != GSQ_ERR_ARG || img.pixels) abort();
+    if (get_image(ds, ds->size, &img, &label, &err) != GSQ_ERR_ARG || img.pixels) abort();
     gsq_dataset_free(ds);
 }
 

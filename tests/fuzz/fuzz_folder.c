@@ -14,6 +14,7 @@
 
 #include "fuzz_tree.h"
 #include "gpusq/data.h"
+#include "../dataset_sample.h"
 
 #ifndef GSQ_FUZZ_MAKE_SEEDS
 
@@ -38,7 +39,7 @@ static void check_sample(gsq_dataset *ds, size_t i, int want, const char *root)
     gsq_image img;
     gsq_error err = {0};
     int label = -1;
-    if (ds->get(ds, i, &img, &label, &err) != GSQ_OK) {
+    if (get_image(ds, i, &img, &label, &err) != GSQ_OK) {
         if (img.pixels || img.width || err.code == GSQ_OK || !strstr(err.msg, root)) abort();
         return;
     }
@@ -94,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         gsq_image img;
         int label;
-        if (ds->get(ds, samples, &img, &label, &err) != GSQ_ERR_ARG || img.pixels) abort();
+        if (get_image(ds, samples, &img, &label, &err) != GSQ_ERR_ARG || img.pixels) abort();
         gsq_dataset_free(ds);
     }
     gsq_tree_clear(&t);

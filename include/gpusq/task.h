@@ -1,0 +1,60 @@
+/* Tasks: what a model predicts and how it is scored. Classification: one class per image,
+ * cross-entropy, top-1/top-5. Semantic segmentation: a map of per-patch class logits, upsampled
+ * bilinearly to the image (as F.interpolate(align_corners=False)), per-pixel cross-entropy that
+ * skips ignored pixels, and mIoU / per-class IoU / pixel accuracy summed over a whole set as
+ * mmsegmentation does. The trainer, the stages and the engines call these through the model's
+ * task instead of knowing which one they run. */
+#ifndef GPUSQ_TASK_H
+#define GPUSQ_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpusq/status.h"
+
+typedef enum { GSQ_TASK_CLASSIFY = 0, GSQ_TASK_SEGMENT = 1 } gsq_task;
+/* "classify", "segment"; and back (0 on success, -1 for an unknown word). */
+const char *gsq_task_name(gsq_task task);
+int gsq_task_parse(const char *word, gsq_task *task);
+
+/* What a forward pass outputs per image: classes logits (1, classes), or for segmentation
+ * (grid², classes) over an input of side × side pixels (the label maps' side). */
+typedef struct {
+    gsq_task task;
+    int classes, grid, side;
+} gsq_output_shape;
+
+/* A label map's value for a pixel that has no class. */
+#define GSQ_IGNORE_LABEL (-1)
+
+/* The segmentation loss of a batch: logits (B, grid², K), one K-vector per patch of a grid ×
+ * grid map over the image, upsampled bilinearly to the labels' side S (labels (B, S, S), each
+ * in [0, K) or GSQ_IGNORE_LABEL). Returns the mean cross-entropy (with label smoothing) over the
+ * labelled pixels (0 when there are none) and, when dlogits is not NULL, writes its gradient with
+ * respect to logits there (overwriting), scaled by `scale`. *pixels (may be NULL) gets the number
+ * of labelled pixels. NaN when its few KiB of scratch cannot be allocated. */
+float gsq_segment_loss(const float *logits, int B, int grid, int K, const int16_t *labels, int S, float smoothing,
+                       float *dlogits, float scale, size_t *pixels);
+/* The per-pixel prediction: argmax of the upsampled logits, (B, S, S) (ties: the lowest class). */
+void gsq_segment_predict(const float *logits, int B, int grid, int K, int S, int16_t *pred);
+
+/* mIoU accumulators: per class, the pixels where prediction and label agree (intersect), and
+ * those predicted and labelled as it; ignored pixels count nowhere. */
+typedef struct {
+    int num_classes;
+    uint64_t *intersect, *pred_area, *label_area; /* (num_classes) each */
+} gsq_iou;
+gsq_status gsq_iou_init(gsq_iou *m, int num_classes, gsq_error *err);
+void gsq_iou_free(gsq_iou *m);
+void gsq_iou_reset(gsq_iou *m);
+/* Adds n pixels: pred in [0, K), label in [0, K) or GSQ_IGNORE_LABEL. */
+void gsq_iou_add(gsq_iou *m, const int16_t *pred, const int16_t *label, size_t n);
+/* Class k's IoU, intersect / (pred + label − intersect); NaN when the class is neither predicted
+ * nor labelled anywhere. */
+double gsq_iou_class(const gsq_iou *m, int k);
+/* The mean of the classes' IoU that are not NaN (mmsegmentation's nanmean; NaN when none). */
+double gsq_iou_mean(const gsq_iou *m);
+/* Labelled pixels predicted right, over labelled pixels ("aAcc"; NaN when none). */
+double gsq_iou_pixel_accuracy(const gsq_iou *m);
+
+#endif
