@@ -20,7 +20,7 @@ static int run(const char *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int count_lines(const char *s)
+static inline int count_lines(const char *s)
 {
     int n = 0;
     for (; *s; s++) n += *s == '\n';

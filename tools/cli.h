@@ -30,6 +30,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
 
 /* Sizes of the synthetic datasets' splits (other datasets have their own), and the classes an
  * ADE20K-layout dataset's annotations count (0: CLI_ADE20K_CLASSES, ADE20K's 150). */
@@ -156,10 +157,16 @@ gsq_status cli_load_model(const char *path, const cli_model_hints *hints, struct
 gsq_status cli_load_weights(const char *path, const cli_model_hints *hints, struct gsq_model **out, gsq_error *err);
 /* gpusq predict and gpusq run IMAGE...: each of the n image files' path, then its five most
  * probable classes ("  PROB%  INDEX NAME", names from m) by forward, one image at a time (m gives
- * the input size and class count). An image that cannot be read or run is reported and skipped.
- * Returns the exit code: 0, or 1 after any failure. */
+ * the input size and class count); a segmenter's overlays in out_dir (cli_predict_segment). An
+ * image that cannot be read or run is reported and skipped. Returns the exit code: 0, or 1 after
+ * any failure. */
 int cli_predict_images(const char *cmd, const struct gsq_model *m, gsq_forward_fn forward, void *ctx,
-                       char *const *images, int n);
+                       char *const *images, int n, const char *out_dir);
+/* The same for a segmenter (tools/predict_segment.c): each image's class map over it in colours,
+ * written as OUT_DIR/STEM.seg.png (out_dir made when missing), and its largest classes. */
+int cli_predict_segment(const char *cmd, const struct gsq_model *m, gsq_forward_fn forward, void *ctx,
+                        char *const *images, int n, const char *out_dir);
+#define CLI_PREDICT_DIR "predictions"
 /* The names of --device (cpu, cuda), --pattern (2:4, 4:8) and --mode (int8, int4, w4a8), as the
  * library spells them (gsq_sparse_pattern_name, gsq_quant_mode_name). */
 extern const cli_choice cli_devices[], cli_patterns[], cli_modes[];

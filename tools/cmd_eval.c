@@ -83,6 +83,7 @@ typedef struct {
     cli_model_hints hints;      /* eval */
     int dense, check;           /* run: how it runs the engine */
     gsq_engine_device device;
+    const char *out_dir;        /* run IMAGE...: a segmenter's overlays */
 } run_opts;
 
 #define R(member) offsetof(run_opts, member)
@@ -92,6 +93,7 @@ static const cli_option run_options[] = {
     {CLI_OPT("--dense", NULL, CLI_FLAG, R(dense), "run every linear on dense integer codes (the baseline layout)"), .set = 1},
     {CLI_OPT("--check", NULL, CLI_FLAG, R(check), "also run the fake-quantized float model; print top-1 agreement and the "
      "largest logit difference, over the dataset or the images"), .set = 1},
+    {CLI_OPT("--out-dir", "DIR", CLI_STRING, R(out_dir), "with IMAGE files and a segmenter: where the overlays go")},
 };
 #undef R
 
@@ -175,7 +177,7 @@ static int run_images(gsq_model *m, gsq_engine *e, const run_opts *o, char *cons
 {
     run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     gsq_error err = {0};
-    int rc = check_buffers(&r, 1, &err) == GSQ_OK ? cli_predict_images("run", m, run_forward, &r, images, n)
+    int rc = check_buffers(&r, 1, &err) == GSQ_OK ? cli_predict_images("run", m, run_forward, &r, images, n, o->out_dir)
                                                    : cli_report("run", &err);
     if (o->check && r.count) print_check(&r);
     free(r.pred[0]);
@@ -187,7 +189,7 @@ static int eval_main(int argc, char **argv, int engine)
 {
     const cli_spec *spec = engine ? &run_spec : &eval_spec;
     const char *cmd = spec->name;
-    run_opts o = {.device = GSQ_ENGINE_CPU};
+    run_opts o = {.device = GSQ_ENGINE_CPU, .out_dir = CLI_PREDICT_DIR};
     cli_train_opts d; /* the dataset and how it is read */
     cli_train_opts_init(&d, NULL);
     d.sizes.train_size = 1; /* a synthetic set's training split is not used */
@@ -230,7 +232,10 @@ static int eval_main(int argc, char **argv, int engine)
     gsq_dataset *train = NULL, *val = NULL;
     st = cli_open_data(d.data, &d.sizes, &train, &val, &err);
     gsq_dataset *ds = val ? val : train;
-    if (st == GSQ_OK && ds->num_classes != classes)
+    if (st == GSQ_OK && ds->task != gsq_model_task(m))
+        st = gsq_fail(&err, GSQ_ERR_SHAPE, "%s is a %s model but %s is a %s dataset", path,
+                      gsq_task_name(gsq_model_task(m)), ds->name, gsq_task_name(ds->task));
+    else if (st == GSQ_OK && ds->num_classes != classes)
         st = gsq_fail(&err, GSQ_ERR_SHAPE, "%s has %d classes but %s has %d", path, classes, ds->name,
                       ds->num_classes);
     gsq_eval_result r;

@@ -1,6 +1,8 @@
-/* gpusq predict: the top-5 classes (with names when the model has them) for image files; the
- * per-image loop is shared with gpusq run, which predicts with the CPU engine. */
+/* gpusq predict: the top-5 classes (with names when the model has them) for image files, or a
+ * segmenter's class maps over them (predict_segment.c); the per-image loop is shared with gpusq
+ * run, which predicts with the engine. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,8 +10,9 @@
 #include "gpusq/vit.h"
 
 int cli_predict_images(const char *cmd, const gsq_model *m, gsq_forward_fn forward, void *ctx, char *const *images,
-                       int n)
+                       int n, const char *out_dir)
 {
+    if (gsq_model_task(m) == GSQ_TASK_SEGMENT) return cli_predict_segment(cmd, m, forward, ctx, images, n, out_dir);
     const int size = gsq_model_input_size(m), classes = gsq_model_num_classes(m);
     gsq_error err = {0};
     gsq_transform t;
@@ -61,26 +64,36 @@ static gsq_status vit_forward(void *m, const float *images, int n, const float *
 
 static const cli_spec spec = {
     .name = "predict",
-    .usage = "MODEL.safetensors IMAGE... [--heads N] [--input-size N]",
-    .about = "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform). An image that "
-    "cannot be read is reported and skipped; the exit code is then 1. `gpusq run MODEL.gsq.safetensors IMAGE...` "
-    "prints the same from the engine.",
+    .usage = "MODEL.safetensors IMAGE... [--heads N] [--input-size N] [--out-dir DIR]",
+    .about = "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform). A segmenter "
+    "writes each image's predicted classes over it in colours as DIR/NAME.seg.png and prints the classes that cover "
+    "most of it. An image that cannot be read is reported and skipped; the exit code is then 1. `gpusq run "
+    "MODEL.gsq.safetensors IMAGE...` does the same with the engine.",
     .min_args = 2,
     .max_args = -1,
     .args_what = "a MODEL.safetensors and at least one IMAGE",
 };
 
+typedef struct {
+    const char *out_dir;
+} predict_opts;
+
+static const cli_option predict_options[] = {
+    {CLI_OPT("--out-dir", "DIR", CLI_STRING, offsetof(predict_opts, out_dir), "a segmenter's overlays go here")},
+};
+
 int cmd_predict(int argc, char **argv)
 {
     cli_model_hints hints = {0};
-    const cli_group groups[] = {cli_model_group(&hints)};
+    predict_opts po = {CLI_PREDICT_DIR};
+    const cli_group groups[] = {cli_model_group(&hints), CLI_GROUP("output", predict_options, &po)};
     cli_parsed parsed;
     int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
     gsq_error err = {0};
     gsq_model *m = NULL;
     if (cli_load_model(parsed.args[0], &hints, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
-    int rc = cli_predict_images("predict", m, vit_forward, m, parsed.args + 1, parsed.num_args - 1);
+    int rc = cli_predict_images("predict", m, vit_forward, m, parsed.args + 1, parsed.num_args - 1, po.out_dir);
     gsq_model_free(m);
     return rc;
 }

@@ -13,15 +13,16 @@
 
 static const gsq_command commands[] = {
     {"info", "print a model's architecture, parameter count, FLOPs and memory", cmd_info},
-    {"train", "train or fine-tune a ViT/DeiT on synthetic, CIFAR or ImageFolder data", cmd_train},
-    {"eval", "top-1, top-5 and loss of a model on a dataset", cmd_eval},
-    {"predict", "top-5 classes of a model for image files", cmd_predict},
+    {"train", "train or fine-tune a classifier or a segmenter (ViT/DeiT, Swin) on synthetic or your data", cmd_train},
+    {"eval", "top-1, top-5 and loss (a segmenter's mIoU) of a model on a dataset", cmd_eval},
+    {"predict", "top-5 classes (a segmenter's class maps) of a model for image files", cmd_predict},
     {"prune", "stage 1: 2:4 / 4:8 sparsity fine-tuned with distillation from the dense model", cmd_prune},
     {"quantize", "stage 2: INT8/INT4 quantization-aware fine-tuning; writes the compressed model", cmd_quantize},
     {"compress", "dense → prune → quantize → INT8 and INT4 compressed models and the report", cmd_compress},
     {"run", "evaluate a dataset or predict images with a compressed model on the engine (CPU or GPU)", cmd_run},
     {"export", "write a model (dense, sparse or compressed) as ONNX for TensorRT or ONNX Runtime", cmd_export},
     {"bench", "latency and throughput: dense FP32, dense INT8 and sparse INT8 of one model", cmd_bench},
+    {"dataset", "write the synthetic segmentation set in the ADE20K layout", cmd_dataset},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

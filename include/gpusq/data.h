@@ -125,7 +125,7 @@ void gsq_transform_defaults(gsq_transform *t, int size);
  * (bilinear for the image, nearest for the labels). */
 void gsq_transform_segment_defaults(gsq_transform *t, int size);
 /* The segmentation transforms of an image and its label map (same size) into float (3, size,
- * size) and labels (size, size). */
+ * size) and labels (size, size); map and out_labels NULL transform the image alone (prediction). */
 gsq_status gsq_transform_segment_eval(const gsq_transform *t, const gsq_image *img, const gsq_label_map *map,
                                       float *out, int16_t *out_labels, gsq_error *err);
 gsq_status gsq_transform_segment_train(const gsq_transform *t, const gsq_image *img, const gsq_label_map *map,

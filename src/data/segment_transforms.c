@@ -35,7 +35,7 @@ void gsq_transform_segment_defaults(gsq_transform *t, int size)
 static gsq_status check_args(const gsq_transform *t, const gsq_image *img, const gsq_label_map *map,
                              const float *out, const int16_t *out_labels, const char *what, gsq_error *err)
 {
-    if (!t || !img || !map || !out || !out_labels)
+    if (!t || !img || !out || !map != !out_labels)
         return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: NULL argument", what);
     if (t->size < 1 || t->size > SEG_MAX_SIDE)
         return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: size %d is outside [1, %d]", what, t->size,
@@ -43,8 +43,8 @@ static gsq_status check_args(const gsq_transform *t, const gsq_image *img, const
     if (!img->pixels || img->width < 1 || img->height < 1)
         return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: empty image (%dx%d)", what, img->width,
                         img->height);
-    if (!map->labels) return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: empty label map", what);
-    if (map->width != img->width || map->height != img->height)
+    if (map && !map->labels) return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: empty label map", what);
+    if (map && (map->width != img->width || map->height != img->height))
         return gsq_fail(err, GSQ_ERR_SHAPE, "segment %s transform: label map %dx%d does not match the %dx%d image",
                         what, map->width, map->height, img->width, img->height);
     for (int c = 0; c < 3; c++)
@@ -135,7 +135,7 @@ static void write_output(const gsq_transform *t, const seg_params *p, const uint
             size_t o = (size_t)y * s + x;
             if (y >= p->crop_h || x >= p->crop_w) {
                 out[o] = out[plane + o] = out[2 * plane + o] = 0.0f;
-                out_labels[o] = GSQ_IGNORE_LABEL;
+                if (out_labels) out_labels[o] = GSQ_IGNORE_LABEL;
                 continue;
             }
             size_t i = (size_t)y * p->crop_w + (size_t)(p->flip ? p->crop_w - 1 - x : x);
@@ -143,7 +143,7 @@ static void write_output(const gsq_transform *t, const seg_params *p, const uint
             for (int c = 0; c < 3; c++) v[c] = (float)rgb[3 * i + c] / 255.0f;
             photometric(p, v);
             for (int c = 0; c < 3; c++) out[c * plane + o] = (v[c] - t->mean[c]) / t->std[c];
-            out_labels[o] = labels[i];
+            if (out_labels) out_labels[o] = labels[i];
         }
     }
 }
@@ -154,14 +154,14 @@ static gsq_status resize_crop_write(const gsq_transform *t, const seg_params *p,
 {
     size_t n = (size_t)p->crop_w * (size_t)p->crop_h;
     uint8_t *rgb = malloc(n * 3);
-    int16_t *labels = malloc(n * sizeof *labels);
+    int16_t *labels = map ? malloc(n * sizeof *labels) : NULL;
     gsq_status st = GSQ_OK;
-    if (!rgb || !labels)
+    if (!rgb || (map && !labels))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "segment transform: out of memory for a %dx%d crop", p->crop_w, p->crop_h);
     if (st == GSQ_OK)
         st = gsq_resize_bilinear(img->pixels, img->width, img->height, (size_t)img->width * 3, p->new_w, p->new_h,
                                  p->left, p->top, p->crop_w, p->crop_h, rgb, err);
-    if (st == GSQ_OK)
+    if (st == GSQ_OK && map)
         st = gsq_resize_nearest_labels(map->labels, map->width, map->height, p->new_w, p->new_h, p->left, p->top,
                                        p->crop_w, p->crop_h, labels, err);
     if (st == GSQ_OK) write_output(t, p, rgb, labels, out, out_labels);
