@@ -10,18 +10,8 @@ writer="$1" work="$2"
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="$work/venv"
 mkdir -p "$work"
-if ! "$venv/bin/python" -c "import numpy" 2>/dev/null; then
-    python="${GSQ_PYTHON:-python3}"
-    command -v "$python" >/dev/null || { echo "miou_check: skipped (no $python)"; exit 77; }
-    rm -rf "$venv"
-    "$python" -m venv "$venv" >/dev/null 2>&1 ||
-        { echo "miou_check: skipped ($python -m venv failed: python3-venv missing)"; exit 77; }
-    if ! timeout 900 "$venv/bin/pip" install -q --disable-pip-version-check numpy; then
-        rm -rf "$venv"
-        echo "miou_check: skipped (numpy could not be installed from PyPI)"
-        exit 77
-    fi
-fi
+source "$here/python_env.sh"
+python_env miou_check "$venv" numpy numpy
 cases="$work/cases"
 rm -rf "$cases"
 mkdir -p "$cases"

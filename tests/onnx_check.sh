@@ -9,17 +9,8 @@ bundle="$1" gpusq="$2" work="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="$work/venv"
 mkdir -p "$work"
-if ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
-    python="${GSQ_PYTHON:-python3}"
-    command -v "$python" >/dev/null || { echo "onnx_check: skipped (no $python)"; exit 77; }
-    rm -rf "$venv"
-    "$python" -m venv "$venv" >/dev/null 2>&1 || { echo "onnx_check: skipped ($python -m venv failed: python3-venv missing)"; exit 77; }
-    if ! timeout 900 "$venv/bin/pip" install -q --disable-pip-version-check "onnx>=1.16" "onnxruntime>=1.18" numpy; then
-        rm -rf "$venv"
-        echo "onnx_check: skipped (onnx, onnxruntime and numpy could not be installed from PyPI)"
-        exit 77
-    fi
-fi
+source "$here/python_env.sh"
+python_env onnx_check "$venv" "onnx, onnxruntime, numpy" "onnx>=1.16" "onnxruntime>=1.18" numpy
 cases="$work/cases"
 rm -rf "$cases"
 mkdir -p "$cases"

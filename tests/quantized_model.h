@@ -13,7 +13,7 @@
 #include "test_util.h"
 #include "models/model_state.h" /* white-box: the model's fields */
 
-static gsq_model *gsq_test_quantize(gsq_model *m, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
+static inline gsq_model *gsq_test_quantize(gsq_model *m, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
                                     float *x, int B)
 {
     gsq_error err = {0};
@@ -34,7 +34,7 @@ static gsq_model *gsq_test_quantize(gsq_model *m, gsq_sparse_pattern pattern, gs
     return m;
 }
 
-static gsq_model *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
+static inline gsq_model *gsq_test_quantized_model(int mlp, gsq_sparse_pattern pattern, gsq_quant_mode mode, int attention,
                                          float *x, int B)
 {
     gsq_vit_config c = {

@@ -4,7 +4,8 @@
  * metadata; for quantized models the Q/DQ the targets promise — int8 weight initializers equal to
  * the model's codes through per-row DequantizeLinear (axis 0), zero points 0 (TensorRT) or 128
  * uint8 (ONNX Runtime), every scale per tensor, q, k and v's pairs on the qkv GEMM's output for
- * TensorRT, the 4-bit range clipped, zero-valued attributes written (proto2) — and Swin's windows as Gathers. Refusals: opsets outside 17..21, a negative batch,
+ * TensorRT, the 4-bit range clipped, zero-valued attributes written (proto2) — Swin's windows as Gathers, and
+ * the mask-transformer segmentation head's operators. Refusals: opsets outside 17..21, a negative batch,
  * uncalibrated quantizers, an unwritable path (an existing file left as it was). ONNX Runtime's
  * check of the numbers is tests/onnx_check.py. */
 #include <stdio.h>
@@ -228,6 +229,39 @@ static void test_swin(void)
     gsq_model_free(m);
 }
 
+/* A segmenter with the mask-transformer head: the logits (batch, grid², classes); the class
+ * embeddings Expanded over the batch and Concatenated before the patches, each side's rows over
+ * their L2 norm (ReduceL2 with its axes an attribute, then from opset 18 an input, floored by a
+ * Max), the masks a MatMul with the classes' Transpose. */
+static void test_mask_head(void)
+{
+    gsq_vit_config c = {.img_size = 16, .patch_size = 4, .in_chans = 3, .num_classes = 5, .embed_dim = 24, .depth = 1,
+                        .num_heads = 3, .mlp_hidden = 48, .qkv_bias = 1, .class_token = 1, .pool = GSQ_POOL_TOKEN,
+                        .ln_eps = 1e-6f, .task = GSQ_TASK_SEGMENT, .seg_head = GSQ_SEG_HEAD_MASK};
+    gsq_model *m = NULL;
+    gsq_error err = {0};
+    CHECK(gsq_vit_create(&m, &c, &err) == GSQ_OK, "%s", err.msg);
+    gsq_model_init(m, 2);
+    for (int opset = 17; opset <= 18; opset++) {
+        Onnx__ModelProto *p = export_and_read(m, GSQ_EXPORT_TENSORRT, opset, 0);
+        if (!p) return;
+        const Onnx__GraphProto *g = p->graph;
+        const Onnx__TensorShapeProto *s = g->output[0]->type->tensor_type->shape;
+        CHECK(s->n_dim == 3 && s->dim[1]->dim_value == 16 && s->dim[2]->dim_value == 5, "logits (batch, 16, 5)");
+        CHECK(count_ops(g, "ReduceL2") == 2 && count_ops(g, "Max") == 2, "L2 norms");
+        CHECK(count_ops(g, "Expand") == 2 && count_ops(g, "Softmax") == 3, "class token and embeddings, 3 attentions");
+        int axes_input = 0;
+        for (size_t i = 0; i < g->n_node; i++)
+            if (!strcmp(g->node[i]->op_type, "ReduceL2")) axes_input += g->node[i]->n_input == 2;
+        CHECK(axes_input == (opset >= 18 ? 2 : 0), "opset %d: ReduceL2's axes as %s", opset,
+              opset >= 18 ? "an input" : "an attribute");
+        const Onnx__TensorProto *emb = initializer(g, "decode_head.cls_emb");
+        CHECK(emb && emb->n_dims == 3 && emb->dims[1] == 5 && emb->dims[2] == 24, "the class embeddings");
+        onnx__model_proto__free_unpacked(p, NULL);
+    }
+    gsq_model_free(m);
+}
+
 static void test_refusals(void)
 {
     gsq_error err = {0};
@@ -262,6 +296,7 @@ int main(void)
     test_float_vit();
     test_quantized();
     test_swin();
+    test_mask_head();
     test_refusals();
     unlink(path);
     return test_finish("test_export");

@@ -10,7 +10,10 @@
 typedef struct {
     const char *model_name, *weights, *resume;
     int num_classes;
+    int seg_head; /* a gsq_seg_head, or -1: not given */
 } train_model_opts;
+
+static const cli_choice seg_heads[] = {{"linear", GSQ_SEG_HEAD_LINEAR}, {"mask", GSQ_SEG_HEAD_MASK}, {NULL, 0}};
 
 #define M(member) offsetof(train_model_opts, member)
 static const cli_option model_options[] = {
@@ -20,6 +23,9 @@ static const cli_option model_options[] = {
      .shown_default = "the dataset's"},
     {CLI_OPT("--weights", "FILE", CLI_STRING, M(weights), "fine-tune these timm weights")},
     {CLI_OPT("--resume", "FILE", CLI_STRING, M(resume), "continue the run that wrote this checkpoint (same options)")},
+    {CLI_OPT("--seg-head", "H", CLI_CHOICE, M(seg_head), "the decode head of a segmenter made for segmentation data: "
+     "linear (decode_head.cls) or mask (Segmenter's mask transformer); given, it also replaces the other head of "
+     "--weights"), .choices = seg_heads, .shown_default = "linear"},
 };
 #undef M
 
@@ -29,13 +35,13 @@ static const cli_spec spec = {
     .about = "Trains a ViT/DeiT or Swin on the CPU and writes the trained weights (timm names, safetensors). Synthetic "
     "images are made at the model's input size and used without resizing or cropping (crop_pct 1); other data gets "
     "timm's eval transform (crop_pct 0.875) for validation.\n\nSegmentation data (synthetic-segment, ade20k:DIR) "
-    "trains a segmenter: the backbone of --model or of a classifier's --weights with a new linear decode head "
-    "(decode_head.cls) over its patch tokens.",
+    "trains a segmenter: the backbone of --model or of a classifier's --weights with a new decode head over its "
+    "patch tokens (--seg-head).",
 };
 
 int cmd_train(int argc, char **argv)
 {
-    train_model_opts t0 = {0};
+    train_model_opts t0 = {.seg_head = -1};
     cli_train_opts o;
     cli_train_opts_init(&o, "model.safetensors");
     cli_model_hints hints = {0}; /* for --weights */
@@ -85,13 +91,18 @@ int cmd_train(int argc, char **argv)
 
     gsq_trainer t = {0};
     gsq_status st = err.code;
-    if (st == GSQ_OK && m && gsq_model_task(m) != train->task) { /* a classifier's backbone for another task */
+    gsq_seg_head head = t0.seg_head >= 0 ? (gsq_seg_head)t0.seg_head : GSQ_SEG_HEAD_LINEAR;
+    int segment = train->task == GSQ_TASK_SEGMENT;
+    int other_head = m && segment && t0.seg_head >= 0 && gsq_model_seg_head(m) != head;
+    if (st == GSQ_OK && m && (gsq_model_task(m) != train->task || other_head)) { /* a backbone with a new head */
         gsq_model *converted = NULL;
         int copied = 0, classes = num_classes ? num_classes : train->num_classes;
-        st = gsq_model_for_task(&converted, m, train->task, classes, (uint64_t)o.seed, &copied, &err);
+        char what[48] = "";
+        if (segment) snprintf(what, sizeof what, " (a %s decode head)", gsq_seg_head_name(head));
+        st = gsq_model_for_task(&converted, m, train->task, head, classes, (uint64_t)o.seed, &copied, &err);
         if (st == GSQ_OK && cli_writes())
-            printf("a %s model of %d classes from %s: %d tensors of its backbone copied, the rest initialised\n",
-                   gsq_task_name(train->task), classes, model_name ? model_name : weights, copied);
+            printf("a %s model of %d classes from %s: %d tensors of its backbone copied, the rest initialised%s\n",
+                   gsq_task_name(train->task), classes, model_name ? model_name : weights, copied, what);
         gsq_model_free(m);
         m = converted;
     }

@@ -36,8 +36,15 @@ typedef enum {
     GSQ_OP_MERGE,     /* Swin's patch merging gather: (G², C) → (⌈G/2⌉², 4C); attrs[0]: G */
     GSQ_OP_ROWS,      /* consecutive rows: (rows, C) → rows attrs[0] .. attrs[0] + out.rows − 1 (a dense
                        * head's patch tokens, without the class and distillation tokens) */
+    GSQ_OP_PREPEND,   /* (N, C) → (K + N, C): param[0]'s K rows (1, K, C) before every image's N (the
+                       * mask transformer's class embeddings) */
+    GSQ_OP_L2NORM,    /* each row of in[0] over its L2 norm, at least 1e-12 (F.normalize) */
+    GSQ_OP_MATMUL_NT, /* per image in[0] (M, C) · in[1] (N, C)ᵀ → (M, N) (the mask transformer's masks) */
     GSQ_OP_COUNT
 } gsq_op;
+
+/* The operation's name in reports and messages ("layernorm", "matmul_nt"). */
+const char *gsq_op_name(gsq_op op);
 
 /* A value: `slices` consecutive arrays of (batch, rows, cols) floats — one slice for everything
  * but a multi-token pool. */
@@ -126,8 +133,9 @@ const char *gsq_graph_attention_qkv(const gsq_graph *g, int block);
 int gsq_graph_compressed_linears(const gsq_graph *g);
 
 /* Multiply-accumulates of one image's forward: of linear i; of node n (a linear's, attention's two
- * matmuls, 0 for the other operations); in the linear layers (all, and the compressed ones alone)
- * and in attention's two matmuls. */
+ * matmuls, the mask transformer's matmul, 0 for the other operations); in the linear layers (all,
+ * and the compressed ones alone) and in the matmuls of two activations (attention's two, the mask
+ * transformer's one). */
 double gsq_graph_linear_macs(const gsq_graph *g, int linear);
 double gsq_graph_node_macs(const gsq_graph *g, const gsq_node *n);
 typedef struct {

@@ -73,26 +73,33 @@ const float *gsq_model_params_const(const gsq_model *m);
 float *gsq_model_grads(gsq_model *m);
 
 gsq_status gsq_model_alloc_params(gsq_model *m, gsq_error *err);
-/* timm's initialisation, deterministic from seed: Linear weights, position embeddings and Swin's
- * relative position bias tables trunc_normal(std 0.02, cut at ±2 — in absolute units, as timm
- * passes a=-2, b=2), zero Linear biases, unit LayerNorm weights, cls/dist tokens ~N(0, 1e-6),
+/* timm's initialisation, deterministic from seed: Linear weights, position embeddings, Swin's
+ * relative position bias tables and the mask transformer's class embeddings trunc_normal(std 0.02,
+ * cut at ±2 — in absolute units, as timm passes a=-2, b=2), zero Linear biases, unit LayerNorm
+ * weights, cls/dist tokens ~N(0, 1e-6),
  * and the patch embedding at PyTorch's Conv2d default (weight and bias uniform in
  * ±1/sqrt(in_chans·patch²)), which timm leaves in place. */
 void gsq_model_init(gsq_model *m, uint64_t seed);
 /* What m predicts: classes (logits (B, num_classes)), or for segmentation a grid × grid map of
  * per-patch class logits (B, grid², num_classes) over the image, upsampled to it by the task
  * (gpusq/task.h); gsq_model_output_grid is that side (0 for classification). A segmenter's head
- * is the final norm of every token and a linear layer, decode_head.cls, over the patch tokens
- * (Segmenter's linear decoder), pruned and quantized like the backbone. */
+ * (gsq_model_seg_head) reads the final norm of every patch token and is one of Segmenter's
+ * decoders: linear, a linear layer decode_head.cls per patch; or the mask transformer, whose
+ * decode_head.proj_dec projects the patches, K class embeddings decode_head.cls_emb join them
+ * through two transformer blocks (decode_head.blocks.0, .1; width the backbone's, heads width/64,
+ * MLP 4·width) and decode_head.decoder_norm, and each patch's logits are the cosines of its
+ * projection (decode_head.proj_patch) with the classes' (decode_head.proj_classes), normalised by
+ * decode_head.mask_norm. Every linear of either head is pruned and quantized like the backbone's. */
 gsq_task gsq_model_task(const gsq_model *m);
+gsq_seg_head gsq_model_seg_head(const gsq_model *m);
 int gsq_model_output_grid(const gsq_model *m);
 gsq_output_shape gsq_model_output_shape(const gsq_model *m);
-/* A model of m's architecture and configuration for `task` with num_classes classes: m's tensors
- * copied where a tensor of the new one has the same name and shape (a timm classifier's backbone),
- * the others (the new head) initialised as gsq_model_init does from seed. *copied (may be NULL)
- * gets the number of tensors copied. */
-gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, int num_classes, uint64_t seed,
-                              int *copied, gsq_error *err);
+/* A model of m's architecture and configuration for `task` with num_classes classes (a segmenter
+ * with head seg_head): m's tensors copied where a tensor of the new one has the same name and
+ * shape (a timm classifier's backbone), the others (the new head) initialised as gsq_model_init
+ * does from seed. *copied (may be NULL) gets the number of tensors copied. */
+gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, gsq_seg_head seg_head,
+                              int num_classes, uint64_t seed, int *copied, gsq_error *err);
 /* Which builder made m (gsq_model_vit_config or gsq_model_swin_config give its configuration). */
 gsq_arch gsq_model_arch(const gsq_model *m);
 void gsq_model_free(gsq_model *m);

@@ -15,6 +15,11 @@ void gsq_linear_forward(float *out, const float *inp, const float *weight, const
 /* dinp (N, C) += dout · weight; dweight (OC, C) += doutᵀ · inp; dbias (OC) += Σ_rows dout. */
 void gsq_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int C, int OC);
+/* Per image b of B, out_b (M, N) = a_b (M, C) · c_b (N, C)ᵀ: a linear layer whose weight is the
+ * image's c_b. Backward: da_b (M, C) += dout_b · c_b; dc_b (N, C) += dout_bᵀ · a_b. */
+void gsq_matmul_nt_forward(float *out, const float *a, const float *c, int B, int M, int N, int C);
+void gsq_matmul_nt_backward(float *da, float *dc, const float *dout, const float *a, const float *c, int B, int M,
+                            int N, int C);
 
 /* LayerNorm over the last dim: out (N, C) = (inp - mean) · rstd · weight + bias.
  * mean (N) and rstd (N) = 1/sqrt(var + eps) are saved for backward (biased variance, as torch). */
@@ -26,6 +31,11 @@ void gsq_layernorm_row(float *y, const float *x, const float *weight, const floa
 void gsq_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, const float *mean,
                             const float *rstd, int N, int C);
+/* L2 normalisation of rows, as F.normalize(dim=-1, eps=1e-12): out (N, C) = x / max(‖x‖, 1e-12).
+ * Backward from the input alone: dinp += (dout − y (y·dout)) / ‖x‖, or dout / 1e-12 for a row
+ * whose norm is below it (where the divisor is constant). */
+void gsq_l2norm_forward(float *out, const float *inp, int N, int C);
+void gsq_l2norm_backward(float *dinp, const float *dout, const float *inp, int N, int C);
 
 /* GELU, exact erf form (torch's default, used by timm): out = x · Φ(x), elementwise over n. */
 void gsq_gelu_forward(float *out, const float *inp, size_t n);
@@ -117,6 +127,12 @@ void gsq_tokens_forward(float *x, const float *pe, const float *cls, const float
  * token 0 feeds dcls and token 1 ddist; with prefix 1, token 0 feeds dcls if given, else ddist. */
 void gsq_tokens_backward(float *dpe, float *dcls, float *ddist, float *dpos, const float *dx,
                          int B, int NP, int D, int prefix);
+
+/* The same K rows (K, C) before every image's N: x (B, K + N, C) = [rows, inp (B, N, C)] (the mask
+ * transformer's class embeddings). Backward: dinp (B, N, C) += the image rows' part of dx; drows
+ * (K, C) += the prefix rows' part, summed over the batch. */
+void gsq_prepend_forward(float *x, const float *inp, const float *rows, int B, int K, int N, int C);
+void gsq_prepend_backward(float *dinp, float *drows, const float *dx, int B, int K, int N, int C);
 
 /* Pooling: out (B, D) = x[b, token] for GSQ_POOL_TOKEN, or the mean of x[b, prefix:T] for
  * GSQ_POOL_AVG (prefix tokens excluded, as timm). */

@@ -29,7 +29,8 @@ typedef struct {
     int qkv_bias;
     float ln_eps;       /* LayerNorm epsilon (timm's Swin: 1e-5) */
     gsq_task task;      /* classify: average pooling and head.fc; segment: the final norm of the last
-                         * stage's tokens and a linear decode head per token (gpusq/model.h) */
+                         * stage's tokens and a decode head over them (gpusq/model.h) */
+    gsq_seg_head seg_head; /* segment: which decode head (linear or the mask transformer) */
 } gsq_swin_config;
 
 /* Fills *cfg for a timm model name (swin_tiny_patch4_window7_224, ...) or gpusq_swin_demo. */

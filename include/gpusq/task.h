@@ -17,6 +17,15 @@ typedef enum { GSQ_TASK_CLASSIFY = 0, GSQ_TASK_SEGMENT = 1 } gsq_task;
 const char *gsq_task_name(gsq_task task);
 int gsq_task_parse(const char *word, gsq_task *task);
 
+/* A segmenter's decode head (Segmenter, Strudel et al. 2021), after the backbone's final norm:
+ * linear, one linear layer classifying each patch token (decode_head.cls); mask, the mask
+ * transformer, whose K learned class embeddings attend with the patch tokens through two
+ * transformer blocks and score each patch by the cosine of the two (gpusq/model.h). */
+typedef enum { GSQ_SEG_HEAD_LINEAR = 0, GSQ_SEG_HEAD_MASK = 1 } gsq_seg_head;
+/* "linear", "mask"; and back (0 on success, -1 for an unknown word). */
+const char *gsq_seg_head_name(gsq_seg_head head);
+int gsq_seg_head_parse(const char *word, gsq_seg_head *head);
+
 /* What a forward pass outputs per image: classes logits (1, classes), or for segmentation
  * (grid², classes) over an input of side × side pixels (the label maps' side). */
 typedef struct {

@@ -26,7 +26,8 @@ typedef struct {
     gsq_pool pool;    /* token: the class token feeds the head; avg: mean of patch tokens + fc_norm */
     float ln_eps;     /* LayerNorm epsilon (timm: 1e-6) */
     gsq_task task;    /* classify: pooling and head(s); segment: the final norm of every token and a
-                       * linear decode head per patch (gpusq/model.h) */
+                       * decode head over the patch tokens (gpusq/model.h) */
+    gsq_seg_head seg_head; /* segment: which decode head (linear or the mask transformer) */
 } gsq_vit_config;
 
 /* Fills *cfg for a timm model name (vit_tiny_patch16_224, deit_small_distilled_patch16_224, ...). */

@@ -12,8 +12,9 @@
  *   FP16 (the baseline): the float weights in fp16 on cuBLASLt with its bias / GELU epilogues,
  *   LayerNorm and attention in fp32 math on fp16 activations, the residual stream in fp32.
  *
- * Pooling, the final LayerNorm and the classifier heads run in float (src/kernels/cuda/ops.h).
- * Times per part come from CUDA events recorded between the steps, read after the pass. This file
+ * Pooling, the final LayerNorm and the classifier heads run in float (src/kernels/cuda/ops.h); the
+ * mask transformer's own operations have no kernels, and a model with that head is refused. Times
+ * per part come from CUDA events recorded between the steps, read after the pass. This file
  * is built into the CUDA backend library (libgpusq_cuda.so) only, and reached through the table at
  * its end (cuda_backend.h). */
 #include <stdio.h>
@@ -84,8 +85,23 @@ static void engine_free(struct gsq_engine_cuda *c)
     free(c);
 }
 
+/* GSQ_ERR_UNSUPPORTED for a graph with an operation no kernel here runs: the mask transformer's
+ * (its class embeddings, normalised rows and masks). */
+static gsq_status check_ops(const gsq_graph *g, gsq_error *err)
+{
+    for (int i = 0; i < g->num_nodes; i++) {
+        gsq_op op = g->nodes[i].op;
+        if (op == GSQ_OP_PREPEND || op == GSQ_OP_L2NORM || op == GSQ_OP_MATMUL_NT)
+            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: the mask-transformer head's %s is not implemented "
+                            "on GPUs (run it on the CPU)", gsq_op_name(op));
+    }
+    return GSQ_OK;
+}
+
 static gsq_status engine_create(gsq_engine *e, gsq_error *err)
 {
+    gsq_status st = check_ops(e->graph, err);
+    if (st != GSQ_OK) return st;
     if (gsq_cuda_device_count() < 1)
         return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "engine: no CUDA device (no GPU, or no driver)");
     int dev_id = 0, major = 0, minor = 0;
@@ -372,6 +388,9 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
                                     n->in[1] >= 0 && !t->accumulate ? value(e, n->in[1]) : NULL, t->accumulate,
                                     c->maps[t->node], B, xv->rows, yv->rows, yv->cols, err);
     case GSQ_OP_GELU:
+    case GSQ_OP_PREPEND: /* refused when the engine was made (check_ops) */
+    case GSQ_OP_L2NORM:
+    case GSQ_OP_MATMUL_NT:
     case GSQ_OP_COUNT:
         break;
     }

@@ -7,10 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const op_names[GSQ_OP_COUNT] = {"patchify", "linear", "tokens", "layernorm",
-                                                   "attention", "gelu", "pool", "mean2", "window", "unwindow",
-                                                   "merge", "rows"};
-
 int gsq_engine_plan_part(gsq_engine_plan *p, const char *label)
 {
     for (int i = 0; i < p->num_parts; i++)
@@ -149,7 +145,7 @@ gsq_status gsq_engine_plan_build(gsq_engine_plan *p, const gsq_graph *g, const g
         }
         char label[GSQ_ENGINE_PART_MAX];
         if (lin) linear_label(lin->name, t.gelu, label, sizeof label);
-        else snprintf(label, sizeof label, "%s", op_names[node->op]);
+        else snprintf(label, sizeof label, "%s", gsq_op_name(node->op));
         t.part = gsq_engine_plan_part(p, label);
         if (t.part < 0) st = gsq_fail(err, GSQ_ERR_NOMEM, "engine: out of memory planning");
         p->steps[p->num_steps++] = t;

@@ -187,6 +187,20 @@ static void emit_patchify(exporter *e, const gsq_node *n)
     GSQ_ONNX_OP(e->b, "Reshape", out, x, ints(e, out, "shape", 3, patches));
 }
 
+/* The shape (batch, rows, cols) with x's batch: what rows of parameters before each image's are
+ * Expanded to. */
+static const char *prefix_shape(exporter *e, const char *out, const char *x, int rows, int cols)
+{
+    const char *batch = op1(e, "Shape", out, "batch", x);
+    gsq_onnx_attr_int(e->b, "start", 0);
+    gsq_onnx_attr_int(e->b, "end", 1);
+    const int64_t rest[2] = {rows, cols};
+    const char *shape = GSQ_ONNX_OP(e->b, "Concat", gsq_onnx_name(e->b, "%s/prefix_shape", out), batch,
+                                    ints(e, out, "token_shape", 2, rest));
+    gsq_onnx_attr_int(e->b, "axis", 0);
+    return shape;
+}
+
 static void emit_tokens(exporter *e, const gsq_node *n)
 {
     const gsq_value *xv = &e->g->values[n->in[0]], *yv = &e->g->values[n->out];
@@ -194,13 +208,7 @@ static void emit_tokens(exporter *e, const gsq_node *n)
     int D = xv->cols;
     const int64_t token[3] = {1, 1, D}, pos[3] = {1, yv->rows, D};
     if (n->param[0] >= 0 || n->param[1] >= 0) { /* prefix tokens, repeated over the batch */
-        const char *batch = op1(e, "Shape", out, "batch", x);
-        gsq_onnx_attr_int(e->b, "start", 0);
-        gsq_onnx_attr_int(e->b, "end", 1);
-        const int64_t rest[2] = {1, D};
-        const char *shape = GSQ_ONNX_OP(e->b, "Concat", gsq_onnx_name(e->b, "%s/prefix_shape", out), batch,
-                                        ints(e, out, "token_shape", 2, rest));
-        gsq_onnx_attr_int(e->b, "axis", 0);
+        const char *shape = prefix_shape(e, out, x, 1, D);
         const char *parts[3];
         int k = 0;
         for (int p = 0; p < 2; p++)
@@ -212,6 +220,46 @@ static void emit_tokens(exporter *e, const gsq_node *n)
         gsq_onnx_attr_int(e->b, "axis", 1);
     }
     GSQ_ONNX_OP(e->b, "Add", out, x, param_tensor(e, n->param[2], 3, pos));
+}
+
+/* The mask transformer's class embeddings (1, K, C), repeated over the batch, before x. */
+static void emit_prepend(exporter *e, const gsq_node *n)
+{
+    const gsq_value *xv = &e->g->values[n->in[0]];
+    const char *out = value_name(e, n->out, 0), *x = value_name(e, n->in[0], 0);
+    int K = e->g->values[n->out].rows - xv->rows;
+    const char *parts[2] = {GSQ_ONNX_OP(e->b, "Expand", gsq_onnx_name(e->b, "%s/prefix", out),
+                                        param_tensor(e, n->param[0], 0, NULL), prefix_shape(e, out, x, K, xv->cols)),
+                            x};
+    gsq_onnx_node(e->b, "Concat", out, parts, 2);
+    gsq_onnx_attr_int(e->b, "axis", 1);
+}
+
+/* x / max(‖x‖, 1e-12) along the rows, as F.normalize: LpNormalization has no floor (a zero row
+ * would be NaN), so ReduceL2, Max and Div. */
+static void emit_l2norm(exporter *e, const gsq_node *n)
+{
+    const char *out = value_name(e, n->out, 0), *x = value_name(e, n->in[0], 0);
+    const int64_t axes[1] = {-1};
+    const char *norm;
+    if (gsq_onnx_opset(e->b) >= 18) {
+        norm = op2(e, "ReduceL2", out, "norm", x, ints(e, out, "axes", 1, axes));
+    } else {
+        norm = op1(e, "ReduceL2", out, "norm", x);
+        gsq_onnx_attr_ints(e->b, "axes", 1, axes);
+    }
+    gsq_onnx_attr_int(e->b, "keepdims", 1);
+    norm = op2(e, "Max", out, "floored", norm, gsq_onnx_float(e->b, gsq_onnx_name(e->b, "%s/eps", out), 1e-12f));
+    GSQ_ONNX_OP(e->b, "Div", out, x, norm);
+}
+
+/* in[0] (batch, M, C) · in[1] (batch, N, C)ᵀ */
+static void emit_matmul_nt(exporter *e, const gsq_node *n)
+{
+    const char *out = value_name(e, n->out, 0);
+    const int64_t perm[3] = {0, 2, 1};
+    GSQ_ONNX_OP(e->b, "MatMul", out, value_name(e, n->in[0], 0),
+                transpose(e, out, "rhs_t", value_name(e, n->in[1], 0), 3, perm));
 }
 
 static void emit_layernorm(exporter *e, const gsq_node *n)
@@ -412,6 +460,9 @@ static void emit_node(exporter *e, const gsq_node *n)
                     ints(e, out, "end", 1, end), ints(e, out, "axes", 1, axes));
         break;
     }
+    case GSQ_OP_PREPEND: emit_prepend(e, n); break;
+    case GSQ_OP_L2NORM: emit_l2norm(e, n); break;
+    case GSQ_OP_MATMUL_NT: emit_matmul_nt(e, n); break;
     case GSQ_OP_COUNT: break;
     }
 }
@@ -457,7 +508,10 @@ static void describe(exporter *e)
         gsq_onnx_meta(b, "gpusq.mean", gsq_onnx_name(b, "%g,%g,%g", (double)t.mean[0], (double)t.mean[1], (double)t.mean[2]));
         gsq_onnx_meta(b, "gpusq.std", gsq_onnx_name(b, "%g,%g,%g", (double)t.std[0], (double)t.std[1], (double)t.std[2]));
     }
-    gsq_onnx_meta(b, "gpusq.output", gsq_onnx_name(b, "logits: float32 (batch, %d), before softmax", K));
+    int G = gsq_model_output_grid(m);
+    gsq_onnx_meta(b, "gpusq.output", G ? gsq_onnx_name(b, "logits: float32 (batch, %d, %d), a %d×%d map of class "
+                                                          "scores before softmax", G * G, K, G, G)
+                                       : gsq_onnx_name(b, "logits: float32 (batch, %d), before softmax", K));
     gsq_onnx_meta(b, "gpusq.quantization",
                   e->quantized ? gsq_onnx_name(b, "%s, attention %s", gsq_quant_mode_name(gsq_model_quant_mode(m)),
                                                gsq_model_quant_attention_scales(m, 0) ? "quantized" : "float")
@@ -501,11 +555,15 @@ gsq_status gsq_export_onnx(const gsq_model *m, const gsq_export_options *o, cons
     gsq_status st = gsq_onnx_new(&e.b, o->opset, err);
     if (st == GSQ_OK) st = name_values(&e);
     if (st == GSQ_OK) {
-        int64_t batch = o->batch ? o->batch : -1, S = gsq_model_input_size(m);
-        const int64_t in[4] = {batch, gsq_model_in_chans(m), S, S}, logits[2] = {batch, gsq_model_num_classes(m)};
+        int64_t batch = o->batch ? o->batch : -1, S = gsq_model_input_size(m), G = gsq_model_output_grid(m);
+        const int64_t in[4] = {batch, gsq_model_in_chans(m), S, S}, K = gsq_model_num_classes(m);
         gsq_onnx_io(e.b, 0, "images", 4, in, in[1] == 3 ? "RGB images (batch, channels, height, width), pixel/255 "
                     "normalised by gpusq.mean and gpusq.std" : "images (batch, channels, height, width)");
-        gsq_onnx_io(e.b, 1, "logits", 2, logits, "class scores before softmax (batch, classes)");
+        if (G) /* a segmenter's */
+            gsq_onnx_io(e.b, 1, "logits", 3, (const int64_t[]){batch, G * G, K}, "per-patch class scores before "
+                        "softmax (batch, grid², classes), the grid's rows in order");
+        else
+            gsq_onnx_io(e.b, 1, "logits", 2, (const int64_t[]){batch, K}, "class scores before softmax (batch, classes)");
         for (int i = 0; i < e.g->num_nodes && e.st == GSQ_OK; i++) emit_node(&e, &e.g->nodes[i]);
         describe(&e);
         st = e.st;

@@ -15,6 +15,12 @@ typedef struct {
 
 static graph_builder *builder(gsq_graph *g) { return (graph_builder *)g; }
 
+static const char *const op_names[] = {"patchify", "linear", "tokens", "layernorm", "attention", "gelu", "pool",
+                                      "mean2", "window", "unwindow", "merge", "rows", "prepend", "l2norm", "matmul_nt"};
+_Static_assert(sizeof op_names / sizeof op_names[0] == GSQ_OP_COUNT, "one name per operation");
+
+const char *gsq_op_name(gsq_op op) { return (unsigned)op < GSQ_OP_COUNT ? op_names[op] : "?"; }
+
 gsq_status gsq_graph_create(gsq_graph **out, int max_nodes, int max_values, int max_linears, gsq_error *err)
 {
     graph_builder *b = calloc(1, sizeof *b);
@@ -177,6 +183,8 @@ int gsq_attention_tokens(const gsq_graph *g, const gsq_node *n)
 double gsq_graph_node_macs(const gsq_graph *g, const gsq_node *n)
 {
     if (n->op == GSQ_OP_LINEAR) return gsq_graph_linear_macs(g, n->linear);
+    if (n->op == GSQ_OP_MATMUL_NT) /* (M, C) · (N, C)ᵀ */
+        return (double)g->values[n->in[0]].rows * g->values[n->in[1]].rows * g->values[n->in[0]].cols;
     if (n->op != GSQ_OP_ATTENTION) return 0;
     double rows = g->values[n->in[0]].rows, T = gsq_attention_tokens(g, n), D = g->values[n->out].cols;
     return 2 * rows * T * D; /* q·kᵀ and probabilities·v over all heads, per sequence of T */
@@ -191,7 +199,8 @@ gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)
         if (g->linears[i].compressed) m.compressed += n;
     }
     for (int i = 0; i < g->num_nodes; i++)
-        if (g->nodes[i].op == GSQ_OP_ATTENTION) m.attention += gsq_graph_node_macs(g, &g->nodes[i]);
+        if (g->nodes[i].op == GSQ_OP_ATTENTION || g->nodes[i].op == GSQ_OP_MATMUL_NT)
+            m.attention += gsq_graph_node_macs(g, &g->nodes[i]);
     return m;
 }
 

@@ -54,6 +54,16 @@ int gsq_build_layernorm(gsq_builder *b, const char *name, int in)
     return n.out;
 }
 
+int gsq_build_rows(gsq_builder *b, int in, int first, int rows, const char *name)
+{
+    gsq_node n = gsq_graph_blank(GSQ_OP_ROWS);
+    n.in[0] = in;
+    n.attrs[0] = first;
+    n.out = gsq_build_value(b, name, rows, b->g->values[in].cols);
+    gsq_graph_node(b->g, &n);
+    return n.out;
+}
+
 int gsq_build_patch_embed(gsq_builder *b, int in_chans, int img, int patch)
 {
     int grid = img / patch;
@@ -114,7 +124,7 @@ int gsq_build_block(gsq_builder *b, const char *prefix, int x, int heads, const 
     act.out = gsq_build_value(b, NAME(name, ".mlp.act"), rows, b->g->values[h].cols);
     gsq_graph_node(b->g, &act);
     x = gsq_build_linear(b, NAME(name, ".mlp.fc2"), act.out, -1, x, 1, NAME(out, ""));
-    gsq_graph_block_output(b->g, x); /* feature distillation reads it */
+    if (!b->decoder) gsq_graph_block_output(b->g, x); /* feature distillation reads it */
 #undef NAME
     return x;
 }

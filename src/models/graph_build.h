@@ -12,6 +12,7 @@ typedef struct {
     gsq_graph *g;
     float ln_eps;
     int attentions;     /* attentions added so far: the next one's block number */
+    int decoder;        /* 1 while a decode head is built: its blocks are not block outputs */
 } gsq_builder;
 
 /* The index of tensor `name` in the model's table, or -1. */
@@ -24,6 +25,8 @@ int gsq_build_linear(gsq_builder *b, const char *name, int in, int slice, int re
                      const char *out_name);
 /* LayerNorm `name` of in's rows (params name.weight, name.bias) into a new value called name. */
 int gsq_build_layernorm(gsq_builder *b, const char *name, int in);
+/* Rows first .. first + rows − 1 of in (a ROWS node) into a new value called name. */
+int gsq_build_rows(gsq_builder *b, int in, int first, int rows, const char *name);
 /* The graph's input, images (in_chans, img, img), cut into patches (grid², in_chans·patch²) that
  * patch_embed.proj embeds into a new value "patch_embed"; returns it. */
 int gsq_build_patch_embed(gsq_builder *b, int in_chans, int img, int patch);
@@ -31,7 +34,7 @@ int gsq_build_patch_embed(gsq_builder *b, int in_chans, int img, int patch);
  * width): x + proj(attention(qkv(norm1(x)))), then + fc2(gelu(fc1(norm2(·)))). With win, the
  * attention runs in win's shifted windows with the block's relative position bias table (windows
  * that are the whole grid, unshifted and unpadded, are plain attention plus the bias). The
- * output is marked as a block output; returns it. */
+ * output is marked as a block output, unless b builds a decoder; returns it. */
 int gsq_build_block(gsq_builder *b, const char *prefix, int x, int heads, const gsq_window_geom *win);
 
 #endif

@@ -55,6 +55,15 @@ void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_
             memcpy(y + b * width, x + ((size_t)b * xv->rows + (size_t)n->attrs[0]) * xv->cols, width * sizeof(float));
         break;
     }
+    case GSQ_OP_PREPEND:
+        gsq_prepend_forward(y, x, a->param[0], B, yv->rows - xv->rows, xv->rows, xv->cols);
+        break;
+    case GSQ_OP_L2NORM:
+        gsq_l2norm_forward(y, x, rows, xv->cols);
+        break;
+    case GSQ_OP_MATMUL_NT:
+        gsq_matmul_nt_forward(y, x, a->in[1], B, xv->rows, yv->cols, xv->cols);
+        break;
     case GSQ_OP_ATTENTION:
     case GSQ_OP_COUNT:
         break;

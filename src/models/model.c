@@ -19,6 +19,7 @@ int gsq_model_in_chans(const gsq_model *m) { return m->in_chans; }
 int gsq_model_input_size(const gsq_model *m) { return m->img_size; }
 int gsq_model_num_classes(const gsq_model *m) { return m->num_classes; }
 gsq_task gsq_model_task(const gsq_model *m) { return m->task; }
+gsq_seg_head gsq_model_seg_head(const gsq_model *m) { return m->seg_head; }
 int gsq_model_output_grid(const gsq_model *m) { return m->graph->grid; }
 gsq_output_shape gsq_model_output_shape(const gsq_model *m)
 {
@@ -98,6 +99,23 @@ void gsq_model_add_tensor(gsq_model *m, int ndim, const int64_t *shape, const ch
     m->num_params += p->numel;
 }
 
+void gsq_model_add_block(gsq_model *m, const char *prefix, int64_t width, int64_t hidden, int qkv_bias)
+{
+    const int64_t D = width, H = hidden;
+    gsq_model_add_tensor(m, 1, &D, "%s.norm1.weight", prefix);
+    gsq_model_add_tensor(m, 1, &D, "%s.norm1.bias", prefix);
+    gsq_model_add_tensor(m, 2, (int64_t[]){3 * D, D}, "%s.attn.qkv.weight", prefix);
+    if (qkv_bias) gsq_model_add_tensor(m, 1, (int64_t[]){3 * D}, "%s.attn.qkv.bias", prefix);
+    gsq_model_add_tensor(m, 2, (int64_t[]){D, D}, "%s.attn.proj.weight", prefix);
+    gsq_model_add_tensor(m, 1, &D, "%s.attn.proj.bias", prefix);
+    gsq_model_add_tensor(m, 1, &D, "%s.norm2.weight", prefix);
+    gsq_model_add_tensor(m, 1, &D, "%s.norm2.bias", prefix);
+    gsq_model_add_tensor(m, 2, (int64_t[]){H, D}, "%s.mlp.fc1.weight", prefix);
+    gsq_model_add_tensor(m, 1, &H, "%s.mlp.fc1.bias", prefix);
+    gsq_model_add_tensor(m, 2, (int64_t[]){D, H}, "%s.mlp.fc2.weight", prefix);
+    gsq_model_add_tensor(m, 1, &D, "%s.mlp.fc2.bias", prefix);
+}
+
 gsq_status gsq_model_alloc_params(gsq_model *m, gsq_error *err)
 {
     if (m->params) return GSQ_OK;
@@ -136,12 +154,13 @@ gsq_status gsq_model_clone(gsq_model **out, const gsq_model *m, gsq_error *err)
     return GSQ_OK;
 }
 
-gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, int num_classes, uint64_t seed,
-                              int *copied, gsq_error *err)
+gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, gsq_seg_head seg_head,
+                              int num_classes, uint64_t seed, int *copied, gsq_error *err)
 {
     gsq_vit_config vit = m->vit;
     gsq_swin_config swin = m->swin;
     vit.task = swin.task = task;
+    vit.seg_head = swin.seg_head = seg_head;
     vit.num_classes = swin.num_classes = num_classes;
     gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_create(out, &swin, err) : gsq_vit_create(out, &vit, err);
     if (st != GSQ_OK) return st;

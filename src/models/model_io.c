@@ -133,28 +133,37 @@ gsq_status gsq_model_read(gsq_model *m, const gsq_st_file *f, const char *const 
     return st;
 }
 
-gsq_status gsq_file_head(const gsq_st_file *f, const char *classifier, gsq_task *task, int *classes,
-                         gsq_error *err)
+gsq_status gsq_file_head(const gsq_st_file *f, const char *classifier, gsq_task *task, gsq_seg_head *seg_head,
+                         int *classes, gsq_error *err)
 {
     char name[GSQ_NAME_MAX];
-    *task = gsq_st_find(f, GSQ_SEG_HEAD ".weight") ? GSQ_TASK_SEGMENT : GSQ_TASK_CLASSIFY;
-    snprintf(name, sizeof name, "%s.weight", *task == GSQ_TASK_SEGMENT ? GSQ_SEG_HEAD : classifier);
-    int64_t shape[2] = {0};
-    gsq_status st = gsq_file_tensor_shape(f, name, 2, shape, err);
+    int mask = gsq_st_find(f, GSQ_MASK_HEAD_CLASSES) != NULL;
+    *task = mask || gsq_st_find(f, GSQ_SEG_HEAD ".weight") ? GSQ_TASK_SEGMENT : GSQ_TASK_CLASSIFY;
+    *seg_head = mask ? GSQ_SEG_HEAD_MASK : GSQ_SEG_HEAD_LINEAR;
+    /* the classes: the mask transformer's embeddings (1, K, width), a linear head's rows (K, width) */
+    if (mask) snprintf(name, sizeof name, "%s", GSQ_MASK_HEAD_CLASSES);
+    else snprintf(name, sizeof name, "%s.weight", *task == GSQ_TASK_SEGMENT ? GSQ_SEG_HEAD : classifier);
+    int64_t shape[3] = {0};
+    gsq_status st = gsq_file_tensor_shape(f, name, 2 + mask, shape, err);
     if (st != GSQ_OK) return st;
-    if (shape[0] < 1 || shape[0] > 1 << 20)
-        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: %s has %lld classes", gsq_st_label(f), name, (long long)shape[0]);
-    *classes = (int)shape[0];
+    int64_t K = shape[mask];
+    if (K < 1 || K > 1 << 20)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: %s has %lld classes", gsq_st_label(f), name, (long long)K);
+    *classes = (int)K;
     return GSQ_OK;
 }
 
-gsq_status gsq_file_meta_task(const gsq_st_file *f, gsq_task *task, gsq_error *err)
+gsq_status gsq_file_meta_task(const gsq_st_file *f, gsq_task *task, gsq_seg_head *seg_head, gsq_error *err)
 {
-    const char *v = gsq_st_meta_get(f, "task");
+    const char *v = gsq_st_meta_get(f, "task"), *head = gsq_st_meta_get(f, "seg_head");
     *task = GSQ_TASK_CLASSIFY;
+    *seg_head = GSQ_SEG_HEAD_LINEAR;
     if (v && gsq_task_parse(v, task) != 0)
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata task '%.40s' is neither classify nor segment",
                         gsq_st_label(f), v);
+    if (head && gsq_seg_head_parse(head, seg_head) != 0)
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata seg_head '%.40s' is neither linear nor mask",
+                        gsq_st_label(f), head);
     return GSQ_OK;
 }
 
@@ -228,6 +237,8 @@ gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gs
     gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_add_meta(m, w, err) : gsq_vit_add_meta(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "arch", m->arch == GSQ_ARCH_SWIN ? "swin" : "vit", err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "task", gsq_task_name(m->task), err);
+    if (st == GSQ_OK && m->task == GSQ_TASK_SEGMENT)
+        st = gsq_st_writer_set_meta(w, "seg_head", gsq_seg_head_name(m->seg_head), err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "producer", "gpusq", err);
     if (st == GSQ_OK && m->class_names) st = gsq_st_writer_set_meta(w, "class_names", m->class_names, err);

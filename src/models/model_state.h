@@ -12,6 +12,7 @@ struct gsq_model {
     gsq_swin_config swin;
     int img_size, in_chans, num_classes; /* the input and output every architecture has */
     gsq_task task;        /* what the head predicts (its configuration's) */
+    gsq_seg_head seg_head; /* a segmenter's decode head (its configuration's) */
     int num_tensors;
     gsq_param *tensors;   /* in timm state_dict order */
     size_t num_params;
@@ -52,6 +53,9 @@ gsq_status gsq_model_create_finish(gsq_status st, gsq_model **out, gsq_error *er
  * tensors of one dimension: biases and norms). */
 void gsq_model_add_tensor(gsq_model *m, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Appends the tensors of a ViT block (timm's Block: norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
+ * mlp.fc2) of `width` with an MLP of `hidden`, named prefix.* ("blocks.3.norm1.weight"). */
+void gsq_model_add_block(gsq_model *m, const char *prefix, int64_t width, int64_t hidden, int qkv_bias);
 
 struct gsq_st_file;
 struct gsq_st_writer;
@@ -67,14 +71,18 @@ int gsq_file_meta_int(const struct gsq_st_file *f, const char *key, int *out);
 /* The LayerNorm epsilon in a file's "ln_eps" metadata into *eps; absent: *eps = fallback, or
  * GSQ_ERR_MISSING when fallback is 0 (required); not a number: GSQ_ERR_FORMAT. */
 gsq_status gsq_file_meta_eps(const struct gsq_st_file *f, float fallback, float *eps, gsq_error *err);
-/* The segmentation head's linear: GSQ_SEG_HEAD.weight (classes, width) and .bias. */
+/* The linear segmentation head's linear: GSQ_SEG_HEAD.weight (classes, width) and .bias. */
 #define GSQ_SEG_HEAD "decode_head.cls"
-/* What a timm-named file's head says: a segmentation head (GSQ_SEG_HEAD.weight) or the
- * architecture's classifier (`classifier`.weight), its classes into *classes. */
-gsq_status gsq_file_head(const struct gsq_st_file *f, const char *classifier, gsq_task *task, int *classes,
-                         gsq_error *err);
-/* The task in a file's "task" metadata into *task (absent: classify). */
-gsq_status gsq_file_meta_task(const struct gsq_st_file *f, gsq_task *task, gsq_error *err);
+/* The mask transformer's class embeddings (1, classes, width), which only that head has. */
+#define GSQ_MASK_HEAD_CLASSES "decode_head.cls_emb"
+/* What a timm-named file's head says: a segmentation head (GSQ_SEG_HEAD.weight, or the mask
+ * transformer's GSQ_MASK_HEAD_CLASSES: which one into *seg_head) or the architecture's classifier
+ * (`classifier`.weight), its classes into *classes. */
+gsq_status gsq_file_head(const struct gsq_st_file *f, const char *classifier, gsq_task *task, gsq_seg_head *seg_head,
+                         int *classes, gsq_error *err);
+/* The task in a file's "task" metadata into *task (absent: classify), and a segmenter's head in
+ * its "seg_head" into *seg_head (absent: linear, as files from before the mask head). */
+gsq_status gsq_file_meta_task(const struct gsq_st_file *f, gsq_task *task, gsq_seg_head *seg_head, gsq_error *err);
 /* Each builder's configuration as metadata (gsq_model_add_meta_to_writer adds what all share). */
 gsq_status gsq_vit_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);
 gsq_status gsq_swin_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);

@@ -327,6 +327,15 @@ static void backward_node(gsq_model *m, const gsq_node *n, int B)
             gsq_accumulate(dx + ((size_t)b * xv->rows + (size_t)n->attrs[0]) * xv->cols,
                            dy + (size_t)b * yv->rows * yv->cols, (size_t)yv->rows * yv->cols);
         break;
+    case GSQ_OP_PREPEND:
+        gsq_prepend_backward(dx, grad(m, n->param[0]), dy, B, yv->rows - xv->rows, xv->rows, xv->cols);
+        break;
+    case GSQ_OP_L2NORM:
+        gsq_l2norm_backward(dx, dy, x, (int)rows, xv->cols);
+        break;
+    case GSQ_OP_MATMUL_NT:
+        gsq_matmul_nt_backward(dx, gact(m, n->in[1]), dy, x, act(m, n->in[1]), B, xv->rows, yv->cols, xv->cols);
+        break;
     case GSQ_OP_GELU:
         gsq_gelu_backward(dx, dy, x, rows * (size_t)xv->cols);
         break;

@@ -1,12 +1,14 @@
 /* Swin as a graph (include/gpusq/graph.h): patch embedding and its LayerNorm, then per stage the
  * patch merging (from the second stage on) and the blocks (graph_build.c's, in shifted windows on
- * odd blocks), the final norm, average pooling and head.fc. */
+ * odd blocks), the final norm, average pooling and head.fc, or a segmenter's decode head over the
+ * last stage's normalised tokens (seg_head.c's). */
 #include <stdio.h>
 
 #include "gpusq/graph.h"
 #include "gpusq/swin.h"
 #include "models/graph_build.h"
 #include "models/model_state.h"
+#include "models/seg_head.h"
 
 /* Stage s's patch merging: 2×2 gather of the previous grid, LayerNorm(4C), reduction to dims[s]. */
 static int merge(gsq_builder *b, const gsq_swin_config *c, int s, int x)
@@ -29,12 +31,15 @@ gsq_status gsq_swin_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
 {
     const gsq_swin_config *c = &m->swin;
     int blocks = gsq_swin_blocks(c);
-    /* per block at most 10 nodes, 13 values, 4 linears; per merge 3, 4, 1; around them 6, 9, 2 */
-    gsq_status st = gsq_graph_create(out, 6 + 3 * c->num_stages + 10 * blocks, 9 + 4 * c->num_stages + 13 * blocks,
-                                      2 + c->num_stages + 4 * blocks, err);
+    /* per block at most 10 nodes, 13 values, 4 linears; per merge 3, 4, 1; around them 6, 9, 2, and a
+     * segmenter's head */
+    gsq_seg_head_room head = c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_size(c->seg_head) : (gsq_seg_head_room){0};
+    gsq_status st = gsq_graph_create(out, 6 + 3 * c->num_stages + 10 * blocks + head.nodes,
+                                      9 + 4 * c->num_stages + 13 * blocks + head.values,
+                                      2 + c->num_stages + 4 * blocks + head.linears, err);
     if (st != GSQ_OK) return st;
     gsq_graph *g = *out;
-    gsq_builder b = {m, g, c->ln_eps, 0};
+    gsq_builder b = {.m = m, .g = g, .ln_eps = c->ln_eps};
     int x = gsq_build_patch_embed(&b, c->in_chans, c->img_size, c->patch_size);
     x = gsq_build_layernorm(&b, "patch_embed.norm", x);
     for (int s = 0; s < c->num_stages; s++) {
@@ -49,7 +54,7 @@ gsq_status gsq_swin_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
     }
     x = gsq_build_layernorm(&b, "norm", x);
     if (c->task == GSQ_TASK_SEGMENT) { /* every token of the last stage classified */
-        g->logits = gsq_build_linear(&b, GSQ_SEG_HEAD, x, -1, -1, 1, "logits");
+        g->logits = gsq_build_seg_head(&b, c->seg_head, x, c->num_classes);
         g->grid = gsq_swin_stage_grid(c, c->num_stages - 1);
     } else {
         gsq_node n = gsq_graph_blank(GSQ_OP_POOL);

@@ -3,6 +3,7 @@
 #include "gpusq/graph.h"
 #include "gpusq/swin.h"
 #include "models/model_state.h"
+#include "models/seg_head.h"
 
 #include <stdint.h>
 
@@ -44,9 +45,12 @@ static void build_table(const gsq_swin_config *c, gsq_model *m)
     int64_t F = c->dims[c->num_stages - 1];
     ADD(1, SHAPE(F), "norm.weight");
     ADD(1, SHAPE(F), "norm.bias");
-    const char *head = c->task == GSQ_TASK_SEGMENT ? GSQ_SEG_HEAD : "head.fc";
-    ADD(2, SHAPE(c->num_classes, F), "%s.weight", head);
-    ADD(1, SHAPE(c->num_classes), "%s.bias", head);
+    if (c->task == GSQ_TASK_SEGMENT) {
+        gsq_seg_head_table(m, c->seg_head, F, c->num_classes);
+        return;
+    }
+    ADD(2, SHAPE(c->num_classes, F), "head.fc.weight");
+    ADD(1, SHAPE(c->num_classes), "head.fc.bias");
 }
 
 gsq_status gsq_swin_describe(gsq_model **out, const gsq_swin_config *cfg, gsq_error *err)
@@ -55,11 +59,12 @@ gsq_status gsq_swin_describe(gsq_model **out, const gsq_swin_config *cfg, gsq_er
     gsq_status st = gsq_swin_config_validate(cfg, err);
     if (st != GSQ_OK) return st;
     gsq_model *m;
-    st = gsq_model_new(&m, GSQ_ARCH_SWIN, 8 + 3 * cfg->num_stages + 13 * gsq_swin_blocks(cfg), err);
+    int head = cfg->task == GSQ_TASK_SEGMENT ? gsq_seg_head_size(cfg->seg_head).tensors : 0;
+    st = gsq_model_new(&m, GSQ_ARCH_SWIN, 8 + 3 * cfg->num_stages + 13 * gsq_swin_blocks(cfg) + head, err);
     if (st != GSQ_OK) return st;
     m->swin = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
-    m->task = cfg->task;
+    m->task = cfg->task, m->seg_head = cfg->seg_head;
     build_table(cfg, m);
     return gsq_model_describe_finish(m, out, err);
 }

@@ -1,6 +1,7 @@
 /* ViT/DeiT configurations: timm's named models, validation and the per-image operation count. */
 #include "gpusq/data.h"
 #include "gpusq/vit.h"
+#include "models/seg_head.h"
 
 #include <string.h>
 
@@ -89,5 +90,5 @@ gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
                         "configuration: a distilled DeiT needs a class token and token pooling");
     if (!(cfg->ln_eps > 0.0f && cfg->ln_eps < 1.0f))
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: ln_eps %g is outside (0, 1)", (double)cfg->ln_eps);
-    return GSQ_OK;
+    return cfg->task == GSQ_TASK_SEGMENT ? gsq_seg_head_check(cfg->seg_head, cfg->embed_dim, err) : GSQ_OK;
 }

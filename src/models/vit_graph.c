@@ -1,12 +1,14 @@
 /* ViT/DeiT as a graph (include/gpusq/graph.h): the one place that says what a vision
  * transformer computes — patch embedding, tokens, `depth` pre-norm blocks (graph_build.c's),
- * pooling, the final norm and the classifier head(s). */
+ * pooling, the final norm and the classifier head(s), or a segmenter's decode head over the
+ * normalised patch tokens (seg_head.c's). */
 #include <stdio.h>
 
 #include "gpusq/graph.h"
 #include "gpusq/vit.h"
 #include "models/graph_build.h"
 #include "models/model_state.h"
+#include "models/seg_head.h"
 
 /* The logits are the output: a tap. */
 static gsq_status finish(gsq_graph *g, gsq_graph **out, gsq_error *err)
@@ -23,11 +25,14 @@ static gsq_status finish(gsq_graph *g, gsq_graph **out, gsq_error *err)
 gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
 {
     const gsq_vit_config *c = &m->vit;
-    /* per block: 8 nodes, 11 values, 4 linears; around them at most 8 nodes, 10 values, 3 linears */
-    gsq_status st = gsq_graph_create(out, 8 + 8 * c->depth, 10 + 11 * c->depth, 3 + 4 * c->depth, err);
+    /* per block: 8 nodes, 11 values, 4 linears; around them at most 8 nodes, 10 values, 3 linears,
+     * and a segmenter's head */
+    gsq_seg_head_room head = c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_size(c->seg_head) : (gsq_seg_head_room){0};
+    gsq_status st = gsq_graph_create(out, 8 + 8 * c->depth + head.nodes, 10 + 11 * c->depth + head.values,
+                                     3 + 4 * c->depth + head.linears, err);
     if (st != GSQ_OK) return st;
     gsq_graph *g = *out;
-    gsq_builder b = {m, g, c->ln_eps, 0};
+    gsq_builder b = {.m = m, .g = g, .ln_eps = c->ln_eps};
     int x = gsq_build_patch_embed(&b, c->in_chans, c->img_size, c->patch_size);
     gsq_node n = gsq_graph_blank(GSQ_OP_TOKENS);
     n.in[0] = x;
@@ -43,14 +48,11 @@ gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
     }
 
     const char *norm = c->pool == GSQ_POOL_AVG ? "fc_norm" : "norm";
-    if (c->task == GSQ_TASK_SEGMENT) { /* every token normalised, the patches' classified */
+    if (c->task == GSQ_TASK_SEGMENT) {
+        /* the patch tokens, normalised (selecting first lets the norm write the head's input codes) */
+        x = gsq_build_rows(&b, x, gsq_vit_prefix(c), gsq_vit_num_patches(c), "patch_tokens");
         x = gsq_build_layernorm(&b, norm, x);
-        n = gsq_graph_blank(GSQ_OP_ROWS);
-        n.in[0] = x;
-        n.attrs[0] = gsq_vit_prefix(c);
-        n.out = gsq_build_value(&b, "patch_tokens", gsq_vit_num_patches(c), c->embed_dim);
-        gsq_graph_node(g, &n);
-        g->logits = gsq_build_linear(&b, GSQ_SEG_HEAD, n.out, -1, -1, 1, "logits");
+        g->logits = gsq_build_seg_head(&b, c->seg_head, x, c->num_classes);
         g->grid = gsq_vit_grid(c);
         return finish(g, out, err);
     }

@@ -3,8 +3,10 @@
 #include "gpusq/graph.h"
 #include "gpusq/vit.h"
 #include "models/model_state.h"
+#include "models/seg_head.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 #define SHAPE(...) (int64_t[]){__VA_ARGS__}
 #define ADD(nd, shp, ...) gsq_model_add_tensor(m, nd, shp, __VA_ARGS__)
@@ -12,7 +14,7 @@
 /* Fills m's table in timm state_dict order (room for max_tensors). */
 static void build_table(const gsq_vit_config *c, gsq_model *m)
 {
-    int64_t D = c->embed_dim, H = c->mlp_hidden, K = c->num_classes, P = c->patch_size;
+    int64_t D = c->embed_dim, K = c->num_classes, P = c->patch_size;
     if (c->class_token) ADD(3, SHAPE(1, 1, D), "cls_token");
     if (c->distilled) ADD(3, SHAPE(1, 1, D), "dist_token");
     ADD(3, SHAPE(1, gsq_vit_tokens(c), D), "pos_embed");
@@ -20,25 +22,15 @@ static void build_table(const gsq_vit_config *c, gsq_model *m)
     ADD(4, SHAPE(D, c->in_chans, P, P), "patch_embed.proj.weight");
     ADD(1, SHAPE(D), "patch_embed.proj.bias");
     for (int l = 0; l < c->depth; l++) {
-        ADD(1, SHAPE(D), "blocks.%d.norm1.weight", l);
-        ADD(1, SHAPE(D), "blocks.%d.norm1.bias", l);
-        ADD(2, SHAPE(3 * D, D), "blocks.%d.attn.qkv.weight", l);
-        if (c->qkv_bias) ADD(1, SHAPE(3 * D), "blocks.%d.attn.qkv.bias", l);
-        ADD(2, SHAPE(D, D), "blocks.%d.attn.proj.weight", l);
-        ADD(1, SHAPE(D), "blocks.%d.attn.proj.bias", l);
-        ADD(1, SHAPE(D), "blocks.%d.norm2.weight", l);
-        ADD(1, SHAPE(D), "blocks.%d.norm2.bias", l);
-        ADD(2, SHAPE(H, D), "blocks.%d.mlp.fc1.weight", l);
-        ADD(1, SHAPE(H), "blocks.%d.mlp.fc1.bias", l);
-        ADD(2, SHAPE(D, H), "blocks.%d.mlp.fc2.weight", l);
-        ADD(1, SHAPE(D), "blocks.%d.mlp.fc2.bias", l);
+        char prefix[GSQ_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "blocks.%d", l);
+        gsq_model_add_block(m, prefix, D, c->mlp_hidden, c->qkv_bias);
     }
     const char *norm = c->pool == GSQ_POOL_AVG ? "fc_norm" : "norm";
     ADD(1, SHAPE(D), "%s.weight", norm);
     ADD(1, SHAPE(D), "%s.bias", norm);
     if (c->task == GSQ_TASK_SEGMENT) {
-        ADD(2, SHAPE(K, D), GSQ_SEG_HEAD ".weight");
-        ADD(1, SHAPE(K), GSQ_SEG_HEAD ".bias");
+        gsq_seg_head_table(m, c->seg_head, D, K);
         return;
     }
     ADD(2, SHAPE(K, D), "head.weight");
@@ -49,7 +41,10 @@ static void build_table(const gsq_vit_config *c, gsq_model *m)
     }
 }
 
-static int max_tensors(const gsq_vit_config *c) { return 12 + 12 * c->depth; }
+static int max_tensors(const gsq_vit_config *c)
+{
+    return 12 + 12 * c->depth + (c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_size(c->seg_head).tensors : 0);
+}
 
 gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_error *err)
 {
@@ -61,7 +56,7 @@ gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_erro
     if (st != GSQ_OK) return st;
     m->vit = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
-    m->task = cfg->task;
+    m->task = cfg->task, m->seg_head = cfg->seg_head;
     build_table(cfg, m);
     return gsq_model_describe_finish(m, out, err);
 }

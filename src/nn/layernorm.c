@@ -1,4 +1,5 @@
-/* LayerNorm over the channel dimension, forward and backward (timm uses eps = 1e-6). */
+/* LayerNorm over the channel dimension, forward and backward (timm uses eps = 1e-6); rows over
+ * their L2 norm (the mask transformer's). */
 #include "gpusq/nn.h"
 
 #include <math.h>
@@ -78,5 +79,47 @@ void gsq_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
                 }
             }
         }
+    }
+}
+
+/* F.normalize's floor on the norm */
+#define L2_EPS 1e-12
+
+/* The L2 norm of a row of C, summed in double. */
+static double l2_norm(const float *x, int C)
+{
+    double s = 0.0;
+    #pragma omp simd reduction(+ : s)
+    for (int c = 0; c < C; c++) s += (double)x[c] * x[c];
+    return sqrt(s);
+}
+
+void gsq_l2norm_forward(float *out, const float *inp, int N, int C)
+{
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double norm = l2_norm(x, C);
+        float inv = (float)(1.0 / (norm > L2_EPS ? norm : L2_EPS));
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = x[c] * inv;
+    }
+}
+
+void gsq_l2norm_backward(float *dinp, const float *dout, const float *inp, int N, int C)
+{
+    if (!dinp) return;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        double norm = l2_norm(x, C);
+        if (norm <= L2_EPS) { /* y = x / eps: linear */
+            for (int c = 0; c < C; c++) dx[c] += (float)(dy[c] / L2_EPS);
+            continue;
+        }
+        double ydy = 0.0; /* y·dy, with y = x / norm */
+        for (int c = 0; c < C; c++) ydy += (double)x[c] * dy[c];
+        ydy /= norm;
+        for (int c = 0; c < C; c++) dx[c] += (float)((dy[c] - x[c] / norm * ydy) / norm);
     }
 }

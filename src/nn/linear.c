@@ -1,4 +1,5 @@
-/* Linear layer y = x·Wᵀ + b as GEMMs (forward and the two backward products). */
+/* Linear layer y = x·Wᵀ + b as GEMMs (forward and the two backward products), and per image the
+ * product of two activations that has the same form (a · cᵀ). */
 #include "gpusq/kernels.h"
 #include "gpusq/nn.h"
 
@@ -36,4 +37,20 @@ void gsq_linear_backward(float *dinp, float *dweight, float *dbias, const float 
             }
         }
     }
+}
+
+/* out_b (M, N) = a_b (M, C) · c_b (N, C)ᵀ for each image b */
+void gsq_matmul_nt_forward(float *out, const float *a, const float *c, int B, int M, int N, int C)
+{
+    for (int b = 0; b < B; b++)
+        gsq_linear_forward(out + (size_t)b * M * N, a + (size_t)b * M * C, c + (size_t)b * N * C, NULL, M, C, N);
+}
+
+/* da_b (M, C) += dout_b · c_b; dc_b (N, C) += dout_bᵀ · a_b */
+void gsq_matmul_nt_backward(float *da, float *dc, const float *dout, const float *a, const float *c, int B, int M,
+                            int N, int C)
+{
+    for (int b = 0; b < B; b++)
+        gsq_linear_backward(da ? da + (size_t)b * M * C : NULL, dc ? dc + (size_t)b * N * C : NULL, NULL,
+                            dout + (size_t)b * M * N, a + (size_t)b * M * C, c + (size_t)b * N * C, M, C, N);
 }

@@ -1,5 +1,6 @@
 /* Patch extraction (conv with kernel = stride = P as im2col), token sequence assembly with
- * class/distillation tokens and position embedding, and token/average pooling. */
+ * class/distillation tokens and position embedding, rows prepended to every image's tokens, and
+ * token/average pooling. */
 #include "gpusq/nn.h"
 
 #include <stddef.h>
@@ -70,6 +71,28 @@ void gsq_tokens_backward(float *dpe, float *dcls, float *ddist, float *dpos, con
                 float *dst = dpos + (size_t)t * D;
                 for (int d = 0; d < D; d++) dst[d] += src[d];
             }
+    }
+}
+
+/* x (B, K + N, C) = [rows (K, C), inp (B, N, C)] */
+void gsq_prepend_forward(float *x, const float *inp, const float *rows, int B, int K, int N, int C)
+{
+    size_t head = (size_t)K * C, body = (size_t)N * C;
+    for (int b = 0; b < B; b++) {
+        float *dst = x + (size_t)b * (head + body);
+        memcpy(dst, rows, head * sizeof(float));
+        memcpy(dst + head, inp + (size_t)b * body, body * sizeof(float));
+    }
+}
+
+/* dinp (B, N, C), drows (K, C) += from dx (B, K + N, C) */
+void gsq_prepend_backward(float *dinp, float *drows, const float *dx, int B, int K, int N, int C)
+{
+    size_t head = (size_t)K * C, body = (size_t)N * C;
+    for (int b = 0; b < B; b++) {
+        const float *src = dx + (size_t)b * (head + body);
+        if (drows) gsq_accumulate(drows, src, head);
+        if (dinp) gsq_accumulate(dinp + (size_t)b * body, src + head, body);
     }
 }
 
