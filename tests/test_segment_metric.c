@@ -1,7 +1,8 @@
 /* Semantic segmentation's task functions: the task names; mIoU, per-class IoU and pixel accuracy
  * on a map worked out by hand; the loss's upsampling, value and gradient against this file's own
  * straightforward double-precision F.interpolate(bilinear, align_corners=False) and cross-entropy,
- * and against finite differences; the prediction against the reference's argmax; a batch with no
+ * and against finite differences; the per-pixel distillation KL likewise; the prediction against
+ * the reference's argmax; a batch with no
  * labelled pixel; and results identical bit for bit on 1, 2 and 3 threads.
  * With `--write DIR` it runs no test and writes instead, for tests/miou_check.sh, random
  * prediction and label maps and the metrics this library computes from them (always the same). */
@@ -289,6 +290,72 @@ static void test_loss(shape s, gsq_rng *rng)
     free(labels);
 }
 
+/* T²·KL(softmax(t/T) ‖ softmax(s/T)) per pixel of the reference's upsampled maps, mean over all. */
+static double ref_kl(const float *student, const float *teacher, shape s, double T)
+{
+    size_t n = label_size(s);
+    double *us = malloc(n * s.K * sizeof *us), *ut = malloc(n * s.K * sizeof *ut), total = 0;
+    ref_upsample(student, s.B, s.grid, s.K, s.S, us);
+    ref_upsample(teacher, s.B, s.grid, s.K, s.S, ut);
+    for (size_t i = 0; i < n; i++) {
+        const double *zs = us + i * s.K, *zt = ut + i * s.K;
+        double ms = zs[0], mt = zt[0], ss = 0, st = 0;
+        for (int k = 1; k < s.K; k++) ms = fmax(ms, zs[k]), mt = fmax(mt, zt[k]);
+        for (int k = 0; k < s.K; k++) ss += exp((zs[k] - ms) / T), st += exp((zt[k] - mt) / T);
+        for (int k = 0; k < s.K; k++) {
+            double lpt = (zt[k] - mt) / T - log(st), lps = (zs[k] - ms) / T - log(ss);
+            total += exp(lpt) * (lpt - lps);
+        }
+    }
+    free(us);
+    free(ut);
+    return T * T * total / (double)n;
+}
+
+static const float *kl_teacher; /* the teacher of the differences below */
+static const float kl_temperature = 2.0f;
+
+static double c_kl(const float *logits, const int16_t *labels, shape s, float smoothing)
+{
+    (void)labels, (void)smoothing;
+    return gsq_segment_kl(logits, kl_teacher, s.B, s.grid, s.K, s.S, kl_temperature, NULL, 1.0f);
+}
+
+static double d_kl(const float *logits, const int16_t *labels, shape s, float smoothing)
+{
+    (void)labels, (void)smoothing;
+    return ref_kl(logits, kl_teacher, s, kl_temperature);
+}
+
+/* The distillation term: its value against the reference, its gradient against differences of
+ * both, zero for a student equal to its teacher. */
+static void test_kl(shape s, gsq_rng *rng)
+{
+    const float scale = 3.0f;
+    float *student = malloc(logits_size(s) * sizeof *student), *teacher = malloc(logits_size(s) * sizeof *teacher);
+    float *grad = malloc(logits_size(s) * sizeof *grad);
+    fill_normal(student, logits_size(s), rng, 2.0f);
+    fill_normal(teacher, logits_size(s), rng, 2.0f);
+    kl_teacher = teacher;
+    float kl = gsq_segment_kl(student, teacher, s.B, s.grid, s.K, s.S, kl_temperature, grad, scale);
+    double ref = ref_kl(student, teacher, s, kl_temperature);
+    CHECK(fabs(kl - ref) <= 1e-5 * fmax(1.0, ref), "grid %d → %d: KL %.9g, reference %.9g", s.grid, s.S, (double)kl,
+          ref);
+    for (size_t i = 0; i < logits_size(s); i++) grad[i] /= scale;
+    double e = fd_error(c_kl, 1e-2f, student, NULL, s, 0.0f, grad);
+    CHECK(e < 2e-3, "grid %d → %d: KL gradient vs differences: %.3g", s.grid, s.S, e);
+    e = fd_error(d_kl, 1e-3f, student, NULL, s, 0.0f, grad);
+    CHECK(e < 5e-5, "grid %d → %d: KL gradient vs differences of the reference: %.3g", s.grid, s.S, e);
+    float self = gsq_segment_kl(teacher, teacher, s.B, s.grid, s.K, s.S, kl_temperature, grad, scale);
+    double gmax = 0;
+    for (size_t i = 0; i < logits_size(s); i++) gmax = fmax(gmax, fabs(grad[i]));
+    CHECK(fabs(self) < 1e-6 && gmax < 1e-6, "a student equal to its teacher: KL %g, gradient up to %g", (double)self,
+          gmax);
+    free(student);
+    free(teacher);
+    free(grad);
+}
+
 static void test_predict(shape s, gsq_rng *rng)
 {
     float *logits = malloc(logits_size(s) * sizeof *logits);
@@ -474,6 +541,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof ref_shapes / sizeof ref_shapes[0]; i++) {
         test_upsampling(ref_shapes[i], &rng);
         test_loss(ref_shapes[i], &rng);
+        test_kl(ref_shapes[i], &rng);
         test_predict(ref_shapes[i], &rng);
     }
     test_predict_ties();

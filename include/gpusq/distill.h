@@ -11,7 +11,12 @@
  *
  * Distilled DeiT students (a distillation token and head_dist): CE is the mean of the class
  * head's CE against y and the distillation head's CE against the teacher's argmax (DeiT's hard
- * distillation); KL applies to the output logits, the mean of the two heads. */
+ * distillation); KL applies to the output logits, the mean of the two heads.
+ *
+ * Segmenters (gpusq/task.h): CE is the per-pixel loss against the label maps (or the teacher's
+ * predicted maps), KL is per pixel of the two upsampled logit maps (mean over the pixels), and a
+ * block's tokens are compared where teacher and student predict the same class at the output grid
+ * cell they lie in (class tokens are not compared); "agree" counts those grid cells. */
 #ifndef GPUSQ_DISTILL_H
 #define GPUSQ_DISTILL_H
 

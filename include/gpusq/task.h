@@ -44,6 +44,12 @@ typedef struct {
  * of labelled pixels. NaN when its few KiB of scratch cannot be allocated. */
 float gsq_segment_loss(const float *logits, int B, int grid, int K, const int16_t *labels, int S, float smoothing,
                        float *dlogits, float scale, size_t *pixels);
+/* The segmentation distillation term: per pixel T²·KL(softmax(t/T) ‖ softmax(s/T)) of the
+ * student's and the teacher's logits (B, grid², K each) upsampled to S × S as the loss does,
+ * averaged over all B·S·S pixels; when dstudent is not NULL its gradient with respect to the
+ * student's logits there (overwriting), scaled by `scale`. NaN when out of memory, as the loss. */
+float gsq_segment_kl(const float *student, const float *teacher, int B, int grid, int K, int S, float temperature,
+                     float *dstudent, float scale);
 /* The per-pixel prediction: argmax of the upsampled logits, (B, S, S) (ties: the lowest class). */
 void gsq_segment_predict(const float *logits, int B, int grid, int K, int S, int16_t *pred);
 

@@ -258,8 +258,11 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
     st = d->P > 1 ? segment_ce(d, student, teacher, maps, &ce, err)
                   : classify_ce(d, student, labels, &ce, err);
     if (st != GSQ_OK) return st;
-    float T = c->temperature;
-    float kl = (float)((double)T * T * softened(d->ps, d->pt, zs, zt, rows, K, T) / rows);
+    float T = c->temperature, kl;
+    if (d->P > 1) /* per pixel of the upsampled maps, its gradient (× beta) kept in dlogits_dist */
+        kl = gsq_segment_kl(zs, zt, B, d->shape.grid, K, d->shape.side, T, d->dlogits_dist, c->beta);
+    else
+        kl = (float)((double)T * T * softened(d->ps, d->pt, zs, zt, rows, K, T) / rows);
 
     double feature = 0.0;
     for (int l = 0; l < d->depth; l++) {
@@ -311,12 +314,12 @@ gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error 
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: backward needs the loss of the student's last forward");
     const gsq_distill_config *c = &d->cfg;
     size_t bk = (size_t)B * (size_t)d->P * (size_t)K;
-    /* ∂(β·T²·KL)/∂z_s = β·T·(p_s − p_t)/rows, rows the samples (a segmenter's positions) */
-    float kl_scale = c->beta * c->temperature / (float)(B * d->P);
-    if (d->P > 1) { /* a segmenter: one head, the CE's gradient computed with the loss */
-        for (size_t i = 0; i < bk; i++) d->dlogits[i] = kl_scale * (d->ps[i] - d->pt[i]) + d->probs[i];
+    if (d->P > 1) { /* a segmenter: one head, the CE's and the KL's gradients computed with the loss */
+        for (size_t i = 0; i < bk; i++) d->dlogits[i] = d->probs[i] + d->dlogits_dist[i];
         return gsq_model_backward_from(student, d->dlogits, NULL, d->dptr, err);
     }
+    /* ∂(β·T²·KL)/∂z_s = β·T·(p_s − p_t)/B */
+    float kl_scale = c->beta * c->temperature / (float)B;
     int two_heads = d->two_heads;
     float half = two_heads ? 0.5f : 1.0f; /* output = (main + dist) / 2 */
     for (size_t i = 0; i < bk; i++) {

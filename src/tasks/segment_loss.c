@@ -1,7 +1,8 @@
-/* Semantic segmentation's loss and prediction: each image's grid × grid map of class logits
- * upsampled bilinearly to the label map's S × S as F.interpolate(mode='bilinear',
+/* Semantic segmentation's loss, distillation term and prediction: each image's grid × grid map of
+ * class logits upsampled bilinearly to the label map's S × S as F.interpolate(mode='bilinear',
  * align_corners=False) places its samples (a row blend, then a column blend), then per pixel the
- * cross-entropy with label smoothing of src/nn/loss.c, or the argmax. The loss runs in bands (the
+ * cross-entropy with label smoothing of src/nn/loss.c, the KL divergence from a teacher's
+ * upsampled logits, or the argmax. The loss runs in bands (the
  * output rows sharing an upper source row), even bands then odd, so that bands running at once
  * scatter their gradient into disjoint grid rows: every value is written by one thread in a fixed
  * order and the results do not depend on the number of threads. */
@@ -92,9 +93,34 @@ static double pixel_ce(float *z, int K, int y, float s, float g, int grad)
     return (1.0 - s) * (logsum - zy) + s * (logsum - (double)zsum / K);
 }
 
+/* One pixel's T²·KL(softmax(t/T) ‖ softmax(z/T)) from the student's logits z and the teacher's t
+ * (K each); when grad, z is overwritten with g·T·(p_z − p_t), its gradient times g. */
+static double pixel_kl(float *z, const float *t, int K, float T, float g, int grad)
+{
+    float mz = z[0], mt = t[0];
+    for (int k = 1; k < K; k++) {
+        mz = z[k] > mz ? z[k] : mz;
+        mt = t[k] > mt ? t[k] : mt;
+    }
+    double sz = 0.0, st = 0.0;
+    for (int k = 0; k < K; k++) {
+        sz += exp((double)(z[k] - mz) / T);
+        st += exp((double)(t[k] - mt) / T);
+    }
+    double lz = log(sz), lt = log(st), kl = 0.0;
+    for (int k = 0; k < K; k++) {
+        double lpt = (double)(t[k] - mt) / T - lt, lpz = (double)(z[k] - mz) / T - lz, pt = exp(lpt);
+        kl += pt * (lpt - lpz);
+        if (grad) z[k] = (float)((double)g * T * (exp(lpz) - pt));
+    }
+    return (double)T * T * kl;
+}
+
 /* One call's inputs, shared by its bands. */
 typedef struct {
     const float *logits;
+    const float *teacher; /* non-NULL: the KL from the teacher's logits at every pixel, not the CE */
+    float temperature;
     const int16_t *labels;
     float *dlogits;  /* NULL: the loss alone */
     const tap *taps; /* (S): the same along both axes */
@@ -102,23 +128,30 @@ typedef struct {
     float smoothing, g; /* g: the gradient's factor, scale / labelled pixels */
 } seg_loss;
 
-/* Output row y of image b: the sum of its labelled pixels' losses; with a gradient, the row's part
- * added to the image's dlogits. work: 2·grid·K + K floats. */
+/* Output row y of image b: the sum of its labelled pixels' losses (with a teacher, of every pixel's
+ * KL); with a gradient, the row's part added to the image's dlogits. work: WORK_FLOATS. */
+#define WORK_FLOATS(grid, K) (3 * (size_t)(grid) * (K) + 2 * (size_t)(K))
 static double loss_row(const seg_loss *c, int b, int y, float *work)
 {
     int K = c->K;
     size_t gK = (size_t)c->grid * K, image = (size_t)b * c->grid * gK;
-    float *row = work, *drow = row + gK, *z = drow + gK;
+    float *row = work, *drow = row + gK, *trow = drow + gK, *z = trow + gK, *t = z + K;
     tap ty = c->taps[y];
     blend(row, c->logits + image + ty.i0 * gK, c->logits + image + ty.i1 * gK, ty, gK);
+    if (c->teacher) blend(trow, c->teacher + image + ty.i0 * gK, c->teacher + image + ty.i1 * gK, ty, gK);
     if (c->dlogits) memset(drow, 0, gK * sizeof *drow);
-    const int16_t *labels = c->labels + ((size_t)b * c->S + y) * c->S;
+    const int16_t *labels = c->labels ? c->labels + ((size_t)b * c->S + y) * c->S : NULL;
     double loss = 0.0;
     for (int x = 0; x < c->S; x++) {
-        if (!is_labelled(labels[x], K)) continue;
+        if (labels && !is_labelled(labels[x], K)) continue;
         tap tx = c->taps[x];
         blend(z, row + tx.i0 * K, row + tx.i1 * K, tx, K);
-        loss += pixel_ce(z, K, labels[x], c->smoothing, c->g, c->dlogits != NULL);
+        if (c->teacher) {
+            blend(t, trow + tx.i0 * K, trow + tx.i1 * K, tx, K);
+            loss += pixel_kl(z, t, K, c->temperature, c->g, c->dlogits != NULL);
+        } else {
+            loss += pixel_ce(z, K, labels[x], c->smoothing, c->g, c->dlogits != NULL);
+        }
         if (c->dlogits) scatter(drow + tx.i0 * K, drow + tx.i1 * K, z, tx, K);
     }
     if (c->dlogits) scatter(c->dlogits + image + ty.i0 * gK, c->dlogits + image + ty.i1 * gK, drow, ty, gK);
@@ -151,23 +184,19 @@ static void loss_pass(const seg_loss *c, int B, int parity, double *band_loss, f
     }
 }
 
-float gsq_segment_loss(const float *logits, int B, int grid, int K, const int16_t *labels, int S, float smoothing,
-                       float *dlogits, float scale, size_t *pixels)
+/* The mean over n pixels of c's per-pixel term (c->g still to be divided by n). */
+static float mean_over_pixels(seg_loss c, int B, size_t n)
 {
-    size_t n = count_labelled(labels, (size_t)B * S * S, K);
-    if (pixels) *pixels = n;
-    if (dlogits) memset(dlogits, 0, (size_t)B * grid * grid * K * sizeof *dlogits);
-    if (n == 0) return 0.0f;
-    int threads = omp_get_max_threads();
-    size_t per_thread = 2 * (size_t)grid * K + (size_t)K;
+    int threads = omp_get_max_threads(), grid = c.grid, S = c.S;
+    size_t per_thread = WORK_FLOATS(grid, c.K);
     tap *taps = malloc((size_t)S * sizeof *taps);
     float *work = malloc((size_t)threads * per_thread * sizeof *work);
     double *band_loss = malloc((size_t)B * grid * sizeof *band_loss);
     double total = NAN; /* out of memory: no loss */
     if (taps && work && band_loss) {
         for (int i = 0; i < S; i++) taps[i] = axis_tap(i, grid, S);
-        seg_loss c = {.logits = logits, .labels = labels, .dlogits = dlogits, .taps = taps, .grid = grid, .K = K,
-                      .S = S, .smoothing = smoothing, .g = scale / (float)n};
+        c.taps = taps;
+        c.g /= (float)n;
         loss_pass(&c, B, 0, band_loss, work, per_thread, threads);
         loss_pass(&c, B, 1, band_loss, work, per_thread, threads);
         total = 0.0;
@@ -177,6 +206,27 @@ float gsq_segment_loss(const float *logits, int B, int grid, int K, const int16_
     free(work);
     free(band_loss);
     return (float)(total / (double)n);
+}
+
+float gsq_segment_loss(const float *logits, int B, int grid, int K, const int16_t *labels, int S, float smoothing,
+                       float *dlogits, float scale, size_t *pixels)
+{
+    size_t n = count_labelled(labels, (size_t)B * S * S, K);
+    if (pixels) *pixels = n;
+    if (dlogits) memset(dlogits, 0, (size_t)B * grid * grid * K * sizeof *dlogits);
+    if (n == 0) return 0.0f;
+    seg_loss c = {.logits = logits, .labels = labels, .dlogits = dlogits, .grid = grid, .K = K, .S = S,
+                  .smoothing = smoothing, .g = scale};
+    return mean_over_pixels(c, B, n);
+}
+
+float gsq_segment_kl(const float *student, const float *teacher, int B, int grid, int K, int S, float temperature,
+                     float *dstudent, float scale)
+{
+    if (dstudent) memset(dstudent, 0, (size_t)B * grid * grid * K * sizeof *dstudent);
+    seg_loss c = {.logits = student, .teacher = teacher, .temperature = temperature, .dlogits = dstudent,
+                  .grid = grid, .K = K, .S = S, .g = scale};
+    return mean_over_pixels(c, B, (size_t)B * S * S);
 }
 
 /* The argmax (lowest class on ties) of one output pixel's logits, upsampled on the fly from its
