@@ -44,7 +44,7 @@ typedef struct {
 
 /* Opens --data SPEC: "synthetic", "cifar:DIR" or "folder:DIR" (DIR/train and DIR/val when
  * present, else DIR as a training set) for classification; "synthetic-segment" or "ade20k:DIR"
- * (DIR/images/training and DIR/images/validation when present, docs/DATA.md) for segmentation;
+ * (DIR/images/training and DIR/images/validation when present, docs/SEGMENTATION.md) for segmentation;
  * *val may come back NULL. cli_data_task says which task a SPEC's data is for. */
 gsq_task cli_data_task(const char *spec);
 gsq_status cli_open_data(const char *spec, const cli_data_sizes *sizes, gsq_dataset **train,

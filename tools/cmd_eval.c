@@ -101,7 +101,9 @@ static const cli_spec eval_spec = {
     .name = "eval",
     .usage = "MODEL.safetensors [--data SPEC] [options]",
     .about = "Evaluates a model with timm's eval transform (resize to size/crop_pct, centre crop): top-1, top-5 and mean "
-    "loss. With folder:DIR or cifar:DIR the validation split is DIR/val when it exists, else DIR.",
+    "loss. With folder:DIR or cifar:DIR the validation split is DIR/val when it exists, else DIR. A segmenter is "
+    "evaluated at its input size (images resized, labels nearest): mIoU, pixel accuracy, mean per-pixel loss and "
+    "each class's IoU (docs/SEGMENTATION.md).",
     .min_args = 1,
     .max_args = 1,
     .args_what = "a MODEL.safetensors",
@@ -109,11 +111,12 @@ static const cli_spec eval_spec = {
 static const cli_spec run_spec = {
     .name = "run",
     .usage = "MODEL.gsq.safetensors [--data SPEC] [options]\nMODEL.gsq.safetensors IMAGE... [--dense] [--check] "
-    "[--threads N]",
+    "[--threads N] [--out-dir DIR]",
     .about = "Evaluates a compressed model (gpusq compress / quantize) on the engine: integer kernels on the packed codes, "
-    "sparse where the file is sparse, on the CPU or an NVIDIA GPU. Prints top-1, top-5 and images per second.\n\n"
-    "With JPEG or PNG images instead of a dataset, prints the five most probable classes of each, as `gpusq "
-    "predict` does with the fake-quantized model; an image that cannot be read is reported and skipped, and the "
+    "sparse where the file is sparse, on the CPU or an NVIDIA GPU. Prints top-1, top-5 (a segmenter's mIoU and "
+    "per-class IoU) and images per second.\n\n"
+    "With JPEG or PNG images instead of a dataset, prints the five most probable classes of each (a segmenter: "
+    "writes its class map over it to DIR/NAME.seg.png), as `gpusq predict` does with the fake-quantized model; an image that cannot be read is reported and skipped, and the "
     "exit code is then 1. --data, --val-size, --seed, --batch and --workers are for datasets only.",
     .min_args = 1,
     .max_args = -1,

@@ -45,8 +45,8 @@ gsq_status cli_prune_run(cli_train_opts *o, const cli_prune_opts *p, gsq_model *
         cli_train_end(o, &r->trainer, &r->run, st);
     }
     if (st == GSQ_OK && val && !p->p.resume)
-        printf("one-shot %s: top-1 %.2f%% (dense %.2f%%)\n", gsq_sparse_pattern_name(p->p.pattern),
-               100 * r->one_shot.top1, 100 * r->dense.top1);
+        printf("one-shot %s: %s %.2f%% (dense %.2f%%)\n", gsq_sparse_pattern_name(p->p.pattern),
+               gsq_eval_score_name(r->dense.task), 100 * gsq_eval_score(&r->one_shot), 100 * gsq_eval_score(&r->dense));
     if (st != GSQ_OK || !r->run.finished || !cli_writes()) return st; /* rank 0 writes for all */
     prune_summary sum = {.teacher = p->teacher, .out = o->out, .criterion = p->p.permute ? "permute" : "magnitude",
                          .plan = &r->plan, .dense = r->dense, .one_shot = r->one_shot, .tuned = r->tuned,

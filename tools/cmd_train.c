@@ -19,7 +19,7 @@ static const cli_choice seg_heads[] = {{"linear", GSQ_SEG_HEAD_LINEAR}, {"mask",
 static const cli_option model_options[] = {
     {CLI_OPT("--model", "NAME", CLI_STRING, M(model_name), "a named configuration, initialised from --seed (gpusq info "
      "--list)")},
-    {CLI_OPT("--num-classes", "K", CLI_INT, M(num_classes), "with --model: the number of classes"), .lo = 1, .hi = 1 << 20,
+    {CLI_OPT("--num-classes", "K", CLI_INT, M(num_classes), "the number of classes of a model made here (--model, or a segmenter from a classifier's --weights) and of an ADE20K layout's annotations"), .lo = 1, .hi = 1 << 20,
      .shown_default = "the dataset's"},
     {CLI_OPT("--weights", "FILE", CLI_STRING, M(weights), "fine-tune these timm weights")},
     {CLI_OPT("--resume", "FILE", CLI_STRING, M(resume), "continue the run that wrote this checkpoint (same options)")},

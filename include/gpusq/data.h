@@ -82,7 +82,7 @@ gsq_status gsq_dataset_cifar(gsq_dataset **out, const char *dir, int train, gsq_
  * folder name in sorted order, files sorted within a class. */
 gsq_status gsq_dataset_folder(gsq_dataset **out, const char *root, gsq_error *err);
 
-/* The built-in synthetic segmentation dataset (docs/DATA.md): `size` scenes of
+/* The built-in synthetic segmentation dataset (docs/SEGMENTATION.md): `size` scenes of
  * GSQ_SYNTHETIC_SEG_CLASSES classes of shapes over textured backgrounds, `resolution` pixels
  * square, with thin ignored borders around the shapes; deterministic from seed, split 0 (train)
  * and 1 (validation) from disjoint streams. */

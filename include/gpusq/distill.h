@@ -65,8 +65,8 @@ gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error 
 
 /* The feature loss of every block over a dataset (eval transform t), computed as in training
  * (blocks before cfg->first_block get 0) but with the teacher's argmax as labels, and averaged
- * over all agreeing samples: mse (depth entries). *agreement gets the fraction of samples on
- * which student and teacher predict the same class. */
+ * over all agreeing samples: mse (depth entries). *agreement gets the fraction of samples (a
+ * segmenter's output grid cells) on which student and teacher predict the same class. */
 gsq_status gsq_distill_evaluate(gsq_model *student, gsq_model *teacher, const gsq_distill_config *cfg,
                                 gsq_dataset *ds, const gsq_transform *t, int batch_size,
                                 int workers, float *mse, double *agreement, gsq_error *err);

@@ -50,6 +50,11 @@ float gsq_segment_loss(const float *logits, int B, int grid, int K, const int16_
  * student's logits there (overwriting), scaled by `scale`. NaN when out of memory, as the loss. */
 float gsq_segment_kl(const float *student, const float *teacher, int B, int grid, int K, int S, float temperature,
                      float *dstudent, float scale);
+/* GSQ_ERR_ARG naming the first of n labels (B maps of S × S pixels) that is neither in [0, K) nor
+ * GSQ_IGNORE_LABEL, prefixed by `what` ("loss", "distillation"). */
+gsq_status gsq_segment_check_labels(const int16_t *labels, int B, int S, int K, const char *what, gsq_error *err);
+/* The largest class count a label map holds (its values are int16). */
+#define GSQ_SEGMENT_MAX_CLASSES 32767
 /* The per-pixel prediction: argmax of the upsampled logits, (B, S, S) (ties: the lowest class). */
 void gsq_segment_predict(const float *logits, int B, int grid, int K, int S, int16_t *pred);
 

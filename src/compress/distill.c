@@ -16,6 +16,7 @@ struct gsq_distiller {
     gsq_distill_config cfg;
     int depth, K, two_heads;
     gsq_output_shape shape; /* the student's (and the teacher's) output */
+    int segment;          /* 1: a segmenter, whose samples are its output positions */
     int P;                /* positions per image: 1, or a segmenter's grid² */
     size_t *feat;         /* (depth) one sample's values of each block output */
     size_t *at;           /* (depth) where each distilled block's gradient starts in dfeat, per sample */
@@ -23,7 +24,9 @@ struct gsq_distiller {
     int cap;              /* batch the buffers hold */
     int B;                /* batch of the last loss (0: none) */
     float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, P, K) each; a segmenter's
-                                                                   * probs: its CE's gradient */
+                                                                   * probs and dlogits_dist hold its CE's and
+                                                                   * KL's gradients, and it has no
+                                                                   * probs_dist, ps, pt */
     int *targets, *teacher_arg, *agrees; /* (cap, P) labels used, teacher's class, 1 where the two agree */
     int16_t *teacher_maps; /* (cap, side, side) a segmenter's pseudo-labels without labels */
     float *dfeat;         /* cap × Σ feat over the distilled blocks */
@@ -106,7 +109,8 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
     d->depth = depth;
     d->K = student->num_classes;
     d->shape = ss;
-    d->P = ss.task == GSQ_TASK_SEGMENT ? ss.grid * ss.grid : 1;
+    d->segment = ss.task == GSQ_TASK_SEGMENT;
+    d->P = d->segment ? ss.grid * ss.grid : 1;
     d->two_heads = gsq_graph_find_value(gs, "head_dist") >= 0;
     size_t at = 0;
     for (int l = 0; l < depth; l++) {
@@ -129,11 +133,12 @@ static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
 {
     if (B <= d->cap) return GSQ_OK;
     size_t rows = (size_t)B * (size_t)d->P, bk = rows * (size_t)d->K, nf = (size_t)(d->depth - d->cfg.first_block);
-    float **bufs[] = {&d->probs, &d->probs_dist, &d->ps, &d->pt, &d->dlogits, &d->dlogits_dist};
-    int ok = 1;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+    float **bufs[] = {&d->probs, &d->dlogits, &d->dlogits_dist, &d->probs_dist, &d->ps, &d->pt};
+    int ok = 1, used = d->segment ? 3 : 6; /* a segmenter has one head and its KL runs per pixel */
+    for (int i = 0; i < 6; i++) {
         free(*bufs[i]);
-        ok &= (*bufs[i] = malloc(bk * sizeof(float))) != NULL;
+        *bufs[i] = i < used ? malloc(bk * sizeof(float)) : NULL;
+        ok &= i >= used || *bufs[i] != NULL;
     }
     free(d->targets);
     free(d->teacher_arg);
@@ -144,11 +149,11 @@ static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
     d->teacher_arg = malloc(rows * sizeof(int));
     d->agrees = malloc(rows * sizeof(int));
     size_t side = (size_t)d->shape.side;
-    d->teacher_maps = d->P > 1 ? malloc((size_t)B * side * side * sizeof(int16_t)) : NULL;
+    d->teacher_maps = d->segment ? malloc((size_t)B * side * side * sizeof(int16_t)) : NULL;
     size_t per_sample = nf ? d->at[d->depth - 1] + d->feat[d->depth - 1] : 0; /* Σ feat over the distilled */
     d->dfeat = nf ? malloc(per_sample * (size_t)B * sizeof(float)) : NULL;
     d->cap = 0;
-    if (!ok || !d->targets || !d->teacher_arg || !d->agrees || (nf && !d->dfeat) || (d->P > 1 && !d->teacher_maps))
+    if (!ok || !d->targets || !d->teacher_arg || !d->agrees || (nf && !d->dfeat) || (d->segment && !d->teacher_maps))
         return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory for a batch of %d", B);
     d->cap = B;
     return GSQ_OK;
@@ -214,12 +219,11 @@ static gsq_status segment_ce(gsq_distiller *d, gsq_model *student, const gsq_mod
         gsq_segment_predict(gsq_model_output(teacher, "logits"), B, grid, K, S, d->teacher_maps);
         maps = d->teacher_maps;
     }
-    for (size_t i = 0; i < (size_t)B * S * S; i++)
-        if (maps[i] != GSQ_IGNORE_LABEL && (maps[i] < 0 || maps[i] >= K))
-            return gsq_fail(err, GSQ_ERR_ARG, "distillation: a label map has label %d outside [0, %d)", maps[i], K);
+    gsq_status st = gsq_segment_check_labels(maps, B, S, K, "distillation", err);
+    if (st != GSQ_OK) return st;
     *ce = gsq_segment_loss(gsq_model_output(student, "logits"), B, grid, K, maps, S, d->cfg.label_smoothing, d->probs,
                            d->cfg.alpha, NULL);
-    return GSQ_OK;
+    return isnan(*ce) ? gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory") : GSQ_OK;
 }
 
 /* Whether row r of sample b of a block output of `rows` rows is distilled: every row of a
@@ -227,7 +231,7 @@ static gsq_status segment_ce(gsq_distiller *d, gsq_model *student, const gsq_mod
  * the output grid is one where teacher and student agree. */
 static int row_agrees(const gsq_distiller *d, int b, int r, int rows)
 {
-    if (d->P == 1) return d->agrees[b];
+    if (!d->segment) return d->agrees[b];
     int side = (int)sqrt((double)rows), prefix = rows - side * side, grid = d->shape.grid;
     if (r < prefix) return 0;
     int y = (r - prefix) / side, x = (r - prefix) % side;
@@ -255,13 +259,14 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
         agree += d->agrees[i];
     }
     float ce = 0.0f;
-    st = d->P > 1 ? segment_ce(d, student, teacher, maps, &ce, err)
+    st = d->segment ? segment_ce(d, student, teacher, maps, &ce, err)
                   : classify_ce(d, student, labels, &ce, err);
     if (st != GSQ_OK) return st;
     float T = c->temperature, kl;
-    if (d->P > 1) /* per pixel of the upsampled maps, its gradient (× beta) kept in dlogits_dist */
+    if (d->segment) { /* per pixel of the upsampled maps, its gradient (× beta) kept in dlogits_dist */
         kl = gsq_segment_kl(zs, zt, B, d->shape.grid, K, d->shape.side, T, d->dlogits_dist, c->beta);
-    else
+        if (isnan(kl)) return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory");
+    } else
         kl = (float)((double)T * T * softened(d->ps, d->pt, zs, zt, rows, K, T) / rows);
 
     double feature = 0.0;
@@ -273,11 +278,12 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
         float *g = d->dfeat + d->at[l] * (size_t)B;
         const gsq_value *v = &student->graph->values[student->graph->blocks[l]]; /* the block's output */
         const float *fs = gsq_model_output(student, v->name), *ft = gsq_model_output(teacher, v->name);
-        size_t width = (size_t)v->cols, agreeing = 0; /* rows distilled */
-        for (int b = 0; b < B; b++)
+        size_t width = (size_t)v->cols, agreeing = 0; /* a segmenter's rows distilled */
+        for (int b = 0; d->segment && b < B; b++)
             for (int r = 0; r < v->rows; r++) agreeing += (size_t)row_agrees(d, b, r, v->rows);
-        double sum = 0.0, scale = agreeing ? 1.0 / ((double)agreeing * (double)width) : 0.0;
-        if (d->P == 1) scale = agree ? 1.0 / ((double)agree * (double)feat) : 0.0; /* the same, as it always was */
+        /* the mean over the distilled values: a classifier's agreeing samples have feat each */
+        double sum = 0.0, scale = d->segment ? (agreeing ? 1.0 / ((double)agreeing * (double)width) : 0.0)
+                                             : (agree ? 1.0 / ((double)agree * (double)feat) : 0.0);
         float gscale = (float)(c->gamma * d->weights[l] * 2.0 * scale);
         for (int b = 0; b < B; b++)
             for (int r = 0; r < v->rows; r++) {
@@ -314,7 +320,7 @@ gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error 
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: backward needs the loss of the student's last forward");
     const gsq_distill_config *c = &d->cfg;
     size_t bk = (size_t)B * (size_t)d->P * (size_t)K;
-    if (d->P > 1) { /* a segmenter: one head, the CE's and the KL's gradients computed with the loss */
+    if (d->segment) { /* a segmenter: one head, the CE's and the KL's gradients computed with the loss */
         for (size_t i = 0; i < bk; i++) d->dlogits[i] = d->probs[i] + d->dlogits_dist[i];
         return gsq_model_backward_from(student, d->dlogits, NULL, d->dptr, err);
     }

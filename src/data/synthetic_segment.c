@@ -1,4 +1,4 @@
-/* The built-in synthetic segmentation dataset (docs/DATA.md): scenes of one to four shapes (disc,
+/* The built-in synthetic segmentation dataset (docs/SEGMENTATION.md): scenes of one to four shapes (disc,
  * square, triangle, ring, striped patch) over a textured gradient background, each pixel labelled
  * with the class of the shape on top, or background. Sample `index` of a split is a function of
  * (seed, split, index) alone, so any sample can be drawn on its own, from any thread.

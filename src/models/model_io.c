@@ -236,7 +236,8 @@ gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gs
 {
     gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_add_meta(m, w, err) : gsq_vit_add_meta(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "arch", m->arch == GSQ_ARCH_SWIN ? "swin" : "vit", err);
-    if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "task", gsq_task_name(m->task), err);
+    if (st == GSQ_OK && m->task == GSQ_TASK_SEGMENT) /* absent: a classifier, as every earlier file */
+        st = gsq_st_writer_set_meta(w, "task", gsq_task_name(m->task), err);
     if (st == GSQ_OK && m->task == GSQ_TASK_SEGMENT)
         st = gsq_st_writer_set_meta(w, "seg_head", gsq_seg_head_name(m->seg_head), err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);

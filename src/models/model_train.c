@@ -10,6 +10,7 @@
 #include "models/model_state.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -204,12 +205,11 @@ static gsq_status segment_loss(gsq_model *m, const int16_t *maps, float label_sm
 {
     int B = m->batch, K = m->num_classes, S = m->img_size;
     if (!maps) return gsq_fail(err, GSQ_ERR_ARG, "loss: a segmentation model needs label maps");
-    for (size_t i = 0; i < (size_t)B * S * S; i++)
-        if (maps[i] != GSQ_IGNORE_LABEL && (maps[i] < 0 || maps[i] >= K))
-            return gsq_fail(err, GSQ_ERR_ARG, "loss: pixel %zu of sample %zu has label %d outside [0, %d)",
-                            i % ((size_t)S * S), i / ((size_t)S * S), maps[i], K);
+    gsq_status st = gsq_segment_check_labels(maps, B, S, K, "loss", err);
+    if (st != GSQ_OK) return st;
     float value = gsq_segment_loss(gsq_model_output(m, "logits"), B, m->graph->grid, K, maps, S, label_smoothing,
                                    m->probs, 1.0f, NULL);
+    if (isnan(value)) return gsq_fail(err, GSQ_ERR_NOMEM, "loss: out of memory");
     m->have_loss = 1;
     if (loss) *loss = value;
     return GSQ_OK;

@@ -27,10 +27,13 @@
 /* The mask transformer's heads over width d. */
 static int mask_heads(int d) { return d / 64 > 1 ? d / 64 : 1; }
 
-gsq_status gsq_seg_head_check(gsq_seg_head head, int width, gsq_error *err)
+gsq_status gsq_seg_head_check(gsq_seg_head head, int width, int classes, gsq_error *err)
 {
     if (head != GSQ_SEG_HEAD_LINEAR && head != GSQ_SEG_HEAD_MASK)
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: unknown segmentation head %d", (int)head);
+    if (classes > GSQ_SEGMENT_MAX_CLASSES)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: a segmenter has at most %d classes (label maps are 16-bit), "
+                        "not %d", GSQ_SEGMENT_MAX_CLASSES, classes);
     if (head == GSQ_SEG_HEAD_MASK && width % mask_heads(width) != 0)
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: the mask transformer's width %d is not divisible by its "
                         "%d heads (width / 64)", width, mask_heads(width));

@@ -14,8 +14,8 @@
 #define GSQ_MASK_HEAD_BLOCKS 2
 
 /* GSQ_ERR_SHAPE when head is unknown or cannot follow a backbone of final width `width` (the mask
- * transformer's heads must divide it). */
-gsq_status gsq_seg_head_check(gsq_seg_head head, int width, gsq_error *err);
+ * transformer's heads must divide it), or classes exceed what a label map holds. */
+gsq_status gsq_seg_head_check(gsq_seg_head head, int width, int classes, gsq_error *err);
 
 /* The most a head adds to a model: parameter tensors, and graph nodes, values and linears. */
 typedef struct {

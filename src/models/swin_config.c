@@ -114,5 +114,5 @@ gsq_status gsq_swin_config_validate(const gsq_swin_config *c, gsq_error *err)
     }
     if (!(c->ln_eps > 0.0f && c->ln_eps < 1.0f))
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: ln_eps %g is outside (0, 1)", (double)c->ln_eps);
-    return c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_check(c->seg_head, c->dims[c->num_stages - 1], err) : GSQ_OK;
+    return c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_check(c->seg_head, c->dims[c->num_stages - 1], c->num_classes, err) : GSQ_OK;
 }

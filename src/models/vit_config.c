@@ -90,5 +90,5 @@ gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
                         "configuration: a distilled DeiT needs a class token and token pooling");
     if (!(cfg->ln_eps > 0.0f && cfg->ln_eps < 1.0f))
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: ln_eps %g is outside (0, 1)", (double)cfg->ln_eps);
-    return cfg->task == GSQ_TASK_SEGMENT ? gsq_seg_head_check(cfg->seg_head, cfg->embed_dim, err) : GSQ_OK;
+    return cfg->task == GSQ_TASK_SEGMENT ? gsq_seg_head_check(cfg->seg_head, cfg->embed_dim, cfg->num_classes, err) : GSQ_OK;
 }

@@ -208,6 +208,16 @@ static float mean_over_pixels(seg_loss c, int B, size_t n)
     return (float)(total / (double)n);
 }
 
+gsq_status gsq_segment_check_labels(const int16_t *labels, int B, int S, int K, const char *what, gsq_error *err)
+{
+    size_t per_map = (size_t)S * S;
+    for (size_t i = 0; i < (size_t)B * per_map; i++)
+        if (labels[i] != GSQ_IGNORE_LABEL && !is_labelled(labels[i], K))
+            return gsq_fail(err, GSQ_ERR_ARG, "%s: pixel %zu of sample %zu has label %d outside [0, %d)", what,
+                            i % per_map, i / per_map, labels[i], K);
+    return GSQ_OK;
+}
+
 float gsq_segment_loss(const float *logits, int B, int grid, int K, const int16_t *labels, int S, float smoothing,
                        float *dlogits, float scale, size_t *pixels)
 {

@@ -298,7 +298,7 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output
     return st;
 }
 
-/* The gradients of one micro-batch into m->grads (zeroed first): cross-entropy on its labels,
+/* The gradients of one micro-batch into m->grads (zeroed first): the task's loss on its targets,
  * or the distillation loss against the teacher's forward pass on the same images. */
 static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, const gsq_batch *batch,
                                  float *loss, gsq_error *err)
