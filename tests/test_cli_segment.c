@@ -10,6 +10,16 @@
 #include "cli_run.h"
 #include "test_util.h"
 
+/* Under AddressSanitizer the program is ten times slower: the same paths run on a tenth of the
+ * data, and the accuracies, which need the full runs, are checked in the release build only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#define TRAIN_SIZE "256"
+#else
+#define SANITIZED 0
+#define TRAIN_SIZE "2048"
+#endif
+
 /* The number after `key` in out, or -1. */
 static double number_after(const char *key)
 {
@@ -40,14 +50,14 @@ int main(void)
     snprintf(path, sizeof path, "%s/ade/annotations/validation/000039.png", dir);
     CHECK(png_of_size(path, 40, 40), "%s is not a 40×40 PNG", path);
 
-    const char *small = "--model gpusq_demo --data synthetic-segment --train-size 2048 --val-size 128 --batch 32 "
-                        "--epochs 4 --lr 1e-3 --no-augment --threads 2";
+    const char *small = "--model gpusq_demo --data synthetic-segment --train-size " TRAIN_SIZE " --val-size 128 "
+                        "--batch 32 --epochs 4 --lr 1e-3 --no-augment --threads 2";
     snprintf(args, sizeof args, "train %s --out '%s/seg.safetensors'", small, dir);
     CHECK(run(args) == 0 && strstr(out, "a segment model of 6 classes from gpusq_demo"), "train: %s", out);
     double miou = number_after("validation: mIoU");
-    CHECK(miou > 60 && miou <= 100, "a trained segmenter's mIoU is %g%%: %s", miou, out);
-    snprintf(args, sizeof args, "train %s --out '%s/b.safetensors' --max-steps 40", small, dir);
-    CHECK(run(args) == 0 && strstr(out, "stopped at step 40"), "stopped run: %s", out);
+    CHECK(miou > (SANITIZED ? 0 : 60) && miou <= 100, "a trained segmenter's mIoU is %g%%: %s", miou, out);
+    snprintf(args, sizeof args, "train %s --out '%s/b.safetensors' --max-steps 5", small, dir);
+    CHECK(run(args) == 0 && strstr(out, "stopped at step 5"), "stopped run: %s", out);
     snprintf(args, sizeof args, "train --resume '%s/b.ckpt.safetensors' %s --out '%s/b.safetensors'", dir, small + 18,
              dir);
     CHECK(run(args) == 0 && strstr(out, "trained"), "resumed run: %s", out);
@@ -73,13 +83,13 @@ int main(void)
               strstr(out, "54 tensors of its backbone copied"), "segmenter from a classifier: %s", out);
 
     /* compressed: within the acceptance's margins of the dense model, and the engine agreeing */
-    snprintf(args, sizeof args, "compress --teacher '%s/seg.safetensors' --data synthetic-segment --train-size 2048 "
-             "--val-size 128 --batch 32 --no-augment --threads 2 --out-dir '%s/comp'", dir, dir);
+    snprintf(args, sizeof args, "compress --teacher '%s/seg.safetensors' --data synthetic-segment --train-size "
+             TRAIN_SIZE " --val-size 128 --batch 32 --no-augment --threads 2 --out-dir '%s/comp'", dir, dir);
     CHECK(run(args) == 0 && strstr(out, "| model | mIoU |"), "compress: %s", out);
     double dense = number_after("| dense FP32 | "), int8 = number_after("| 2:4 sparse INT8 (W8A8) | "),
            int4 = number_after("| 4:8 sparse INT4 (W4A4) | ");
-    CHECK(dense > 60 && int8 > dense - 1.5 && int4 > dense - 4, "mIoU dense %g, 2:4 INT8 %g, 4:8 INT4 %g", dense, int8,
-          int4);
+    CHECK(SANITIZED ? dense > 0 && int8 > 0 && int4 > 0 : dense > 60 && int8 > dense - 1.5 && int4 > dense - 4,
+          "mIoU dense %g, 2:4 INT8 %g, 4:8 INT4 %g", dense, int8, int4);
     snprintf(path, sizeof path, "%s/comp/report.json", dir);
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
