@@ -123,7 +123,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #include <setjmp.h>
 
-#include <jpeglib.h>
 #include <png.h>
 
 enum { W = 3, H = 2 };
@@ -159,44 +158,6 @@ static char *png_bytes(int w, int h, int color, int depth, int scale, size_t *n)
     return buf;
 }
 
-/* A W×H baseline RGB JPEG in memory. */
-static char *jpeg_bytes(size_t *n)
-{
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, n);
-    if (!f) abort();
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e;
-    c.err = jpeg_std_error(&e);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = W;
-    c.image_height = H;
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_start_compress(&c, TRUE);
-    uint8_t row[W * 3];
-    while (c.next_scanline < H) {
-        for (int i = 0; i < W * 3; i++) row[i] = (uint8_t)(i * 30 + c.next_scanline * 100);
-        JSAMPROW r = row;
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    if (fclose(f) != 0) abort();
-    return buf;
-}
-
-static FILE *seed_open(const char *dir, const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) fprintf(stderr, "cannot write %s\n", path);
-    return f;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -210,10 +171,10 @@ int main(int argc, char **argv)
     char *wide = png_bytes(W, H, PNG_COLOR_TYPE_GRAY, 16, 40, &wide_n);      /* up to 160 */
     char *big = png_bytes(W, H, PNG_COLOR_TYPE_GRAY, 16, 9000, &big_n);      /* up to 36000 */
     char *tall = png_bytes(W, H + 1, PNG_COLOR_TYPE_GRAY, 8, 1, &tall_n);
-    char *jpg = jpeg_bytes(&jpg_n);
+    char *jpg = gsq_tree_seed_jpeg(W, H, &jpg_n);
     int bad = 0;
 
-    FILE *f = seed_open(argv[1], "pairs.tree"); /* pairs, an unpaired image, distractors */
+    FILE *f = gsq_tree_seed_open(argv[1], "pairs.tree"); /* pairs, an unpaired image, distractors */
     if (f) {
         gsq_tree_seed_entry(f, IMAGES "/a.jpg", jpg, jpg_n);
         gsq_tree_seed_entry(f, ANNOTATIONS "/a.png", gray, gray_n);
@@ -229,7 +190,7 @@ int main(int argc, char **argv)
         gsq_tree_seed_entry(f, ANNOTATIONS "/e.png", gray, gray_n);
         bad |= fclose(f) != 0;
     }
-    f = seed_open(argv[1], "bad_samples.tree"); /* sizes, values, colour, truncation */
+    f = gsq_tree_seed_open(argv[1], "bad_samples.tree"); /* sizes, values, colour, truncation */
     if (f) {
         gsq_tree_seed_entry(f, IMAGES "/size.png", rgb, rgb_n);
         gsq_tree_seed_entry(f, ANNOTATIONS "/size.png", tall, tall_n);
@@ -243,13 +204,13 @@ int main(int argc, char **argv)
         gsq_tree_seed_entry(f, ANNOTATIONS "/empty.png*0", NULL, 0);
         bad |= fclose(f) != 0;
     }
-    f = seed_open(argv[1], "unpaired.tree"); /* no annotation folder, then none paired */
+    f = gsq_tree_seed_open(argv[1], "unpaired.tree"); /* no annotation folder, then none paired */
     if (f) {
         gsq_tree_seed_entry(f, IMAGES "/a.jpg", jpg, jpg_n);
         gsq_tree_seed_entry(f, "annotations/validation/a.png", gray, gray_n);
         bad |= fclose(f) != 0;
     }
-    f = seed_open(argv[1], "no_pairs.tree");
+    f = gsq_tree_seed_open(argv[1], "no_pairs.tree");
     if (f) {
         gsq_tree_seed_entry(f, IMAGES "/a.jpg", jpg, jpg_n);
         gsq_tree_seed_entry(f, ANNOTATIONS "/a.jpg", gray, gray_n);

@@ -106,7 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #include <setjmp.h>
 
-#include <jpeglib.h>
 #include <png.h>
 
 enum { W = 3, H = 2 };
@@ -136,44 +135,6 @@ static char *png_bytes(int gray, size_t *n)
     return buf;
 }
 
-/* A W×H baseline RGB JPEG in memory. */
-static char *jpeg_bytes(size_t *n)
-{
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, n);
-    if (!f) abort();
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e;
-    c.err = jpeg_std_error(&e);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = W;
-    c.image_height = H;
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_start_compress(&c, TRUE);
-    uint8_t row[W * 3];
-    while (c.next_scanline < H) {
-        for (int i = 0; i < W * 3; i++) row[i] = (uint8_t)(i * 30 + c.next_scanline * 100);
-        JSAMPROW r = row;
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    if (fclose(f) != 0) abort();
-    return buf;
-}
-
-static FILE *seed_open(const char *dir, const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) fprintf(stderr, "cannot write %s\n", path);
-    return f;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -181,10 +142,10 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t rgb_n, gray_n, jpg_n;
-    char *rgb = png_bytes(0, &rgb_n), *gray = png_bytes(1, &gray_n), *jpg = jpeg_bytes(&jpg_n);
+    char *rgb = png_bytes(0, &rgb_n), *gray = png_bytes(1, &gray_n), *jpg = gsq_tree_seed_jpeg(W, H, &jpg_n);
     int bad = 0;
 
-    FILE *f = seed_open(argv[1], "two_classes.tree"); /* images in two classes, and distractors */
+    FILE *f = gsq_tree_seed_open(argv[1], "two_classes.tree"); /* images in two classes, and distractors */
     if (f) {
         gsq_tree_seed_entry(f, "cat/a.png", rgb, rgb_n);
         gsq_tree_seed_entry(f, "cat/b.JPG", jpg, jpg_n);
@@ -196,7 +157,7 @@ int main(int argc, char **argv)
         gsq_tree_seed_entry(f, ".git/", NULL, 0);
         bad |= fclose(f) != 0;
     }
-    f = seed_open(argv[1], "nested.tree"); /* an empty class, a folder named x.png, nesting */
+    f = gsq_tree_seed_open(argv[1], "nested.tree"); /* an empty class, a folder named x.png, nesting */
     if (f) {
         gsq_tree_seed_entry(f, "a/", NULL, 0);
         gsq_tree_seed_entry(f, "b/x.png/", NULL, 0);
@@ -206,7 +167,7 @@ int main(int argc, char **argv)
         gsq_tree_seed_entry(f, "c/empty.jpg*0", NULL, 0);
         bad |= fclose(f) != 0;
     }
-    f = seed_open(argv[1], "no_images.tree"); /* classes without images: an error */
+    f = gsq_tree_seed_open(argv[1], "no_images.tree"); /* classes without images: an error */
     if (f) {
         gsq_tree_seed_entry(f, "only/", NULL, 0);
         gsq_tree_seed_entry(f, "only/file.bmp*16", "BM", 2);

@@ -9,7 +9,8 @@
  * leaves its directory and each input is made and scanned quickly. An entry that clashes with
  * what exists (a file where a directory is wanted, or the reverse) is skipped. The tree keeps what
  * it made, so a harness can work out what a scan must find. With GSQ_FUZZ_MAKE_SEEDS defined
- * (the seed-writing twins) the header has only gsq_tree_seed_entry, which writes an entry. */
+ * (the seed-writing twins) the header has only what writes seeds: gsq_tree_seed_open,
+ * gsq_tree_seed_entry and gsq_tree_seed_jpeg. */
 #ifndef GSQ_FUZZ_TREE_H
 #define GSQ_FUZZ_TREE_H
 
@@ -210,6 +211,47 @@ static void gsq_tree_init(gsq_tree *t)
 }
 
 #else
+
+#include <jpeglib.h>
+
+/* DIR/NAME opened for writing a seed, or NULL (said on stderr). */
+static inline FILE *gsq_tree_seed_open(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) fprintf(stderr, "cannot write %s\n", path);
+    return f;
+}
+
+/* A w × h (w ≤ 64) baseline RGB JPEG in memory (*n bytes, freed by the caller). */
+static inline char *gsq_tree_seed_jpeg(int w, int h, size_t *n)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, n);
+    if (!f) abort();
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_start_compress(&c, TRUE);
+    uint8_t row[64 * 3];
+    while (c.next_scanline < c.image_height) {
+        for (int i = 0; i < w * 3; i++) row[i] = (uint8_t)(i * 30 + c.next_scanline * 100);
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    if (fclose(f) != 0) abort();
+    return buf;
+}
 
 /* Seed writing: appends an entry (path line, then n bytes of content) to the open seed file. */
 static void gsq_tree_seed_entry(FILE *f, const char *path, const void *content, size_t n)
