@@ -2,7 +2,8 @@
  * cross-entropy, top-1/top-5. Semantic segmentation: a map of per-patch class logits, upsampled
  * bilinearly to the image (as F.interpolate(align_corners=False)), per-pixel cross-entropy that
  * skips ignored pixels, and mIoU / per-class IoU / pixel accuracy summed over a whole set as
- * mmsegmentation does. The trainer, the stages and the engines call these through the model's
+ * mmsegmentation does. Object detection (gpusq/detect.h): boxes and classes of objects, scored by
+ * COCO's AP. The trainer, the stages and the engines call these through the model's
  * task instead of knowing which one they run. */
 #ifndef GPUSQ_TASK_H
 #define GPUSQ_TASK_H
@@ -12,8 +13,8 @@
 
 #include "gpusq/status.h"
 
-typedef enum { GSQ_TASK_CLASSIFY = 0, GSQ_TASK_SEGMENT = 1 } gsq_task;
-/* "classify", "segment"; and back (0 on success, -1 for an unknown word). */
+typedef enum { GSQ_TASK_CLASSIFY = 0, GSQ_TASK_SEGMENT = 1, GSQ_TASK_DETECT = 2 } gsq_task;
+/* "classify", "segment", "detect"; and back (0 on success, -1 for an unknown word). */
 const char *gsq_task_name(gsq_task task);
 int gsq_task_parse(const char *word, gsq_task *task);
 

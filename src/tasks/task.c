@@ -1,10 +1,10 @@
-/* The tasks' names, "classify" and "segment", and the segmentation heads', "linear" and "mask";
+/* The tasks' names, "classify", "segment" and "detect", and the segmentation heads', "linear" and "mask";
  * and back. */
 #include "gpusq/task.h"
 
 #include <string.h>
 
-static const char *const task_names[] = {"classify", "segment"};
+static const char *const task_names[] = {"classify", "segment", "detect"};
 static const char *const head_names[] = {"linear", "mask"};
 #define COUNT(names) (int)(sizeof names / sizeof names[0])
 
