@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the file readers with libFuzzer for SECONDS each (default 60): the safetensors reader,
 # the JPEG/PNG decoders, the compressed-model reader, the training-checkpoint reader, the CIFAR
-# binary reader, the ImageFolder scan and the ADE20K scan (tests/fuzz/). Configures a clang build
+# binary reader, the ImageFolder scan, the ADE20K scan and the COCO reader (tests/fuzz/). Configures a clang build
 # in build-fuzz, seeds each harness's corpus in a temporary directory with files from its
 # seed-writing twin (plus any tests/fixtures/*.safetensors small enough to mutate, for the
 # safetensors reader), runs the harnesses one after another, or GSQ_FUZZ_JOBS at a time, and
@@ -9,12 +9,12 @@
 # (the CTest tests NAME:seeds, label fuzz). Exits non-zero on a crash; crash inputs are kept in
 # build-fuzz/artifacts/.
 # Usage: scripts/fuzz.sh [SECONDS [HARNESS...]]   (HARNESS: fuzz_safetensors, fuzz_image,
-# fuzz_compressed, fuzz_checkpoint, fuzz_cifar, fuzz_folder, fuzz_ade20k; default all, or
+# fuzz_compressed, fuzz_checkpoint, fuzz_cifar, fuzz_folder, fuzz_ade20k, fuzz_coco; default all, or
 # GSQ_FUZZ_ONLY="...")
 set -euo pipefail
 seconds="${1:-60}"
 if [ "$#" -gt 0 ]; then shift; fi
-all="fuzz_safetensors fuzz_image fuzz_compressed fuzz_checkpoint fuzz_cifar fuzz_folder fuzz_ade20k"
+all="fuzz_safetensors fuzz_image fuzz_compressed fuzz_checkpoint fuzz_cifar fuzz_folder fuzz_ade20k fuzz_coco"
 selected="${*:-${GSQ_FUZZ_ONLY:-$all}}"
 parallel="${GSQ_FUZZ_JOBS:-1}"
 case "$seconds$parallel" in
@@ -45,7 +45,7 @@ export OMP_NUM_THREADS=1 # the model harnesses run one small image at a time
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 
 # Dictionaries: safetensors syntax, the model files' metadata and names, the tree inputs of the
-# dataset harnesses (tests/fuzz/fuzz_tree.h).
+# dataset harnesses (tests/fuzz/fuzz_tree.h), and those plus COCO's JSON keys.
 cat >"$work/st.dict" <<'DICT'
 "{"
 "}"
@@ -118,6 +118,34 @@ cat >"$work/tree.dict" <<'DICT'
 "images/training/"
 "annotations/training/"
 DICT
+cp "$work/tree.dict" "$work/coco.dict"
+cat >>"$work/coco.dict" <<'DICT'
+"annotations/instances_val.json\x0a"
+"val/"
+"{"
+"}"
+"["
+"]"
+"\"images\""
+"\"annotations\""
+"\"categories\""
+"\"id\""
+"\"name\""
+"\"file_name\""
+"\"width\""
+"\"height\""
+"\"image_id\""
+"\"category_id\""
+"\"bbox\""
+"\"area\""
+"\"iscrowd\""
+"1e999"
+"-0"
+"9007199254740993"
+"2147483648"
+"\\u0000"
+"../"
+DICT
 
 # Seeds and flags per harness: a corpus directory seeded by the seed-writing twin, then the
 # harness's -max_len and dictionary.
@@ -137,6 +165,7 @@ prepare() {
         fuzz_cifar) echo "-max_len=8192 -dict=$work/tree.dict" ;;
         fuzz_folder) echo "-max_len=16384 -dict=$work/tree.dict" ;;
         fuzz_ade20k) echo "-max_len=16384 -dict=$work/tree.dict" ;;
+        fuzz_coco) echo "-max_len=16384 -dict=$work/coco.dict" ;;
     esac
 }
 

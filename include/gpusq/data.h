@@ -1,12 +1,13 @@
-/* Data: decoded images and label maps, datasets (built-in synthetic shapes and scenes, CIFAR
- * binary, ImageFolder, the ADE20K layout), the transforms that turn an image (and its label map)
- * into a model input, and the threaded batch loader. */
+/* Data: decoded images and label maps, datasets (built-in synthetic shapes, scenes and detection
+ * scenes, CIFAR binary, ImageFolder, the ADE20K and COCO layouts), the transforms that turn an
+ * image (and its label map or boxes) into a model input, and the threaded batch loader. */
 #ifndef GPUSQ_DATA_H
 #define GPUSQ_DATA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gpusq/detect.h"
 #include "gpusq/rng.h"
 #include "gpusq/status.h"
 #include "gpusq/task.h"
@@ -41,14 +42,16 @@ void gsq_label_map_free(gsq_label_map *map); /* NULL-safe */
  * labels v (not yet mapped: the dataset says what v means); colour PNGs are refused. */
 gsq_status gsq_label_png_decode(const void *data, size_t size, const char *label, gsq_label_map *out, gsq_error *err);
 
-/* One sample: its image and its target — a class (classification) or a label map of the image's
- * size (segmentation). */
+/* One sample: its image and its target — a class (classification), a label map of the image's
+ * size (segmentation) or its annotated objects in the image's own pixels, crowd regions included
+ * (detection). */
 typedef struct {
     gsq_image image;
     int label;
     gsq_label_map map;
+    gsq_objects objects;
 } gsq_sample;
-void gsq_sample_free(gsq_sample *s); /* frees image and map, zeroes the struct */
+void gsq_sample_free(gsq_sample *s); /* frees image, map and objects, zeroes the struct */
 
 /* A dataset: a fixed number of samples of one task, each decoded on demand. get() must be safe
  * to call from several threads at once on distinct outputs. */
@@ -59,10 +62,12 @@ struct gsq_dataset {
     size_t size;             /* number of samples */
     int num_classes;
     char **class_names;      /* num_classes entries, or NULL when the classes have no names */
-    /* Decodes sample `index` into *s (image, and label map for segmentation, allocated by get,
-     * freed by the caller with gsq_sample_free; the class of a classification sample in
-     * s->label). A sample that cannot be decoded returns an error naming it; the loader skips
-     * and counts it. */
+    int *category_ids;       /* detection: COCO's category id of each class index (num_classes
+                              * entries, owned by the dataset); NULL otherwise */
+    /* Decodes sample `index` into *s (image, and label map for segmentation or objects for
+     * detection, allocated by get, freed by the caller with gsq_sample_free; the class of a
+     * classification sample in s->label). A sample that cannot be decoded returns an error
+     * naming it; the loader skips and counts it. */
     gsq_status (*get)(gsq_dataset *ds, size_t index, gsq_sample *s, gsq_error *err);
     void (*destroy)(gsq_dataset *ds); /* frees everything, the struct itself included */
     void *impl;
@@ -101,6 +106,43 @@ gsq_status gsq_dataset_ade20k(gsq_dataset **out, const char *root, const char *s
  * each file atomically. */
 gsq_status gsq_dataset_write_ade20k(gsq_dataset *ds, const char *root, const char *split, gsq_error *err);
 
+/* The built-in synthetic detection dataset (docs/DATA.md): `size` images, `resolution` pixels
+ * square (32 to 4096), of one to six shapes of GSQ_SYNTHETIC_DET_CLASSES classes (disc, square,
+ * triangle, ring, cross; colour says nothing about the class) over textured backgrounds, later
+ * shapes partly hiding earlier ones (at most about 40% of any); each object's box is the tight
+ * bounds of its visible pixels, area w·h, never crowd; image_id is the index, category_ids
+ * 1..K. Deterministic from (seed, split, index); split 0 (train) and 1 (validation) from
+ * disjoint streams. */
+#define GSQ_SYNTHETIC_DET_CLASSES 5
+gsq_status gsq_dataset_synthetic_detect(gsq_dataset **out, size_t size, int resolution, uint64_t seed, int split,
+                                        gsq_error *err);
+
+/* What gsq_dataset_coco left out: the malformed annotations it skipped, and why the first was
+ * (naming the file and the annotation's position), for the caller to print. */
+typedef struct {
+    size_t annotations;
+    char first[GSQ_ERROR_MSG_MAX];
+} gsq_coco_skips;
+/* The COCO layout: root/annotations/instances_SPLIT.json describing the images root/SPLIT/
+ * FILE_NAME (JPEG or PNG), SPLIT e.g. "val2017". Classes are the categories sorted by id (class
+ * index = position; class_names their names, category_ids their ids); samples are the images
+ * sorted by id (image_id = COCO's id), those without annotations included, each with its
+ * annotations (bbox, iscrowd, area: the annotation's, w·h when absent) in the file's order. A
+ * malformed annotation (bbox not 4 finite numbers or w, h <= 0, unknown image or category,
+ * wrong types) is skipped and counted in *skips (may be NULL); a malformed file (not JSON, not an
+ * object, images / annotations / categories missing or of the wrong type, a malformed image or
+ * category, duplicate ids, no categories) is GSQ_ERR_FORMAT naming it. An image that cannot be
+ * read or decoded, differs from its entry's size or whose file_name leaves root/SPLIT fails in
+ * get(), named. */
+gsq_status gsq_dataset_coco(gsq_dataset **out, const char *root, const char *split, gsq_coco_skips *skips,
+                            gsq_error *err);
+/* Writes every sample of a detection dataset in the COCO layout: root/SPLIT/NNNNNNNNNNNN.jpg
+ * (the image id, 12 digits; JPEG quality 95) and root/annotations/instances_SPLIT.json (images,
+ * annotations with ids from 1, categories from category_ids or index + 1 and class_names or
+ * "classN"), each file atomically. GSQ_ERR_ARG for duplicate image or category ids, an object's
+ * class outside the dataset's or a box or area that is not finite. */
+gsq_status gsq_dataset_write_coco(gsq_dataset *ds, const char *root, const char *split, gsq_error *err);
+
 /* Input transforms, as timm's: eval resizes the shorter side to size / crop_pct (bicubic, as
  * PIL), centre-crops size × size; train is RandomResizedCrop(size, scale, ratio) (bicubic) and a
  * horizontal flip with probability hflip. Both end with x / 255 normalised by mean and std,
@@ -112,7 +154,7 @@ typedef struct {
     float scale_min, scale_max;      /* train: 0.08, 1.0 */
     float ratio_min, ratio_max;      /* train: 3/4, 4/3 */
     float hflip;                     /* train: 0.5 */
-    float jitter;                    /* segmentation train: photometric jitter strength (0: none) */
+    float jitter;                    /* segmentation, detection train: photometric jitter strength (0: none) */
 } gsq_transform;
 
 /* Fills the timm/ImageNet defaults for an input side. */
@@ -130,6 +172,21 @@ gsq_status gsq_transform_segment_eval(const gsq_transform *t, const gsq_image *i
                                       float *out, int16_t *out_labels, gsq_error *err);
 gsq_status gsq_transform_segment_train(const gsq_transform *t, const gsq_image *img, const gsq_label_map *map,
                                        gsq_rng *rng, float *out, int16_t *out_labels, gsq_error *err);
+/* The detection defaults: scale [0.3, 1], ratio [3/4, 4/3], hflip 0.5, jitter 1 (as
+ * segmentation's), ImageNet mean and std. */
+void gsq_transform_detect_defaults(gsq_transform *t, int size);
+/* The detection transforms of an image and its objects (in its pixels; NULL: none) into float
+ * (3, size, size) and the training targets (NULL: not wanted): the non-crowd objects' boxes
+ * clipped to the part of the image kept, those left under 1 pixel wide or high dropped, as
+ * normalised cx, cy, w, h of the output, the first GSQ_DETECT_MAX_TARGETS kept. Eval stretches
+ * the whole image to size × size (bilinear, as segmentation's eval); train crops a random box of
+ * area fraction U(scale_min, scale_max) and aspect ratio in [ratio_min, ratio_max]
+ * (RandomResizedCrop's draw), stretches it to size × size (bilinear), flips it with probability
+ * hflip and jitters it as segmentation's train does. Both normalise by mean and std. */
+gsq_status gsq_transform_detect_eval(const gsq_transform *t, const gsq_image *img, const gsq_objects *objects,
+                                     float *out, gsq_targets *targets, gsq_error *err);
+gsq_status gsq_transform_detect_train(const gsq_transform *t, const gsq_image *img, const gsq_objects *objects,
+                                      gsq_rng *rng, float *out, gsq_targets *targets, gsq_error *err);
 gsq_status gsq_transform_eval(const gsq_transform *t, const gsq_image *img, float *out,
                               gsq_error *err);
 gsq_status gsq_transform_train(const gsq_transform *t, const gsq_image *img, gsq_rng *rng,

@@ -29,6 +29,9 @@ typedef struct {
     float *images;        /* (n, 3, size, size), normalised */
     int *labels;          /* (n) classification: the classes */
     int16_t *maps;        /* (n, size, size) segmentation: the label maps; NULL otherwise */
+    gsq_targets *targets; /* (n) detection: each input's training targets; NULL otherwise */
+    gsq_objects *objects; /* (n) detection: each sample's annotations in its original pixels, with
+                           * its image_id and size (for evaluation); owned by the loader */
     int n;                /* samples: batch_size, fewer for a last partial batch or skipped files */
     int skipped;          /* samples of this batch that failed to decode */
     long epoch, index;    /* which batch of which epoch */

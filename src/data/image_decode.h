@@ -1,7 +1,7 @@
 /* Internal to src/data: the JPEG and PNG decoders behind gsq_image_decode (decode_jpeg.c,
  * decode_png.c), the size limit every decoder applies before it allocates, the libpng plumbing
- * that the image and label-map decoders and the ADE20K writer share, and the file helpers of the
- * datasets on disk (files.c). */
+ * that the image and label-map decoders and the ADE20K writer share, the file helpers of the
+ * datasets on disk (files.c) and the PNG and JPEG writers of the dataset writers. */
 #ifndef GSQ_DATA_IMAGE_DECODE_H
 #define GSQ_DATA_IMAGE_DECODE_H
 
@@ -94,5 +94,8 @@ void *gsq_reserve(void *buf, size_t *cap, size_t need, size_t elem);
  * (src/data/encode_png.c). */
 gsq_status gsq_png_write(const char *path, const uint8_t *values, int width, int height, int channels,
                          gsq_error *err);
+/* Writes img as an RGB JPEG of the given quality (1..100, no chroma subsampling) at path,
+ * atomically (src/data/encode_jpeg.c). */
+gsq_status gsq_jpeg_write(const char *path, const gsq_image *img, int quality, gsq_error *err);
 
 #endif

@@ -1,8 +1,9 @@
-/* Label maps and samples: allocation and release, and decoding a PNG of raw class values with
- * libpng's classic API (the reader decode_png.c shares through image_decode.h). One channel's
- * samples are taken as they are stored: 8- or 16-bit gray (1/2/4-bit gray unpacked, not scaled),
- * a palette's indices (the palette itself ignored), or the gray of gray+alpha; colour PNGs are
- * refused, since their classes would be colours. 16-bit values above 32767 do not fit a label. */
+/* Label maps and samples: allocation and release (a sample's image, map and objects), and
+ * decoding a PNG of raw class values with libpng's classic API (the reader decode_png.c shares
+ * through image_decode.h). One channel's samples are taken as they are stored: 8- or 16-bit gray
+ * (1/2/4-bit gray unpacked, not scaled), a palette's indices (the palette itself ignored), or the
+ * gray of gray+alpha; colour PNGs are refused, since their classes would be colours. 16-bit
+ * values above 32767 do not fit a label. */
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ void gsq_sample_free(gsq_sample *s)
     if (!s) return;
     gsq_image_free(&s->image);
     gsq_label_map_free(&s->map);
+    gsq_objects_free(&s->objects);
     memset(s, 0, sizeof *s);
 }
 

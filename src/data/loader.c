@@ -17,6 +17,8 @@ typedef struct {
     float *images;
     int *labels;
     int16_t *maps;        /* segmentation: (batch, size, size) */
+    gsq_targets *targets; /* detection: (batch) */
+    gsq_objects *objects; /* detection: (batch), owned by the slot until it is filled again */
     int n, skipped, state;
     long seq;             /* which of this loader's batches it holds (0, 1, ...: position()) */
 } slot;
@@ -33,6 +35,7 @@ struct gsq_loader {
     long shard_bpe;       /* of them, this shard's: indices shard, shard + shards, ... */
     size_t sample_floats; /* 3 · size · size */
     size_t map_pixels;    /* size · size for a segmentation dataset, else 0 */
+    int detect;           /* a detection dataset: batches carry targets and objects */
     int ring;
     slot *slots;
     int n_orders;         /* ring + 1: enough for every epoch that can be in flight at once */
@@ -93,6 +96,38 @@ static void position(const gsq_loader *ld, long k, long *epoch, long *index)
     *index = ld->cfg.shard + k % ld->shard_bpe * shards;
 }
 
+/* Transforms sample smp into dst (and map, or the targets of slot s's next sample), with the
+ * train transform when augmenting (randomness from rng), else the eval one. */
+static gsq_status transform(const gsq_loader *ld, const slot *s, gsq_sample *smp, gsq_rng *rng, float *dst,
+                            int16_t *map, gsq_error *err)
+{
+    const gsq_transform *t = &ld->cfg.transform;
+    gsq_targets *targets = ld->detect ? &s->targets[s->n] : NULL;
+    if (rng && ld->detect) return gsq_transform_detect_train(t, &smp->image, &smp->objects, rng, dst, targets, err);
+    if (ld->detect) return gsq_transform_detect_eval(t, &smp->image, &smp->objects, dst, targets, err);
+    if (rng && map) return gsq_transform_segment_train(t, &smp->image, &smp->map, rng, dst, map, err);
+    if (map) return gsq_transform_segment_eval(t, &smp->image, &smp->map, dst, map, err);
+    if (rng) return gsq_transform_train(t, &smp->image, rng, dst, err);
+    return gsq_transform_eval(t, &smp->image, dst, err);
+}
+
+/* GSQ_ERR_FORMAT naming the sample unless its target is in the dataset's classes: a
+ * classification label, or every detection object's category. */
+static gsq_status check_classes(const gsq_dataset *ds, size_t sample, const gsq_sample *smp, gsq_error *err)
+{
+    int k = ds->num_classes;
+    if (ds->task == GSQ_TASK_CLASSIFY && (smp->label < 0 || smp->label >= k))
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: sample %zu has label %d outside [0, %d)", ds->name, sample,
+                        smp->label, k);
+    for (int i = 0; ds->task == GSQ_TASK_DETECT && i < smp->objects.count; i++) {
+        int c = smp->objects.objects[i].category;
+        if (c < 0 || c >= k)
+            return gsq_fail(err, GSQ_ERR_FORMAT, "%s: sample %zu: object %d has class %d outside [0, %d)", ds->name,
+                            sample, i, c, k);
+    }
+    return GSQ_OK;
+}
+
 /* Fills slot s with batch number k (without the lock: the slot is this worker's). */
 static void produce(gsq_loader *ld, slot *s, long k, const size_t *order)
 {
@@ -103,6 +138,7 @@ static void produce(gsq_loader *ld, slot *s, long k, const size_t *order)
     size_t end = begin + (size_t)c->batch_size;
     if (end > ld->ds->size) end = ld->ds->size;
     s->n = s->skipped = 0;
+    for (int i = 0; ld->detect && i < c->batch_size; i++) gsq_objects_free(&s->objects[i]);
     for (size_t pos = begin; pos < end; pos++) {
         size_t sample = order ? order[pos] : pos;
         gsq_sample smp = {0};
@@ -110,20 +146,16 @@ static void produce(gsq_loader *ld, slot *s, long k, const size_t *order)
         float *dst = s->images + (size_t)s->n * ld->sample_floats;
         int16_t *map = ld->map_pixels ? s->maps + (size_t)s->n * ld->map_pixels : NULL;
         gsq_status st = ld->ds->get(ld->ds, sample, &smp, &err);
-        if (st == GSQ_OK && c->train && c->augment) {
-            gsq_rng rng; /* augmentation randomness from (seed, epoch, position) only */
-            gsq_rng_seed(&rng, c->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(epoch + 1)), pos);
-            st = map ? gsq_transform_segment_train(&c->transform, &smp.image, &smp.map, &rng, dst, map, &err)
-                     : gsq_transform_train(&c->transform, &smp.image, &rng, dst, &err);
-        } else if (st == GSQ_OK) {
-            st = map ? gsq_transform_segment_eval(&c->transform, &smp.image, &smp.map, dst, map, &err)
-                     : gsq_transform_eval(&c->transform, &smp.image, dst, &err);
-        }
+        gsq_rng rng; /* augmentation randomness from (seed, epoch, position) only */
+        gsq_rng_seed(&rng, c->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(epoch + 1)), pos);
+        if (st == GSQ_OK) st = check_classes(ld->ds, sample, &smp, &err);
+        if (st == GSQ_OK) st = transform(ld, s, &smp, c->train && c->augment ? &rng : NULL, dst, map, &err);
         int label = smp.label;
+        if (st == GSQ_OK && ld->detect) { /* the slot takes the objects over */
+            s->objects[s->n] = smp.objects;
+            memset(&smp.objects, 0, sizeof smp.objects);
+        }
         gsq_sample_free(&smp);
-        if (st == GSQ_OK && !map && (label < 0 || label >= ld->ds->num_classes))
-            st = gsq_fail(&err, GSQ_ERR_FORMAT, "%s: sample %zu has label %d outside [0, %d)", ld->ds->name,
-                          sample, label, ld->ds->num_classes);
         if (st != GSQ_OK) {
             s->skipped++;
             pthread_mutex_lock(&ld->mu);
@@ -190,6 +222,7 @@ gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader
     ld->shard_bpe = gsq_loader_shard_batches(ds, cfg);
     ld->sample_floats = (size_t)3 * cfg->transform.size * cfg->transform.size;
     ld->map_pixels = ds->task == GSQ_TASK_SEGMENT ? (size_t)cfg->transform.size * cfg->transform.size : 0;
+    ld->detect = ds->task == GSQ_TASK_DETECT;
     ld->ring = cfg->prefetch;
     ld->n_orders = cfg->train ? ld->ring + 1 : 0;
     /* this shard's batches before start_index in its epoch */
@@ -203,7 +236,10 @@ gsq_status gsq_loader_create(gsq_loader **out, gsq_dataset *ds, const gsq_loader
         ld->slots[i].images = malloc((size_t)cfg->batch_size * ld->sample_floats * sizeof(float));
         ld->slots[i].labels = malloc((size_t)cfg->batch_size * sizeof(int));
         ld->slots[i].maps = ld->map_pixels ? malloc((size_t)cfg->batch_size * ld->map_pixels * sizeof(int16_t)) : NULL;
-        ok = ld->slots[i].images && ld->slots[i].labels && (!ld->map_pixels || ld->slots[i].maps);
+        ld->slots[i].targets = ld->detect ? calloc((size_t)cfg->batch_size, sizeof(gsq_targets)) : NULL;
+        ld->slots[i].objects = ld->detect ? calloc((size_t)cfg->batch_size, sizeof(gsq_objects)) : NULL;
+        ok = ld->slots[i].images && ld->slots[i].labels && (!ld->map_pixels || ld->slots[i].maps) &&
+             (!ld->detect || (ld->slots[i].targets && ld->slots[i].objects));
     }
     for (int i = 0; ok && i < ld->n_orders; i++) {
         ld->orders[i].epoch = -1;
@@ -242,7 +278,8 @@ gsq_status gsq_loader_next(gsq_loader *ld, gsq_batch *batch, gsq_error *err)
         ld->stats.wait_seconds += gsq_seconds() - t0;
     }
     ld->holding = 1;
-    *batch = (gsq_batch){.images = s->images, .labels = s->labels, .maps = s->maps, .n = s->n, .skipped = s->skipped};
+    *batch = (gsq_batch){.images = s->images, .labels = s->labels, .maps = s->maps, .targets = s->targets,
+                         .objects = s->objects, .n = s->n, .skipped = s->skipped};
     position(ld, s->seq, &batch->epoch, &batch->index);
     pthread_mutex_unlock(&ld->mu);
     (void)err;
@@ -271,6 +308,9 @@ void gsq_loader_destroy(gsq_loader *ld)
         free(ld->slots[i].images);
         free(ld->slots[i].labels);
         free(ld->slots[i].maps);
+        for (int j = 0; ld->slots[i].objects && j < ld->cfg.batch_size; j++) gsq_objects_free(&ld->slots[i].objects[j]);
+        free(ld->slots[i].targets);
+        free(ld->slots[i].objects);
     }
     for (int i = 0; ld->orders && i < ld->n_orders; i++) free(ld->orders[i].order);
     free(ld->slots);

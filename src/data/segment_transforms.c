@@ -12,16 +12,17 @@
  * contrast × uniform [1 − jitter/2, 1 + jitter/2] (mmsegmentation's contrast is a plain scale),
  * saturation × uniform [1 − jitter/2, 1 + jitter/2] as an HSV saturation scale (hue and value
  * kept, saturation capped at 1). Labels are only ever copied. Random draws come from gsq_rng in
- * the order of the steps. */
+ * the order of the steps (the jitter's steps and the final write are shared with detection's
+ * transforms through transform_common.c). */
 #include "data/resample.h"
+#include "data/transform_common.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SEG_MAX_SIDE 16384       /* largest output side (as transforms.c's) */
 #define SEG_RESIZE_MAX_SIDE (1 << 28)
-#define SEG_JITTER_MAX 2.0f      /* beyond, the contrast factor could be negative */
 
 void gsq_transform_segment_defaults(gsq_transform *t, int size)
 {
@@ -37,20 +38,14 @@ static gsq_status check_args(const gsq_transform *t, const gsq_image *img, const
 {
     if (!t || !img || !out || !map != !out_labels)
         return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: NULL argument", what);
-    if (t->size < 1 || t->size > SEG_MAX_SIDE)
-        return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: size %d is outside [1, %d]", what, t->size,
-                        SEG_MAX_SIDE);
-    if (!img->pixels || img->width < 1 || img->height < 1)
-        return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: empty image (%dx%d)", what, img->width,
-                        img->height);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "segment %s", what);
+    gsq_status st = gsq_transform_check(t, img, prefix, err);
+    if (st != GSQ_OK) return st;
     if (map && !map->labels) return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: empty label map", what);
     if (map && (map->width != img->width || map->height != img->height))
         return gsq_fail(err, GSQ_ERR_SHAPE, "segment %s transform: label map %dx%d does not match the %dx%d image",
                         what, map->width, map->height, img->width, img->height);
-    for (int c = 0; c < 3; c++)
-        if (!isfinite(t->mean[c]) || !isfinite(t->std[c]) || t->std[c] == 0.0f)
-            return gsq_fail(err, GSQ_ERR_ARG, "segment %s transform: channel %d has mean %g, std %g (std must be "
-                            "finite and non-zero)", what, c, (double)t->mean[c], (double)t->std[c]);
     return GSQ_OK;
 }
 
@@ -59,12 +54,8 @@ typedef struct {
     int new_w, new_h;          /* the rescaled image */
     int left, top, crop_w, crop_h;
     int flip;
-    int brightness, contrast, saturation; /* which photometric steps apply */
-    float delta, alpha, sat;
+    gsq_jitter jitter;
 } seg_params;
-
-/* Uniform in [-half, half). */
-static float symmetric(gsq_rng *rng, float half) { return half * (2.0f * gsq_rng_uniform(rng) - 1.0f); }
 
 static gsq_status draw_params(const gsq_transform *t, int w, int h, gsq_rng *rng, seg_params *p, gsq_error *err)
 {
@@ -74,9 +65,8 @@ static gsq_status draw_params(const gsq_transform *t, int w, int h, gsq_rng *rng
                         (double)t->scale_min, (double)t->scale_max);
     if (!(t->hflip >= 0.0f && t->hflip <= 1.0f))
         return gsq_fail(err, GSQ_ERR_ARG, "segment train transform: hflip %g is not a probability", (double)t->hflip);
-    if (!(t->jitter >= 0.0f && t->jitter <= SEG_JITTER_MAX))
-        return gsq_fail(err, GSQ_ERR_ARG, "segment train transform: jitter %g is outside [0, %g]", (double)t->jitter,
-                        (double)SEG_JITTER_MAX);
+    gsq_status st = gsq_jitter_check(t, "segment train", err);
+    if (st != GSQ_OK) return st;
     /* mmcv rescale_size: each side int(side · factor + 0.5) */
     float r = t->scale_min + (t->scale_max - t->scale_min) * gsq_rng_uniform(rng);
     double factor = (double)t->size * (double)r / (double)(w < h ? w : h);
@@ -92,35 +82,8 @@ static gsq_status draw_params(const gsq_transform *t, int w, int h, gsq_rng *rng
     p->top = (int)(gsq_rng_u32(rng) % (uint32_t)(p->new_h - p->crop_h + 1));
     p->left = (int)(gsq_rng_u32(rng) % (uint32_t)(p->new_w - p->crop_w + 1));
     p->flip = gsq_rng_uniform(rng) < t->hflip;
-    if (t->jitter > 0.0f) {
-        float j = t->jitter;
-        p->brightness = gsq_rng_uniform(rng) < 0.5f;
-        if (p->brightness) p->delta = symmetric(rng, 32.0f / 255.0f * j);
-        p->contrast = gsq_rng_uniform(rng) < 0.5f;
-        if (p->contrast) p->alpha = 1.0f + symmetric(rng, 0.5f * j);
-        p->saturation = gsq_rng_uniform(rng) < 0.5f;
-        if (p->saturation) p->sat = 1.0f + symmetric(rng, 0.5f * j);
-    }
+    gsq_jitter_draw(t, rng, &p->jitter);
     return GSQ_OK;
-}
-
-static float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
-
-/* Scales the HSV saturation of v[3] (in [0, 1]) by f: every channel moves away from (or towards)
- * the largest, which keeps hue and value; the smallest stops at 0 (saturation 1). */
-static void scale_saturation(float *v, float f)
-{
-    float hi = fmaxf(v[0], fmaxf(v[1], v[2])), lo = fminf(v[0], fminf(v[1], v[2]));
-    if (hi <= lo) return;
-    if ((hi - lo) * f > hi) f = hi / (hi - lo);
-    for (int c = 0; c < 3; c++) v[c] = clamp01(hi - (hi - v[c]) * f);
-}
-
-static void photometric(const seg_params *p, float *v)
-{
-    for (int c = 0; c < 3 && p->brightness; c++) v[c] = clamp01(v[c] + p->delta);
-    for (int c = 0; c < 3 && p->contrast; c++) v[c] = clamp01(v[c] * p->alpha);
-    if (p->saturation) scale_saturation(v, p->sat);
 }
 
 /* The crop rgb (crop_h, crop_w, 3) and its labels into out (3, size, size) and out_labels (size,
@@ -128,24 +91,15 @@ static void photometric(const seg_params *p, float *v)
 static void write_output(const gsq_transform *t, const seg_params *p, const uint8_t *rgb, const int16_t *labels,
                          float *out, int16_t *out_labels)
 {
+    gsq_transform_write(t, rgb, p->crop_w, p->crop_h, p->flip, &p->jitter, out);
+    if (!out_labels) return;
     int s = t->size;
-    size_t plane = (size_t)s * s;
-    for (int y = 0; y < s; y++) {
+    for (int y = 0; y < s; y++)
         for (int x = 0; x < s; x++) {
-            size_t o = (size_t)y * s + x;
-            if (y >= p->crop_h || x >= p->crop_w) {
-                out[o] = out[plane + o] = out[2 * plane + o] = 0.0f;
-                if (out_labels) out_labels[o] = GSQ_IGNORE_LABEL;
-                continue;
-            }
-            size_t i = (size_t)y * p->crop_w + (size_t)(p->flip ? p->crop_w - 1 - x : x);
-            float v[3];
-            for (int c = 0; c < 3; c++) v[c] = (float)rgb[3 * i + c] / 255.0f;
-            photometric(p, v);
-            for (int c = 0; c < 3; c++) out[c * plane + o] = (v[c] - t->mean[c]) / t->std[c];
-            if (out_labels) out_labels[o] = labels[i];
+            int16_t *o = out_labels + (size_t)y * s + x;
+            if (y >= p->crop_h || x >= p->crop_w) *o = GSQ_IGNORE_LABEL;
+            else *o = labels[(size_t)y * p->crop_w + (size_t)(p->flip ? p->crop_w - 1 - x : x)];
         }
-    }
 }
 
 /* Resizes image and labels to p->new_w × p->new_h, keeps the crop, and writes the output. */

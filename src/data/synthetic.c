@@ -118,31 +118,6 @@ static float sd_ellipse(float x, float y, float a, float b)
     return k1 > 1e-12f ? k0 * (k0 - 1.0f) / k1 : -fminf(a, b);
 }
 
-static float sd_cross(float x, float y, float arm)
-{
-    x = fabsf(x);
-    y = fabsf(y);
-    if (y > x) {
-        float t = x;
-        x = y;
-        y = t;
-    }
-    float qx = x - 1.0f, qy = y - arm;
-    float k = fmaxf(qy, qx);
-    float wx, wy;
-    if (k > 0.0f) {
-        wx = qx;
-        wy = qy;
-    } else {
-        wx = arm - x;
-        wy = -k;
-    }
-    wx = fmaxf(wx, 0.0f);
-    wy = fmaxf(wy, 0.0f);
-    float len = sqrtf(wx * wx + wy * wy);
-    return k > 0.0f ? len : -len;
-}
-
 /* Local distance of layer L at local point (x, y); *mixv = weight of col2 (patterns). */
 static float layer_sd(const layer *L, float x, float y, float px_local, float *mixv)
 {
@@ -163,7 +138,7 @@ static float layer_sd(const layer *L, float x, float y, float px_local, float *m
     case K_STAR:
         return gsq_syn_sd_star(&L->star, x, y);
     case K_CROSS:
-        return sd_cross(x, y, L->a);
+        return gsq_syn_sd_cross(x, y, L->a);
     case K_STRIPES:
     case K_CHECKER:
     case K_DOTS: {

@@ -1,5 +1,5 @@
 /* The drawing primitives shared by the synthetic datasets (synthetic_draw.h), moved out of
- * synthetic.c unchanged: its samples stay the same bytes. */
+ * synthetic.c unchanged (the cross's distance too): its samples stay the same bytes. */
 #include "data/synthetic_draw.h"
 
 #include <math.h>
@@ -61,6 +61,31 @@ float gsq_syn_sd_box(float x, float y, float hx, float hy)
     float dx = fabsf(x) - hx, dy = fabsf(y) - hy;
     float ox = fmaxf(dx, 0.0f), oy = fmaxf(dy, 0.0f);
     return sqrtf(ox * ox + oy * oy) + fminf(fmaxf(dx, dy), 0.0f);
+}
+
+float gsq_syn_sd_cross(float x, float y, float arm)
+{
+    x = fabsf(x);
+    y = fabsf(y);
+    if (y > x) {
+        float t = x;
+        x = y;
+        y = t;
+    }
+    float qx = x - 1.0f, qy = y - arm;
+    float k = fmaxf(qy, qx);
+    float wx, wy;
+    if (k > 0.0f) {
+        wx = qx;
+        wy = qy;
+    } else {
+        wx = arm - x;
+        wy = -k;
+    }
+    wx = fmaxf(wx, 0.0f);
+    wy = fmaxf(wy, 0.0f);
+    float len = sqrtf(wx * wx + wy * wy);
+    return k > 0.0f ? len : -len;
 }
 
 void gsq_syn_star_init(gsq_syn_star *s, int n, float inner)

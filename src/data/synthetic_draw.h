@@ -1,7 +1,7 @@
 /* Internal to src/data: the drawing primitives that the synthetic datasets share (synthetic.c,
- * synthetic_segment.c): per-sample random streams, signed distances in a shape's local frame,
- * box-filtered stripes, colours of a given luminance, textured gradient backgrounds, the pixels
- * a shape may touch, and noisy 8-bit quantisation. Coordinates are the datasets' normalised
+ * synthetic_segment.c, synthetic_detect.c): per-sample random streams, signed distances in a
+ * shape's local frame, box-filtered stripes, colours of a given luminance, textured gradient
+ * backgrounds, the pixels a shape may touch, and noisy 8-bit quantisation. Coordinates are the datasets' normalised
  * units: the image spans [-1, 1]², one pixel is 2 / resolution. */
 #ifndef GSQ_DATA_SYNTHETIC_DRAW_H
 #define GSQ_DATA_SYNTHETIC_DRAW_H
@@ -32,6 +32,9 @@ void gsq_syn_color_toward(gsq_rng *r, float y, const float *hue, float least, fl
 
 /* Signed distance (negative inside) to the box |x| <= hx, |y| <= hy. */
 float gsq_syn_sd_box(float x, float y, float hx, float hy);
+/* Signed distance to a plus-shaped cross of arms reaching 1 along each axis, each arm's half-width
+ * `arm`. */
+float gsq_syn_sd_cross(float x, float y, float arm);
 
 /* A star with n (at most 6) outer vertices at radius 1 and inner vertices at radius `inner`; with
  * inner = cos(π / n) it is the regular n-gon. */

@@ -7,6 +7,7 @@
  * Resizing is Pillow's bicubic (resample.c); the integer arithmetic of the sizes and offsets is
  * torchvision's, including Python's round-half-to-even. Random draws come from gsq_rng. */
 #include "data/resample.h"
+#include "data/transform_common.h"
 
 #include <float.h>
 #include <math.h>
@@ -14,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest output side and resized side accepted (far beyond any model input). */
-#define GSQ_TRANSFORM_MAX_SIDE 16384
+/* Largest resized side accepted (far beyond any model input). */
 #define GSQ_RESIZE_MAX_SIDE (1 << 28)
 
 void gsq_transform_defaults(gsq_transform *t, int size)
@@ -65,19 +65,7 @@ static gsq_status check_args(const gsq_transform *t, const gsq_image *img, const
 {
     if (!t || !img || !out)
         return gsq_fail(err, GSQ_ERR_ARG, "%s transform: NULL argument", what);
-    if (t->size < 1 || t->size > GSQ_TRANSFORM_MAX_SIDE)
-        return gsq_fail(err, GSQ_ERR_ARG, "%s transform: size %d is outside [1, %d]", what,
-                        t->size, GSQ_TRANSFORM_MAX_SIDE);
-    if (!img->pixels || img->width < 1 || img->height < 1)
-        return gsq_fail(err, GSQ_ERR_ARG, "%s transform: empty image (%dx%d)", what, img->width,
-                        img->height);
-    for (int c = 0; c < 3; c++) {
-        if (!isfinite(t->mean[c]) || !isfinite(t->std[c]) || t->std[c] == 0.0f)
-            return gsq_fail(err, GSQ_ERR_ARG, "%s transform: channel %d has mean %g, std %g "
-                            "(std must be finite and non-zero)", what, c, (double)t->mean[c],
-                            (double)t->std[c]);
-    }
-    return GSQ_OK;
+    return gsq_transform_check(t, img, what, err);
 }
 
 /* rgb (size, size, 3) bytes → out (3, size, size): (v / 255 - mean) / std in float, the

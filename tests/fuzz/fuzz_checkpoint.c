@@ -126,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int target = 0;
     float loss;
     if (gsq_model_forward(m, images, 1, &logits, &err) != GSQ_OK || !logits ||
-        gsq_model_loss(m, &target, NULL, cfg.label_smoothing, &loss, &err) != GSQ_OK ||
+        gsq_model_loss(m, &(gsq_truth){.classes = &target}, cfg.label_smoothing, &loss, &err) != GSQ_OK ||
         gsq_model_backward(m, &err) != GSQ_OK)
         abort();
     gsq_param_block blocks[GSQ_MAX_BLOCKS];
@@ -173,7 +173,7 @@ static int seed(const char *dir, const char *name, gsq_model *m, int quantized)
         float loss;
         st = gsq_model_zero_grad(m, &err);
         if (st == GSQ_OK) st = gsq_model_forward(m, images, 2, NULL, &err);
-        if (st == GSQ_OK) st = gsq_model_loss(m, targets, NULL, cfg.label_smoothing, &loss, &err);
+        if (st == GSQ_OK) st = gsq_model_loss(m, &(gsq_truth){.classes = targets}, cfg.label_smoothing, &loss, &err);
         if (st == GSQ_OK) st = gsq_model_backward(m, &err);
         gsq_param_block blocks[GSQ_MAX_BLOCKS];
         if (st == GSQ_OK) gsq_adamw_step(&t.opt, blocks, gsq_model_blocks(m, blocks), NULL);
