@@ -1,11 +1,16 @@
 /* Forward passes of gpusq/nn.h against independent naive implementations written here in double
  * precision: linear (with and without bias), LayerNorm (with its saved mean/rstd), exact GELU,
- * attention (direct per-head loop with softmax), patchify (direct indexing, and as a conv with
- * stride = kernel), tokens (cls/dist on and off), pooling (token, avg with prefix), residual add
- * and cross-entropy with label smoothing. Includes batch 1, odd sizes and large-magnitude inputs. */
+ * attention and cross-attention (direct per-head loops with softmax; cross-attention also with
+ * QAT's quantized probabilities, and bit for bit as self-attention when its memory is the same
+ * tokens, forward and backward, on 1, 2 and 3 threads), patchify (direct indexing, and as a conv
+ * with stride = kernel), tokens (cls/dist on and off), pooling (token, avg with prefix), residual
+ * add and cross-entropy with label smoothing. Includes batch 1, odd sizes and large-magnitude
+ * inputs. */
 #include <string.h>
 
+#include "gpusq/kernels.h"
 #include "gpusq/nn.h"
+#include "gpusq/quant.h"
 #include "test_util.h"
 
 /* Tolerances, relative to the largest reference value (max_rel_err):
@@ -227,6 +232,127 @@ static void test_attention(int B, int T, int C, int NH, float qk_scale, gsq_rng 
     free(raf);
 }
 
+/* ---- cross-attention ------------------------------------------------------------------------- */
+
+/* Queries q (B, Q, C) over memory kv (B, N, 2C). With qat, att_q must be gsq_fake_quant of the
+ * library's att, bit for bit (the quantizer itself is test_quant's; requantizing the reference's
+ * att could flip a code at a rounding boundary), and out the values weighted by att_q. */
+static void test_cross_attention(int B, int Q, int N, int C, int NH, int qat, gsq_rng *rng)
+{
+    const float p_scale = 1.0f / 15.0f;
+    const int p_qmax = 15;
+    int HD = C / NH;
+    size_t nq = (size_t)B * Q * C, nkv = (size_t)B * N * 2 * C, natt = (size_t)B * NH * Q * N;
+    float *q = alloc_normal(nq, rng, 1.0f), *kv = alloc_normal(nkv, rng, 1.0f);
+    float *out = alloc_nan(nq), *att = alloc_nan(natt), *att_q = qat ? alloc_nan(natt) : NULL;
+    gsq_cross_attention_forward(out, att, att_q, p_scale, p_qmax, q, kv, B, Q, N, C, NH);
+    float *want_q = NULL;
+    if (qat) {
+        want_q = malloc(natt * sizeof(float));
+        gsq_fake_quant(want_q, att, natt, p_scale, p_qmax);
+        CHECK(memcmp(att_q, want_q, natt * sizeof(float)) == 0,
+              "cross-attention att_q B=%d Q=%d N=%d C=%d NH=%d: not fake_quant(att)", B, Q, N, C, NH);
+    }
+    double *rout = malloc(nq * sizeof(double)), *ratt = malloc(natt * sizeof(double));
+    double scale = 1.0 / sqrt((double)HD);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < Q; t++) {
+                const float *qr = q + ((size_t)b * Q + t) * C + h * HD;
+                size_t row = (((size_t)b * NH + h) * Q + t) * N;
+                double *a = ratt + row, mx = -INFINITY, z = 0;
+                for (int u = 0; u < N; u++) {
+                    const float *kr = kv + ((size_t)b * N + u) * 2 * C + h * HD;
+                    double sc = 0;
+                    for (int d = 0; d < HD; d++) sc += (double)qr[d] * kr[d];
+                    a[u] = sc * scale;
+                    mx = fmax(mx, a[u]);
+                }
+                for (int u = 0; u < N; u++) {
+                    a[u] = exp(a[u] - mx);
+                    z += a[u];
+                }
+                for (int u = 0; u < N; u++) a[u] /= z;
+                const float *aq = qat ? att_q + row : NULL;
+                for (int d = 0; d < HD; d++) {
+                    double sv = 0;
+                    for (int u = 0; u < N; u++)
+                        sv += (qat ? (double)aq[u] : a[u]) * kv[((size_t)b * N + u) * 2 * C + C + h * HD + d];
+                    rout[((size_t)b * Q + t) * C + h * HD + d] = sv;
+                }
+            }
+    float *rof = to_float(rout, nq), *raf = to_float(ratt, natt);
+    double e = max_rel_err(att, raf, natt);
+    CHECK(e <= TOL_SUM, "cross-attention att B=%d Q=%d N=%d C=%d NH=%d qat=%d: max rel err %.3e", B, Q, N, C, NH,
+          qat, e);
+    e = max_rel_err(out, rof, nq);
+    CHECK(e <= TOL_SUM, "cross-attention out B=%d Q=%d N=%d C=%d NH=%d qat=%d: max rel err %.3e", B, Q, N, C, NH,
+          qat, e);
+    free(q);
+    free(kv);
+    free(out);
+    free(att);
+    free(att_q);
+    free(want_q);
+    free(rout);
+    free(ratt);
+    free(rof);
+    free(raf);
+}
+
+/* Cross-attention whose q is qkv's q part and whose memory its k, v parts is self-attention over
+ * qkv: the same floats (out, att, att_q, and the gradients split as dqkv), on 1, 2 and 3 threads. */
+static void test_cross_as_self(int B, int T, int C, int NH, int qat, gsq_rng *rng)
+{
+    const float p_scale = 1.0f / 31.0f;
+    const int p_qmax = 31;
+    size_t nqkv = (size_t)B * T * 3 * C, nq = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
+    float *qkv = alloc_normal(nqkv, rng, 1.0f), *dout = alloc_normal(nq, rng, 1.0f);
+    float *q = malloc(nq * sizeof(float)), *kv = malloc(2 * nq * sizeof(float));
+    for (size_t r = 0; r < (size_t)B * T; r++) {
+        memcpy(q + r * C, qkv + r * 3 * C, C * sizeof(float));
+        memcpy(kv + r * 2 * C, qkv + r * 3 * C + C, 2 * C * sizeof(float));
+    }
+    float *out = malloc(nq * sizeof(float)), *att = malloc(natt * sizeof(float));
+    float *att_q = qat ? malloc(natt * sizeof(float)) : NULL, *scratch = malloc(natt * sizeof(float));
+    float *dqkv = calloc(nqkv, sizeof(float));
+    gsq_attention_forward(out, att, att_q, p_scale, p_qmax, qkv, B, T, C, NH, NULL);
+    gsq_attention_backward(dqkv, scratch, dout, qkv, att, att_q, B, T, C, NH, NULL, NULL);
+    float *xout = malloc(nq * sizeof(float)), *xatt = malloc(natt * sizeof(float));
+    float *xatt_q = qat ? malloc(natt * sizeof(float)) : NULL;
+    float *dq = malloc(nq * sizeof(float)), *dkv = malloc(2 * nq * sizeof(float));
+    int threads = gsq_get_num_threads();
+    for (int th = 1; th <= 3; th++) {
+        gsq_set_num_threads(th);
+        memset(dq, 0, nq * sizeof(float));
+        memset(dkv, 0, 2 * nq * sizeof(float));
+        gsq_cross_attention_forward(xout, xatt, xatt_q, p_scale, p_qmax, q, kv, B, T, T, C, NH);
+        gsq_cross_attention_backward(dq, dkv, scratch, dout, q, kv, xatt, xatt_q, B, T, T, C, NH);
+        int same = !memcmp(xout, out, nq * sizeof(float)) && !memcmp(xatt, att, natt * sizeof(float)) &&
+                   (!qat || !memcmp(xatt_q, att_q, natt * sizeof(float)));
+        for (size_t r = 0; r < (size_t)B * T; r++)
+            same = same && !memcmp(dq + r * C, dqkv + r * 3 * C, C * sizeof(float)) &&
+                   !memcmp(dkv + r * 2 * C, dqkv + r * 3 * C + C, 2 * C * sizeof(float));
+        CHECK(same, "cross-attention as self-attention B=%d T=%d C=%d NH=%d qat=%d on %d threads: not the same bits",
+              B, T, C, NH, qat, th);
+    }
+    gsq_set_num_threads(threads);
+    free(qkv);
+    free(dout);
+    free(q);
+    free(kv);
+    free(out);
+    free(att);
+    free(att_q);
+    free(scratch);
+    free(dqkv);
+    free(xout);
+    free(xatt);
+    free(xatt_q);
+    free(dq);
+    free(dkv);
+}
+
 /* ---- patchify -------------------------------------------------------------------------------- */
 
 /* Checks patchify by direct indexing (bit exact), then as a conv: patches · weightᵀ + bias through
@@ -421,6 +547,18 @@ int main(void)
     test_attention(2, 13, 24, 4, 1.0f, &rng);
     test_attention(2, 13, 16, 2, 12.0f, &rng); /* logits in the hundreds: needs max subtraction */
     test_attention(1, 197, 64, 4, 1.0f, &rng);
+
+    for (int qat = 0; qat <= 1; qat++) {
+        test_cross_attention(1, 1, 1, 4, 1, qat, &rng);   /* one query, one memory token: out = v */
+        test_cross_attention(2, 1, 7, 12, 3, qat, &rng);  /* one query */
+        test_cross_attention(3, 5, 1, 9, 3, qat, &rng);   /* one memory token; head dim 3, batch 3 */
+        test_cross_attention(2, 13, 6, 24, 4, qat, &rng); /* Q > N */
+        test_cross_attention(1, 3, 29, 6, 1, qat, &rng);  /* one head */
+        test_cross_attention(3, 10, 23, 15, 5, qat, &rng); /* head dim 3 */
+        test_cross_attention(1, 100, 300, 64, 8, qat, &rng); /* DETR-like: 100 queries */
+        test_cross_as_self(2, 9, 12, 3, qat, &rng);
+        test_cross_as_self(3, 5, 9, 3, qat, &rng); /* head dim 3 */
+    }
 
     test_patchify(2, 3, 8, 8, 4, 5, &rng);
     test_patchify(1, 1, 11, 9, 4, 3, &rng);  /* H, W not multiples of P; one channel */

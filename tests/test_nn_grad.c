@@ -383,6 +383,51 @@ static void test_attention(int B, int T, int C, int NH, gsq_window_geom win)
     free((float *)c.bias.table);
 }
 
+/* ---- cross-attention ------------------------------------------------------------------------- */
+
+typedef struct {
+    int B, Q, N, C, NH;
+    float *q, *kv, *out, *att, *scratch, *R;
+} xatt_ctx;
+
+static double xatt_obj(void *p)
+{
+    xatt_ctx *c = p;
+    gsq_cross_attention_forward(c->out, c->att, NULL, 0.0f, 0, c->q, c->kv, c->B, c->Q, c->N, c->C, c->NH);
+    return dot_r(c->out, c->R, (size_t)c->B * c->Q * c->C);
+}
+
+static void xatt_bw(void *p, float **g)
+{
+    xatt_ctx *c = p;
+    size_t ns = (size_t)c->B * c->NH * c->Q * c->N;
+    for (size_t i = 0; i < ns; i++) c->scratch[i] = NAN; /* documented as overwritten */
+    gsq_cross_attention_backward(g[0], g[1], c->scratch, c->R, c->q, c->kv, c->att, NULL, c->B, c->Q, c->N, c->C,
+                                 c->NH);
+}
+
+static void test_cross_attention(int B, int Q, int N, int C, int NH)
+{
+    xatt_ctx c = {.B = B, .Q = Q, .N = N, .C = C, .NH = NH};
+    size_t nq = (size_t)B * Q * C, nkv = (size_t)B * N * 2 * C, natt = (size_t)B * NH * Q * N;
+    c.q = alloc_normal(nq, 1.0f);
+    c.kv = alloc_normal(nkv, 1.0f);
+    c.out = malloc(nq * sizeof(float));
+    c.att = malloc(natt * sizeof(float));
+    c.scratch = malloc(natt * sizeof(float));
+    c.R = alloc_normal(nq, 1.0f);
+    slot s[] = {{"q", c.q, nq}, {"kv", c.kv, nkv}};
+    char name[96];
+    snprintf(name, sizeof name, "cross-attention B=%d Q=%d N=%d C=%d NH=%d", B, Q, N, C, NH);
+    run_suite(name, &c, xatt_obj, xatt_bw, s, 2);
+    free(c.q);
+    free(c.kv);
+    free(c.out);
+    free(c.att);
+    free(c.scratch);
+    free(c.R);
+}
+
 /* ---- Swin's rearrangements: the window partition, its reverse, patch merging ---------------- */
 
 typedef struct {
@@ -606,6 +651,10 @@ int main(void)
     test_attention(1, 3, 6, 3, (gsq_window_geom){0, 0, 0}); /* head dim 2, batch 1 */
     test_attention(1, 0, 4, 2, (gsq_window_geom){4, 2, 1}); /* shifted windows: the mask */
     test_attention(2, 0, 6, 3, (gsq_window_geom){3, 2, 0}); /* padded, unshifted */
+    test_cross_attention(2, 3, 5, 8, 2);
+    test_cross_attention(3, 4, 2, 9, 3); /* Q > N, head dim 3, batch 3 */
+    test_cross_attention(1, 1, 6, 4, 1); /* one query, one head */
+    test_cross_attention(2, 2, 7, 6, 3); /* head dim 2 */
     for (int op = 0; op < 3; op++) {
         test_rearrange(op, 2, 3, (gsq_window_geom){5, 2, 1}); /* padded, shifted; an odd grid to merge */
         test_rearrange(op, 1, 2, (gsq_window_geom){4, 4, 0});

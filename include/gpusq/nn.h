@@ -106,6 +106,17 @@ void gsq_attention_forward(float *out, float *att, float *att_q, float p_scale, 
 void gsq_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                             const float *att, const float *att_q, int B, int T, int C, int NH,
                             const gsq_attn_bias *bias, float *dtable);
+/* Multi-head cross-attention core: queries q (B, Q, C) attend over memory kv (B, N, 2C) whose row
+ * holds k then v (kv[b, n, s·C + h·HD + d], s ∈ {k, v}); att (B, NH, Q, N) = softmax(q kᵀ / sqrt(HD)),
+ * saved for backward; out (B, Q, C). att_q / p_scale / p_qmax as in gsq_attention_forward (QAT). */
+void gsq_cross_attention_forward(float *out, float *att, float *att_q, float p_scale, int p_qmax, const float *q,
+                                 const float *kv, int B, int Q, int N, int C, int NH);
+/* dq (B, Q, C) += and dkv (B, N, 2C) += their gradients; scratch must hold B·NH·Q·N floats
+ * (overwritten); att_q as given to forward (NULL: float), straight-through as in
+ * gsq_attention_backward. */
+void gsq_cross_attention_backward(float *dq, float *dkv, float *scratch, const float *dout, const float *q,
+                                  const float *kv, const float *att, const float *att_q, int B, int Q, int N,
+                                  int C, int NH);
 
 /* Residual add: out (n) = a + b. Its backward is dout added to both inputs' gradients. */
 void gsq_add_forward(float *out, const float *a, const float *b, size_t n);
@@ -133,6 +144,12 @@ void gsq_tokens_backward(float *dpe, float *dcls, float *ddist, float *dpos, con
  * (K, C) += the prefix rows' part, summed over the batch. */
 void gsq_prepend_forward(float *x, const float *inp, const float *rows, int B, int K, int N, int C);
 void gsq_prepend_backward(float *dinp, float *drows, const float *dx, int B, int K, int N, int C);
+
+/* Two arrays joined chunk by chunk: out (outer, na + nb) = [a (outer, na), b (outer, nb)] (side by
+ * side with outer rows; stacked per image with outer images). Backward: da and db += their parts
+ * of dout (either may be NULL). */
+void gsq_concat_forward(float *out, const float *a, const float *b, size_t outer, size_t na, size_t nb);
+void gsq_concat_backward(float *da, float *db, const float *dout, size_t outer, size_t na, size_t nb);
 
 /* Pooling: out (B, D) = x[b, token] for GSQ_POOL_TOKEN, or the mean of x[b, prefix:T] for
  * GSQ_POOL_AVG (prefix tokens excluded, as timm). */

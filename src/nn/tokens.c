@@ -1,6 +1,6 @@
 /* Patch extraction (conv with kernel = stride = P as im2col), token sequence assembly with
- * class/distillation tokens and position embedding, rows prepended to every image's tokens, and
- * token/average pooling. */
+ * class/distillation tokens and position embedding, rows prepended to every image's tokens, two
+ * arrays joined, and token/average pooling. */
 #include "gpusq/nn.h"
 
 #include <stddef.h>
@@ -93,6 +93,24 @@ void gsq_prepend_backward(float *dinp, float *drows, const float *dx, int B, int
         const float *src = dx + (size_t)b * (head + body);
         if (drows) gsq_accumulate(drows, src, head);
         if (dinp) gsq_accumulate(dinp + (size_t)b * body, src + head, body);
+    }
+}
+
+/* out (outer, na + nb) = [a (outer, na), b (outer, nb)] */
+void gsq_concat_forward(float *out, const float *a, const float *b, size_t outer, size_t na, size_t nb)
+{
+    for (size_t i = 0; i < outer; i++) {
+        memcpy(out + i * (na + nb), a + i * na, na * sizeof(float));
+        memcpy(out + i * (na + nb) + na, b + i * nb, nb * sizeof(float));
+    }
+}
+
+/* da (outer, na), db (outer, nb) += their parts of dout */
+void gsq_concat_backward(float *da, float *db, const float *dout, size_t outer, size_t na, size_t nb)
+{
+    for (size_t i = 0; i < outer; i++) {
+        if (da) gsq_accumulate(da + i * na, dout + i * (na + nb), na);
+        if (db) gsq_accumulate(db + i * nb, dout + i * (na + nb) + na, nb);
     }
 }
 
