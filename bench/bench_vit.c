@@ -58,7 +58,7 @@ static int bench_model(const char *name, int B, int iters, int json)
         gsq_model_forward(m, images, B, NULL, &err);
         double t1 = 1e3 * gsq_seconds();
         gsq_model_forward(m, images, B, NULL, &err);
-        gsq_model_loss(m, targets, NULL, 0.1f, NULL, &err);
+        gsq_model_loss(m, &(gsq_truth){.classes = targets}, 0.1f, NULL, &err);
         gsq_model_zero_grad(m, &err);
         gsq_model_backward(m, &err);
         double t2 = 1e3 * gsq_seconds();

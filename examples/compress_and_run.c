@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     opts.max_batch = 64;
     if (st == GSQ_OK) st = gsq_engine_load(&e, f, &opts, &err);
     gsq_eval_result r;
-    gsq_output_shape shape = {GSQ_TASK_CLASSIFY, cfg.num_classes, 0, cfg.img_size};
+    gsq_output_shape shape = {.task = GSQ_TASK_CLASSIFY, .classes = cfg.num_classes, .side = cfg.img_size};
     if (st == GSQ_OK) st = gsq_evaluate_with(engine_forward, e, &shape, val, &tf, 64, 1, NULL, &r, &err);
     if (st == GSQ_OK) {
         printf("%-34s top-1 %5.1f%%\n", "2:4 INT8 engine, from the file", 100 * r.top1);

@@ -13,11 +13,11 @@
 
 static const gsq_vit_config configs[] = {
     /* class token, token pooling */
-    {16, 4, 3, 5, 24, 2, 3, 48, 1, 1, 0, GSQ_POOL_TOKEN, 1e-6f, GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR},
+    {16, 4, 3, 5, 24, 2, 3, 48, 1, 1, 0, GSQ_POOL_TOKEN, 1e-6f, GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR, {0, 0}},
     /* DeiT distilled: two heads over tokens 0 and 1 */
-    {16, 4, 3, 7, 32, 3, 2, 64, 1, 1, 1, GSQ_POOL_TOKEN, 1e-6f, GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR},
+    {16, 4, 3, 7, 32, 3, 2, 64, 1, 1, 1, GSQ_POOL_TOKEN, 1e-6f, GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR, {0, 0}},
     /* no class token, average pooling, no qkv bias, one channel, odd sizes */
-    {12, 4, 1, 3, 20, 1, 4, 36, 0, 0, 0, GSQ_POOL_AVG, 1e-5f, GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR},
+    {12, 4, 1, 3, 20, 1, 4, 36, 0, 0, 0, GSQ_POOL_AVG, 1e-5f, GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR, {0, 0}},
 };
 
 /* Random lifetimes and sizes: arrays alive at a common step never share memory. */

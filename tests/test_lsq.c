@@ -119,7 +119,7 @@ static void test_model_gradients(void)
         if (q->linears[s].quantized) gsq_model_quant_set_act_scale(m, s, 2 * *q->linears[s].a_scale, &err);
     m->retain_grads = 1; /* the input gradients are read below */
     gsq_model_forward(m, x, B, NULL, &err);
-    gsq_model_loss(m, labels, NULL, 0, NULL, &err);
+    gsq_model_loss(m, &(gsq_truth){.classes = labels}, 0, NULL, &err);
     gsq_model_zero_grad(m, &err);
     CHECK(gsq_model_backward(m, &err) == GSQ_OK, "%s", err.msg);
     /* the learned scales are the model's second block: named tensors, learned as log s */

@@ -148,7 +148,7 @@ static void check_fixture(const char *name)
     CHECK(gsq_model_forward(m, images, B, &logits, &err) == GSQ_OK, "%s: %s", name, err.msg);
     double lerr = max_rel_err(logits, logits_ref, n_logits);
     CHECK(lerr <= 1e-4, "%s: logits max relative error %.3g > 1e-4", name, lerr);
-    CHECK(gsq_model_loss(m, targets, NULL, smoothing, &loss, &err) == GSQ_OK, "%s: %s", name, err.msg);
+    CHECK(gsq_model_loss(m, &(gsq_truth){.classes = targets}, smoothing, &loss, &err) == GSQ_OK, "%s: %s", name, err.msg);
     CHECK(fabs(loss - loss_ref[0]) <= 1e-5 * fabs(loss_ref[0]) + 1e-6, "%s: loss %.8f vs timm %.8f", name, loss, loss_ref[0]);
     CHECK(gsq_model_zero_grad(m, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_model_backward(m, &err) == GSQ_OK, "%s: %s", name, err.msg);
@@ -180,7 +180,7 @@ static void check_fixture(const char *name)
     memcpy(logits_copy, logits, n_logits * sizeof(float));
     memcpy(grads_copy, m->grads, m->num_params * sizeof(float));
     gsq_model_forward(m, images, B, &logits, &err);
-    gsq_model_loss(m, targets, NULL, smoothing, NULL, &err);
+    gsq_model_loss(m, &(gsq_truth){.classes = targets}, smoothing, NULL, &err);
     gsq_model_zero_grad(m, &err);
     gsq_model_backward(m, &err);
     CHECK(memcmp(logits_copy, logits, n_logits * sizeof(float)) == 0, "%s: logits differ between runs", name);

@@ -95,7 +95,7 @@ static double loss_at(gsq_model *m, const float *x, const int16_t *maps)
 {
     gsq_error err = {0};
     float loss = NAN;
-    if (gsq_model_forward(m, x, B, NULL, &err) != GSQ_OK || gsq_model_loss(m, NULL, maps, 0.1f, &loss, &err) != GSQ_OK)
+    if (gsq_model_forward(m, x, B, NULL, &err) != GSQ_OK || gsq_model_loss(m, &(gsq_truth){.maps = maps}, 0.1f, &loss, &err) != GSQ_OK)
         fprintf(stderr, "loss: %s\n", err.msg);
     return loss;
 }
@@ -332,7 +332,8 @@ static void test_swin(void)
     if (!classifier) return;
     init_noisy(classifier, 7);
     int copied = 0;
-    CHECK(gsq_model_for_task(&m, classifier, GSQ_TASK_SEGMENT, GSQ_SEG_HEAD_MASK, K, 8, &copied, &err) == GSQ_OK, "%s",
+    CHECK(gsq_model_for_task(&m, classifier, &(gsq_task_head){.task = GSQ_TASK_SEGMENT, .seg_head = GSQ_SEG_HEAD_MASK}, K, 8,
+                             &copied, &err) == GSQ_OK, "%s",
           err.msg);
     gsq_model_free(classifier);
     if (!m) return;
@@ -346,7 +347,7 @@ static void test_swin(void)
     const float *logits = NULL;
     float loss = NAN;
     CHECK(gsq_model_forward(m, x, B, &logits, &err) == GSQ_OK &&
-              gsq_model_loss(m, NULL, maps, 0.0f, &loss, &err) == GSQ_OK, "%s", err.msg);
+              gsq_model_loss(m, &(gsq_truth){.maps = maps}, 0.0f, &loss, &err) == GSQ_OK, "%s", err.msg);
     CHECK(isfinite(loss) && loss > 0, "loss %g", loss);
     CHECK(gsq_model_zero_grad(m, &err) == GSQ_OK && gsq_model_backward(m, &err) == GSQ_OK, "%s", err.msg);
     const gsq_param *emb = gsq_model_find_param(m, "decode_head.cls_emb");

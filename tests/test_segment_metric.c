@@ -109,7 +109,10 @@ static void test_task_names(void)
     CHECK(strcmp(gsq_task_name((gsq_task)7), "?") == 0, "%s", gsq_task_name((gsq_task)7));
     CHECK(gsq_task_parse("segment", &t) == 0 && t == GSQ_TASK_SEGMENT, "%d", (int)t);
     CHECK(gsq_task_parse("classify", &t) == 0 && t == GSQ_TASK_CLASSIFY, "%d", (int)t);
-    CHECK(gsq_task_parse("detect", &t) == -1 && t == GSQ_TASK_CLASSIFY, "unknown word accepted");
+    CHECK(gsq_task_parse("detect", &t) == 0 && t == GSQ_TASK_DETECT, "%d", (int)t);
+    CHECK(strcmp(gsq_task_name(GSQ_TASK_DETECT), "detect") == 0, "%s", gsq_task_name(GSQ_TASK_DETECT));
+    t = GSQ_TASK_CLASSIFY;
+    CHECK(gsq_task_parse("classification", &t) == -1 && t == GSQ_TASK_CLASSIFY, "unknown word accepted");
     CHECK(gsq_task_parse("Segment", &t) == -1, "case-insensitive");
 }
 

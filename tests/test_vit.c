@@ -271,10 +271,10 @@ static void test_batch_consistency(void)
 
     int targets[3] = {0, 4, 2}, bad[3] = {0, 5, 1};
     CHECK(gsq_model_forward(m, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_model_loss(m, bad, NULL, 0.0f, NULL, &err) == GSQ_ERR_ARG && strstr(err.msg, "target 5"), "%s", err.msg);
-    CHECK(gsq_model_loss(m, targets, NULL, 1.5f, NULL, &err) == GSQ_ERR_ARG, "smoothing 1.5 accepted");
+    CHECK(gsq_model_loss(m, &(gsq_truth){.classes = bad}, 0.0f, NULL, &err) == GSQ_ERR_ARG && strstr(err.msg, "target 5"), "%s", err.msg);
+    CHECK(gsq_model_loss(m, &(gsq_truth){.classes = targets}, 1.5f, NULL, &err) == GSQ_ERR_ARG, "smoothing 1.5 accepted");
     float loss = 0;
-    CHECK(gsq_model_loss(m, targets, NULL, 0.1f, &loss, &err) == GSQ_OK && loss > 0 && isfinite(loss), "loss %g", loss);
+    CHECK(gsq_model_loss(m, &(gsq_truth){.classes = targets}, 0.1f, &loss, &err) == GSQ_OK && loss > 0 && isfinite(loss), "loss %g", loss);
     CHECK(gsq_model_forward(m, images, 0, NULL, &err) == GSQ_ERR_ARG, "batch 0 accepted");
     free(images);
     free(batched);
@@ -286,19 +286,19 @@ static void test_batch_consistency(void)
     int t4[4] = {0, 1, 2, 3};
     CHECK(gsq_model_forward(mm, img4, 4, NULL, &err) == GSQ_OK && gsq_model_backward(mm, &err) == GSQ_ERR_ARG,
           "backward without a loss accepted");
-    CHECK(gsq_model_loss(mm, t4, NULL, 0.0f, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_loss(mm, &(gsq_truth){.classes = t4}, 0.0f, NULL, &err) == GSQ_OK, "%s", err.msg);
     CHECK(gsq_model_forward(mm, img4, 2, NULL, &err) == GSQ_OK && gsq_model_backward(mm, &err) == GSQ_ERR_ARG,
           "backward used the loss of an earlier forward");
     /* a failed forward leaves no stale state behind */
     CHECK(gsq_model_forward(mm, img4, 1 << 30, NULL, &err) != GSQ_OK, "a batch of 2^30 was accepted");
-    CHECK(gsq_model_loss(mm, t4, NULL, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss after a failed forward accepted");
+    CHECK(gsq_model_loss(mm, &(gsq_truth){.classes = t4}, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss after a failed forward accepted");
     CHECK(gsq_model_forward(mm, img4, 4, NULL, &err) == GSQ_OK, "forward after a failed one: %s", err.msg);
     free(img4);
     gsq_model_free(mm);
 
     gsq_model *fresh = make_model(&tiny, 1);
     CHECK(gsq_model_backward(fresh, &err) == GSQ_ERR_ARG, "backward without forward accepted");
-    CHECK(gsq_model_loss(fresh, targets, NULL, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss without forward accepted");
+    CHECK(gsq_model_loss(fresh, &(gsq_truth){.classes = targets}, 0.0f, NULL, &err) == GSQ_ERR_ARG, "loss without forward accepted");
     gsq_model_free(fresh);
 }
 

@@ -130,14 +130,15 @@ gsq_comm *cli_comm(void);
 int cli_writes(void);
 
 /* An evaluation's words (tools/eval_text.c): "top-1 T%  top-5 F%  loss L" for a classifier, "mIoU
- * M%  pixel accuracy A%  loss L" for a segmenter, the percentages `width` wide (0: as they come),
- * into buf (returned); its JSON fields ("top1", "top5", "loss" or "miou", "pixel_accuracy",
- * "loss", "class_iou"); a segmenter's per-class IoU table with m's class names (nothing for a
- * classifier). */
+ * M%  pixel accuracy A%  loss L" for a segmenter, "AP A  AP50 B  AP75 C  loss L" for a detector,
+ * the numbers `width` wide (0: as they come), into buf (returned); its JSON fields ("top1",
+ * "top5", "loss"; "miou", "pixel_accuracy", "loss", "class_iou"; or "ap", "ap50", ...,
+ * "ar_large", "loss"); the details below the line: a segmenter's per-class IoU table with m's
+ * class names, a detector's twelve COCO numbers (nothing for a classifier). */
 #include "text.h"
 const char *cli_eval_text(const gsq_eval_result *r, int width, char *buf, size_t cap);
 void cli_eval_json(cli_text *b, const gsq_eval_result *r);
-void cli_print_class_iou(const gsq_eval_result *r, const struct gsq_model *m);
+void cli_print_eval_details(const gsq_eval_result *r, const struct gsq_model *m);
 /* Prints "gpusq CMD: message" for a failed library call and returns the exit code (1). */
 int cli_report(const char *cmd, const gsq_error *err);
 /* Prints "gpusq CMD: message" (printf-style) to stderr and returns the usage exit code (2). */

@@ -166,7 +166,7 @@ static gsq_status run_engine(const char *path, gsq_model *m, gsq_engine *e, cons
                path, ds->name, o->dense ? "dense layout" : "as stored", gsq_engine_sparse_linears(r.e),
                info->sparse_linears + info->dense_linears, where, cli_eval_text(&res, 0, words, sizeof words),
                res.count, (double)res.count / r.seconds);
-        cli_print_class_iou(&res, m);
+        cli_print_eval_details(&res, m);
         if (o->check) print_check(&r);
     }
     free(r.pred[0]);
@@ -251,7 +251,7 @@ static int eval_main(int argc, char **argv, int engine)
         char words[160];
         printf("%s on %s: %s  (%zu images", path, ds->name, cli_eval_text(&r, 0, words, sizeof words), r.count);
         printf(r.skipped ? ", %zu skipped: failed to decode)\n" : ")\n", r.skipped);
-        cli_print_class_iou(&r, m);
+        cli_print_eval_details(&r, m);
     }
     gsq_engine_free(e);
     gsq_model_free(m);

@@ -11,6 +11,7 @@ typedef struct {
     const char *model_name, *weights, *resume;
     int num_classes;
     int seg_head; /* a gsq_seg_head, or -1: not given */
+    gsq_det_head det;
 } train_model_opts;
 
 static const cli_choice seg_heads[] = {{"linear", GSQ_SEG_HEAD_LINEAR}, {"mask", GSQ_SEG_HEAD_MASK}, {NULL, 0}};
@@ -26,6 +27,9 @@ static const cli_option model_options[] = {
     {CLI_OPT("--seg-head", "H", CLI_CHOICE, M(seg_head), "the decode head of a segmenter made for segmentation data: "
      "linear (decode_head.cls) or mask (Segmenter's mask transformer); given, it also replaces the other head of "
      "--weights"), .choices = seg_heads, .shown_default = "linear"},
+    {CLI_OPT("--queries", "Q", CLI_INT, M(det.queries), "a detector's object queries: the most objects it finds in "
+     "an image"), .lo = 1, .hi = 1000},
+    {CLI_OPT("--decoder-layers", "L", CLI_INT, M(det.layers), "a detector's decoder layers"), .lo = 1, .hi = 32},
 };
 #undef M
 
@@ -36,12 +40,13 @@ static const cli_spec spec = {
     "images are made at the model's input size and used without resizing or cropping (crop_pct 1); other data gets "
     "timm's eval transform (crop_pct 0.875) for validation.\n\nSegmentation data (synthetic-segment, ade20k:DIR) "
     "trains a segmenter: the backbone of --model or of a classifier's --weights with a new decode head over its "
-    "patch tokens (--seg-head).",
+    "patch tokens (--seg-head).\n\nDetection data (synthetic-detect, coco:DIR) trains a detector: the backbone with "
+    "DETR's decoder of --queries object queries and --decoder-layers layers (docs/DETECTION.md).",
 };
 
 int cmd_train(int argc, char **argv)
 {
-    train_model_opts t0 = {.seg_head = -1};
+    train_model_opts t0 = {.seg_head = -1, .det = {GSQ_DETECT_QUERIES, GSQ_DETECT_LAYERS}};
     cli_train_opts o;
     cli_train_opts_init(&o, "model.safetensors");
     cli_model_hints hints = {0}; /* for --weights */
@@ -94,12 +99,15 @@ int cmd_train(int argc, char **argv)
     gsq_seg_head head = t0.seg_head >= 0 ? (gsq_seg_head)t0.seg_head : GSQ_SEG_HEAD_LINEAR;
     int segment = train->task == GSQ_TASK_SEGMENT;
     int other_head = m && segment && t0.seg_head >= 0 && gsq_model_seg_head(m) != head;
+    gsq_task_head task_head = {train->task, head, t0.det};
     if (st == GSQ_OK && m && (gsq_model_task(m) != train->task || other_head)) { /* a backbone with a new head */
         gsq_model *converted = NULL;
         int copied = 0, classes = num_classes ? num_classes : train->num_classes;
         char what[48] = "";
         if (segment) snprintf(what, sizeof what, " (a %s decode head)", gsq_seg_head_name(head));
-        st = gsq_model_for_task(&converted, m, train->task, head, classes, (uint64_t)o.seed, &copied, &err);
+        if (train->task == GSQ_TASK_DETECT)
+            snprintf(what, sizeof what, " (%d queries, %d decoder layers)", t0.det.queries, t0.det.layers);
+        st = gsq_model_for_task(&converted, m, &task_head, classes, (uint64_t)o.seed, &copied, &err);
         if (st == GSQ_OK && cli_writes())
             printf("a %s model of %d classes from %s: %d tensors of its backbone copied, the rest initialised%s\n",
                    gsq_task_name(train->task), classes, model_name ? model_name : weights, copied, what);

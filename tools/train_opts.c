@@ -14,7 +14,8 @@
 #define T(member) offsetof(cli_train_opts, member)
 static const cli_option data_options[] = {
     {CLI_OPT("--data", "SPEC", CLI_STRING, T(data), "synthetic, cifar:DIR or folder:DIR (DIR/train and DIR/val when "
-     "present) for classification; synthetic-segment or ade20k:DIR for segmentation (docs/DATA.md)")},
+     "present) for classification; synthetic-segment or ade20k:DIR for segmentation; synthetic-detect or coco:DIR for "
+     "detection (docs/DATA.md)")},
     {CLI_OPT("--train-size", "N", CLI_SIZE, T(sizes.train_size), "synthetic training samples"), .lo = 1, .hi = 1 << 30},
     {CLI_OPT("--val-size", "N", CLI_SIZE, T(sizes.val_size), "synthetic validation samples"), .lo = 1, .hi = 1 << 30},
     {CLI_OPT("--workers", "N", CLI_INT, T(cfg.workers), "threads that decode and transform images"), .lo = 1, .hi = 64},
@@ -117,6 +118,10 @@ void cli_train_opts_apply(cli_train_opts *o, int img_size, int classes)
     o->sizes.resolution = img_size;
     if (cli_data_task(o->data) == GSQ_TASK_SEGMENT) { /* mmsegmentation's pipeline; --scale-min is RRC's */
         gsq_transform_segment_defaults(&o->cfg.transform, img_size);
+        return;
+    }
+    if (cli_data_task(o->data) == GSQ_TASK_DETECT) {
+        gsq_transform_detect_defaults(&o->cfg.transform, img_size);
         return;
     }
     gsq_transform_defaults(&o->cfg.transform, img_size);

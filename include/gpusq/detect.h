@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "gpusq/status.h"
+#include "gpusq/task.h"
 
 /* A box as COCO writes it: left, top, width and height, in pixels of the original image. */
 typedef struct {
@@ -65,6 +66,40 @@ typedef struct {
     gsq_box box;
 } gsq_detection;
 
+/* DETR's loss (Carion et al. 2020) of a detector's output out (B, layers·queries, classes + 5), as
+ * gpusq/task.h's gsq_output_shape describes it, against each image's targets: in every decoder
+ * layer, each image's queries are matched one to one to its targets by the least summed cost
+ * class·(−p(class)) + l1·|box − target|₁ + giou·(−GIoU) (gsq_assign); then the class
+ * cross-entropy over every query (an unmatched one's class is no object, weighted no_object),
+ * averaged by the summed weights, plus l1 and giou times the matched boxes' L1 distance and
+ * 1 − GIoU, summed and divided by the batch's targets (at least 1); the layers' losses added. */
+typedef struct {
+    float class_cost, l1, giou; /* DETR's 1, 5, 2: the matching costs and the box losses' weights */
+    float no_object;            /* the no-object class's weight in the cross-entropy: 0.1 */
+} gsq_detect_weights;
+void gsq_detect_weights_defaults(gsq_detect_weights *w);
+
+/* The loss's parts over all layers (each summed over them as the loss is), and the matched pairs. */
+typedef struct {
+    double ce, l1, giou;
+    long matched;
+} gsq_detect_terms;
+
+/* The loss of out (shape's layers and queries; classes = shape->classes) into *loss, its parts into
+ * *terms (may be NULL); when dout is not NULL, its gradient with respect to out there (overwriting),
+ * scaled by `scale`. GSQ_ERR_ARG for a target class outside [0, classes) or a target box that is
+ * not finite or has no area; GSQ_ERR_NOMEM. */
+gsq_status gsq_detect_loss(const float *out, const gsq_output_shape *shape, int B, const gsq_targets *targets,
+                           const gsq_detect_weights *w, float *dout, float scale, float *loss, gsq_detect_terms *terms,
+                           gsq_error *err);
+
+/* Image b's detections in out: one per query of the last decoder layer, its most likely class
+ * other than no object, that class's probability as the score and its box in the pixels of an
+ * original image of width × height (the input was that image stretched). dets gets
+ * shape->queries of them. */
+void gsq_detect_decode(const float *out, const gsq_output_shape *shape, int b, int64_t image_id, int width,
+                       int height, gsq_detection *dets);
+
 /* The exact minimum-cost assignment of rows to columns (the Hungarian method, as
  * scipy.optimize.linear_sum_assignment): cost (rows, cols) row-major, any rows and cols ≥ 0; pairs
  * min(rows, cols) rows with distinct columns so that the summed cost is the least possible.
@@ -89,21 +124,22 @@ void gsq_coco_eval_free(gsq_coco_eval *e); /* NULL-safe */
 /* Adds one image: its annotations (crowd included) and the detections in it, in any order (each
  * detection's image_id is ignored; gt->image_id names the image). Every image of the evaluated set
  * is added once, those without objects or detections too. GSQ_ERR_ARG for a class outside
- * [0, classes) or a NaN box or score. */
+ * [0, classes) or a box, score or area that is not finite. */
 gsq_status gsq_coco_eval_add(gsq_coco_eval *e, const gsq_objects *gt, const gsq_detection *dets, int count,
                              gsq_error *err);
-/* The twelve numbers over the images added so far. */
+/* The twelve numbers over the images added so far; GSQ_ERR_ARG when an image id was added twice. */
 gsq_status gsq_coco_eval_summarize(const gsq_coco_eval *e, gsq_coco_stats *out, gsq_error *err);
-/* The names of the twelve numbers in summarize's order ("AP", "AP50", ..., "AR_large"), and
- * stats's value by that index. */
+/* The names of the twelve numbers in summarize's order ("AP", "AP50", ..., "AR_large"; "?" past
+ * them), and stats's value by that index (NaN past them). */
 const char *gsq_coco_stat_name(int i);
 double gsq_coco_stat(const gsq_coco_stats *s, int i);
 #define GSQ_COCO_STATS 12
 
 /* Writes detections as a COCO results JSON array ([{"image_id", "category_id", "bbox": [x, y, w,
- * h], "score"}, ...]) at path, atomically; category_ids maps a class index to COCO's id (NULL:
- * index + 1). */
-gsq_status gsq_coco_results_write(const char *path, const gsq_detection *dets, size_t count,
+ * h], "score"}, ...]) at path, atomically; category_ids (classes of them) maps a class index to
+ * COCO's id (NULL: index + 1). GSQ_ERR_ARG for a class outside [0, classes) or a box or score
+ * that is not finite. */
+gsq_status gsq_coco_results_write(const char *path, const gsq_detection *dets, size_t count, int classes,
                                   const int *category_ids, gsq_error *err);
 
 #endif

@@ -40,6 +40,11 @@ typedef enum {
                        * mask transformer's class embeddings) */
     GSQ_OP_L2NORM,    /* each row of in[0] over its L2 norm, at least 1e-12 (F.normalize) */
     GSQ_OP_MATMUL_NT, /* per image in[0] (M, C) · in[1] (N, C)ᵀ → (M, N) (the mask transformer's masks) */
+    GSQ_OP_CROSS_ATTENTION, /* queries in[0] (Q, D) attend over memory in[1] (N, 2D) of keys then values → (Q, D);
+                       * attrs[0]: heads; aux = the probabilities (heads, Q, N) per image (a detector's
+                       * decoder) */
+    GSQ_OP_CONCAT,    /* per image in[0] and in[1] joined: attrs[0] 0 side by side, (R, A) and (R, B) →
+                       * (R, A + B); 1 stacked, (R, C) and (S, C) → (R + S, C) */
     GSQ_OP_COUNT
 } gsq_op;
 
@@ -132,10 +137,10 @@ const char *gsq_graph_attention_qkv(const gsq_graph *g, int block);
 /* The number of linears with compressed set. */
 int gsq_graph_compressed_linears(const gsq_graph *g);
 
-/* Multiply-accumulates of one image's forward: of linear i; of node n (a linear's, attention's two
- * matmuls, the mask transformer's matmul, 0 for the other operations); in the linear layers (all,
- * and the compressed ones alone) and in the matmuls of two activations (attention's two, the mask
- * transformer's one). */
+/* Multiply-accumulates of one image's forward: of linear i; of node n (a linear's, attention's and
+ * cross-attention's two matmuls, the mask transformer's matmul, 0 for the other operations); in
+ * the linear layers (all, and the compressed ones alone) and in the matmuls of two activations
+ * (attention's two, cross-attention's two, the mask transformer's one). */
 double gsq_graph_linear_macs(const gsq_graph *g, int linear);
 double gsq_graph_node_macs(const gsq_graph *g, const gsq_node *n);
 typedef struct {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "gpusq/status.h"
+#include "gpusq/detect.h"
 #include "gpusq/task.h"
 
 typedef struct gsq_model gsq_model;
@@ -94,12 +95,11 @@ gsq_task gsq_model_task(const gsq_model *m);
 gsq_seg_head gsq_model_seg_head(const gsq_model *m);
 int gsq_model_output_grid(const gsq_model *m);
 gsq_output_shape gsq_model_output_shape(const gsq_model *m);
-/* A model of m's architecture and configuration for `task` with num_classes classes (a segmenter
- * with head seg_head): m's tensors copied where a tensor of the new one has the same name and
+/* A model of m's architecture and configuration for head's task with num_classes classes (a
+ * segmenter with its seg_head, a detector with its decoder): m's tensors copied where a tensor of the new one has the same name and
  * shape (a timm classifier's backbone), the others (the new head) initialised as gsq_model_init
  * does from seed. *copied (may be NULL) gets the number of tensors copied. */
-gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, gsq_seg_head seg_head,
-                              int num_classes, uint64_t seed, int *copied, gsq_error *err);
+gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, const gsq_task_head *head, int num_classes, uint64_t seed, int *copied, gsq_error *err);
 /* Which builder made m (gsq_model_vit_config or gsq_model_swin_config give its configuration). */
 gsq_arch gsq_model_arch(const gsq_model *m);
 void gsq_model_free(gsq_model *m);
@@ -124,11 +124,19 @@ gsq_status gsq_model_infer(gsq_model *m, const float *images, int B, const float
  * (distilled models), "blocks.L" (block L's output), ...: (batch, rows, cols) floats; NULL when
  * there is no such value or the last forward did not keep it. */
 const float *gsq_model_output(const gsq_model *m, const char *name);
+/* What a batch of B is scored against, as the model's task reads it: classes (B) for a classifier,
+ * label maps (B, S, S) at the input side S for a segmenter, box targets (B) for a detector; the
+ * others may be NULL. */
+typedef struct {
+    const int *classes;
+    const int16_t *maps;
+    const gsq_targets *boxes;
+} gsq_truth;
+
 /* The task's loss of the last forward, with label smoothing: a classifier's cross-entropy against
- * targets (B); a segmenter's per-pixel cross-entropy (gsq_segment_loss) against maps (B, S, S)
- * at the input side S, ignored pixels skipped. The other argument may be NULL. */
-gsq_status gsq_model_loss(gsq_model *m, const int *targets, const int16_t *maps, float label_smoothing, float *loss,
-                          gsq_error *err);
+ * its classes; a segmenter's per-pixel cross-entropy (gsq_segment_loss) against the maps, ignored
+ * pixels skipped; a detector's DETR loss (gsq_detect_loss, default weights; no smoothing). */
+gsq_status gsq_model_loss(gsq_model *m, const gsq_truth *truth, float label_smoothing, float *loss, gsq_error *err);
 /* Zeroes the parameter gradients (allocating them on first use), and those of the quantizers'
  * learned scales when LSQ is on (gpusq/vit_quant.h). */
 gsq_status gsq_model_zero_grad(gsq_model *m, gsq_error *err);

@@ -27,11 +27,31 @@ typedef enum { GSQ_SEG_HEAD_LINEAR = 0, GSQ_SEG_HEAD_MASK = 1 } gsq_seg_head;
 const char *gsq_seg_head_name(gsq_seg_head head);
 int gsq_seg_head_parse(const char *word, gsq_seg_head *head);
 
-/* What a forward pass outputs per image: classes logits (1, classes), or for segmentation
- * (grid², classes) over an input of side × side pixels (the label maps' side). */
+/* A detector's head (DETR's transformer decoder, gpusq/detect.h): `queries` learned object queries
+ * read the backbone's tokens through `layers` decoder layers. */
+typedef struct {
+    int queries, layers;
+} gsq_det_head;
+/* The command line's defaults: DETR's 100 queries; 3 decoder layers, half of DETR's 6, since the
+ * backbone's tokens already attend to each other. */
+#define GSQ_DETECT_QUERIES 100
+#define GSQ_DETECT_LAYERS 3
+
+/* A task and its head: a segmenter's decode head, a detector's decoder (each read by its task only). */
+typedef struct {
+    gsq_task task;
+    gsq_seg_head seg_head;
+    gsq_det_head det;
+} gsq_task_head;
+
+/* What a forward pass outputs per image: classes logits (1, classes); for segmentation (grid²,
+ * classes) over an input of side × side pixels (the label maps' side); for detection, per decoder
+ * layer and query, classes + 1 class logits (the last: no object) then 4 box logits (sigmoid: cx,
+ * cy, w, h over the input), (layers · queries, classes + 5), the last layer's queries last. */
 typedef struct {
     gsq_task task;
     int classes, grid, side;
+    int queries, layers;
 } gsq_output_shape;
 
 /* A label map's value for a pixel that has no class. */

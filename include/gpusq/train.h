@@ -11,6 +11,7 @@
 #include "gpusq/data.h"
 #include "gpusq/distill.h"
 #include "gpusq/loader.h"
+#include "gpusq/detect.h"
 #include "gpusq/optim.h"
 #include "gpusq/vit.h"
 
@@ -24,19 +25,22 @@ typedef struct {
     double pixel_accuracy; /* segmentation: labelled pixels predicted right */
     int num_classes;
     float class_iou[GSQ_EVAL_MAX_CLASSES]; /* segmentation: the first classes' IoU (NaN: absent) */
-    double loss;        /* mean cross-entropy (no smoothing), per image or per labelled pixel */
+    gsq_coco_stats coco; /* detection: COCO's twelve box metrics (gpusq/detect.h), fractions */
+    double loss;        /* mean cross-entropy (no smoothing), per image or per labelled pixel; a
+                         * detector's DETR loss per image */
     size_t count;       /* samples evaluated */
     size_t skipped;     /* samples that failed to decode */
 } gsq_eval_result;
 
-/* The headline number of an evaluation: top-1 (classification) or mIoU (segmentation), and its
- * name ("top-1", "mIoU"). */
+/* The headline number of an evaluation: top-1 (classification), mIoU (segmentation) or AP
+ * (detection: AP@[.5:.95]), and its name ("top-1", "mIoU", "AP"). */
 double gsq_eval_score(const gsq_eval_result *r);
 const char *gsq_eval_score_name(gsq_task task);
 
 /* Evaluates m on every sample of ds with the eval transform (t->size must be the model's input).
  * With a group of processes (comm, NULL: this one alone) each rank evaluates its share of the
- * batches and every rank gets the summed result; a rank's failure fails every rank, naming it. */
+ * batches and every rank gets the summed result (a detector: every rank evaluates them all, the
+ * same result); a rank's failure fails every rank, naming it. */
 gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, int batch_size,
                         int workers, gsq_comm *comm, gsq_eval_result *out, gsq_error *err);
 /* The same with any forward pass: forward(ctx, images (n, 3, H, W), n, &logits), the logits of

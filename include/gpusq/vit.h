@@ -25,9 +25,10 @@ typedef struct {
     int distilled;    /* 1: DeiT distillation token and head_dist; logits = (head + head_dist) / 2 */
     gsq_pool pool;    /* token: the class token feeds the head; avg: mean of patch tokens + fc_norm */
     float ln_eps;     /* LayerNorm epsilon (timm: 1e-6) */
-    gsq_task task;    /* classify: pooling and head(s); segment: the final norm of every token and a
-                       * decode head over the patch tokens (gpusq/model.h) */
+    gsq_task task;    /* classify: pooling and head(s); segment / detect: the final norm of every token
+                       * and a decode head or a detector's decoder over the patch tokens (gpusq/model.h) */
     gsq_seg_head seg_head; /* segment: which decode head (linear or the mask transformer) */
+    gsq_det_head det;      /* detect: the decoder over the normalised patch tokens */
 } gsq_vit_config;
 
 /* Fills *cfg for a timm model name (vit_tiny_patch16_224, deit_small_distilled_patch16_224, ...). */

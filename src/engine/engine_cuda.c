@@ -86,14 +86,16 @@ static void engine_free(struct gsq_engine_cuda *c)
 }
 
 /* GSQ_ERR_UNSUPPORTED for a graph with an operation no kernel here runs: the mask transformer's
- * (its class embeddings, normalised rows and masks). */
+ * (its class embeddings, normalised rows and masks) and a detector's (cross-attention, joins). */
 static gsq_status check_ops(const gsq_graph *g, gsq_error *err)
 {
     for (int i = 0; i < g->num_nodes; i++) {
         gsq_op op = g->nodes[i].op;
-        if (op == GSQ_OP_PREPEND || op == GSQ_OP_L2NORM || op == GSQ_OP_MATMUL_NT)
-            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: the mask-transformer head's %s is not implemented "
-                            "on GPUs (run it on the CPU)", gsq_op_name(op));
+        if (op == GSQ_OP_PREPEND || op == GSQ_OP_L2NORM || op == GSQ_OP_MATMUL_NT || op == GSQ_OP_CROSS_ATTENTION ||
+            op == GSQ_OP_CONCAT)
+            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: the %s head's %s is not implemented on GPUs (run it "
+                            "on the CPU)", op == GSQ_OP_CROSS_ATTENTION || op == GSQ_OP_CONCAT ? "detector" :
+                            "mask-transformer", gsq_op_name(op));
     }
     return GSQ_OK;
 }
@@ -391,6 +393,8 @@ static gsq_status run_step(gsq_engine *e, const gsq_engine_step *t, int B, gsq_e
     case GSQ_OP_PREPEND: /* refused when the engine was made (check_ops) */
     case GSQ_OP_L2NORM:
     case GSQ_OP_MATMUL_NT:
+    case GSQ_OP_CROSS_ATTENTION:
+    case GSQ_OP_CONCAT:
     case GSQ_OP_COUNT:
         break;
     }

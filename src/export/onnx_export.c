@@ -463,6 +463,8 @@ static void emit_node(exporter *e, const gsq_node *n)
     case GSQ_OP_PREPEND: emit_prepend(e, n); break;
     case GSQ_OP_L2NORM: emit_l2norm(e, n); break;
     case GSQ_OP_MATMUL_NT: emit_matmul_nt(e, n); break;
+    case GSQ_OP_CROSS_ATTENTION: /* a detector's, refused by gsq_export_onnx */
+    case GSQ_OP_CONCAT:
     case GSQ_OP_COUNT: break;
     }
 }
@@ -547,6 +549,9 @@ gsq_status gsq_export_onnx(const gsq_model *m, const gsq_export_options *o, cons
 {
     if ((unsigned)o->target > GSQ_EXPORT_ORT) return gsq_fail(err, GSQ_ERR_ARG, "ONNX export: unknown target %d", (int)o->target);
     if (o->batch < 0) return gsq_fail(err, GSQ_ERR_ARG, "ONNX export: batch %d must be positive (0: dynamic)", o->batch);
+    if (gsq_model_task(m) == GSQ_TASK_DETECT)
+        return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "ONNX export: detectors are not exported yet (run them with gpusq "
+                        "run on the CPU)");
     if (m->quant && !gsq_model_quant_active(m))
         return gsq_fail(err, GSQ_ERR_ARG, "ONNX export: the model's quantizers are not calibrated (no activation scales "
                         "to export)");

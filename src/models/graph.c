@@ -16,7 +16,8 @@ typedef struct {
 static graph_builder *builder(gsq_graph *g) { return (graph_builder *)g; }
 
 static const char *const op_names[] = {"patchify", "linear", "tokens", "layernorm", "attention", "gelu", "pool",
-                                      "mean2", "window", "unwindow", "merge", "rows", "prepend", "l2norm", "matmul_nt"};
+                                      "mean2", "window", "unwindow", "merge", "rows", "prepend", "l2norm", "matmul_nt",
+                                      "cross_attention", "concat"};
 _Static_assert(sizeof op_names / sizeof op_names[0] == GSQ_OP_COUNT, "one name per operation");
 
 const char *gsq_op_name(gsq_op op) { return (unsigned)op < GSQ_OP_COUNT ? op_names[op] : "?"; }
@@ -185,6 +186,8 @@ double gsq_graph_node_macs(const gsq_graph *g, const gsq_node *n)
     if (n->op == GSQ_OP_LINEAR) return gsq_graph_linear_macs(g, n->linear);
     if (n->op == GSQ_OP_MATMUL_NT) /* (M, C) · (N, C)ᵀ */
         return (double)g->values[n->in[0]].rows * g->values[n->in[1]].rows * g->values[n->in[0]].cols;
+    if (n->op == GSQ_OP_CROSS_ATTENTION) /* q·kᵀ and probabilities·v over memory of N */
+        return 2.0 * g->values[n->in[0]].rows * g->values[n->in[1]].rows * g->values[n->out].cols;
     if (n->op != GSQ_OP_ATTENTION) return 0;
     double rows = g->values[n->in[0]].rows, T = gsq_attention_tokens(g, n), D = g->values[n->out].cols;
     return 2 * rows * T * D; /* q·kᵀ and probabilities·v over all heads, per sequence of T */
@@ -199,7 +202,8 @@ gsq_graph_macs gsq_graph_count_macs(const gsq_graph *g)
         if (g->linears[i].compressed) m.compressed += n;
     }
     for (int i = 0; i < g->num_nodes; i++)
-        if (g->nodes[i].op == GSQ_OP_ATTENTION || g->nodes[i].op == GSQ_OP_MATMUL_NT)
+        if (g->nodes[i].op == GSQ_OP_ATTENTION || g->nodes[i].op == GSQ_OP_MATMUL_NT ||
+            g->nodes[i].op == GSQ_OP_CROSS_ATTENTION)
             m.attention += gsq_graph_node_macs(g, &g->nodes[i]);
     return m;
 }

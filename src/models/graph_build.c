@@ -89,17 +89,19 @@ static int rearrange(gsq_builder *b, gsq_op op, const gsq_window_geom *w, int in
     return n.out;
 }
 
-int gsq_build_block(gsq_builder *b, const char *prefix, int x, int heads, const gsq_window_geom *win)
+/* buf = prefix + part */
+#define NAME(buf, part) (snprintf(buf, sizeof buf, "%s%s", prefix, part), buf)
+
+int gsq_build_attention(gsq_builder *b, const char *prefix, int x, int heads, const gsq_window_geom *win)
 {
     char name[GSQ_NAME_MAX], out[GSQ_NAME_MAX];
-#define NAME(buf, part) (snprintf(buf, sizeof buf, "%s%s", prefix, part), buf)
-    int rows = b->g->values[x].rows, D = b->g->values[x].cols;
+    int D = b->g->values[x].cols;
     /* windows are a rearrangement only when they are more than the grid itself */
     int windowed = win && (win->shift || win->window != win->grid);
     int h = gsq_build_layernorm(b, NAME(name, ".norm1"), x);
     if (windowed) h = rearrange(b, GSQ_OP_WINDOW, win, h, -1, NAME(name, ".attn.windows"));
     int qkv = gsq_build_linear(b, NAME(name, ".attn.qkv"), h, -1, -1, 1, name);
-    int T = win ? win->window * win->window : rows, seq_rows = b->g->values[qkv].rows;
+    int T = win ? win->window * win->window : b->g->values[x].rows, seq_rows = b->g->values[qkv].rows;
     gsq_node att = gsq_graph_blank(GSQ_OP_ATTENTION);
     att.in[0] = qkv;
     att.block = b->attentions++;
@@ -111,20 +113,27 @@ int gsq_build_block(gsq_builder *b, const char *prefix, int x, int heads, const 
     att.aux = gsq_build_value(b, NAME(name, ".attn.probs"), seq_rows * heads, T); /* (heads, T, T) per sequence */
     att.out = gsq_build_value(b, NAME(name, ".attn"), seq_rows, D);
     gsq_graph_node(b->g, &att);
-    if (windowed) {
-        int y = gsq_build_linear(b, NAME(name, ".attn.proj"), att.out, -1, -1, 1, name);
-        x = rearrange(b, GSQ_OP_UNWINDOW, win, y, x, NAME(out, ".attn.residual"));
-    } else {
-        x = gsq_build_linear(b, NAME(name, ".attn.proj"), att.out, -1, x, 1, NAME(out, ".attn.residual"));
-    }
-    h = gsq_build_layernorm(b, NAME(name, ".norm2"), x);
+    if (!windowed)
+        return gsq_build_linear(b, NAME(name, ".attn.proj"), att.out, -1, x, 1, NAME(out, ".attn.residual"));
+    int y = gsq_build_linear(b, NAME(name, ".attn.proj"), att.out, -1, -1, 1, name);
+    return rearrange(b, GSQ_OP_UNWINDOW, win, y, x, NAME(out, ".attn.residual"));
+}
+
+int gsq_build_mlp(gsq_builder *b, const char *prefix, int x)
+{
+    char name[GSQ_NAME_MAX], out[GSQ_NAME_MAX];
+    int h = gsq_build_layernorm(b, NAME(name, ".norm2"), x);
     h = gsq_build_linear(b, NAME(name, ".mlp.fc1"), h, -1, -1, 1, name);
     gsq_node act = gsq_graph_blank(GSQ_OP_GELU);
     act.in[0] = h;
-    act.out = gsq_build_value(b, NAME(name, ".mlp.act"), rows, b->g->values[h].cols);
+    act.out = gsq_build_value(b, NAME(name, ".mlp.act"), b->g->values[x].rows, b->g->values[h].cols);
     gsq_graph_node(b->g, &act);
-    x = gsq_build_linear(b, NAME(name, ".mlp.fc2"), act.out, -1, x, 1, NAME(out, ""));
+    return gsq_build_linear(b, NAME(name, ".mlp.fc2"), act.out, -1, x, 1, NAME(out, ""));
+}
+
+int gsq_build_block(gsq_builder *b, const char *prefix, int x, int heads, const gsq_window_geom *win)
+{
+    x = gsq_build_mlp(b, prefix, gsq_build_attention(b, prefix, x, heads, win));
     if (!b->decoder) gsq_graph_block_output(b->g, x); /* feature distillation reads it */
-#undef NAME
     return x;
 }

@@ -30,6 +30,11 @@ int gsq_build_rows(gsq_builder *b, int in, int first, int rows, const char *name
 /* The graph's input, images (in_chans, img, img), cut into patches (grid², in_chans·patch²) that
  * patch_embed.proj embeds into a new value "patch_embed"; returns it. */
 int gsq_build_patch_embed(gsq_builder *b, int in_chans, int img, int patch);
+/* The two halves of a pre-norm transformer block named prefix over x (rows, width): attention,
+ * x + proj(attention(qkv(norm1(x)))) (in win's shifted windows, as gsq_build_block says, when
+ * given); the MLP, x + fc2(gelu(fc1(norm2(x)))), into a new value called prefix. */
+int gsq_build_attention(gsq_builder *b, const char *prefix, int x, int heads, const gsq_window_geom *win);
+int gsq_build_mlp(gsq_builder *b, const char *prefix, int x);
 /* One pre-norm transformer block named prefix ("blocks.3", "layers.1.blocks.0") over x (rows,
  * width): x + proj(attention(qkv(norm1(x)))), then + fc2(gelu(fc1(norm2(·)))). With win, the
  * attention runs in win's shifted windows with the block's relative position bias table (windows

@@ -64,6 +64,17 @@ void gsq_node_forward_f32(const gsq_graph *g, const gsq_node *n, const gsq_node_
     case GSQ_OP_MATMUL_NT:
         gsq_matmul_nt_forward(y, x, a->in[1], B, xv->rows, yv->cols, xv->cols);
         break;
+    case GSQ_OP_CROSS_ATTENTION:
+        gsq_cross_attention_forward(y, a->aux, NULL, 0.0f, 0, x, a->in[1], B, xv->rows, g->values[n->in[1]].rows,
+                                    yv->cols, n->attrs[0]);
+        break;
+    case GSQ_OP_CONCAT: {
+        const gsq_value *bv = &g->values[n->in[1]];
+        if (n->attrs[0]) gsq_concat_forward(y, x, a->in[1], (size_t)B, gsq_value_floats(g, n->in[0]),
+                                            gsq_value_floats(g, n->in[1]));
+        else gsq_concat_forward(y, x, a->in[1], (size_t)rows, (size_t)xv->cols, (size_t)bv->cols);
+        break;
+    }
     case GSQ_OP_ATTENTION:
     case GSQ_OP_COUNT:
         break;

@@ -5,6 +5,7 @@
 #include "gpusq/rng.h"
 #include "gpusq/vit_quant.h"
 #include "vit_quant_state.h"
+#include "models/det_head.h"
 #include "models/model_state.h"
 
 #include <math.h>
@@ -23,7 +24,8 @@ gsq_seg_head gsq_model_seg_head(const gsq_model *m) { return m->seg_head; }
 int gsq_model_output_grid(const gsq_model *m) { return m->graph->grid; }
 gsq_output_shape gsq_model_output_shape(const gsq_model *m)
 {
-    return (gsq_output_shape){m->task, m->num_classes, m->graph->grid, m->img_size};
+    return (gsq_output_shape){m->task, m->num_classes, m->graph->grid, m->img_size,
+                              m->task == GSQ_TASK_DETECT ? m->det.queries : 0, m->task == GSQ_TASK_DETECT ? m->det.layers : 0};
 }
 int gsq_model_depth(const gsq_model *m) { return m->graph->num_blocks; }
 int gsq_model_num_tensors(const gsq_model *m) { return m->num_tensors; }
@@ -154,13 +156,16 @@ gsq_status gsq_model_clone(gsq_model **out, const gsq_model *m, gsq_error *err)
     return GSQ_OK;
 }
 
-gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, gsq_task task, gsq_seg_head seg_head,
-                              int num_classes, uint64_t seed, int *copied, gsq_error *err)
+gsq_status gsq_model_for_task(gsq_model **out, const gsq_model *m, const gsq_task_head *head, int num_classes,
+                              uint64_t seed, int *copied, gsq_error *err)
 {
     gsq_vit_config vit = m->vit;
     gsq_swin_config swin = m->swin;
-    vit.task = swin.task = task;
-    vit.seg_head = swin.seg_head = seg_head;
+    if (head->task == GSQ_TASK_DETECT && m->arch == GSQ_ARCH_SWIN)
+        return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "a Swin detector is not built yet: detect with a ViT/DeiT backbone");
+    vit.task = swin.task = head->task;
+    vit.seg_head = swin.seg_head = head->seg_head;
+    vit.det = head->det;
     vit.num_classes = swin.num_classes = num_classes;
     gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_create(out, &swin, err) : gsq_vit_create(out, &vit, err);
     if (st != GSQ_OK) return st;
@@ -261,4 +266,5 @@ void gsq_model_init(gsq_model *m, uint64_t seed)
             else x[j] = gsq_rng_trunc_normal(&rng, 0.02f, 2.0f);
         }
     }
+    if (m->task == GSQ_TASK_DETECT) gsq_det_head_init(m, &rng);
 }

@@ -133,16 +133,40 @@ gsq_status gsq_model_read(gsq_model *m, const gsq_st_file *f, const char *const 
     return st;
 }
 
-gsq_status gsq_file_head(const gsq_st_file *f, const char *classifier, gsq_task *task, gsq_seg_head *seg_head,
-                         int *classes, gsq_error *err)
+/* A detector's head in a file's tensors: its classes (the class head's rows but the no-object one), queries
+ * and decoder layers (counted by their first norm). */
+static gsq_status file_det_head(const gsq_st_file *f, gsq_task_head *head, int *classes, gsq_error *err)
+{
+    int64_t cls[2] = {0}, queries[3] = {0};
+    gsq_status st = gsq_file_tensor_shape(f, "det_head.class_embed.weight", 2, cls, err);
+    if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "det_head.query_embed", 3, queries, err);
+    if (st != GSQ_OK) return st;
+    if (cls[0] < 2 || cls[0] > 1 << 20 || queries[1] < 1 || queries[1] > 1000)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "%s: a detector of %lld class rows and %lld queries", gsq_st_label(f),
+                        (long long)cls[0], (long long)queries[1]);
+    int layers = 0;
+    for (char name[GSQ_NAME_MAX];; layers++) {
+        snprintf(name, sizeof name, "det_head.decoder.layers.%d.norm1.weight", layers);
+        if (layers > 32 || !gsq_st_find(f, name)) break;
+    }
+    head->task = GSQ_TASK_DETECT;
+    head->det = (gsq_det_head){(int)queries[1], layers};
+    *classes = (int)cls[0] - 1;
+    return GSQ_OK;
+}
+
+gsq_status gsq_file_head(const gsq_st_file *f, const char *classifier, gsq_task_head *head, int *classes,
+                         gsq_error *err)
 {
     char name[GSQ_NAME_MAX];
+    *head = (gsq_task_head){GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR, {0, 0}};
+    if (gsq_st_find(f, "det_head.class_embed.weight")) return file_det_head(f, head, classes, err);
     int mask = gsq_st_find(f, GSQ_MASK_HEAD_CLASSES) != NULL;
-    *task = mask || gsq_st_find(f, GSQ_SEG_HEAD ".weight") ? GSQ_TASK_SEGMENT : GSQ_TASK_CLASSIFY;
-    *seg_head = mask ? GSQ_SEG_HEAD_MASK : GSQ_SEG_HEAD_LINEAR;
+    head->task = mask || gsq_st_find(f, GSQ_SEG_HEAD ".weight") ? GSQ_TASK_SEGMENT : GSQ_TASK_CLASSIFY;
+    head->seg_head = mask ? GSQ_SEG_HEAD_MASK : GSQ_SEG_HEAD_LINEAR;
     /* the classes: the mask transformer's embeddings (1, K, width), a linear head's rows (K, width) */
     if (mask) snprintf(name, sizeof name, "%s", GSQ_MASK_HEAD_CLASSES);
-    else snprintf(name, sizeof name, "%s.weight", *task == GSQ_TASK_SEGMENT ? GSQ_SEG_HEAD : classifier);
+    else snprintf(name, sizeof name, "%s.weight", head->task == GSQ_TASK_SEGMENT ? GSQ_SEG_HEAD : classifier);
     int64_t shape[3] = {0};
     gsq_status st = gsq_file_tensor_shape(f, name, 2 + mask, shape, err);
     if (st != GSQ_OK) return st;
@@ -153,17 +177,25 @@ gsq_status gsq_file_head(const gsq_st_file *f, const char *classifier, gsq_task 
     return GSQ_OK;
 }
 
-gsq_status gsq_file_meta_task(const gsq_st_file *f, gsq_task *task, gsq_seg_head *seg_head, gsq_error *err)
+gsq_status gsq_file_meta_task(const gsq_st_file *f, gsq_task_head *head, gsq_error *err)
 {
-    const char *v = gsq_st_meta_get(f, "task"), *head = gsq_st_meta_get(f, "seg_head");
-    *task = GSQ_TASK_CLASSIFY;
-    *seg_head = GSQ_SEG_HEAD_LINEAR;
-    if (v && gsq_task_parse(v, task) != 0)
-        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata task '%.40s' is neither classify nor segment",
+    const char *v = gsq_st_meta_get(f, "task"), *seg = gsq_st_meta_get(f, "seg_head");
+    *head = (gsq_task_head){GSQ_TASK_CLASSIFY, GSQ_SEG_HEAD_LINEAR, {0, 0}};
+    if (v && gsq_task_parse(v, &head->task) != 0)
+        return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata task '%.40s' is not classify, segment or detect",
                         gsq_st_label(f), v);
-    if (head && gsq_seg_head_parse(head, seg_head) != 0)
+    if (seg && gsq_seg_head_parse(seg, &head->seg_head) != 0)
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata seg_head '%.40s' is neither linear nor mask",
-                        gsq_st_label(f), head);
+                        gsq_st_label(f), seg);
+    if (head->task != GSQ_TASK_DETECT) return GSQ_OK;
+    const char *keys[2] = {"det_queries", "det_layers"};
+    int *dst[2] = {&head->det.queries, &head->det.layers};
+    for (int k = 0; k < 2; k++) {
+        int r = gsq_file_meta_int(f, keys[k], dst[k]);
+        if (r <= 0)
+            return gsq_fail(err, r ? GSQ_ERR_FORMAT : GSQ_ERR_MISSING, "%s: metadata '%s' is %s", gsq_st_label(f),
+                            keys[k], r ? "not a valid integer" : "missing");
+    }
     return GSQ_OK;
 }
 
@@ -236,8 +268,13 @@ gsq_status gsq_model_add_meta_to_writer(const gsq_model *m, gsq_st_writer *w, gs
 {
     gsq_status st = m->arch == GSQ_ARCH_SWIN ? gsq_swin_add_meta(m, w, err) : gsq_vit_add_meta(m, w, err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "arch", m->arch == GSQ_ARCH_SWIN ? "swin" : "vit", err);
-    if (st == GSQ_OK && m->task == GSQ_TASK_SEGMENT) /* absent: a classifier, as every earlier file */
+    if (st == GSQ_OK && m->task != GSQ_TASK_CLASSIFY) /* absent: a classifier, as every earlier file */
         st = gsq_st_writer_set_meta(w, "task", gsq_task_name(m->task), err);
+    char num[16];
+    if (st == GSQ_OK && m->task == GSQ_TASK_DETECT)
+        st = gsq_st_writer_set_meta(w, "det_queries", (snprintf(num, sizeof num, "%d", m->det.queries), num), err);
+    if (st == GSQ_OK && m->task == GSQ_TASK_DETECT)
+        st = gsq_st_writer_set_meta(w, "det_layers", (snprintf(num, sizeof num, "%d", m->det.layers), num), err);
     if (st == GSQ_OK && m->task == GSQ_TASK_SEGMENT)
         st = gsq_st_writer_set_meta(w, "seg_head", gsq_seg_head_name(m->seg_head), err);
     if (st == GSQ_OK) st = gsq_st_writer_set_meta(w, "format", "pt", err);

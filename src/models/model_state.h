@@ -13,6 +13,7 @@ struct gsq_model {
     int img_size, in_chans, num_classes; /* the input and output every architecture has */
     gsq_task task;        /* what the head predicts (its configuration's) */
     gsq_seg_head seg_head; /* a segmenter's decode head (its configuration's) */
+    gsq_det_head det;      /* a detector's decoder (its configuration's) */
     int num_tensors;
     gsq_param *tensors;   /* in timm state_dict order */
     size_t num_params;
@@ -75,14 +76,16 @@ gsq_status gsq_file_meta_eps(const struct gsq_st_file *f, float fallback, float 
 #define GSQ_SEG_HEAD "decode_head.cls"
 /* The mask transformer's class embeddings (1, classes, width), which only that head has. */
 #define GSQ_MASK_HEAD_CLASSES "decode_head.cls_emb"
-/* What a timm-named file's head says: a segmentation head (GSQ_SEG_HEAD.weight, or the mask
- * transformer's GSQ_MASK_HEAD_CLASSES: which one into *seg_head) or the architecture's classifier
- * (`classifier`.weight), its classes into *classes. */
-gsq_status gsq_file_head(const struct gsq_st_file *f, const char *classifier, gsq_task *task, gsq_seg_head *seg_head,
-                         int *classes, gsq_error *err);
-/* The task in a file's "task" metadata into *task (absent: classify), and a segmenter's head in
- * its "seg_head" into *seg_head (absent: linear, as files from before the mask head). */
-gsq_status gsq_file_meta_task(const struct gsq_st_file *f, gsq_task *task, gsq_seg_head *seg_head, gsq_error *err);
+/* What a timm-named file's head says: a detector's (det_head.class_embed, its queries and decoder
+ * layers), a segmentation head (GSQ_SEG_HEAD.weight, or the mask transformer's
+ * GSQ_MASK_HEAD_CLASSES) or the architecture's classifier (`classifier`.weight); its classes into
+ * *classes. */
+gsq_status gsq_file_head(const struct gsq_st_file *f, const char *classifier, gsq_task_head *head, int *classes,
+                         gsq_error *err);
+/* The task in a file's "task" metadata (absent: classify), a segmenter's head in its "seg_head"
+ * (absent: linear, as files from before the mask head), a detector's "det_queries" and
+ * "det_layers" (required). */
+gsq_status gsq_file_meta_task(const struct gsq_st_file *f, gsq_task_head *head, gsq_error *err);
 /* Each builder's configuration as metadata (gsq_model_add_meta_to_writer adds what all share). */
 gsq_status gsq_vit_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);
 gsq_status gsq_swin_add_meta(const gsq_model *m, struct gsq_st_writer *w, gsq_error *err);

@@ -90,7 +90,8 @@ static gsq_status plan_grads(const gsq_model *m, int B, size_t *offset, size_t *
     gsq_status st = size && first && last ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "out of memory planning gradients");
     for (int v = 0; st == GSQ_OK && v < nv; v++) {
         int p = g->values[v].producer, aux = p >= 0 && g->nodes[p].aux == v;
-        int wanted = aux ? g->nodes[p].op == GSQ_OP_ATTENTION : flows(m, v);
+        int wanted = aux ? g->nodes[p].op == GSQ_OP_ATTENTION || g->nodes[p].op == GSQ_OP_CROSS_ATTENTION
+                         : flows(m, v);
         size[v] = wanted ? (size_t)B * gsq_value_floats(g, v) : 0;
         first[v] = last[v] = wanted ? last_step - p : -1;
         if (wanted && m->retain_grads) last[v] = last_step;
@@ -215,14 +216,28 @@ static gsq_status segment_loss(gsq_model *m, const int16_t *maps, float label_sm
     return GSQ_OK;
 }
 
-gsq_status gsq_model_loss(gsq_model *m, const int *targets, const int16_t *maps, float label_smoothing, float *loss,
-                          gsq_error *err)
+/* The detection loss of the last forward against box targets (B); its gradient kept in m->probs. */
+static gsq_status detect_loss(gsq_model *m, const gsq_targets *boxes, float *loss, gsq_error *err)
+{
+    if (!boxes) return gsq_fail(err, GSQ_ERR_ARG, "loss: a detector needs box targets");
+    gsq_detect_weights w;
+    gsq_detect_weights_defaults(&w);
+    gsq_output_shape shape = gsq_model_output_shape(m);
+    gsq_status st = gsq_detect_loss(gsq_model_output(m, "logits"), &shape, m->batch, boxes, &w, m->probs, 1.0f, loss,
+                                    NULL, err);
+    m->have_loss = st == GSQ_OK;
+    return st;
+}
+
+gsq_status gsq_model_loss(gsq_model *m, const gsq_truth *truth, float label_smoothing, float *loss, gsq_error *err)
 {
     int B = m->batch, K = m->num_classes;
+    const int *targets = truth ? truth->classes : NULL;
     if (B <= 0) return gsq_fail(err, GSQ_ERR_ARG, "loss: no forward pass to take the loss of");
     if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
         return gsq_fail(err, GSQ_ERR_ARG, "loss: label smoothing %g is outside [0, 1)", (double)label_smoothing);
-    if (m->task == GSQ_TASK_SEGMENT) return segment_loss(m, maps, label_smoothing, loss, err);
+    if (m->task == GSQ_TASK_SEGMENT) return segment_loss(m, truth ? truth->maps : NULL, label_smoothing, loss, err);
+    if (m->task == GSQ_TASK_DETECT) return detect_loss(m, truth ? truth->boxes : NULL, loss, err);
     if (!targets) return gsq_fail(err, GSQ_ERR_ARG, "loss: a classifier needs classes");
     for (int b = 0; b < B; b++)
         if (targets[b] < 0 || targets[b] >= K)
@@ -246,7 +261,7 @@ gsq_status gsq_model_backward(gsq_model *m, gsq_error *err)
     if (m->batch <= 0 || !m->have_loss)
         return gsq_fail(err, GSQ_ERR_ARG, "backward: no forward pass and loss of it to differentiate");
     int v = m->graph->logits;
-    if (m->task == GSQ_TASK_SEGMENT) /* the loss computed the gradient */
+    if (m->task != GSQ_TASK_CLASSIFY) /* the loss computed the gradient */
         return gsq_model_backward_values(m, 1, &v, (const float *const[1]){m->probs}, err);
     size_t n = (size_t)m->batch * (size_t)m->num_classes;
     float *dlogits = malloc(n * sizeof(float));
@@ -335,6 +350,16 @@ static void backward_node(gsq_model *m, const gsq_node *n, int B)
         break;
     case GSQ_OP_MATMUL_NT:
         gsq_matmul_nt_backward(dx, gact(m, n->in[1]), dy, x, act(m, n->in[1]), B, xv->rows, yv->cols, xv->cols);
+        break;
+    case GSQ_OP_CROSS_ATTENTION:
+        gsq_cross_attention_backward(dx, gact(m, n->in[1]), gact(m, n->aux), dy, x, act(m, n->in[1]), act(m, n->aux),
+                                     NULL, B, xv->rows, g->values[n->in[1]].rows, yv->cols, n->attrs[0]);
+        break;
+    case GSQ_OP_CONCAT:
+        if (n->attrs[0]) gsq_concat_backward(dx, gact(m, n->in[1]), dy, (size_t)B, gsq_value_floats(g, n->in[0]),
+                                             gsq_value_floats(g, n->in[1]));
+        else gsq_concat_backward(dx, gact(m, n->in[1]), dy, rows, (size_t)xv->cols,
+                                 (size_t)g->values[n->in[1]].cols);
         break;
     case GSQ_OP_GELU:
         gsq_gelu_backward(dx, dy, x, rows * (size_t)xv->cols);

@@ -31,7 +31,9 @@ gsq_status gsq_swin_infer_config(const gsq_st_file *f, int img_size, gsq_swin_co
                         "load it in a current timm (which converts it) and save its state_dict again", label);
     int64_t pw[4] = {0};
     gsq_status st = gsq_file_tensor_shape(f, "patch_embed.proj.weight", 4, pw, err);
-    if (st == GSQ_OK) st = gsq_file_head(f, "head.fc", &cfg->task, &cfg->seg_head, &cfg->num_classes, err);
+    gsq_task_head head = {0};
+    if (st == GSQ_OK) st = gsq_file_head(f, "head.fc", &head, &cfg->num_classes, err);
+    cfg->task = head.task, cfg->seg_head = head.seg_head;
     if (st != GSQ_OK) return st;
     if (pw[2] != pw[3] || dim(pw[1]) < 0 || dim(pw[2]) < 0)
         return gsq_fail(err, GSQ_ERR_SHAPE, "%s: patch_embed.proj.weight [%lld, %lld, %lld, %lld] is not a square patch "
@@ -156,7 +158,9 @@ gsq_status gsq_swin_config_from_meta(const gsq_st_file *f, gsq_swin_config *cfg,
                             r ? "not a list of one integer per stage" : "missing");
     }
     gsq_status st = gsq_file_meta_eps(f, 0.0f, &cfg->ln_eps, err);
-    if (st == GSQ_OK) st = gsq_file_meta_task(f, &cfg->task, &cfg->seg_head, err);
+    gsq_task_head head = {0};
+    if (st == GSQ_OK) st = gsq_file_meta_task(f, &head, err);
+    if (st == GSQ_OK) cfg->task = head.task, cfg->seg_head = head.seg_head;
     if (st != GSQ_OK) return st;
     st = gsq_swin_config_validate(cfg, err);
     if (st != GSQ_OK) {

@@ -1,6 +1,7 @@
 /* ViT/DeiT configurations: timm's named models, validation and the per-image operation count. */
 #include "gpusq/data.h"
 #include "gpusq/vit.h"
+#include "models/det_head.h"
 #include "models/seg_head.h"
 
 #include <string.h>
@@ -69,7 +70,7 @@ gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
     CHECK_RANGE(num_heads, 1, cfg->embed_dim);
     CHECK_RANGE(mlp_hidden, 1, 1 << 16);
     CHECK_RANGE(qkv_bias, 0, 1);
-    CHECK_RANGE(task, GSQ_TASK_CLASSIFY, GSQ_TASK_SEGMENT);
+    CHECK_RANGE(task, GSQ_TASK_CLASSIFY, GSQ_TASK_DETECT);
     CHECK_RANGE(class_token, 0, 1);
     CHECK_RANGE(distilled, 0, 1);
     if (cfg->embed_dim % cfg->num_heads != 0)
@@ -90,5 +91,7 @@ gsq_status gsq_vit_config_validate(const gsq_vit_config *cfg, gsq_error *err)
                         "configuration: a distilled DeiT needs a class token and token pooling");
     if (!(cfg->ln_eps > 0.0f && cfg->ln_eps < 1.0f))
         return gsq_fail(err, GSQ_ERR_SHAPE, "configuration: ln_eps %g is outside (0, 1)", (double)cfg->ln_eps);
+    if (cfg->task == GSQ_TASK_DETECT)
+        return gsq_det_head_check(&cfg->det, cfg->embed_dim, cfg->num_heads, cfg->num_classes, err);
     return cfg->task == GSQ_TASK_SEGMENT ? gsq_seg_head_check(cfg->seg_head, cfg->embed_dim, cfg->num_classes, err) : GSQ_OK;
 }

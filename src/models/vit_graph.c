@@ -1,13 +1,14 @@
 /* ViT/DeiT as a graph (include/gpusq/graph.h): the one place that says what a vision
  * transformer computes — patch embedding, tokens, `depth` pre-norm blocks (graph_build.c's),
- * pooling, the final norm and the classifier head(s), or a segmenter's decode head over the
- * normalised patch tokens (seg_head.c's). */
+ * pooling, the final norm and the classifier head(s), or a segmenter's decode head (seg_head.c's)
+ * or a detector's decoder (det_head.c's) over the normalised patch tokens. */
 #include <stdio.h>
 
 #include "gpusq/graph.h"
 #include "gpusq/vit.h"
 #include "models/graph_build.h"
 #include "models/model_state.h"
+#include "models/det_head.h"
 #include "models/seg_head.h"
 
 /* The logits are the output: a tap. */
@@ -28,6 +29,10 @@ gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
     /* per block: 8 nodes, 11 values, 4 linears; around them at most 8 nodes, 10 values, 3 linears,
      * and a segmenter's head */
     gsq_seg_head_room head = c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_size(c->seg_head) : (gsq_seg_head_room){0};
+    if (c->task == GSQ_TASK_DETECT) {
+        gsq_det_head_room det = gsq_det_head_size(&c->det);
+        head = (gsq_seg_head_room){det.tensors, det.nodes, det.values, det.linears};
+    }
     gsq_status st = gsq_graph_create(out, 8 + 8 * c->depth + head.nodes, 10 + 11 * c->depth + head.values,
                                      3 + 4 * c->depth + head.linears, err);
     if (st != GSQ_OK) return st;
@@ -48,10 +53,14 @@ gsq_status gsq_vit_graph(const gsq_model *m, gsq_graph **out, gsq_error *err)
     }
 
     const char *norm = c->pool == GSQ_POOL_AVG ? "fc_norm" : "norm";
-    if (c->task == GSQ_TASK_SEGMENT) {
+    if (c->task != GSQ_TASK_CLASSIFY) {
         /* the patch tokens, normalised (selecting first lets the norm write the head's input codes) */
         x = gsq_build_rows(&b, x, gsq_vit_prefix(c), gsq_vit_num_patches(c), "patch_tokens");
         x = gsq_build_layernorm(&b, norm, x);
+        if (c->task == GSQ_TASK_DETECT) {
+            g->logits = gsq_build_det_head(&b, &c->det, x, c->num_heads, c->num_classes);
+            return finish(g, out, err);
+        }
         g->logits = gsq_build_seg_head(&b, c->seg_head, x, c->num_classes);
         g->grid = gsq_vit_grid(c);
         return finish(g, out, err);

@@ -30,7 +30,9 @@ gsq_status gsq_vit_config_from_meta(const gsq_st_file *f, gsq_vit_config *cfg, g
         return gsq_fail(err, GSQ_ERR_FORMAT, "%s: metadata pool '%.40s' is neither token nor avg", gsq_st_label(f), pool);
     cfg->pool = strcmp(pool, "avg") == 0 ? GSQ_POOL_AVG : GSQ_POOL_TOKEN;
     gsq_status st = gsq_file_meta_eps(f, 0.0f, &cfg->ln_eps, err);
-    if (st == GSQ_OK) st = gsq_file_meta_task(f, &cfg->task, &cfg->seg_head, err);
+    gsq_task_head head = {0};
+    if (st == GSQ_OK) st = gsq_file_meta_task(f, &head, err);
+    if (st == GSQ_OK) cfg->task = head.task, cfg->seg_head = head.seg_head, cfg->det = head.det;
     if (st != GSQ_OK) return st;
     st = gsq_vit_config_validate(cfg, err);
     if (st != GSQ_OK) {
@@ -48,7 +50,9 @@ gsq_status gsq_vit_infer_config(const gsq_st_file *f, int num_heads, gsq_vit_con
     gsq_status st = gsq_file_tensor_shape(f, "patch_embed.proj.weight", 4, pw, err);
     if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "blocks.0.mlp.fc1.weight", 2, fc1, err);
     memset(cfg, 0, sizeof *cfg);
-    if (st == GSQ_OK) st = gsq_file_head(f, "head", &cfg->task, &cfg->seg_head, &cfg->num_classes, err);
+    gsq_task_head head = {0};
+    if (st == GSQ_OK) st = gsq_file_head(f, "head", &head, &cfg->num_classes, err);
+    cfg->task = head.task, cfg->seg_head = head.seg_head, cfg->det = head.det;
     if (st == GSQ_OK) st = gsq_file_tensor_shape(f, "pos_embed", 3, pos, err);
     if (st != GSQ_OK) return st;
     if (pw[0] > 1 << 14 || pw[1] > 64 || pw[2] != pw[3] || pw[2] > 8192 || fc1[0] > 1 << 16 || pos[1] > 1 << 17)

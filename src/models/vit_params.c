@@ -3,6 +3,7 @@
 #include "gpusq/graph.h"
 #include "gpusq/vit.h"
 #include "models/model_state.h"
+#include "models/det_head.h"
 #include "models/seg_head.h"
 
 #include <stdint.h>
@@ -33,6 +34,10 @@ static void build_table(const gsq_vit_config *c, gsq_model *m)
         gsq_seg_head_table(m, c->seg_head, D, K);
         return;
     }
+    if (c->task == GSQ_TASK_DETECT) {
+        gsq_det_head_table(m, &c->det, gsq_vit_num_patches(c), D, c->mlp_hidden, K);
+        return;
+    }
     ADD(2, SHAPE(K, D), "head.weight");
     ADD(1, SHAPE(K), "head.bias");
     if (c->distilled) {
@@ -43,7 +48,10 @@ static void build_table(const gsq_vit_config *c, gsq_model *m)
 
 static int max_tensors(const gsq_vit_config *c)
 {
-    return 12 + 12 * c->depth + (c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_size(c->seg_head).tensors : 0);
+    int head = c->task == GSQ_TASK_SEGMENT ? gsq_seg_head_size(c->seg_head).tensors
+               : c->task == GSQ_TASK_DETECT ? gsq_det_head_size(&c->det).tensors
+                                            : 0;
+    return 12 + 12 * c->depth + head;
 }
 
 gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_error *err)
@@ -56,7 +64,7 @@ gsq_status gsq_vit_describe(gsq_model **out, const gsq_vit_config *cfg, gsq_erro
     if (st != GSQ_OK) return st;
     m->vit = *cfg;
     m->img_size = cfg->img_size, m->in_chans = cfg->in_chans, m->num_classes = cfg->num_classes;
-    m->task = cfg->task, m->seg_head = cfg->seg_head;
+    m->task = cfg->task, m->seg_head = cfg->seg_head, m->det = cfg->det;
     build_table(cfg, m);
     return gsq_model_describe_finish(m, out, err);
 }

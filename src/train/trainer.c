@@ -121,12 +121,12 @@ gsq_status gsq_evaluate(gsq_model *m, gsq_dataset *ds, const gsq_transform *t, i
 
 double gsq_eval_score(const gsq_eval_result *r)
 {
-    return r->task == GSQ_TASK_SEGMENT ? r->miou : r->top1;
+    return r->task == GSQ_TASK_SEGMENT ? r->miou : r->task == GSQ_TASK_DETECT ? r->coco.ap : r->top1;
 }
 
 const char *gsq_eval_score_name(gsq_task task)
 {
-    return task == GSQ_TASK_SEGMENT ? "mIoU" : "top-1";
+    return task == GSQ_TASK_SEGMENT ? "mIoU" : task == GSQ_TASK_DETECT ? "AP" : "top-1";
 }
 
 /* A rank's failure as the ranks exchange it: its status and message (its error's, or the
@@ -201,13 +201,30 @@ static gsq_status eval_gather(gsq_comm *comm, eval_share *mine, gsq_eval_result 
     return st;
 }
 
+/* A detector's batch: its loss, and each image's detections (into dets, (queries)) added to coco. */
+static gsq_status eval_detect(const gsq_output_shape *shape, const float *logits, const gsq_batch *batch,
+                              gsq_detection *dets, gsq_coco_eval *coco, eval_share *mine, gsq_error *err)
+{
+    gsq_detect_weights w;
+    gsq_detect_weights_defaults(&w);
+    float loss = 0.0f;
+    gsq_status st = gsq_detect_loss(logits, shape, batch->n, batch->targets, &w, NULL, 0.0f, &loss, NULL, err);
+    mine->loss_sum += (double)loss * batch->n;
+    mine->pixels += (uint64_t)batch->n;
+    for (int i = 0; st == GSQ_OK && i < batch->n; i++) {
+        const gsq_objects *o = &batch->objects[i];
+        gsq_detect_decode(logits, shape, i, o->image_id, o->width, o->height, dets);
+        st = gsq_coco_eval_add(coco, o, dets, shape->queries, err);
+    }
+    return st;
+}
+
 /* One batch's share of an evaluation: a classifier's ranks of the targets and loss, a segmenter's
  * per-pixel predictions (into pred, (n, S, S)) added to iou, and its per-pixel loss. */
 static void eval_batch(const gsq_output_shape *shape, const float *logits, const gsq_batch *batch, int16_t *pred,
                        float *probs, gsq_iou *iou, eval_share *mine)
 {
     int K = shape->classes, n = batch->n;
-    mine->count += (uint64_t)n;
     if (shape->task == GSQ_TASK_SEGMENT) {
         size_t pixels = 0, S = (size_t)shape->side;
         float loss = gsq_segment_loss(logits, n, shape->grid, K, batch->maps, shape->side, 0.0f, NULL, 0.0f, &pixels);
@@ -247,15 +264,16 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output
     out->num_classes = shape->classes;
     gsq_flush_denormals();
     if (!comm) comm = gsq_comm_self();
-    int segment = shape->task == GSQ_TASK_SEGMENT;
-    if (ds->task != shape->task || (segment && t->size != shape->side))
+    int segment = shape->task == GSQ_TASK_SEGMENT, detect = shape->task == GSQ_TASK_DETECT;
+    if (ds->task != shape->task || (shape->task != GSQ_TASK_CLASSIFY && t->size != shape->side))
         return gsq_fail(err, GSQ_ERR_SHAPE, "evaluate: %s is a %s dataset at %d pixels, the model a %s model at %d",
                         ds->name, gsq_task_name(ds->task), t->size, gsq_task_name(shape->task), shape->side);
     gsq_loader_config lc = {.batch_size = batch_size, .train = 0, .workers = workers, .prefetch = 4, .transform = *t};
     long batches = batch_size > 0 ? gsq_loader_batches_per_epoch(ds, &lc) : 0;
-    /* each rank its share of the batches; ranks beyond the last batch evaluate none */
-    lc.shards = comm->size < batches ? comm->size : (int)batches;
-    lc.shard = comm->rank;
+    /* each rank its share of the batches; ranks beyond the last batch evaluate none; a detector's every rank
+     * all of them (COCO's metric is not a sum of shares) */
+    lc.shards = detect ? 1 : comm->size < batches ? comm->size : (int)batches;
+    lc.shard = detect ? 0 : comm->rank;
     eval_share mine = {0};
     gsq_loader *ld = NULL;
     gsq_iou iou = {0};
@@ -265,8 +283,11 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output
     size_t per_image = segment ? (size_t)shape->side * (size_t)shape->side : 0;
     float *probs = st == GSQ_OK && !segment ? malloc((size_t)batch_size * (size_t)shape->classes * sizeof(float)) : NULL;
     int16_t *pred = st == GSQ_OK && segment ? malloc((size_t)batch_size * per_image * sizeof(int16_t)) : NULL;
+    gsq_detection *dets = st == GSQ_OK && detect ? malloc((size_t)shape->queries * sizeof *dets) : NULL;
+    gsq_coco_eval *coco = NULL;
     if (st == GSQ_OK && segment) st = gsq_iou_init(&iou, shape->classes, err);
-    if (st == GSQ_OK && !(segment ? pred != NULL : probs != NULL))
+    if (st == GSQ_OK && detect) st = gsq_coco_eval_create(&coco, shape->classes, err);
+    if (st == GSQ_OK && !(segment ? pred != NULL : detect ? dets != NULL : probs != NULL))
         st = gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory");
     for (long b = 0; st == GSQ_OK && b < own; b++) {
         gsq_batch batch;
@@ -275,10 +296,13 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output
         mine.skipped += (uint64_t)(st == GSQ_OK ? batch.skipped : 0);
         if (st != GSQ_OK || batch.n == 0) continue;
         st = forward(ctx, batch.images, batch.n, &logits, err);
-        if (st == GSQ_OK) eval_batch(shape, logits, &batch, pred, probs, &iou, &mine);
+        mine.count += (uint64_t)(st == GSQ_OK ? batch.n : 0);
+        if (st == GSQ_OK && detect) st = eval_detect(shape, logits, &batch, dets, coco, &mine, err);
+        else if (st == GSQ_OK) eval_batch(shape, logits, &batch, pred, probs, &iou, &mine);
     }
     free(probs);
     free(pred);
+    free(dets);
     gsq_loader_destroy(ld);
     mine.status = st;
     if (st != GSQ_OK) failure_out(mine.msg, st, err);
@@ -294,6 +318,12 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output
         out->loss = pixels ? loss_sum / (double)pixels : 0.0;
         if (segment) eval_segment_result(&iou, out);
     }
+    if (st == GSQ_OK && detect) {
+        st = gsq_coco_eval_summarize(coco, &out->coco, err);
+        out->count /= (size_t)comm->size; /* every rank evaluated every image */
+        out->skipped /= (size_t)comm->size;
+    }
+    gsq_coco_eval_free(coco);
     gsq_iou_free(&iou);
     return st;
 }
@@ -309,7 +339,7 @@ static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, co
     if (st == GSQ_OK) st = gsq_model_zero_grad(m, err);
     if (st != GSQ_OK) return st;
     if (!cfg->teacher) {
-        st = gsq_model_loss(m, batch->labels, batch->maps, cfg->label_smoothing, loss, err);
+        st = gsq_model_loss(m, &(gsq_truth){batch->labels, batch->maps, batch->targets}, cfg->label_smoothing, loss, err);
         return st == GSQ_OK ? gsq_model_backward(m, err) : st;
     }
     gsq_distill_terms terms;
