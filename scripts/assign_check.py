@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""gpusq's minimum-cost assignment checked against scipy (CTest's assign_check, run by tests/assign_check.sh).
+"""gpusq's minimum-cost assignment checked against scipy (CTest's assign_check, run by tests/python_check.sh).
 
 Reads the cases `test_assign --write DIR` leaves in DIR (caseN.cost: the cost matrix as raw
 little-endian float32, row-major; caseN.txt: its shape, the kind of costs, the total and the column
@@ -9,21 +9,14 @@ is invalid (a column out of range or taken twice, or not min(rows, cols) rows pa
 as written or recomputed from the costs, differs from scipy's by more than 1e-9·max(1, |total|).
 Usage: assign_check.py DIR
 """
-import pathlib
 import sys
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+import check_cases
+
 TOLERANCE = 1e-9
-
-
-def read_case(txt):
-    fields = {}
-    for line in txt.read_text().splitlines():
-        key, *values = line.split()
-        fields[key] = values
-    return fields
 
 
 def invalid(assign, rows, cols):
@@ -42,11 +35,11 @@ def invalid(assign, rows, cols):
 
 def check_case(txt):
     """Returns the case's mismatches, as lines."""
-    fields = read_case(txt)
+    fields = check_cases.read_fields(txt)
     rows, cols = int(fields["rows"][0]), int(fields["cols"][0])
     kind, total = fields["kind"][0], float(fields["total"][0])
     assign = np.array([int(v) for v in fields["assign"]], dtype=np.int64)
-    cost = np.fromfile(str(txt)[: -len(".txt")] + ".cost", dtype="<f4").reshape(rows, cols).astype(np.float64)
+    cost = np.fromfile(check_cases.stem(txt) + ".cost", dtype="<f4").reshape(rows, cols).astype(np.float64)
     row_ind, col_ind = linear_sum_assignment(cost)
     want = float(cost[row_ind, col_ind].sum())
     bad = []
@@ -66,17 +59,7 @@ def check_case(txt):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: assign_check.py DIR")
-    cases = sorted(pathlib.Path(sys.argv[1]).glob("case*.txt"))
-    if not cases:
-        sys.exit(f"assign_check: no cases under {sys.argv[1]}")
-    results = [check_case(txt) for txt in cases]
-    for line in (line for bad in results for line in bad):
-        print("FAIL", line)
-    failed = sum(1 for bad in results if bad)
-    print(f"assign_check: {len(cases) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check_cases.report("assign_check", [check_case(txt) for txt in check_cases.cases("assign_check")])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""gpusq's COCO box metrics checked against pycocotools (CTest's coco_check, run by tests/coco_check.sh).
+"""gpusq's COCO box metrics checked against pycocotools (CTest's coco_check, run by tests/python_check.sh).
 
 Reads the cases `test_coco_eval --write DIR` leaves in DIR (caseN.gt.json: COCO instances; caseN.dt.json:
 the detections, as gsq_coco_results_write writes them; caseN.txt: the twelve numbers gpusq computed, one
@@ -10,11 +10,12 @@ Usage: coco_check.py DIR
 """
 import contextlib
 import io
-import pathlib
 import sys
 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+import check_cases
 
 TOLERANCE = 1e-4
 NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
@@ -34,15 +35,11 @@ def pycocotools_stats(gt_path, dt_path):
     return [float(v) for v in ev.stats], size
 
 
-def read_case(txt):
-    pairs = [line.split() for line in txt.read_text().splitlines() if line.strip()]
-    return [name for name, _ in pairs], [float(value) for _, value in pairs]
-
-
 def check_case(txt):
     """Returns the case's mismatches, as lines, and its largest difference."""
-    stem = str(txt)[: -len(".txt")]
-    names, got = read_case(txt)
+    stem = check_cases.stem(txt)
+    fields = check_cases.read_fields(txt)
+    names, got = list(fields), [float(value) for (value,) in fields.values()]
     if names != NAMES:
         return [f"{txt.name}: names {names}, want {NAMES}"], float("inf")
     want, size = pycocotools_stats(f"{stem}.gt.json", f"{stem}.dt.json")
@@ -54,18 +51,9 @@ def check_case(txt):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: coco_check.py DIR")
-    cases = sorted(pathlib.Path(sys.argv[1]).glob("case*.txt"))
-    if not cases:
-        sys.exit(f"coco_check: no cases under {sys.argv[1]}")
-    results = [check_case(txt) for txt in cases]
-    for line in (line for bad, _ in results for line in bad):
-        print("FAIL", line)
-    failed = sum(1 for bad, _ in results if bad)
+    results = [check_case(txt) for txt in check_cases.cases("coco_check")]
     worst = max(diff for _, diff in results)
-    print(f"coco_check: {len(cases) - failed} passed, {failed} failed, max difference {worst:.3g}")
-    return 1 if failed else 0
+    return check_cases.report("coco_check", [bad for bad, _ in results], f", max difference {worst:.3g}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""gpusq's mIoU checked against numpy (CTest's miou_check, run by tests/miou_check.sh).
+"""gpusq's mIoU checked against numpy (CTest's miou_check, run by tests/python_check.sh).
 
 Reads the cases `test_segment_metric --write DIR` leaves in DIR (caseN.pred.i16 and caseN.label.i16:
 int16 maps in this machine's byte order, image after image; caseN.txt: the shape and the metrics
@@ -8,10 +8,11 @@ gpusq computed) and recomputes per-class IoU, mIoU and aAcc as mmsegmentation do
 value differs by more than 1e-9 or is NaN on one side only.
 Usage: miou_check.py DIR
 """
-import pathlib
 import sys
 
 import numpy as np
+
+import check_cases
 
 TOLERANCE = 1e-9
 
@@ -46,23 +47,15 @@ def metrics(preds, labels, classes):
     return iou, miou, aacc
 
 
-def read_case(txt):
-    fields = {}
-    for line in txt.read_text().splitlines():
-        key, *values = line.split()
-        fields[key] = values
-    return fields
-
-
 def close(a, b):
     return (np.isnan(a) and np.isnan(b)) or (not np.isnan(a) and not np.isnan(b) and abs(a - b) <= TOLERANCE)
 
 
 def check_case(txt):
     """Returns the case's mismatches, as lines."""
-    fields = read_case(txt)
+    fields = check_cases.read_fields(txt)
     classes, images, side = (int(fields[k][0]) for k in ("classes", "images", "side"))
-    stem = str(txt)[: -len(".txt")]
+    stem = check_cases.stem(txt)
     maps = [np.fromfile(f"{stem}.{name}.i16", dtype=np.int16).reshape(images, side, side) for name in ("pred", "label")]
     iou, miou, aacc = metrics(maps[0], maps[1], classes)
     got_iou = [float(v) for v in fields["iou"]]
@@ -83,17 +76,7 @@ def check_case(txt):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: miou_check.py DIR")
-    cases = sorted(pathlib.Path(sys.argv[1]).glob("case*.txt"))
-    if not cases:
-        sys.exit(f"miou_check: no cases under {sys.argv[1]}")
-    results = [check_case(txt) for txt in cases]
-    for line in (line for bad in results for line in bad):
-        print("FAIL", line)
-    failed = sum(1 for bad in results if bad)
-    print(f"miou_check: {len(cases) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return check_cases.report("miou_check", [check_case(txt) for txt in check_cases.cases("miou_check")])
 
 
 if __name__ == "__main__":

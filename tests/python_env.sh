@@ -1,5 +1,5 @@
 # Sourced by the test scripts that check gpusq against Python's packages (onnx_check.sh,
-# miou_check.sh): python_env NAME VENV IMPORTS PACKAGE... makes (or reuses) a virtual environment at
+# python_check.sh): python_env NAME VENV IMPORTS PACKAGE... makes (or reuses) a virtual environment at
 # VENV in which `import IMPORTS` works, installing the packages from PyPI; when python3, its venv
 # module or PyPI is not available it says why and exits 77, which CTest reports as skipped.
 python_env() {

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jpeglib.h>
@@ -19,51 +18,19 @@
 
 #include "gpusq/data.h"
 #include "test_util.h"
+#include "tree_files.h"
 
 enum { W = 7, H = 5, K = 5 };
-
-static char tmp_dir[64];
 
 typedef struct {
     unsigned char *data;
     size_t size;
 } blob;
 
-static void die(const char *what, const char *path)
-{
-    fprintf(stderr, "%s %s\n", what, path);
-    exit(1);
-}
-
-static void path_of(char *out, size_t cap, const char *rel)
-{
-    if ((size_t)snprintf(out, cap, "%s/%s", tmp_dir, rel) >= cap) die("path too long:", rel);
-}
-
-/* mkdir -p of tmp_dir/rel. */
-static void make_dirs(const char *rel)
-{
-    char path[512];
-    path_of(path, sizeof path, rel);
-    for (char *p = path + strlen(tmp_dir) + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        struct stat sb;
-        if (stat(path, &sb) != 0 && mkdir(path, 0700) != 0) die("cannot mkdir", path);
-        *p = c;
-        if (c == '\0') return;
-    }
-}
-
 /* Writes b to tmp_dir/rel and frees it. */
 static void write_blob(const char *rel, blob b)
 {
-    char path[512];
-    path_of(path, sizeof path, rel);
-    FILE *f = fopen(path, "wb");
-    if (!f || (b.size && fwrite(b.data, 1, b.size, f) != b.size) || fclose(f) != 0)
-        die("cannot write", path);
+    write_file(rel, b.data, b.size);
     free(b.data);
 }
 
@@ -269,10 +236,8 @@ static void test_scan(void)
     size_t unpaired = 99;
     gsq_dataset *ds = open_ok("ok/", K, &unpaired);
     if (!ds) return;
-    char root[512];
-    path_of(root, sizeof root, "ok");
     char want_name[600];
-    snprintf(want_name, sizeof want_name, "ade20k:%s/training", root);
+    tree_dataset_name(want_name, sizeof want_name, "ade20k", "ok", "training");
     CHECK(strncmp(ds->name, want_name, sizeof ds->name - 1) == 0, "name %s", ds->name);
     CHECK(ds->size == 5 && unpaired == 1, "%zu samples, %zu unpaired", ds->size, unpaired);
     CHECK(ds->task == GSQ_TASK_SEGMENT && ds->num_classes == K && ds->class_names == NULL,
@@ -597,17 +562,11 @@ static void test_write(void)
 
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/gsq-test-ade20k.XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!tmp_dir_make("ade20k")) return 1;
     test_scan();
     test_sample_errors();
     test_open_errors();
     test_write();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    tmp_dir_remove();
     return test_finish("test_ade20k");
 }

@@ -5,7 +5,7 @@
  * assignment that no exchange of two columns improves; the same answer on every call; empty
  * matrices; NaN and infinite costs named by row and column; negative sizes and sizes whose bytes
  * overflow.
- * With `--write DIR` it runs no test and writes instead, for tests/assign_check.sh, random cost
+ * With `--write DIR` it runs no test and writes instead, for scripts/assign_check.py, random cost
  * matrices and the assignments this library makes of them (always the same). */
 #include <float.h>
 #include <limits.h>

@@ -14,39 +14,9 @@
 #include "gpusq/data.h"
 #include "gpusq/loader.h"
 #include "test_util.h"
+#include "tree_files.h"
 
-static char tmp_dir[64];
-
-static void path_of(char *out, size_t cap, const char *rel)
-{
-    if ((size_t)snprintf(out, cap, "%s/%s", tmp_dir, rel) >= cap) abort();
-}
-
-/* mkdir -p of tmp_dir/rel. */
-static void make_dirs(const char *rel)
-{
-    char path[512];
-    path_of(path, sizeof path, rel);
-    for (char *p = path + strlen(tmp_dir) + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        mkdir(path, 0700);
-        *p = c;
-        if (c == '\0') return;
-    }
-}
-
-/* Writes n bytes to tmp_dir/rel. */
-static void write_bytes(const char *rel, const void *data, size_t n)
-{
-    char path[512];
-    path_of(path, sizeof path, rel);
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f) != 0) abort();
-}
-
-static void write_text(const char *rel, const char *text) { write_bytes(rel, text, strlen(text)); }
+static void write_text(const char *rel, const char *text) { write_file(rel, text, strlen(text)); }
 
 static uint8_t pixel(int x, int y, int c, int seed) { return (uint8_t)(x * 11 + y * 7 + c * 50 + seed * 3); }
 
@@ -145,10 +115,8 @@ static void test_valid(void)
     gsq_coco_skips skips;
     gsq_dataset *ds = open_coco("ok/", &skips, GSQ_OK, NULL);
     if (!ds) return;
-    char want[512];
-    path_of(want, sizeof want, "ok");
     char name[600];
-    snprintf(name, sizeof name, "coco:%s/val", want);
+    tree_dataset_name(name, sizeof name, "coco", "ok", "val");
     CHECK(strncmp(ds->name, name, sizeof ds->name - 1) == 0, "name %s", ds->name);
     CHECK(ds->task == GSQ_TASK_DETECT && ds->size == 3 && ds->num_classes == 3, "task %d, %zu samples, %d classes",
           ds->task, ds->size, ds->num_classes);
@@ -520,18 +488,12 @@ static void test_write(void)
 
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/gsq-test-coco.XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!tmp_dir_make("coco")) return 1;
     test_valid();
     test_skipped();
     test_bad_files();
     test_bad_images();
     test_write();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    tmp_dir_remove();
     return test_finish("test_coco");
 }

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jpeglib.h>
@@ -17,36 +16,9 @@
 #include "gpusq/data.h"
 #include "dataset_sample.h"
 #include "test_util.h"
+#include "tree_files.h"
 
 #define CIFAR_PIXELS 3072
-
-static char tmp_dir[64];
-
-static void die(const char *what, const char *path)
-{
-    fprintf(stderr, "%s %s\n", what, path);
-    exit(1);
-}
-
-static void path_of(char *out, size_t cap, const char *rel)
-{
-    if ((size_t)snprintf(out, cap, "%s/%s", tmp_dir, rel) >= cap) die("path too long:", rel);
-}
-
-static void write_file(const char *rel, const void *data, size_t size)
-{
-    char path[256];
-    path_of(path, sizeof path, rel);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) die("cannot write", path);
-}
-
-static void make_dir(const char *rel)
-{
-    char path[256];
-    path_of(path, sizeof path, rel);
-    if (mkdir(path, 0700) != 0) die("cannot mkdir", path);
-}
 
 /* ---- CIFAR ---------------------------------------------------------------------------------- */
 
@@ -110,7 +82,7 @@ static void expect_cifar_error(const char *rel_dir, int train, gsq_status code, 
 
 static void test_cifar10(void)
 {
-    make_dir("c10");
+    make_dirs("c10");
     const int counts[5] = {3, 2, 1, 2, 4};
     int first = 0;
     char rel[64];
@@ -194,7 +166,7 @@ static void test_cifar10(void)
 
 static void test_cifar100(void)
 {
-    make_dir("c100");
+    make_dirs("c100");
     write_batch("c100/train.bin", 0, 40, 1, 100);
     write_batch("c100/test.bin", 0, 5, 1, 100);
     char names[100 * 8];
@@ -226,7 +198,7 @@ static void test_cifar100(void)
     write_file("c100/test.bin", rec, CIFAR_PIXELS + 1); /* a CIFAR-10-sized record */
     expect_cifar_error("c100", 0, GSQ_ERR_FORMAT, "test.bin", "3074-byte");
 
-    make_dir("nothing");
+    make_dirs("nothing");
     expect_cifar_error("nothing", 1, GSQ_ERR_MISSING, "nothing", "no CIFAR-10");
     expect_cifar_error("absent", 1, GSQ_ERR_IO, "absent", "not a directory");
 }
@@ -308,12 +280,12 @@ static void *read_all(void *arg)
 
 static void test_folder(void)
 {
-    make_dir("folder");
-    make_dir("folder/c_dog");
-    make_dir("folder/a_empty");
-    make_dir("folder/b_cat");
-    make_dir("folder/.hidden_class");
-    make_dir("folder/b_cat/nested.jpg"); /* a folder with an image's name: not an image */
+    make_dirs("folder");
+    make_dirs("folder/c_dog");
+    make_dirs("folder/a_empty");
+    make_dirs("folder/b_cat");
+    make_dirs("folder/.hidden_class");
+    make_dirs("folder/b_cat/nested.jpg"); /* a folder with an image's name: not an image */
     write_jpeg("folder/b_cat/img0.jpg", 9, 4);
     write_png("folder/b_cat/img1.PNG", 5, 3);
     write_png("folder/b_cat/.hidden.png", 2, 2);
@@ -367,9 +339,9 @@ static void test_folder(void)
     CHECK(failures == 0, "%d wrong results reading from 4 threads", failures);
     gsq_dataset_free(ds);
 
-    make_dir("bare");
-    make_dir("bare/empty1");
-    make_dir("bare/empty2");
+    make_dirs("bare");
+    make_dirs("bare/empty1");
+    make_dirs("bare/empty2");
     write_file("bare/empty2/a.txt", "x", 1);
     char bare[256];
     path_of(bare, sizeof bare, "bare");
@@ -386,16 +358,10 @@ static void test_folder(void)
 
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/gsq-test-datasets.XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!tmp_dir_make("datasets")) return 1;
     test_cifar10();
     test_cifar100();
     test_folder();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    tmp_dir_remove();
     return test_finish("test_datasets");
 }

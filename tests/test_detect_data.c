@@ -14,37 +14,14 @@
 #include "data/synthetic_detect.h"
 #include "gpusq/data.h"
 #include "gpusq/loader.h"
+#include "synthetic_dataset.h"
 #include "test_util.h"
 
 #define K GSQ_SYNTHETIC_DET_CLASSES
 
 static gsq_dataset *make(size_t size, int res, uint64_t seed, int split)
 {
-    gsq_dataset *ds = NULL;
-    gsq_error err;
-    gsq_status st = gsq_dataset_synthetic_detect(&ds, size, res, seed, split, &err);
-    CHECK(st == GSQ_OK && ds, "create size %zu res %d seed %llu split %d: %s", size, res, (unsigned long long)seed,
-          split, err.msg);
-    return st == GSQ_OK ? ds : NULL;
-}
-
-static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
-{
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-/* The hash of sample i's pixels and objects (0 when get fails). */
-static uint64_t sample_hash(gsq_dataset *ds, size_t i)
-{
-    gsq_sample s;
-    gsq_error err;
-    if (ds->get(ds, i, &s, &err) != GSQ_OK) return 0;
-    uint64_t h = fnv1a(s.image.pixels, (size_t)s.image.width * (size_t)s.image.height * 3, 0xcbf29ce484222325ULL);
-    h = fnv1a(s.objects.objects, (size_t)s.objects.count * sizeof *s.objects.objects, h);
-    gsq_sample_free(&s);
-    return h;
+    return synthetic_make(gsq_dataset_synthetic_detect, size, res, seed, split);
 }
 
 static void test_names(void)
@@ -73,31 +50,6 @@ static void test_names(void)
     CHECK(gsq_dataset_synthetic_detect(&ds, 4, 4097, 1, 0, &err) == GSQ_ERR_ARG, "resolution 4097");
     CHECK(gsq_dataset_synthetic_detect(&ds, 4, 64, 1, 2, &err) == GSQ_ERR_ARG, "split 2");
     CHECK(gsq_dataset_synthetic_detect(NULL, 4, 64, 1, 0, &err) == GSQ_ERR_ARG, "NULL output");
-}
-
-static void test_determinism(void)
-{
-    gsq_dataset *a = make(40, 48, 11, 0), *b = make(40, 48, 11, 0), *v = make(40, 48, 11, 1);
-    gsq_dataset *other = make(40, 48, 12, 0), *big = make(1000, 48, 11, 0);
-    if (a && b && v && other && big) {
-        uint64_t backwards[40];
-        for (size_t i = 40; i-- > 0;) backwards[i] = sample_hash(b, i);
-        int same_split = 0, same_seed = 0;
-        for (size_t i = 0; i < 40; i++) {
-            uint64_t h = sample_hash(a, i);
-            CHECK(h != 0 && h == backwards[i], "sample %zu differs between two datasets drawn in other orders", i);
-            CHECK(h == sample_hash(big, i), "sample %zu depends on the dataset size", i);
-            same_split += h == sample_hash(v, i);
-            same_seed += h == sample_hash(other, i);
-        }
-        CHECK(same_split == 0 && same_seed == 0, "%d samples equal across splits, %d across seeds", same_split,
-              same_seed);
-    }
-    gsq_dataset_free(a);
-    gsq_dataset_free(b);
-    gsq_dataset_free(v);
-    gsq_dataset_free(other);
-    gsq_dataset_free(big);
 }
 
 static float luma(const uint8_t *p) { return (0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]) / 255.0f; }
@@ -476,7 +428,7 @@ static void test_loader(void)
 int main(void)
 {
     test_names();
-    test_determinism();
+    check_determinism(gsq_dataset_synthetic_detect, 48);
     test_objects();
     test_eval();
     test_train();

@@ -7,34 +7,25 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jpeglib.h>
 #include <png.h>
 
 #include "gpusq/data.h"
 #include "test_util.h"
+#include "tree_files.h"
 
 typedef struct {
     unsigned char *data;
     size_t size;
 } blob;
 
-static char tmp_dir[64];
-static char tmp_files[32][128];
-static int n_tmp_files;
-
-/* Writes b to a new file in the temporary directory and returns its path. */
+/* Writes a file in the temporary directory and returns its path (until the next call). */
 static const char *write_tmp(const char *name, const void *data, size_t size)
 {
-    if (n_tmp_files == (int)(sizeof tmp_files / sizeof tmp_files[0])) abort();
-    char *path = tmp_files[n_tmp_files++];
-    snprintf(path, sizeof tmp_files[0], "%s/%s", tmp_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(1);
-    }
+    static char path[128];
+    write_file(name, data, size);
+    path_of(path, sizeof path, name);
     return path;
 }
 
@@ -419,7 +410,7 @@ static void test_hostile(void)
     CHECK(gsq_image_load(empty, &img, &err) == GSQ_ERR_FORMAT && strstr(err.msg, empty),
           "empty file: %s", err.msg);
     char missing[128];
-    snprintf(missing, sizeof missing, "%s/missing.png", tmp_dir);
+    path_of(missing, sizeof missing, "missing.png");
     CHECK(gsq_image_load(missing, &img, &err) == GSQ_ERR_IO && strstr(err.msg, missing),
           "missing file: %s", err.msg);
     CHECK(gsq_image_load(tmp_dir, &img, &err) == GSQ_ERR_IO && strstr(err.msg, "regular"),
@@ -474,16 +465,11 @@ static void test_hostile(void)
 
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/gsq-test-image.XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!tmp_dir_make("image")) return 1;
     test_jpeg();
     test_png();
     test_bad_sizes();
     test_hostile();
-    for (int i = 0; i < n_tmp_files; i++) unlink(tmp_files[i]);
-    rmdir(tmp_dir);
+    tmp_dir_remove();
     return test_finish("test_image");
 }

@@ -9,38 +9,14 @@
 
 #include "data/resample.h"
 #include "gpusq/data.h"
+#include "synthetic_dataset.h"
 #include "test_util.h"
 
 #define K GSQ_SYNTHETIC_SEG_CLASSES
 
 static gsq_dataset *make(size_t size, int res, uint64_t seed, int split)
 {
-    gsq_dataset *ds = NULL;
-    gsq_error err;
-    gsq_status st = gsq_dataset_synthetic_segment(&ds, size, res, seed, split, &err);
-    CHECK(st == GSQ_OK && ds != NULL, "create size %zu res %d seed %llu split %d: %s", size, res,
-          (unsigned long long)seed, split, err.msg);
-    return st == GSQ_OK ? ds : NULL;
-}
-
-static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
-{
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-/* The hash of sample i's pixels and labels (0 when get fails). */
-static uint64_t sample_hash(gsq_dataset *ds, size_t i)
-{
-    gsq_sample s;
-    gsq_error err;
-    if (ds->get(ds, i, &s, &err) != GSQ_OK) return 0;
-    size_t n = (size_t)s.image.width * (size_t)s.image.height;
-    uint64_t h = fnv1a(s.image.pixels, n * 3, 0xcbf29ce484222325ULL);
-    h = fnv1a(s.map.labels, n * sizeof *s.map.labels, h);
-    gsq_sample_free(&s);
-    return h;
+    return synthetic_make(gsq_dataset_synthetic_segment, size, res, seed, split);
 }
 
 static void test_names(void)
@@ -76,32 +52,6 @@ static void test_names(void)
     }
     CHECK(tiny && bad == 0, "resolution 8: %d labels out of range", bad);
     gsq_dataset_free(tiny);
-}
-
-static void test_determinism(void)
-{
-    gsq_dataset *a = make(40, 32, 11, 0), *b = make(40, 32, 11, 0), *v = make(40, 32, 11, 1);
-    gsq_dataset *other = make(40, 32, 12, 0), *big = make(1000, 32, 11, 0);
-    if (a && b && v && other && big) {
-        uint64_t backwards[40];
-        for (size_t i = 40; i-- > 0;) backwards[i] = sample_hash(b, i);
-        int same_split = 0, same_seed = 0;
-        for (size_t i = 0; i < 40; i++) {
-            uint64_t h = sample_hash(a, i);
-            CHECK(h != 0, "sample %zu failed", i);
-            CHECK(h == backwards[i], "sample %zu differs between two datasets drawn in other orders", i);
-            CHECK(h == sample_hash(big, i), "sample %zu depends on the dataset size", i);
-            same_split += h == sample_hash(v, i);
-            same_seed += h == sample_hash(other, i);
-        }
-        CHECK(same_split == 0, "%d samples equal across splits", same_split);
-        CHECK(same_seed == 0, "%d samples equal across seeds", same_seed);
-    }
-    gsq_dataset_free(a);
-    gsq_dataset_free(b);
-    gsq_dataset_free(v);
-    gsq_dataset_free(other);
-    gsq_dataset_free(big);
 }
 
 static void test_threads(void)
@@ -537,7 +487,7 @@ static void test_dataset_through_transforms(void)
 int main(void)
 {
     test_names();
-    test_determinism();
+    check_determinism(gsq_dataset_synthetic_segment, 32);
     test_threads();
     test_statistics();
     test_bad_dataset_args();

@@ -6,16 +6,12 @@
 
 #include "gpusq/data.h"
 #include "dataset_sample.h"
+#include "synthetic_dataset.h"
 #include "test_util.h"
 
 static gsq_dataset *make(size_t size, int res, uint64_t seed, int split)
 {
-    gsq_dataset *ds = NULL;
-    gsq_error err;
-    gsq_status st = gsq_dataset_synthetic(&ds, size, res, seed, split, &err);
-    CHECK(st == GSQ_OK && ds != NULL, "create size %zu res %d seed %llu split %d: %s", size, res,
-          (unsigned long long)seed, split, err.msg);
-    return st == GSQ_OK ? ds : NULL;
+    return synthetic_make(gsq_dataset_synthetic, size, res, seed, split);
 }
 
 /* Draws sample i; returns its pixels (malloc'd, res·res·3 bytes) or NULL. */
@@ -32,12 +28,6 @@ static uint8_t *draw(gsq_dataset *ds, size_t i, int *label)
     memcpy(copy, img.pixels, n);
     gsq_image_free(&img);
     return copy;
-}
-
-static uint64_t fnv1a(const uint8_t *p, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
 }
 
 static void test_names_and_shape(void)
@@ -94,7 +84,7 @@ static void test_determinism(void)
     for (size_t i = 0; i < 20; i++) {
         int l;
         uint8_t *p = draw(a, i, &l);
-        first[i] = p ? fnv1a(p, n, 1469598103934665603ULL) : 0;
+        first[i] = p ? fnv1a(p, n, FNV1A_BASIS) : 0;
         free(p);
     }
     int same = 0;
@@ -104,7 +94,7 @@ static void test_determinism(void)
     for (int i = 19; i >= 0; i--) {
         int l;
         uint8_t *p = draw(b, (size_t)i, &l);
-        uint64_t h = p ? fnv1a(p, n, 1469598103934665603ULL) : 1;
+        uint64_t h = p ? fnv1a(p, n, FNV1A_BASIS) : 1;
         CHECK(h == first[i], "sample %d differs when drawn in reverse order", i);
         free(p);
     }
@@ -215,7 +205,7 @@ static void test_threads(void)
     int ls[N], lp[N];
     for (int i = 0; i < N; i++) {
         uint8_t *p = draw(ds, (size_t)i, &ls[i]);
-        serial[i] = p ? fnv1a(p, bytes, 1469598103934665603ULL) : 0;
+        serial[i] = p ? fnv1a(p, bytes, FNV1A_BASIS) : 0;
         free(p);
     }
     int fails = 0;
@@ -228,7 +218,7 @@ static void test_threads(void)
             parallel[i] = 0;
             continue;
         }
-        parallel[i] = fnv1a(img.pixels, bytes, 1469598103934665603ULL);
+        parallel[i] = fnv1a(img.pixels, bytes, FNV1A_BASIS);
         gsq_image_free(&img);
     }
     CHECK(fails == 0, "%d parallel draws failed", fails);

@@ -25,14 +25,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The node the tree made at path, or NULL. */
-static const gsq_tree_node *made(const gsq_tree *t, const char *path)
-{
-    for (int i = 0; i < t->count; i++)
-        if (strcmp(t->nodes[i].path, path) == 0) return &t->nodes[i];
-    return NULL;
-}
-
 /* 1 when f is an image the scan lists: a file IMAGES/NAME.{jpg,jpeg,png}, NAME not hidden. */
 static int is_image(const gsq_tree_node *f)
 {
@@ -50,7 +42,7 @@ static int is_paired(const gsq_tree *t, const gsq_tree_node *f)
     const char *name = f->path + strlen(IMAGES) + 1;
     char path[GSQ_TREE_PATH_MAX + 32];
     snprintf(path, sizeof path, ANNOTATIONS "/%.*s.png", (int)(strrchr(name, '.') - name), name);
-    const gsq_tree_node *a = made(t, path);
+    const gsq_tree_node *a = gsq_tree_find(t, path);
     return a && !a->is_dir;
 }
 
@@ -99,23 +91,19 @@ static void check_open(const gsq_tree *t, int num_classes, int dirs_ok, size_t i
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static gsq_tree t;
-    gsq_tree_init(&t);
-    if (!gsq_tree_make(&t, data, size)) {
-        gsq_tree_clear(&t);
-        return -1;
-    }
-    const gsq_tree_node *im = made(&t, IMAGES), *an = made(&t, ANNOTATIONS);
+    gsq_tree *t = gsq_tree_of_input(data, size);
+    if (!t) return -1;
+    const gsq_tree_node *im = gsq_tree_find(t, IMAGES), *an = gsq_tree_find(t, ANNOTATIONS);
     int dirs_ok = im && im->is_dir && an && an->is_dir;
     size_t images = 0, pairs = 0;
-    for (int i = 0; i < t.count; i++)
-        if (is_image(&t.nodes[i])) {
+    for (int i = 0; i < t->count; i++)
+        if (is_image(&t->nodes[i])) {
             images++;
-            pairs += (size_t)is_paired(&t, &t.nodes[i]);
+            pairs += (size_t)is_paired(t, &t->nodes[i]);
         }
     static const int classes[] = {1, 150, 32767};
-    for (int k = 0; k < 3; k++) check_open(&t, classes[k], dirs_ok, images, pairs);
-    gsq_tree_clear(&t);
+    for (int k = 0; k < 3; k++) check_open(t, classes[k], dirs_ok, images, pairs);
+    gsq_tree_clear(t);
     return 0;
 }
 

@@ -106,15 +106,12 @@ static void check_split(const char *root, int train)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static gsq_tree t;
-    gsq_tree_init(&t);
-    int made = gsq_tree_make(&t, data, size);
-    if (made) {
-        check_split(t.root, 1);
-        check_split(t.root, 0);
-    }
-    gsq_tree_clear(&t);
-    return made ? 0 : -1;
+    gsq_tree *t = gsq_tree_of_input(data, size);
+    if (!t) return -1;
+    check_split(t->root, 1);
+    check_split(t->root, 0);
+    gsq_tree_clear(t);
+    return 0;
 }
 
 #else

@@ -29,9 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* 1 when the tree made path as a directory (want_dir) or a file. */
 static int made(const gsq_tree *t, const char *path, int want_dir)
 {
-    for (int i = 0; i < t->count; i++)
-        if (strcmp(t->nodes[i].path, path) == 0) return t->nodes[i].is_dir == want_dir;
-    return 0;
+    const gsq_tree_node *node = gsq_tree_find(t, path);
+    return node && node->is_dir == want_dir;
 }
 
 /* Targets of an input: classes in range, boxes inside it with a positive size. */
@@ -109,22 +108,18 @@ static void check_dataset(gsq_dataset *ds, const gsq_coco_skips *skips, const ch
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static gsq_tree t;
-    gsq_tree_init(&t);
-    if (!gsq_tree_make(&t, data, size)) {
-        gsq_tree_clear(&t);
-        return -1;
-    }
-    int layout = made(&t, JSON_PATH, 0) && made(&t, IMAGES, 1);
+    gsq_tree *t = gsq_tree_of_input(data, size);
+    if (!t) return -1;
+    int layout = made(t, JSON_PATH, 0) && made(t, IMAGES, 1);
     gsq_dataset *ds = NULL;
     gsq_error err = {0};
     gsq_coco_skips skips;
-    gsq_status st = gsq_dataset_coco(&ds, t.root, IMAGES, &skips, &err);
+    gsq_status st = gsq_dataset_coco(&ds, t->root, IMAGES, &skips, &err);
     if ((st == GSQ_OK) != (ds != NULL) || (!layout && st != GSQ_ERR_MISSING)) abort();
-    if (st != GSQ_OK && !strstr(err.msg, t.root)) abort();
-    if (ds) check_dataset(ds, &skips, t.root);
+    if (st != GSQ_OK && !strstr(err.msg, t->root)) abort();
+    if (ds) check_dataset(ds, &skips, t->root);
     gsq_dataset_free(ds);
-    gsq_tree_clear(&t);
+    gsq_tree_clear(t);
     return 0;
 }
 

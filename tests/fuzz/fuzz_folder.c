@@ -49,25 +49,21 @@ static void check_sample(gsq_dataset *ds, size_t i, int want, const char *root)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static gsq_tree t;
-    gsq_tree_init(&t);
-    if (!gsq_tree_make(&t, data, size)) {
-        gsq_tree_clear(&t);
-        return -1;
-    }
+    gsq_tree *t = gsq_tree_of_input(data, size);
+    if (!t) return -1;
     /* what the scan must find: classes (sorted) and the number of images in each */
     const char *classes[GSQ_TREE_ENTRIES_MAX * GSQ_TREE_DEPTH_MAX];
     size_t start[GSQ_TREE_ENTRIES_MAX * GSQ_TREE_DEPTH_MAX + 1];
     int nc = 0;
-    for (int i = 0; i < t.count; i++)
-        if (t.nodes[i].is_dir && gsq_tree_depth(t.nodes[i].path) == 1 && t.nodes[i].path[0] != '.')
-            classes[nc++] = t.nodes[i].path;
+    for (int i = 0; i < t->count; i++)
+        if (t->nodes[i].is_dir && gsq_tree_depth(t->nodes[i].path) == 1 && t->nodes[i].path[0] != '.')
+            classes[nc++] = t->nodes[i].path;
     qsort(classes, (size_t)nc, sizeof *classes, cmp_str);
     start[0] = 0;
     for (int c = 0; c < nc; c++) {
         size_t len = strlen(classes[c]), n = 0;
-        for (int i = 0; i < t.count; i++) {
-            const gsq_tree_node *f = &t.nodes[i];
+        for (int i = 0; i < t->count; i++) {
+            const gsq_tree_node *f = &t->nodes[i];
             n += !f->is_dir && gsq_tree_depth(f->path) == 2 &&
                  strncmp(f->path, classes[c], len) == 0 && f->path[len] == '/' &&
                  is_image_name(f->path + len + 1);
@@ -78,9 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     gsq_dataset *ds = NULL;
     gsq_error err = {0};
-    gsq_status st = gsq_dataset_folder(&ds, t.root, &err);
+    gsq_status st = gsq_dataset_folder(&ds, t->root, &err);
     if (nc == 0 || samples == 0) {
-        if (st != GSQ_ERR_MISSING || ds || !strstr(err.msg, t.root)) abort();
+        if (st != GSQ_ERR_MISSING || ds || !strstr(err.msg, t->root)) abort();
     } else {
         if (st != GSQ_OK || !ds || ds->num_classes != nc || ds->size != samples ||
             !ds->class_names || !ds->get || !ds->destroy)
@@ -91,14 +87,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int k = 0; k < 2; k++) {
             int want = 0;
             while (start[want + 1] <= probe[k]) want++;
-            check_sample(ds, probe[k], want, t.root);
+            check_sample(ds, probe[k], want, t->root);
         }
         gsq_image img;
         int label;
         if (get_image(ds, samples, &img, &label, &err) != GSQ_ERR_ARG || img.pixels) abort();
         gsq_dataset_free(ds);
     }
-    gsq_tree_clear(&t);
+    gsq_tree_clear(t);
     return 0;
 }
 

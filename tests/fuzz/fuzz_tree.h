@@ -1,4 +1,4 @@
-/* For the dataset harnesses (fuzz_cifar.c, fuzz_folder.c): a fuzz input read as a small
+/* For the dataset harnesses (fuzz_cifar.c, fuzz_folder.c, fuzz_ade20k.c, fuzz_coco.c): a fuzz input read as a small
  * directory tree, made inside a fresh directory and removed again. The input is entries separated
  * by the line "--" (the four bytes "\n--\n"). An entry's first line is a relative path; the rest
  * of the entry is the file's content. A path ending in '/' is a directory (its content ignored);
@@ -208,6 +208,25 @@ static void gsq_tree_init(gsq_tree *t)
     }
     snprintf(t->root, sizeof t->root, "%s", gsq_tree_base);
     t->count = 0;
+}
+
+/* The tree of one fuzz input, made in the process's directory; NULL when the input is refused,
+ * with nothing left behind. gsq_tree_clear it when done. */
+static gsq_tree *gsq_tree_of_input(const uint8_t *data, size_t size)
+{
+    static gsq_tree t;
+    gsq_tree_init(&t);
+    if (gsq_tree_make(&t, data, size)) return &t;
+    gsq_tree_clear(&t);
+    return NULL;
+}
+
+/* The node the tree made at path, or NULL. */
+static inline const gsq_tree_node *gsq_tree_find(const gsq_tree *t, const char *path)
+{
+    for (int i = 0; i < t->count; i++)
+        if (strcmp(t->nodes[i].path, path) == 0) return &t->nodes[i];
+    return NULL;
 }
 
 #else
