@@ -1,7 +1,7 @@
-/* gpusq eval: top-1, top-5 and mean loss (a segmenter's mIoU, per-class IoU and pixel accuracy)
- * of a model on a dataset's validation split; and gpusq run, the same with a compressed model on
- * the engine (integer kernels, CPU or CUDA), or the predictions for image files as gpusq predict
- * prints them, optionally checked against the model's fake-quantized float twin. */
+/* gpusq eval: top-1, top-5 and mean loss (a segmenter's mIoU, per-class IoU and pixel accuracy; a
+ * detector's COCO AP) of a model on a dataset's validation split; and gpusq run, the same with a
+ * compressed model on the engine (integer kernels, CPU or CUDA), or the predictions for image files
+ * as gpusq predict prints them, optionally checked against the model's fake-quantized float twin. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,23 +21,60 @@ typedef struct {
     gsq_engine *e;
     gsq_model *twin;
     double seconds, max_rel;
-    size_t agree, count;     /* images (a segmenter's pixels) both predict alike, of all */
-    int16_t *pred[2];        /* a segmenter's predictions (batch, side, side): engine's, twin's */
+    size_t agree, count;     /* images (a segmenter's pixels, a detector's kept detections) both predict alike,
+                              * of all */
+    union {                  /* engine's, twin's: */
+        int16_t *pred[2];    /* a segmenter's predictions (batch, side, side) */
+        gsq_detection *dets[2]; /* a detector's detections in one image (queries) */
+    };
 } run_ctx;
 
-/* The twin's and the engine's predictions compared: the class of each image, or of each pixel. */
+/* A detector's check (print_check and --check's help say the numbers): the twin's detections
+ * scoring at least CHECK_SCORE are kept, and the engine reproduces one when its detection of the
+ * same query has the same class and every box coordinate within CHECK_BOX of the image's side. */
+#define CHECK_SCORE 0.05f
+#define CHECK_BOX 1e-3
+
+/* The kept detections of the n images of the twin's output b, and those the engine's a reproduces.
+ * Both are decoded in units of the image's width and height: a box is linear in the image's size,
+ * so this is the comparison in any image's pixels, the original's included. */
+static void compare_detections(run_ctx *r, const gsq_output_shape *s, const float *a, const float *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        gsq_detect_decode(a, s, i, 0, 1, 1, r->dets[0]);
+        gsq_detect_decode(b, s, i, 0, 1, 1, r->dets[1]);
+        for (int q = 0; q < s->queries; q++) {
+            const gsq_box *x = &r->dets[0][q].box, *y = &r->dets[1][q].box;
+            if (!(r->dets[1][q].score >= CHECK_SCORE)) continue;
+            r->count++;
+            r->agree += r->dets[0][q].category == r->dets[1][q].category && fabs((double)x->x - y->x) <= CHECK_BOX &&
+                        fabs((double)x->y - y->y) <= CHECK_BOX && fabs((double)x->w - y->w) <= CHECK_BOX &&
+                        fabs((double)x->h - y->h) <= CHECK_BOX;
+        }
+    }
+}
+
+/* The twin's and the engine's predictions compared: the class of each image or of each pixel, a
+ * detector's kept detections; and the largest logit difference, relative to the largest logit of
+ * the image (of the pixel). */
 static void compare(run_ctx *r, const float *a, const float *b, int n)
 {
     gsq_output_shape s = gsq_model_output_shape(r->twin);
-    size_t K = (size_t)s.classes, rows = (size_t)n * (s.task == GSQ_TASK_SEGMENT ? (size_t)s.grid * s.grid : 1);
+    int segment = s.task == GSQ_TASK_SEGMENT, detect = s.task == GSQ_TASK_DETECT;
+    size_t K = detect ? (size_t)s.layers * s.queries * (s.classes + 5) : (size_t)s.classes; /* floats of a row */
+    size_t rows = (size_t)n * (segment ? (size_t)s.grid * s.grid : 1);
     for (size_t i = 0; i < rows; i++) {
         double diff = 0, scale = 1e-30;
         for (size_t k = 0; k < K; k++)
             diff = fmax(diff, fabs((double)a[i * K + k] - b[i * K + k])), scale = fmax(scale, fabs(b[i * K + k]));
         r->max_rel = fmax(r->max_rel, diff / scale);
-        if (s.task != GSQ_TASK_SEGMENT) r->agree += gsq_argmax(a + i * K, (int)K) == gsq_argmax(b + i * K, (int)K);
+        if (!segment && !detect) r->agree += gsq_argmax(a + i * K, (int)K) == gsq_argmax(b + i * K, (int)K);
     }
-    if (s.task != GSQ_TASK_SEGMENT) {
+    if (detect) {
+        compare_detections(r, &s, a, b, n);
+        return;
+    }
+    if (!segment) {
         r->count += (size_t)n;
         return;
     }
@@ -62,17 +99,27 @@ static gsq_status run_forward(void *ctx, const float *images, int n, const float
 
 static void print_check(const run_ctx *r)
 {
-    int segment = gsq_model_task(r->twin) == GSQ_TASK_SEGMENT;
-    printf("check against the fake-quantized model: %s agrees on %zu of %zu %s (%.3f%%), "
-           "largest logit difference %.2e of the largest logit\n", segment ? "the class" : "top-1",
-           r->agree, r->count, segment ? "pixels" : "images", 100.0 * (double)r->agree / (double)r->count, r->max_rel);
+    gsq_task task = gsq_model_task(r->twin);
+    double percent = r->count ? 100.0 * (double)r->agree / (double)r->count : 100.0;
+    if (task == GSQ_TASK_DETECT)
+        printf("check against the fake-quantized model: the engine reproduces %zu of %zu kept detections (%.3f%%) "
+               "(same class, boxes within 1e-3 of the image), largest logit difference %.2e of the largest logit\n",
+               r->agree, r->count, percent, r->max_rel);
+    else
+        printf("check against the fake-quantized model: %s agrees on %zu of %zu %s (%.3f%%), "
+               "largest logit difference %.2e of the largest logit\n", task == GSQ_TASK_SEGMENT ? "the class" : "top-1",
+               r->agree, r->count, task == GSQ_TASK_SEGMENT ? "pixels" : "images", percent, r->max_rel);
 }
 
-/* The buffers a check of a segmenter compares its predictions in, for batches of up to `batch`. */
+/* The buffers a check of a segmenter (of a detector) compares its predictions (its detections) in,
+ * for batches of up to `batch`. */
 static gsq_status check_buffers(run_ctx *r, int batch, gsq_error *err)
 {
-    if (!r->twin || gsq_model_task(r->twin) != GSQ_TASK_SEGMENT) return GSQ_OK;
-    size_t side = (size_t)gsq_model_input_size(r->twin), bytes = (size_t)batch * side * side * sizeof(int16_t);
+    gsq_task task = r->twin ? gsq_model_task(r->twin) : GSQ_TASK_CLASSIFY;
+    if (task == GSQ_TASK_CLASSIFY) return GSQ_OK;
+    size_t side = (size_t)gsq_model_input_size(r->twin), queries = (size_t)gsq_model_output_shape(r->twin).queries;
+    size_t bytes = task == GSQ_TASK_SEGMENT ? (size_t)batch * side * side * sizeof(int16_t)
+                                            : queries * sizeof(gsq_detection);
     r->pred[0] = malloc(bytes);
     r->pred[1] = malloc(bytes);
     return r->pred[0] && r->pred[1] ? GSQ_OK : gsq_fail(err, GSQ_ERR_NOMEM, "check: out of memory");
@@ -91,8 +138,10 @@ static const cli_option run_options[] = {
     {CLI_OPT("--device", "D", CLI_CHOICE, R(device), "cpu, or cuda: the GPU engine (sm_80 or later; 2:4 linears on the "
      "sparse tensor cores, the rest on dense ones)"), .choices = cli_devices},
     {CLI_OPT("--dense", NULL, CLI_FLAG, R(dense), "run every linear on dense integer codes (the baseline layout)"), .set = 1},
-    {CLI_OPT("--check", NULL, CLI_FLAG, R(check), "also run the fake-quantized float model; print top-1 agreement and the "
-     "largest logit difference, over the dataset or the images"), .set = 1},
+    {CLI_OPT("--check", NULL, CLI_FLAG, R(check), "also run the fake-quantized float model; print top-1 agreement (a "
+     "segmenter's per pixel; a detector's: of the model's detections scoring 0.05 or more, those the engine "
+     "reproduces, same class and box within 1e-3 of the image) and the largest logit difference, over the dataset or "
+     "the images"), .set = 1},
     {CLI_OPT("--out-dir", "DIR", CLI_STRING, R(out_dir), "with IMAGE files and a segmenter: where the overlays go")},
 };
 #undef R

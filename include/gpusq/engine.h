@@ -1,5 +1,6 @@
 /* The inference engine for compressed models (docs/ENGINE.md, docs/CUDA.md): integer GEMMs on
- * the kept INT8/INT4 codes of a compressed file, float LayerNorm, softmax and GELU, on the CPU
+ * the kept INT8/INT4 codes of a compressed file, float LayerNorm, softmax and GELU (and on the CPU
+ * a segmenter's mask head and a detector's cross-attention; CUDA refuses those heads), on the CPU
  * (run-time choice of the kernels: AMX, AVX-512 VNNI, AVX-VNNI, AVX2 or plain C) or on an NVIDIA GPU
  * (tensor-core mma.sp / mma kernels). The packed weights stay compressed in memory; the
  * activation buffers are sized once for the largest batch. */
@@ -55,8 +56,10 @@ gsq_status gsq_engine_load(gsq_engine **out, const gsq_st_file *f, const gsq_eng
  * dense. The engine copies what it needs; m may be freed afterwards. */
 gsq_status gsq_engine_create(gsq_engine **out, const gsq_model *m, const gsq_engine_options *o, gsq_error *err);
 void gsq_engine_free(gsq_engine *e);
-/* logits (B, num_classes) of images (B, 3, H, W), B ≤ max_batch, both in host memory (on CUDA the
- * images are copied to the device and the logits back); the pointer is valid until the next call. */
+/* The output of images (B, 3, H, W), B ≤ max_batch, as gsq_model_output_shape describes it (a
+ * classifier's logits (B, num_classes); a segmenter's and a detector's per gpusq/task.h), both in
+ * host memory (on CUDA the images are copied to the device and the logits back); the pointer is
+ * valid until the next call. */
 gsq_status gsq_engine_forward(gsq_engine *e, const float *images, int B, const float **logits, gsq_error *err);
 /* Bytes the packed weights of the compressed linears occupy in memory, and the number of them that
  * run sparse. */

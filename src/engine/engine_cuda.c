@@ -86,18 +86,25 @@ static void engine_free(struct gsq_engine_cuda *c)
 }
 
 /* GSQ_ERR_UNSUPPORTED for a graph with an operation no kernel here runs: the mask transformer's
- * (its class embeddings, normalised rows and masks) and a detector's (cross-attention, joins). */
+ * (its class embeddings, normalised rows and masks) and a detector's (cross-attention, joins, and
+ * its queries put before the memory as the class embeddings are); a detector is named by its
+ * cross-attention. */
 static gsq_status check_ops(const gsq_graph *g, gsq_error *err)
 {
+    const gsq_node *refused = NULL;
     for (int i = 0; i < g->num_nodes; i++) {
         gsq_op op = g->nodes[i].op;
-        if (op == GSQ_OP_PREPEND || op == GSQ_OP_L2NORM || op == GSQ_OP_MATMUL_NT || op == GSQ_OP_CROSS_ATTENTION ||
-            op == GSQ_OP_CONCAT)
-            return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: the %s head's %s is not implemented on GPUs (run it "
-                            "on the CPU)", op == GSQ_OP_CROSS_ATTENTION || op == GSQ_OP_CONCAT ? "detector" :
-                            "mask-transformer", gsq_op_name(op));
+        if (op == GSQ_OP_CROSS_ATTENTION) {
+            refused = &g->nodes[i];
+            break;
+        }
+        if (!refused && (op == GSQ_OP_PREPEND || op == GSQ_OP_L2NORM || op == GSQ_OP_MATMUL_NT || op == GSQ_OP_CONCAT))
+            refused = &g->nodes[i];
     }
-    return GSQ_OK;
+    if (!refused) return GSQ_OK;
+    gsq_op op = refused->op;
+    return gsq_fail(err, GSQ_ERR_UNSUPPORTED, "cuda engine: the %s head's %s is not implemented on GPUs (run it on "
+                    "the CPU)", op == GSQ_OP_CROSS_ATTENTION ? "detector" : "mask-transformer", gsq_op_name(op));
 }
 
 static gsq_status engine_create(gsq_engine *e, gsq_error *err)

@@ -2,9 +2,10 @@
  * graph, each compressed linear an integer GEMM on its packed codes — its input quantized once
  * into the kernel's layout (by the LayerNorm before it as it makes its rows, by the linear before
  * it in its epilogue, or here), its output rescaled with the bias, GELU and the residual in the
- * GEMM's epilogue. LayerNorm, softmax, pooling and the classifier heads compute in float; with
- * quantized attention, QKᵀ and AV are integer matmuls too, on the codes of Q, K, V and of the
- * probabilities (attention_int8.h). */
+ * GEMM's epilogue. LayerNorm, softmax, pooling and the classifier heads compute in float, and so
+ * do the heads' other operations (a detector's cross-attention and joins) through the graph's
+ * gsq_node_forward_f32, training's own; with quantized attention, QKᵀ and AV are integer matmuls
+ * too, on the codes of Q, K, V and of the probabilities (attention_int8.h). */
 #include <omp.h>
 #include <string.h>
 

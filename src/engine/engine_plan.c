@@ -39,9 +39,10 @@ static int root(const int *alias, int v)
     return v;
 }
 
-/* Places the float values the steps write (and float LayerNorms' statistics) in one arena: a value
- * lives from its step to its last reader's (the logits to the end); an accumulating linear's
- * output is its residual's buffer. */
+/* Places the float values the steps write (and the aux values they write as scratch: float
+ * LayerNorms' statistics, cross-attention's probabilities) in one arena: a value lives from its
+ * step to its last reader's (the logits to the end); an accumulating linear's output is its
+ * residual's buffer. */
 static gsq_status place_values(gsq_engine_plan *p, const gsq_graph *g, int max_batch, gsq_error *err)
 {
     int nv = g->num_values, ns = p->num_steps;
@@ -59,7 +60,8 @@ static gsq_status place_values(gsq_engine_plan *p, const gsq_graph *g, int max_b
         step_of[t->node] = s;
         if (t->gelu) step_of[t->node + 1] = s;
         if (t->window >= 0) step_of[t->window] = s;
-        int vals[2] = {t->out, n->op == GSQ_OP_LAYERNORM && t->feeds < 0 ? n->aux : -1};
+        int scratch = (n->op == GSQ_OP_LAYERNORM && t->feeds < 0) || n->op == GSQ_OP_CROSS_ATTENTION;
+        int vals[2] = {t->out, scratch ? n->aux : -1};
         for (int k = 0; k < 2; k++) {
             int v = vals[k];
             if (v < 0) continue;
