@@ -5,7 +5,7 @@
  * classes without ground truth left out, no detections; the argument errors; and the results writer
  * (src/tasks/coco_results.c): its JSON read back with cJSON, class indices mapped to COCO's ids, its
  * failures leaving no file behind. With `--write DIR` it runs no test and writes instead, for
- * tests/coco_check.sh, random ground truth and detections as COCO JSON files and the twelve numbers
+ * scripts/coco_check.py, random ground truth and detections as COCO JSON files and the twelve numbers
  * this library computes from them (always the same). */
 #include <dirent.h>
 #include <inttypes.h>

@@ -3,8 +3,9 @@
  * for predictions equal to the targets and its invariance to the order of the queries, the
  * decoding of boxes into pixels; the detector's graph (cross-attention per layer, the stacked
  * outputs, MACs), the 2D sine positions, the model's gradient against central differences on
- * tensors of every part (backbone, memory, queries, self- and cross-attention, heads), and the
- * head kept by a save and load (metadata, and inferred from the tensors). */
+ * tensors of every part (backbone, memory, queries, self- and cross-attention, heads), the
+ * distillation loss's likewise (with targets and with the teacher's detections), and the head kept
+ * by a save and load (metadata, and inferred from the tensors). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "gpusq/detect.h"
+#include "gpusq/distill.h"
 #include "gpusq/graph.h"
 #include "gpusq/safetensors.h"
 #include "gpusq/vit.h"
@@ -239,6 +241,76 @@ static void test_model_gradient(void)
     gsq_model_free(m);
 }
 
+/* The distillation loss of a perturbed copy against its teacher (with targets, and without: the
+ * teacher's detections) by backward against central differences, on tensors whose gradients are
+ * large enough for the float loss. */
+static void test_distill_gradient(void)
+{
+    gsq_model *s = NULL, *t = NULL;
+    gsq_error err = {0};
+    CHECK(gsq_vit_create(&s, &tiny, &err) == GSQ_OK && gsq_vit_create(&t, &tiny, &err) == GSQ_OK, "%s", err.msg);
+    if (!s || !t) {
+        gsq_model_free(s);
+        gsq_model_free(t);
+        return;
+    }
+    gsq_model_init(t, 4);
+    gsq_rng rng;
+    gsq_rng_seed(&rng, 4, 1);
+    for (size_t i = 0; i < gsq_model_num_params(t); i++) gsq_model_params(t)[i] += 0.3f * gsq_rng_normal(&rng);
+    memcpy(gsq_model_params(s), gsq_model_params(t), gsq_model_num_params(t) * sizeof(float));
+    for (size_t i = 0; i < gsq_model_num_params(s); i++) gsq_model_params(s)[i] += 0.05f * gsq_rng_normal(&rng);
+    float x[BATCH * 3 * S * S];
+    fill_normal(x, sizeof x / sizeof x[0], &rng, 1.0f);
+    gsq_targets targets[BATCH];
+    random_targets(targets, BATCH, &rng);
+    gsq_distill_config cfg;
+    gsq_distill_defaults(&cfg, 1);
+    cfg.first_block = 0;
+    gsq_distiller *d = NULL;
+    CHECK(gsq_distiller_create(&d, s, t, &cfg, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_model_infer(t, x, BATCH, NULL, &err) == GSQ_OK, "%s", err.msg);
+    for (int supervised = 1; d && supervised >= 0; supervised--) {
+        const gsq_truth truth = {.boxes = targets}, *given = supervised ? &truth : NULL;
+        gsq_distill_terms terms;
+        CHECK(gsq_model_forward(s, x, BATCH, NULL, &err) == GSQ_OK &&
+                  gsq_distill_loss(d, s, t, given, &terms, NULL, &err) == GSQ_OK,
+              "%s", err.msg);
+        CHECK(terms.kl > 0 && terms.feature > 0 && terms.agree == BATCH, "terms: kl %g, features %g, agree %d",
+              (double)terms.kl, (double)terms.feature, terms.agree);
+        CHECK(gsq_model_zero_grad(s, &err) == GSQ_OK && gsq_distill_backward(d, s, &err) == GSQ_OK, "%s", err.msg);
+        const char *names[] = {"det_head.query_embed", "det_head.class_embed.weight", "det_head.decoder_norm.weight",
+                               "det_head.bbox_embed.layers.0.weight"};
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            const gsq_param *p = gsq_model_find_param(s, names[k]);
+            enum { N = 4 };
+            float analytic[N], numeric[N];
+            for (int j = 0; j < N; j++) {
+                size_t i = p->offset + (size_t)j * (p->numel - 1) / (N - 1);
+                analytic[j] = gsq_model_grads(s)[i];
+                float *w = &gsq_model_params(s)[i], v = *w, h = 1e-2f;
+                double up, down;
+                *w = v + h;
+                gsq_model_forward(s, x, BATCH, NULL, &err);
+                gsq_distill_loss(d, s, t, given, &terms, NULL, &err);
+                up = terms.total;
+                *w = v - h;
+                gsq_model_forward(s, x, BATCH, NULL, &err);
+                gsq_distill_loss(d, s, t, given, &terms, NULL, &err);
+                down = terms.total;
+                *w = v;
+                numeric[j] = (float)((up - down) / (2.0 * h));
+            }
+            double e = norm_l2_err(analytic, numeric, N);
+            printf("  distillation (%s) d%-36s analytic vs numeric %.2e\n", supervised ? "targets" : "teacher", names[k], e);
+            CHECK(e <= 5e-2, "distillation d%s: normalized L2 error %.3e", names[k], e);
+        }
+    }
+    gsq_distiller_free(d);
+    gsq_model_free(s);
+    gsq_model_free(t);
+}
+
 /* Saved and loaded: the head from the metadata, and from the tensors alone (timm-style loading). */
 static void test_save_load(void)
 {
@@ -278,6 +350,7 @@ int main(void)
     test_sine_positions();
     test_graph();
     test_model_gradient();
+    test_distill_gradient();
     test_save_load();
     return test_finish("test_detect");
 }

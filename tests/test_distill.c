@@ -49,7 +49,7 @@ static float loss_at(gsq_distiller *d, gsq_model *s, gsq_model *t, const float *
     gsq_distill_terms local;
     if (!terms) terms = &local;
     CHECK(gsq_model_forward(s, images, B, NULL, &err) == GSQ_OK, "%s", err.msg);
-    CHECK(gsq_distill_loss(d, s, t, labels, cur_maps, terms, NULL, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_distill_loss(d, s, t, &(gsq_truth){.classes = labels, .maps = cur_maps}, terms, NULL, &err) == GSQ_OK, "%s", err.msg);
     return terms->total;
 }
 
@@ -172,7 +172,7 @@ static void test_terms(void)
     int labels[B] = {4, 3, 2, 1, 0, 4};
     gsq_distill_terms terms;
     float mse[3];
-    CHECK(gsq_distill_loss(d, s, t, labels, NULL, &terms, mse, &err) == GSQ_OK, "%s", err.msg);
+    CHECK(gsq_distill_loss(d, s, t, &(gsq_truth){.classes = labels}, &terms, mse, &err) == GSQ_OK, "%s", err.msg);
     int K = 5, agree = 0;
     double ce = 0, kl = 0, sq = 0;
     size_t feat = (size_t)gsq_vit_tokens(&s->vit) * 8;
@@ -213,12 +213,12 @@ static void test_terms(void)
     int pseudo[B];
     for (int b = 0; b < B; b++) pseudo[b] = argmax(gsq_model_output(t, "logits") + b * K, K);
     gsq_distill_terms a, u;
-    gsq_distill_loss(d, s, t, pseudo, NULL, &a, NULL, &err);
+    gsq_distill_loss(d, s, t, &(gsq_truth){.classes = pseudo}, &a, NULL, &err);
     gsq_model_zero_grad(s, &err);
     gsq_distill_backward(d, s, &err);
     float *ga = malloc(s->num_params * sizeof(float));
     memcpy(ga, s->grads, s->num_params * sizeof(float));
-    gsq_distill_loss(d, s, t, NULL, NULL, &u, NULL, &err);
+    gsq_distill_loss(d, s, t, NULL, &u, NULL, &err);
     gsq_model_zero_grad(s, &err);
     gsq_distill_backward(d, s, &err);
     CHECK(a.total == u.total && memcmp(ga, s->grads, s->num_params * sizeof(float)) == 0,
@@ -227,10 +227,10 @@ static void test_terms(void)
 
     /* bad uses */
     int bad[B] = {0, 1, 2, 3, 4, 5};
-    CHECK(gsq_distill_loss(d, s, t, bad, NULL, &terms, NULL, &err) == GSQ_ERR_ARG && strstr(err.msg, "label 5"),
+    CHECK(gsq_distill_loss(d, s, t, &(gsq_truth){.classes = bad}, &terms, NULL, &err) == GSQ_ERR_ARG && strstr(err.msg, "label 5"),
           "label out of range: %s", err.msg);
     gsq_model_forward(t, images, B - 1, NULL, &err);
-    CHECK(gsq_distill_loss(d, s, t, labels, NULL, &terms, NULL, &err) == GSQ_ERR_ARG, "batches differ");
+    CHECK(gsq_distill_loss(d, s, t, &(gsq_truth){.classes = labels}, &terms, NULL, &err) == GSQ_ERR_ARG, "batches differ");
     CHECK(gsq_distill_backward(d, s, &err) == GSQ_ERR_ARG, "backward after a failed loss");
     gsq_distiller_free(d);
     gsq_vit_config other = tiny(0);

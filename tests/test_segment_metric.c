@@ -4,7 +4,7 @@
  * and against finite differences; the per-pixel distillation KL likewise; the prediction against
  * the reference's argmax; a batch with no
  * labelled pixel; and results identical bit for bit on 1, 2 and 3 threads.
- * With `--write DIR` it runs no test and writes instead, for tests/miou_check.sh, random
+ * With `--write DIR` it runs no test and writes instead, for scripts/miou_check.py, random
  * prediction and label maps and the metrics this library computes from them (always the same). */
 #include <math.h>
 #include <omp.h>

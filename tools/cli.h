@@ -155,6 +155,9 @@ cli_group cli_model_group(cli_model_hints *h);
 struct gsq_model;
 gsq_status cli_load_model(const char *path, const cli_model_hints *hints, struct gsq_model **out,
                           gsq_compressed_info *info, gsq_error *err);
+/* A named configuration (gsq_model_create_named) with `classes` classes (0: its own) at input side
+ * input_size (0: its own), zeroed. */
+gsq_status cli_create_named(const char *name, int classes, int input_size, struct gsq_model **out, gsq_error *err);
 gsq_status cli_load_weights(const char *path, const cli_model_hints *hints, struct gsq_model **out, gsq_error *err);
 /* gpusq predict and gpusq run IMAGE...: each of the n image files' path, then its five most
  * probable classes ("  PROB%  INDEX NAME", names from m) by forward, one image at a time (m gives

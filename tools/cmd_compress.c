@@ -105,7 +105,7 @@ static gsq_status write_reports(const char *dir, gsq_task task, const row *rows,
                                 double fp32_macs, gsq_error *err)
 {
     cli_text md = {0}, js = {0};
-    const char *key = task == GSQ_TASK_SEGMENT ? "miou" : "top1";
+    const char *key = task == GSQ_TASK_SEGMENT ? "miou" : task == GSQ_TASK_DETECT ? "ap" : "top1";
     cli_put(&md, "| model | %s | parameter bytes | vs FP32 | GEMM weights vs FP32 (paper) | MACs/image | "
                  "bit-weighted MACs | vs FP32 |\n|---|---|---|---|---|---|---|---|\n", gsq_eval_score_name(task));
     cli_put(&js, "{\n  \"models\": [\n");

@@ -30,10 +30,13 @@ static const cli_spec spec = {
     .args_what = "",
 };
 
-/* The head line: a classifier's pooling, or a segmenter's task and decode head. */
-static void print_head(int classes, gsq_task task, gsq_seg_head head, const char *pooling)
+/* The head line: a classifier's pooling, a segmenter's decode head or a detector's decoder. */
+static void print_head(int classes, gsq_task task, gsq_seg_head head, const gsq_det_head *det, const char *pooling)
 {
-    if (task == GSQ_TASK_SEGMENT)
+    if (task == GSQ_TASK_DETECT)
+        printf("head           %d classes, detection: DETR decoder of %d layers, %d object queries\n", classes,
+               det->layers, det->queries);
+    else if (task == GSQ_TASK_SEGMENT)
         printf("head           %d classes, segmentation: %s decode head over the patch tokens\n", classes,
                head == GSQ_SEG_HEAD_MASK ? "mask transformer" : "linear");
     else
@@ -49,7 +52,7 @@ static void print_vit(const gsq_vit_config *c)
     printf("transformer    depth %d, embed_dim %d, heads %d (head_dim %d), mlp_hidden %d, qkv_bias %s\n",
            c->depth, c->embed_dim, c->num_heads, c->embed_dim / c->num_heads, c->mlp_hidden,
            c->qkv_bias ? "yes" : "no");
-    print_head(c->num_classes, c->task, c->seg_head, c->pool == GSQ_POOL_AVG ? "average" : "class-token");
+    print_head(c->num_classes, c->task, c->seg_head, &c->det, c->pool == GSQ_POOL_AVG ? "average" : "class-token");
 }
 
 static void print_swin(const gsq_swin_config *c)
@@ -60,7 +63,7 @@ static void print_swin(const gsq_swin_config *c)
         printf("stage %d        %d blocks on a %d×%d grid, width %d, heads %d, mlp_hidden %d, window %d%s\n", s,
                c->depths[s], gsq_swin_stage_grid(c, s), gsq_swin_stage_grid(c, s), c->dims[s], c->num_heads[s],
                c->mlp_hidden[s], gsq_swin_stage_window(c, s), gsq_swin_stage_shift(c, s) ? ", shifted" : "");
-    print_head(c->num_classes, c->task, c->seg_head, "average");
+    print_head(c->num_classes, c->task, c->seg_head, NULL, "average");
 }
 
 static void print_model(const char *source, const gsq_model *m)

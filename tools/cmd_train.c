@@ -64,7 +64,7 @@ int cmd_train(int argc, char **argv)
     gsq_error err = {0};
     if (cli_train_outputs(&o, NULL, &err) != GSQ_OK) return cli_report("train", &err);
     gsq_model *m = NULL;
-    if (model_name && gsq_model_create_named(&m, model_name, num_classes, &err) != GSQ_OK)
+    if (model_name && cli_create_named(model_name, num_classes, hints.input_size, &m, &err) != GSQ_OK)
         return cli_report("train", &err);
     if (weights && cli_load_weights(weights, &hints, &m, &err) != GSQ_OK) return cli_report("train", &err);
     int input_size = m ? gsq_model_input_size(m) : 0;
@@ -89,7 +89,7 @@ int cmd_train(int argc, char **argv)
     }
     if (model_name && !num_classes) { /* as many classes as the data has */
         gsq_model_free(m);
-        gsq_model_create_named(&m, model_name, train->num_classes, &err);
+        cli_create_named(model_name, train->num_classes, hints.input_size, &m, &err);
     }
     if (model_name && m) gsq_model_init(m, (uint64_t)o.seed);
     o.cfg.val = val;

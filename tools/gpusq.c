@@ -52,7 +52,9 @@ static const cli_option model_options[] = {
     {CLI_OPT("--heads", "N", CLI_INT, offsetof(cli_model_hints, heads), "a ViT's attention heads, when the file does "
      "not say and embed_dim is not a multiple of timm's head_dim 64"), .lo = 1, .hi = 4096, .shown_default = ""},
     {CLI_OPT("--input-size", "N", CLI_INT, offsetof(cli_model_hints, input_size), "a Swin's input side, when the file "
-     "does not say and it is not timm's (the last stage's grid one window)"), .lo = 1, .hi = 8192, .shown_default = ""},
+     "does not say and it is not timm's (the last stage's grid one window); with train --model, the named "
+     "configuration's input side (a ViT's patch grid and position table grow with it)"), .lo = 1, .hi = 8192,
+     .shown_default = ""},
 };
 
 cli_group cli_model_group(cli_model_hints *h) { return CLI_GROUP("model file", model_options, h); }
@@ -79,6 +81,25 @@ gsq_status cli_load_weights(const char *path, const cli_model_hints *hints, gsq_
     gsq_status st = gsq_st_open(&f, path, err);
     if (st == GSQ_OK) st = load_weights(f, hints, out, err);
     gsq_st_close(f);
+    return st;
+}
+
+gsq_status cli_create_named(const char *name, int classes, int input_size, gsq_model **out, gsq_error *err)
+{
+    gsq_status st = gsq_model_create_named(out, name, classes, err);
+    if (st != GSQ_OK || !input_size || input_size == gsq_model_input_size(*out)) return st;
+    gsq_model *named = *out;
+    *out = NULL;
+    if (gsq_model_arch(named) == GSQ_ARCH_SWIN) {
+        gsq_swin_config c = *gsq_model_swin_config(named);
+        c.img_size = input_size;
+        st = gsq_swin_create(out, &c, err);
+    } else {
+        gsq_vit_config c = *gsq_model_vit_config(named);
+        c.img_size = input_size;
+        st = gsq_vit_create(out, &c, err);
+    }
+    gsq_model_free(named);
     return st;
 }
 

@@ -93,6 +93,19 @@ gsq_status gsq_detect_loss(const float *out, const gsq_output_shape *shape, int 
                            const gsq_detect_weights *w, float *dout, float scale, float *loss, gsq_detect_terms *terms,
                            gsq_error *err);
 
+/* DETR's matching alone: for every image, layer and query of out, the index of the target it is
+ * matched to, or -1; matches (B, layers, queries). */
+gsq_status gsq_detect_match(const float *out, const gsq_output_shape *shape, int B, const gsq_targets *targets,
+                            const gsq_detect_weights *w, int *matches, gsq_error *err);
+/* The output distillation of a detector (student and teacher outputs of the same shape) on the
+ * queries that matches marks (≥ 0; the teacher's matched ones): the mean over them of
+ * T²·KL(softmax(teacher/T) ‖ softmax(student/T)) over the classes + 1 and of box_weight times the
+ * L1 distance of the two sigmoid boxes, into *value; when dstudent is not NULL, its gradient with
+ * respect to the student's output there (overwriting, 0 on the other queries), scaled by scale. */
+gsq_status gsq_detect_distill(const float *student, const float *teacher, const gsq_output_shape *shape, int B,
+                              const int *matches, float T, float box_weight, float *dstudent, float scale,
+                              double *value, gsq_error *err);
+
 /* Image b's detections in out: one per query of the last decoder layer, its most likely class
  * other than no object, that class's probability as the score and its box in the pixels of an
  * original image of width × height (the input was that image stretched). dets gets

@@ -16,7 +16,13 @@
  * Segmenters (gpusq/task.h): CE is the per-pixel loss against the label maps (or the teacher's
  * predicted maps), KL is per pixel of the two upsampled logit maps (mean over the pixels), and a
  * block's tokens are compared where teacher and student predict the same class at the output grid
- * cell they lie in (class tokens are not compared); "agree" counts those grid cells. */
+ * cell they lie in (class tokens are not compared); "agree" counts those grid cells.
+ *
+ * Detectors (gpusq/detect.h): CE is DETR's loss against the box targets (or the teacher's
+ * detections scored 0.5 or more), KL is T²·KL of the class distributions plus the detection
+ * loss's L1 weight (5) times the L1 distance of the boxes, averaged over the queries the teacher
+ * matches to the same targets in every decoder layer (its student twin, query for query), and
+ * every image's block tokens are compared ("agree" counts the images). */
 #ifndef GPUSQ_DISTILL_H
 #define GPUSQ_DISTILL_H
 
@@ -54,12 +60,12 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
                                 const gsq_distill_config *cfg, gsq_error *err);
 void gsq_distiller_free(gsq_distiller *d);
 
-/* The loss of the student's and the teacher's last forward passes (same batch); labels (B), or for
- * a segmenter maps (B, side, side), or labels NULL for the teacher's predictions. Fills *terms and, when mse is not NULL, mse[l] for every block
- * (0 for blocks not distilled). Does not touch the gradients. */
-gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher,
-                            const int *labels, const int16_t *maps, gsq_distill_terms *terms, float *mse,
-                            gsq_error *err);
+/* The loss of the student's and the teacher's last forward passes (same batch) against truth (the
+ * task's part of it: gsq_truth in gpusq/model.h), or truth NULL for the teacher's predictions.
+ * Fills *terms and, when mse is not NULL, mse[l] for every block (0 for blocks not distilled).
+ * Does not touch the gradients. */
+gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher, const gsq_truth *truth,
+                            gsq_distill_terms *terms, float *mse, gsq_error *err);
 /* Backward of the last gsq_distill_loss into the student's gradients (accumulating). */
 gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error *err);
 

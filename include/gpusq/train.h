@@ -49,6 +49,12 @@ typedef gsq_status (*gsq_forward_fn)(void *ctx, const float *images, int n, cons
 gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
                              const gsq_transform *t, int batch_size, int workers, gsq_comm *comm,
                              gsq_eval_result *out, gsq_error *err);
+/* gsq_evaluate_with for a detector, on this process alone, that also writes every detection it
+ * scores (every query of every image) to results_path as a COCO results JSON
+ * (gsq_coco_results_write, with the dataset's category ids). */
+gsq_status gsq_evaluate_detections(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
+                                   const gsq_transform *t, int batch_size, int workers, const char *results_path,
+                                   gsq_eval_result *out, gsq_error *err);
 
 /* Where a run stands; saved in checkpoints. The augmentation and shuffle randomness are
  * functions of (seed, epoch, position), so this is the whole random state. */

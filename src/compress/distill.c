@@ -1,6 +1,7 @@
 /* Mixed-strategy knowledge distillation: the loss of a student against a teacher's forward pass
  * on the same batch (CE on labels, temperature-softened KL on logits, MSE on the later blocks'
- * tokens of the samples both classify alike) and its gradients (include/gpusq/distill.h). */
+ * tokens of the samples both classify alike; a detector's DETR loss, KL and box distance on the
+ * teacher's matched queries, and every image's tokens) and its gradients (include/gpusq/distill.h). */
 #include "gpusq/distill.h"
 
 #include <math.h>
@@ -17,16 +18,21 @@ struct gsq_distiller {
     int depth, K, two_heads;
     gsq_output_shape shape; /* the student's (and the teacher's) output */
     int segment;          /* 1: a segmenter, whose samples are its output positions */
+    int detect;           /* 1: a detector, whose every image counts as agreeing */
     int P;                /* positions per image: 1, or a segmenter's grid² */
+    size_t out_floats;    /* output floats per image: P·K, or a detector's layers·queries·(K + 5) */
+    int *matches;         /* (cap, layers, queries) a detector's queries the teacher matched to targets */
+    gsq_detection *dets;  /* (queries) one image's teacher detections */
+    gsq_targets *pseudo;  /* (cap) a detector's targets from the teacher's detections, without labels */
     size_t *feat;         /* (depth) one sample's values of each block output */
     size_t *at;           /* (depth) where each distilled block's gradient starts in dfeat, per sample */
     float *weights;       /* w_l (depth) */
     int cap;              /* batch the buffers hold */
     int B;                /* batch of the last loss (0: none) */
-    float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, P, K) each; a segmenter's
-                                                                   * probs and dlogits_dist hold its CE's and
-                                                                   * KL's gradients, and it has no
-                                                                   * probs_dist, ps, pt */
+    float *probs, *probs_dist, *ps, *pt, *dlogits, *dlogits_dist; /* (cap, out_floats) each; a segmenter's
+                                                                   * and a detector's probs and dlogits_dist
+                                                                   * hold its CE's and KL's gradients, and
+                                                                   * it has no probs_dist, ps, pt */
     int *targets, *teacher_arg, *agrees; /* (cap, P) labels used, teacher's class, 1 where the two agree */
     int16_t *teacher_maps; /* (cap, side, side) a segmenter's pseudo-labels without labels */
     float *dfeat;         /* cap × Σ feat over the distilled blocks */
@@ -57,6 +63,9 @@ void gsq_distiller_free(gsq_distiller *d)
     free(d->teacher_arg);
     free(d->agrees);
     free(d->teacher_maps);
+    free(d->matches);
+    free(d->pseudo);
+    free(d->dets);
     free(d->dfeat);
     free(d->dptr);
     free(d);
@@ -79,10 +88,12 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: first feature block %d is outside 0..%d", cfg->first_block,
                         depth);
     gsq_output_shape ss = gsq_model_output_shape(student), ts = gsq_model_output_shape(teacher);
-    if (ss.task != ts.task || ss.classes != ts.classes || ss.grid != ts.grid)
-        return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student is a %s model of %d classes (output grid %d), "
-                        "the teacher a %s model of %d (grid %d)", gsq_task_name(ss.task), ss.classes, ss.grid,
-                        gsq_task_name(ts.task), ts.classes, ts.grid);
+    if (ss.task != ts.task || ss.classes != ts.classes || ss.grid != ts.grid || ss.queries != ts.queries ||
+        ss.layers != ts.layers)
+        return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student is a %s model of %d classes (output grid %d, "
+                        "%d queries, %d decoder layers), the teacher a %s model of %d (grid %d, %d queries, %d layers)",
+                        gsq_task_name(ss.task), ss.classes, ss.grid, ss.queries, ss.layers, gsq_task_name(ts.task),
+                        ts.classes, ts.grid, ts.queries, ts.layers);
     if (student->img_size != teacher->img_size || student->in_chans != teacher->in_chans)
         return gsq_fail(err, GSQ_ERR_SHAPE, "distillation: the student takes %d×%d×%d images, the teacher %d×%d×%d",
                         student->in_chans, student->img_size, student->img_size, teacher->in_chans, teacher->img_size,
@@ -110,7 +121,9 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
     d->K = student->num_classes;
     d->shape = ss;
     d->segment = ss.task == GSQ_TASK_SEGMENT;
+    d->detect = ss.task == GSQ_TASK_DETECT;
     d->P = d->segment ? ss.grid * ss.grid : 1;
+    d->out_floats = d->detect ? (size_t)ss.layers * ss.queries * (size_t)(d->K + 5) : (size_t)d->P * d->K;
     d->two_heads = gsq_graph_find_value(gs, "head_dist") >= 0;
     size_t at = 0;
     for (int l = 0; l < depth; l++) {
@@ -132,9 +145,10 @@ gsq_status gsq_distiller_create(gsq_distiller **out, const gsq_model *student, c
 static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
 {
     if (B <= d->cap) return GSQ_OK;
-    size_t rows = (size_t)B * (size_t)d->P, bk = rows * (size_t)d->K, nf = (size_t)(d->depth - d->cfg.first_block);
+    size_t rows = (size_t)B * (size_t)d->P, bk = (size_t)B * d->out_floats, nf = (size_t)(d->depth - d->cfg.first_block);
     float **bufs[] = {&d->probs, &d->dlogits, &d->dlogits_dist, &d->probs_dist, &d->ps, &d->pt};
-    int ok = 1, used = d->segment ? 3 : 6; /* a segmenter has one head and its KL runs per pixel */
+    /* a segmenter and a detector have one head, and their KL runs per pixel or matched query */
+    int ok = 1, used = d->segment || d->detect ? 3 : 6;
     for (int i = 0; i < 6; i++) {
         free(*bufs[i]);
         *bufs[i] = i < used ? malloc(bk * sizeof(float)) : NULL;
@@ -144,7 +158,15 @@ static gsq_status ensure_capacity(gsq_distiller *d, int B, gsq_error *err)
     free(d->teacher_arg);
     free(d->agrees);
     free(d->teacher_maps);
+    free(d->matches);
+    free(d->pseudo);
     free(d->dfeat);
+    size_t queries = d->detect ? (size_t)B * d->shape.layers * d->shape.queries : 0;
+    d->matches = d->detect ? malloc(queries * sizeof *d->matches) : NULL;
+    d->pseudo = d->detect ? malloc((size_t)B * sizeof *d->pseudo) : NULL;
+    free(d->dets);
+    d->dets = d->detect ? malloc((size_t)d->shape.queries * sizeof *d->dets) : NULL;
+    ok &= !d->detect || (d->matches && d->pseudo && d->dets);
     d->targets = malloc(rows * sizeof(int));
     d->teacher_arg = malloc(rows * sizeof(int));
     d->agrees = malloc(rows * sizeof(int));
@@ -238,9 +260,50 @@ static int row_agrees(const gsq_distiller *d, int b, int r, int rows)
     return d->agrees[(size_t)b * d->P + (size_t)(y * grid / side) * grid + (size_t)(x * grid / side)];
 }
 
-gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher, const int *labels,
-                            const int16_t *maps, gsq_distill_terms *terms, float *mse, gsq_error *err)
+/* A detector's targets from the teacher's last layer: its detections scored at least 0.5. */
+static void teacher_targets(gsq_distiller *d, const float *zt, int B)
 {
+    for (int b = 0; b < B; b++) {
+        gsq_targets *t = &d->pseudo[b];
+        t->count = 0;
+        gsq_detect_decode(zt, &d->shape, b, 0, 1, 1, d->dets); /* boxes as fractions of the input */
+        for (int q = 0; q < d->shape.queries && t->count < GSQ_DETECT_MAX_TARGETS; q++) {
+            const gsq_detection *x = &d->dets[q];
+            if (x->score < 0.5f || !(x->box.w > 0) || !(x->box.h > 0)) continue;
+            t->classes[t->count] = x->category;
+            t->boxes[t->count++] = (gsq_nbox){x->box.x + 0.5f * x->box.w, x->box.y + 0.5f * x->box.h, x->box.w,
+                                              x->box.h};
+        }
+    }
+}
+
+/* A detector's output terms: DETR's loss against the targets (the teacher's detections without
+ * them), its gradient (× alpha) into d->probs; the KL and box distance on the queries the teacher
+ * matched to the same targets, its gradient (× beta) into d->dlogits_dist. */
+static gsq_status detect_terms(gsq_distiller *d, const float *zs, const float *zt, int B, const gsq_targets *boxes,
+                               float *ce, float *kl, gsq_error *err)
+{
+    gsq_detect_weights w;
+    gsq_detect_weights_defaults(&w);
+    if (!boxes) {
+        teacher_targets(d, zt, B);
+        boxes = d->pseudo;
+    }
+    double value = 0.0;
+    gsq_status st = gsq_detect_loss(zs, &d->shape, B, boxes, &w, d->probs, d->cfg.alpha, ce, NULL, err);
+    if (st == GSQ_OK) st = gsq_detect_match(zt, &d->shape, B, boxes, &w, d->matches, err);
+    if (st == GSQ_OK)
+        st = gsq_detect_distill(zs, zt, &d->shape, B, d->matches, d->cfg.temperature, w.l1, d->dlogits_dist,
+                                d->cfg.beta, &value, err);
+    *kl = (float)value;
+    return st;
+}
+
+gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_model *teacher, const gsq_truth *truth,
+                            gsq_distill_terms *terms, float *mse, gsq_error *err)
+{
+    const int *labels = truth ? truth->classes : NULL;
+    const int16_t *maps = truth ? truth->maps : NULL;
     int B = student->batch, K = d->K;
     d->B = 0;
     if (B <= 0 || teacher->batch != B)
@@ -254,20 +317,21 @@ gsq_status gsq_distill_loss(gsq_distiller *d, gsq_model *student, const gsq_mode
     const float *zs = gsq_model_output(student, "logits"), *zt = gsq_model_output(teacher, "logits");
     int rows = B * d->P, agree = 0;
     for (int i = 0; i < rows; i++) {
-        d->teacher_arg[i] = gsq_argmax(zt + (size_t)i * K, K);
-        d->agrees[i] = gsq_argmax(zs + (size_t)i * K, K) == d->teacher_arg[i];
+        d->teacher_arg[i] = d->detect ? 0 : gsq_argmax(zt + (size_t)i * K, K);
+        d->agrees[i] = d->detect || gsq_argmax(zs + (size_t)i * K, K) == d->teacher_arg[i];
         agree += d->agrees[i];
     }
-    float ce = 0.0f;
-    st = d->segment ? segment_ce(d, student, teacher, maps, &ce, err)
-                  : classify_ce(d, student, labels, &ce, err);
+    float ce = 0.0f, T = c->temperature, kl = 0.0f;
+    st = d->detect    ? detect_terms(d, zs, zt, B, truth ? truth->boxes : NULL, &ce, &kl, err)
+         : d->segment ? segment_ce(d, student, teacher, maps, &ce, err)
+                      : classify_ce(d, student, labels, &ce, err);
     if (st != GSQ_OK) return st;
-    float T = c->temperature, kl;
     if (d->segment) { /* per pixel of the upsampled maps, its gradient (× beta) kept in dlogits_dist */
         kl = gsq_segment_kl(zs, zt, B, d->shape.grid, K, d->shape.side, T, d->dlogits_dist, c->beta);
         if (isnan(kl)) return gsq_fail(err, GSQ_ERR_NOMEM, "distillation: out of memory");
-    } else
+    } else if (!d->detect) { /* a detector's KL came with its CE */
         kl = (float)((double)T * T * softened(d->ps, d->pt, zs, zt, rows, K, T) / rows);
+    }
 
     double feature = 0.0;
     for (int l = 0; l < d->depth; l++) {
@@ -319,8 +383,8 @@ gsq_status gsq_distill_backward(gsq_distiller *d, gsq_model *student, gsq_error 
     if (B <= 0 || student->batch != B)
         return gsq_fail(err, GSQ_ERR_ARG, "distillation: backward needs the loss of the student's last forward");
     const gsq_distill_config *c = &d->cfg;
-    size_t bk = (size_t)B * (size_t)d->P * (size_t)K;
-    if (d->segment) { /* a segmenter: one head, the CE's and the KL's gradients computed with the loss */
+    size_t bk = (size_t)B * d->out_floats;
+    if (d->segment || d->detect) { /* one head, the CE's and the KL's gradients computed with the loss */
         for (size_t i = 0; i < bk; i++) d->dlogits[i] = d->probs[i] + d->dlogits_dist[i];
         return gsq_model_backward_from(student, d->dlogits, NULL, d->dptr, err);
     }

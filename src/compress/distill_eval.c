@@ -29,7 +29,7 @@ gsq_status gsq_distill_evaluate(gsq_model *student, gsq_model *teacher, const gs
         gsq_distill_terms terms;
         st = gsq_model_infer(teacher, batch.images, batch.n, NULL, err);
         if (st == GSQ_OK) st = gsq_model_infer(student, batch.images, batch.n, NULL, err);
-        if (st == GSQ_OK) st = gsq_distill_loss(d, student, teacher, NULL, NULL, &terms, batch_mse, err);
+        if (st == GSQ_OK) st = gsq_distill_loss(d, student, teacher, NULL, &terms, batch_mse, err);
         if (st != GSQ_OK) break;
         for (int l = 0; l < depth; l++) sum[l] += (double)batch_mse[l] * terms.agree;
         agree += (size_t)terms.agree;

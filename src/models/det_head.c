@@ -82,19 +82,6 @@ void gsq_det_head_table(gsq_model *m, const gsq_det_head *head, int64_t tokens, 
     }
 }
 
-/* A node of op over in0 and in1 (or -1) with param and attr into a new value `name` of rows × cols. */
-static int node(gsq_builder *b, gsq_op op, int in0, int in1, int param, int attr, int rows, int cols, const char *name)
-{
-    gsq_node n = gsq_graph_blank(op);
-    n.in[0] = in0;
-    n.in[1] = in1;
-    n.param[0] = param;
-    n.attrs[0] = attr;
-    n.out = gsq_build_value(b, name, rows, cols);
-    gsq_graph_node(b->g, &n);
-    return n.out;
-}
-
 /* x + proj(cross-attention(q(cross_norm(x)), kv(memory))) of the decoder layer named prefix. */
 static int cross_attention(gsq_builder *b, const char *prefix, int x, int memory, int heads)
 {
@@ -124,7 +111,7 @@ int gsq_build_det_head(gsq_builder *b, const gsq_det_head *head, int x, int head
     pos.param[2] = gsq_build_tensor(b, "det_head.memory_pos");
     pos.out = memory = gsq_build_value(b, "det_head.memory", N, d);
     gsq_graph_node(b->g, &pos);
-    int t = node(b, GSQ_OP_PREPEND, memory, -1, gsq_build_tensor(b, "det_head.query_embed"), 0, Q + N, d,
+    int t = gsq_build_node(b, GSQ_OP_PREPEND, memory, -1, gsq_build_tensor(b, "det_head.query_embed"), 0, Q + N, d,
                  "det_head.queries_and_memory");
     t = gsq_build_rows(b, t, 0, Q, "det_head.queries");
     b->decoder = 1;
@@ -139,7 +126,7 @@ int gsq_build_det_head(gsq_builder *b, const gsq_det_head *head, int x, int head
         snprintf(b->g->values[y].name, sizeof b->g->values[y].name, "det_head.decoder_norm.%d", l); /* one name */
         snprintf(b->g->values[y - 1].name, sizeof b->g->values[y].name, "det_head.decoder_norm.%d.stats", l);
         snprintf(name, sizeof name, "det_head.outputs.%d", l);
-        stacked = l ? node(b, GSQ_OP_CONCAT, stacked, y, -1, 1, (l + 1) * Q, d, name) : y;
+        stacked = l ? gsq_build_node(b, GSQ_OP_CONCAT, stacked, y, -1, 1, (l + 1) * Q, d, name) : y;
     }
     b->decoder = 0;
     int cls = gsq_build_linear(b, "det_head.class_embed", stacked, -1, -1, 0, "det_head.class_logits");
@@ -150,10 +137,10 @@ int gsq_build_det_head(gsq_builder *b, const gsq_det_head *head, int x, int head
         box = gsq_build_linear(b, name, box, -1, -1, 0, name);
         if (l < 2) {
             snprintf(name, sizeof name, "det_head.bbox_embed.act.%d", l);
-            box = node(b, GSQ_OP_GELU, box, -1, -1, 0, head->layers * Q, d, name);
+            box = gsq_build_node(b, GSQ_OP_GELU, box, -1, -1, 0, head->layers * Q, d, name);
         }
     }
-    return node(b, GSQ_OP_CONCAT, cls, box, -1, 0, head->layers * Q, classes + 5, "logits");
+    return gsq_build_node(b, GSQ_OP_CONCAT, cls, box, -1, 0, head->layers * Q, classes + 5, "logits");
 }
 
 void gsq_det_head_init(gsq_model *m, gsq_rng *rng)

@@ -54,14 +54,22 @@ int gsq_build_layernorm(gsq_builder *b, const char *name, int in)
     return n.out;
 }
 
-int gsq_build_rows(gsq_builder *b, int in, int first, int rows, const char *name)
+int gsq_build_node(gsq_builder *b, gsq_op op, int in0, int in1, int param, int attr, int rows, int cols,
+                   const char *name)
 {
-    gsq_node n = gsq_graph_blank(GSQ_OP_ROWS);
-    n.in[0] = in;
-    n.attrs[0] = first;
-    n.out = gsq_build_value(b, name, rows, b->g->values[in].cols);
+    gsq_node n = gsq_graph_blank(op);
+    n.in[0] = in0;
+    n.in[1] = in1;
+    n.param[0] = param;
+    n.attrs[0] = attr;
+    n.out = gsq_build_value(b, name, rows, cols);
     gsq_graph_node(b->g, &n);
     return n.out;
+}
+
+int gsq_build_rows(gsq_builder *b, int in, int first, int rows, const char *name)
+{
+    return gsq_build_node(b, GSQ_OP_ROWS, in, -1, -1, first, rows, b->g->values[in].cols, name);
 }
 
 int gsq_build_patch_embed(gsq_builder *b, int in_chans, int img, int patch)

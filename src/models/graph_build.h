@@ -25,6 +25,10 @@ int gsq_build_linear(gsq_builder *b, const char *name, int in, int slice, int re
                      const char *out_name);
 /* LayerNorm `name` of in's rows (params name.weight, name.bias) into a new value called name. */
 int gsq_build_layernorm(gsq_builder *b, const char *name, int in);
+/* A node of op over in0 and in1 (-1: none) with param[0] = param and attrs[0] = attr into a new
+ * value called name of rows × cols; returns the value. */
+int gsq_build_node(gsq_builder *b, gsq_op op, int in0, int in1, int param, int attr, int rows, int cols,
+                   const char *name);
 /* Rows first .. first + rows − 1 of in (a ROWS node) into a new value called name. */
 int gsq_build_rows(gsq_builder *b, int in, int first, int rows, const char *name);
 /* The graph's input, images (in_chans, img, img), cut into patches (grid², in_chans·patch²) that

@@ -74,18 +74,6 @@ void gsq_seg_head_table(gsq_model *m, gsq_seg_head head, int64_t width, int64_t 
     ADD(1, SHAPE(K), "decode_head.mask_norm.bias");
 }
 
-/* A node of op over in0 (and in1, or -1) into a new value called name of rows × cols. */
-static int node(gsq_builder *b, gsq_op op, int in0, int in1, int param, int rows, int cols, const char *name)
-{
-    gsq_node n = gsq_graph_blank(op);
-    n.in[0] = in0;
-    n.in[1] = in1;
-    n.param[0] = param;
-    n.out = gsq_build_value(b, name, rows, cols);
-    gsq_graph_node(b->g, &n);
-    return n.out;
-}
-
 /* One side of the masks: rows first.. of the decoder's output x, projected by linear `proj` and
  * L2-normalised. */
 static int unit_rows(gsq_builder *b, int x, int first, int rows, const char *what, const char *proj)
@@ -94,7 +82,7 @@ static int unit_rows(gsq_builder *b, int x, int first, int rows, const char *wha
     snprintf(name, sizeof name, "decode_head.%s", what);
     int y = gsq_build_linear(b, proj, gsq_build_rows(b, x, first, rows, name), -1, -1, 1, proj);
     snprintf(name, sizeof name, "decode_head.%s_unit", what);
-    return node(b, GSQ_OP_L2NORM, y, -1, -1, rows, b->g->values[y].cols, name);
+    return gsq_build_node(b, GSQ_OP_L2NORM, y, -1, -1, 0, rows, b->g->values[y].cols, name);
 }
 
 static int mask_head(gsq_builder *b, int x, int K)
@@ -102,7 +90,8 @@ static int mask_head(gsq_builder *b, int x, int K)
     int N = b->g->values[x].rows;
     x = gsq_build_linear(b, "decode_head.proj_dec", x, -1, -1, 1, "decode_head.proj_dec");
     int d = b->g->values[x].cols;
-    x = node(b, GSQ_OP_PREPEND, x, -1, gsq_build_tensor(b, GSQ_MASK_HEAD_CLASSES), K + N, d, "decode_head.tokens");
+    x = gsq_build_node(b, GSQ_OP_PREPEND, x, -1, gsq_build_tensor(b, GSQ_MASK_HEAD_CLASSES), 0, K + N, d,
+                       "decode_head.tokens");
     b->decoder = 1;
     for (int l = 0; l < GSQ_MASK_HEAD_BLOCKS; l++) {
         char prefix[GSQ_NAME_MAX];
@@ -113,7 +102,7 @@ static int mask_head(gsq_builder *b, int x, int K)
     x = gsq_build_layernorm(b, "decode_head.decoder_norm", x);
     int patches = unit_rows(b, x, K, N, "patches", "decode_head.proj_patch");
     int classes = unit_rows(b, x, 0, K, "classes", "decode_head.proj_classes");
-    x = node(b, GSQ_OP_MATMUL_NT, patches, classes, -1, N, K, "decode_head.masks");
+    x = gsq_build_node(b, GSQ_OP_MATMUL_NT, patches, classes, -1, 0, N, K, "decode_head.masks");
     int logits = gsq_build_layernorm(b, "decode_head.mask_norm", x);
     snprintf(b->g->values[logits].name, sizeof b->g->values[logits].name, "logits"); /* every head's output */
     return logits;

@@ -1,8 +1,8 @@
 /* DETR's set loss for a detector's output (gpusq/detect.h): per decoder layer and image, the
  * Hungarian matching of queries to targets by class, L1 and GIoU costs, then the weighted class
  * cross-entropy over every query and the L1 and GIoU losses of the matched boxes, with their
- * gradients through the softmax and the boxes' sigmoid; and the decoding of the last layer into
- * detections. Boxes are computed in double from the float logits. */
+ * gradients through the softmax and the boxes' sigmoid; the matching alone and the distillation
+ * terms on matched queries; and the decoding of the last layer into detections. Boxes are computed in double from the float logits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,21 +149,41 @@ static void image_loss(scratch *s, const gsq_targets *t, const float *rows, floa
     }
 }
 
-gsq_status gsq_detect_loss(const float *out, const gsq_output_shape *shape, int B, const gsq_targets *targets,
-                           const gsq_detect_weights *w, float *dout, float scale, float *loss, gsq_detect_terms *terms,
-                           gsq_error *err)
+static void scratch_free(scratch *s)
+{
+    free(s->probs);
+    free(s->boxes);
+    free(s->cost);
+    free(s->match);
+    s->probs = s->boxes = NULL, s->cost = NULL, s->match = NULL;
+}
+
+static gsq_status scratch_alloc(scratch *s, const gsq_output_shape *shape, const gsq_detect_weights *w, int B,
+                                const gsq_targets *targets, gsq_error *err)
 {
     int Q = shape->queries, L = shape->layers, K = shape->classes;
+    *s = (scratch){.shape = shape, .w = w, .C = K + 5};
     if (shape->task != GSQ_TASK_DETECT || Q < 1 || L < 1 || K < 1 || B < 1)
         return gsq_fail(err, GSQ_ERR_ARG, "detection loss: not a detector's output (%d queries, %d layers)", Q, L);
     gsq_status st = check_targets(targets, B, K, err);
     if (st != GSQ_OK) return st;
-    scratch s = {.shape = shape, .w = w, .C = K + 5};
-    s.probs = malloc((size_t)Q * (K + 1) * sizeof *s.probs);
-    s.boxes = malloc((size_t)Q * 4 * sizeof *s.boxes);
-    s.cost = malloc(((size_t)Q * GSQ_DETECT_MAX_TARGETS + 1) * sizeof *s.cost);
-    s.match = malloc((size_t)Q * sizeof *s.match);
-    if (!s.probs || !s.boxes || !s.cost || !s.match) st = gsq_fail(err, GSQ_ERR_NOMEM, "detection loss: out of memory");
+    s->probs = malloc((size_t)Q * (K + 1) * sizeof *s->probs);
+    s->boxes = malloc((size_t)Q * 4 * sizeof *s->boxes);
+    s->cost = malloc(((size_t)Q * GSQ_DETECT_MAX_TARGETS + 1) * sizeof *s->cost);
+    s->match = malloc((size_t)Q * sizeof *s->match);
+    if (s->probs && s->boxes && s->cost && s->match) return GSQ_OK;
+    scratch_free(s);
+    return gsq_fail(err, GSQ_ERR_NOMEM, "detection loss: out of memory");
+}
+
+gsq_status gsq_detect_loss(const float *out, const gsq_output_shape *shape, int B, const gsq_targets *targets,
+                           const gsq_detect_weights *w, float *dout, float scale, float *loss, gsq_detect_terms *terms,
+                           gsq_error *err)
+{
+    scratch s;
+    gsq_status st = scratch_alloc(&s, shape, w, B, targets, err);
+    if (st != GSQ_OK) return st;
+    int Q = shape->queries, L = shape->layers;
     /* the class weights of a layer sum to no_object for every query plus (1 − no_object) per matched one, and
      * every layer matches min(Q, targets) queries of an image */
     double matched = 0.0, boxes_norm = 0.0;
@@ -181,13 +201,74 @@ gsq_status gsq_detect_loss(const float *out, const gsq_output_shape *shape, int 
             st = match(&s, &targets[b], err);
             if (st == GSQ_OK) image_loss(&s, &targets[b], out + at, dout ? dout + at : NULL, ce_norm, boxes_norm, scale, &sum);
         }
-    free(s.probs);
-    free(s.boxes);
-    free(s.cost);
-    free(s.match);
+    scratch_free(&s);
     if (st != GSQ_OK) return st;
     if (loss) *loss = (float)(sum.ce + w->l1 * sum.l1 + w->giou * sum.giou);
     if (terms) *terms = sum;
+    return GSQ_OK;
+}
+
+gsq_status gsq_detect_match(const float *out, const gsq_output_shape *shape, int B, const gsq_targets *targets,
+                            const gsq_detect_weights *w, int *matches, gsq_error *err)
+{
+    scratch s;
+    gsq_status st = scratch_alloc(&s, shape, w, B, targets, err);
+    int Q = shape->queries, L = shape->layers;
+    for (int b = 0; st == GSQ_OK && b < B; b++)
+        for (int l = 0; st == GSQ_OK && l < L; l++) {
+            size_t row = ((size_t)b * L + l) * Q;
+            predictions(&s, out + row * s.C);
+            st = match(&s, &targets[b], err);
+            if (st == GSQ_OK) memcpy(matches + row, s.match, (size_t)Q * sizeof *matches);
+        }
+    scratch_free(&s);
+    return st;
+}
+
+/* log-softmax of n logits over T into lp. */
+static void log_softmax(const float *z, int n, double T, double *lp)
+{
+    double top = z[0], sum = 0.0;
+    for (int k = 1; k < n; k++) top = fmax(top, z[k]);
+    for (int k = 0; k < n; k++) sum += exp((z[k] - top) / T);
+    for (int k = 0; k < n; k++) lp[k] = (z[k] - top) / T - log(sum);
+}
+
+gsq_status gsq_detect_distill(const float *student, const float *teacher, const gsq_output_shape *shape, int B,
+                              const int *matches, float T, float box_weight, float *dstudent, float scale,
+                              double *value, gsq_error *err)
+{
+    int K1 = shape->classes + 1, C = shape->classes + 5;
+    size_t rows = (size_t)B * shape->layers * shape->queries, n = 0;
+    for (size_t r = 0; r < rows; r++) n += matches[r] >= 0;
+    double *ls = malloc((size_t)K1 * sizeof *ls), *lt = malloc((size_t)K1 * sizeof *lt), sum = 0.0;
+    if (!ls || !lt) {
+        free(ls);
+        free(lt);
+        return gsq_fail(err, GSQ_ERR_NOMEM, "detection distillation: out of memory");
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const float *zs = student + r * C, *zt = teacher + r * C;
+        float *g = dstudent ? dstudent + r * C : NULL;
+        if (matches[r] < 0) {
+            if (g) memset(g, 0, (size_t)C * sizeof *g);
+            continue;
+        }
+        log_softmax(zs, K1, T, ls);
+        log_softmax(zt, K1, T, lt);
+        for (int k = 0; k < K1; k++) {
+            sum += (double)T * T * exp(lt[k]) * (lt[k] - ls[k]) / (double)n;
+            if (g) g[k] = (float)(scale * T * (exp(ls[k]) - exp(lt[k])) / (double)n); /* ∂(T²·KL)/∂z_s */
+        }
+        for (int k = 0; k < 4; k++) {
+            double bs = sigmoid(zs[K1 + k]), bt = sigmoid(zt[K1 + k]), sign = bs > bt ? 1.0 : bs < bt ? -1.0 : 0.0;
+            sum += box_weight * fabs(bs - bt) / (double)n;
+            if (g) g[K1 + k] = (float)(scale * box_weight * sign * bs * (1.0 - bs) / (double)n);
+        }
+    }
+    free(ls);
+    free(lt);
+    *value = sum;
     return GSQ_OK;
 }
 

@@ -201,9 +201,31 @@ static gsq_status eval_gather(gsq_comm *comm, eval_share *mine, gsq_eval_result 
     return st;
 }
 
-/* A detector's batch: its loss, and each image's detections (into dets, (queries)) added to coco. */
+/* Every detection an evaluation scored, when the caller wants them. */
+typedef struct {
+    gsq_detection *dets;
+    size_t count, cap;
+} detection_list;
+
+static gsq_status keep_detections(detection_list *list, const gsq_detection *dets, int n, gsq_error *err)
+{
+    if (list->count + (size_t)n > list->cap) {
+        size_t cap = 2 * list->cap + (size_t)n;
+        gsq_detection *grown = realloc(list->dets, cap * sizeof *grown);
+        if (!grown) return gsq_fail(err, GSQ_ERR_NOMEM, "evaluate: out of memory keeping %zu detections", cap);
+        list->dets = grown;
+        list->cap = cap;
+    }
+    memcpy(list->dets + list->count, dets, (size_t)n * sizeof *dets);
+    list->count += (size_t)n;
+    return GSQ_OK;
+}
+
+/* A detector's batch: its loss, and each image's detections (into dets, (queries)) added to coco and
+ * to keep (when not NULL). */
 static gsq_status eval_detect(const gsq_output_shape *shape, const float *logits, const gsq_batch *batch,
-                              gsq_detection *dets, gsq_coco_eval *coco, eval_share *mine, gsq_error *err)
+                              gsq_detection *dets, gsq_coco_eval *coco, detection_list *keep, eval_share *mine,
+                              gsq_error *err)
 {
     gsq_detect_weights w;
     gsq_detect_weights_defaults(&w);
@@ -215,6 +237,7 @@ static gsq_status eval_detect(const gsq_output_shape *shape, const float *logits
         const gsq_objects *o = &batch->objects[i];
         gsq_detect_decode(logits, shape, i, o->image_id, o->width, o->height, dets);
         st = gsq_coco_eval_add(coco, o, dets, shape->queries, err);
+        if (st == GSQ_OK && keep) st = keep_detections(keep, dets, shape->queries, err);
     }
     return st;
 }
@@ -255,9 +278,10 @@ static void eval_segment_result(const gsq_iou *iou, gsq_eval_result *out)
         out->class_iou[k] = (float)gsq_iou_class(iou, k);
 }
 
-gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
-                             const gsq_transform *t, int batch_size, int workers, gsq_comm *comm,
-                             gsq_eval_result *out, gsq_error *err)
+/* gsq_evaluate_with, keeping a detector's detections in keep when it is not NULL. */
+static gsq_status evaluate(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
+                           const gsq_transform *t, int batch_size, int workers, gsq_comm *comm, detection_list *keep,
+                           gsq_eval_result *out, gsq_error *err)
 {
     memset(out, 0, sizeof *out);
     out->task = shape->task;
@@ -297,7 +321,7 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output
         if (st != GSQ_OK || batch.n == 0) continue;
         st = forward(ctx, batch.images, batch.n, &logits, err);
         mine.count += (uint64_t)(st == GSQ_OK ? batch.n : 0);
-        if (st == GSQ_OK && detect) st = eval_detect(shape, logits, &batch, dets, coco, &mine, err);
+        if (st == GSQ_OK && detect) st = eval_detect(shape, logits, &batch, dets, coco, keep, &mine, err);
         else if (st == GSQ_OK) eval_batch(shape, logits, &batch, pred, probs, &iou, &mine);
     }
     free(probs);
@@ -328,6 +352,27 @@ gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output
     return st;
 }
 
+gsq_status gsq_evaluate_with(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
+                             const gsq_transform *t, int batch_size, int workers, gsq_comm *comm,
+                             gsq_eval_result *out, gsq_error *err)
+{
+    return evaluate(forward, ctx, shape, ds, t, batch_size, workers, comm, NULL, out, err);
+}
+
+gsq_status gsq_evaluate_detections(gsq_forward_fn forward, void *ctx, const gsq_output_shape *shape, gsq_dataset *ds,
+                                   const gsq_transform *t, int batch_size, int workers, const char *results_path,
+                                   gsq_eval_result *out, gsq_error *err)
+{
+    if (shape->task != GSQ_TASK_DETECT)
+        return gsq_fail(err, GSQ_ERR_ARG, "evaluate: detections asked of a %s model", gsq_task_name(shape->task));
+    detection_list keep = {0};
+    gsq_status st = evaluate(forward, ctx, shape, ds, t, batch_size, workers, NULL, &keep, out, err);
+    if (st == GSQ_OK)
+        st = gsq_coco_results_write(results_path, keep.dets, keep.count, shape->classes, ds->category_ids, err);
+    free(keep.dets);
+    return st;
+}
+
 /* The gradients of one micro-batch into m->grads (zeroed first): the task's loss on its targets,
  * or the distillation loss against the teacher's forward pass on the same images. */
 static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, const gsq_batch *batch,
@@ -343,8 +388,8 @@ static gsq_status step_gradients(gsq_trainer *t, const gsq_train_config *cfg, co
         return st == GSQ_OK ? gsq_model_backward(m, err) : st;
     }
     gsq_distill_terms terms;
-    st = gsq_distill_loss(t->distiller, m, cfg->teacher, cfg->unsupervised ? NULL : batch->labels,
-                          cfg->unsupervised ? NULL : batch->maps, &terms, NULL, err);
+    const gsq_truth truth = {batch->labels, batch->maps, batch->targets};
+    st = gsq_distill_loss(t->distiller, m, cfg->teacher, cfg->unsupervised ? NULL : &truth, &terms, NULL, err);
     *loss = terms.total;
     return st == GSQ_OK ? gsq_distill_backward(t->distiller, m, err) : st;
 }
