@@ -161,16 +161,28 @@ gsq_status cli_create_named(const char *name, int classes, int input_size, struc
 gsq_status cli_load_weights(const char *path, const cli_model_hints *hints, struct gsq_model **out, gsq_error *err);
 /* gpusq predict and gpusq run IMAGE...: each of the n image files' path, then its five most
  * probable classes ("  PROB%  INDEX NAME", names from m) by forward, one image at a time (m gives
- * the input size and class count); a segmenter's overlays in out_dir (cli_predict_segment). An
- * image that cannot be read or run is reported and skipped. Returns the exit code: 0, or 1 after
- * any failure. */
+ * the input size and class count); a segmenter's overlays in out_dir (cli_predict_segment), a
+ * detector's detections scoring at least threshold drawn there (cli_predict_detect). An image that
+ * cannot be read or run is reported and skipped. Returns the exit code: 0, or 1 after any failure. */
 int cli_predict_images(const char *cmd, const struct gsq_model *m, gsq_forward_fn forward, void *ctx,
-                       char *const *images, int n, const char *out_dir);
+                       char *const *images, int n, const char *out_dir, float threshold);
 /* The same for a segmenter (tools/predict_segment.c): each image's class map over it in colours,
  * written as OUT_DIR/STEM.seg.png (out_dir made when missing), and its largest classes. */
 int cli_predict_segment(const char *cmd, const struct gsq_model *m, gsq_forward_fn forward, void *ctx,
                         char *const *images, int n, const char *out_dir);
+/* The same for a detector (tools/predict_detect.c): each image's detections scoring at least
+ * threshold, best first ("  NAME  SCORE  x X  y Y  w W  h H", the box in the image's pixels, clipped
+ * to it), drawn over it (a frame and a "NAME SCORE" label in the class's colour) and written as
+ * OUT_DIR/STEM.det.png (out_dir made when missing). */
+int cli_predict_detect(const char *cmd, const struct gsq_model *m, gsq_forward_fn forward, void *ctx,
+                       char *const *images, int n, const char *out_dir, float threshold);
 #define CLI_PREDICT_DIR "predictions"
+#define CLI_PREDICT_THRESHOLD 0.5f
+/* What the overlays share (tools/predict_segment.c): class k's colour, PASCAL VOC's palette (the
+ * bits of k + 1 spread over the high bits of R, G and B, so that class 0 is not black and
+ * neighbouring classes differ); and an image's overlay path, OUT_DIR/STEM.SUFFIX ("seg.png"). */
+void cli_palette(int k, uint8_t rgb[3]);
+void cli_overlay_path(const char *out_dir, const char *image, const char *suffix, char *buf, size_t cap);
 /* The names of --device (cpu, cuda), --pattern (2:4, 4:8) and --mode (int8, int4, w4a8), as the
  * library spells them (gsq_sparse_pattern_name, gsq_quant_mode_name). */
 extern const cli_choice cli_devices[], cli_patterns[], cli_modes[];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "gpusq/atomic_file.h"
 #include "gpusq/clock.h"
 #include "gpusq/engine.h"
 #include "gpusq/kernels.h"
@@ -85,6 +86,11 @@ static void compare(run_ctx *r, const float *a, const float *b, int n)
     r->count += pixels;
 }
 
+static gsq_status model_forward(void *ctx, const float *images, int n, const float **logits, gsq_error *err)
+{
+    return gsq_model_infer(ctx, images, n, logits, err);
+}
+
 static gsq_status run_forward(void *ctx, const float *images, int n, const float **logits, gsq_error *err)
 {
     run_ctx *r = ctx;
@@ -130,7 +136,9 @@ typedef struct {
     cli_model_hints hints;      /* eval */
     int dense, check;           /* run: how it runs the engine */
     gsq_engine_device device;
-    const char *out_dir;        /* run IMAGE...: a segmenter's overlays */
+    const char *out_dir;        /* run IMAGE...: a segmenter's overlays, a detector's drawings */
+    float threshold;            /* run IMAGE...: a detector's least score shown */
+    const char *results;        /* a detector's detections as a COCO results JSON */
 } run_opts;
 
 #define R(member) offsetof(run_opts, member)
@@ -142,7 +150,14 @@ static const cli_option run_options[] = {
      "segmenter's per pixel; a detector's: of the model's detections scoring 0.05 or more, those the engine "
      "reproduces, same class and box within 1e-3 of the image) and the largest logit difference, over the dataset or "
      "the images"), .set = 1},
-    {CLI_OPT("--out-dir", "DIR", CLI_STRING, R(out_dir), "with IMAGE files and a segmenter: where the overlays go")},
+    {CLI_OPT("--out-dir", "DIR", CLI_STRING, R(out_dir), "with IMAGE files and a segmenter or a detector: where the "
+     "overlays go")},
+    {CLI_OPT("--threshold", "X", CLI_FLOAT, R(threshold), "with IMAGE files, detectors only: the least score of a "
+     "detection printed and drawn"), .lo = 0, .lo_open = 1, .hi = 1},
+};
+static const cli_option results_options[] = {
+    {CLI_OPT("--results", "FILE", CLI_STRING, R(results), "a detector on a dataset: also write every detection as a "
+     "COCO results JSON (image_id, category_id, bbox, score), for pycocotools or a leaderboard")},
 };
 #undef R
 
@@ -152,7 +167,8 @@ static const cli_spec eval_spec = {
     .about = "Evaluates a model with timm's eval transform (resize to size/crop_pct, centre crop): top-1, top-5 and mean "
     "loss. With folder:DIR or cifar:DIR the validation split is DIR/val when it exists, else DIR. A segmenter is "
     "evaluated at its input size (images resized, labels nearest): mIoU, pixel accuracy, mean per-pixel loss and "
-    "each class's IoU (docs/SEGMENTATION.md).",
+    "each class's IoU (docs/SEGMENTATION.md). A detector likewise (boxes scaled back to each image): COCO's AP, AP50, "
+    "AP75, by size, and AR, as pycocotools computes them, and its loss (docs/DETECTION.md).",
     .min_args = 1,
     .max_args = 1,
     .args_what = "a MODEL.safetensors",
@@ -160,13 +176,14 @@ static const cli_spec eval_spec = {
 static const cli_spec run_spec = {
     .name = "run",
     .usage = "MODEL.gsq.safetensors [--data SPEC] [options]\nMODEL.gsq.safetensors IMAGE... [--dense] [--check] "
-    "[--threads N] [--out-dir DIR]",
+    "[--threads N] [--out-dir DIR] [--threshold X]",
     .about = "Evaluates a compressed model (gpusq compress / quantize) on the engine: integer kernels on the packed codes, "
     "sparse where the file is sparse, on the CPU or an NVIDIA GPU. Prints top-1, top-5 (a segmenter's mIoU and "
     "per-class IoU) and images per second.\n\n"
     "With JPEG or PNG images instead of a dataset, prints the five most probable classes of each (a segmenter: "
-    "writes its class map over it to DIR/NAME.seg.png), as `gpusq predict` does with the fake-quantized model; an image that cannot be read is reported and skipped, and the "
-    "exit code is then 1. --data, --val-size, --seed, --batch and --workers are for datasets only.",
+    "writes its class map over it to DIR/NAME.seg.png; a detector: prints its detections scoring at least --threshold "
+    "and draws them to DIR/NAME.det.png), as `gpusq predict` does with the fake-quantized model; an image that "
+    "cannot be read is reported and skipped, and the exit code is then 1. --data, --val-size, --seed, --batch and --workers are for datasets only.",
     .min_args = 1,
     .max_args = -1,
     .args_what = "a MODEL.gsq.safetensors",
@@ -207,7 +224,10 @@ static gsq_status run_engine(const char *path, gsq_model *m, gsq_engine *e, cons
     gsq_eval_result res;
     gsq_output_shape shape = gsq_model_output_shape(m);
     gsq_status st = check_buffers(&r, batch, err);
-    if (st == GSQ_OK) st = gsq_evaluate_with(run_forward, &r, &shape, ds, t, batch, workers, NULL, &res, err);
+    if (st == GSQ_OK && o->results)
+        st = gsq_evaluate_detections(run_forward, &r, &shape, ds, t, batch, workers, o->results, &res, err);
+    else if (st == GSQ_OK)
+        st = gsq_evaluate_with(run_forward, &r, &shape, ds, t, batch, workers, NULL, &res, err);
     if (st == GSQ_OK) {
         char where[300], words[160];
         cli_engine_where(o->device, where, sizeof where);
@@ -229,8 +249,9 @@ static int run_images(gsq_model *m, gsq_engine *e, const run_opts *o, char *cons
 {
     run_ctx r = {.e = e, .twin = o->check ? m : NULL};
     gsq_error err = {0};
-    int rc = check_buffers(&r, 1, &err) == GSQ_OK ? cli_predict_images("run", m, run_forward, &r, images, n, o->out_dir)
-                                                   : cli_report("run", &err);
+    int rc = check_buffers(&r, 1, &err) == GSQ_OK
+                 ? cli_predict_images("run", m, run_forward, &r, images, n, o->out_dir, o->threshold)
+                 : cli_report("run", &err);
     if (o->check && r.count) print_check(&r);
     free(r.pred[0]);
     free(r.pred[1]);
@@ -241,7 +262,7 @@ static int eval_main(int argc, char **argv, int engine)
 {
     const cli_spec *spec = engine ? &run_spec : &eval_spec;
     const char *cmd = spec->name;
-    run_opts o = {.device = GSQ_ENGINE_CPU, .out_dir = CLI_PREDICT_DIR};
+    run_opts o = {.device = GSQ_ENGINE_CPU, .out_dir = CLI_PREDICT_DIR, .threshold = CLI_PREDICT_THRESHOLD};
     cli_train_opts d; /* the dataset and how it is read */
     cli_train_opts_init(&d, NULL);
     d.sizes.train_size = 1; /* a synthetic set's training split is not used */
@@ -249,13 +270,15 @@ static int eval_main(int argc, char **argv, int engine)
     static const char *const batch[] = {"--batch", "--seed", "--threads", NULL};
     const cli_group groups[] = {
         engine ? CLI_GROUP("engine", run_options, &o) : cli_model_group(&o.hints),
-        cli_data_group(&d, "data", data), cli_training_group(&d, "evaluation", batch)};
+        cli_data_group(&d, "data", data), cli_training_group(&d, "evaluation", batch),
+        CLI_GROUP("output", results_options, &o)};
     cli_parsed parsed;
     int code = cli_parse(spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
     if (code >= 0) return code;
     const char *path = parsed.args[0];
     int images = parsed.num_args - 1;
     static const char *const dataset_only[] = {"--data", "--val-size", "--seed", "--batch", "--workers"};
+    if (images && o.results) return cli_usage_error(cmd, "--results is for a dataset's detections, not IMAGE files");
     for (int k = 0; images && k < CLI_COUNT(dataset_only); k++)
         if (cli_given(&parsed, dataset_only[k]))
             return cli_usage_error(cmd, "IMAGE files and %s do not mix (images are predicted one by one, %s is for "
@@ -263,6 +286,7 @@ static int eval_main(int argc, char **argv, int engine)
     if (d.threads) gsq_set_num_threads(d.threads); /* before the engine sizes its buffers per thread */
 
     gsq_error err = {0};
+    if (o.results && gsq_output_prepare(o.results, 0, &err) != GSQ_OK) return cli_report(cmd, &err);
     gsq_model *m = NULL;
     gsq_engine *e = NULL;
     gsq_compressed_info info;
@@ -290,9 +314,16 @@ static int eval_main(int argc, char **argv, int engine)
     else if (st == GSQ_OK && ds->num_classes != classes)
         st = gsq_fail(&err, GSQ_ERR_SHAPE, "%s has %d classes but %s has %d", path, classes, ds->name,
                       ds->num_classes);
+    else if (st == GSQ_OK && o.results && ds->task != GSQ_TASK_DETECT)
+        st = gsq_fail(&err, GSQ_ERR_ARG, "--results writes a detector's detections; %s is a %s model", path,
+                      gsq_task_name(ds->task));
     gsq_eval_result r;
     if (st == GSQ_OK && engine) {
         st = run_engine(path, m, e, &info, &o, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, &err);
+    } else if (st == GSQ_OK && o.results) {
+        gsq_output_shape shape = gsq_model_output_shape(m);
+        st = gsq_evaluate_detections(model_forward, m, &shape, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers,
+                                     o.results, &r, &err);
     } else if (st == GSQ_OK) {
         st = gsq_evaluate(m, ds, &d.cfg.transform, d.cfg.batch_size, d.cfg.workers, NULL, &r, &err);
     }

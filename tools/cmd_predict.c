@@ -1,6 +1,6 @@
-/* gpusq predict: the top-5 classes (with names when the model has them) for image files, or a
- * segmenter's class maps over them (predict_segment.c); the per-image loop is shared with gpusq
- * run, which predicts with the engine. */
+/* gpusq predict: the top-5 classes (with names when the model has them) for image files, a
+ * segmenter's class maps over them (predict_segment.c) or a detector's boxes (predict_detect.c);
+ * the per-image loop is shared with gpusq run, which predicts with the engine. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,9 +10,11 @@
 #include "gpusq/vit.h"
 
 int cli_predict_images(const char *cmd, const gsq_model *m, gsq_forward_fn forward, void *ctx, char *const *images,
-                       int n, const char *out_dir)
+                       int n, const char *out_dir, float threshold)
 {
     if (gsq_model_task(m) == GSQ_TASK_SEGMENT) return cli_predict_segment(cmd, m, forward, ctx, images, n, out_dir);
+    if (gsq_model_task(m) == GSQ_TASK_DETECT)
+        return cli_predict_detect(cmd, m, forward, ctx, images, n, out_dir, threshold);
     const int size = gsq_model_input_size(m), classes = gsq_model_num_classes(m);
     gsq_error err = {0};
     gsq_transform t;
@@ -64,10 +66,12 @@ static gsq_status vit_forward(void *m, const float *images, int n, const float *
 
 static const cli_spec spec = {
     .name = "predict",
-    .usage = "MODEL.safetensors IMAGE... [--heads N] [--input-size N] [--out-dir DIR]",
+    .usage = "MODEL.safetensors IMAGE... [--heads N] [--input-size N] [--out-dir DIR] [--threshold X]",
     .about = "Prints the five most probable classes of each JPEG or PNG image (timm's eval transform). A segmenter "
     "writes each image's predicted classes over it in colours as DIR/NAME.seg.png and prints the classes that cover "
-    "most of it. An image that cannot be read is reported and skipped; the exit code is then 1. `gpusq run "
+    "most of it. A detector prints its detections scoring at least --threshold, best first (class, score, box x y w "
+    "h in the image's pixels), and draws them over the image as DIR/NAME.det.png. An image that cannot be read is "
+    "reported and skipped; the exit code is then 1. `gpusq run "
     "MODEL.gsq.safetensors IMAGE...` does the same with the engine.",
     .min_args = 2,
     .max_args = -1,
@@ -76,16 +80,20 @@ static const cli_spec spec = {
 
 typedef struct {
     const char *out_dir;
+    float threshold;
 } predict_opts;
 
 static const cli_option predict_options[] = {
-    {CLI_OPT("--out-dir", "DIR", CLI_STRING, offsetof(predict_opts, out_dir), "a segmenter's overlays go here")},
+    {CLI_OPT("--out-dir", "DIR", CLI_STRING, offsetof(predict_opts, out_dir), "a segmenter's overlays and a detector's "
+     "drawings go here")},
+    {CLI_OPT("--threshold", "X", CLI_FLOAT, offsetof(predict_opts, threshold), "detectors only: the least score of a "
+     "detection printed and drawn"), .lo = 0, .lo_open = 1, .hi = 1},
 };
 
 int cmd_predict(int argc, char **argv)
 {
     cli_model_hints hints = {0};
-    predict_opts po = {CLI_PREDICT_DIR};
+    predict_opts po = {CLI_PREDICT_DIR, CLI_PREDICT_THRESHOLD};
     const cli_group groups[] = {cli_model_group(&hints), CLI_GROUP("output", predict_options, &po)};
     cli_parsed parsed;
     int code = cli_parse(&spec, groups, CLI_COUNT(groups), argc, argv, &parsed);
@@ -93,7 +101,8 @@ int cmd_predict(int argc, char **argv)
     gsq_error err = {0};
     gsq_model *m = NULL;
     if (cli_load_model(parsed.args[0], &hints, &m, NULL, &err) != GSQ_OK) return cli_report("predict", &err);
-    int rc = cli_predict_images("predict", m, vit_forward, m, parsed.args + 1, parsed.num_args - 1, po.out_dir);
+    int rc = cli_predict_images("predict", m, vit_forward, m, parsed.args + 1, parsed.num_args - 1, po.out_dir,
+                                po.threshold);
     gsq_model_free(m);
     return rc;
 }

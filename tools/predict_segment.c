@@ -1,6 +1,7 @@
 /* gpusq predict and gpusq run IMAGE... for a segmenter: each image's class map, predicted at the
  * model's input side and resized (nearest) to the image, blended half and half over it in a
- * class palette and written as OUT_DIR/STEM.seg.png, with the classes that cover most of it. */
+ * class palette and written as OUT_DIR/STEM.seg.png, with the classes that cover most of it. The class
+ * palette and the overlays' file names are shared with a detector's drawings (predict_detect.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,7 @@
 #include "cli.h"
 #include "gpusq/atomic_file.h"
 
-/* Class k's colour: PASCAL VOC's palette (the bits of k + 1 spread over the high bits of R, G and
- * B), so that background (0) is not black and neighbouring classes differ. */
-static void palette(int k, uint8_t rgb[3])
+void cli_palette(int k, uint8_t rgb[3])
 {
     unsigned id = (unsigned)k + 1;
     rgb[0] = rgb[1] = rgb[2] = 0;
@@ -18,14 +17,13 @@ static void palette(int k, uint8_t rgb[3])
         for (int c = 0; c < 3; c++) rgb[c] |= (uint8_t)(((id >> c) & 1u) << j);
 }
 
-/* OUT_DIR/STEM.seg.png for an image path. */
-static void overlay_path(const char *out_dir, const char *image, char *buf, size_t cap)
+void cli_overlay_path(const char *out_dir, const char *image, const char *suffix, char *buf, size_t cap)
 {
     const char *base = strrchr(image, '/');
     base = base ? base + 1 : image;
     const char *dot = strrchr(base, '.');
     int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-    snprintf(buf, cap, "%s/%.*s.seg.png", out_dir, stem, base);
+    snprintf(buf, cap, "%s/%.*s.%s", out_dir, stem, base, suffix);
 }
 
 /* img blended with the palette colours of pred (side × side), resized to the image. */
@@ -36,7 +34,7 @@ static void blend(gsq_image *img, const int16_t *pred, int side, size_t *count)
             int sy = (int)(((2L * y + 1) * side) / (2L * img->height)), sx = (int)(((2L * x + 1) * side) / (2L * img->width));
             int k = pred[(size_t)sy * side + sx];
             uint8_t rgb[3], *p = img->pixels + ((size_t)y * img->width + x) * 3;
-            palette(k, rgb);
+            cli_palette(k, rgb);
             for (int c = 0; c < 3; c++) p[c] = (uint8_t)((p[c] + rgb[c] + 1) / 2);
             count[k]++;
         }
@@ -73,7 +71,7 @@ int cli_predict_segment(const char *cmd, const gsq_model *m, gsq_forward_fn forw
         gsq_image img = {0};
         const float *logits = NULL;
         char path[4096];
-        overlay_path(out_dir, images[i], path, sizeof path);
+        cli_overlay_path(out_dir, images[i], "seg.png", path, sizeof path);
         gsq_status st = gsq_image_load(images[i], &img, &err);
         if (st == GSQ_OK) st = gsq_transform_segment_eval(&t, &img, NULL, input, NULL, &err);
         if (st == GSQ_OK) st = forward(ctx, input, 1, &logits, &err);
